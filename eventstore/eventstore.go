@@ -264,6 +264,11 @@ var (
 	ErrStreamNotFound = errors.New("eventstore: stream not found")
 	// ErrStreamDeleted: the stream was tombstoned.
 	ErrStreamDeleted = errors.New("eventstore: stream deleted")
+	// ErrRetryInNewTransaction: an append inside a caller-held transaction
+	// could not keep the stream's revisions in log order (a later
+	// transaction wrote the stream first). Roll back and retry in a new
+	// transaction. Store.Append retries by itself and never returns it.
+	ErrRetryInNewTransaction = errors.New("eventstore: retry the append in a new transaction")
 )
 
 // WrongExpectedVersionError is returned by Append and Tombstone when the
