@@ -156,4 +156,3 @@ func repetitive(s string) bool {
 	}
 	return false
 }
-

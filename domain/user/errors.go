@@ -1,0 +1,34 @@
+package user
+
+import "errors"
+
+var (
+	// ErrInvalidInput is matched by every *InvalidInputError.
+	ErrInvalidInput = errors.New("user: invalid input")
+	// ErrEmailTaken: the address is reserved by another user. The HTTP
+	// layer answers 409 email-taken.
+	ErrEmailTaken = errors.New("user: email taken")
+	// ErrLocked: the account is locked out. A login handler must answer it
+	// exactly as a wrong password (same status, body and timing).
+	ErrLocked = errors.New("user: account locked")
+	// ErrNotRegistered: a command on a user stream with no registration.
+	ErrNotRegistered = errors.New("user: not registered")
+	// ErrAlreadyRegistered: Register on a stream that already has a user.
+	ErrAlreadyRegistered = errors.New("user: already registered")
+	// ErrNotReservedBy: releasing an address held by someone else or nobody.
+	ErrNotReservedBy = errors.New("user: email not reserved by this user")
+)
+
+// InvalidInputError names the input field that broke a rule, with a
+// message fit for the client (the errors list of a 400 invalid-input).
+type InvalidInputError struct {
+	Field   string
+	Message string
+}
+
+func (e *InvalidInputError) Error() string { return "user: " + e.Field + " " + e.Message }
+
+// Is makes errors.Is(err, ErrInvalidInput) true.
+func (e *InvalidInputError) Is(target error) bool { return target == ErrInvalidInput }
+
+func invalid(field, msg string) error { return &InvalidInputError{Field: field, Message: msg} }

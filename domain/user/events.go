@@ -1,0 +1,139 @@
+package user
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/authledger/authledger/events"
+)
+
+// Event names. They are data in the log: never change one; add a .v2 type
+// and an upcaster instead.
+const (
+	EventRegistered         = "user.registered.v1"
+	EventPasswordChanged    = "user.password_changed.v1"
+	EventPasswordRehashed   = "user.password_rehashed.v1"
+	EventLoginFailed        = "user.login_failed.v1"
+	EventLocked             = "user.locked.v1"
+	EventUnlocked           = "user.unlocked.v1"
+	EventRoleGranted        = "user.role_granted.v1"
+	EventRoleRevoked        = "user.role_revoked.v1"
+	EventDisplayNameChanged = "user.display_name_changed.v1"
+	EventEmailReserved      = "email.reserved.v1"
+	EventEmailReleased      = "email.released.v1"
+)
+
+// Registered starts a user stream. PasswordHash is an argon2id PHC string,
+// never a password. Email is normalised (see NormalizeEmail).
+type Registered struct {
+	UserID       uuid.UUID `json:"user_id"`
+	Email        string    `json:"email"`
+	DisplayName  string    `json:"display_name"`
+	PasswordHash string    `json:"password_hash"`
+	Roles        []string  `json:"roles"`
+	RegisteredAt time.Time `json:"registered_at"`
+}
+
+// PasswordChanged records a new password chosen by the user (or reset). It
+// is a reason to revoke the user's other sessions; PasswordRehashed is not.
+type PasswordChanged struct {
+	UserID       uuid.UUID `json:"user_id"`
+	PasswordHash string    `json:"password_hash"`
+	ChangedAt    time.Time `json:"changed_at"`
+}
+
+// PasswordRehashed records the same password hashed again under new
+// parameters, at a successful login (the password did not change).
+type PasswordRehashed struct {
+	UserID       uuid.UUID `json:"user_id"`
+	PasswordHash string    `json:"password_hash"`
+	RehashedAt   time.Time `json:"rehashed_at"`
+}
+
+// LoginFailed records one wrong password for an existing, unlocked account.
+// The time is in the data (not only in the metadata) because the lockout
+// rule folds it.
+type LoginFailed struct {
+	UserID   uuid.UUID `json:"user_id"`
+	FailedAt time.Time `json:"failed_at"`
+}
+
+// Locked records a lockout, appended together with the failure that caused
+// it. Lockout counts consecutive lockouts (1 for the first); the duration
+// doubles with it.
+type Locked struct {
+	UserID      uuid.UUID `json:"user_id"`
+	LockedAt    time.Time `json:"locked_at"`
+	LockedUntil time.Time `json:"locked_until"`
+	Lockout     int       `json:"lockout"`
+}
+
+// Unlocked records an administrator lifting a lockout early; it also
+// clears the failure count and the doubling. An expiring lockout needs no
+// event.
+type Unlocked struct {
+	UserID     uuid.UUID `json:"user_id"`
+	UnlockedAt time.Time `json:"unlocked_at"`
+}
+
+// RoleGranted adds a role.
+type RoleGranted struct {
+	UserID    uuid.UUID `json:"user_id"`
+	Role      string    `json:"role"`
+	GrantedAt time.Time `json:"granted_at"`
+}
+
+// RoleRevoked removes a role.
+type RoleRevoked struct {
+	UserID    uuid.UUID `json:"user_id"`
+	Role      string    `json:"role"`
+	RevokedAt time.Time `json:"revoked_at"`
+}
+
+// DisplayNameChanged sets a new display name.
+type DisplayNameChanged struct {
+	UserID      uuid.UUID `json:"user_id"`
+	DisplayName string    `json:"display_name"`
+	ChangedAt   time.Time `json:"changed_at"`
+}
+
+// EmailReserved claims an address for a user, on the reservation stream
+// (EmailReservationStream). It holds no address: the stream name is an HMAC
+// of it, and the address itself lives only in the user stream.
+type EmailReserved struct {
+	UserID     uuid.UUID `json:"user_id"`
+	ReservedAt time.Time `json:"reserved_at"`
+}
+
+// EmailReleased frees an address (account deleted, address changed), so
+// the reservation stream can be claimed again at its current revision.
+type EmailReleased struct {
+	UserID     uuid.UUID `json:"user_id"`
+	ReleasedAt time.Time `json:"released_at"`
+}
+
+func (Registered) EventName() string         { return EventRegistered }
+func (PasswordChanged) EventName() string    { return EventPasswordChanged }
+func (PasswordRehashed) EventName() string   { return EventPasswordRehashed }
+func (LoginFailed) EventName() string        { return EventLoginFailed }
+func (Locked) EventName() string             { return EventLocked }
+func (Unlocked) EventName() string           { return EventUnlocked }
+func (RoleGranted) EventName() string        { return EventRoleGranted }
+func (RoleRevoked) EventName() string        { return EventRoleRevoked }
+func (DisplayNameChanged) EventName() string { return EventDisplayNameChanged }
+func (EmailReserved) EventName() string      { return EventEmailReserved }
+func (EmailReleased) EventName() string      { return EventEmailReleased }
+
+// AllEvents lists one zero value of every event type of this package, the
+// table RegisterEvents installs. Adding a type means adding it here.
+func AllEvents() []events.Event {
+	return []events.Event{
+		Registered{}, PasswordChanged{}, PasswordRehashed{}, LoginFailed{}, Locked{}, Unlocked{},
+		RoleGranted{}, RoleRevoked{}, DisplayNameChanged{}, EmailReserved{}, EmailReleased{},
+	}
+}
+
+// RegisterEvents adds the user and email-reservation events to r, as value
+// types (Decode returns values, which is what the aggregates' apply expects).
+func RegisterEvents(r *events.Registry) error { return r.Register(AllEvents()...) }

@@ -1,0 +1,372 @@
+// Package user is the user aggregate and the email reservation that keeps
+// addresses unique.
+//
+// A user stream ("user-<id>") holds registration, password hashes, failed
+// logins and lockouts, and roles. Successful logins are not written here
+// (the session stream records them), so the stream stays short. The package
+// is pure: it decides which events a command produces and folds events into
+// state; time comes in as an argument, hashes are made outside.
+//
+// Registration spans two streams and is ordered so that a retry completes
+// rather than duplicates: choose the user id, reserve the address
+// (EmailReservation.Reserve, appended with NoStream, or at the current
+// revision after a release), then append Register's events to the user
+// stream with NoStream. A retry that finds the reservation already held by
+// the same id carries on.
+package user
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/authledger/authledger/events"
+)
+
+// StreamPrefix starts every user stream name.
+const StreamPrefix = "user-"
+
+// StreamName is the user's stream.
+func StreamName(id uuid.UUID) string { return StreamPrefix + id.String() }
+
+// DefaultRole is granted at registration.
+const DefaultRole = "user"
+
+// MaxDisplayNameLength in code points.
+const MaxDisplayNameLength = 100
+
+// maxRememberedFailures bounds the failures kept in state; more than the
+// largest sensible MaxFailures is never needed.
+const maxRememberedFailures = 100
+
+// User is the aggregate. The zero value is an unregistered user; build one
+// with Register or FromHistory.
+type User struct {
+	id           uuid.UUID
+	registered   bool
+	email        string
+	displayName  string
+	passwordHash string
+	roles        []string
+	registeredAt time.Time
+
+	failures    []time.Time // failed logins since the last lockout ended
+	lockedUntil time.Time
+	lockouts    int // consecutive lockouts, for the doubling
+
+	version int
+	changes []events.Event
+}
+
+// FromHistory folds a user stream's events, oldest first. It fails on an
+// event type this aggregate does not know (a sign of a wrong stream or a
+// missing upcaster) rather than ignore it.
+func FromHistory(history []events.Event) (*User, error) {
+	u := &User{}
+	for _, e := range history {
+		if err := u.apply(e); err != nil {
+			return nil, err
+		}
+		u.version++
+	}
+	return u, nil
+}
+
+// Register creates a user: it validates and normalises the email and the
+// display name and records Registered with the default role. passwordHash
+// must be a PHC string (the hash is made outside the domain); anything else
+// is refused, as a guard against a raw password reaching the log.
+func Register(id uuid.UUID, email, displayName, passwordHash string, now time.Time) (*User, error) {
+	if id == uuid.Nil {
+		return nil, invalid("user_id", "is required")
+	}
+	var errs []error
+	e, err := NormalizeEmail(email)
+	errs = append(errs, err)
+	dn, err := NormalizeDisplayName(displayName)
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if !isPHC(passwordHash) {
+		return nil, fmt.Errorf("user: password hash is not a PHC string")
+	}
+	u := &User{}
+	u.record(Registered{UserID: id, Email: e, DisplayName: dn, PasswordHash: passwordHash, Roles: []string{DefaultRole}, RegisteredAt: now.UTC()})
+	return u, nil
+}
+
+// NormalizeDisplayName trims white space, applies NFC and checks the length
+// (1 to 100 code points) and characters: no control characters, no
+// invisible formatting characters (bidi overrides that reorder what others
+// see) except the zero-width joiner emoji need, no line breaks.
+func NormalizeDisplayName(s string) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", invalid("display_name", "must be valid UTF-8")
+	}
+	s = norm.NFC.String(strings.TrimSpace(s))
+	n := utf8.RuneCountInString(s)
+	if n == 0 {
+		return "", invalid("display_name", "is required")
+	}
+	if n > MaxDisplayNameLength {
+		return "", invalid("display_name", "must be at most 100 characters long")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || (unicode.Is(unicode.Cf, r) && r != '\u200d') || unicode.In(r, unicode.Zl, unicode.Zp) {
+			return "", invalid("display_name", "must not contain control or invisible formatting characters")
+		}
+	}
+	return s, nil
+}
+
+// isPHC accepts "$<id>$..." with a lower-case algorithm id and at least
+// three more fields, the shape of argon2id, bcrypt-in-PHC and scrypt hashes.
+func isPHC(s string) bool {
+	parts := strings.Split(s, "$")
+	if len(parts) < 4 || parts[0] != "" || parts[1] == "" {
+		return false
+	}
+	for _, r := range parts[1] {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// ID is the user id.
+func (u *User) ID() uuid.UUID { return u.id }
+
+// Registered reports whether the user exists.
+func (u *User) Registered() bool { return u.registered }
+
+// Email is the normalised address.
+func (u *User) Email() string { return u.email }
+
+// DisplayName is the display name.
+func (u *User) DisplayName() string { return u.displayName }
+
+// PasswordHash is the current PHC string, for verification.
+func (u *User) PasswordHash() string { return u.passwordHash }
+
+// Roles returns a sorted copy of the roles.
+func (u *User) Roles() []string { return slices.Clone(u.roles) }
+
+// HasRole reports whether the user holds role.
+func (u *User) HasRole(role string) bool { return slices.Contains(u.roles, role) }
+
+// RegisteredAt is when the user registered.
+func (u *User) RegisteredAt() time.Time { return u.registeredAt }
+
+// Version is the number of events folded from the stream (not counting
+// Changes). The repository appends Changes with expected revision
+// Version()-1, or NoStream when it is 0.
+func (u *User) Version() int { return u.version }
+
+// Changes are the events recorded by commands since loading, to append.
+func (u *User) Changes() []events.Event { return slices.Clone(u.changes) }
+
+// LockedUntil returns the end of the current lockout, or false when the
+// account is not locked at now.
+func (u *User) LockedUntil(now time.Time) (time.Time, bool) {
+	if now.Before(u.lockedUntil) {
+		return u.lockedUntil, true
+	}
+	return time.Time{}, false
+}
+
+// CheckCanLogin returns ErrLocked while a lockout lasts, ErrNotRegistered
+// for an empty stream, nil otherwise. A login handler calls it before
+// verifying the password, and answers ErrLocked exactly as a wrong password
+// (after spending the same hash).
+func (u *User) CheckCanLogin(now time.Time) error {
+	if !u.registered {
+		return ErrNotRegistered
+	}
+	if _, locked := u.LockedUntil(now); locked {
+		return ErrLocked
+	}
+	return nil
+}
+
+// RecordLoginFailure records a wrong password at now and, when it is the
+// MaxFailures-th within the window, a lockout in the same append. While a
+// lockout lasts it records nothing and returns ErrLocked: attempts against a
+// locked account neither extend the lockout nor grow the stream (per-IP rate
+// limiting is what slows a flood of them).
+func (u *User) RecordLoginFailure(now time.Time, p LockoutPolicy) error {
+	if err := u.CheckCanLogin(now); err != nil {
+		return err
+	}
+	now = now.UTC()
+	u.record(LoginFailed{UserID: u.id, FailedAt: now})
+	recent := 0
+	for _, f := range u.failures {
+		if now.Sub(f) < p.Window {
+			recent++
+		}
+	}
+	if recent < p.MaxFailures {
+		return nil
+	}
+	n := 1
+	if u.lockouts > 0 && now.Sub(u.lockedUntil) <= p.ResetAfter {
+		n = u.lockouts + 1
+	}
+	u.record(Locked{UserID: u.id, LockedAt: now, LockedUntil: now.Add(p.duration(n)), Lockout: n})
+	return nil
+}
+
+// Unlock lifts a lockout early and forgets the failures and the doubling.
+// It records nothing when the account is neither locked nor has failures.
+func (u *User) Unlock(now time.Time) error {
+	if !u.registered {
+		return ErrNotRegistered
+	}
+	_, locked := u.LockedUntil(now)
+	if !locked && len(u.failures) == 0 && u.lockouts == 0 {
+		return nil
+	}
+	u.record(Unlocked{UserID: u.id, UnlockedAt: now.UTC()})
+	return nil
+}
+
+// ChangePassword records a new password hash chosen by the user. The
+// policy check and hashing happen before, outside the domain.
+func (u *User) ChangePassword(passwordHash string, now time.Time) error {
+	if !u.registered {
+		return ErrNotRegistered
+	}
+	if !isPHC(passwordHash) {
+		return fmt.Errorf("user: password hash is not a PHC string")
+	}
+	u.record(PasswordChanged{UserID: u.id, PasswordHash: passwordHash, ChangedAt: now.UTC()})
+	return nil
+}
+
+// Rehash records the verified password hashed under new parameters (a login
+// that found the stored hash outdated). Same hash, no event.
+func (u *User) Rehash(passwordHash string, now time.Time) error {
+	if !u.registered {
+		return ErrNotRegistered
+	}
+	if !isPHC(passwordHash) {
+		return fmt.Errorf("user: password hash is not a PHC string")
+	}
+	if passwordHash == u.passwordHash {
+		return nil
+	}
+	u.record(PasswordRehashed{UserID: u.id, PasswordHash: passwordHash, RehashedAt: now.UTC()})
+	return nil
+}
+
+// ValidateRole checks a role name: 1 to 64 characters, a lower-case letter
+// first, then lower-case letters, digits and "_.:-".
+func ValidateRole(role string) error {
+	if role == "" || len(role) > 64 || role[0] < 'a' || role[0] > 'z' {
+		return invalid("role", "must start with a lower-case letter and be at most 64 characters long")
+	}
+	for _, r := range role {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && !strings.ContainsRune("_.:-", r) {
+			return invalid("role", "may contain only lower-case letters, digits and _.:-")
+		}
+	}
+	return nil
+}
+
+// GrantRole adds role; granting a held role records nothing.
+func (u *User) GrantRole(role string, now time.Time) error {
+	if !u.registered {
+		return ErrNotRegistered
+	}
+	if err := ValidateRole(role); err != nil {
+		return err
+	}
+	if u.HasRole(role) {
+		return nil
+	}
+	u.record(RoleGranted{UserID: u.id, Role: role, GrantedAt: now.UTC()})
+	return nil
+}
+
+// RevokeRole removes role; revoking a role not held records nothing.
+func (u *User) RevokeRole(role string, now time.Time) error {
+	if !u.registered {
+		return ErrNotRegistered
+	}
+	if !u.HasRole(role) {
+		return nil
+	}
+	u.record(RoleRevoked{UserID: u.id, Role: role, RevokedAt: now.UTC()})
+	return nil
+}
+
+// ChangeDisplayName sets a new display name; the same name records nothing.
+func (u *User) ChangeDisplayName(name string, now time.Time) error {
+	if !u.registered {
+		return ErrNotRegistered
+	}
+	dn, err := NormalizeDisplayName(name)
+	if err != nil {
+		return err
+	}
+	if dn == u.displayName {
+		return nil
+	}
+	u.record(DisplayNameChanged{UserID: u.id, DisplayName: dn, ChangedAt: now.UTC()})
+	return nil
+}
+
+func (u *User) record(e events.Event) {
+	if err := u.apply(e); err != nil {
+		// Only the aggregate's own event types reach here.
+		panic(err)
+	}
+	u.changes = append(u.changes, e)
+}
+
+func (u *User) apply(e events.Event) error {
+	switch e := e.(type) {
+	case Registered:
+		if u.registered {
+			return ErrAlreadyRegistered
+		}
+		u.id, u.registered = e.UserID, true
+		u.email, u.displayName, u.passwordHash = e.Email, e.DisplayName, e.PasswordHash
+		u.roles = slices.Sorted(slices.Values(e.Roles))
+		u.registeredAt = e.RegisteredAt
+	case PasswordChanged:
+		u.passwordHash = e.PasswordHash
+	case PasswordRehashed:
+		u.passwordHash = e.PasswordHash
+	case LoginFailed:
+		u.failures = append(u.failures, e.FailedAt)
+		if len(u.failures) > maxRememberedFailures {
+			u.failures = slices.Delete(u.failures, 0, len(u.failures)-maxRememberedFailures)
+		}
+	case Locked:
+		u.lockedUntil, u.lockouts, u.failures = e.LockedUntil, e.Lockout, nil
+	case Unlocked:
+		u.lockedUntil, u.lockouts, u.failures = time.Time{}, 0, nil
+	case RoleGranted:
+		if !slices.Contains(u.roles, e.Role) {
+			u.roles = append(u.roles, e.Role)
+			slices.Sort(u.roles)
+		}
+	case RoleRevoked:
+		u.roles = slices.DeleteFunc(u.roles, func(r string) bool { return r == e.Role })
+	case DisplayNameChanged:
+		u.displayName = e.DisplayName
+	default:
+		return fmt.Errorf("user: unexpected event %T on a user stream", e)
+	}
+	return nil
+}

@@ -1,0 +1,357 @@
+package user_test
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/events"
+)
+
+const hash = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+
+var (
+	t0     = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	userID = uuid.MustParse("0b8f7f0e-7c55-4b5e-9f59-8f6f3f2a9a10")
+	policy = user.DefaultLockoutPolicy()
+)
+
+// given folds history into a user, as a repository would after a load.
+func given(t *testing.T, history ...events.Event) *user.User {
+	t.Helper()
+	u, err := user.FromHistory(history)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func registered() user.Registered {
+	return user.Registered{UserID: userID, Email: "alice@example.com", DisplayName: "Alice", PasswordHash: hash, Roles: []string{"user"}, RegisteredAt: t0}
+}
+
+func registeredUser(t *testing.T, more ...events.Event) *user.User {
+	t.Helper()
+	return given(t, append([]events.Event{registered()}, more...)...)
+}
+
+func failed(at time.Time) user.LoginFailed { return user.LoginFailed{UserID: userID, FailedAt: at} }
+
+func thenEvents(t *testing.T, u *user.User, want ...events.Event) {
+	t.Helper()
+	got := u.Changes()
+	if len(want) == 0 && len(got) == 0 {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("events:\n got %#v\nwant %#v", got, want)
+	}
+}
+
+func TestRegister(t *testing.T) {
+	t.Parallel()
+	u, err := user.Register(userID, "  Alice@Example.COM ", "  Alice  ", hash, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	thenEvents(t, u, registered())
+	if u.Version() != 0 || !u.Registered() || u.Email() != "alice@example.com" || !u.HasRole("user") {
+		t.Fatalf("state after Register: %+v", u)
+	}
+}
+
+func TestRegisterRejects(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, email, display, hash string
+		field                      string
+	}{
+		{"no at", "alice.example.com", "Alice", hash, "email"},
+		{"two ats", "a@b@example.com", "Alice", hash, "email"},
+		{"no domain dot", "alice@localhost", "Alice", hash, "email"},
+		{"space", "al ice@example.com", "Alice", hash, "email"},
+		{"empty", "   ", "Alice", hash, "email"},
+		{"too long", strings.Repeat("a", 250) + "@example.com", "Alice", hash, "email"},
+		{"empty display name", "alice@example.com", "  ", hash, "display_name"},
+		{"bidi override", "alice@example.com", "Al\u202eice", hash, "display_name"},
+		{"newline", "alice@example.com", "Al\nice", hash, "display_name"},
+		{"display name too long", "alice@example.com", strings.Repeat("é", 101), hash, "display_name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := user.Register(userID, tc.email, tc.display, tc.hash, t0)
+			var ie *user.InvalidInputError
+			if !errors.As(err, &ie) || ie.Field != tc.field || !errors.Is(err, user.ErrInvalidInput) {
+				t.Fatalf("Register = %v, want invalid %s", err, tc.field)
+			}
+		})
+	}
+	t.Run("both fields reported at once", func(t *testing.T) {
+		t.Parallel()
+		_, err := user.Register(userID, "nope", "", hash, t0)
+		if err == nil || !strings.Contains(err.Error(), "email") || !strings.Contains(err.Error(), "display_name") {
+			t.Fatalf("Register = %v", err)
+		}
+	})
+	t.Run("raw password instead of hash", func(t *testing.T) {
+		t.Parallel()
+		if _, err := user.Register(userID, "alice@example.com", "Alice", "hunter2hunter2", t0); err == nil {
+			t.Fatal("a raw password was accepted as a hash")
+		}
+	})
+}
+
+func TestNormalizeEmail(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"Alice@Example.com":          "alice@example.com",
+		"\talice+tag@example.com \n": "alice+tag@example.com",
+		"ÉLODIE@exemple.fr":          "élodie@exemple.fr",
+		"e\u0301lodie@exemple.fr":    "élodie@exemple.fr", // decomposed → NFC
+		"first.last@sub.example.org": "first.last@sub.example.org",
+		"USER@XN--BCHER-KVA.EXAMPLE": "user@xn--bcher-kva.example",
+	} {
+		got, err := user.NormalizeEmail(in)
+		if err != nil || got != want {
+			t.Errorf("NormalizeEmail(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestEmailReservationStream(t *testing.T) {
+	t.Parallel()
+	key := []byte("0123456789abcdef0123456789abcdef")
+	a := user.EmailReservationStream(key, "Alice@Example.com")
+	if a != user.EmailReservationStream(key, " alice@example.COM") {
+		t.Fatal("letter case or spaces change the reservation stream")
+	}
+	if !strings.HasPrefix(a, "email-") || len(a) != len("email-")+64 {
+		t.Fatalf("stream name %q", a)
+	}
+	if strings.Contains(a, "alice") {
+		t.Fatal("address leaks into the stream name")
+	}
+	if a == user.EmailReservationStream([]byte("another key, another key, 32 b!"), "alice@example.com") {
+		t.Fatal("key does not matter")
+	}
+	if a == user.EmailReservationStream(key, "bob@example.com") {
+		t.Fatal("two addresses share a stream")
+	}
+}
+
+func TestEmailReservation(t *testing.T) {
+	t.Parallel()
+	other := uuid.MustParse("a1e0c7b4-3a3e-4a63-8d5e-2a8f0b7e4c11")
+	reserved := user.EmailReserved{UserID: userID, ReservedAt: t0}
+	for _, tc := range []struct {
+		name    string
+		history []events.Event
+		who     uuid.UUID
+		err     error
+		want    []events.Event
+	}{
+		{"free address", nil, userID, nil, []events.Event{reserved}},
+		{"retry by the same user completes", []events.Event{reserved}, userID, nil, nil},
+		{"taken by another", []events.Event{reserved}, other, user.ErrEmailTaken, nil},
+		{"released, claimed again", []events.Event{reserved, user.EmailReleased{UserID: userID, ReleasedAt: t0}}, other, nil,
+			[]events.Event{user.EmailReserved{UserID: other, ReservedAt: t0}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r, err := user.ReservationFromHistory(tc.history)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Reserve(tc.who, t0); !errors.Is(err, tc.err) {
+				t.Fatalf("Reserve = %v, want %v", err, tc.err)
+			}
+			if got := r.Changes(); !(len(got) == 0 && len(tc.want) == 0) && !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("events %#v, want %#v", got, tc.want)
+			}
+			if r.Version() != len(tc.history) {
+				t.Fatalf("version %d", r.Version())
+			}
+		})
+	}
+	r, _ := user.ReservationFromHistory([]events.Event{reserved})
+	if err := r.Release(other, t0); !errors.Is(err, user.ErrNotReservedBy) {
+		t.Fatalf("release by another: %v", err)
+	}
+}
+
+func TestLoginFailuresAndLockout(t *testing.T) {
+	t.Parallel()
+	min := time.Minute
+	fourFailures := []events.Event{failed(t0), failed(t0.Add(1 * min)), failed(t0.Add(2 * min)), failed(t0.Add(3 * min))}
+
+	t.Run("a failure below the threshold is recorded", func(t *testing.T) {
+		t.Parallel()
+		u := registeredUser(t)
+		if err := u.RecordLoginFailure(t0, policy); err != nil {
+			t.Fatal(err)
+		}
+		thenEvents(t, u, failed(t0))
+	})
+	t.Run("the fifth failure in the window locks for 15 minutes", func(t *testing.T) {
+		t.Parallel()
+		u := registeredUser(t, fourFailures...)
+		now := t0.Add(4 * min)
+		if err := u.RecordLoginFailure(now, policy); err != nil {
+			t.Fatal(err)
+		}
+		thenEvents(t, u, failed(now), user.Locked{UserID: userID, LockedAt: now, LockedUntil: now.Add(15 * min), Lockout: 1})
+		if err := u.CheckCanLogin(now.Add(14 * min)); !errors.Is(err, user.ErrLocked) {
+			t.Fatalf("CheckCanLogin during lockout = %v", err)
+		}
+		if err := u.CheckCanLogin(now.Add(15 * min)); err != nil {
+			t.Fatalf("CheckCanLogin after lockout = %v", err)
+		}
+	})
+	t.Run("failures outside the window do not count", func(t *testing.T) {
+		t.Parallel()
+		u := registeredUser(t, fourFailures...)
+		now := t0.Add(15 * min) // the first failure has left the window
+		_ = u.RecordLoginFailure(now, policy)
+		thenEvents(t, u, failed(now))
+	})
+	t.Run("a locked account records nothing", func(t *testing.T) {
+		t.Parallel()
+		u := registeredUser(t, append(fourFailures, failed(t0.Add(4*min)),
+			user.Locked{UserID: userID, LockedAt: t0.Add(4 * min), LockedUntil: t0.Add(19 * min), Lockout: 1})...)
+		if err := u.RecordLoginFailure(t0.Add(5*min), policy); !errors.Is(err, user.ErrLocked) {
+			t.Fatalf("RecordLoginFailure = %v", err)
+		}
+		thenEvents(t, u)
+	})
+	t.Run("failures before a lockout do not count after it", func(t *testing.T) {
+		t.Parallel()
+		u := registeredUser(t, append(fourFailures, failed(t0.Add(4*min)),
+			user.Locked{UserID: userID, LockedAt: t0.Add(4 * min), LockedUntil: t0.Add(5 * min), Lockout: 1})...)
+		now := t0.Add(6 * min)
+		_ = u.RecordLoginFailure(now, policy)
+		thenEvents(t, u, failed(now))
+	})
+	t.Run("a repeat lockout doubles", func(t *testing.T) {
+		t.Parallel()
+		end := t0.Add(19 * min)
+		h := append(fourFailures, failed(t0.Add(4*min)), user.Locked{UserID: userID, LockedAt: t0.Add(4 * min), LockedUntil: end, Lockout: 1})
+		for i := range 4 {
+			h = append(h, failed(end.Add(time.Duration(i)*time.Second)))
+		}
+		u := registeredUser(t, h...)
+		now := end.Add(10 * time.Second)
+		_ = u.RecordLoginFailure(now, policy)
+		thenEvents(t, u, failed(now), user.Locked{UserID: userID, LockedAt: now, LockedUntil: now.Add(30 * min), Lockout: 2})
+	})
+	t.Run("the doubling resets after a quiet day", func(t *testing.T) {
+		t.Parallel()
+		end := t0.Add(19 * min)
+		later := end.Add(25 * time.Hour)
+		h := append(fourFailures, failed(t0.Add(4*min)), user.Locked{UserID: userID, LockedAt: t0.Add(4 * min), LockedUntil: end, Lockout: 3})
+		for i := range 4 {
+			h = append(h, failed(later.Add(time.Duration(i)*time.Second)))
+		}
+		u := registeredUser(t, h...)
+		now := later.Add(10 * time.Second)
+		_ = u.RecordLoginFailure(now, policy)
+		thenEvents(t, u, failed(now), user.Locked{UserID: userID, LockedAt: now, LockedUntil: now.Add(15 * min), Lockout: 1})
+	})
+	t.Run("the doubling is capped", func(t *testing.T) {
+		t.Parallel()
+		end := t0.Add(time.Hour)
+		h := []events.Event{user.Locked{UserID: userID, LockedAt: t0, LockedUntil: end, Lockout: 20}}
+		for i := range 4 {
+			h = append(h, failed(end.Add(time.Duration(i)*time.Second)))
+		}
+		u := registeredUser(t, h...)
+		now := end.Add(10 * time.Second)
+		_ = u.RecordLoginFailure(now, policy)
+		thenEvents(t, u, failed(now), user.Locked{UserID: userID, LockedAt: now, LockedUntil: now.Add(24 * time.Hour), Lockout: 21})
+	})
+	t.Run("unlock clears", func(t *testing.T) {
+		t.Parallel()
+		u := registeredUser(t, user.Locked{UserID: userID, LockedAt: t0, LockedUntil: t0.Add(time.Hour), Lockout: 2})
+		_ = u.Unlock(t0.Add(min))
+		thenEvents(t, u, user.Unlocked{UserID: userID, UnlockedAt: t0.Add(min)})
+		if err := u.CheckCanLogin(t0.Add(min)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestPasswordsRolesNames(t *testing.T) {
+	t.Parallel()
+	const newHash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdG5ld3NhbHQ$bmV3aGFzaG5ld2hhc2huZXdoYXNobmV3aGFzaG5ldw"
+	for _, tc := range []struct {
+		name    string
+		history []events.Event
+		when    func(*user.User) error
+		want    []events.Event
+	}{
+		{"change password", nil, func(u *user.User) error { return u.ChangePassword(newHash, t0) },
+			[]events.Event{user.PasswordChanged{UserID: userID, PasswordHash: newHash, ChangedAt: t0}}},
+		{"rehash", nil, func(u *user.User) error { return u.Rehash(newHash, t0) },
+			[]events.Event{user.PasswordRehashed{UserID: userID, PasswordHash: newHash, RehashedAt: t0}}},
+		{"rehash to the same hash", nil, func(u *user.User) error { return u.Rehash(hash, t0) }, nil},
+		{"grant role", nil, func(u *user.User) error { return u.GrantRole("admin", t0) },
+			[]events.Event{user.RoleGranted{UserID: userID, Role: "admin", GrantedAt: t0}}},
+		{"grant a held role", nil, func(u *user.User) error { return u.GrantRole("user", t0) }, nil},
+		{"revoke role", nil, func(u *user.User) error { return u.RevokeRole("user", t0) },
+			[]events.Event{user.RoleRevoked{UserID: userID, Role: "user", RevokedAt: t0}}},
+		{"revoke a role not held", nil, func(u *user.User) error { return u.RevokeRole("admin", t0) }, nil},
+		{"rename", nil, func(u *user.User) error { return u.ChangeDisplayName(" Alice B. ", t0) },
+			[]events.Event{user.DisplayNameChanged{UserID: userID, DisplayName: "Alice B.", ChangedAt: t0}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			u := registeredUser(t, tc.history...)
+			if err := tc.when(u); err != nil {
+				t.Fatal(err)
+			}
+			thenEvents(t, u, tc.want...)
+		})
+	}
+	u := registeredUser(t, user.RoleGranted{UserID: userID, Role: "admin", GrantedAt: t0})
+	if got := u.Roles(); !reflect.DeepEqual(got, []string{"admin", "user"}) {
+		t.Fatalf("roles %v", got)
+	}
+	if err := u.GrantRole("Bad Role", t0); !errors.Is(err, user.ErrInvalidInput) {
+		t.Fatalf("GrantRole(bad) = %v", err)
+	}
+	if err := u.ChangePassword("plain text", t0); err == nil {
+		t.Fatal("ChangePassword accepted a raw password")
+	}
+}
+
+func TestCommandsOnAnUnregisteredUser(t *testing.T) {
+	t.Parallel()
+	u := given(t)
+	for name, err := range map[string]error{
+		"login":  u.CheckCanLogin(t0),
+		"fail":   u.RecordLoginFailure(t0, policy),
+		"role":   u.GrantRole("admin", t0),
+		"rename": u.ChangeDisplayName("x", t0),
+	} {
+		if !errors.Is(err, user.ErrNotRegistered) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := user.FromHistory([]events.Event{registered(), registered()}); !errors.Is(err, user.ErrAlreadyRegistered) {
+		t.Fatalf("double registration folded: %v", err)
+	}
+}
+
+func TestLockoutPolicyValidate(t *testing.T) {
+	t.Parallel()
+	if err := user.DefaultLockoutPolicy().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (user.LockoutPolicy{}).Validate(); err == nil {
+		t.Fatal("zero policy is valid")
+	}
+}
