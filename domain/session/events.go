@@ -1,0 +1,91 @@
+package session
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/authledger/authledger/events"
+)
+
+// Event names: data in the log, never renamed.
+const (
+	EventStarted       = "session.started.v1"
+	EventRefreshed     = "session.refreshed.v1"
+	EventReuseDetected = "session.reuse_detected.v1"
+	EventRevoked       = "session.revoked.v1"
+)
+
+// Started opens a session at a successful login; it is also the record of
+// that login (the user stream does not have one). RefreshDigest is the
+// SHA-256 of the refresh token handed out, never the token.
+type Started struct {
+	SessionID uuid.UUID `json:"session_id"`
+	UserID    uuid.UUID `json:"user_id"`
+	// Method is how the user logged in ("password", later "oidc", ...).
+	Method string `json:"method"`
+	// AMR are the RFC 8176 authentication method references ("pwd").
+	AMR           []string  `json:"amr"`
+	IP            string    `json:"ip,omitempty"`
+	UserAgent     string    `json:"user_agent,omitempty"`
+	RefreshDigest Digest    `json:"refresh_digest"`
+	StartedAt     time.Time `json:"started_at"`
+	// IdleExpiresAt: the session ends unless refreshed before this.
+	IdleExpiresAt time.Time `json:"idle_expires_at"`
+	// ExpiresAt: the absolute end, whatever the refreshes.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Refreshed rotates the refresh token. PreviousDigest is the digest that
+// was presented (the one rotated out), kept for reuse detection.
+type Refreshed struct {
+	SessionID      uuid.UUID `json:"session_id"`
+	RefreshDigest  Digest    `json:"refresh_digest"`
+	PreviousDigest Digest    `json:"previous_digest"`
+	// Generation counts rotations: 1 for the first refresh.
+	Generation    int       `json:"generation"`
+	RefreshedAt   time.Time `json:"refreshed_at"`
+	IdleExpiresAt time.Time `json:"idle_expires_at"`
+	// Grace is true when the token presented was the immediately previous
+	// one, accepted once more inside the grace period (a client that lost
+	// the response to its last refresh).
+	Grace     bool   `json:"grace,omitempty"`
+	IP        string `json:"ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+}
+
+// ReuseDetected records that an already rotated refresh token was
+// presented: it was stolen or replayed (RFC 9700 section 4.14). It is
+// always appended together with Revoked.
+type ReuseDetected struct {
+	SessionID       uuid.UUID `json:"session_id"`
+	PresentedDigest Digest    `json:"presented_digest"`
+	// Generation of the presented token (0 is the token issued at start).
+	Generation int       `json:"generation"`
+	DetectedAt time.Time `json:"detected_at"`
+	IP         string    `json:"ip,omitempty"`
+	UserAgent  string    `json:"user_agent,omitempty"`
+}
+
+// Revoked ends a session: its refresh token stops working and its access
+// tokens are rejected by the revocation set. UserID is repeated here so
+// that consumers need not have seen Started.
+type Revoked struct {
+	SessionID uuid.UUID `json:"session_id"`
+	UserID    uuid.UUID `json:"user_id"`
+	Reason    Reason    `json:"reason"`
+	RevokedAt time.Time `json:"revoked_at"`
+}
+
+func (Started) EventName() string       { return EventStarted }
+func (Refreshed) EventName() string     { return EventRefreshed }
+func (ReuseDetected) EventName() string { return EventReuseDetected }
+func (Revoked) EventName() string       { return EventRevoked }
+
+// AllEvents lists one zero value of every event type of this package.
+func AllEvents() []events.Event {
+	return []events.Event{Started{}, Refreshed{}, ReuseDetected{}, Revoked{}}
+}
+
+// RegisterEvents adds the session events to r as value types.
+func RegisterEvents(r *events.Registry) error { return r.Register(AllEvents()...) }
