@@ -414,3 +414,26 @@ func TestStreamPrefixIsolatesLogs(t *testing.T) {
 		t.Fatalf("Head(a) = %v, %v; want %v", h, err, ra.Position)
 	}
 }
+
+func TestSubscribeEndsWhenStoreCloses(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	s, err := esdb.Open(t.Context(), esdb.Config{URL: srv.URL(), ResubscribeMinBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Subscribe(t.Context(), eventstore.SubscribeOptions{}, func(context.Context, eventstore.RecordedEvent) error { return nil })
+	}()
+	waitUntil(t, "the subscription", func() bool { return srv.ActiveSubscriptions() == 1 })
+	_ = s.Close()
+	select {
+	case err := <-done:
+		if err == nil || errors.Is(err, context.Canceled) {
+			t.Fatalf("Subscribe = %v after Close, want the closed-store error", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Subscribe did not return after Close")
+	}
+}

@@ -43,6 +43,9 @@ type Store struct {
 
 var _ eventstore.Store = (*Store)(nil)
 
+// errClosed is returned by every method called after Close.
+var errClosed = errors.New("esdb: store is closed")
+
 // Open connects to EventStoreDB and checks, within cfg.ConnectTimeout, that
 // the node answers a read: an unreachable server fails here, with the URL
 // (password redacted) in the error, not at the first command.
@@ -115,7 +118,7 @@ func (s *Store) conn() (*client.Client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, errors.New("esdb: store is closed")
+		return nil, errClosed
 	}
 	return s.client, nil
 }

@@ -70,6 +70,9 @@ func (s *Store) Subscribe(ctx context.Context, opts eventstore.SubscribeOptions,
 
 // permanent reports whether resubscribing cannot help.
 func permanent(err error) bool {
+	if errors.Is(err, errClosed) {
+		return true
+	}
 	var e *client.Error
 	if !errors.As(err, &e) {
 		return false
