@@ -1,0 +1,320 @@
+// Package token issues and verifies access tokens (JWTs, signed with
+// lestrrat-go/jwx/v2 and nothing hand-rolled) and makes and parses opaque
+// refresh tokens.
+//
+// Access tokens follow RFC 9068's shape: header typ "at+jwt" and kid;
+// claims iss, sub (user id), aud, exp, iat, jti, sid (session id), amr,
+// roles, name. The verifier trusts nothing in the header but the kid: the
+// algorithm must be exactly the one the key with that kid was made for, and
+// that can only be ES256, RS256 or EdDSA, so "none" and HMAC-keyed-with-the-
+// public-key forgeries fail before any signature is checked.
+package token
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/authledger/authledger/auth/keys"
+)
+
+// Config is shared by the Issuer and the Verifier of our own tokens.
+type Config struct {
+	// Issuer is the iss claim: AUTHLEDGER_PUBLIC_URL, exactly as in the
+	// discovery document.
+	Issuer string
+	// Audience is the aud claim required of every token (default: Issuer).
+	Audience string
+	// AccessTokenTTL is the access-token lifetime (default 15 minutes). A
+	// retired signing key stays in the JWKS at least this long plus Leeway.
+	AccessTokenTTL time.Duration
+	// Leeway tolerates clock skew on exp and iat (default 30 seconds).
+	Leeway time.Duration
+}
+
+// DefaultConfig: audience = issuer, 15-minute tokens, 30 s leeway.
+func DefaultConfig(issuer string) Config {
+	return Config{Issuer: issuer, Audience: issuer, AccessTokenTTL: 15 * time.Minute, Leeway: 30 * time.Second}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Issuer == "" {
+		errs = append(errs, errors.New("token: issuer is required"))
+	}
+	if c.Audience == "" {
+		errs = append(errs, errors.New("token: audience is required"))
+	}
+	if c.AccessTokenTTL < time.Minute || c.AccessTokenTTL > 24*time.Hour {
+		errs = append(errs, errors.New("token: access token lifetime must be between 1 minute and 24 hours"))
+	}
+	if c.Leeway < 0 || c.Leeway > 5*time.Minute {
+		errs = append(errs, errors.New("token: leeway must be between 0 and 5 minutes"))
+	}
+	return errors.Join(errs...)
+}
+
+// MaxKeyRetention is how long a retired key must stay in the JWKS: every
+// token it signed has expired by then.
+func (c Config) MaxKeyRetention() time.Duration { return c.AccessTokenTTL + c.Leeway }
+
+// Header and claim names.
+const (
+	// AccessTokenType is the typ header of our access tokens (RFC 9068).
+	AccessTokenType = "at+jwt"
+	ClaimSessionID  = "sid"
+	ClaimAMR        = "amr"
+	ClaimRoles      = "roles"
+	ClaimName       = "name"
+)
+
+// SignerSource gives the key that signs at a time (*keys.KeyRing,
+// *keys.RingHolder).
+type SignerSource interface {
+	Signer(now time.Time) (*keys.SigningKey, error)
+}
+
+// KeyLookup finds a public key by kid (*keys.KeyRing, *keys.RingHolder, or
+// a jwk.Set). The key must carry its "alg".
+type KeyLookup interface {
+	LookupKeyID(kid string) (jwk.Key, bool)
+}
+
+// Subject is who and what a token is for.
+type Subject struct {
+	UserID    uuid.UUID
+	SessionID uuid.UUID
+	Name      string
+	AMR       []string
+	Roles     []string
+}
+
+// Claims are a verified (or just issued) token's contents.
+type Claims struct {
+	Issuer    string
+	Audience  []string
+	UserID    uuid.UUID
+	SessionID uuid.UUID
+	ID        string // jti
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	Name      string
+	AMR       []string
+	Roles     []string
+	// KeyID is the kid that signed the token.
+	KeyID string
+}
+
+// Issuer signs access tokens.
+type Issuer struct {
+	cfg  Config
+	keys SignerSource
+}
+
+// NewIssuer validates cfg.
+func NewIssuer(cfg Config, signers SignerSource) (*Issuer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if signers == nil {
+		return nil, errors.New("token: issuer needs a signer source")
+	}
+	return &Issuer{cfg: cfg, keys: signers}, nil
+}
+
+// Issue signs an access token for s at now with the key active at now. JWT
+// times are whole seconds, so now is truncated; the returned Claims are
+// exactly what the token says.
+func (i *Issuer) Issue(s Subject, now time.Time) (string, Claims, error) {
+	if s.UserID == uuid.Nil || s.SessionID == uuid.Nil {
+		return "", Claims{}, errors.New("token: subject needs a user id and a session id")
+	}
+	k, err := i.keys.Signer(now)
+	if err != nil {
+		return "", Claims{}, fmt.Errorf("token: %w", err)
+	}
+	now = now.UTC().Truncate(time.Second)
+	c := Claims{
+		Issuer: i.cfg.Issuer, Audience: []string{i.cfg.Audience}, UserID: s.UserID, SessionID: s.SessionID,
+		ID: uuid.NewString(), IssuedAt: now, ExpiresAt: now.Add(i.cfg.AccessTokenTTL), Name: s.Name,
+		AMR: nonNil(s.AMR), Roles: nonNil(s.Roles), KeyID: k.ID(),
+	}
+	tok, err := jwt.NewBuilder().
+		Issuer(c.Issuer).Subject(c.UserID.String()).Audience(c.Audience).
+		IssuedAt(c.IssuedAt).Expiration(c.ExpiresAt).JwtID(c.ID).
+		Claim(ClaimSessionID, c.SessionID.String()).Claim(ClaimAMR, c.AMR).
+		Claim(ClaimRoles, c.Roles).Claim(ClaimName, c.Name).
+		Build()
+	if err != nil {
+		return "", Claims{}, fmt.Errorf("token: build: %w", err)
+	}
+	hdr := jws.NewHeaders()
+	if err := errors.Join(hdr.Set(jws.KeyIDKey, k.ID()), hdr.Set(jws.TypeKey, AccessTokenType)); err != nil {
+		return "", Claims{}, fmt.Errorf("token: header: %w", err)
+	}
+	signed, err := jwt.Sign(tok, jwt.WithKey(k.Algorithm(), k.PrivateKey(), jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		return "", Claims{}, fmt.Errorf("token: sign: %w", err)
+	}
+	return string(signed), c, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return slices.Clone(s)
+}
+
+var (
+	// ErrInvalidToken is matched by every verification failure. Answer 401
+	// with a body that does not say which check failed.
+	ErrInvalidToken = errors.New("token: invalid access token")
+	// ErrExpired: the token is past exp (plus leeway). Also matches
+	// ErrInvalidToken.
+	ErrExpired = errors.New("token: access token expired")
+)
+
+// MaxTokenLength bounds what the verifier parses.
+const MaxTokenLength = 8 << 10
+
+// Verifier checks our access tokens against our key set.
+type Verifier struct {
+	cfg  Config
+	keys KeyLookup
+}
+
+// NewVerifier validates cfg.
+func NewVerifier(cfg Config, lookup KeyLookup) (*Verifier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if lookup == nil {
+		return nil, errors.New("token: verifier needs a key lookup")
+	}
+	return &Verifier{cfg: cfg, keys: lookup}, nil
+}
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidToken}, a...)...)
+}
+
+// Verify checks token at now and returns its claims. In order: compact
+// serialisation with one signature; a kid naming a key we hold; an alg in
+// the header equal to that key's alg (so never "none" or HS256); typ
+// at+jwt; no crit header; the signature; then iss, aud, exp and iat with
+// the leeway, and the presence of sub, jti and sid. Every failure matches
+// ErrInvalidToken (and an expired one also ErrExpired). It does not know
+// about revoked sessions: the caller checks sid against the revocation set.
+func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
+	if len(token) == 0 || len(token) > MaxTokenLength || strings.Count(token, ".") != 2 {
+		return Claims{}, invalid("not a compact JWS")
+	}
+	msg, err := jws.Parse([]byte(token))
+	if err != nil {
+		return Claims{}, invalid("parse: %v", err)
+	}
+	sigs := msg.Signatures()
+	if len(sigs) != 1 {
+		return Claims{}, invalid("want exactly one signature")
+	}
+	h := sigs[0].ProtectedHeaders()
+	kid, alg := h.KeyID(), h.Algorithm()
+	if kid == "" {
+		return Claims{}, invalid("no kid")
+	}
+	if !keys.Supported(alg) {
+		return Claims{}, invalid("algorithm %q is not accepted", alg)
+	}
+	key, ok := v.keys.LookupKeyID(kid)
+	if !ok {
+		return Claims{}, invalid("unknown kid %q", kid)
+	}
+	if key.Algorithm().String() != alg.String() {
+		return Claims{}, invalid("kid %q is an %s key, token says %s", kid, key.Algorithm(), alg)
+	}
+	if typ := strings.ToLower(h.Type()); typ != AccessTokenType && typ != "application/"+AccessTokenType {
+		return Claims{}, invalid("typ %q is not %s", h.Type(), AccessTokenType)
+	}
+	if len(h.Critical()) > 0 {
+		return Claims{}, invalid("crit header not understood")
+	}
+	tok, err := jwt.Parse([]byte(token),
+		jwt.WithKey(jwa.SignatureAlgorithm(alg.String()), key),
+		jwt.WithValidate(true),
+		jwt.WithIssuer(v.cfg.Issuer),
+		jwt.WithAudience(v.cfg.Audience),
+		jwt.WithAcceptableSkew(v.cfg.Leeway),
+		jwt.WithClock(jwt.ClockFunc(func() time.Time { return now })),
+		jwt.WithRequiredClaim(jwt.ExpirationKey),
+		jwt.WithRequiredClaim(jwt.IssuedAtKey),
+		jwt.WithRequiredClaim(jwt.SubjectKey),
+		jwt.WithRequiredClaim(jwt.JwtIDKey),
+		jwt.WithRequiredClaim(ClaimSessionID),
+	)
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired()) {
+			return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, ErrExpired)
+		}
+		return Claims{}, invalid("%v", err)
+	}
+	return claimsOf(tok, kid)
+}
+
+func claimsOf(tok jwt.Token, kid string) (Claims, error) {
+	uid, err := uuid.Parse(tok.Subject())
+	if err != nil {
+		return Claims{}, invalid("sub is not a user id")
+	}
+	sidRaw, _ := tok.Get(ClaimSessionID)
+	sidStr, _ := sidRaw.(string)
+	sid, err := uuid.Parse(sidStr)
+	if err != nil {
+		return Claims{}, invalid("sid is not a session id")
+	}
+	c := Claims{
+		Issuer: tok.Issuer(), Audience: tok.Audience(), UserID: uid, SessionID: sid, ID: tok.JwtID(),
+		IssuedAt: tok.IssuedAt().UTC(), ExpiresAt: tok.Expiration().UTC(), KeyID: kid,
+	}
+	if n, ok := tok.Get(ClaimName); ok {
+		c.Name, _ = n.(string)
+	}
+	c.AMR, err = stringList(tok, ClaimAMR)
+	if err != nil {
+		return Claims{}, err
+	}
+	c.Roles, err = stringList(tok, ClaimRoles)
+	if err != nil {
+		return Claims{}, err
+	}
+	return c, nil
+}
+
+func stringList(tok jwt.Token, name string) ([]string, error) {
+	v, ok := tok.Get(name)
+	if !ok || v == nil {
+		return []string{}, nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, invalid("%s is not a list", name)
+	}
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		s, ok := x.(string)
+		if !ok {
+			return nil, invalid("%s holds a non-string", name)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
