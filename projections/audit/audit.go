@@ -1,0 +1,379 @@
+// Package audit is the audit trail: a projection of every event of the log
+// into an append-only, hash-chained table.
+//
+// Each row records who (actor), what (event type, stream, revision), when
+// (occurred and recorded), from where (client IP, user agent, correlation
+// id = request id, causation id) and a redacted summary of the event's data.
+//
+// # Append-only
+//
+// The table (audit_log_g<N>, served through the view audit_log) has
+// triggers that refuse UPDATE, DELETE and TRUNCATE (migration
+// audit_log_refuse_change), and those privileges are revoked from PUBLIC. A
+// rebuild creates a new generation and drops the old one; it never updates
+// a row.
+//
+// # Hash chain
+//
+// Rows are numbered seq = 1, 2, 3... in log order, and
+//
+//	hash(row) = SHA-256(hash(previous row) || canonical(row))
+//
+// with 32 zero bytes as the hash before the first row. canonical(row) is
+// the UTF-8 JSON object of the row's stored columns except hash, with keys
+// in byte order and no insignificant whitespace, strings escaped as Go's
+// encoding/json does with HTML escaping off:
+//
+//	{"actor_id":"…","actor_kind":"…","causation_id":"…","client_ip":"…",
+//	 "correlation_id":"…","event_id":"<uuid>","event_type":"…",
+//	 "occurred_at":"2006-01-02T15:04:05.000000Z","position":"<32 hex>",
+//	 "recorded_at":"…","revision":<int>,"seq":<int>,"stream":"…",
+//	 "summary":"<the summary JSON, as a string>","user_agent":"…"}
+//
+// (one line; times in UTC with exactly six fractional digits, which is what
+// PostgreSQL stores). Changing, removing or reordering a row breaks every
+// later link; Verify also checks the row count and last event against the
+// projection's checkpoint, which catches a removed tail. The chain depends
+// only on the log, so a rebuild produces the same hashes.
+//
+// # Redaction
+//
+// The summary is the event's data with every object member whose name
+// looks like secret material removed, at any depth: after splitting the
+// name into lower-case words (at "_", "-", ".", spaces and camelCase
+// boundaries), a member is dropped when a word is one of password, passwd,
+// passphrase, pwd, secret, token, hash, digest, key, keys, salt, nonce,
+// otp, totp, pin, cvv, credential(s), cookie, authorization, signature,
+// ciphertext, fingerprint, private, or the whole name contains password,
+// secret or token. Strings longer than 256 characters are cut (with "…").
+// The log holds no raw secret to begin with (rule 4); this keeps digests and
+// hashes out of a table that auditors read.
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/projections/runtime"
+)
+
+// Name is the audit trail's projection name (its checkpoint). Renaming it
+// rebuilds the trail from the start of the log.
+const Name = "audit"
+
+// Table is the view the audit trail is served through.
+const Table = "audit_log"
+
+// Projection is the audit trail projection.
+type Projection struct{}
+
+// New returns the audit trail projection.
+func New() *Projection { return &Projection{} }
+
+var _ runtime.Projection = (*Projection)(nil)
+
+// Name implements runtime.Projection.
+func (*Projection) Name() string { return Name }
+
+// Filter implements runtime.Projection: every event.
+func (*Projection) Filter() eventstore.Filter { return eventstore.Filter{} }
+
+// Tables implements runtime.Projection.
+func (*Projection) Tables() []string { return []string{Table} }
+
+// CreateTables implements runtime.Projection.
+func (*Projection) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+	tbl := t.Ident(Table)
+	raw := t.Name(Table)
+	stmts := []string{
+		`CREATE TABLE ` + tbl + ` (
+			seq            bigint      PRIMARY KEY,
+			event_id       uuid        NOT NULL UNIQUE,
+			position       text        NOT NULL,
+			stream         text        NOT NULL,
+			revision       bigint      NOT NULL,
+			event_type     text        NOT NULL,
+			occurred_at    timestamptz NOT NULL,
+			recorded_at    timestamptz NOT NULL,
+			actor_kind     text        NOT NULL,
+			actor_id       text        NOT NULL,
+			correlation_id text        NOT NULL,
+			causation_id   text        NOT NULL,
+			client_ip      text        NOT NULL,
+			user_agent     text        NOT NULL,
+			summary        text        NOT NULL,
+			hash           bytea       NOT NULL
+		)`,
+		`CREATE INDEX ` + pgx.Identifier{raw + "_actor"}.Sanitize() + ` ON ` + tbl + ` (actor_id, seq)`,
+		`CREATE INDEX ` + pgx.Identifier{raw + "_type"}.Sanitize() + ` ON ` + tbl + ` (event_type, seq)`,
+		`CREATE INDEX ` + pgx.Identifier{raw + "_stream"}.Sanitize() + ` ON ` + tbl + ` (stream, seq)`,
+		`CREATE INDEX ` + pgx.Identifier{raw + "_occurred"}.Sanitize() + ` ON ` + tbl + ` (occurred_at)`,
+		`CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON ` + tbl + ` FOR EACH ROW EXECUTE FUNCTION audit_log_refuse_change()`,
+		`CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON ` + tbl + ` FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse_change()`,
+		`REVOKE UPDATE, DELETE, TRUNCATE ON ` + tbl + ` FROM PUBLIC`,
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return fmt.Errorf("audit: create tables: %w", err)
+		}
+	}
+	return nil
+}
+
+// Begin implements runtime.Projection: it reads the chain's last link.
+func (*Projection) Begin(ctx context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
+	b := &batch{tx: tx, table: t.Name(Table)}
+	err := tx.QueryRow(ctx, "SELECT seq, hash FROM "+t.Ident(Table)+" ORDER BY seq DESC LIMIT 1").Scan(&b.seq, &b.prev)
+	if err == pgx.ErrNoRows {
+		b.seq, b.prev = 0, make([]byte, sha256.Size)
+	} else if err != nil {
+		return nil, fmt.Errorf("audit: read last link: %w", err)
+	}
+	return b, nil
+}
+
+// batch buffers rows and writes them with COPY at Flush.
+type batch struct {
+	tx    pgx.Tx
+	table string
+	seq   int64
+	prev  []byte
+	rows  [][]any
+}
+
+func (b *batch) Apply(_ context.Context, ev eventstore.RecordedEvent) error {
+	r := RowFromEvent(ev)
+	b.seq++
+	r.Seq = b.seq
+	r.Hash = Link(b.prev, r)
+	b.prev = r.Hash
+	b.rows = append(b.rows, []any{r.Seq, r.EventID, r.Position, r.Stream, int64(r.Revision), r.EventType,
+		r.OccurredAt, r.RecordedAt, r.ActorKind, r.ActorID, r.CorrelationID, r.CausationID, r.ClientIP,
+		r.UserAgent, r.Summary, r.Hash})
+	return nil
+}
+
+var columns = []string{"seq", "event_id", "position", "stream", "revision", "event_type", "occurred_at",
+	"recorded_at", "actor_kind", "actor_id", "correlation_id", "causation_id", "client_ip", "user_agent",
+	"summary", "hash"}
+
+func (b *batch) Flush(ctx context.Context) error {
+	if len(b.rows) == 0 {
+		return nil
+	}
+	if _, err := b.tx.CopyFrom(ctx, pgx.Identifier{b.table}, columns, pgx.CopyFromRows(b.rows)); err != nil {
+		return fmt.Errorf("audit: write %d rows: %w", len(b.rows), err)
+	}
+	b.rows = b.rows[:0]
+	return nil
+}
+
+// Row is one link of the audit trail.
+type Row struct {
+	Seq           int64
+	EventID       uuid.UUID
+	Position      string
+	Stream        string
+	Revision      uint64
+	EventType     string
+	OccurredAt    time.Time
+	RecordedAt    time.Time
+	ActorKind     string
+	ActorID       string
+	CorrelationID string
+	CausationID   string
+	ClientIP      string
+	UserAgent     string
+	// Summary is the redacted event data, as JSON text.
+	Summary string
+	Hash    []byte
+}
+
+// RowFromEvent builds the row of an event (without Seq and Hash). Metadata
+// that is missing or malformed leaves the fields empty (the trail records
+// every event rather than stopping on one); a missing occurred-at takes the
+// recorded-at time.
+func RowFromEvent(ev eventstore.RecordedEvent) Row {
+	var md events.Metadata
+	_ = json.Unmarshal(ev.Metadata, &md)
+	r := Row{
+		EventID:       ev.ID,
+		Position:      ev.Position.String(),
+		Stream:        ev.Stream,
+		Revision:      ev.Revision,
+		EventType:     ev.Type,
+		RecordedAt:    ev.RecordedAt.UTC().Truncate(time.Microsecond),
+		OccurredAt:    md.OccurredAt.UTC().Truncate(time.Microsecond),
+		ActorKind:     string(md.Actor.Kind),
+		ActorID:       md.Actor.ID,
+		CorrelationID: md.CorrelationID,
+		CausationID:   md.CausationID,
+		ClientIP:      md.ClientIP,
+		UserAgent:     md.UserAgent,
+		Summary:       Summarize(ev.Data),
+	}
+	if md.OccurredAt.IsZero() {
+		r.OccurredAt = r.RecordedAt
+	}
+	return r
+}
+
+// canonicalRow fixes the canonical form: fields in key order.
+type canonicalRow struct {
+	ActorID       string `json:"actor_id"`
+	ActorKind     string `json:"actor_kind"`
+	CausationID   string `json:"causation_id"`
+	ClientIP      string `json:"client_ip"`
+	CorrelationID string `json:"correlation_id"`
+	EventID       string `json:"event_id"`
+	EventType     string `json:"event_type"`
+	OccurredAt    string `json:"occurred_at"`
+	Position      string `json:"position"`
+	RecordedAt    string `json:"recorded_at"`
+	Revision      uint64 `json:"revision"`
+	Seq           int64  `json:"seq"`
+	Stream        string `json:"stream"`
+	Summary       string `json:"summary"`
+	UserAgent     string `json:"user_agent"`
+}
+
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+// Canonical is the canonical form of r hashed into the chain (see the
+// package documentation).
+func Canonical(r Row) []byte {
+	c := canonicalRow{
+		ActorID: r.ActorID, ActorKind: r.ActorKind, CausationID: r.CausationID, ClientIP: r.ClientIP,
+		CorrelationID: r.CorrelationID, EventID: r.EventID.String(), EventType: r.EventType,
+		OccurredAt: r.OccurredAt.UTC().Format(timeLayout), Position: r.Position,
+		RecordedAt: r.RecordedAt.UTC().Format(timeLayout), Revision: r.Revision, Seq: r.Seq,
+		Stream: r.Stream, Summary: r.Summary, UserAgent: r.UserAgent,
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(c) // cannot fail: strings and integers only
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// Link is SHA-256(prev || Canonical(r)).
+func Link(prev []byte, r Row) []byte {
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(Canonical(r))
+	return h.Sum(nil)
+}
+
+// Summarize returns the redacted summary of an event's data as JSON text.
+func Summarize(data json.RawMessage) string {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return "{}"
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return `{"_unparsable":true}`
+	}
+	v = redact(v)
+	if _, ok := v.(map[string]any); !ok {
+		v = map[string]any{"value": v}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return `{"_unparsable":true}`
+	}
+	return strings.TrimSuffix(buf.String(), "\n")
+}
+
+const maxString = 256
+
+func redact(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			if Sensitive(k) {
+				delete(x, k)
+				continue
+			}
+			x[k] = redact(val)
+		}
+		return x
+	case []any:
+		for i := range x {
+			x[i] = redact(x[i])
+		}
+		return x
+	case string:
+		if utf8.RuneCountInString(x) > maxString {
+			r := []rune(x)
+			return string(r[:maxString]) + "…"
+		}
+		return x
+	}
+	return v
+}
+
+var sensitiveWords = map[string]bool{
+	"password": true, "passwd": true, "passphrase": true, "pwd": true, "secret": true, "token": true,
+	"hash": true, "digest": true, "key": true, "keys": true, "salt": true, "nonce": true, "otp": true,
+	"totp": true, "pin": true, "cvv": true, "credential": true, "credentials": true, "cookie": true,
+	"authorization": true, "signature": true, "ciphertext": true, "fingerprint": true, "private": true,
+}
+
+// Sensitive reports whether an object member called name is dropped from
+// summaries (the rule is in the package documentation).
+func Sensitive(name string) bool {
+	lower := strings.ToLower(name)
+	for _, s := range []string{"password", "secret", "token"} {
+		if strings.Contains(lower, s) {
+			return true
+		}
+	}
+	for _, w := range words(name) {
+		if sensitiveWords[w] {
+			return true
+		}
+	}
+	return false
+}
+
+// words splits a member name at separators and camelCase boundaries.
+func words(name string) []string {
+	var out []string
+	var cur []rune
+	flush := func() {
+		if len(cur) > 0 {
+			out = append(out, strings.ToLower(string(cur)))
+			cur = cur[:0]
+		}
+	}
+	rs := []rune(name)
+	for i, r := range rs {
+		switch {
+		case r == '_' || r == '-' || r == '.' || unicode.IsSpace(r):
+			flush()
+		case unicode.IsUpper(r) && i > 0 && (unicode.IsLower(rs[i-1]) || (i+1 < len(rs) && unicode.IsLower(rs[i+1]) && unicode.IsUpper(rs[i-1]))):
+			flush()
+			cur = append(cur, r)
+		default:
+			cur = append(cur, r)
+		}
+	}
+	flush()
+	return out
+}

@@ -1,0 +1,61 @@
+// Package projections lists authledger's read models and offers the
+// operations the server and the CLI run on them: a live Runner, Status,
+// Rebuild. The machinery is in projections/runtime; each read model lives in
+// its own subpackage (projections/audit, ...).
+package projections
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/projections/audit"
+	"github.com/authledger/authledger/projections/runtime"
+)
+
+// Builtin returns the read models every server runs. A projection added
+// here is set up (generation 1) and caught up from the start of the log by
+// the next runner start.
+func Builtin() []runtime.Projection {
+	return []runtime.Projection{audit.New()}
+}
+
+// Config is runtime.Config; Projections defaults to Builtin().
+type Config = runtime.Config
+
+// NewRunner returns the live runner of the built-in projections (or of
+// cfg.Projections when set). Run it with Runner.Run(ctx); plug
+// Runner.Ready into /readyz; give runtime.NewWaiter(pool, runner, 0) to
+// the readapi consistency middleware.
+func NewRunner(cfg Config) (*runtime.Runner, error) {
+	if cfg.Projections == nil {
+		cfg.Projections = Builtin()
+	}
+	return runtime.NewRunner(cfg)
+}
+
+// Status reports every built-in projection's position, lag and state
+// (`authledger projections status`).
+func Status(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store) ([]runtime.ProjectionStatus, error) {
+	return runtime.Status(ctx, pool, store, Builtin()...)
+}
+
+// Rebuild rebuilds the built-in projection called name without downtime
+// (`authledger projections rebuild NAME`); progress, when not nil, receives
+// events/s and ETA periodically. See runtime.Rebuild.
+func Rebuild(ctx context.Context, cfg Config, name string, progress func(runtime.Progress)) (runtime.Progress, error) {
+	if cfg.Projections == nil {
+		cfg.Projections = Builtin()
+	}
+	return runtime.Rebuild(ctx, cfg, name, runtime.RebuildOptions{Progress: progress})
+}
+
+// Names lists the built-in projections' names.
+func Names() []string {
+	var out []string
+	for _, p := range Builtin() {
+		out = append(out, p.Name())
+	}
+	return out
+}

@@ -1,0 +1,160 @@
+// Package runtime runs projections: read models in PostgreSQL built from the
+// event log, exactly-once in effect (ARCHITECTURE.md rule 5).
+//
+// The shape is Watermill's. A message.Subscriber backed by the event store's
+// $all subscription (one subscription and one checkpoint per projection)
+// feeds a message.Router, and each projection is one of the router's
+// handlers. The subscriber opens the projection's PostgreSQL transaction and
+// hands it to the handler through the message context; the ack lets the
+// subscriber commit the read-model rows and the checkpoint together, in that
+// one transaction. While catching up, several events share a transaction
+// (Config.BatchSize events or Config.BatchTimeout, whichever comes first);
+// as soon as no event is pending the batch commits, so live latency stays
+// low.
+//
+// Failure policy: a handler error (or a nack, or a panic) rolls the whole
+// open batch back and the subscription resumes from the last committed
+// checkpoint, with backoff, committing one event per transaction until it is
+// past the failing event. After Config.MaxAttempts failures of the same event
+// the projection stops: its state becomes StateFailed (Runner.Ready reports
+// it, the checkpoint row says it, a metric counts it, an error log names the
+// projection, the event id and type, and the error). The event is never
+// skipped; a restarted runner resumes from the checkpoint. The router uses
+// no Retry or PoisonQueue middleware on purpose: a redelivery inside an
+// aborted PostgreSQL transaction cannot succeed, and PoisonQueue acks after
+// parking, which would skip the event.
+//
+// Read models are versioned: a projection's tables are created per
+// generation (audit_log_g1, audit_log_g2, ...) and queries go through views
+// named after the base tables (audit_log), so Rebuild can build generation
+// N+1 from the start of the log while generation N keeps serving, and swap
+// the views and the checkpoint in one transaction.
+package runtime
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authledger/authledger/eventstore"
+)
+
+// Projection is a read model built from the log.
+type Projection interface {
+	// Name identifies the projection's checkpoint. Renaming a projection
+	// rebuilds it from the start of the log under the new name.
+	Name() string
+	// Filter selects the events the projection receives. The checkpoint
+	// still advances through filtered-out events when the store reports it.
+	Filter() eventstore.Filter
+	// Tables are the base names of the read-model tables. Each generation
+	// has its own physical tables (see Tables.Name); a view named after each
+	// base name points at the serving generation, and queries use the views.
+	Tables() []string
+	// CreateTables creates the physical tables of one generation (every
+	// name in Tables, via t.Name) and their indexes and triggers. It runs
+	// in a transaction; the tables must not exist yet.
+	CreateTables(ctx context.Context, tx pgx.Tx, t Tables) error
+	// Begin starts applying events inside tx, the transaction that will
+	// also hold the checkpoint. The returned Batch lives for that
+	// transaction only.
+	Begin(ctx context.Context, tx pgx.Tx, t Tables) (Batch, error)
+}
+
+// Batch applies events inside one transaction of a projection.
+type Batch interface {
+	// Apply applies one event. It may write at once or buffer rows until
+	// Flush. An error rolls back the whole transaction.
+	Apply(ctx context.Context, ev eventstore.RecordedEvent) error
+	// Flush writes whatever Apply buffered. It is called once, just before
+	// the checkpoint is written and the transaction commits.
+	Flush(ctx context.Context) error
+}
+
+// Tables names the physical tables of one generation of a projection.
+type Tables struct {
+	Generation int
+}
+
+// Name is the physical table of base in this generation: base_g<N>. It is
+// a plain identifier (base names are lower-case constants), safe to
+// interpolate into SQL.
+func (t Tables) Name(base string) string { return fmt.Sprintf("%s_g%d", base, t.Generation) }
+
+// Ident is Name quoted as an SQL identifier.
+func (t Tables) Ident(base string) string { return pgx.Identifier{t.Name(base)}.Sanitize() }
+
+// Func adapts a function that writes directly to the transaction (no
+// buffering) into a Projection. It suits small read models; high-volume
+// ones implement Batch to write with COPY.
+type Func struct {
+	ProjectionName string
+	EventFilter    eventstore.Filter
+	BaseTables     []string
+	Create         func(ctx context.Context, tx pgx.Tx, t Tables) error
+	ApplyEvent     func(ctx context.Context, tx pgx.Tx, t Tables, ev eventstore.RecordedEvent) error
+}
+
+var _ Projection = (*Func)(nil)
+
+// Name implements Projection.
+func (f *Func) Name() string { return f.ProjectionName }
+
+// Filter implements Projection.
+func (f *Func) Filter() eventstore.Filter { return f.EventFilter }
+
+// Tables implements Projection.
+func (f *Func) Tables() []string { return f.BaseTables }
+
+// CreateTables implements Projection.
+func (f *Func) CreateTables(ctx context.Context, tx pgx.Tx, t Tables) error {
+	return f.Create(ctx, tx, t)
+}
+
+// Begin implements Projection.
+func (f *Func) Begin(_ context.Context, tx pgx.Tx, t Tables) (Batch, error) {
+	return funcBatch{f: f, tx: tx, t: t}, nil
+}
+
+type funcBatch struct {
+	f  *Func
+	tx pgx.Tx
+	t  Tables
+}
+
+func (b funcBatch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
+	return b.f.ApplyEvent(ctx, b.tx, b.t, ev)
+}
+
+func (funcBatch) Flush(context.Context) error { return nil }
+
+// Delivery is what a projection handler finds in a Watermill message's
+// context: the event, the open transaction and the projection's batch.
+type Delivery struct {
+	Event  eventstore.RecordedEvent
+	Tx     pgx.Tx
+	Tables Tables
+	Batch  Batch
+	// err records the handler's error, which Watermill turns into a bare
+	// nack, so that the failure log can name it.
+	err error
+}
+
+type deliveryKey struct{}
+
+// DeliveryFrom returns the delivery carried by a message context of the
+// projection router.
+func DeliveryFrom(ctx context.Context) (*Delivery, bool) {
+	d, ok := ctx.Value(deliveryKey{}).(*Delivery)
+	return d, ok
+}
+
+// TxFrom returns the projection's open transaction from a message context.
+func TxFrom(ctx context.Context) (pgx.Tx, bool) {
+	d, ok := DeliveryFrom(ctx)
+	if !ok {
+		return nil, false
+	}
+	return d.Tx, true
+}

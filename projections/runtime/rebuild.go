@@ -1,0 +1,304 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authledger/authledger/eventstore"
+)
+
+// ErrRebuildRunning: another rebuild of the projection holds its lock.
+var ErrRebuildRunning = errors.New("projections: a rebuild of this projection is already running")
+
+// Rebuild phases reported in Progress.Phase.
+const (
+	PhaseBuilding = "building"
+	PhaseSwapping = "swapping"
+	PhaseDone     = "done"
+)
+
+// Progress is a rebuild's progress, reported periodically to
+// RebuildOptions.Progress (a CLI renders it as a progress bar).
+type Progress struct {
+	Projection string
+	Generation int
+	Phase      string
+	// Applied is how many events the new generation holds so far.
+	Applied int64
+	// Total estimates how many events the rebuild will apply: the serving
+	// generation's count when the rebuild started (0 when unknown, for a
+	// projection that never ran). Events appended meanwhile may push
+	// Applied past it.
+	Total    int64
+	Position eventstore.Position
+	// EventsPerSecond is the average rate since the rebuild started.
+	EventsPerSecond float64
+	Elapsed         time.Duration
+	// ETA is the estimated time left (0 when unknown or done).
+	ETA time.Duration
+}
+
+// RebuildOptions tunes Rebuild.
+type RebuildOptions struct {
+	// Progress, when set, receives the progress every ProgressInterval
+	// (default 500ms) and once per phase change. It runs on the
+	// rebuild's reporting goroutine; keep it quick.
+	Progress         func(Progress)
+	ProgressInterval time.Duration
+}
+
+// Rebuild rebuilds the projection called name from the start of the log
+// into a new generation of its tables while the current generation keeps
+// serving, then, in one transaction, points the views at the new tables and
+// moves the live checkpoint to where the rebuild ended. A live runner (in
+// this process or another) notices the moved checkpoint at its next batch
+// and continues from there on the new tables, so no event appended during
+// the rebuild is lost or applied twice. The old generation's tables are
+// dropped afterwards.
+//
+// cfg needs Store, Pool and the projection among Projections; the batch
+// settings apply. Only one rebuild of a projection runs at a time
+// (ErrRebuildRunning).
+func Rebuild(ctx context.Context, cfg Config, name string, opts RebuildOptions) (Progress, error) {
+	if err := cfg.Validate(); err != nil {
+		return Progress{}, err
+	}
+	cfg.setDefaults()
+	if opts.ProgressInterval <= 0 {
+		opts.ProgressInterval = 500 * time.Millisecond
+	}
+	var p Projection
+	for _, q := range cfg.Projections {
+		if q.Name() == name {
+			p = q
+		}
+	}
+	if p == nil {
+		return Progress{}, fmt.Errorf("%w: %s", ErrUnknownProjection, name)
+	}
+	if err := Setup(ctx, cfg.Pool, p); err != nil {
+		return Progress{}, err
+	}
+	unlock, err := tryLock(ctx, cfg.Pool, name, "rebuild")
+	if err != nil {
+		return Progress{}, err
+	}
+	defer unlock()
+
+	e := &engine{store: cfg.Store, pool: cfg.Pool, cfg: cfg, logger: cfg.Logger.With("component", "projections", "rebuild", name)}
+	gen, total, err := prepareRebuild(ctx, cfg.Pool, p)
+	if err != nil {
+		return Progress{}, fmt.Errorf("projections: prepare rebuild of %s: %w", name, err)
+	}
+
+	start := time.Now()
+	var mu sync.Mutex
+	prog := Progress{Projection: name, Generation: gen, Phase: PhaseBuilding, Total: total}
+	snapshot := func() Progress {
+		mu.Lock()
+		defer mu.Unlock()
+		q := prog
+		q.Elapsed = time.Since(start)
+		if s := q.Elapsed.Seconds(); s > 0 {
+			q.EventsPerSecond = float64(q.Applied) / s
+		}
+		if q.Phase == PhaseBuilding && q.EventsPerSecond > 0 && q.Total > q.Applied {
+			q.ETA = time.Duration(float64(q.Total-q.Applied) / q.EventsPerSecond * float64(time.Second))
+		}
+		return q
+	}
+	report := func() {
+		if opts.Progress != nil {
+			opts.Progress(snapshot())
+		}
+	}
+	stopReport := make(chan struct{})
+	reportDone := make(chan struct{})
+	go func() {
+		defer close(reportDone)
+		t := time.NewTicker(opts.ProgressInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopReport:
+				return
+			case <-t.C:
+				report()
+			}
+		}
+	}()
+	defer func() {
+		select {
+		case <-stopReport:
+		default:
+			close(stopReport)
+		}
+		<-reportDone
+	}()
+	report()
+
+	// Build: the same subscriber and router path as the live runner, on
+	// the rebuild's own checkpoint row.
+	done := make(chan error, 1)
+	topic := name + "@rebuild"
+	sub := newSubscriber(e)
+	sub.bind(topic, &binding{
+		e: e, p: p, sink: rebuildSink(name), done: done,
+		onCommit: func(cp checkpoint, _ int) {
+			mu.Lock()
+			prog.Applied, prog.Position = cp.EventsApplied, cp.Position
+			mu.Unlock()
+		},
+	})
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, watermill.NewSlogLogger(e.logger.With("component", "watermill")))
+	if err != nil {
+		return Progress{}, err
+	}
+	router.AddConsumerHandler(topic, topic, sub, handlerFunc)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- router.Run(rctx) }()
+	var buildErr error
+	select {
+	case buildErr = <-done:
+	case <-ctx.Done():
+		buildErr = ctx.Err()
+	}
+	cancel()
+	_ = router.Close()
+	_ = sub.Close()
+	<-runErr
+	if buildErr != nil {
+		return snapshot(), fmt.Errorf("projections: rebuild of %s: %w", name, buildErr)
+	}
+
+	mu.Lock()
+	prog.Phase = PhaseSwapping
+	mu.Unlock()
+	report()
+	var swapErr error
+	for attempt := 1; attempt <= 10; attempt++ {
+		swapErr = swap(ctx, cfg.Pool, p, gen)
+		if swapErr == nil || !isTransient(swapErr) || ctx.Err() != nil {
+			break
+		}
+		e.logger.Warn("swap failed; retrying", "attempt", attempt, "error", swapErr)
+		sleep(ctx, backoff(cfg.RetryBackoff, cfg.MaxBackoff, attempt))
+	}
+	if swapErr != nil {
+		return snapshot(), fmt.Errorf("projections: swap %s to generation %d: %w", name, gen, swapErr)
+	}
+	if err := dropStaleGenerations(ctx, cfg.Pool, p); err != nil {
+		e.logger.Warn("could not drop the old generation yet; the next runner start or rebuild will", "error", err)
+	}
+	mu.Lock()
+	prog.Phase = PhaseDone
+	mu.Unlock()
+	report()
+	return snapshot(), nil
+}
+
+// prepareRebuild creates the next generation's tables and its rebuild row,
+// discarding an abandoned rebuild. It returns the generation and the
+// expected number of events (the serving generation's count).
+func prepareRebuild(ctx context.Context, pool *pgxpool.Pool, p Projection) (gen int, total int64, err error) {
+	// Drop the tables of an abandoned rebuild first (outside the creating
+	// transaction, with a lock timeout).
+	if _, err := pool.Exec(ctx, "DELETE FROM projection_rebuilds WHERE name = $1", p.Name()); err != nil {
+		return 0, 0, err
+	}
+	if err := dropStaleGenerations(ctx, pool, p); err != nil {
+		return 0, 0, err
+	}
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var live int
+		if err := tx.QueryRow(ctx, "SELECT generation, events_applied FROM projection_checkpoints WHERE name = $1", p.Name()).Scan(&live, &total); err != nil {
+			return err
+		}
+		// Skip generation numbers whose tables still exist (a drop that
+		// timed out).
+		gen = live + 1
+		for {
+			var exists bool
+			if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", Tables{Generation: gen}.Name(p.Tables()[0])).Scan(&exists); err != nil {
+				return err
+			}
+			if !exists {
+				break
+			}
+			gen++
+		}
+		if err := p.CreateTables(ctx, tx, Tables{Generation: gen}); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO projection_rebuilds (name, generation, position) VALUES ($1, $2, $3)`,
+			p.Name(), gen, eventstore.Position{}.String())
+		return err
+	})
+	return gen, total, err
+}
+
+// swap makes generation gen the serving one: in one transaction it moves
+// the live checkpoint to the rebuild's and repoints the views. Taking the
+// live checkpoint row lock first waits for a live batch in flight; that
+// runner then finds the checkpoint moved and reloads.
+func swap(ctx context.Context, pool *pgxpool.Pool, p Projection, gen int) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE", p.Name()); err != nil {
+			return err
+		}
+		rb, err := rebuildSink(p.Name()).load(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if rb.Generation != gen {
+			return fmt.Errorf("rebuild row is for generation %d, not %d", rb.Generation, gen)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET generation = $2, position = $3, events_applied = $4,
+				last_event_id = $5, last_recorded_at = $6, updated_at = now() WHERE name = $1`,
+			p.Name(), gen, rb.Position.String(), rb.EventsApplied, rb.LastEventID, rb.LastRecordedAt); err != nil {
+			return err
+		}
+		if err := publishViews(ctx, tx, p, Tables{Generation: gen}); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, "DELETE FROM projection_rebuilds WHERE name = $1", p.Name())
+		return err
+	})
+}
+
+// tryLock takes an advisory lock on a dedicated connection, failing with
+// ErrRebuildRunning when another session holds it.
+func tryLock(ctx context.Context, pool *pgxpool.Pool, name, kind string) (func(), error) {
+	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return nil, fmt.Errorf("projections: lock connection: %w", err)
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock("+lockKeySQL+")", name, kind).Scan(&ok); err != nil {
+		_ = conn.Close(context.Background())
+		return nil, fmt.Errorf("projections: advisory lock: %w", err)
+	}
+	if !ok {
+		_ = conn.Close(context.Background())
+		return nil, ErrRebuildRunning
+	}
+	return func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, _ = conn.Exec(cctx, "SELECT pg_advisory_unlock("+lockKeySQL+")", name, kind)
+		_ = conn.Close(cctx)
+	}, nil
+}

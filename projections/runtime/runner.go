@@ -1,0 +1,267 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wmetrics "github.com/ThreeDotsLabs/watermill/components/metrics"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/authledger/authledger/eventstore"
+)
+
+// Runner runs projections live: a Watermill router with one handler per
+// projection, fed by the event store Subscriber. Several processes may run
+// the same projections against one database: each projection runs in the
+// instance that holds its advisory lock; the others stand by and take over
+// when that instance goes away.
+type Runner struct {
+	e      *engine
+	sub    *Subscriber
+	router *message.Router
+	hub    *Hub
+
+	mu     sync.Mutex
+	states map[string]localState
+}
+
+type localState struct {
+	State string
+	Fail  *failure
+}
+
+// NewRunner validates cfg and builds the router. Nothing runs until Run.
+func NewRunner(cfg Config) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("projections: metrics: %w", err)
+	}
+	e := &engine{store: cfg.Store, pool: cfg.Pool, cfg: cfg, logger: cfg.Logger.With("component", "projections"), metrics: m}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, watermill.NewSlogLogger(e.logger.With("component", "watermill")))
+	if err != nil {
+		return nil, fmt.Errorf("projections: router: %w", err)
+	}
+	// Watermill's own handler and subscriber metrics. No Retry and no
+	// PoisonQueue middleware: see the package documentation.
+	wmetrics.NewPrometheusMetricsBuilder(cfg.Registerer, "authledger", "watermill").AddPrometheusRouterMetrics(router)
+
+	r := &Runner{e: e, sub: newSubscriber(e), router: router, hub: newHub(), states: map[string]localState{}}
+	for _, p := range cfg.Projections {
+		name := p.Name()
+		r.states[name] = localState{State: StateIdle}
+		r.sub.bind(name, &binding{
+			e: e, p: p, sink: liveSink(name), live: true,
+			onCommit: func(cp checkpoint, n int) {
+				m.applied.WithLabelValues(name).Add(float64(n))
+				m.commits.WithLabelValues(name).Inc()
+				m.position.WithLabelValues(name).Set(float64(cp.Position.Commit))
+				r.hub.advance(name, cp.Position)
+			},
+			onState: func(state string, f *failure) { r.setState(name, state, f) },
+		})
+		router.AddConsumerHandler(name, name, r.sub, handlerFunc)
+	}
+	return r, nil
+}
+
+// Run sets up the projections' tables (Setup) and runs the router until
+// ctx is done. A projection that fails stops alone; the others go on. Run
+// returns nil after ctx is cancelled, or the setup or router error.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := Setup(ctx, r.e.pool, r.e.cfg.Projections...); err != nil {
+		return err
+	}
+	for _, p := range r.e.cfg.Projections {
+		if err := dropStaleGenerations(ctx, r.e.pool, p); err != nil {
+			r.e.logger.Warn("could not drop old read-model generations", "projection", p.Name(), "error", err)
+		}
+	}
+	lagDone := make(chan struct{})
+	lagCtx, cancelLag := context.WithCancel(ctx)
+	go func() {
+		defer close(lagDone)
+		r.lagLoop(lagCtx)
+	}()
+	defer func() {
+		cancelLag()
+		<-lagDone
+	}()
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- r.router.Run(ctx) }()
+	select {
+	case err := <-runErr:
+		// Every handler stopped (all projections failed) or the router
+		// could not start.
+		_ = r.sub.Close()
+		if err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return nil
+	case <-ctx.Done():
+	}
+	cerr := r.router.Close()
+	_ = r.sub.Close()
+	err := <-runErr
+	// Record that nobody runs these projections any more, unless they failed.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for name, st := range r.States() {
+		if st == StateRunning || st == StateRetrying {
+			_ = setState(sctx, r.e.pool, name, StateStopped, nil)
+		}
+	}
+	return errors.Join(err, cerr)
+}
+
+// Running is closed once the router runs.
+func (r *Runner) Running() <-chan struct{} { return r.router.Running() }
+
+func (r *Runner) setState(name, state string, f *failure) {
+	r.mu.Lock()
+	r.states[name] = localState{State: state, Fail: f}
+	r.mu.Unlock()
+	v := 0.0
+	if state == StateFailed {
+		v = 1
+	}
+	r.e.metrics.failed.WithLabelValues(name).Set(v)
+	r.hub.setState(name, state)
+	if state == StateStandby {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := setState(ctx, r.e.pool, name, state, f); err != nil {
+		r.e.logger.Warn("could not record projection state", "projection", name, "state", state, "error", err)
+	}
+}
+
+// States is each projection's state in this process (StateStandby when
+// another instance runs it).
+func (r *Runner) States() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]string, len(r.states))
+	for n, s := range r.states {
+		out[n] = s.State
+	}
+	return out
+}
+
+// ErrNotReady is matched by Ready's error.
+var ErrNotReady = errors.New("projections: not ready")
+
+// Ready is the readiness check for /readyz: it fails while a projection of
+// this runner is failed here, or marked failed in the database by another
+// instance, naming the projection, the event and the error.
+func (r *Runner) Ready(ctx context.Context) error {
+	r.mu.Lock()
+	var errs []error
+	for name, s := range r.states {
+		if s.State == StateFailed && s.Fail != nil {
+			errs = append(errs, fmt.Errorf("%w: projection %s failed on event %s (%s): %v", ErrNotReady, name, s.Fail.EventID, s.Fail.EventType, s.Fail.Err))
+		}
+	}
+	r.mu.Unlock()
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	names := make([]string, 0, len(r.e.cfg.Projections))
+	for _, p := range r.e.cfg.Projections {
+		names = append(names, p.Name())
+	}
+	rows, err := r.e.pool.Query(ctx, `SELECT name, coalesce(failed_event_id::text, ''), coalesce(failed_event_type, ''), coalesce(last_error, '')
+		FROM projection_checkpoints WHERE name = ANY($1) AND state = $2`, names, StateFailed)
+	if err != nil {
+		return fmt.Errorf("%w: read projection states: %v", ErrNotReady, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, id, typ, msg string
+		if err := rows.Scan(&name, &id, &typ, &msg); err != nil {
+			return fmt.Errorf("%w: %v", ErrNotReady, err)
+		}
+		errs = append(errs, fmt.Errorf("%w: projection %s failed on event %s (%s): %s", ErrNotReady, name, id, typ, msg))
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotReady, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Hub is the runner's in-process broadcast of checkpoint advances (used by
+// Waiter).
+func (r *Runner) Hub() *Hub { return r.hub }
+
+func (r *Runner) lagLoop(ctx context.Context) {
+	t := time.NewTicker(r.e.cfg.LagInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := Status(ctx, r.e.pool, r.e.store, r.e.cfg.Projections...)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.e.logger.Warn("could not measure projection lag", "error", err)
+			}
+			continue
+		}
+		for _, s := range st {
+			r.e.metrics.lagEvents.WithLabelValues(s.Name).Set(float64(s.LagEvents))
+			r.e.metrics.lagSeconds.WithLabelValues(s.Name).Set(s.LagSeconds)
+			r.e.metrics.position.WithLabelValues(s.Name).Set(float64(s.Position.Commit))
+		}
+	}
+}
+
+// Hub broadcasts checkpoint advances inside one process, so that a
+// read-your-writes wait wakes up the moment the runner commits.
+type Hub struct {
+	mu    sync.Mutex
+	pos   map[string]eventstore.Position
+	state map[string]string
+	ch    chan struct{}
+}
+
+func newHub() *Hub {
+	return &Hub{pos: map[string]eventstore.Position{}, state: map[string]string{}, ch: make(chan struct{})}
+}
+
+func (h *Hub) advance(name string, p eventstore.Position) {
+	h.mu.Lock()
+	if p.Compare(h.pos[name]) > 0 {
+		h.pos[name] = p
+	}
+	close(h.ch)
+	h.ch = make(chan struct{})
+	h.mu.Unlock()
+}
+
+func (h *Hub) setState(name, s string) {
+	h.mu.Lock()
+	h.state[name] = s
+	close(h.ch)
+	h.ch = make(chan struct{})
+	h.mu.Unlock()
+}
+
+// changed returns a channel closed at the next checkpoint advance or state
+// change.
+func (h *Hub) changed() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ch
+}
