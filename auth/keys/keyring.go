@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -179,4 +180,40 @@ func (h *RingHolder) LookupKeyID(kid string) (jwk.Key, bool) {
 		return nil, false
 	}
 	return r.LookupKeyID(kid)
+}
+
+// LoadRing opens the stored keys named in lifecycles (key id to lifecycle,
+// as folded from the signing_key events) and builds a ring. A key the log
+// names but the store lacks, or that does not open under master, is an
+// error: the server must not start unable to sign or to publish a key its
+// tokens name. Stored keys the log does not name (sealed and saved, then a
+// crash before the Added event was appended) are ignored.
+func LoadRing(ctx context.Context, store Store, master *MasterKey, lifecycles map[string]Lifecycle) (*KeyRing, error) {
+	sealed, err := store.LoadSealed(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("keys: load sealed keys: %w", err)
+	}
+	byID := make(map[string]SealedKey, len(sealed))
+	for _, s := range sealed {
+		byID[s.ID] = s
+	}
+	var entries []Entry
+	var errs []error
+	for id, lc := range lifecycles {
+		s, ok := byID[id]
+		if !ok {
+			errs = append(errs, fmt.Errorf("keys: key %s is in the log but not in the key store", id))
+			continue
+		}
+		k, err := master.Open(s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		entries = append(entries, Entry{Key: k, Lifecycle: lc})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return NewKeyRing(entries...)
 }

@@ -254,3 +254,33 @@ func TestParseAlgorithm(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadRing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m := masterKey(t)
+	var st keys.MemoryStore
+	a, b := generate(t, keys.ES256), generate(t, keys.EdDSA)
+	for _, k := range []*keys.SigningKey{a, b} {
+		s, _ := m.Seal(k, t0)
+		if err := st.SaveSealed(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ring, err := keys.LoadRing(ctx, &st, m, map[string]keys.Lifecycle{a.ID(): {AddedAt: t0, ActivatedAt: t0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := ring.Signer(t0); err != nil || s.ID() != a.ID() {
+		t.Fatalf("signer %v %v", s, err)
+	}
+	if _, ok := ring.LookupKeyID(b.ID()); ok {
+		t.Fatal("a key the log does not name is in the ring")
+	}
+	if _, err := keys.LoadRing(ctx, &st, m, map[string]keys.Lifecycle{"missing": {AddedAt: t0}}); err == nil {
+		t.Fatal("a key missing from the store was not reported")
+	}
+	if _, err := keys.LoadRing(ctx, &st, masterKey(t), map[string]keys.Lifecycle{a.ID(): {AddedAt: t0}}); !errors.Is(err, keys.ErrWrongMasterKey) {
+		t.Fatalf("wrong master key: %v", err)
+	}
+}
