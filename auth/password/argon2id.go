@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Config holds the argon2id parameters for new hashes. The zero value is not
@@ -151,7 +152,7 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	defer h.release()
-	p, err := h.newPHC([]byte(password))
+	p, err := h.newPHC(normalize(password))
 	if err != nil {
 		return "", err
 	}
@@ -188,7 +189,7 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (bool, er
 		return false, err
 	}
 	defer h.release()
-	got := argon2.IDKey([]byte(password), p.salt, p.iterations, p.memory, p.parallelism, uint32(len(p.key)))
+	got := argon2.IDKey(normalize(password), p.salt, p.iterations, p.memory, p.parallelism, uint32(len(p.key)))
 	return subtle.ConstantTimeCompare(got, p.key) == 1 && !tooLong, nil
 }
 
@@ -204,7 +205,7 @@ func (h *Hasher) DummyVerify(ctx context.Context, password string) error {
 		return err
 	}
 	defer h.release()
-	got := argon2.IDKey([]byte(password), h.dummy.salt, h.dummy.iterations, h.dummy.memory, h.dummy.parallelism, uint32(len(h.dummy.key)))
+	got := argon2.IDKey(normalize(password), h.dummy.salt, h.dummy.iterations, h.dummy.memory, h.dummy.parallelism, uint32(len(h.dummy.key)))
 	_ = subtle.ConstantTimeCompare(got, h.dummy.key)
 	return nil
 }
@@ -221,6 +222,12 @@ func (h *Hasher) NeedsRehash(encoded string) bool {
 		p.parallelism != h.cfg.Parallelism || uint32(len(p.salt)) != h.cfg.SaltLength ||
 		uint32(len(p.key)) != h.cfg.KeyLength
 }
+
+// normalize puts a password in Unicode NFC before hashing (NIST SP 800-63B
+// 5.1.1.2), so "é" typed as one code point on one system and as "e" plus a
+// combining accent on another is the same password. Hashes made by this
+// package have always been of the NFC form.
+func normalize(password string) []byte { return []byte(norm.NFC.String(password)) }
 
 // phc is a decoded "$argon2id$v=19$m=..,t=..,p=..$salt$hash" string.
 type phc struct {

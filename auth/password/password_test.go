@@ -84,6 +84,16 @@ func TestHashVerify(t *testing.T) {
 	}
 }
 
+func TestUnicodeFormsAreOnePassword(t *testing.T) {
+	t.Parallel()
+	h := newHasher(t, fastConfig())
+	ctx := context.Background()
+	enc, _ := h.Hash(ctx, "caf\u00e9 au lait!")
+	if ok, _ := h.Verify(ctx, "cafe\u0301 au lait!", enc); !ok {
+		t.Fatal("the decomposed form of the same password does not verify")
+	}
+}
+
 func TestVerifyUsesParametersOfTheHash(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 //go:generate go run ./internal/gencommon
@@ -96,9 +98,11 @@ func (p Policy) Validate() error {
 // email address, or a *PolicyError naming the first rule it breaks. The
 // comparisons with the email are case-insensitive and ignore surrounding
 // spaces; the local part ("alice" of "alice@example.com") is refused too,
-// since it is the first thing a guesser tries. Length counts code points, so
-// a passphrase in any script is measured fairly.
+// since it is the first thing a guesser tries. Length counts code points
+// of the NFC form (the form that is hashed), so a passphrase in any script
+// is measured fairly.
 func (p Policy) Check(password, email string) error {
+	password = norm.NFC.String(password)
 	if n := utf8.RuneCountInString(password); n < p.MinLength {
 		return &PolicyError{Field: "password", Rule: RuleTooShort, Message: "must be at least " + strconv.Itoa(p.MinLength) + " characters long"}
 	}

@@ -37,7 +37,7 @@ func NormalizeEmail(s string) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", invalid("email", "must be valid UTF-8")
 	}
-	s = strings.ToLower(norm.NFC.String(s))
+	s = norm.NFC.String(strings.ToLower(norm.NFC.String(s)))
 	if s == "" {
 		return "", invalid("email", "is required")
 	}

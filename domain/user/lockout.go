@@ -39,8 +39,8 @@ func DefaultLockoutPolicy() LockoutPolicy {
 // Validate reports every problem at once.
 func (p LockoutPolicy) Validate() error {
 	var errs []error
-	if p.MaxFailures < 1 {
-		errs = append(errs, errors.New("user: lockout max failures must be at least 1"))
+	if p.MaxFailures < 1 || p.MaxFailures > maxRememberedFailures {
+		errs = append(errs, errors.New("user: lockout max failures must be between 1 and 100"))
 	}
 	if p.Window <= 0 {
 		errs = append(errs, errors.New("user: lockout window must be positive"))
