@@ -32,3 +32,30 @@ func (e *InvalidInputError) Error() string { return "user: " + e.Field + " " + e
 func (e *InvalidInputError) Is(target error) bool { return target == ErrInvalidInput }
 
 func invalid(field, msg string) error { return &InvalidInputError{Field: field, Message: msg} }
+
+// FieldErrors collects every *InvalidInputError in err, including each
+// one joined by errors.Join (Register reports email and display name
+// problems together), for the errors list of a 400 answer.
+func FieldErrors(err error) []*InvalidInputError {
+	var out []*InvalidInputError
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil {
+			return
+		}
+		if ie, ok := e.(*InvalidInputError); ok {
+			out = append(out, ie)
+			return
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return out
+}

@@ -2,6 +2,7 @@ package user_test
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -94,8 +95,9 @@ func TestRegisterRejects(t *testing.T) {
 	t.Run("both fields reported at once", func(t *testing.T) {
 		t.Parallel()
 		_, err := user.Register(userID, "nope", "", hash, t0)
-		if err == nil || !strings.Contains(err.Error(), "email") || !strings.Contains(err.Error(), "display_name") {
-			t.Fatalf("Register = %v", err)
+		fe := user.FieldErrors(fmt.Errorf("wrapped: %w", err))
+		if len(fe) != 2 || fe[0].Field != "email" || fe[1].Field != "display_name" {
+			t.Fatalf("Register = %v, field errors %v", err, fe)
 		}
 	})
 	t.Run("raw password instead of hash", func(t *testing.T) {
