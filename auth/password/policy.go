@@ -11,7 +11,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-//go:generate go run ./internal/gencommon
+//go:generate go run ./internal/gencommon common_passwords.txt
 
 // commonPasswords is the list the policy refuses: about fifty thousand
 // lower-case entries authored (not downloaded) by internal/gencommon from

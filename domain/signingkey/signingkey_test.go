@@ -78,7 +78,7 @@ func TestLifecycle(t *testing.T) {
 			if err := tc.when(r); !errors.Is(err, tc.err) || (tc.err == nil && err != nil) {
 				t.Fatalf("err %v, want %v", err, tc.err)
 			}
-			if got := r.Changes(); !(len(got) == 0 && len(tc.want) == 0) && !reflect.DeepEqual(got, tc.want) {
+			if got := r.Changes(); (len(got) != 0 || len(tc.want) != 0) && !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("events\n got %#v\nwant %#v", got, tc.want)
 			}
 		})

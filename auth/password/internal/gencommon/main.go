@@ -11,7 +11,8 @@
 // Treat it as a floor; a real breach list (for example Have I Been Pwned's
 // k-anonymity range API) is the better check when one is available.
 //
-// Run from the repository root: go run ./auth/password/internal/gencommon
+// Run with go generate ./auth/password, or from the repository root:
+// go run ./auth/password/internal/gencommon [output file]
 package main
 
 import (
@@ -140,14 +141,18 @@ func main() {
 		out = append(out, s)
 	}
 	sort.Strings(out)
-	f, err := os.Create("auth/password/common_passwords.txt")
+	path := "auth/password/common_passwords.txt"
+	if len(os.Args) > 1 {
+		path = os.Args[1]
+	}
+	f, err := os.Create(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	w := bufio.NewWriter(f)
 	for _, s := range out {
-		fmt.Fprintln(w, s)
+		_, _ = fmt.Fprintln(w, s) // the Flush below reports write errors
 	}
 	if err := w.Flush(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
