@@ -173,6 +173,14 @@ func FromHistory(history []events.Event) (*Session, error) {
 	return s, nil
 }
 
+// Login methods and their RFC 8176 authentication method references.
+const (
+	// MethodPassword is a login with email and password.
+	MethodPassword = "password"
+	// AMRPassword is the amr value of a password login.
+	AMRPassword = "pwd"
+)
+
 // StartParams describes a login.
 type StartParams struct {
 	SessionID     uuid.UUID
