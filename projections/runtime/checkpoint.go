@@ -51,25 +51,6 @@ type sink struct {
 
 var errStale = errors.New("projections: checkpoint moved under the runner (another instance or a rebuild swap)")
 
-// lock locks the checkpoint row for the batch transaction and checks that it
-// still is where the runner believes (same generation and position): if not,
-// another instance or a rebuild moved it and the runner must reload.
-func (s sink) lock(ctx context.Context, tx pgx.Tx, want checkpoint) error {
-	var gen int
-	var pos string
-	err := tx.QueryRow(ctx, "SELECT generation, position FROM "+s.table+" WHERE name = $1 FOR UPDATE", s.name).Scan(&gen, &pos)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return errStale
-	}
-	if err != nil {
-		return fmt.Errorf("lock checkpoint: %w", err)
-	}
-	if gen != want.Generation || pos != want.Position.String() {
-		return errStale
-	}
-	return nil
-}
-
 func (s sink) load(ctx context.Context, q querier) (checkpoint, error) {
 	var cp checkpoint
 	var pos string
@@ -85,12 +66,22 @@ func (s sink) load(ctx context.Context, q querier) (checkpoint, error) {
 	return cp, nil
 }
 
-func (s sink) save(ctx context.Context, tx pgx.Tx, cp checkpoint) error {
-	_, err := tx.Exec(ctx, "UPDATE "+s.table+` SET position = $2, events_applied = $3, last_event_id = $4,
-		last_recorded_at = $5, updated_at = now() WHERE name = $1`,
-		s.name, cp.Position.String(), cp.EventsApplied, cp.LastEventID, cp.LastRecordedAt)
+// save writes cp in the batch transaction if the row still holds prev (same
+// generation and position): otherwise another instance or a rebuild swap
+// moved it, and the batch must roll back (errStale). A concurrent swap holds
+// the row lock; this UPDATE waits for it and then sees the moved row.
+// Checking here, at the end of the batch, rather than locking the row at its
+// start keeps the transaction without a transaction id (and so without
+// holding back the event store's subscribers) until it writes.
+func (s sink) save(ctx context.Context, tx pgx.Tx, prev, cp checkpoint) error {
+	tag, err := tx.Exec(ctx, "UPDATE "+s.table+` SET position = $2, events_applied = $3, last_event_id = $4,
+		last_recorded_at = $5, updated_at = now() WHERE name = $1 AND generation = $6 AND position = $7`,
+		s.name, cp.Position.String(), cp.EventsApplied, cp.LastEventID, cp.LastRecordedAt, prev.Generation, prev.Position.String())
 	if err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return errStale
 	}
 	return nil
 }

@@ -7,13 +7,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authledger/authledger/eventstore"
 )
+
+// ErrUnknownProjection: Rebuild was asked for a projection it does not have.
+var ErrUnknownProjection = errors.New("projections: unknown projection")
 
 // ErrRebuildRunning: another rebuild of the projection holds its lock.
 var ErrRebuildRunning = errors.New("projections: a rebuild of this projection is already running")
@@ -99,6 +101,12 @@ func Rebuild(ctx context.Context, cfg Config, name string, opts RebuildOptions) 
 		return Progress{}, fmt.Errorf("projections: prepare rebuild of %s: %w", name, err)
 	}
 
+	// Events appended after this point may be applied by the rebuild or,
+	// after the swap, by the live runner: either way once.
+	head, err := cfg.Store.Head(ctx)
+	if err != nil {
+		return Progress{}, fmt.Errorf("projections: head: %w", err)
+	}
 	start := time.Now()
 	var mu sync.Mutex
 	prog := Progress{Projection: name, Generation: gen, Phase: PhaseBuilding, Total: total}
@@ -151,14 +159,14 @@ func Rebuild(ctx context.Context, cfg Config, name string, opts RebuildOptions) 
 	topic := name + "@rebuild"
 	sub := newSubscriber(e)
 	sub.bind(topic, &binding{
-		e: e, p: p, sink: rebuildSink(name), done: done,
+		e: e, p: p, sink: rebuildSink(name), done: done, stopAt: head,
 		onCommit: func(cp checkpoint, _ int) {
 			mu.Lock()
 			prog.Applied, prog.Position = cp.EventsApplied, cp.Position
 			mu.Unlock()
 		},
 	})
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, watermill.NewSlogLogger(e.logger.With("component", "watermill")))
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, watermillLogger(e.logger))
 	if err != nil {
 		return Progress{}, err
 	}

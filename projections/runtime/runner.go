@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"fmt"
 	"sync"
 	"time"
@@ -45,7 +46,7 @@ func NewRunner(cfg Config) (*Runner, error) {
 		return nil, fmt.Errorf("projections: metrics: %w", err)
 	}
 	e := &engine{store: cfg.Store, pool: cfg.Pool, cfg: cfg, logger: cfg.Logger.With("component", "projections"), metrics: m}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, watermill.NewSlogLogger(e.logger.With("component", "watermill")))
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, watermillLogger(e.logger))
 	if err != nil {
 		return nil, fmt.Errorf("projections: router: %w", err)
 	}
@@ -76,8 +77,19 @@ func NewRunner(cfg Config) (*Runner, error) {
 // ctx is done. A projection that fails stops alone; the others go on. Run
 // returns nil after ctx is cancelled, or the setup or router error.
 func (r *Runner) Run(ctx context.Context) error {
-	if err := Setup(ctx, r.e.pool, r.e.cfg.Projections...); err != nil {
-		return err
+	for attempt := 1; ; attempt++ {
+		err := Setup(ctx, r.e.pool, r.e.cfg.Projections...)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !isTransient(err) {
+			return err
+		}
+		r.e.logger.Warn("projection setup failed; retrying", "error", err, "attempt", attempt)
+		sleep(ctx, backoff(r.e.cfg.RetryBackoff, r.e.cfg.MaxBackoff, attempt))
 	}
 	for _, p := range r.e.cfg.Projections {
 		if err := dropStaleGenerations(ctx, r.e.pool, p); err != nil {
@@ -97,6 +109,14 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	runErr := make(chan error, 1)
 	go func() { runErr <- r.router.Run(ctx) }()
+	// Closing a router that has not started its handlers waits for them
+	// until its close timeout: let it start first.
+	select {
+	case <-r.router.Running():
+	case err := <-runErr:
+		_ = r.sub.Close()
+		return err
+	}
 	select {
 	case err := <-runErr:
 		// Every handler stopped (all projections failed) or the router
@@ -121,6 +141,16 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}
 	return errors.Join(err, cerr)
+}
+
+// watermillLogger quiets Watermill: its per-handler chatter goes to debug
+// and its handler errors to warn (the runtime logs failures itself, with
+// the event).
+func watermillLogger(l *slog.Logger) watermill.LoggerAdapter {
+	return watermill.NewSlogLoggerWithLevelMapping(l.With("component", "watermill"), map[slog.Level]slog.Level{
+		slog.LevelInfo:  slog.LevelDebug,
+		slog.LevelError: slog.LevelWarn,
+	})
 }
 
 // Running is closed once the router runs.

@@ -112,7 +112,10 @@ type binding struct {
 	sink sink
 	// live bindings hold the projection's advisory lock and report state;
 	// a rebuild binding stops once caught up (done receives the outcome).
-	live     bool
+	live bool
+	// stopAt (rebuilds): the rebuild has caught up once its checkpoint
+	// reaches this position (the head when it started).
+	stopAt   eventstore.Position
 	onCommit func(cp checkpoint, n int)
 	onState  func(state string, f *failure)
 	done     chan error
@@ -441,9 +444,6 @@ func (b *binding) runOnce(ctx context.Context, cp checkpoint, out chan<- *messag
 		}
 		nb := &openBatch{tx: tx, cp: cp, started: time.Now()}
 		bt = nb
-		if err := b.sink.lock(ctx, tx, cp); err != nil {
-			return err
-		}
 		pb, err := b.p.Begin(ctx, tx, tables)
 		if err != nil {
 			if first != nil && !isTransient(err) {
@@ -473,7 +473,7 @@ func (b *binding) runOnce(ctx context.Context, cp checkpoint, out chan<- *messag
 				return fail(err)
 			}
 		}
-		if err := b.sink.save(ctx, c.tx, c.cp); err != nil {
+		if err := b.sink.save(ctx, c.tx, cp, c.cp); err != nil {
 			return fail(err)
 		}
 		if err := c.tx.Commit(ctx); err != nil {
@@ -487,7 +487,13 @@ func (b *binding) runOnce(ctx context.Context, cp checkpoint, out chan<- *messag
 		if b.onCommit != nil {
 			b.onCommit(cp, c.n)
 		}
+		if !b.live && !b.stopAt.IsZero() && cp.Position.Compare(b.stopAt) >= 0 {
+			return errDone
+		}
 		return nil
+	}
+	if !b.live && !b.stopAt.IsZero() && cp.Position.Compare(b.stopAt) >= 0 {
+		return errDone
 	}
 
 	var idle <-chan time.Time

@@ -1,0 +1,437 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/projections/audit"
+	"github.com/authledger/authledger/projections/internal/projtest"
+	"github.com/authledger/authledger/projections/runtime"
+)
+
+// startRunner runs a runner until the returned stop is called.
+func startRunner(t *testing.T, cfg runtime.Config) (*runtime.Runner, func()) {
+	t.Helper()
+	r, err := runtime.NewRunner(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("runner: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return r, stop
+}
+
+func TestRunnerAppliesEventsAndWaiterSeesThem(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	env := projtest.New(t)
+	c := &projtest.Counter{ProjectionName: "counter"}
+	env.AppendN(t, ctx, 50, 5)
+	r, _ := startRunner(t, env.Config(c, audit.New()))
+	w := runtime.NewWaiter(env.Pool, r, 0)
+
+	last := env.AppendN(t, ctx, 30, 7)
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := w.WaitFor(wctx, last, "counter", audit.Name); err != nil {
+		t.Fatalf("WaitFor: %v", err)
+	}
+	if got, want := env.Counts(t, ctx, "counter_counts"), env.ExpectedCounts(t, ctx, last); !reflect.DeepEqual(got, want) {
+		t.Fatalf("counts = %v, want %v", got, want)
+	}
+	if err := r.Ready(ctx); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	st, err := runtime.Status(ctx, env.Pool, env.Store, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].State != runtime.StateRunning || st[0].LagEvents != 0 || st[0].EventsApplied != 80 {
+		t.Fatalf("status = %+v", st[0])
+	}
+
+	// A token beyond the log cannot be reached: the wait is bounded.
+	far := eventstore.Position{Commit: last.Commit + 1000}
+	sctx, scancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer scancel()
+	if err := w.WaitFor(sctx, far, "counter"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitFor beyond the log = %v, want deadline exceeded", err)
+	}
+	sctx2, scancel2 := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer scancel2()
+	if err := w.WaitFor(sctx2, last, "nope"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitFor unknown = %v", err)
+	}
+}
+
+func TestOneInstanceRunsAProjection(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	env := projtest.New(t)
+	c := &projtest.Counter{ProjectionName: "counter"}
+	r1, stop1 := startRunner(t, env.Config(c))
+	r2, _ := startRunner(t, env.Config(c))
+	last := env.AppendN(t, ctx, 20, 3)
+	env.WaitCaughtUp(t, ctx, last, "counter")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s1, s2 := r1.States()["counter"], r2.States()["counter"]
+		if (s1 == runtime.StateRunning) != (s2 == runtime.StateRunning) && (s1 == runtime.StateStandby || s2 == runtime.StateStandby) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("states %s / %s: want one running, one standby", s1, s2)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The standby takes over when the owner goes away.
+	stop1()
+	last = env.AppendN(t, ctx, 20, 3)
+	env.WaitCaughtUp(t, ctx, last, "counter")
+	if got, want := env.Counts(t, ctx, "counter_counts"), env.ExpectedCounts(t, ctx, last); !reflect.DeepEqual(got, want) {
+		t.Fatalf("counts = %v, want %v", got, want)
+	}
+}
+
+func TestFailingHandlerStopsProjectionUntilFixedAndRestarted(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	env := projtest.New(t)
+	c := &projtest.Counter{ProjectionName: "counter"}
+	env.AppendN(t, ctx, 10, 2)
+	bad := projtest.Event("thing.broken.v1", map[string]any{"x": 1}, "u")
+	if _, err := env.Store.Append(ctx, "thing-bad", eventstore.Any{}, bad); err != nil {
+		t.Fatal(err)
+	}
+	last := env.AppendN(t, ctx, 10, 2)
+	var calls atomic.Int64
+	fail := func(ev eventstore.RecordedEvent) error {
+		if ev.ID == bad.ID {
+			calls.Add(1)
+			return errors.New("cannot handle this one")
+		}
+		return nil
+	}
+	c.Fail.Store(&fail)
+
+	cfg := env.Config(c)
+	cfg.MaxAttempts = 3
+	r, stop := startRunner(t, cfg)
+	deadline := time.Now().Add(20 * time.Second)
+	for r.States()["counter"] != runtime.StateFailed {
+		if time.Now().After(deadline) {
+			t.Fatalf("projection state %s, want failed", r.States()["counter"])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := calls.Load(); n != 3 {
+		t.Fatalf("the failing event was tried %d times, want 3", n)
+	}
+	err := r.Ready(ctx)
+	if !errors.Is(err, runtime.ErrNotReady) {
+		t.Fatalf("Ready = %v, want not ready", err)
+	}
+	t.Logf("readiness: %v", err)
+	st, err := runtime.Status(ctx, env.Pool, env.Store, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].State != runtime.StateFailed || st[0].FailedEventID != bad.ID.String() || st[0].FailedEventType != "thing.broken.v1" || st[0].LastError == "" {
+		t.Fatalf("status = %+v", st[0])
+	}
+	// Everything before the failing event is applied and kept; nothing after.
+	if st[0].EventsApplied != 10 || st[0].LagEvents != 11 {
+		t.Fatalf("applied %d, lag %d; want 10 and 11", st[0].EventsApplied, st[0].LagEvents)
+	}
+	// Another process sees the failure too.
+	other, err := runtime.NewRunner(env.Config(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Ready(ctx); !errors.Is(err, runtime.ErrNotReady) {
+		t.Fatalf("Ready of another instance = %v", err)
+	}
+	stop()
+
+	// Fix the cause and restart: the event is applied, never skipped.
+	c.Fail.Store(nil)
+	r2, _ := startRunner(t, env.Config(c))
+	waitState(t, r2, "counter", runtime.StateRunning)
+	env.WaitCaughtUp(t, ctx, last, "counter")
+	if got, want := env.Counts(t, ctx, "counter_counts"), env.ExpectedCounts(t, ctx, last); !reflect.DeepEqual(got, want) {
+		t.Fatalf("counts = %v, want %v", got, want)
+	}
+	if got := env.Counts(t, ctx, "counter_counts")["thing-bad"]; got[0] != 1 {
+		t.Fatalf("failing event applied %d times, want 1", got[0])
+	}
+	if err := r2.Ready(ctx); err != nil {
+		t.Fatalf("Ready after restart: %v", err)
+	}
+}
+
+func waitState(t *testing.T, r *runtime.Runner, name, state string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for r.States()[name] != state {
+		if time.Now().After(deadline) {
+			t.Fatalf("projection %s state %s, want %s", name, r.States()[name], state)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// appender appends events until stopped, retrying failed appends.
+func appender(t *testing.T, env *projtest.Env, perSecond int) (stop func() (int64, eventstore.Position)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var n atomic.Int64
+	var last eventstore.Position
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Second / time.Duration(perSecond))
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			s := fmt.Sprintf("live-%d", i%13)
+			ev := projtest.Event("thing.happened.v1", map[string]any{"i": i, "api_key": "k"}, "u")
+			for ctx.Err() == nil {
+				if res, err := env.Store.Append(ctx, s, eventstore.Any{}, ev); err == nil {
+					last = res.Position
+					n.Add(1)
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}()
+	return func() (int64, eventstore.Position) {
+		cancel()
+		<-done
+		return n.Load(), last
+	}
+}
+
+// snapshotTable reads a table or view as rows of text, in key order.
+func snapshotTable(t *testing.T, ctx context.Context, env *projtest.Env, sql string) [][]any {
+	t.Helper()
+	rows, err := env.Admin.Query(ctx, sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([]any, error) { return r.Values() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+const auditSnapshot = `SELECT seq, event_id::text, position, stream, revision, event_type, occurred_at, recorded_at, actor_kind, actor_id,
+	correlation_id, causation_id, client_ip, user_agent, summary, encode(hash, 'hex') FROM audit_log ORDER BY seq`
+
+func TestKilledRunnerLosesNothingAndAppliesNothingTwice(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	env := projtest.New(t)
+	c := &projtest.Counter{ProjectionName: "counter"}
+	last := env.AppendN(t, ctx, 300, 11)
+	stopAppending := appender(t, env, 300)
+
+	rounds := 25
+	if testing.Short() {
+		rounds = 8
+	}
+	kills := 0
+	for i := 0; i < rounds; i++ {
+		cfg := env.Config(c, audit.New())
+		cfg.BatchSize = 1 + rand.IntN(200)
+		_, stop := startRunner(t, cfg)
+		time.Sleep(time.Duration(20+rand.IntN(150)) * time.Millisecond)
+		switch rand.IntN(3) {
+		case 0: // connection cut under a running runner: it must recover by itself
+			n, err := env.KillRunnerConnections(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kills += n
+			time.Sleep(time.Duration(20+rand.IntN(150)) * time.Millisecond)
+			stop()
+		case 1: // crash: cancel and drop the connections at once
+			go stop()
+			n, err := env.KillRunnerConnections(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kills += n
+			stop()
+		default:
+			stop()
+			n, err := env.KillRunnerConnections(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kills += n
+		}
+	}
+	appended, lastLive := stopAppending()
+	if lastLive.Compare(last) > 0 {
+		last = lastLive
+	}
+	t.Logf("%d rounds, %d connections terminated, %d events appended meanwhile", rounds, kills, appended)
+
+	_, stop := startRunner(t, env.Config(c, audit.New()))
+	env.WaitCaughtUp(t, ctx, last, "counter", audit.Name)
+	stop()
+
+	want := env.ExpectedCounts(t, ctx, last)
+	if got := env.Counts(t, ctx, "counter_counts"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("counts after kills differ from the log:\n got %v\nwant %v", got, want)
+	}
+	rep, err := audit.Verify(ctx, env.Admin)
+	if err != nil || !rep.OK {
+		t.Fatalf("audit verify: %+v, %v", rep, err)
+	}
+	all := env.ReadAllUpTo(t, ctx, last)
+	if rep.Rows != int64(len(all)) {
+		t.Fatalf("audit rows %d, log events %d", rep.Rows, len(all))
+	}
+	liveCounts := snapshotTable(t, ctx, env, "SELECT * FROM counter_counts ORDER BY stream")
+	liveAudit := snapshotTable(t, ctx, env, auditSnapshot)
+
+	// A fresh rebuild of each read model equals the one that survived the kills.
+	cfg := env.Config(c, audit.New())
+	for _, name := range []string{"counter", audit.Name} {
+		if _, err := runtime.Rebuild(ctx, cfg, name, runtime.RebuildOptions{}); err != nil {
+			t.Fatalf("rebuild %s: %v", name, err)
+		}
+	}
+	if got := snapshotTable(t, ctx, env, "SELECT * FROM counter_counts ORDER BY stream"); !reflect.DeepEqual(got, liveCounts) {
+		t.Fatalf("rebuilt counter differs from the live one")
+	}
+	if got := snapshotTable(t, ctx, env, auditSnapshot); !reflect.DeepEqual(got, liveAudit) {
+		t.Fatalf("rebuilt audit trail differs from the live one (%d vs %d rows)", len(got), len(liveAudit))
+	}
+}
+
+func TestRebuildWhileServingLosesNothing(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env := projtest.New(t)
+	c := &projtest.Counter{ProjectionName: "counter"}
+	last := env.AppendN(t, ctx, 2000, 17)
+	cfg := env.Config(c, audit.New())
+	cfg.BatchSize = 50 // small batches make the rebuild long enough to overlap appends
+	r, _ := startRunner(t, cfg)
+	env.WaitCaughtUp(t, ctx, last, "counter", audit.Name)
+	stopAppending := appender(t, env, 200)
+
+	// Queries keep being served during the rebuild and the swap.
+	qctx, qcancel := context.WithCancel(ctx)
+	var queries, queryErrs atomic.Int64
+	var firstErr atomic.Value
+	var qwg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		qwg.Add(1)
+		go func() {
+			defer qwg.Done()
+			for qctx.Err() == nil {
+				var n int64
+				err := env.Admin.QueryRow(qctx, "SELECT (SELECT coalesce(sum(n), 0) FROM counter_counts) + (SELECT count(*) FROM audit_log)").Scan(&n)
+				if err != nil && qctx.Err() == nil {
+					queryErrs.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+				queries.Add(1)
+			}
+		}()
+	}
+
+	var progress []runtime.Progress
+	var pmu sync.Mutex
+	for _, name := range []string{"counter", audit.Name} {
+		final, err := runtime.Rebuild(ctx, cfg, name, runtime.RebuildOptions{ProgressInterval: 20 * time.Millisecond, Progress: func(p runtime.Progress) {
+			pmu.Lock()
+			progress = append(progress, p)
+			pmu.Unlock()
+		}})
+		if err != nil {
+			t.Fatalf("rebuild %s: %v", name, err)
+		}
+		if final.Phase != runtime.PhaseDone || final.Generation != 2 || final.Applied < 2000 {
+			t.Fatalf("final progress of %s: %+v", name, final)
+		}
+		t.Logf("rebuild %s: %d events in %s (%.0f events/s)", name, final.Applied, final.Elapsed.Round(time.Millisecond), final.EventsPerSecond)
+	}
+	appended, lastLive := stopAppending()
+	if lastLive.Compare(last) > 0 {
+		last = lastLive
+	}
+	qcancel()
+	qwg.Wait()
+	if queryErrs.Load() > 0 {
+		t.Fatalf("%d of %d queries failed during the rebuild; first: %v", queryErrs.Load(), queries.Load(), firstErr.Load())
+	}
+	if appended < 10 {
+		t.Fatalf("only %d events appended during the rebuilds", appended)
+	}
+	pmu.Lock()
+	sawETA := false
+	for _, p := range progress {
+		if p.Phase == runtime.PhaseBuilding && p.ETA > 0 {
+			sawETA = true
+		}
+	}
+	pmu.Unlock()
+	if !sawETA {
+		t.Errorf("no progress report carried an ETA")
+	}
+
+	env.WaitCaughtUp(t, ctx, last, "counter", audit.Name)
+	if got, want := env.Counts(t, ctx, "counter_counts"), env.ExpectedCounts(t, ctx, last); !reflect.DeepEqual(got, want) {
+		t.Fatalf("counts after rebuild differ from the log")
+	}
+	rep, err := audit.Verify(ctx, env.Admin)
+	if err != nil || !rep.OK {
+		t.Fatalf("audit verify after rebuild: %+v %v", rep, err)
+	}
+	var gen int
+	if err := env.Admin.QueryRow(ctx, "SELECT generation FROM projection_checkpoints WHERE name = 'counter'").Scan(&gen); err != nil || gen != 2 {
+		t.Fatalf("generation = %d (%v), want 2", gen, err)
+	}
+	var old bool
+	if err := env.Admin.QueryRow(ctx, "SELECT to_regclass('counter_counts_g1') IS NOT NULL").Scan(&old); err != nil || old {
+		t.Fatalf("old generation still there: %v %v", old, err)
+	}
+	if err := r.Ready(ctx); err != nil {
+		t.Fatalf("ready: %v", err)
+	}
+}
