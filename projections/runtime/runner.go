@@ -229,6 +229,13 @@ func (r *Runner) Ready(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Readiness is Ready in the shape of an httpapi readiness check
+// (httpapi.Check{Name: "projections", Func: runner.Readiness}): the details
+// are each projection's state in this process.
+func (r *Runner) Readiness(ctx context.Context) (any, error) {
+	return r.States(), r.Ready(ctx)
+}
+
 // Hub is the runner's in-process broadcast of checkpoint advances (used by
 // Waiter).
 func (r *Runner) Hub() *Hub { return r.hub }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/audit"
-	"github.com/authledger/authledger/projections/internal/projtest"
+	"github.com/authledger/authledger/projections/projtest"
 	"github.com/authledger/authledger/projections/runtime"
 )
 

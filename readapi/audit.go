@@ -1,0 +1,181 @@
+package readapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authledger/authledger/httpapi"
+	"github.com/authledger/authledger/httpapi/problem"
+	"github.com/authledger/authledger/projections/audit"
+)
+
+// Roles that may read the whole audit trail.
+const (
+	RoleAuditor = "auditor"
+	RoleAdmin   = "admin"
+)
+
+// Page size limits of list endpoints.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+)
+
+// Config is what the read API needs.
+type Config struct {
+	// Pool holds the read models. Required.
+	Pool *pgxpool.Pool
+	// Waiter serves X-Consistency-Token (runtime.NewWaiter). Required.
+	Waiter Waiter
+	// ConsistencyTimeout bounds a consistency wait (default 2s).
+	ConsistencyTimeout time.Duration
+}
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Pool == nil {
+		errs = append(errs, errors.New("readapi: Pool is required"))
+	}
+	if c.Waiter == nil {
+		errs = append(errs, errors.New("readapi: Waiter is required"))
+	}
+	if c.ConsistencyTimeout < 0 {
+		errs = append(errs, errors.New("readapi: ConsistencyTimeout must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Mount registers the read endpoints on rg (the /v1 group, behind the
+// authentication middleware that calls SetPrincipal):
+//
+//	GET audit     the whole trail; role auditor or admin
+//	GET me/audit  the caller's own trail (events the caller caused)
+//
+// Both honour X-Consistency-Token against the audit projection.
+func Mount(rg *gin.RouterGroup, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	h := &auditHandlers{pool: cfg.Pool}
+	consistent := Consistency(cfg.Waiter, cfg.ConsistencyTimeout, audit.Name)
+	rg.GET("/audit", requirePrincipal, requireRole(RoleAuditor, RoleAdmin), consistent, h.list)
+	rg.GET("/me/audit", requirePrincipal, consistent, h.mine)
+	return nil
+}
+
+func requirePrincipal(c *gin.Context) {
+	if _, ok := PrincipalFrom(c); !ok {
+		httpapi.WriteError(c, problem.Unauthenticated("", "Authentication is required."))
+		return
+	}
+	c.Next()
+}
+
+func requireRole(roles ...string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p, _ := PrincipalFrom(c)
+		if !p.HasRole(roles...) {
+			httpapi.WriteError(c, problem.Forbidden("This endpoint needs one of the roles auditor or admin."))
+			return
+		}
+		c.Next()
+	}
+}
+
+type auditHandlers struct {
+	pool *pgxpool.Pool
+}
+
+// auditPage is the list body: {items, page, page_size, total}.
+type auditPage struct {
+	Items    []audit.Entry `json:"items"`
+	Page     int           `json:"page"`
+	PageSize int           `json:"page_size"`
+	Total    int64         `json:"total"`
+}
+
+func (h *auditHandlers) list(c *gin.Context) {
+	f, page, size, err := parseAuditQuery(c, true)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	h.respond(c, f, page, size)
+}
+
+func (h *auditHandlers) mine(c *gin.Context) {
+	f, page, size, err := parseAuditQuery(c, false)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	p, _ := PrincipalFrom(c)
+	f.ActorID = p.UserID
+	h.respond(c, f, page, size)
+}
+
+func (h *auditHandlers) respond(c *gin.Context, f audit.Filter, page, size int) {
+	items, total, err := audit.List(c.Request.Context(), h.pool, f, page, size)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, auditPage{Items: items, Page: page, PageSize: size, Total: total})
+}
+
+// parseAuditQuery reads page, page_size, type, stream, from, to and (when
+// withActor) actor, reporting every invalid one.
+func parseAuditQuery(c *gin.Context, withActor bool) (audit.Filter, int, int, error) {
+	var f audit.Filter
+	var fields []problem.FieldError
+	page, size := 1, DefaultPageSize
+	if v := c.Query("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			fields = append(fields, problem.FieldError{Field: "page", Message: "must be a whole number of at least 1"})
+		} else {
+			page = n
+		}
+	}
+	if v := c.Query("page_size"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageSize {
+			fields = append(fields, problem.FieldError{Field: "page_size", Message: "must be a whole number from 1 to 100"})
+		} else {
+			size = n
+		}
+	}
+	if page > 1_000_000 {
+		fields = append(fields, problem.FieldError{Field: "page", Message: "is too large"})
+	}
+	f.EventType = c.Query("type")
+	f.Stream = c.Query("stream")
+	if withActor {
+		f.ActorID = c.Query("actor")
+	}
+	parseTime := func(name string) time.Time {
+		v := c.Query(name)
+		if v == "" {
+			return time.Time{}
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			fields = append(fields, problem.FieldError{Field: name, Message: "must be an RFC 3339 date-time such as 2026-01-02T15:04:05Z"})
+		}
+		return t
+	}
+	f.From, f.To = parseTime("from"), parseTime("to")
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		fields = append(fields, problem.FieldError{Field: "to", Message: "must be after from"})
+	}
+	if len(fields) > 0 {
+		return f, 0, 0, problem.Invalid("The query parameters are invalid.", fields...)
+	}
+	return f, page, size, nil
+}

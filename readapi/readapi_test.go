@@ -1,0 +1,222 @@
+package readapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/httpapi"
+	"github.com/authledger/authledger/projections/audit"
+	"github.com/authledger/authledger/projections/projtest"
+	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/readapi"
+)
+
+// testAuth stands in for the authentication middleware: it trusts test
+// headers and records the principal the way the real one will.
+func testAuth(c *gin.Context) {
+	if u := c.GetHeader("X-Test-User"); u != "" {
+		var roles []string
+		if r := c.GetHeader("X-Test-Roles"); r != "" {
+			roles = strings.Split(r, ",")
+		}
+		readapi.SetPrincipal(c, readapi.Principal{UserID: u, Roles: roles})
+	}
+	c.Next()
+}
+
+type server struct {
+	env    *projtest.Env
+	engine *gin.Engine
+	runner *runtime.Runner
+	ctx    context.Context
+}
+
+func newServer(t *testing.T, extra ...runtime.Projection) *server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	env := projtest.New(t)
+	r, err := runtime.NewRunner(env.Config(append([]runtime.Projection{audit.New()}, extra...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	t.Cleanup(func() { rcancel(); <-done })
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	engine, err := httpapi.New(httpapi.Config{
+		Logger: logger, OpenAPI: []byte("openapi: 3.1.0\n"),
+		Readiness: []httpapi.Check{{Name: "projections", Func: r.Readiness}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := engine.Group("/v1", testAuth)
+	if err := readapi.Mount(v1, readapi.Config{Pool: env.Pool, Waiter: runtime.NewWaiter(env.Pool, r, 0), ConsistencyTimeout: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	return &server{env: env, engine: engine, runner: r, ctx: ctx}
+}
+
+func (s *server) get(t *testing.T, path, user, roles string, hdr ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	if user != "" {
+		req.Header.Set("X-Test-User", user)
+		req.Header.Set("X-Test-Roles", roles)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	w := httptest.NewRecorder()
+	s.engine.ServeHTTP(w, req)
+	return w
+}
+
+type page struct {
+	Items    []audit.Entry `json:"items"`
+	Page     int           `json:"page"`
+	PageSize int           `json:"page_size"`
+	Total    int64         `json:"total"`
+}
+
+func decode(t *testing.T, w *httptest.ResponseRecorder) page {
+	t.Helper()
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	var p page
+	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestAuditEndpoints(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	last := s.env.AppendN(t, s.ctx, 30, 3) // actors user-0, user-1, user-2
+	tok := last.String()
+
+	// Read your writes: the token makes the query wait for the audit trail.
+	p := decode(t, s.get(t, "/v1/audit?page_size=100", "boss", "admin", readapi.HeaderConsistencyToken, tok))
+	if p.Total != 30 || len(p.Items) != 30 || p.Page != 1 || p.PageSize != 100 {
+		t.Fatalf("page = %d items of %d (page %d size %d)", len(p.Items), p.Total, p.Page, p.PageSize)
+	}
+	e := p.Items[0]
+	if e.Seq != 30 || e.Type != "thing.happened.v1" || e.Actor.Kind != "user" || e.ClientIP != "192.0.2.7" || e.UserAgent != "projtest/1.0" || len(e.Hash) != 64 {
+		t.Fatalf("newest entry = %+v", e)
+	}
+	if strings.Contains(string(e.Summary), "password") {
+		t.Fatalf("summary leaks a secret field: %s", e.Summary)
+	}
+
+	p = decode(t, s.get(t, "/v1/audit?actor=user-1&page=2&page_size=4", "eve", "auditor", readapi.HeaderConsistencyToken, tok))
+	if p.Total != 10 || len(p.Items) != 4 || p.Page != 2 {
+		t.Fatalf("filtered page = %d items of %d", len(p.Items), p.Total)
+	}
+	for _, it := range p.Items {
+		if it.Actor.ID != "user-1" {
+			t.Fatalf("actor filter leaked %+v", it)
+		}
+	}
+	p = decode(t, s.get(t, "/v1/audit?stream=thing-2&type=thing.happened.v1&from=2000-01-01T00:00:00Z&to=2999-01-01T00:00:00Z", "eve", "auditor"))
+	if p.Total != 10 {
+		t.Fatalf("stream filter total %d", p.Total)
+	}
+
+	// The caller's own trail, whatever actor filter they try.
+	p = decode(t, s.get(t, "/v1/me/audit?actor=user-2", "user-0", "", readapi.HeaderConsistencyToken, tok))
+	if p.Total != 10 {
+		t.Fatalf("own trail total %d", p.Total)
+	}
+	for _, it := range p.Items {
+		if it.Actor.ID != "user-0" {
+			t.Fatalf("own trail shows %+v", it)
+		}
+	}
+
+	for _, c := range []struct {
+		path, user, roles string
+		hdr               []string
+		status            int
+		slug              string
+	}{
+		{"/v1/audit", "", "", nil, 401, "unauthenticated"},
+		{"/v1/me/audit", "", "", nil, 401, "unauthenticated"},
+		{"/v1/audit", "user-0", "user", nil, 403, "forbidden"},
+		{"/v1/audit?page_size=101", "boss", "admin", nil, 400, "invalid-input"},
+		{"/v1/audit?page=0&from=yesterday", "boss", "admin", nil, 400, "invalid-input"},
+		{"/v1/audit", "boss", "admin", []string{readapi.HeaderConsistencyToken, "not-a-token"}, 400, "invalid-input"},
+		// A token the read models do not reach in time: 503 + Retry-After.
+		{"/v1/audit", "boss", "admin", []string{readapi.HeaderConsistencyToken, eventstore.Position{Commit: last.Commit + 1_000_000}.String()}, 503, "unavailable"},
+	} {
+		start := time.Now()
+		w := s.get(t, c.path, c.user, c.roles, c.hdr...)
+		if w.Code != c.status || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/problem+json") || !strings.Contains(w.Body.String(), c.slug) {
+			t.Errorf("GET %s as %q: %d %s %s, want %d %s", c.path, c.user, w.Code, w.Header().Get("Content-Type"), w.Body, c.status, c.slug)
+		}
+		if c.status == 503 {
+			if w.Header().Get("Retry-After") == "" {
+				t.Errorf("503 without Retry-After")
+			}
+			if d := time.Since(start); d < 250*time.Millisecond || d > 3*time.Second {
+				t.Errorf("consistency wait took %s, want about the 300ms bound", d)
+			}
+		}
+	}
+}
+
+func TestReadyzReportsAFailedProjection(t *testing.T) {
+	t.Parallel()
+	c := &projtest.Counter{ProjectionName: "counter"}
+	bad := projtest.Event("thing.broken.v1", map[string]any{}, "u")
+	fail := func(ev eventstore.RecordedEvent) error {
+		if ev.ID == bad.ID {
+			return errors.New("boom")
+		}
+		return nil
+	}
+	c.Fail.Store(&fail)
+	s := newServer(t, c)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		w := s.get(t, "/readyz", "", "")
+		if w.Code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never ready: %d %s", w.Code, w.Body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := s.env.Store.Append(s.ctx, "thing-bad", eventstore.Any{}, bad); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		w := s.get(t, "/readyz", "", "")
+		if w.Code == http.StatusServiceUnavailable {
+			if !strings.Contains(w.Body.String(), `"failed"`) {
+				t.Fatalf("/readyz body does not name the failed state: %s", w.Body)
+			}
+			t.Logf("/readyz: %s", w.Body)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d after the projection failed: %s", w.Code, w.Body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
