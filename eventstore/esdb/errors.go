@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 
 	client "github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"google.golang.org/grpc/codes"
@@ -47,7 +48,8 @@ func (s *Store) mapError(ctx context.Context, op, stream string, expected events
 			return fmt.Errorf("esdb: %s %q: %w: %w", op, stream, context.DeadlineExceeded, err)
 		}
 	}
-	if st, ok := status.FromError(err); ok && st.Code() == codes.FailedPrecondition && removeCurrentRE.MatchString(st.Message()) {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.FailedPrecondition &&
+		strings.Contains(strings.ToLower(st.Message()), "wrongexpectedversion") {
 		return s.wrongVersion(ctx, stream, expected, removeCurrentRE, err)
 	}
 	return fmt.Errorf("esdb: %s %q: %w", op, stream, err)
