@@ -56,11 +56,14 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	fastjson "github.com/goccy/go-json"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
@@ -82,7 +85,10 @@ type Projection struct{}
 // New returns the audit trail projection.
 func New() *Projection { return &Projection{} }
 
-var _ runtime.Projection = (*Projection)(nil)
+var (
+	_ runtime.Projection = (*Projection)(nil)
+	_ runtime.Indexer    = (*Projection)(nil)
+)
 
 // Name implements runtime.Projection.
 func (*Projection) Name() string { return Name }
@@ -96,11 +102,10 @@ func (*Projection) Tables() []string { return []string{Table} }
 // CreateTables implements runtime.Projection.
 func (*Projection) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
 	tbl := t.Ident(Table)
-	raw := t.Name(Table)
 	stmts := []string{
 		`CREATE TABLE ` + tbl + ` (
 			seq            bigint      PRIMARY KEY,
-			event_id       uuid        NOT NULL UNIQUE,
+			event_id       uuid        NOT NULL,
 			position       text        NOT NULL,
 			stream         text        NOT NULL,
 			revision       bigint      NOT NULL,
@@ -116,10 +121,6 @@ func (*Projection) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables
 			summary        text        NOT NULL,
 			hash           bytea       NOT NULL
 		)`,
-		`CREATE INDEX ` + pgx.Identifier{raw + "_actor"}.Sanitize() + ` ON ` + tbl + ` (actor_id, seq)`,
-		`CREATE INDEX ` + pgx.Identifier{raw + "_type"}.Sanitize() + ` ON ` + tbl + ` (event_type, seq)`,
-		`CREATE INDEX ` + pgx.Identifier{raw + "_stream"}.Sanitize() + ` ON ` + tbl + ` (stream, seq)`,
-		`CREATE INDEX ` + pgx.Identifier{raw + "_occurred"}.Sanitize() + ` ON ` + tbl + ` (occurred_at)`,
 		`CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON ` + tbl + ` FOR EACH ROW EXECUTE FUNCTION audit_log_refuse_change()`,
 		`CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON ` + tbl + ` FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse_change()`,
 		`REVOKE UPDATE, DELETE, TRUNCATE ON ` + tbl + ` FROM PUBLIC`,
@@ -127,6 +128,26 @@ func (*Projection) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables
 	for _, s := range stmts {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return fmt.Errorf("audit: create tables: %w", err)
+		}
+	}
+	return nil
+}
+
+// CreateIndexes implements runtime.Indexer: the secondary indexes, and the
+// uniqueness of event ids (a second line of defence against an event
+// applied twice), built after a rebuild's bulk load.
+func (*Projection) CreateIndexes(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+	tbl := t.Ident(Table)
+	raw := t.Name(Table)
+	for _, s := range []string{
+		`CREATE UNIQUE INDEX ` + pgx.Identifier{raw + "_event"}.Sanitize() + ` ON ` + tbl + ` (event_id)`,
+		`CREATE INDEX ` + pgx.Identifier{raw + "_actor"}.Sanitize() + ` ON ` + tbl + ` (actor_id, seq)`,
+		`CREATE INDEX ` + pgx.Identifier{raw + "_type"}.Sanitize() + ` ON ` + tbl + ` (event_type, seq)`,
+		`CREATE INDEX ` + pgx.Identifier{raw + "_stream"}.Sanitize() + ` ON ` + tbl + ` (stream, seq)`,
+		`CREATE INDEX ` + pgx.Identifier{raw + "_occurred"}.Sanitize() + ` ON ` + tbl + ` (occurred_at)`,
+	} {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return fmt.Errorf("audit: create indexes: %w", err)
 		}
 	}
 	return nil
@@ -206,8 +227,9 @@ type Row struct {
 // every event rather than stopping on one); a missing occurred-at takes the
 // recorded-at time.
 func RowFromEvent(ev eventstore.RecordedEvent) Row {
-	var md events.Metadata
-	_ = json.Unmarshal(ev.Metadata, &md)
+	var md metadata
+	_ = fastjson.Unmarshal(ev.Metadata, &md)
+	occurred, _ := time.Parse(time.RFC3339Nano, md.OccurredAt)
 	r := Row{
 		EventID:       ev.ID,
 		Position:      ev.Position.String(),
@@ -215,7 +237,7 @@ func RowFromEvent(ev eventstore.RecordedEvent) Row {
 		Revision:      ev.Revision,
 		EventType:     ev.Type,
 		RecordedAt:    ev.RecordedAt.UTC().Truncate(time.Microsecond),
-		OccurredAt:    md.OccurredAt.UTC().Truncate(time.Microsecond),
+		OccurredAt:    occurred.UTC().Truncate(time.Microsecond),
 		ActorKind:     string(md.Actor.Kind),
 		ActorID:       md.Actor.ID,
 		CorrelationID: md.CorrelationID,
@@ -224,48 +246,76 @@ func RowFromEvent(ev eventstore.RecordedEvent) Row {
 		UserAgent:     md.UserAgent,
 		Summary:       Summarize(ev.Data),
 	}
-	if md.OccurredAt.IsZero() {
+	if occurred.IsZero() {
 		r.OccurredAt = r.RecordedAt
 	}
 	return r
 }
 
-// canonicalRow fixes the canonical form: fields in key order.
-type canonicalRow struct {
-	ActorID       string `json:"actor_id"`
-	ActorKind     string `json:"actor_kind"`
-	CausationID   string `json:"causation_id"`
-	ClientIP      string `json:"client_ip"`
-	CorrelationID string `json:"correlation_id"`
-	EventID       string `json:"event_id"`
-	EventType     string `json:"event_type"`
+// metadata is the part of events.Metadata the trail records, decoded
+// without the costlier types (uuid, time) of the full struct.
+type metadata struct {
 	OccurredAt    string `json:"occurred_at"`
-	Position      string `json:"position"`
-	RecordedAt    string `json:"recorded_at"`
-	Revision      uint64 `json:"revision"`
-	Seq           int64  `json:"seq"`
-	Stream        string `json:"stream"`
-	Summary       string `json:"summary"`
-	UserAgent     string `json:"user_agent"`
+	CorrelationID string `json:"correlation_id"`
+	CausationID   string `json:"causation_id"`
+	Actor         struct {
+		Kind string `json:"kind"`
+		ID   string `json:"id"`
+	} `json:"actor"`
+	ClientIP  string `json:"client_ip"`
+	UserAgent string `json:"user_agent"`
 }
+
+var _ = events.Metadata{} // metadata mirrors its JSON names
 
 const timeLayout = "2006-01-02T15:04:05.000000Z"
 
 // Canonical is the canonical form of r hashed into the chain (see the
-// package documentation).
+// package documentation). It is written by hand for speed; TestCanonical
+// holds it to encoding/json's output.
 func Canonical(r Row) []byte {
-	c := canonicalRow{
-		ActorID: r.ActorID, ActorKind: r.ActorKind, CausationID: r.CausationID, ClientIP: r.ClientIP,
-		CorrelationID: r.CorrelationID, EventID: r.EventID.String(), EventType: r.EventType,
-		OccurredAt: r.OccurredAt.UTC().Format(timeLayout), Position: r.Position,
-		RecordedAt: r.RecordedAt.UTC().Format(timeLayout), Revision: r.Revision, Seq: r.Seq,
-		Stream: r.Stream, Summary: r.Summary, UserAgent: r.UserAgent,
+	b := make([]byte, 0, 512+len(r.Summary)+len(r.UserAgent))
+	str := func(key, v string) {
+		b = append(b, key...)
+		b = appendJSONString(b, v)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(c) // cannot fail: strings and integers only
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	str(`{"actor_id":`, r.ActorID)
+	str(`,"actor_kind":`, r.ActorKind)
+	str(`,"causation_id":`, r.CausationID)
+	str(`,"client_ip":`, r.ClientIP)
+	str(`,"correlation_id":`, r.CorrelationID)
+	str(`,"event_id":`, r.EventID.String())
+	str(`,"event_type":`, r.EventType)
+	str(`,"occurred_at":`, r.OccurredAt.UTC().Format(timeLayout))
+	str(`,"position":`, r.Position)
+	str(`,"recorded_at":`, r.RecordedAt.UTC().Format(timeLayout))
+	b = append(b, `,"revision":`...)
+	b = strconv.AppendUint(b, r.Revision, 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, r.Seq, 10)
+	str(`,"stream":`, r.Stream)
+	str(`,"summary":`, r.Summary)
+	str(`,"user_agent":`, r.UserAgent)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as encoding/json writes it with HTML escaping
+// off: plain printable ASCII is copied, anything else goes through
+// encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			_ = enc.Encode(s)
+			return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // Link is SHA-256(prev || Canonical(r)).
@@ -276,12 +326,17 @@ func Link(prev []byte, r Row) []byte {
 	return h.Sum(nil)
 }
 
-// Summarize returns the redacted summary of an event's data as JSON text.
+// Summarize returns the redacted summary of an event's data as JSON text:
+// objects with keys in byte order, no insignificant whitespace, numbers as
+// written in the event, strings escaped as encoding/json does with HTML
+// escaping off. The output depends only on the input (a rebuild reproduces
+// the trail's hashes), so it is encoded here rather than by a library whose
+// output could change between versions.
 func Summarize(data json.RawMessage) string {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return "{}"
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
+	dec := fastjson.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
@@ -291,13 +346,58 @@ func Summarize(data json.RawMessage) string {
 	if _, ok := v.(map[string]any); !ok {
 		v = map[string]any{"value": v}
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	b, ok := appendValue(make([]byte, 0, len(data)), v)
+	if !ok {
 		return `{"_unparsable":true}`
 	}
-	return strings.TrimSuffix(buf.String(), "\n")
+	return string(b)
+}
+
+func appendValue(b []byte, v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...), true
+	case bool:
+		return strconv.AppendBool(b, x), true
+	case string:
+		return appendJSONString(b, x), true
+	case json.Number:
+		return append(b, x...), true
+	case float64:
+		return strconv.AppendFloat(b, x, 'g', -1, 64), true
+	case []any:
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var ok bool
+			if b, ok = appendValue(b, e); !ok {
+				return b, false
+			}
+		}
+		return append(b, ']'), true
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			var ok bool
+			if b, ok = appendValue(b, x[k]); !ok {
+				return b, false
+			}
+		}
+		return append(b, '}'), true
+	}
+	return b, false
 }
 
 const maxString = 256

@@ -128,6 +128,11 @@ func setupOne(ctx context.Context, pool *pgxpool.Pool, p Projection) error {
 		if err := p.CreateTables(ctx, tx, t); err != nil {
 			return err
 		}
+		if ix, ok := p.(Indexer); ok {
+			if err := ix.CreateIndexes(ctx, tx, t); err != nil {
+				return err
+			}
+		}
 		return publishViews(ctx, tx, p, t)
 	})
 }

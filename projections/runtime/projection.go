@@ -62,6 +62,13 @@ type Projection interface {
 	Begin(ctx context.Context, tx pgx.Tx, t Tables) (Batch, error)
 }
 
+// Indexer is implemented by a projection whose secondary indexes are
+// cheaper to build after a bulk load: a rebuild calls CreateIndexes once it
+// has caught up, before the swap; a first generation gets them at once.
+type Indexer interface {
+	CreateIndexes(ctx context.Context, tx pgx.Tx, t Tables) error
+}
+
 // Batch applies events inside one transaction of a projection.
 type Batch interface {
 	// Apply applies one event. It may write at once or buffer rows until

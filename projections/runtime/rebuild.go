@@ -153,57 +153,50 @@ func Rebuild(ctx context.Context, cfg Config, name string, opts RebuildOptions) 
 	}()
 	report()
 
-	// Build: the same subscriber and router path as the live runner, on
-	// the rebuild's own checkpoint row.
-	done := make(chan error, 1)
-	topic := name + "@rebuild"
-	sub := newSubscriber(e)
-	sub.bind(topic, &binding{
-		e: e, p: p, sink: rebuildSink(name), done: done, stopAt: head,
-		onCommit: func(cp checkpoint, _ int) {
-			mu.Lock()
-			prog.Applied, prog.Position = cp.EventsApplied, cp.Position
-			mu.Unlock()
-		},
-	})
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, watermillLogger(e.logger))
-	if err != nil {
-		return Progress{}, err
+	onCommit := func(cp checkpoint, _ int) {
+		mu.Lock()
+		prog.Applied, prog.Position = cp.EventsApplied, cp.Position
+		mu.Unlock()
 	}
-	router.AddConsumerHandler(topic, topic, sub, handlerFunc)
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	runErr := make(chan error, 1)
-	go func() { runErr <- router.Run(rctx) }()
-	var buildErr error
-	select {
-	case buildErr = <-done:
-	case <-ctx.Done():
-		buildErr = ctx.Err()
-	}
-	cancel()
-	_ = router.Close()
-	_ = sub.Close()
-	<-runErr
-	if buildErr != nil {
-		return snapshot(), fmt.Errorf("projections: rebuild of %s: %w", name, buildErr)
-	}
-
-	mu.Lock()
-	prog.Phase = PhaseSwapping
-	mu.Unlock()
-	report()
-	var swapErr error
-	for attempt := 1; attempt <= 10; attempt++ {
-		swapErr = swap(ctx, cfg.Pool, p, gen)
-		if swapErr == nil || !isTransient(swapErr) || ctx.Err() != nil {
-			break
+	target := head
+	for round := 1; ; round++ {
+		mu.Lock()
+		prog.Phase = PhaseBuilding
+		mu.Unlock()
+		if err := build(ctx, e, p, target, onCommit); err != nil {
+			return snapshot(), fmt.Errorf("projections: rebuild of %s: %w", name, err)
 		}
-		e.logger.Warn("swap failed; retrying", "attempt", attempt, "error", swapErr)
-		sleep(ctx, backoff(cfg.RetryBackoff, cfg.MaxBackoff, attempt))
-	}
-	if swapErr != nil {
-		return snapshot(), fmt.Errorf("projections: swap %s to generation %d: %w", name, gen, swapErr)
+		if ix, ok := p.(Indexer); ok && round == 1 {
+			err := pgx.BeginFunc(ctx, cfg.Pool, func(tx pgx.Tx) error { return ix.CreateIndexes(ctx, tx, Tables{Generation: gen}) })
+			if err != nil {
+				return snapshot(), fmt.Errorf("projections: index generation %d of %s: %w", gen, name, err)
+			}
+		}
+		mu.Lock()
+		prog.Phase = PhaseSwapping
+		mu.Unlock()
+		report()
+		var swapErr error
+		for attempt := 1; attempt <= 10; attempt++ {
+			swapErr = swap(ctx, cfg.Pool, p, gen)
+			if swapErr == nil || !isTransient(swapErr) || ctx.Err() != nil {
+				break
+			}
+			e.logger.Warn("swap failed; retrying", "attempt", attempt, "error", swapErr)
+			sleep(ctx, backoff(cfg.RetryBackoff, cfg.MaxBackoff, attempt))
+		}
+		var behind *behindError
+		if errors.As(swapErr, &behind) && round < 100 {
+			// The serving generation is ahead (a live runner kept going):
+			// catch up with it first, so that the checkpoint never moves
+			// back and no read-your-writes wait that it satisfied is undone.
+			target = behind.live
+			continue
+		}
+		if swapErr != nil {
+			return snapshot(), fmt.Errorf("projections: swap %s to generation %d: %w", name, gen, swapErr)
+		}
+		break
 	}
 	if err := dropStaleGenerations(ctx, cfg.Pool, p); err != nil {
 		e.logger.Warn("could not drop the old generation yet; the next runner start or rebuild will", "error", err)
@@ -255,6 +248,44 @@ func prepareRebuild(ctx context.Context, pool *pgxpool.Pool, p Projection) (gen 
 	return gen, total, err
 }
 
+// build runs the rebuild's subscription (the same subscriber and router
+// path as the live runner, on the rebuild's own checkpoint row) until its
+// checkpoint reaches target or nothing is left to deliver.
+func build(ctx context.Context, e *engine, p Projection, target eventstore.Position, onCommit func(checkpoint, int)) error {
+	done := make(chan error, 1)
+	topic := p.Name() + "@rebuild"
+	sub := newSubscriber(e)
+	sub.bind(topic, &binding{e: e, p: p, sink: rebuildSink(p.Name()), done: done, stopAt: target, onCommit: onCommit})
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, watermillLogger(e.logger))
+	if err != nil {
+		return err
+	}
+	router.AddConsumerHandler(topic, topic, sub, handlerFunc)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- router.Run(rctx) }()
+	var buildErr error
+	select {
+	case buildErr = <-done:
+	case <-ctx.Done():
+		buildErr = ctx.Err()
+	}
+	cancel()
+	_ = router.Close()
+	_ = sub.Close()
+	<-runErr
+	return buildErr
+}
+
+// behindError: the rebuild has not reached the serving generation's
+// checkpoint yet.
+type behindError struct{ live eventstore.Position }
+
+func (b *behindError) Error() string {
+	return "rebuild is behind the serving checkpoint " + b.live.String()
+}
+
 // swap makes generation gen the serving one: in one transaction it moves
 // the live checkpoint to the rebuild's and repoints the views. Taking the
 // live checkpoint row lock first waits for a live batch in flight; that
@@ -264,12 +295,17 @@ func swap(ctx context.Context, pool *pgxpool.Pool, p Projection, gen int) error 
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE", p.Name()); err != nil {
+		var livePos string
+		if err := tx.QueryRow(ctx, "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", p.Name()).Scan(&livePos); err != nil {
 			return err
 		}
 		rb, err := rebuildSink(p.Name()).load(ctx, tx)
 		if err != nil {
 			return err
+		}
+		if livePos > rb.Position.String() {
+			live, _ := eventstore.ParsePosition(livePos)
+			return &behindError{live: live}
 		}
 		if rb.Generation != gen {
 			return fmt.Errorf("rebuild row is for generation %d, not %d", rb.Generation, gen)

@@ -3,8 +3,8 @@ package runtime
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -295,10 +295,16 @@ func (h *Hub) setState(name, s string) {
 	h.mu.Unlock()
 }
 
-// changed returns a channel closed at the next checkpoint advance or state
-// change.
-func (h *Hub) changed() <-chan struct{} {
+// snapshot returns the positions committed in-process and a channel closed
+// at the next change.
+func (h *Hub) snapshot(names []string) (map[string]eventstore.Position, <-chan struct{}) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.ch
+	out := make(map[string]eventstore.Position, len(names))
+	for _, n := range names {
+		if p, ok := h.pos[n]; ok {
+			out[n] = p
+		}
+	}
+	return out, h.ch
 }

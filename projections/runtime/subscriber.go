@@ -97,8 +97,8 @@ func (s *Subscriber) Close() error {
 
 // engine is what the live runner and rebuilds share.
 type engine struct {
-	store  eventstore.Store
-	pool   *pgxpool.Pool
+	store   eventstore.Store
+	pool    *pgxpool.Pool
 	cfg     Config
 	logger  *slog.Logger
 	metrics *metrics
@@ -151,8 +151,8 @@ func (f *batchFailure) Error() string { return fmt.Sprintf("commit batch up to %
 func (f *batchFailure) Unwrap() error { return f.err }
 
 var (
-	errDone    = errors.New("projections: caught up")
-	errNacked  = errors.New("handler nacked the event")
+	errDone     = errors.New("projections: caught up")
+	errNacked   = errors.New("handler nacked the event")
 	errLostLock = errors.New("projections: lost the projection lock")
 )
 
@@ -177,7 +177,7 @@ func isTransient(err error) bool {
 		switch {
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
 			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // shutdown, cannot connect now
-			pe.Code == "57014",                  // query canceled
+			pe.Code == "57014",                     // query canceled
 			pe.Code == "40001", pe.Code == "40P01", // serialization failure, deadlock
 			pe.Code == "55P03", // lock not available
 			pe.Code == "25P02": // in failed transaction (after a dropped statement)

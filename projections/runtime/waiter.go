@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,14 +17,23 @@ import (
 var ErrProjectionFailed = errors.New("projections: projection failed")
 
 // Waiter waits until projections have applied the log up to a position
-// (read your writes, ARCHITECTURE.md rule 6). It wakes on the in-process
-// runner's commits (Hub) and polls the checkpoint table for projections run
-// by other processes.
+// (read your writes, ARCHITECTURE.md rule 6). Projections run by the
+// in-process runner are answered from its Hub without a query (checkpoints
+// only move forward: a rebuild swap never moves one back); the others from
+// the checkpoint table, read by at most one query per poll interval however
+// many requests wait.
 type Waiter struct {
 	pool *pgxpool.Pool
 	hub  *Hub
 	poll time.Duration
+
+	mu       sync.Mutex
+	cachedAt time.Time
+	cache    map[string]cpRow
+	changed  chan struct{}
 }
+
+type cpRow struct{ pos, state string }
 
 // NewWaiter returns a Waiter over the checkpoints in pool. runner may be nil
 // (a process that serves queries but runs no projection); poll is the
@@ -32,7 +42,7 @@ func NewWaiter(pool *pgxpool.Pool, runner *Runner, poll time.Duration) *Waiter {
 	if poll <= 0 {
 		poll = 25 * time.Millisecond
 	}
-	w := &Waiter{pool: pool, poll: poll}
+	w := &Waiter{pool: pool, poll: poll, changed: make(chan struct{})}
 	if runner != nil {
 		w.hub = runner.hub
 	}
@@ -48,57 +58,83 @@ func (w *Waiter) WaitFor(ctx context.Context, pos eventstore.Position, names ...
 	for _, n := range names {
 		pending[n] = true
 	}
-	ticker := time.NewTicker(w.poll)
-	defer ticker.Stop()
-	for {
-		// The hub only wakes the wait up; the checkpoint table decides (a
-		// rebuild swap can move a checkpoint back to a new generation that
-		// has not reached what the old one had). Take the wake-up channel
-		// before reading, so that no advance falls between the two.
-		var changed <-chan struct{}
+	start := time.Now()
+	var ticker *time.Ticker
+	for first := true; ; first = false {
+		var hubChanged <-chan struct{}
 		if w.hub != nil {
-			changed = w.hub.changed()
+			var known map[string]eventstore.Position
+			known, hubChanged = w.hub.snapshot(names)
+			for n, p := range known {
+				if p.Compare(pos) >= 0 {
+					delete(pending, n)
+				}
+			}
+			if len(pending) == 0 {
+				return nil
+			}
 		}
-		if err := w.check(ctx, pos, pending); err != nil || len(pending) == 0 {
+		since := time.Now().Add(-w.poll)
+		if first {
+			since = start
+		}
+		if err := w.checkTable(ctx, pos, pending, since); err != nil || len(pending) == 0 {
 			return err
+		}
+		if ticker == nil {
+			ticker = time.NewTicker(w.poll)
+			defer ticker.Stop()
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-changed:
+		case <-hubChanged:
 		case <-ticker.C:
 		}
 	}
 }
 
-// check reads the pending projections' checkpoints and removes those that
-// reached pos.
-func (w *Waiter) check(ctx context.Context, pos eventstore.Position, pending map[string]bool) error {
-	names := make([]string, 0, len(pending))
-	for n := range pending {
-		names = append(names, n)
-	}
-	rows, err := w.pool.Query(ctx, "SELECT name, position, state FROM projection_checkpoints WHERE name = ANY($1)", names)
-	if err != nil {
-		return fmt.Errorf("projections: read checkpoints: %w", err)
-	}
-	defer rows.Close()
-	target := pos.String()
-	for rows.Next() {
-		var name, p, state string
-		if err := rows.Scan(&name, &p, &state); err != nil {
+// checkTable removes from pending the projections whose row in the
+// checkpoint table reached pos, using a read started after since: waiters
+// share reads, so the table sees at most about one query per poll interval
+// plus one per arriving wait.
+func (w *Waiter) checkTable(ctx context.Context, pos eventstore.Position, pending map[string]bool, since time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cachedAt.Before(since) {
+		start := time.Now()
+		rows, err := w.pool.Query(ctx, "SELECT name, position, state FROM projection_checkpoints")
+		if err != nil {
+			return fmt.Errorf("projections: read checkpoints: %w", err)
+		}
+		cache := map[string]cpRow{}
+		for rows.Next() {
+			var name string
+			var r cpRow
+			if err := rows.Scan(&name, &r.pos, &r.state); err != nil {
+				rows.Close()
+				return err
+			}
+			cache[name] = r
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return err
 		}
-		// Positions serialise to fixed-width hex: text order is log order.
-		if p >= target {
-			delete(pending, name)
-			continue
-		}
-		if state == StateFailed {
-			return fmt.Errorf("%w: %s", ErrProjectionFailed, name)
+		w.cache, w.cachedAt = cache, start
+	}
+	// Positions serialise to fixed-width hex: text order is log order.
+	target := pos.String()
+	for n := range pending {
+		r, ok := w.cache[n]
+		switch {
+		case !ok:
+			// Not set up yet: stays pending.
+		case r.pos >= target:
+			delete(pending, n)
+		case r.state == StateFailed:
+			return fmt.Errorf("%w: %s", ErrProjectionFailed, n)
 		}
 	}
-	// A projection without a checkpoint row yet (its runner has not set
-	// it up) stays pending: the caller's bound ends the wait.
-	return rows.Err()
+	return nil
 }
