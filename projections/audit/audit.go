@@ -88,6 +88,7 @@ func New() *Projection { return &Projection{} }
 var (
 	_ runtime.Projection = (*Projection)(nil)
 	_ runtime.Indexer    = (*Projection)(nil)
+	_ runtime.Preparer   = (*Projection)(nil)
 )
 
 // Name implements runtime.Projection.
@@ -174,8 +175,17 @@ type batch struct {
 	rows  [][]any
 }
 
-func (b *batch) Apply(_ context.Context, ev eventstore.RecordedEvent) error {
-	r := RowFromEvent(ev)
+// Prepare implements runtime.Preparer: the row without its place in the
+// chain, built ahead on the subscription's goroutine.
+func (*Projection) Prepare(ev eventstore.RecordedEvent) any { return RowFromEvent(ev) }
+
+func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
+	var r Row
+	if d, ok := runtime.DeliveryFrom(ctx); ok && d.Prepared != nil && d.Event.ID == ev.ID {
+		r = d.Prepared.(Row)
+	} else {
+		r = RowFromEvent(ev)
+	}
 	b.seq++
 	r.Seq = b.seq
 	r.Hash = Link(b.prev, r)

@@ -69,6 +69,15 @@ type Indexer interface {
 	CreateIndexes(ctx context.Context, tx pgx.Tx, t Tables) error
 }
 
+// Preparer is implemented by a projection that can do part of an event's
+// work (decoding, summarising) without the transaction or the previous
+// events. Prepare runs on the subscription's goroutine, ahead of and in
+// parallel with Apply; Apply finds the result in Delivery.Prepared
+// (DeliveryFrom(ctx)). Prepare must be a pure function of the event.
+type Preparer interface {
+	Prepare(ev eventstore.RecordedEvent) any
+}
+
 // Batch applies events inside one transaction of a projection.
 type Batch interface {
 	// Apply applies one event. It may write at once or buffer rows until
@@ -143,6 +152,8 @@ type Delivery struct {
 	Tx     pgx.Tx
 	Tables Tables
 	Batch  Batch
+	// Prepared is the projection's Prepare result, when it is a Preparer.
+	Prepared any
 	// err records the handler's error, which Watermill turns into a bare
 	// nack, so that the failure log can name it.
 	err error

@@ -20,6 +20,10 @@ var ErrUnknownProjection = errors.New("projections: unknown projection")
 // ErrRebuildRunning: another rebuild of the projection holds its lock.
 var ErrRebuildRunning = errors.New("projections: a rebuild of this projection is already running")
 
+// RebuildBatchSize is the smallest batch a rebuild commits (Config.BatchSize
+// when larger).
+const RebuildBatchSize = 2000
+
 // Rebuild phases reported in Progress.Phase.
 const (
 	PhaseBuilding = "building"
@@ -95,6 +99,9 @@ func Rebuild(ctx context.Context, cfg Config, name string, opts RebuildOptions) 
 	}
 	defer unlock()
 
+	// A rebuild is a bulk load: bigger transactions cost fewer commits.
+	cfg.BatchSize = max(cfg.BatchSize, RebuildBatchSize)
+	cfg.BatchTimeout = max(cfg.BatchTimeout, time.Second)
 	e := &engine{store: cfg.Store, pool: cfg.Pool, cfg: cfg, logger: cfg.Logger.With("component", "projections", "rebuild", name)}
 	gen, total, err := prepareRebuild(ctx, cfg.Pool, p)
 	if err != nil {

@@ -295,6 +295,18 @@ func (h *Hub) setState(name, s string) {
 	h.mu.Unlock()
 }
 
+// runsAll reports whether this process runs every named projection.
+func (h *Hub) runsAll(names []string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, n := range names {
+		if h.state[n] != StateRunning {
+			return false
+		}
+	}
+	return true
+}
+
 // snapshot returns the positions committed in-process and a channel closed
 // at the next change.
 func (h *Hub) snapshot(names []string) (map[string]eventstore.Position, <-chan struct{}) {

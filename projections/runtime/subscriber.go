@@ -124,8 +124,9 @@ type binding struct {
 // item is what the store subscription hands to the batch loop: an event, or
 // (ev == nil) a position the checkpoint may advance to.
 type item struct {
-	ev  *eventstore.RecordedEvent
-	pos eventstore.Position
+	ev       *eventstore.RecordedEvent
+	pos      eventstore.Position
+	prepared any
 }
 
 // applyFailure is an event that a handler refused (error, nack, panic).
@@ -415,9 +416,14 @@ func (b *binding) runOnce(ctx context.Context, cp checkpoint, out chan<- *messag
 				}
 			},
 		}
+		prep, _ := b.p.(Preparer)
 		subErr <- b.e.store.Subscribe(subCtx, opts, func(ctx context.Context, ev eventstore.RecordedEvent) error {
+			it := item{ev: &ev, pos: ev.Position}
+			if prep != nil {
+				it.prepared = prep.Prepare(ev)
+			}
 			select {
-			case items <- item{ev: &ev, pos: ev.Position}:
+			case items <- it:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
@@ -570,7 +576,7 @@ func (b *binding) runOnce(ctx context.Context, cp checkpoint, out chan<- *messag
 				return err
 			}
 		}
-		if err := b.deliver(ctx, out, bt, tables, ev); err != nil {
+		if err := b.deliver(ctx, out, bt, tables, ev, it.prepared); err != nil {
 			return err
 		}
 		if bt.n == 0 {
@@ -593,8 +599,8 @@ func (b *binding) runOnce(ctx context.Context, cp checkpoint, out chan<- *messag
 // nack. It waits even when ctx is done: the handler uses the transaction,
 // which must not be rolled back under it (the handler's queries see ctx
 // cancelled and return promptly).
-func (b *binding) deliver(ctx context.Context, out chan<- *message.Message, bt *openBatch, t Tables, ev eventstore.RecordedEvent) error {
-	d := &Delivery{Event: ev, Tx: bt.tx, Tables: t, Batch: bt.batch}
+func (b *binding) deliver(ctx context.Context, out chan<- *message.Message, bt *openBatch, t Tables, ev eventstore.RecordedEvent, prepared any) error {
+	d := &Delivery{Event: ev, Tx: bt.tx, Tables: t, Batch: bt.batch, Prepared: prepared}
 	msg := message.NewMessage(ev.ID.String(), message.Payload(ev.Data))
 	msg.Metadata.Set("event_type", ev.Type)
 	msg.Metadata.Set("stream", ev.Stream)

@@ -30,7 +30,6 @@ type Waiter struct {
 	mu       sync.Mutex
 	cachedAt time.Time
 	cache    map[string]cpRow
-	changed  chan struct{}
 }
 
 type cpRow struct{ pos, state string }
@@ -42,7 +41,7 @@ func NewWaiter(pool *pgxpool.Pool, runner *Runner, poll time.Duration) *Waiter {
 	if poll <= 0 {
 		poll = 25 * time.Millisecond
 	}
-	w := &Waiter{pool: pool, poll: poll, changed: make(chan struct{})}
+	w := &Waiter{pool: pool, poll: poll}
 	if runner != nil {
 		w.hub = runner.hub
 	}
@@ -75,7 +74,9 @@ func (w *Waiter) WaitFor(ctx context.Context, pos eventstore.Position, names ...
 			}
 		}
 		since := time.Now().Add(-w.poll)
-		if first {
+		if first && (w.hub == nil || !w.hub.runsAll(names)) {
+			// A projection run elsewhere: read the table now rather than
+			// wait a poll interval. One run here announces its commits.
 			since = start
 		}
 		if err := w.checkTable(ctx, pos, pending, since); err != nil || len(pending) == 0 {
