@@ -58,6 +58,13 @@ func NewRunner(cfg Config) (*Runner, error) {
 	for _, p := range cfg.Projections {
 		name := p.Name()
 		r.states[name] = localState{State: StateIdle}
+		// Every series exists from the start, at zero.
+		m.applied.WithLabelValues(name)
+		m.failures.WithLabelValues(name)
+		m.commits.WithLabelValues(name)
+		m.lagEvents.WithLabelValues(name)
+		m.lagSeconds.WithLabelValues(name)
+		m.failed.WithLabelValues(name).Set(0)
 		r.sub.bind(name, &binding{
 			e: e, p: p, sink: liveSink(name), live: true,
 			onCommit: func(cp checkpoint, n int) {

@@ -12,12 +12,36 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/audit"
 	"github.com/authledger/authledger/projections/projtest"
 	"github.com/authledger/authledger/projections/runtime"
 )
+
+// counterValue reads the counter of one projection in reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, projection string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "projection" && l.GetValue() == projection {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("metric %s{projection=%q} not found", name, projection)
+	return 0
+}
 
 // startRunner runs a runner until the returned stop is called.
 func startRunner(t *testing.T, cfg runtime.Config) (*runtime.Runner, func()) {
@@ -49,7 +73,10 @@ func TestRunnerAppliesEventsAndWaiterSeesThem(t *testing.T) {
 	env := projtest.New(t)
 	c := &projtest.Counter{ProjectionName: "counter"}
 	env.AppendN(t, ctx, 50, 5)
-	r, _ := startRunner(t, env.Config(c, audit.New()))
+	reg := prometheus.NewRegistry()
+	cfg := env.Config(c, audit.New())
+	cfg.Registerer = reg
+	r, _ := startRunner(t, cfg)
 	w := runtime.NewWaiter(env.Pool, r, 0)
 
 	last := env.AppendN(t, ctx, 30, 7)
@@ -70,6 +97,23 @@ func TestRunnerAppliesEventsAndWaiterSeesThem(t *testing.T) {
 	}
 	if st[0].State != runtime.StateRunning || st[0].LagEvents != 0 || st[0].EventsApplied != 80 {
 		t.Fatalf("status = %+v", st[0])
+	}
+	if got := counterValue(t, reg, "authledger_projection_events_applied_total", "counter"); got != 80 {
+		t.Fatalf("events_applied_total{counter} = %v, want 80", got)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, mf := range mfs {
+		have[mf.GetName()] = true
+	}
+	for _, name := range []string{"authledger_projection_failures_total", "authledger_projection_checkpoint_position",
+		"authledger_watermill_handler_execution_time_seconds"} {
+		if !have[name] {
+			t.Errorf("metric %s not registered (have %v)", name, have)
+		}
 	}
 
 	// A token beyond the log cannot be reached: the wait is bounded.
