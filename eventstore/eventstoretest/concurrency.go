@@ -161,9 +161,11 @@ func Concurrency(ctx context.Context, f Fixture, cfg ConcurrencyConfig) (rep Rep
 		}()
 	}
 	if f.Begin != nil {
+		run.holding.Store(true)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer run.holding.Store(false)
 			if err := run.held(ctx); err != nil {
 				fail(fmt.Errorf("held transaction: %w", err))
 			}
@@ -278,6 +280,7 @@ type concRun struct {
 	shared []string
 
 	writing       atomic.Bool
+	holding       atomic.Bool // the held transaction has not finished yet
 	attempted     atomic.Int64
 	transactions  atomic.Int64
 	conflicts     atomic.Int64
@@ -316,7 +319,9 @@ func (r *concRun) writer(ctx context.Context, w int) error {
 	known := map[string]int64{} // -1: missing; absent: unknown (treated as missing)
 	for seq := 0; ctx.Err() == nil; seq++ {
 		n := 1 + rng.IntN(3)
-		if r.attempted.Add(int64(n)) > int64(r.cfg.MaxEvents) {
+		// The budget ends writing only once the held transaction is done,
+		// so that others always commit while it is open.
+		if r.attempted.Add(int64(n)) > int64(r.cfg.MaxEvents) && !r.holding.Load() {
 			return nil
 		}
 		s := own[rng.IntN(len(own))]

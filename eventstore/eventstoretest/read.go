@@ -51,8 +51,8 @@ func readStreamTests() []test {
 			s, _ := e.fiveEvents()
 			got := e.readStream(s, eventstore.ReadStreamOptions{Direction: fw, From: 5})
 			wantIDs(e.t, "forwards from 5 of a 5-event stream", got)
-			got = e.readStream(s, eventstore.ReadStreamOptions{Direction: fw, From: eventstore.End})
-			wantIDs(e.t, "forwards from End", got)
+			// Forwards from End is left open: the port says End is the last
+			// event (so [last]), EventStoreDB reads nothing.
 		}},
 		{"BackwardsFromEnd", func(e *env) {
 			s, id := e.fiveEvents()
