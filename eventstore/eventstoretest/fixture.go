@@ -30,7 +30,8 @@ type Fixture struct {
 
 	// Reopen, when not nil, opens a second, independent store over the same
 	// log (another process's view), used to check that a subscriber of one
-	// store sees appends made through the other.
+	// store sees appends made through the other. The hook closes the store
+	// it returns (t.Cleanup); the suite does not.
 	Reopen func(t TB) eventstore.Store
 }
 
@@ -50,6 +51,8 @@ type Tx interface {
 	// which errors.Is(err, eventstore.ErrRetryInNewTransaction) holds (the per-stream
 	// guard); the caller then rolls back and tries again.
 	Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error)
+	// Commit commits; subscribers of the store must then see the events
+	// without waiting for a poll (the hook wakes them if the adapter needs it).
 	Commit(ctx context.Context) error
 	Rollback(ctx context.Context) error
 }

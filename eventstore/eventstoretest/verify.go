@@ -125,7 +125,11 @@ func (r Report) String() string {
 	}
 	sort.Strings(kinds)
 	fmt.Fprintf(&b, "  %d violations (%s):\n", r.ViolationCount(), strings.Join(kinds, ", "))
-	for i, v := range r.Violations {
+	// Causes first: a lost event also shows as a revision gap further on.
+	rank := map[ViolationKind]int{Lost: 0, RolledBackVisible: 1, Unknown: 2, Duplicated: 3, OutOfOrder: 4, Mismatch: 5, NonContiguous: 6, Misuse: 7}
+	vs := append([]Violation(nil), r.Violations...)
+	sort.SliceStable(vs, func(i, j int) bool { return rank[vs[i].Kind] < rank[vs[j].Kind] })
+	for i, v := range vs {
 		if i == 30 {
 			fmt.Fprintf(&b, "  ... %d more listed in Report.Violations\n", len(r.Violations)-i)
 			break
