@@ -2,6 +2,7 @@ package eventstoretest
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -76,6 +77,39 @@ func readAllTests() []test {
 					e.t.Fatalf("ReadAll: %s has revision %d where %d was due", r.Stream, r.Revision, next[r.Stream])
 				}
 				next[r.Stream]++
+			}
+		}},
+		{"SeesCompletedAppends", func(e *env) {
+			// ReadAll reads the whole log: an event whose Append returned
+			// before the call is in the result, even while an unrelated
+			// transaction that started earlier is still running. (An adapter
+			// may wait for that transaction to end, to return a stable
+			// prefix; it may not leave the event out.)
+			var tx Tx
+			if e.f.Begin != nil {
+				var err error
+				if tx, err = e.f.Begin(e.ctx); err != nil {
+					e.t.Fatalf("Begin: %v", err)
+				}
+				if err := tx.TouchUnrelated(e.ctx); err != nil {
+					e.t.Fatalf("TouchUnrelated: %v", err)
+				}
+			}
+			d := ev("test.seen.v1", 0)
+			e.appendOK(stream("seen"), eventstore.NoStream{}, d)
+			committed := make(chan error, 1)
+			if tx != nil {
+				go func() {
+					time.Sleep(500 * time.Millisecond)
+					committed <- tx.Commit(e.ctx)
+				}()
+			}
+			got := e.readAll(eventstore.ReadAllOptions{})
+			wantIDs(e.t, "ReadAll right after an append", got, d.ID)
+			if tx != nil {
+				if err := <-committed; err != nil {
+					e.t.Fatalf("Commit: %v", err)
+				}
 			}
 		}},
 		{"StrictlyAfter", func(e *env) {
@@ -176,17 +210,30 @@ func readAllTests() []test {
 			wantIDs(e.t, "ReadAll of type x.closed.v1 in acct-", got, ea[1].ID)
 		}},
 		{"Head", func(e *env) {
+			// Head is what subscribers can see: it may trail an append for a
+			// moment (an unrelated transaction still running), but it reaches
+			// the last event and never passes it.
+			headReaches := func(want eventstore.Position) eventstore.Position {
+				e.t.Helper()
+				var h eventstore.Position
+				eventually(e.t, e.ctx, "Head reaching "+want.String(), func() bool {
+					h = e.head()
+					if h.Compare(want) > 0 {
+						e.t.Fatalf("Head = %v, past the last event %v", h, want)
+					}
+					return h == want
+				})
+				return h
+			}
 			a := stream("head")
 			res := e.appendOK(a, eventstore.NoStream{}, evs("test.head.v1", 2)...)
-			if h := e.head(); h != res.Position {
-				e.t.Fatalf("Head = %v after one append, want its position %v", h, res.Position)
-			}
+			headReaches(res.Position)
 			res = e.appendOK(stream("head"), eventstore.NoStream{}, evs("test.head.v1", 1)...)
 			all := e.readAll(eventstore.ReadAllOptions{})
-			h := e.head()
-			if h != all[len(all)-1].Position || h != res.Position {
-				e.t.Fatalf("Head = %v, want the last event's position %v (append result %v)", h, all[len(all)-1].Position, res.Position)
+			if all[len(all)-1].Position != res.Position {
+				e.t.Fatalf("the last event of ReadAll is at %v, the last append at %v", all[len(all)-1].Position, res.Position)
 			}
+			h := headReaches(res.Position)
 			if got := e.readAll(eventstore.ReadAllOptions{After: h}); len(got) != 0 {
 				e.t.Fatalf("ReadAll after Head returned %d events", len(got))
 			}
