@@ -1,0 +1,122 @@
+package pg
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config configures a Store. Zero fields take the defaults listed.
+type Config struct {
+	// ConnString is the PostgreSQL connection string (URL or key=value).
+	// Required. The database must have been migrated (migrations.Migrate).
+	ConnString string
+
+	// MaxConns caps the connection pool (default 16). Each Subscribe holds
+	// no connection between polls; the LISTEN connection is separate.
+	MaxConns int32
+
+	// PollInterval is how often an idle subscription polls when no wake-up
+	// arrives (default 1s). Wake-ups normally come first: directly from
+	// appends made through this Store, and by LISTEN/NOTIFY from other
+	// processes; polling only bounds the delay when a notification is lost.
+	PollInterval time.Duration
+
+	// NotifyChannel is the LISTEN/NOTIFY channel shared by every Store of
+	// one database (default "authledger_events"). A plain identifier.
+	NotifyChannel string
+
+	// NotifyInterval is the coalescing window of outgoing notifications
+	// (default 5ms): after appends, at most one pg_notify is sent per
+	// window. NOTIFY inside every append would take a global lock at commit
+	// and serialise all writers.
+	NotifyInterval time.Duration
+
+	// BatchSize is the number of events a subscription reads per page
+	// (default 512).
+	BatchSize int
+
+	// IdleInTransactionTimeout is set as idle_in_transaction_session_timeout
+	// on the pool's sessions (default 30s): a writing transaction left open
+	// holds every subscriber of the database back, so it must not live long.
+	IdleInTransactionTimeout time.Duration
+
+	// AppendRetries bounds how often Append retries an append that the
+	// per-stream guard refused (default 10).
+	AppendRetries int
+}
+
+// Defaults.
+const (
+	DefaultMaxConns                 = 16
+	DefaultPollInterval             = time.Second
+	DefaultNotifyChannel            = "authledger_events"
+	DefaultNotifyInterval           = 5 * time.Millisecond
+	DefaultBatchSize                = 512
+	DefaultIdleInTransactionTimeout = 30 * time.Second
+	DefaultAppendRetries            = 10
+)
+
+var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.NotifyChannel == "" {
+		c.NotifyChannel = DefaultNotifyChannel
+	}
+	if c.NotifyInterval == 0 {
+		c.NotifyInterval = DefaultNotifyInterval
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.IdleInTransactionTimeout == 0 {
+		c.IdleInTransactionTimeout = DefaultIdleInTransactionTimeout
+	}
+	if c.AppendRetries == 0 {
+		c.AppendRetries = DefaultAppendRetries
+	}
+	return c
+}
+
+// Validate reports every problem of c at once. Zero fields are valid (they
+// take defaults), except ConnString.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ConnString == "" {
+		errs = append(errs, errors.New("pg: ConnString is required"))
+	} else if _, err := pgxpool.ParseConfig(c.ConnString); err != nil {
+		errs = append(errs, fmt.Errorf("pg: ConnString: %w", err))
+	}
+	if c.MaxConns < 0 {
+		errs = append(errs, fmt.Errorf("pg: MaxConns must be positive, got %d", c.MaxConns))
+	}
+	if c.PollInterval < 0 || (c.PollInterval > 0 && c.PollInterval < time.Millisecond) {
+		errs = append(errs, fmt.Errorf("pg: PollInterval must be at least 1ms, got %s", c.PollInterval))
+	}
+	if c.NotifyChannel != "" && !identifier.MatchString(c.NotifyChannel) {
+		errs = append(errs, fmt.Errorf("pg: NotifyChannel %q must be a lower-case identifier of at most 63 bytes", c.NotifyChannel))
+	}
+	if c.NotifyInterval < 0 {
+		errs = append(errs, fmt.Errorf("pg: NotifyInterval must not be negative, got %s", c.NotifyInterval))
+	}
+	if c.BatchSize < 0 || c.BatchSize > 100_000 {
+		errs = append(errs, fmt.Errorf("pg: BatchSize must be between 1 and 100000, got %d", c.BatchSize))
+	}
+	if c.IdleInTransactionTimeout < 0 || (c.IdleInTransactionTimeout > 0 && c.IdleInTransactionTimeout < time.Millisecond) {
+		errs = append(errs, fmt.Errorf("pg: IdleInTransactionTimeout must be at least 1ms, got %s", c.IdleInTransactionTimeout))
+	}
+	if c.AppendRetries < 0 {
+		errs = append(errs, fmt.Errorf("pg: AppendRetries must not be negative, got %d", c.AppendRetries))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,518 @@
+// Package pg is the PostgreSQL adapter of the eventstore port, the embedded
+// default: the log lives in the same database as the read models.
+//
+// # Ordering
+//
+// A row of the log (table events) is positioned by (tx_id, seq): the id of
+// the transaction that wrote it and a sequence number. Sequence numbers alone
+// cannot order a log that concurrent transactions append to: a later number
+// can commit first, and a reader that moved past it would never see the
+// earlier one. Readers of $all therefore only read rows whose tx_id is below
+// the oldest transaction still running (the xmin horizon): every such
+// transaction has finished, so nothing can appear behind a position once it
+// has been read. A per-stream guard keeps each stream's revisions increasing
+// in that order (see AppendTx).
+//
+// Known costs: a writing transaction left open holds every subscriber of
+// the database back (the pool sets idle_in_transaction_session_timeout);
+// and a logical dump restored into a new cluster breaks xid order, which
+// Open detects and refuses.
+//
+// # Use
+//
+// Run migrations.Migrate on the database first; Open does not migrate.
+//
+//	if err := migrations.Migrate(ctx, url); err != nil { ... }
+//	store, err := pg.Open(ctx, pg.Config{ConnString: url})
+package pg
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authledger/authledger/eventstore"
+)
+
+// ErrXidBehindLog is returned by Open when the cluster's transaction ids
+// are below the newest transaction id in the log, as after restoring a
+// logical dump into a new cluster. New events would sort before old ones
+// and subscribers would skip them. Advance the cluster's xid past the log's
+// (or restore physically, which keeps xids) before starting.
+var ErrXidBehindLog = errors.New("pg: the cluster's transaction ids are behind the event log")
+
+// ErrDuplicateEventID is returned by Append when an event id is already
+// used by an event at another place (another stream or revision). Re-appending
+// the same ids at the same place is an idempotent success instead.
+var ErrDuplicateEventID = errors.New("pg: event id already used elsewhere in the log")
+
+// Store is the PostgreSQL event store. It is safe for concurrent use.
+type Store struct {
+	cfg  Config
+	pool *pgxpool.Pool
+
+	wake   broadcast     // fired when new events may be visible
+	kick   chan struct{} // asks the notifier to send one NOTIFY
+	bg     context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	listen sync.Once
+	closed sync.Once
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// Open connects to a migrated database and checks that its transaction ids
+// are ahead of the log (ErrXidBehindLog otherwise). It does not run
+// migrations: call migrations.Migrate first.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	pc, err := pgxpool.ParseConfig(cfg.ConnString)
+	if err != nil {
+		return nil, fmt.Errorf("pg: %w", err)
+	}
+	pc.MaxConns = cfg.MaxConns
+	rp := pc.ConnConfig.RuntimeParams
+	rp["idle_in_transaction_session_timeout"] = strconv.FormatInt(cfg.IdleInTransactionTimeout.Milliseconds(), 10)
+	if rp["application_name"] == "" {
+		rp["application_name"] = "authledger-eventstore"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("pg: %w", err)
+	}
+	if err := checkXid(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	bg, stop := context.WithCancel(context.Background())
+	s := &Store{cfg: cfg, pool: pool, kick: make(chan struct{}, 1), bg: bg, stop: stop}
+	s.wake.init()
+	s.wg.Add(1)
+	go s.notifier()
+	return s, nil
+}
+
+func checkXid(ctx context.Context, pool *pgxpool.Pool) error {
+	var next, maxTx int64
+	err := pool.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+		coalesce((SELECT tx_id FROM events ORDER BY tx_id DESC LIMIT 1), 0)`).Scan(&next, &maxTx)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+		return fmt.Errorf("pg: the event store schema is missing, run migrations.Migrate first: %w", err)
+	}
+	if err != nil {
+		return fmt.Errorf("pg: start-up check: %w", err)
+	}
+	if maxTx >= next {
+		return fmt.Errorf("%w: next transaction id %d, newest in the log %d", ErrXidBehindLog, next, maxTx)
+	}
+	return nil
+}
+
+// Pool is the store's connection pool, for callers that append inside their
+// own transactions (AppendTx) and for tests. Closing the store closes it.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Close stops the store's background work and closes its pool. Running
+// subscriptions fail afterwards.
+func (s *Store) Close() error {
+	s.closed.Do(func() {
+		s.stop()
+		s.wg.Wait()
+		s.pool.Close()
+	})
+	return nil
+}
+
+// querier is what both the pool and a pgx.Tx offer.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Append implements eventstore.Store in one round trip (one autocommit call
+// of eventstore_append). It retries by itself, with jitter, the rare append
+// the per-stream guard refuses.
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	for attempt := 0; ; attempt++ {
+		res, err := appendEvents(ctx, s.pool, stream, expected, events)
+		if errors.Is(err, eventstore.ErrRetryInNewTransaction) && attempt < s.cfg.AppendRetries {
+			t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6))))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return eventstore.AppendResult{}, ctx.Err()
+			case <-t.C:
+			}
+			continue
+		}
+		if err == nil && len(events) > 0 {
+			s.Wake()
+		}
+		return res, err
+	}
+}
+
+// AppendTx appends inside a transaction the caller holds, so that events
+// and other rows commit together. The transaction must be READ COMMITTED.
+// It fails with an error matching eventstore.ErrRetryInNewTransaction when
+// a later transaction has already written the stream (appending would put
+// the stream's revisions out of order in $all): roll back and run the whole
+// transaction again. Such conflicts are likelier the longer the transaction
+// ran before appending; append early. Call Wake after the commit so that
+// subscribers do not wait for their next poll.
+func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	return appendEvents(ctx, tx, stream, expected, events)
+}
+
+// Wake tells subscribers that new events may be visible: those of this
+// Store at once, those of other processes by a coalesced NOTIFY.
+func (s *Store) Wake() {
+	s.wake.fire()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+const (
+	expectNoStream     = -1
+	expectAny          = -2
+	expectStreamExists = -3
+)
+
+func expectedCode(x eventstore.ExpectedRevision) (int64, error) {
+	switch v := x.(type) {
+	case eventstore.Any:
+		return expectAny, nil
+	case eventstore.NoStream:
+		return expectNoStream, nil
+	case eventstore.StreamExists:
+		return expectStreamExists, nil
+	case eventstore.Revision:
+		if uint64(v) > math.MaxInt64 {
+			return math.MaxInt64, nil // no stream reaches it: a wrong version
+		}
+		return int64(v), nil
+	}
+	return 0, fmt.Errorf("pg: unknown expected revision %T", x)
+}
+
+func appendEvents(ctx context.Context, q querier, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	code, err := expectedCode(expected)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if stream == "" {
+		return eventstore.AppendResult{}, errors.New("pg: empty stream name")
+	}
+	ids := make([]uuid.UUID, len(events))
+	types := make([]string, len(events))
+	data := make([]json.RawMessage, len(events))
+	meta := make([]json.RawMessage, len(events))
+	for i, e := range events {
+		if e.ID == uuid.Nil {
+			return eventstore.AppendResult{}, fmt.Errorf("pg: event %d of %q has no id", i, stream)
+		}
+		if e.Type == "" {
+			return eventstore.AppendResult{}, fmt.Errorf("pg: event %d of %q has no type", i, stream)
+		}
+		ids[i], types[i], data[i], meta[i] = e.ID, e.Type, e.Data, e.Metadata
+	}
+	var next, commit, prepare *int64
+	err = q.QueryRow(ctx, `SELECT next_revision, commit_pos, prepare_pos FROM eventstore_append($1, $2, $3, $4, $5, $6)`,
+		stream, code, ids, types, data, meta).Scan(&next, &commit, &prepare)
+	if err != nil {
+		return eventstore.AppendResult{}, mapError(stream, expected, err)
+	}
+	var res eventstore.AppendResult
+	if next != nil && *next >= 0 {
+		res.NextRevision = uint64(*next)
+	}
+	if commit != nil && prepare != nil {
+		res.Position = eventstore.Position{Commit: uint64(*commit), Prepare: uint64(*prepare)}
+	}
+	return res, nil
+}
+
+// mapError is the one place where the SQLSTATEs of the event store's
+// functions become the port's errors.
+func mapError(stream string, expected eventstore.ExpectedRevision, err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return fmt.Errorf("pg: %q: %w", stream, err)
+	}
+	switch pgErr.Code {
+	case "AL001":
+		cur, perr := strconv.ParseInt(pgErr.Detail, 10, 64)
+		if perr != nil {
+			return fmt.Errorf("pg: %q: bad AL001 detail %q: %w", stream, pgErr.Detail, err)
+		}
+		we := &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected}
+		if cur >= 0 {
+			we.CurrentExists, we.Current = true, uint64(cur)
+		}
+		return we
+	case "AL002":
+		return fmt.Errorf("%w: %q", eventstore.ErrStreamDeleted, stream)
+	case "AL003", "40001", "40P01":
+		return fmt.Errorf("%w: %q: %s", eventstore.ErrRetryInNewTransaction, stream, pgErr.Message)
+	case "23505":
+		switch pgErr.ConstraintName {
+		case "events_event_id_key":
+			return fmt.Errorf("%w: %q: %s", ErrDuplicateEventID, stream, pgErr.Detail)
+		case "events_stream_revision_key", "streams_pkey":
+			// Only a transaction that did not see the latest revision
+			// (REPEATABLE READ or stricter) gets here.
+			return fmt.Errorf("%w: %q: %s", eventstore.ErrRetryInNewTransaction, stream, pgErr.Message)
+		}
+	case "22P02":
+		return fmt.Errorf("pg: %q: event data or metadata is not valid JSON: %w", stream, err)
+	}
+	return fmt.Errorf("pg: %q: %w", stream, err)
+}
+
+// Tombstone implements eventstore.Store.
+func (s *Store) Tombstone(ctx context.Context, stream string, expected eventstore.ExpectedRevision) error {
+	code, err := expectedCode(expected)
+	if err != nil {
+		return err
+	}
+	if _, err := s.pool.Exec(ctx, `SELECT eventstore_tombstone($1, $2)`, stream, code); err != nil {
+		return mapError(stream, expected, err)
+	}
+	return nil
+}
+
+const eventColumns = `e.tx_id, e.seq, e.event_id, e.stream, e.revision, e.type, e.data, e.metadata, e.recorded_at`
+
+func scanEvent(row pgx.CollectableRow) (eventstore.RecordedEvent, error) {
+	var (
+		e            eventstore.RecordedEvent
+		tx, seq, rev int64
+		data, meta   []byte
+	)
+	if err := row.Scan(&tx, &seq, &e.ID, &e.Stream, &rev, &e.Type, &data, &meta, &e.RecordedAt); err != nil {
+		return e, err
+	}
+	e.Position = eventstore.Position{Commit: uint64(tx), Prepare: uint64(seq)}
+	e.Revision = uint64(rev)
+	if data != nil {
+		e.Data = json.RawMessage(data)
+	}
+	if meta != nil {
+		e.Metadata = json.RawMessage(meta)
+	}
+	return e, nil
+}
+
+// ReadStream implements eventstore.Store. Stream reads are strongly
+// consistent: they see every committed event of the stream (no horizon).
+func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.ReadStreamOptions) ([]eventstore.RecordedEvent, error) {
+	var (
+		rev     int64
+		deleted bool
+	)
+	// The stream row and the events come from two statements; the events
+	// query re-checks nothing, which is fine: revisions only grow, and a
+	// stream tombstoned in between was readable when the read began.
+	err := s.pool.QueryRow(ctx, `SELECT revision, deleted FROM streams WHERE name = $1`, stream).Scan(&rev, &deleted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %q", eventstore.ErrStreamNotFound, stream)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pg: read %q: %w", stream, err)
+	}
+	if deleted {
+		return nil, fmt.Errorf("%w: %q", eventstore.ErrStreamDeleted, stream)
+	}
+	from := int64(math.MaxInt64)
+	if opts.From != eventstore.End && opts.From <= math.MaxInt64 {
+		from = int64(opts.From)
+	}
+	if opts.From == eventstore.End {
+		from = rev
+	}
+	var limit *int64
+	if opts.Limit > 0 {
+		l := int64(opts.Limit)
+		limit = &l
+	}
+	var sql string
+	if opts.Direction == eventstore.Backwards {
+		sql = `SELECT ` + eventColumns + ` FROM events e WHERE e.stream = $1 AND e.revision <= $2 ORDER BY e.revision DESC LIMIT $3`
+	} else {
+		sql = `SELECT ` + eventColumns + ` FROM events e WHERE e.stream = $1 AND e.revision >= $2 ORDER BY e.revision LIMIT $3`
+	}
+	rows, err := s.pool.Query(ctx, sql, stream, from, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pg: read %q: %w", stream, err)
+	}
+	evs, err := pgx.CollectRows(rows, scanEvent)
+	if err != nil {
+		return nil, fmt.Errorf("pg: read %q: %w", stream, err)
+	}
+	return evs, nil
+}
+
+// ReadAll implements eventstore.Store. It reads below the xmin horizon
+// only: events of transactions that committed while an older one is still
+// running appear once that one ends.
+func (s *Store) ReadAll(ctx context.Context, opts eventstore.ReadAllOptions) ([]eventstore.RecordedEvent, error) {
+	p, err := readPage(ctx, s.pool, opts.After, opts.Limit, opts.Filter, false)
+	if err != nil {
+		return nil, err
+	}
+	return p.events, nil
+}
+
+// Head implements eventstore.Store: the last position below the horizon.
+func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
+	var tx, seq int64
+	err := s.pool.QueryRow(ctx, `SELECT tx_id, seq FROM events WHERE tx_id < eventstore_horizon() ORDER BY tx_id DESC, seq DESC LIMIT 1`).Scan(&tx, &seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return eventstore.Position{}, nil
+	}
+	if err != nil {
+		return eventstore.Position{}, fmt.Errorf("pg: head: %w", err)
+	}
+	return eventstore.Position{Commit: uint64(tx), Prepare: uint64(seq)}, nil
+}
+
+// page is one read of $all.
+type page struct {
+	events []eventstore.RecordedEvent
+	// scanned is the position up to which every event below the horizon
+	// was read or filtered out, when the page was not full (zero otherwise).
+	scanned eventstore.Position
+	// pending tells that committed events exist at or past the horizon:
+	// an older transaction is still running and holds them back.
+	pending bool
+}
+
+func toInt64(u uint64) int64 {
+	if u > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(u)
+}
+
+// readPage reads $all after a position in one statement, so that the page,
+// the head and the pending flag all come from one snapshot.
+func readPage(ctx context.Context, q querier, after eventstore.Position, limit int, f eventstore.Filter, withHead bool) (page, error) {
+	var lim *int64
+	if limit > 0 {
+		l := int64(limit)
+		lim = &l
+	}
+	var types, prefixes []string
+	if len(f.EventTypes) > 0 {
+		types = f.EventTypes
+	}
+	if len(f.StreamPrefixes) > 0 {
+		prefixes = f.StreamPrefixes
+	}
+	sql := `WITH h AS MATERIALIZED (SELECT eventstore_horizon() AS x)
+SELECT 0, ` + eventColumns + ` FROM (
+	SELECT e.* FROM events e, h
+	 WHERE (e.tx_id, e.seq) > ($1, $2) AND e.tx_id < h.x
+	   AND ($4::text[] IS NULL OR e.type = ANY ($4::text[]))
+	   AND ($5::text[] IS NULL OR EXISTS (SELECT 1 FROM unnest($5::text[]) AS p WHERE starts_with(e.stream, p)))
+	 ORDER BY e.tx_id, e.seq LIMIT $3) AS e`
+	if withHead {
+		sql += `
+UNION ALL
+SELECT 1, e.tx_id, e.seq, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+  FROM (SELECT tx_id, seq FROM events, h WHERE tx_id < h.x ORDER BY tx_id DESC, seq DESC LIMIT 1) AS e
+UNION ALL
+-- max(tx_id) walks the primary key backwards; an EXISTS against the CTE's
+-- horizon was planned as a scan of the whole log.
+SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+ WHERE (SELECT max(tx_id) FROM events) >= (SELECT x FROM h)`
+	}
+	rows, err := q.Query(ctx, sql, toInt64(after.Commit), toInt64(after.Prepare), lim, types, prefixes)
+	if err != nil {
+		return page{}, fmt.Errorf("pg: read $all: %w", err)
+	}
+	defer rows.Close()
+	var p page
+	var head eventstore.Position
+	for rows.Next() {
+		var kind int
+		var (
+			e            eventstore.RecordedEvent
+			tx, seq, rev *int64
+			id           *uuid.UUID
+			stream, typ  *string
+			data, meta   []byte
+			at           *time.Time
+		)
+		if err := rows.Scan(&kind, &tx, &seq, &id, &stream, &rev, &typ, &data, &meta, &at); err != nil {
+			return page{}, fmt.Errorf("pg: read $all: %w", err)
+		}
+		switch kind {
+		case 0:
+			e.Position = eventstore.Position{Commit: uint64(*tx), Prepare: uint64(*seq)}
+			e.ID, e.Stream, e.Revision, e.Type, e.RecordedAt = *id, *stream, uint64(*rev), *typ, *at
+			if data != nil {
+				e.Data = json.RawMessage(data)
+			}
+			if meta != nil {
+				e.Metadata = json.RawMessage(meta)
+			}
+			p.events = append(p.events, e)
+		case 1:
+			head = eventstore.Position{Commit: uint64(*tx), Prepare: uint64(*seq)}
+		case 2:
+			p.pending = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return page{}, fmt.Errorf("pg: read $all: %w", err)
+	}
+	for i := 1; i < len(p.events); i++ {
+		if p.events[i-1].Position.Compare(p.events[i].Position) >= 0 {
+			return page{}, fmt.Errorf("pg: read $all: rows out of order at %s", p.events[i].Position)
+		}
+	}
+	if limit <= 0 || len(p.events) < limit {
+		p.scanned = head
+	}
+	return p, nil
+}
+
+// broadcast wakes every waiter at once: a channel closed and replaced.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (b *broadcast) init() { b.ch = make(chan struct{}) }
+
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ch
+}
+
+func (b *broadcast) fire() {
+	b.mu.Lock()
+	close(b.ch)
+	b.ch = make(chan struct{})
+	b.mu.Unlock()
+}
