@@ -371,14 +371,43 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 }
 
 // ReadAll implements eventstore.Store. It reads below the xmin horizon
-// only: events of transactions that committed while an older one is still
-// running appear once that one ends.
+// only, so that what it returns is a stable prefix of the log; but it first
+// waits until every transaction that was running when it was called has
+// ended, so that an append that returned before the call is always read.
+// A writing transaction left open therefore delays ReadAll (bounded by the
+// pool's idle_in_transaction_session_timeout), never Append.
 func (s *Store) ReadAll(ctx context.Context, opts eventstore.ReadAllOptions) ([]eventstore.RecordedEvent, error) {
+	if err := s.awaitHorizon(ctx); err != nil {
+		return nil, err
+	}
 	p, err := readPage(ctx, s.pool, opts.After, opts.Limit, opts.Filter, false)
 	if err != nil {
 		return nil, err
 	}
 	return p.events, nil
+}
+
+// awaitHorizon returns once the horizon has passed every transaction id
+// assigned before the call.
+func (s *Store) awaitHorizon(ctx context.Context) error {
+	var target int64
+	if err := s.pool.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint`).Scan(&target); err != nil {
+		return fmt.Errorf("pg: read $all: %w", err)
+	}
+	backoff := 500 * time.Microsecond
+	for {
+		var passed bool
+		if err := s.pool.QueryRow(ctx, `SELECT eventstore_horizon() >= $1`, target).Scan(&passed); err != nil {
+			return fmt.Errorf("pg: read $all: %w", err)
+		}
+		if passed {
+			return nil
+		}
+		if !sleep(ctx, backoff) {
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, maxPendingBackoff)
+	}
 }
 
 // Head implements eventstore.Store: the last position below the horizon.
