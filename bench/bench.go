@@ -1,0 +1,249 @@
+// Package bench measures authledger on the machine it runs on and prints
+// tables (throughput, p50/p99). It never asserts on speed: the figures are
+// for docs/benchmarks.md, with the command that made them.
+//
+// Every run works in a scratch database of its own on the given server,
+// created and dropped by the run, so it never touches real data.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/eventstore/pg"
+	"github.com/authledger/authledger/migrations"
+	"github.com/authledger/authledger/projections/projbench"
+)
+
+// Config bounds a run.
+type Config struct {
+	// DatabaseURL names the server; the run creates its own database there.
+	DatabaseURL string
+	// RowDuration is how long each throughput row runs (default 3s).
+	RowDuration time.Duration
+	// Writers are the concurrency levels of the append rows (default 1, 8, 32).
+	Writers []int
+	// Sections selects what to run: "eventstore", "projections" (default both).
+	Sections []string
+}
+
+func (c Config) withDefaults() Config {
+	if c.RowDuration == 0 {
+		c.RowDuration = 3 * time.Second
+	}
+	if len(c.Writers) == 0 {
+		c.Writers = []int{1, 8, 32}
+	}
+	if len(c.Sections) == 0 {
+		c.Sections = []string{"eventstore", "projections"}
+	}
+	return c
+}
+
+// Run creates a scratch database, runs the selected sections and prints
+// their tables to w.
+func Run(ctx context.Context, w io.Writer, cfg Config) error {
+	cfg = cfg.withDefaults()
+	dbURL, drop, err := scratchDatabase(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer drop()
+	if err := migrations.Migrate(ctx, dbURL); err != nil {
+		return fmt.Errorf("bench: migrate: %w", err)
+	}
+	store, err := pg.Open(ctx, pg.Config{ConnString: dbURL, MaxConns: 64})
+	if err != nil {
+		return fmt.Errorf("bench: open store: %w", err)
+	}
+	defer store.Close()
+	for _, s := range cfg.Sections {
+		switch s {
+		case "eventstore":
+			if err := EventStore(ctx, w, store, cfg); err != nil {
+				return err
+			}
+		case "projections":
+			fmt.Fprintln(w, "\n## Projections")
+			if _, err := projbench.Run(ctx, projbench.Config{Store: store, Pool: store.Pool()}, w); err != nil {
+				return fmt.Errorf("bench: projections: %w", err)
+			}
+		default:
+			return fmt.Errorf("bench: unknown section %q (eventstore, projections)", s)
+		}
+	}
+	return nil
+}
+
+// scratchDatabase creates a database beside the one named by base.
+func scratchDatabase(ctx context.Context, base string) (string, func(), error) {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme == "" {
+		return "", nil, fmt.Errorf("bench: DATABASE_URL must be a postgres:// URL")
+	}
+	name := "authledger_bench_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", nil, fmt.Errorf("bench: connect: %w", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, fmt.Errorf("bench: create scratch database: %w", err)
+	}
+	u.Path = "/" + name
+	drop := func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	}
+	return u.String(), drop, nil
+}
+
+// result is one measured row.
+type result struct {
+	ops      int
+	elapsed  time.Duration
+	p50, p99 time.Duration
+}
+
+func (r result) perSecond() float64 { return float64(r.ops) / r.elapsed.Seconds() }
+
+// measure runs op from n goroutines for d and records each call's latency.
+func measure(ctx context.Context, n int, d time.Duration, op func(ctx context.Context, worker, i int) error) (result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		lat      []time.Duration
+		firstErr atomic.Value
+		wg       sync.WaitGroup
+	)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for w := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 1024)
+			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+				t0 := time.Now()
+				if err := op(ctx, w, i); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					cancel()
+					break
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err, _ := firstErr.Load().(error); err != nil {
+		return result{}, err
+	}
+	return summarise(lat, elapsed), nil
+}
+
+func summarise(lat []time.Duration, elapsed time.Duration) result {
+	slices.Sort(lat)
+	r := result{ops: len(lat), elapsed: elapsed}
+	if len(lat) > 0 {
+		r.p50 = lat[len(lat)*50/100]
+		r.p99 = lat[min(len(lat)-1, len(lat)*99/100)]
+	}
+	return r
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+var payload = json.RawMessage(`{"user_id":"6f1c1b8e-1111-4a4a-9c9c-0123456789ab","ip":"127.0.0.1","user_agent":"bench"}`)
+
+// EventStore prints single-event append throughput at each concurrency
+// level beside a plain single-row INSERT of the same payload on the same
+// server in the same run, then catch-up delivery throughput of a
+// subscription over everything appended.
+func EventStore(ctx context.Context, w io.Writer, store *pg.Store, cfg Config) error {
+	cfg = cfg.withDefaults()
+	pool := store.Pool()
+	if _, err := pool.Exec(ctx, `CREATE TABLE bench_insert (id uuid PRIMARY KEY, stream text NOT NULL, type text NOT NULL, data jsonb, metadata jsonb)`); err != nil {
+		return fmt.Errorf("bench: baseline table: %w", err)
+	}
+	fmt.Fprintln(w, "## Event store (PostgreSQL adapter)")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "row\twriters\tops\tops/s\tp50\tp99\tstore/baseline\t")
+	for _, n := range cfg.Writers {
+		base, err := measure(ctx, n, cfg.RowDuration, func(ctx context.Context, _, _ int) error {
+			return insertRow(ctx, pool)
+		})
+		if err != nil {
+			return fmt.Errorf("bench: baseline: %w", err)
+		}
+		app, err := measure(ctx, n, cfg.RowDuration, func(ctx context.Context, worker, i int) error {
+			_, err := store.Append(ctx, fmt.Sprintf("bench-%d-%d", worker, i/10), eventstore.Any{}, eventstore.EventData{
+				ID: uuid.New(), Type: "bench.appended.v1", Data: payload, Metadata: payload,
+			})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("bench: append: %w", err)
+		}
+		fmt.Fprintf(tw, "plain INSERT (baseline)\t%d\t%d\t%.0f\t%s\t%s\t\t\n", n, base.ops, base.perSecond(), ms(base.p50), ms(base.p99))
+		fmt.Fprintf(tw, "append, 1 event\t%d\t%d\t%.0f\t%s\t%s\t%.0f%%\t\n", n, app.ops, app.perSecond(), ms(app.p50), ms(app.p99), 100*app.perSecond()/base.perSecond())
+	}
+	head, err := store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	sub, err := subscriptionThroughput(ctx, store, head)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(tw, "subscription catch-up\t1\t%d\t%.0f\t\t\t\t\n", sub.ops, sub.perSecond())
+	return tw.Flush()
+}
+
+func insertRow(ctx context.Context, pool *pgxpool.Pool) error {
+	_, err := pool.Exec(ctx, `INSERT INTO bench_insert (id, stream, type, data, metadata) VALUES ($1, $2, $3, $4, $5)`,
+		uuid.New(), "bench", "bench.appended.v1", payload, payload)
+	return err
+}
+
+// subscriptionThroughput delivers the whole log to one subscriber.
+func subscriptionThroughput(ctx context.Context, store *pg.Store, head eventstore.Position) (result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := 0
+	start := time.Now()
+	err := store.Subscribe(ctx, eventstore.SubscribeOptions{}, func(_ context.Context, e eventstore.RecordedEvent) error {
+		n++
+		if e.Position.Compare(head) >= 0 {
+			cancel()
+		}
+		return nil
+	})
+	elapsed := time.Since(start)
+	if err != nil && ctx.Err() == nil {
+		return result{}, fmt.Errorf("bench: subscribe: %w", err)
+	}
+	return result{ops: n, elapsed: elapsed}, nil
+}

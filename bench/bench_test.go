@@ -1,0 +1,37 @@
+package bench_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authledger/authledger/bench"
+	"github.com/authledger/authledger/test/pgtest"
+)
+
+// TestEventStoreTable runs a short event store section end to end: it must
+// print every row of the table. It says nothing about speed.
+func TestEventStoreTable(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	err := bench.Run(t.Context(), &out, bench.Config{
+		DatabaseURL: pgtest.BaseURL(t),
+		RowDuration: 200 * time.Millisecond,
+		Writers:     []int{1, 4},
+		Sections:    []string{"eventstore"},
+	})
+	if err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	got := out.String()
+	t.Log("\n" + got)
+	for _, want := range []string{"plain INSERT (baseline)", "append, 1 event", "subscription catch-up", "p99", "store/baseline"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	if n := strings.Count(got, "append, 1 event"); n != 2 {
+		t.Errorf("append rows: got %d, want one per writer level (2)", n)
+	}
+}
