@@ -1,0 +1,261 @@
+package main
+
+// app.go is the one place where the service is assembled. Every component
+// is built here with its constructor and handed what it needs; nothing
+// looks dependencies up at run time. To add a component: construct it in
+// newApp (in dependency order), register its routes on a.engine, add its
+// readiness check to checks, start its background loop with a.background,
+// and release it in a.closers.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authledger/authledger"
+	"github.com/authledger/authledger/config"
+	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/eventstore/esdb"
+	"github.com/authledger/authledger/eventstore/pg"
+	"github.com/authledger/authledger/httpapi"
+	"github.com/authledger/authledger/migrations"
+)
+
+// app is the assembled service.
+type app struct {
+	cfg config.Config
+	log *slog.Logger
+
+	// db is the PostgreSQL pool of the read models (and readiness); with the
+	// postgres store the log lives in the same database behind its own pool.
+	db     *pgxpool.Pool
+	store  eventstore.Store
+	engine *gin.Engine
+
+	// tasks run beside the HTTP server until shutdown (projection runner,
+	// workers). A task that fails is logged and reported, not fatal: a
+	// stopped projection must not take the API down (ARCHITECTURE.md rule 5).
+	tasks []task
+	// closers release resources in reverse order of acquisition.
+	closers []func() error
+}
+
+type task struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// background schedules fn to run while the server runs.
+func (a *app) background(name string, fn func(ctx context.Context) error) {
+	a.tasks = append(a.tasks, task{name, fn})
+}
+
+// newApp connects, migrates and wires everything; it listens on nothing.
+// On error everything acquired so far is released.
+func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *app, err error) {
+	a = &app{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			_ = a.close()
+			a = nil
+		}
+	}()
+	startCtx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
+	defer cancel()
+
+	if cfg.MigrateOnStart {
+		if err := migrations.Migrate(startCtx, cfg.DatabaseURL); err != nil {
+			return nil, fmt.Errorf("migrate the database (DATABASE_URL): %w", err)
+		}
+		log.Info("database migrated")
+	}
+
+	a.db, err = openReadModelPool(startCtx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() error { a.db.Close(); return nil })
+
+	a.store, err = openEventStore(startCtx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.store.Close)
+
+	registry := httpapi.NewRegistry()
+	checks := []httpapi.Check{
+		{Name: "database", Func: func(ctx context.Context) (any, error) { return nil, a.db.Ping(ctx) }},
+		{Name: "event_store", Func: func(ctx context.Context) (any, error) {
+			head, err := a.store.Head(ctx)
+			return map[string]string{"head": head.String()}, err
+		}},
+	}
+
+	// Later components are wired here, in dependency order, for example:
+	//   runner := projections.NewRunner(projections.Config{Store: a.store, DB: a.db, Registry: registry, ...})
+	//   a.background("projections", runner.Run); checks = append(checks, runner.Readiness()...)
+	//   identity := commands.NewIdentity(a.store, hasher, signer, ...)
+	// and their routes are registered on a.engine below.
+
+	a.engine, err = httpapi.New(httpapi.Config{
+		Logger:         log,
+		Version:        Version(),
+		TrustedProxies: cfg.TrustedProxies,
+		Readiness:      checks,
+		Registry:       registry,
+		OpenAPI:        authledger.OpenAPI,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Feature routes go here, e.g. identityhttp.Register(a.engine, identity, verifier).
+	return a, nil
+}
+
+func openReadModelPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
+		pc.ConnConfig.RuntimeParams["application_name"] = "authledger"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL (DATABASE_URL): %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL (DATABASE_URL): %w", err)
+	}
+	return pool, nil
+}
+
+// openEventStore opens the configured store and proves it reachable, so a
+// wrong ESDB_URL fails start-up with a message naming it rather than the
+// first request.
+func openEventStore(ctx context.Context, cfg config.Config) (eventstore.Store, error) {
+	var (
+		s   eventstore.Store
+		err error
+	)
+	switch cfg.EventStore {
+	case config.EventStorePostgres:
+		var ps *pg.Store
+		if ps, err = pg.Open(ctx, pg.Config{ConnString: cfg.DatabaseURL}); err != nil {
+			return nil, fmt.Errorf("open the PostgreSQL event store (DATABASE_URL): %w", err)
+		}
+		s = ps
+	case config.EventStoreESDB:
+		if cfg.ESDBURL == "" {
+			return nil, errors.New("AUTHLEDGER_EVENT_STORE=esdb needs ESDB_URL")
+		}
+		var es *esdb.Store
+		if es, err = esdb.Open(ctx, esdb.Config{URL: cfg.ESDBURL}); err != nil {
+			return nil, fmt.Errorf("EventStoreDB at %s (ESDB_URL) is unreachable or refused the connection: %w", redactURL(cfg.ESDBURL), err)
+		}
+		s = es
+	default:
+		return nil, fmt.Errorf("AUTHLEDGER_EVENT_STORE: unknown store %q", cfg.EventStore)
+	}
+	if _, err := s.Head(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("event store (%s) does not answer: %w", cfg.EventStore, err)
+	}
+	return s, nil
+}
+
+// redactURL drops credentials from a connection string for messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User = nil
+	return u.String()
+}
+
+// run listens on the configured address and serves until ctx is done.
+func (a *app) run(ctx context.Context) error {
+	defer func() { _ = a.close() }()
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (AUTHLEDGER_LISTEN): %w", a.cfg.Listen, err)
+	}
+	return a.serve(ctx, ln)
+}
+
+// serve runs the HTTP server and the background tasks on ln until ctx is
+// done, then drains in-flight requests (bounded by
+// AUTHLEDGER_SHUTDOWN_TIMEOUT) and stops the tasks. It does not release the
+// app's resources (run does).
+func (a *app) serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.engine,
+		ReadHeaderTimeout: a.cfg.ReadHeaderTimeout,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+
+	taskCtx, stopTasks := context.WithCancel(ctx)
+	defer stopTasks()
+	var wg sync.WaitGroup
+	for _, t := range a.tasks {
+		wg.Go(func() {
+			err := t.run(taskCtx)
+			if err != nil && taskCtx.Err() == nil {
+				a.log.Error("background task stopped", slog.String("task", t.name), slog.String("error", err.Error()))
+			}
+		})
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	a.log.Info("listening",
+		slog.String("addr", ln.Addr().String()),
+		slog.String("public_url", a.cfg.PublicURL),
+		slog.String("event_store", a.cfg.EventStore),
+		slog.String("version", Version()))
+
+	var err error
+	select {
+	case err = <-serveErr:
+		err = fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+		a.log.Info("shutting down", slog.Duration("timeout", a.cfg.ShutdownTimeout))
+		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+		defer cancel()
+		if shutErr := srv.Shutdown(shutCtx); shutErr != nil {
+			err = fmt.Errorf("graceful shutdown: %w", shutErr)
+			_ = srv.Close()
+		}
+		if e := <-serveErr; !errors.Is(e, http.ErrServerClosed) {
+			err = errors.Join(err, e)
+		}
+	}
+	stopTasks()
+	wg.Wait()
+	if err == nil {
+		a.log.Info("stopped")
+	}
+	return err
+}
+
+// close releases everything newApp acquired, last first.
+func (a *app) close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/authledger/authledger/bench"
+	"github.com/authledger/authledger/config"
+	"github.com/authledger/authledger/migrations"
+)
+
+// envHelp is appended to the usage of every command that reads the
+// configuration.
+func envHelp(w io.Writer) {
+	fmt.Fprintln(w, "\nEnvironment (unset or empty means the default):")
+	_ = config.Usage(w)
+}
+
+// loadConfig reads and validates the configuration, printing every problem.
+func loadConfig(name string, getenv env, stderr io.Writer) (config.Config, bool) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "authledger %s: invalid configuration:\n%v\n\nSee `authledger %s --help`.\n", name, err, name)
+		return cfg, false
+	}
+	return cfg, true
+}
+
+func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintln(w, "usage: authledger serve")
+		fmt.Fprintln(w, "\nRuns the HTTP server until SIGINT or SIGTERM, then drains requests")
+		fmt.Fprintln(w, "(AUTHLEDGER_SHUTDOWN_TIMEOUT). Applies migrations first unless")
+		fmt.Fprintln(w, "AUTHLEDGER_MIGRATE_ON_START=false.")
+		envHelp(w)
+	}
+	if done, code := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	cfg, ok := loadConfig("serve", getenv, stderr)
+	if !ok {
+		return exitUsage
+	}
+	log := newLogger(cfg, stderr)
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		log.Error("start-up failed", slog.String("error", err.Error()))
+		return exitError
+	}
+	if err := a.run(ctx); err != nil {
+		log.Error("server failed", slog.String("error", err.Error()))
+		return exitError
+	}
+	return exitOK
+}
+
+func runMigrate(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintln(w, "usage: authledger migrate")
+		fmt.Fprintln(w, "\nApplies the embedded migrations to DATABASE_URL and exits. Safe to run")
+		fmt.Fprintln(w, "concurrently and repeatedly.")
+		envHelp(w)
+	}
+	if done, code := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	cfg, ok := loadConfig("migrate", getenv, stderr)
+	if !ok {
+		return exitUsage
+	}
+	log := newLogger(cfg, stderr)
+	ctx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
+	defer cancel()
+	if err := migrations.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		log.Error("migration failed", slog.String("error", err.Error()))
+		return exitError
+	}
+	log.Info("database migrated")
+	return exitOK
+}
+
+func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	duration := fs.Duration("duration", 3*time.Second, "how long each throughput row runs")
+	writers := fs.String("writers", "1,8,32", "comma-separated writer counts of the append rows")
+	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run")
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintln(w, "usage: authledger bench [flags]")
+		fmt.Fprintln(w, "\nMeasures the event store (and projections) on the PostgreSQL server of")
+		fmt.Fprintln(w, "DATABASE_URL, in a scratch database it creates and drops, and prints tables.")
+		fmt.Fprintln(w, "Only DATABASE_URL is read from the environment.")
+		fmt.Fprintln(w, "\nflags:")
+		fs.PrintDefaults()
+	}
+	if done, code := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	// bench needs only the server: it does not validate the rest of the
+	// service configuration.
+	dbURL, _ := getenv("DATABASE_URL")
+	if strings.TrimSpace(dbURL) == "" {
+		fmt.Fprintln(stderr, "authledger bench: DATABASE_URL is required (`make bench` starts a private PostgreSQL)")
+		return exitUsage
+	}
+	cfg := bench.Config{DatabaseURL: dbURL, RowDuration: *duration}
+	for w := range strings.SplitSeq(*writers, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(w))
+		if err != nil || n < 1 {
+			fmt.Fprintf(stderr, "authledger bench: -writers: %q is not a positive number\n", w)
+			return exitUsage
+		}
+		cfg.Writers = append(cfg.Writers, n)
+	}
+	for s := range strings.SplitSeq(*sections, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.Sections = append(cfg.Sections, s)
+		}
+	}
+	if err := bench.Run(ctx, stdout, cfg); err != nil {
+		fmt.Fprintf(stderr, "authledger bench: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}

@@ -1,0 +1,119 @@
+// Command authledger is the identity server and its operational tools, one
+// binary with subcommands:
+//
+//	authledger serve     run the HTTP server (migrates first by default)
+//	authledger migrate   apply database migrations and exit
+//	authledger version   print the version
+//	authledger bench     measure the event store and print tables
+//
+// Configuration comes from environment variables only; `authledger serve
+// --help` lists every one with its default. This package is the only one
+// that reads the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// env is how commands read the environment: os.LookupEnv in main, a map in
+// tests.
+type env func(name string) (string, bool)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int
+}
+
+// commands is the list of subcommands, in help order.
+func commands() []command {
+	return []command{
+		{"serve", "run the HTTP server (applies migrations first unless AUTHLEDGER_MIGRATE_ON_START=false)", runServe},
+		{"migrate", "apply the database migrations to DATABASE_URL and exit", runMigrate},
+		{"version", "print the version and exit", runVersion},
+		{"bench", "measure the event store on DATABASE_URL's server and print tables", runBench},
+	}
+}
+
+// run dispatches to a subcommand and returns the exit code. ctx is
+// cancelled on SIGINT or SIGTERM.
+func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], getenv, stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "authledger: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: authledger <command> [--help]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Configuration comes from the environment; `authledger serve --help` lists it.")
+}
+
+// parseFlags parses a subcommand's flags. It returns done=true with the exit
+// code when the command must stop: help was asked for (printed to stdout, so
+// that it can be piped), or the flags or arguments are wrong (stderr).
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (done bool, code int) {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return true, exitOK
+		}
+	}
+	fs.SetOutput(stderr)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return true, exitOK
+	case err != nil:
+		return true, exitUsage
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "authledger %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return true, exitUsage
+	}
+	return false, exitOK
+}

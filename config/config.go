@@ -1,0 +1,334 @@
+// Package config is the service's configuration: one table of environment
+// variables (name, default, description) from which both the parser and the
+// help text are made, so the two cannot drift apart.
+//
+// The package never reads the environment itself: cmd/ passes a lookup
+// function (os.LookupEnv), and tests pass a map.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Event store kinds (AUTHLEDGER_EVENT_STORE).
+const (
+	EventStorePostgres = "postgres"
+	EventStoreESDB     = "esdb"
+)
+
+// Config is the whole service configuration. Load fills it from the
+// environment; Validate checks it.
+type Config struct {
+	// DatabaseURL is the PostgreSQL connection string: the log (with the
+	// postgres event store) and the read models. It may hold a password:
+	// never log it.
+	DatabaseURL string
+	// Listen is the HTTP listen address (host:port).
+	Listen string
+	// PublicURL is the issuer (iss) and the base of every absolute URL the
+	// server publishes. No trailing slash.
+	PublicURL string
+	// EventStore is EventStorePostgres or EventStoreESDB.
+	EventStore string
+	// ESDBURL is the EventStoreDB connection string, required with the esdb
+	// store. It may hold credentials: never log it.
+	ESDBURL string
+	// DataDir holds local state (uploaded files and the like).
+	DataDir   string
+	LogLevel  slog.Level
+	LogFormat string
+	// ConsistencyWait bounds how long a query carrying X-Consistency-Token
+	// waits for the read models before answering 503.
+	ConsistencyWait time.Duration
+	// MigrateOnStart makes serve apply migrations before it listens.
+	MigrateOnStart bool
+	// StartupTimeout bounds connecting to the stores and migrating.
+	StartupTimeout time.Duration
+	// ShutdownTimeout bounds the graceful drain after SIGINT/SIGTERM.
+	ShutdownTimeout time.Duration
+	// ReadHeaderTimeout bounds reading a request's headers (slowloris).
+	ReadHeaderTimeout time.Duration
+	// TrustedProxies are IPs or CIDRs whose forwarding headers are believed.
+	TrustedProxies []string
+}
+
+// Var is one environment variable of the table.
+type Var struct {
+	Name string
+	// Default is used when the variable is unset or empty.
+	Default string
+	// DefaultDoc, when set, is shown instead of Default (for derived or
+	// absent defaults).
+	DefaultDoc  string
+	Description string
+	set         func(c *Config, v string) error
+}
+
+// ShownDefault is the default as help and README show it.
+func (v Var) ShownDefault() string {
+	if v.DefaultDoc != "" {
+		return v.DefaultDoc
+	}
+	return v.Default
+}
+
+// table is the single declaration of every variable. Add new variables
+// here: Load, Usage and the README table (checked by a test) follow.
+var table = []Var{
+	{
+		Name:        "DATABASE_URL",
+		DefaultDoc:  "(required; `make run` starts a private PostgreSQL when unset)",
+		Description: "PostgreSQL connection string for the read models and, with the postgres store, the log.",
+		set:         func(c *Config, v string) error { c.DatabaseURL = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_LISTEN",
+		Default:     "127.0.0.1:8080",
+		Description: "HTTP listen address (host:port).",
+		set:         func(c *Config, v string) error { c.Listen = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_PUBLIC_URL",
+		DefaultDoc:  "http:// + AUTHLEDGER_LISTEN",
+		Description: "Issuer (iss) and base of every absolute URL the server publishes. An unspecified listen host becomes localhost.",
+		set:         func(c *Config, v string) error { c.PublicURL = strings.TrimRight(v, "/"); return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EVENT_STORE",
+		Default:     EventStorePostgres,
+		Description: "Event store: postgres (the log in DATABASE_URL) or esdb (EventStoreDB at ESDB_URL).",
+		set:         func(c *Config, v string) error { c.EventStore = strings.ToLower(v); return nil },
+	},
+	{
+		Name:        "ESDB_URL",
+		Description: "EventStoreDB connection string (esdb://host:2113?tls=false); required when AUTHLEDGER_EVENT_STORE=esdb.",
+		set:         func(c *Config, v string) error { c.ESDBURL = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_DATA_DIR",
+		Default:     ".data",
+		Description: "Directory for local state (uploaded files and the like).",
+		set:         func(c *Config, v string) error { c.DataDir = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_LOG_LEVEL",
+		Default:     "info",
+		Description: "Log level: debug, info, warn or error.",
+		set: func(c *Config, v string) error {
+			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+				return errors.New("not a log level (debug, info, warn, error)")
+			}
+			return nil
+		},
+	},
+	{
+		Name:        "AUTHLEDGER_LOG_FORMAT",
+		Default:     "json",
+		Description: "Log format: json or text.",
+		set:         func(c *Config, v string) error { c.LogFormat = strings.ToLower(v); return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_CONSISTENCY_WAIT",
+		Default:     "2s",
+		Description: "How long a query with X-Consistency-Token waits for the read models before answering 503.",
+		set:         duration(func(c *Config) *time.Duration { return &c.ConsistencyWait }),
+	},
+	{
+		Name:        "AUTHLEDGER_MIGRATE_ON_START",
+		Default:     "true",
+		Description: "Apply database migrations when serve starts (turn off when a separate `authledger migrate` step does it).",
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("not a boolean")
+			}
+			c.MigrateOnStart = b
+			return nil
+		},
+	},
+	{
+		Name:        "AUTHLEDGER_STARTUP_TIMEOUT",
+		Default:     "30s",
+		Description: "Bound on connecting to the stores and migrating at start-up.",
+		set:         duration(func(c *Config) *time.Duration { return &c.StartupTimeout }),
+	},
+	{
+		Name:        "AUTHLEDGER_SHUTDOWN_TIMEOUT",
+		Default:     "15s",
+		Description: "Bound on the graceful drain of requests after SIGINT or SIGTERM.",
+		set:         duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+	},
+	{
+		Name:        "AUTHLEDGER_READ_HEADER_TIMEOUT",
+		Default:     "10s",
+		Description: "Bound on reading a request's headers.",
+		set:         duration(func(c *Config) *time.Duration { return &c.ReadHeaderTimeout }),
+	},
+	{
+		Name:        "AUTHLEDGER_TRUSTED_PROXIES",
+		DefaultDoc:  "(none)",
+		Description: "Comma-separated IPs or CIDRs whose X-Forwarded-For is believed for the client IP; none means the peer address.",
+		set: func(c *Config, v string) error {
+			c.TrustedProxies = nil
+			for p := range strings.SplitSeq(v, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					c.TrustedProxies = append(c.TrustedProxies, p)
+				}
+			}
+			return nil
+		},
+	},
+}
+
+func duration(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("not a duration (like 2s, 500ms, 1m)")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// Variables returns the table of environment variables, in help order.
+func Variables() []Var { return append([]Var(nil), table...) }
+
+// Load reads every variable of the table through lookup (os.LookupEnv in
+// the binary), applies defaults and validates. It returns the Config even
+// when it fails, with every problem joined into the error.
+func Load(lookup func(name string) (string, bool)) (Config, error) {
+	var c Config
+	var errs []error
+	for _, v := range table {
+		val, ok := lookup(v.Name)
+		if !ok || strings.TrimSpace(val) == "" {
+			val = v.Default
+		}
+		if err := v.set(&c, strings.TrimSpace(val)); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", v.Name, val, err))
+		}
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = DefaultPublicURL(c.Listen)
+	}
+	if len(errs) > 0 {
+		return c, errors.Join(errs...)
+	}
+	return c, c.Validate()
+}
+
+// DefaultPublicURL is http:// + listen, with localhost for an unspecified
+// host (":8080", "0.0.0.0:8080"), which no client could reach.
+func DefaultPublicURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://" + listen
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// Validate reports every problem at once (errors.Join), each naming the
+// variable to fix.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf(name+": "+format, args...))
+	}
+	if c.DatabaseURL == "" {
+		bad("DATABASE_URL", "required (`make run` starts a private PostgreSQL and sets it)")
+	}
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("AUTHLEDGER_LISTEN", "%q is not host:port", c.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		bad("AUTHLEDGER_LISTEN", "%q has no valid port", c.Listen)
+	} else if host != "" && strings.ContainsAny(host, " /") {
+		bad("AUTHLEDGER_LISTEN", "%q has no valid host", c.Listen)
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		bad("AUTHLEDGER_PUBLIC_URL", "%q must be an absolute http(s) URL without credentials, query or fragment", c.PublicURL)
+	}
+	switch c.EventStore {
+	case EventStorePostgres:
+	case EventStoreESDB:
+		if c.ESDBURL == "" {
+			bad("ESDB_URL", "required when AUTHLEDGER_EVENT_STORE=esdb")
+		} else if u, err := url.Parse(c.ESDBURL); err != nil || (u.Scheme != "esdb" && u.Scheme != "esdb+discover") {
+			bad("ESDB_URL", "must be an esdb:// or esdb+discover:// connection string")
+		}
+	default:
+		bad("AUTHLEDGER_EVENT_STORE", "%q is neither %s nor %s", c.EventStore, EventStorePostgres, EventStoreESDB)
+	}
+	if c.DataDir == "" {
+		bad("AUTHLEDGER_DATA_DIR", "must not be empty")
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("AUTHLEDGER_LOG_FORMAT", "%q is neither json nor text", c.LogFormat)
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"AUTHLEDGER_CONSISTENCY_WAIT", c.ConsistencyWait},
+		{"AUTHLEDGER_STARTUP_TIMEOUT", c.StartupTimeout},
+		{"AUTHLEDGER_SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
+		{"AUTHLEDGER_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout},
+	} {
+		if d.d <= 0 {
+			bad(d.name, "must be positive, got %s", d.d)
+		}
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(p); err != nil {
+			bad("AUTHLEDGER_TRUSTED_PROXIES", "%q is neither an IP nor a CIDR", p)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Usage writes the table for --help: every variable with its default.
+func Usage(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  VARIABLE\tDEFAULT\tDESCRIPTION")
+	for _, v := range table {
+		def := v.ShownDefault()
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Description)
+	}
+	return tw.Flush()
+}
+
+// Markdown renders the table for README.md (kept identical by a test).
+func Markdown() string {
+	var b strings.Builder
+	b.WriteString("| Variable | Default | Description |\n|---|---|---|\n")
+	for _, v := range table {
+		def := v.ShownDefault()
+		switch {
+		case def == "":
+			def = "—"
+		case v.DefaultDoc == "":
+			def = "`" + def + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.Name, def, strings.ReplaceAll(v.Description, "|", `\|`))
+	}
+	return b.String()
+}
