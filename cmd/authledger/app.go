@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 
 	"github.com/gin-gonic/gin"
@@ -60,12 +59,11 @@ func (a *app) background(name string, fn func(ctx context.Context) error) {
 
 // newApp connects, migrates and wires everything; it listens on nothing.
 // On error everything acquired so far is released.
-func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *app, err error) {
-	a = &app{cfg: cfg, log: log}
+func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			_ = a.close()
-			a = nil
 		}
 	}()
 	startCtx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
@@ -160,7 +158,8 @@ func openEventStore(ctx context.Context, cfg config.Config) (eventstore.Store, e
 		}
 		var es *esdb.Store
 		if es, err = esdb.Open(ctx, esdb.Config{URL: cfg.ESDBURL}); err != nil {
-			return nil, fmt.Errorf("EventStoreDB at %s (ESDB_URL) is unreachable or refused the connection: %w", redactURL(cfg.ESDBURL), err)
+			// The adapter's error names the (redacted) URL and the cause.
+			return nil, fmt.Errorf("open the EventStoreDB event store (ESDB_URL): %w", err)
 		}
 		s = es
 	default:
@@ -171,16 +170,6 @@ func openEventStore(ctx context.Context, cfg config.Config) (eventstore.Store, e
 		return nil, fmt.Errorf("event store (%s) does not answer: %w", cfg.EventStore, err)
 	}
 	return s, nil
-}
-
-// redactURL drops credentials from a connection string for messages.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User = nil
-	return u.String()
 }
 
 // run listens on the configured address and serves until ctx is done.
