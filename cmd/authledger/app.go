@@ -26,6 +26,8 @@ import (
 	"github.com/authledger/authledger/eventstore/pg"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/migrations"
+	"github.com/authledger/authledger/projections/audit"
+	projruntime "github.com/authledger/authledger/projections/runtime"
 )
 
 // app is the assembled service.
@@ -97,10 +99,24 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		}},
 	}
 
+	// Projections: the read models, fed by the log. A failed projection
+	// stops alone and shows in /readyz; the API keeps serving.
+	runner, err := projruntime.NewRunner(projruntime.Config{
+		Store:       a.store,
+		Pool:        a.db,
+		Projections: []projruntime.Projection{audit.New()},
+		Logger:      log,
+		Registerer:  registry,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("projections: %w", err)
+	}
+	a.background("projections", runner.Run)
+	checks = append(checks, httpapi.Check{Name: "projections", Func: runner.Readiness})
+
 	// Later components are wired here, in dependency order, for example:
-	//   runner := projections.NewRunner(projections.Config{Store: a.store, DB: a.db, Registry: registry, ...})
-	//   a.background("projections", runner.Run); checks = append(checks, runner.Readiness()...)
 	//   identity := commands.NewIdentity(a.store, hasher, signer, ...)
+	//   a.background("key-rotation", rotator.Run)
 	// and their routes are registered on a.engine below.
 
 	a.engine, err = httpapi.New(httpapi.Config{
@@ -114,7 +130,10 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	if err != nil {
 		return nil, err
 	}
-	// Feature routes go here, e.g. identityhttp.Register(a.engine, identity, verifier).
+	// Feature routes go here, once authentication exists to protect them:
+	//   v1 := a.engine.Group("/v1", authn.Middleware(verifier))
+	//   identityhttp.Register(v1, identity)
+	//   readapi.Mount(v1, readapi.Config{Pool: a.db, Waiter: projruntime.NewWaiter(a.db, runner, 0), ConsistencyTimeout: cfg.ConsistencyWait})
 	return a, nil
 }
 
