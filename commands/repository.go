@@ -1,0 +1,175 @@
+// Package commands holds the command handlers: each loads one stream from
+// the event store, lets a pure aggregate decide, and appends the events it
+// recorded at the expected revision. Handlers read only the event store,
+// never read models (ARCHITECTURE.md rule 2).
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/eventstore"
+)
+
+// ErrConflict is returned when a stream kept changing under a command for
+// every attempt the repository allows.
+var ErrConflict = errors.New("commands: conflict: the stream kept changing")
+
+// Aggregate is what the repository needs from a domain aggregate: the number
+// of events folded from the stream and the events recorded since.
+type Aggregate interface {
+	Version() int
+	Changes() []events.Event
+}
+
+// Meta is the request-scoped part of every event's metadata. The repository
+// fills in the event id and occurred-at for each event.
+type Meta struct {
+	CorrelationID string
+	CausationID   string
+	Actor         events.Actor
+	ClientIP      string
+	UserAgent     string
+}
+
+// Repository loads, decides and appends for one aggregate type. Conflicts
+// (another writer appended first) are retried by reloading and deciding
+// again, at most MaxAttempts times.
+type Repository[A Aggregate] struct {
+	store    eventstore.Store
+	registry *events.Registry
+	fold     func([]events.Event) (A, error)
+	// MaxAttempts bounds the retries on conflict; 0 means 5.
+	MaxAttempts int
+	// Now is the clock for occurred-at; nil means time.Now.
+	Now func() time.Time
+}
+
+// NewRepository returns a repository folding streams with fold (the
+// aggregate's FromHistory). registry must know every event the stream holds.
+func NewRepository[A Aggregate](store eventstore.Store, registry *events.Registry, fold func([]events.Event) (A, error)) (*Repository[A], error) {
+	if store == nil || registry == nil || fold == nil {
+		return nil, errors.New("commands: NewRepository needs a store, a registry and a fold function")
+	}
+	return &Repository[A]{store: store, registry: registry, fold: fold}, nil
+}
+
+// Load folds a stream. A stream with no event folds to the aggregate's zero
+// state (fold(nil)).
+func (r *Repository[A]) Load(ctx context.Context, stream string) (A, error) {
+	recs, err := r.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{})
+	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+		var zero A
+		return zero, fmt.Errorf("commands: read %s: %w", stream, err)
+	}
+	history := make([]events.Event, 0, len(recs))
+	for _, rec := range recs {
+		e, err := r.registry.Decode(rec.Type, rec.Data)
+		if err != nil {
+			var zero A
+			return zero, fmt.Errorf("commands: decode %s@%d: %w", stream, rec.Revision, err)
+		}
+		history = append(history, e)
+	}
+	a, err := r.fold(history)
+	if err != nil {
+		var zero A
+		return zero, fmt.Errorf("commands: fold %s: %w", stream, err)
+	}
+	return a, nil
+}
+
+// Update loads stream, calls decide on the aggregate, and appends what it
+// recorded at the revision it was loaded at. On a conflict it reloads and
+// calls decide again; decide must therefore be free of side effects other
+// than recording on the aggregate. An error from decide is returned as is,
+// with nothing appended. When decide records nothing, Update appends
+// nothing and returns a zero AppendResult.
+func (r *Repository[A]) Update(ctx context.Context, stream string, meta Meta, decide func(A) error) (eventstore.AppendResult, error) {
+	attempts := r.MaxAttempts
+	if attempts <= 0 {
+		attempts = 5
+	}
+	for range attempts {
+		a, err := r.Load(ctx, stream)
+		if err != nil {
+			return eventstore.AppendResult{}, err
+		}
+		version := a.Version()
+		if err := decide(a); err != nil {
+			return eventstore.AppendResult{}, err
+		}
+		res, err := r.Append(ctx, stream, version, meta, a.Changes())
+		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+			continue
+		}
+		return res, err
+	}
+	return eventstore.AppendResult{}, fmt.Errorf("%w: %s", ErrConflict, stream)
+}
+
+// Append writes changes to stream expecting it to hold exactly version
+// events (NoStream for 0). It returns eventstore.ErrWrongExpectedVersion
+// (wrapped) when another writer got there first.
+func (r *Repository[A]) Append(ctx context.Context, stream string, version int, meta Meta, changes []events.Event) (eventstore.AppendResult, error) {
+	if len(changes) == 0 {
+		return eventstore.AppendResult{}, nil
+	}
+	data, err := EncodeEvents(changes, meta, r.now())
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	return r.store.Append(ctx, stream, ExpectedFor(version), data...)
+}
+
+func (r *Repository[A]) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// ExpectedFor maps an aggregate version (events folded) to the expected
+// revision of the next append: NoStream for 0, else Revision(version-1).
+func ExpectedFor(version int) eventstore.ExpectedRevision {
+	if version <= 0 {
+		return eventstore.NoStream{}
+	}
+	return eventstore.Revision(uint64(version - 1))
+}
+
+// EncodeEvents turns domain events into EventData with fresh ids, each
+// carrying its metadata JSON.
+func EncodeEvents(changes []events.Event, meta Meta, now time.Time) ([]eventstore.EventData, error) {
+	out := make([]eventstore.EventData, 0, len(changes))
+	for _, e := range changes {
+		name, data, err := events.Encode(e)
+		if err != nil {
+			return nil, err
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("commands: event id: %w", err)
+		}
+		md, err := json.Marshal(events.Metadata{
+			EventID:       id,
+			OccurredAt:    now.UTC(),
+			CorrelationID: meta.CorrelationID,
+			CausationID:   meta.CausationID,
+			Actor:         meta.Actor,
+			ClientIP:      meta.ClientIP,
+			UserAgent:     meta.UserAgent,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("commands: metadata: %w", err)
+		}
+		out = append(out, eventstore.EventData{ID: id, Type: name, Data: data, Metadata: md})
+	}
+	return out, nil
+}

@@ -1,0 +1,98 @@
+package commands_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/eventstore/pg"
+	"github.com/authledger/authledger/migrations"
+	"github.com/authledger/authledger/test/pgtest"
+)
+
+const testHash = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNo"
+
+func newRepo(t *testing.T) (*commands.Repository[*user.User], eventstore.Store) {
+	t.Helper()
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	if err := migrations.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	store, err := pg.Open(ctx, pg.Config{ConnString: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	reg := events.NewRegistry()
+	if err := user.RegisterEvents(reg); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := commands.NewRepository(store, reg, user.FromHistory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo, store
+}
+
+func TestRepositoryRetriesConflictsAndCarriesMetadata(t *testing.T) {
+	t.Parallel()
+	repo, store := newRepo(t)
+	ctx := context.Background()
+	id := uuid.New()
+	u, err := user.Register(id, "alice@example.com", "Alice", testHash, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := commands.Meta{CorrelationID: "req-1", Actor: events.Actor{Kind: events.ActorAnonymous}}
+	if _, err := repo.Append(ctx, user.StreamName(id), 0, meta, u.Changes()); err != nil {
+		t.Fatal(err)
+	}
+	// A second create at version 0 conflicts.
+	if _, err := repo.Append(ctx, user.StreamName(id), 0, meta, u.Changes()); !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+		t.Fatalf("want wrong expected version, got %v", err)
+	}
+	policy := user.DefaultLockoutPolicy()
+	policy.MaxFailures = 100
+	// Concurrent updates all land: each conflict reloads and decides again.
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			_, err := repo.Update(ctx, user.StreamName(id), meta, func(u *user.User) error {
+				return u.RecordLoginFailure(time.Now(), policy)
+			})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, err := store.ReadStream(ctx, user.StreamName(id), eventstore.ReadStreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) < 5 {
+		t.Fatalf("want registration + 4 failures, got %d events", len(recs))
+	}
+	var md events.Metadata
+	if err := json.Unmarshal(recs[len(recs)-1].Metadata, &md); err != nil {
+		t.Fatal(err)
+	}
+	if md.CorrelationID != "req-1" || md.EventID != recs[len(recs)-1].ID || md.OccurredAt.IsZero() {
+		t.Fatalf("metadata %+v", md)
+	}
+}
