@@ -1,0 +1,116 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/authledger/authledger/auth/password"
+	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/eventstore"
+)
+
+// Register asks for a new account.
+type Register struct {
+	// UserID is chosen before the first append; uuid.Nil means a fresh
+	// random id. A retry of the same command reuses it.
+	UserID      uuid.UUID
+	Email       string
+	Password    string
+	DisplayName string
+	Meta        Meta
+}
+
+// RegisterResult is the account id and the log position of the last append.
+type RegisterResult struct {
+	UserID   uuid.UUID
+	Position eventstore.Position
+}
+
+// RegisterHandler holds an address with the reservation stream (NoStream),
+// then writes the user stream (NoStream). When the reservation is already
+// held by an id whose user stream is missing (a registration that crashed
+// between its two appends), it completes that registration under the held
+// id instead of refusing the address: nobody owns it yet.
+type RegisterHandler struct {
+	Reservations   *Repository[*user.EmailReservation]
+	Users          *Repository[*user.User]
+	Hasher         *password.Hasher
+	Policy         password.Policy
+	ReservationKey []byte
+	Now            func() time.Time
+}
+
+// Handle validates every field at once (errors.Join of
+// *user.InvalidInputError and *password.PolicyError), then registers. An
+// address held by a registered user is user.ErrEmailTaken.
+func (h *RegisterHandler) Handle(ctx context.Context, cmd Register) (RegisterResult, error) {
+	now := time.Now()
+	if h.Now != nil {
+		now = h.Now()
+	}
+	email, emailErr := user.NormalizeEmail(cmd.Email)
+	_, nameErr := user.NormalizeDisplayName(cmd.DisplayName)
+	var pwErr error
+	if emailErr == nil {
+		pwErr = h.Policy.Check(cmd.Password, email)
+	} else {
+		pwErr = h.Policy.Check(cmd.Password, "")
+	}
+	if err := errors.Join(emailErr, nameErr, pwErr); err != nil {
+		return RegisterResult{}, err
+	}
+	id := cmd.UserID
+	if id == uuid.Nil {
+		var err error
+		if id, err = uuid.NewV7(); err != nil {
+			return RegisterResult{}, fmt.Errorf("commands: user id: %w", err)
+		}
+	}
+	// Hash before any append: a slow hash must not sit between the two.
+	hash, err := h.Hasher.Hash(ctx, cmd.Password)
+	if err != nil {
+		return RegisterResult{}, fmt.Errorf("commands: hash password: %w", err)
+	}
+	resStream := user.EmailReservationStream(h.ReservationKey, email)
+	var pos eventstore.Position
+	_, err = h.Reservations.Update(ctx, resStream, cmd.Meta, func(r *user.EmailReservation) error {
+		if holder, held := r.Holder(); held && holder != id {
+			u, err := h.Users.Load(ctx, user.StreamName(holder))
+			if err != nil {
+				return err
+			}
+			if u.Registered() {
+				return user.ErrEmailTaken
+			}
+			id = holder // complete the crashed registration
+		}
+		return r.Reserve(id, now)
+	})
+	if err != nil {
+		return RegisterResult{}, err
+	}
+	u, err := user.Register(id, email, cmd.DisplayName, hash, now)
+	if err != nil {
+		return RegisterResult{}, err
+	}
+	res, err := h.Users.Append(ctx, user.StreamName(id), 0, cmd.Meta, u.Changes())
+	if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+		// A concurrent completion of the same crashed registration won.
+		return RegisterResult{}, user.ErrEmailTaken
+	}
+	if err != nil {
+		return RegisterResult{}, err
+	}
+	pos = res.Position
+	return RegisterResult{UserID: id, Position: pos}, nil
+}
+
+// AnonymousMeta is the metadata of a request made before authentication.
+func AnonymousMeta(requestID, clientIP, userAgent string) Meta {
+	return Meta{CorrelationID: requestID, Actor: events.Actor{Kind: events.ActorAnonymous}, ClientIP: clientIP, UserAgent: userAgent}
+}
