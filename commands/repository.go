@@ -173,3 +173,6 @@ func EncodeEvents(changes []events.Event, meta Meta, now time.Time) ([]eventstor
 	}
 	return out, nil
 }
+
+// Store is the event store the repository appends to.
+func (r *Repository[A]) Store() eventstore.Store { return r.store }
