@@ -50,6 +50,31 @@ func TestLogin(t *testing.T) {
 	if err != nil || r.AccessToken == "" || r.RefreshToken == "" || r.Position.IsZero() {
 		t.Fatalf("login: %+v %v", r, err)
 	}
+	rh := &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: session.DefaultPolicy()}
+	r2, err := rh.Handle(ctx, commands.Refresh{RefreshToken: r.RefreshToken})
+	if err != nil || r2.RefreshToken == r.RefreshToken {
+		t.Fatalf("refresh: %v", err)
+	}
+	if _, err := rh.Handle(ctx, commands.Refresh{RefreshToken: r.RefreshToken}); !errors.Is(err, commands.ErrInvalidToken) {
+		t.Fatalf("reuse: %v", err)
+	}
+	if _, err := rh.Handle(ctx, commands.Refresh{RefreshToken: r2.RefreshToken}); !errors.Is(err, commands.ErrInvalidToken) {
+		t.Fatalf("newer token after reuse: %v", err)
+	}
+	r3, err := h.Handle(ctx, commands.Login{Email: "carol@example.com", Password: "correct horse battery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoke := &commands.RevokeSessionHandler{Sessions: sessions}
+	if _, err := revoke.Handle(ctx, commands.RevokeSession{SessionID: r3.SessionID, UserID: r.User.ID() /* same user */, Reason: session.ReasonLogout}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := revoke.Handle(ctx, commands.RevokeSession{SessionID: r3.SessionID, UserID: r.SessionID, Reason: session.ReasonDeleted}); !errors.Is(err, commands.ErrSessionNotFound) {
+		t.Fatalf("other user's session: %v", err)
+	}
+	if _, err := rh.Handle(ctx, commands.Refresh{RefreshToken: r3.RefreshToken}); !errors.Is(err, commands.ErrInvalidToken) {
+		t.Fatalf("refresh after logout: %v", err)
+	}
 	if _, err := h.Handle(ctx, commands.Login{Email: "nobody@example.com", Password: "x"}); !errors.Is(err, commands.ErrInvalidCredentials) {
 		t.Fatalf("unknown email: %v", err)
 	}

@@ -1,0 +1,87 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/authledger/authledger/auth/token"
+	"github.com/authledger/authledger/domain/session"
+	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/eventstore"
+)
+
+// ErrInvalidToken is the one answer to a refresh token that is malformed,
+// unknown, expired, revoked or reused.
+var ErrInvalidToken = errors.New("commands: invalid token")
+
+// Refresh presents a refresh token for a new pair.
+type Refresh struct {
+	RefreshToken string
+	Meta         Meta
+}
+
+// RefreshHandler loads the one session the token names (strongly
+// consistent), rotates the token, and appends. A reused token records
+// ReuseDetected and Revoked, which are appended before the refusal, so the
+// token issued in its place stops working too.
+type RefreshHandler struct {
+	Sessions      *Repository[*session.Session]
+	Users         *Repository[*user.User]
+	Issuer        *token.Issuer
+	SessionPolicy session.Policy
+	Now           func() time.Time
+}
+
+// Handle refreshes. Every refusal is ErrInvalidToken.
+func (h *RefreshHandler) Handle(ctx context.Context, cmd Refresh) (LoginResult, error) {
+	now := time.Now()
+	if h.Now != nil {
+		now = h.Now()
+	}
+	presented, err := token.ParseRefreshToken(cmd.RefreshToken)
+	if err != nil {
+		return LoginResult{}, ErrInvalidToken
+	}
+	sid := presented.SessionID()
+	next, err := token.NewRefreshToken(sid)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	stream := session.StreamName(sid)
+	for range 5 {
+		s, err := h.Sessions.Load(ctx, stream)
+		if err != nil {
+			return LoginResult{}, err
+		}
+		version := s.Version()
+		if version == 0 {
+			return LoginResult{}, ErrInvalidToken
+		}
+		decideErr := s.Refresh(session.RefreshParams{
+			Presented: session.Digest(presented.Digest()), Next: session.Digest(next.Digest()),
+			IP: cmd.Meta.ClientIP, UserAgent: cmd.Meta.UserAgent,
+		}, now, h.SessionPolicy)
+		ar, err := h.Sessions.Append(ctx, stream, version, cmd.Meta, s.Changes())
+		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+			continue
+		}
+		if err != nil {
+			return LoginResult{}, err
+		}
+		if decideErr != nil {
+			return LoginResult{}, fmt.Errorf("%w: %w", ErrInvalidToken, decideErr)
+		}
+		u, err := h.Users.Load(ctx, user.StreamName(s.UserID()))
+		if err != nil {
+			return LoginResult{}, err
+		}
+		access, claims, err := h.Issuer.Issue(token.Subject{UserID: u.ID(), SessionID: sid, Name: u.DisplayName(), AMR: s.AMR(), Roles: u.Roles()}, now)
+		if err != nil {
+			return LoginResult{}, err
+		}
+		return LoginResult{User: u, SessionID: sid, AccessToken: access, Claims: claims, RefreshToken: next.Encode(), Position: ar.Position}, nil
+	}
+	return LoginResult{}, fmt.Errorf("%w: %s", ErrConflict, stream)
+}
