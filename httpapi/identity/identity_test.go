@@ -1,0 +1,219 @@
+package identity_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/authledger/authledger/auth/keys"
+	"github.com/authledger/authledger/auth/keys/pgstore"
+	"github.com/authledger/authledger/auth/password"
+	"github.com/authledger/authledger/auth/token"
+	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/session"
+	"github.com/authledger/authledger/domain/signingkey"
+	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/eventstore/pg"
+	"github.com/authledger/authledger/httpapi"
+	"github.com/authledger/authledger/httpapi/authn"
+	"github.com/authledger/authledger/httpapi/identity"
+	"github.com/authledger/authledger/migrations"
+	"github.com/authledger/authledger/test/pgtest"
+)
+
+type client struct {
+	t   *testing.T
+	url string
+}
+
+func (c client) do(method, path, authz string, body any) (*http.Response, map[string]any) {
+	c.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = bytes.NewBufferString(b)
+	default:
+		j, _ := json.Marshal(b)
+		r = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, c.url+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-ID", "test-req-1")
+	if authz != "" {
+		req.Header.Set("Authorization", "Bearer "+authz)
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return resp, m
+}
+
+func newServer(t *testing.T) client {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	url := pgtest.NewDatabase(t)
+	if err := migrations.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	store, err := pg.Open(ctx, pg.Config{ConnString: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	reg := events.NewRegistry()
+	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents} {
+		if err := f(reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	users, _ := commands.NewRepository(store, reg, user.FromHistory)
+	res, _ := commands.NewRepository(store, reg, user.ReservationFromHistory)
+	sessions, _ := commands.NewRepository(store, reg, session.FromHistory)
+	ringRepo, _ := commands.NewRepository(store, reg, signingkey.FromHistory)
+	ks, _ := pgstore.New(store.Pool())
+	master, _ := keys.NewMasterKey(bytes.Repeat([]byte{9}, 32))
+	tcfg := token.DefaultConfig("http://id.example.test")
+	km := &commands.KeyManager{Ring: ringRepo, Store: ks, Master: master, Algorithm: keys.DefaultAlgorithm, Retain: tcfg.MaxKeyRetention(), Overlap: time.Hour}
+	ring, err := km.Bootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := keys.NewRingHolder(ring)
+	issuer, _ := token.NewIssuer(tcfg, holder)
+	verifier, _ := token.NewVerifier(tcfg, holder)
+	hasher, _ := password.NewHasher(password.Config{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})
+	rkey := bytes.Repeat([]byte{3}, 32)
+	rev := authn.NewRevocations(tcfg.MaxKeyRetention())
+	go func() { _ = rev.Run(ctx, store) }()
+	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), OpenAPI: []byte("openapi: 3.1.0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	identity.Mount(engine, identity.Deps{
+		Register:   &commands.RegisterHandler{Reservations: res, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: rkey},
+		Login:      &commands.LoginHandler{Reservations: res, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer, Lockout: user.DefaultLockoutPolicy(), SessionPolicy: session.DefaultPolicy(), ReservationKey: rkey},
+		Refresh:    &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: session.DefaultPolicy()},
+		Revoke:     &commands.RevokeSessionHandler{Sessions: sessions},
+		Auth:       authn.Middleware(verifier, rev),
+		Ring:       holder,
+		PublicURL:  "http://id.example.test",
+		Algorithms: []string{"ES256"},
+	})
+	srv := httptest.NewServer(engine)
+	t.Cleanup(srv.Close)
+	return client{t: t, url: srv.URL}
+}
+
+func TestIdentityFlow(t *testing.T) {
+	t.Parallel()
+	c := newServer(t)
+	reg := map[string]string{"email": "Dave@Example.com", "password": "correct horse battery", "display_name": "Dave"}
+	resp, body := c.do("POST", "/v1/auth/register", "", reg)
+	if resp.StatusCode != 201 || body["user_id"] == nil || resp.Header.Get("X-Consistency-Token") == "" || resp.Header.Get("X-Request-ID") != "test-req-1" {
+		t.Fatalf("register: %d %v", resp.StatusCode, body)
+	}
+	reg["email"] = "dave@EXAMPLE.COM"
+	if resp, body = c.do("POST", "/v1/auth/register", "", reg); resp.StatusCode != 409 {
+		t.Fatalf("duplicate: %d %v", resp.StatusCode, body)
+	}
+	if resp, _ = c.do("POST", "/v1/auth/register", "", "{not json"); resp.StatusCode != 400 {
+		t.Fatalf("malformed: %d", resp.StatusCode)
+	}
+	resp, body = c.do("POST", "/v1/auth/register", "", map[string]string{"email": "eve@example.com", "password": "short", "display_name": "Eve"})
+	if errs, _ := body["errors"].([]any); resp.StatusCode != 400 || len(errs) != 1 || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("weak password: %d %v", resp.StatusCode, body)
+	}
+
+	_, unknown := c.do("POST", "/v1/auth/login", "", map[string]string{"email": "nobody@example.com", "password": "whatever it is"})
+	resp, wrong := c.do("POST", "/v1/auth/login", "", map[string]string{"email": "dave@example.com", "password": "wrong password!"})
+	delete(unknown, "instance")
+	delete(wrong, "instance")
+	if resp.StatusCode != 401 || !equalJSON(unknown, wrong) {
+		t.Fatalf("unknown vs wrong: %v %v", unknown, wrong)
+	}
+
+	resp, tok := c.do("POST", "/v1/auth/login", "", map[string]string{"email": "dave@example.com", "password": "correct horse battery"})
+	if resp.StatusCode != 200 || tok["token_type"] != "Bearer" || resp.Header.Get("X-Consistency-Token") == "" {
+		t.Fatalf("login: %d %v", resp.StatusCode, tok)
+	}
+	access := tok["access_token"].(string)
+
+	// The JWT verifies with go-jose against the served JWKS.
+	_, jwksBody := c.do("GET", "/.well-known/jwks.json", "", nil)
+	raw, _ := json.Marshal(jwksBody)
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(raw, &set); err != nil || len(set.Keys) == 0 {
+		t.Fatalf("jwks: %v", err)
+	}
+	parsed, err := josejwt.ParseSigned(access, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims josejwt.Claims
+	if err := parsed.Claims(set.Keys[0].Key, &claims); err != nil || claims.Issuer != "http://id.example.test" {
+		t.Fatalf("go-jose verify: %v %+v", err, claims)
+	}
+	_, disc := c.do("GET", "/.well-known/openid-configuration", "", nil)
+	if disc["issuer"] != "http://id.example.test" || disc["jwks_uri"] != "http://id.example.test/.well-known/jwks.json" {
+		t.Fatalf("discovery: %v", disc)
+	}
+
+	// Refresh rotation and reuse detection.
+	resp, tok2 := c.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": tok["refresh_token"]})
+	if resp.StatusCode != 200 {
+		t.Fatalf("refresh: %d %v", resp.StatusCode, tok2)
+	}
+	if resp, _ = c.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": tok["refresh_token"]}); resp.StatusCode != 401 {
+		t.Fatalf("reuse: %d", resp.StatusCode)
+	}
+	if resp, _ = c.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": tok2["refresh_token"]}); resp.StatusCode != 401 {
+		t.Fatalf("newer after reuse: %d", resp.StatusCode)
+	}
+
+	// Logout revokes the access token within a second.
+	_, tok3 := c.do("POST", "/v1/auth/login", "", map[string]string{"email": "dave@example.com", "password": "correct horse battery"})
+	a3 := tok3["access_token"].(string)
+	if resp, _ = c.do("DELETE", "/v1/auth/sessions/not-a-uuid", a3, nil); resp.StatusCode != 404 {
+		t.Fatalf("non-uuid: %d", resp.StatusCode)
+	}
+	if resp, _ = c.do("POST", "/v1/auth/logout", a3, nil); resp.StatusCode != 204 {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	deadline := time.Now().Add(time.Second)
+	for {
+		resp, _ = c.do("POST", "/v1/auth/logout", a3, nil)
+		if resp.StatusCode == 401 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("access token accepted one second after logout")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp, _ = c.do("POST", "/v1/auth/logout", "", nil); resp.StatusCode != 401 {
+		t.Fatalf("logout without token: %d", resp.StatusCode)
+	}
+}
+
+func equalJSON(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return bytes.Equal(x, y)
+}
