@@ -38,13 +38,17 @@ type Deps struct {
 	PublicURL  string // issuer, base of jwks_uri
 	Algorithms []string
 	AccessTTL  time.Duration
+	// RateLimit guards register, login and refresh per client IP; nil
+	// means no limit.
+	RateLimit *RateLimiter
 }
 
 // Mount registers the endpoints on e.
 func Mount(e *gin.Engine, d Deps) {
-	e.POST("/v1/auth/register", d.register)
-	e.POST("/v1/auth/login", d.login)
-	e.POST("/v1/auth/refresh", d.refresh)
+	rl := d.RateLimit.Middleware()
+	e.POST("/v1/auth/register", rl, d.register)
+	e.POST("/v1/auth/login", rl, d.login)
+	e.POST("/v1/auth/refresh", rl, d.refresh)
 	e.POST("/v1/auth/logout", d.Auth, d.logout)
 	e.DELETE("/v1/auth/sessions/:id", d.Auth, d.deleteSession)
 	e.GET("/.well-known/jwks.json", d.jwks)

@@ -64,7 +64,7 @@ func (c client) do(method, path, authz string, body any) (*http.Response, map[st
 	return resp, m
 }
 
-func newServer(t *testing.T) client {
+func newServer(t *testing.T, rl *identity.RateLimiter) client {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -115,6 +115,7 @@ func newServer(t *testing.T) client {
 		Ring:       holder,
 		PublicURL:  "http://id.example.test",
 		Algorithms: []string{"ES256"},
+		RateLimit:  rl,
 	})
 	srv := httptest.NewServer(engine)
 	t.Cleanup(srv.Close)
@@ -123,7 +124,7 @@ func newServer(t *testing.T) client {
 
 func TestIdentityFlow(t *testing.T) {
 	t.Parallel()
-	c := newServer(t)
+	c := newServer(t, nil)
 	reg := map[string]string{"email": "Dave@Example.com", "password": "correct horse battery", "display_name": "Dave"}
 	resp, body := c.do("POST", "/v1/auth/register", "", reg)
 	if resp.StatusCode != 201 || body["user_id"] == nil || resp.Header.Get("X-Consistency-Token") == "" || resp.Header.Get("X-Request-ID") != "test-req-1" {
@@ -216,4 +217,18 @@ func equalJSON(a, b any) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return bytes.Equal(x, y)
+}
+
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	c := newServer(t, &identity.RateLimiter{PerSecond: 0.01, Burst: 2})
+	for i := range 3 {
+		resp, _ := c.do("POST", "/v1/auth/login", "", map[string]string{"email": "x@example.com", "password": "whatever it is"})
+		if i < 2 && resp.StatusCode != 401 {
+			t.Fatalf("attempt %d: %d", i, resp.StatusCode)
+		}
+		if i == 2 && (resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "") {
+			t.Fatalf("limited: %d %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
 }
