@@ -54,7 +54,12 @@ func newServer(t *testing.T, extra ...runtime.Projection) *server {
 	rctx, rcancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()
-	t.Cleanup(func() { rcancel(); <-done })
+	t.Cleanup(func() {
+		rcancel()
+		if err := <-done; err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	engine, err := httpapi.New(httpapi.Config{
 		Logger: logger, OpenAPI: []byte("openapi: 3.1.0\n"),

@@ -147,15 +147,18 @@ func Concurrency(ctx context.Context, f Fixture, cfg ConcurrencyConfig) (rep Rep
 		}()
 	}
 
-	// Writers.
+	// Writers. The run's time limit stops them between appends, never in
+	// the middle of one: an append cancelled in flight has an unknown
+	// outcome (EventStoreDB may have written it), and a deadline raced by
+	// the server's copy of it would look like a store failure.
 	run.writing.Store(true)
-	writeCtx, stopWriting := context.WithTimeout(ctx, cfg.Duration)
+	timeUp, stopWriting := context.WithTimeout(ctx, cfg.Duration)
 	var wg sync.WaitGroup
 	for w := 0; w < cfg.Writers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := run.writer(writeCtx, w); err != nil && writeCtx.Err() == nil {
+			if err := run.writer(ctx, timeUp, w); err != nil {
 				fail(fmt.Errorf("writer %d: %w", w, err))
 			}
 		}()
@@ -174,6 +177,16 @@ func Concurrency(ctx context.Context, f Fixture, cfg ConcurrencyConfig) (rep Rep
 	wg.Wait()
 	stopWriting()
 	run.writing.Store(false)
+	// Count what was written before anything can fail, so that a failed
+	// run's report still says how far the writers got.
+	rep.Transactions = int(run.transactions.Load())
+	rep.Conflicts = int(run.conflicts.Load())
+	rep.NewTxRetries = int(run.newTx.Load())
+	rep.HeldCommitted = run.heldCommitted.Load()
+	for _, a := range run.committed {
+		rep.Committed += len(a.ids)
+	}
+	rep.RolledBack = len(run.rolledBack)
 
 	finish := func(err error) (Report, error) {
 		stopSubs()
@@ -223,14 +236,6 @@ func Concurrency(ctx context.Context, f Fixture, cfg ConcurrencyConfig) (rep Rep
 			rep.Restarts = s.restarts
 		}
 	}
-	rep.Transactions = int(run.transactions.Load())
-	rep.Conflicts = int(run.conflicts.Load())
-	rep.NewTxRetries = int(run.newTx.Load())
-	rep.HeldCommitted = run.heldCommitted.Load()
-	for _, a := range run.committed {
-		rep.Committed += len(a.ids)
-	}
-	rep.RolledBack = len(run.rolledBack)
 	verify(&rep, final, run.committed, run.rolledBack, deliveries)
 	// Each stream read on its own agrees with the log.
 	byStream := map[string][]uuid.UUID{}
@@ -308,8 +313,10 @@ func (r *concRun) recordRollback(ids []uuid.UUID) {
 	}
 }
 
-// writer appends until the run's time or event budget is spent.
-func (r *concRun) writer(ctx context.Context, w int) error {
+// writer appends until timeUp is done or the event budget is spent. Its
+// appends run on ctx, so that each one's outcome is known; the delays it
+// sleeps end early when time is up.
+func (r *concRun) writer(ctx, timeUp context.Context, w int) error {
 	rng := rand.New(rand.NewPCG(r.cfg.Seed, uint64(w)))
 	own := make([]string, r.cfg.OwnStreams)
 	for i := range own {
@@ -317,7 +324,7 @@ func (r *concRun) writer(ctx context.Context, w int) error {
 	}
 	// known: the writer's belief about each stream's last revision.
 	known := map[string]int64{} // -1: missing; absent: unknown (treated as missing)
-	for seq := 0; ctx.Err() == nil; seq++ {
+	for seq := 0; timeUp.Err() == nil && ctx.Err() == nil; seq++ {
 		n := 1 + rng.IntN(3)
 		// The budget ends writing only once the held transaction is done,
 		// so that others always commit while it is open.
@@ -353,11 +360,11 @@ func (r *concRun) writer(ctx context.Context, w int) error {
 			var err error
 			if plain {
 				if r.f.Begin == nil {
-					sleep(ctx, rng, r.cfg.MaxDelay)
+					sleep(timeUp, rng, r.cfg.MaxDelay)
 				}
 				res, err = r.f.Store.Append(ctx, s, expected, events...)
 			} else {
-				res, err = r.inTx(ctx, rng, s, expected, events, touch, rollback)
+				res, err = r.inTx(ctx, timeUp, rng, s, expected, events, touch, rollback)
 			}
 			var wev *eventstore.WrongExpectedVersionError
 			switch {
@@ -432,9 +439,9 @@ func (r *concRun) reread(ctx context.Context, known map[string]int64, s string) 
 	return nil
 }
 
-// inTx appends in a held transaction, with a random delay before the
-// commit (or the deliberate rollback).
-func (r *concRun) inTx(ctx context.Context, rng *rand.Rand, s string, expected eventstore.ExpectedRevision, events []eventstore.EventData, touch, rollback bool) (eventstore.AppendResult, error) {
+// inTx appends in a held transaction, with a random delay (cut short when
+// time is up) before the commit (or the deliberate rollback).
+func (r *concRun) inTx(ctx, timeUp context.Context, rng *rand.Rand, s string, expected eventstore.ExpectedRevision, events []eventstore.EventData, touch, rollback bool) (eventstore.AppendResult, error) {
 	tx, err := r.f.Begin(ctx)
 	if err != nil {
 		return eventstore.AppendResult{}, fmt.Errorf("begin: %w", err)
@@ -449,13 +456,13 @@ func (r *concRun) inTx(ctx context.Context, rng *rand.Rand, s string, expected e
 		if err := tx.TouchUnrelated(ctx); err != nil {
 			return eventstore.AppendResult{}, fmt.Errorf("touch unrelated: %w", err)
 		}
-		sleep(ctx, rng, r.cfg.MaxDelay/4)
+		sleep(timeUp, rng, r.cfg.MaxDelay/4)
 	}
 	res, err := tx.Append(ctx, s, expected, events...)
 	if err != nil {
 		return res, err
 	}
-	sleep(ctx, rng, r.cfg.MaxDelay)
+	sleep(timeUp, rng, r.cfg.MaxDelay)
 	done = true
 	if rollback {
 		if err := tx.Rollback(ctx); err != nil {
@@ -632,7 +639,7 @@ func (s *concSubscriber) run(ctx context.Context, cfg ConcurrencyConfig, writing
 				s.addMisuse(fmt.Sprintf("Subscribe returned %v after its context was cancelled, want context.Canceled", err))
 			}
 		case err == nil:
-			return errors.New("Subscribe returned nil before its context was done")
+			return errors.New("subscribe returned nil before its context was done")
 		default:
 			return err
 		}

@@ -152,7 +152,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	for attempt := 0; ; attempt++ {
 		res, err := appendEvents(ctx, s.pool, stream, expected, events)
 		if errors.Is(err, eventstore.ErrRetryInNewTransaction) && attempt < s.cfg.AppendRetries {
-			t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6))))
+			t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))) //nolint:gosec // jitter, not a secret
 			select {
 			case <-ctx.Done():
 				t.Stop()

@@ -36,7 +36,13 @@ type client struct {
 	url string
 }
 
-func (c client) do(method, path, authz string, body any) (*http.Response, map[string]any) {
+// reply is what a test reads of a response; do has closed the body.
+type reply struct {
+	StatusCode int
+	Header     http.Header
+}
+
+func (c client) do(method, path, authz string, body any) (reply, map[string]any) {
 	c.t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
@@ -61,7 +67,7 @@ func (c client) do(method, path, authz string, body any) (*http.Response, map[st
 	raw, _ := io.ReadAll(resp.Body)
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)
-	return resp, m
+	return reply{StatusCode: resp.StatusCode, Header: resp.Header}, m
 }
 
 func newServer(t *testing.T, rl *identity.RateLimiter) client {
@@ -127,18 +133,18 @@ func TestIdentityFlow(t *testing.T) {
 	c := newServer(t, nil)
 	reg := map[string]string{"email": "Dave@Example.com", "password": "correct horse battery", "display_name": "Dave"}
 	resp, body := c.do("POST", "/v1/auth/register", "", reg)
-	if resp.StatusCode != 201 || body["user_id"] == nil || resp.Header.Get("X-Consistency-Token") == "" || resp.Header.Get("X-Request-ID") != "test-req-1" {
+	if resp.StatusCode != http.StatusCreated || body["user_id"] == nil || resp.Header.Get("X-Consistency-Token") == "" || resp.Header.Get("X-Request-ID") != "test-req-1" {
 		t.Fatalf("register: %d %v", resp.StatusCode, body)
 	}
 	reg["email"] = "dave@EXAMPLE.COM"
-	if resp, body = c.do("POST", "/v1/auth/register", "", reg); resp.StatusCode != 409 {
+	if resp, body = c.do("POST", "/v1/auth/register", "", reg); resp.StatusCode != http.StatusConflict {
 		t.Fatalf("duplicate: %d %v", resp.StatusCode, body)
 	}
-	if resp, _ = c.do("POST", "/v1/auth/register", "", "{not json"); resp.StatusCode != 400 {
+	if resp, _ = c.do("POST", "/v1/auth/register", "", "{not json"); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("malformed: %d", resp.StatusCode)
 	}
 	resp, body = c.do("POST", "/v1/auth/register", "", map[string]string{"email": "eve@example.com", "password": "short", "display_name": "Eve"})
-	if errs, _ := body["errors"].([]any); resp.StatusCode != 400 || len(errs) != 1 || resp.Header.Get("Content-Type") != "application/problem+json" {
+	if errs, _ := body["errors"].([]any); resp.StatusCode != http.StatusBadRequest || len(errs) != 1 || resp.Header.Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("weak password: %d %v", resp.StatusCode, body)
 	}
 
@@ -146,12 +152,12 @@ func TestIdentityFlow(t *testing.T) {
 	resp, wrong := c.do("POST", "/v1/auth/login", "", map[string]string{"email": "dave@example.com", "password": "wrong password!"})
 	delete(unknown, "instance")
 	delete(wrong, "instance")
-	if resp.StatusCode != 401 || !equalJSON(unknown, wrong) {
+	if resp.StatusCode != http.StatusUnauthorized || !equalJSON(unknown, wrong) {
 		t.Fatalf("unknown vs wrong: %v %v", unknown, wrong)
 	}
 
 	resp, tok := c.do("POST", "/v1/auth/login", "", map[string]string{"email": "dave@example.com", "password": "correct horse battery"})
-	if resp.StatusCode != 200 || tok["token_type"] != "Bearer" || resp.Header.Get("X-Consistency-Token") == "" {
+	if resp.StatusCode != http.StatusOK || tok["token_type"] != "Bearer" || resp.Header.Get("X-Consistency-Token") == "" {
 		t.Fatalf("login: %d %v", resp.StatusCode, tok)
 	}
 	access := tok["access_token"].(string)
@@ -178,29 +184,29 @@ func TestIdentityFlow(t *testing.T) {
 
 	// Refresh rotation and reuse detection.
 	resp, tok2 := c.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": tok["refresh_token"]})
-	if resp.StatusCode != 200 {
+	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("refresh: %d %v", resp.StatusCode, tok2)
 	}
-	if resp, _ = c.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": tok["refresh_token"]}); resp.StatusCode != 401 {
+	if resp, _ = c.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": tok["refresh_token"]}); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("reuse: %d", resp.StatusCode)
 	}
-	if resp, _ = c.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": tok2["refresh_token"]}); resp.StatusCode != 401 {
+	if resp, _ = c.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": tok2["refresh_token"]}); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("newer after reuse: %d", resp.StatusCode)
 	}
 
 	// Logout revokes the access token within a second.
 	_, tok3 := c.do("POST", "/v1/auth/login", "", map[string]string{"email": "dave@example.com", "password": "correct horse battery"})
 	a3 := tok3["access_token"].(string)
-	if resp, _ = c.do("DELETE", "/v1/auth/sessions/not-a-uuid", a3, nil); resp.StatusCode != 404 {
+	if resp, _ = c.do("DELETE", "/v1/auth/sessions/not-a-uuid", a3, nil); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("non-uuid: %d", resp.StatusCode)
 	}
-	if resp, _ = c.do("POST", "/v1/auth/logout", a3, nil); resp.StatusCode != 204 {
+	if resp, _ = c.do("POST", "/v1/auth/logout", a3, nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("logout: %d", resp.StatusCode)
 	}
 	deadline := time.Now().Add(time.Second)
 	for {
 		resp, _ = c.do("POST", "/v1/auth/logout", a3, nil)
-		if resp.StatusCode == 401 {
+		if resp.StatusCode == http.StatusUnauthorized {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -208,7 +214,7 @@ func TestIdentityFlow(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if resp, _ = c.do("POST", "/v1/auth/logout", "", nil); resp.StatusCode != 401 {
+	if resp, _ = c.do("POST", "/v1/auth/logout", "", nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("logout without token: %d", resp.StatusCode)
 	}
 }
@@ -224,10 +230,10 @@ func TestRateLimit(t *testing.T) {
 	c := newServer(t, &identity.RateLimiter{PerSecond: 0.01, Burst: 2})
 	for i := range 3 {
 		resp, _ := c.do("POST", "/v1/auth/login", "", map[string]string{"email": "x@example.com", "password": "whatever it is"})
-		if i < 2 && resp.StatusCode != 401 {
+		if i < 2 && resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("attempt %d: %d", i, resp.StatusCode)
 		}
-		if i == 2 && (resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "") {
+		if i == 2 && (resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "") {
 			t.Fatalf("limited: %d %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
 	}

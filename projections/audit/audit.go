@@ -55,6 +55,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -158,7 +159,7 @@ func (*Projection) CreateIndexes(ctx context.Context, tx pgx.Tx, t runtime.Table
 func (*Projection) Begin(ctx context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
 	b := &batch{tx: tx, table: t.Name(Table)}
 	err := tx.QueryRow(ctx, "SELECT seq, hash FROM "+t.Ident(Table)+" ORDER BY seq DESC LIMIT 1").Scan(&b.seq, &b.prev)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		b.seq, b.prev = 0, make([]byte, sha256.Size)
 	} else if err != nil {
 		return nil, fmt.Errorf("audit: read last link: %w", err)
@@ -248,7 +249,7 @@ func RowFromEvent(ev eventstore.RecordedEvent) Row {
 		EventType:     ev.Type,
 		RecordedAt:    ev.RecordedAt.UTC().Truncate(time.Microsecond),
 		OccurredAt:    occurred.UTC().Truncate(time.Microsecond),
-		ActorKind:     string(md.Actor.Kind),
+		ActorKind:     md.Actor.Kind,
 		ActorID:       md.Actor.ID,
 		CorrelationID: md.CorrelationID,
 		CausationID:   md.CausationID,

@@ -195,7 +195,7 @@ func Fill(ctx context.Context, store eventstore.Store, n int) error {
 	return errors.Join(append(errs, ctx.Err())...)
 }
 
-func liveLag(ctx context.Context, cfg Config, rcfg runtime.Config) ([]time.Duration, error) {
+func liveLag(ctx context.Context, cfg Config, rcfg runtime.Config) (_ []time.Duration, err error) {
 	r, err := runtime.NewRunner(rcfg)
 	if err != nil {
 		return nil, err
@@ -204,7 +204,12 @@ func liveLag(ctx context.Context, cfg Config, rcfg runtime.Config) ([]time.Durat
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if runErr := <-done; runErr != nil && err == nil {
+			err = fmt.Errorf("runner: %w", runErr)
+		}
+	}()
 	waiter := runtime.NewWaiter(cfg.Pool, r, 0)
 	// Let the runner catch up with the log first.
 	head, err := cfg.Store.Head(ctx)

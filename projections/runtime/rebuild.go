@@ -281,7 +281,9 @@ func build(ctx context.Context, e *engine, p Projection, target eventstore.Posit
 	cancel()
 	_ = router.Close()
 	_ = sub.Close()
-	<-runErr
+	if err := <-runErr; err != nil && buildErr == nil && ctx.Err() == nil {
+		buildErr = fmt.Errorf("rebuild router: %w", err)
+	}
 	return buildErr
 }
 

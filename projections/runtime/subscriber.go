@@ -152,9 +152,8 @@ func (f *batchFailure) Error() string { return fmt.Sprintf("commit batch up to %
 func (f *batchFailure) Unwrap() error { return f.err }
 
 var (
-	errDone     = errors.New("projections: caught up")
-	errNacked   = errors.New("handler nacked the event")
-	errLostLock = errors.New("projections: lost the projection lock")
+	errDone   = errors.New("projections: caught up")
+	errNacked = errors.New("handler nacked the event")
 )
 
 // isTransient tells infrastructure failures (connection dropped, server
