@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -266,8 +268,10 @@ func appender(t *testing.T, env *projtest.Env, perSecond int) (stop func() (int6
 			}
 			s := fmt.Sprintf("live-%d", i%13)
 			ev := projtest.Event("thing.happened.v1", map[string]any{"i": i, "api_key": "k"}, "u")
+			// The append itself is not cancelled by stop: one cancelled
+			// in flight may still commit, after the position stop reports.
 			for ctx.Err() == nil {
-				if res, err := env.Store.Append(ctx, s, eventstore.Any{}, ev); err == nil {
+				if res, err := env.Store.Append(context.Background(), s, eventstore.Any{}, ev); err == nil {
 					last = res.Position
 					n.Add(1)
 					break
@@ -370,7 +374,7 @@ func TestKilledRunnerLosesNothingAndAppliesNothingTwice(t *testing.T) {
 
 	want := env.ExpectedCounts(t, ctx, last)
 	if got := env.Counts(t, ctx, "counter_counts"); !reflect.DeepEqual(got, want) {
-		t.Fatalf("counts after kills differ from the log:\n got %v\nwant %v", got, want)
+		t.Fatalf("counts after kills differ from the log: %s", countsDiff(got, want))
 	}
 	rep, err := audit.Verify(ctx, env.Admin)
 	if err != nil || !rep.OK {
@@ -474,7 +478,7 @@ func TestRebuildWhileServingLosesNothing(t *testing.T) {
 
 	env.WaitCaughtUp(t, ctx, last, "counter", audit.Name)
 	if got, want := env.Counts(t, ctx, "counter_counts"), env.ExpectedCounts(t, ctx, last); !reflect.DeepEqual(got, want) {
-		t.Fatalf("counts after rebuild differ from the log")
+		t.Fatalf("counts after rebuild differ from the log: %s", countsDiff(got, want))
 	}
 	rep, err := audit.Verify(ctx, env.Admin)
 	if err != nil || !rep.OK {
@@ -491,4 +495,21 @@ func TestRebuildWhileServingLosesNothing(t *testing.T) {
 	if err := r.Ready(ctx); err != nil {
 		t.Fatalf("ready: %v", err)
 	}
+}
+
+// countsDiff lists the streams whose (count, last revision) differ.
+func countsDiff(got, want map[string][2]int64) string {
+	var out []string
+	for s, w := range want {
+		if g := got[s]; g != w {
+			out = append(out, fmt.Sprintf("%s: got %v want %v", s, g, w))
+		}
+	}
+	for s, g := range got {
+		if _, ok := want[s]; !ok {
+			out = append(out, fmt.Sprintf("%s: got %v, not in the log", s, g))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "; ")
 }
