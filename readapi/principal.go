@@ -9,7 +9,10 @@ import "github.com/gin-gonic/gin"
 // establishes it.
 type Principal struct {
 	UserID string
-	Roles  []string
+	// SessionID is the session the access token belongs to (the sid
+	// claim), so that a session list can mark the caller's own.
+	SessionID string
+	Roles     []string
 }
 
 // HasRole reports whether p has one of roles.

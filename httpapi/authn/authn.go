@@ -121,7 +121,7 @@ func Middleware(v *token.Verifier, rev *Revocations) gin.HandlerFunc {
 			return
 		}
 		c.Set(claimsKey, cl)
-		readapi.SetPrincipal(c, readapi.Principal{UserID: cl.UserID.String(), Roles: cl.Roles})
+		readapi.SetPrincipal(c, readapi.Principal{UserID: cl.UserID.String(), SessionID: cl.SessionID.String(), Roles: cl.Roles})
 		httpapi.SetUserID(c, cl.UserID.String())
 		c.Next()
 	}
