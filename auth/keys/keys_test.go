@@ -1,6 +1,7 @@
 package keys_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -282,5 +283,27 @@ func TestLoadRing(t *testing.T) {
 	}
 	if _, err := keys.LoadRing(ctx, &st, masterKey(t), map[string]keys.Lifecycle{a.ID(): {AddedAt: t0}}); !errors.Is(err, keys.ErrWrongMasterKey) {
 		t.Fatalf("wrong master key: %v", err)
+	}
+}
+
+func TestDeriveKeyIsStablePerPurposeAndDistinct(t *testing.T) {
+	m1, err := keys.NewMasterKey(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, _ := keys.NewMasterKey(bytes.Repeat([]byte{7}, 32))
+	other, _ := keys.NewMasterKey(bytes.Repeat([]byte{8}, 32))
+	a1, _ := m1.DeriveKey("email reservation v1")
+	a2, _ := m2.DeriveKey("email reservation v1")
+	b1, _ := m1.DeriveKey("something else v1")
+	c1, _ := other.DeriveKey("email reservation v1")
+	if len(a1) != 32 || !bytes.Equal(a1, a2) {
+		t.Fatalf("same master key and purpose gave different keys")
+	}
+	if bytes.Equal(a1, b1) || bytes.Equal(a1, c1) {
+		t.Fatalf("different purposes or master keys gave the same key")
+	}
+	if _, err := m1.DeriveKey(""); err == nil {
+		t.Fatalf("an empty purpose was accepted")
 	}
 }

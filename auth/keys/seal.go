@@ -1,9 +1,11 @@
 package keys
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -32,6 +34,8 @@ const MasterKeySize = 32
 type MasterKey struct {
 	aead cipher.AEAD
 	id   string
+	// secret is kept only to derive purpose-bound keys (DeriveKey).
+	secret []byte
 }
 
 // NewMasterKey wraps 32 bytes of key material.
@@ -49,7 +53,23 @@ func NewMasterKey(b []byte) (*MasterKey, error) {
 	}
 	m := hmac.New(sha256.New, b)
 	m.Write([]byte("authledger master key id v1"))
-	return &MasterKey{aead: aead, id: hex.EncodeToString(m.Sum(nil)[:8])}, nil
+	return &MasterKey{aead: aead, id: hex.EncodeToString(m.Sum(nil)[:8]), secret: bytes.Clone(b)}, nil
+}
+
+// DeriveKey returns a 32-byte key for one purpose (HKDF-SHA256 with the
+// purpose as info), so that one configured secret serves several uses
+// without any two sharing a key. The same master key and purpose always
+// give the same key: the email-reservation key must stay stable for the
+// reservation streams to be found again.
+func (m *MasterKey) DeriveKey(purpose string) ([]byte, error) {
+	if purpose == "" {
+		return nil, errors.New("keys: DeriveKey needs a purpose")
+	}
+	k, err := hkdf.Key(sha256.New, m.secret, nil, "authledger "+purpose, 32)
+	if err != nil {
+		return nil, fmt.Errorf("keys: derive %s: %w", purpose, err)
+	}
+	return k, nil
 }
 
 // ID identifies the master key without revealing it (16 hex digits of an
