@@ -60,6 +60,41 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	// TrustedProxies are IPs or CIDRs whose forwarding headers are believed.
 	TrustedProxies []string
+
+	Identity Identity
+}
+
+// Identity is the configuration of registration, login, sessions and keys.
+type Identity struct {
+	// MasterKey (base64 of 32 bytes) encrypts the signing keys at rest and
+	// derives the email-reservation HMAC key. Secret: never log it.
+	MasterKey string
+	// MasterKeyFile holds the master key instead (mode 0600). With neither
+	// set, serve creates a development key file under DataDir and says so.
+	MasterKeyFile string
+	// SigningAlgorithm signs access tokens: ES256, RS256 or EdDSA.
+	SigningAlgorithm string
+	// KeyOverlap is how long a rotated-in key is published before it signs.
+	KeyOverlap      time.Duration
+	AccessTokenTTL  time.Duration
+	SessionIdle     time.Duration
+	SessionLifetime time.Duration
+	RefreshGrace    time.Duration
+	// MaxSessionsPerUser caps concurrent sessions (0: no cap).
+	MaxSessionsPerUser int
+	// Argon2 parameters (OWASP defaults).
+	Argon2MemoryKiB   int
+	Argon2Iterations  int
+	Argon2Parallelism int
+	// Lockout after LockoutMaxFailures failures within LockoutWindow, for
+	// LockoutDuration (doubling on repeat).
+	LockoutMaxFailures int
+	LockoutWindow      time.Duration
+	LockoutDuration    time.Duration
+	// RateLimitPerSecond and RateLimitBurst bound register, login and
+	// refresh per client IP (0 per second: no limit).
+	RateLimitPerSecond float64
+	RateLimitBurst     int
 }
 
 // Var is one environment variable of the table.
@@ -188,6 +223,126 @@ var table = []Var{
 			return nil
 		},
 	},
+	{
+		Name:        "AUTHLEDGER_MASTER_KEY",
+		DefaultDoc:  "(none)",
+		Description: "Base64 of 32 random bytes (`openssl rand -base64 32`): encrypts signing keys at rest and derives the email-reservation key. Secret; keep it stable.",
+		set:         func(c *Config, v string) error { c.Identity.MasterKey = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_MASTER_KEY_FILE",
+		DefaultDoc:  "(none: serve creates `$AUTHLEDGER_DATA_DIR/dev-master.key` and logs a warning)",
+		Description: "File holding the master key (mode 0600), instead of AUTHLEDGER_MASTER_KEY.",
+		set:         func(c *Config, v string) error { c.Identity.MasterKeyFile = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_SIGNING_ALG",
+		Default:     "ES256",
+		Description: "Access-token signature algorithm for new keys: ES256, RS256 or EdDSA.",
+		set:         func(c *Config, v string) error { c.Identity.SigningAlgorithm = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_KEY_OVERLAP",
+		Default:     "1h",
+		Description: "How long a key added by `authledger keys rotate` is published in the JWKS before it signs.",
+		set:         duration(func(c *Config) *time.Duration { return &c.Identity.KeyOverlap }),
+	},
+	{
+		Name:        "AUTHLEDGER_ACCESS_TOKEN_TTL",
+		Default:     "15m",
+		Description: "Access-token lifetime (1m to 24h).",
+		set:         duration(func(c *Config) *time.Duration { return &c.Identity.AccessTokenTTL }),
+	},
+	{
+		Name:        "AUTHLEDGER_SESSION_IDLE_TIMEOUT",
+		Default:     "168h",
+		Description: "A session not refreshed for this long ends.",
+		set:         duration(func(c *Config) *time.Duration { return &c.Identity.SessionIdle }),
+	},
+	{
+		Name:        "AUTHLEDGER_SESSION_LIFETIME",
+		Default:     "720h",
+		Description: "A session ends this long after login, however often it is refreshed.",
+		set:         duration(func(c *Config) *time.Duration { return &c.Identity.SessionLifetime }),
+	},
+	{
+		Name:        "AUTHLEDGER_REFRESH_GRACE",
+		Default:     "0s",
+		Description: "Window (at most 1m) in which the immediately previous refresh token may be used once more; 0 means any reuse revokes the session.",
+		set:         duration(func(c *Config) *time.Duration { return &c.Identity.RefreshGrace }),
+	},
+	{
+		Name:        "AUTHLEDGER_MAX_SESSIONS_PER_USER",
+		Default:     "0",
+		Description: "Concurrent sessions per user; a login beyond it revokes the oldest. 0 means no cap.",
+		set:         integer(func(c *Config) *int { return &c.Identity.MaxSessionsPerUser }),
+	},
+	{
+		Name:        "AUTHLEDGER_ARGON2_MEMORY_KIB",
+		Default:     "19456",
+		Description: "argon2id memory (KiB) for new password hashes; hashes with other parameters are upgraded at the next login.",
+		set:         integer(func(c *Config) *int { return &c.Identity.Argon2MemoryKiB }),
+	},
+	{
+		Name:        "AUTHLEDGER_ARGON2_ITERATIONS",
+		Default:     "2",
+		Description: "argon2id iterations (t).",
+		set:         integer(func(c *Config) *int { return &c.Identity.Argon2Iterations }),
+	},
+	{
+		Name:        "AUTHLEDGER_ARGON2_PARALLELISM",
+		Default:     "1",
+		Description: "argon2id parallelism (p).",
+		set:         integer(func(c *Config) *int { return &c.Identity.Argon2Parallelism }),
+	},
+	{
+		Name:        "AUTHLEDGER_LOCKOUT_MAX_FAILURES",
+		Default:     "5",
+		Description: "Failed logins within AUTHLEDGER_LOCKOUT_WINDOW that lock the account.",
+		set:         integer(func(c *Config) *int { return &c.Identity.LockoutMaxFailures }),
+	},
+	{
+		Name:        "AUTHLEDGER_LOCKOUT_WINDOW",
+		Default:     "15m",
+		Description: "How far back failed logins count.",
+		set:         duration(func(c *Config) *time.Duration { return &c.Identity.LockoutWindow }),
+	},
+	{
+		Name:        "AUTHLEDGER_LOCKOUT_DURATION",
+		Default:     "15m",
+		Description: "First lockout's length; each consecutive lockout doubles it (up to 24h).",
+		set:         duration(func(c *Config) *time.Duration { return &c.Identity.LockoutDuration }),
+	},
+	{
+		Name:        "AUTHLEDGER_RATE_LIMIT_PER_SECOND",
+		Default:     "5",
+		Description: "Register, login and refresh requests per second per client IP (token bucket); 0 turns the limit off.",
+		set: func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return errors.New("not a number")
+			}
+			c.Identity.RateLimitPerSecond = f
+			return nil
+		},
+	},
+	{
+		Name:        "AUTHLEDGER_RATE_LIMIT_BURST",
+		Default:     "20",
+		Description: "Burst of the per-IP rate limit.",
+		set:         integer(func(c *Config) *int { return &c.Identity.RateLimitBurst }),
+	},
+}
+
+func integer(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errors.New("not an integer")
+		}
+		*field(c) = n
+		return nil
+	}
 }
 
 func duration(field func(*Config) *time.Duration) func(*Config, string) error {
@@ -291,6 +446,7 @@ func (c Config) Validate() error {
 			bad(d.name, "must be positive, got %s", d.d)
 		}
 	}
+	c.Identity.validate(bad)
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err == nil {
 			continue

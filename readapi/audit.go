@@ -116,7 +116,7 @@ func (h *auditHandlers) mine(c *gin.Context) {
 		return
 	}
 	p, _ := PrincipalFrom(c)
-	f.ActorID = p.UserID
+	f.Subject = p.UserID
 	h.respond(c, f, page, size)
 }
 

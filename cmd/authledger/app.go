@@ -25,9 +25,11 @@ import (
 	"github.com/authledger/authledger/eventstore/esdb"
 	"github.com/authledger/authledger/eventstore/pg"
 	"github.com/authledger/authledger/httpapi"
+	identityhttp "github.com/authledger/authledger/httpapi/identity"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections/audit"
 	projruntime "github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/readapi"
 )
 
 // app is the assembled service.
@@ -114,10 +116,15 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	a.background("projections", runner.Run)
 	checks = append(checks, httpapi.Check{Name: "projections", Func: runner.Readiness})
 
-	// Later components are wired here, in dependency order, for example:
-	//   identity := commands.NewIdentity(a.store, hasher, signer, ...)
-	//   a.background("key-rotation", rotator.Run)
-	// and their routes are registered on a.engine below.
+	// Identity: keys, tokens, passwords, the command handlers, and the
+	// revocation set fed by the log (so that a logout bites on every
+	// instance).
+	ident, err := wireIdentity(startCtx, cfg, a.store, a.db, log)
+	if err != nil {
+		return nil, err
+	}
+	a.background("revocations", func(ctx context.Context) error { return ident.revocations.Run(ctx, a.store) })
+	a.background("signing-keys", ident.refreshKeyRing(log))
 
 	a.engine, err = httpapi.New(httpapi.Config{
 		Logger:         log,
@@ -130,10 +137,12 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	if err != nil {
 		return nil, err
 	}
-	// Feature routes go here, once authentication exists to protect them:
-	//   v1 := a.engine.Group("/v1", authn.Middleware(verifier))
-	//   identityhttp.Register(v1, identity)
-	//   readapi.Mount(v1, readapi.Config{Pool: a.db, Waiter: projruntime.NewWaiter(a.db, runner, 0), ConsistencyTimeout: cfg.ConsistencyWait})
+	identityhttp.Mount(a.engine, ident.deps)
+	// Queries: every /v1 read requires an access token.
+	v1 := a.engine.Group("/v1", ident.deps.Auth)
+	if err := readapi.Mount(v1, readapi.Config{Pool: a.db, Waiter: projruntime.NewWaiter(a.db, runner, 0), ConsistencyTimeout: cfg.ConsistencyWait}); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 

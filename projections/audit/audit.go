@@ -144,6 +144,8 @@ func (*Projection) CreateIndexes(ctx context.Context, tx pgx.Tx, t runtime.Table
 	for _, s := range []string{
 		`CREATE UNIQUE INDEX ` + pgx.Identifier{raw + "_event"}.Sanitize() + ` ON ` + tbl + ` (event_id)`,
 		`CREATE INDEX ` + pgx.Identifier{raw + "_actor"}.Sanitize() + ` ON ` + tbl + ` (actor_id, seq)`,
+		`CREATE INDEX ` + pgx.Identifier{raw + "_subject_user"}.Sanitize() + ` ON ` + tbl + ` ((` + subjectUser + `), seq)`,
+		`CREATE INDEX ` + pgx.Identifier{raw + "_subject_owner"}.Sanitize() + ` ON ` + tbl + ` ((` + subjectOwner + `), seq)`,
 		`CREATE INDEX ` + pgx.Identifier{raw + "_type"}.Sanitize() + ` ON ` + tbl + ` (event_type, seq)`,
 		`CREATE INDEX ` + pgx.Identifier{raw + "_stream"}.Sanitize() + ` ON ` + tbl + ` (stream, seq)`,
 		`CREATE INDEX ` + pgx.Identifier{raw + "_occurred"}.Sanitize() + ` ON ` + tbl + ` (occurred_at)`,

@@ -13,9 +13,22 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// The user an event is about, from its (redacted) data: expressions both
+// the subject indexes and the Subject filter use, so that the planner
+// matches them.
+const (
+	subjectUser  = "(summary::jsonb ->> 'user_id')"
+	subjectOwner = "(summary::jsonb ->> 'owner_id')"
+)
+
 // Filter selects audit entries. Zero fields do not filter.
 type Filter struct {
-	ActorID   string
+	ActorID string
+	// Subject selects a user's own trail: the events the user caused and
+	// those about them (whose data names them as user_id or owner_id: a
+	// registration, a login, a failed login, a task of theirs), whoever
+	// the actor was.
+	Subject   string
 	EventType string
 	Stream    string
 	// From and To bound occurred_at: From inclusive, To exclusive.
@@ -58,6 +71,9 @@ func List(ctx context.Context, pool *pgxpool.Pool, f Filter, page, pageSize int)
 	}
 	if f.ActorID != "" {
 		add("actor_id = ?", f.ActorID)
+	}
+	if f.Subject != "" {
+		add("(actor_id = ? OR "+subjectUser+" = ? OR "+subjectOwner+" = ?)", f.Subject)
 	}
 	if f.EventType != "" {
 		add("event_type = ?", f.EventType)

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authledger/authledger/config"
+	"github.com/authledger/authledger/test/esdbserver"
+	"github.com/authledger/authledger/test/pgtest"
+)
+
+// running is the assembled service listening on a free port.
+type running struct {
+	t    *testing.T
+	base string
+	logs *lockedBuffer
+}
+
+// lockedBuffer collects the log, which background tasks write while the
+// test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startService builds the app from env (over testConfig's defaults) and
+// serves it until the test ends.
+func startService(t *testing.T, env map[string]string) *running {
+	t.Helper()
+	vars := map[string]string{
+		"AUTHLEDGER_DATA_DIR":        t.TempDir(),
+		"AUTHLEDGER_STARTUP_TIMEOUT": "60s",
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := config.Load(envOf(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &lockedBuffer{}
+	a, err := newApp(ctx, cfg, testLogger(logs))
+	if err != nil {
+		cancel()
+		t.Fatalf("newApp: %v", err)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- a.serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		_ = a.close()
+	})
+	return &running{t: t, base: "http://" + ln.Addr().String(), logs: logs}
+}
+
+// call sends a JSON request and decodes a JSON answer.
+func (r *running) call(method, path, bearer string, body any, hdr ...string) (int, http.Header, map[string]any) {
+	r.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, r.base+path, rd)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		r.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return resp.StatusCode, resp.Header, m
+}
+
+// identityFlow is the identity core end to end through the assembled
+// service, as a client sees it: register, log in, read with the consistency
+// token, refresh, reuse detection, logout biting at once.
+func identityFlow(t *testing.T, r *running) {
+	t.Helper()
+	status, hdr, body := r.call("POST", "/v1/auth/register", "", map[string]string{
+		"email": "Flow@Example.com", "password": "a long enough secret", "display_name": "Flow",
+	})
+	if status != http.StatusCreated || body["user_id"] == nil || hdr.Get("X-Consistency-Token") == "" {
+		t.Fatalf("register: %d %v", status, body)
+	}
+	userID := body["user_id"].(string)
+	if status, _, body = r.call("POST", "/v1/auth/register", "", map[string]string{
+		"email": "flow@example.COM", "password": "another long secret", "display_name": "Other",
+	}); status != http.StatusConflict || !strings.HasSuffix(body["type"].(string), "/email-taken") {
+		t.Fatalf("duplicate email in another case: %d %v", status, body)
+	}
+	status, hdr, tok := r.call("POST", "/v1/auth/login", "", map[string]string{"email": "flow@example.com", "password": "a long enough secret"})
+	if status != http.StatusOK || tok["token_type"] != "Bearer" {
+		t.Fatalf("login: %d %v", status, tok)
+	}
+	access, refresh := tok["access_token"].(string), tok["refresh_token"].(string)
+	loginToken := hdr.Get("X-Consistency-Token")
+
+	// Read your write: the audit trail shows the registration and the login.
+	status, _, page := r.call("GET", "/v1/me/audit", access, nil, "X-Consistency-Token", loginToken)
+	if status != http.StatusOK {
+		t.Fatalf("me/audit: %d %v", status, page)
+	}
+	items, _ := page["items"].([]any)
+	types := map[string]bool{}
+	for _, it := range items {
+		types[it.(map[string]any)["type"].(string)] = true
+	}
+	if !types["user.registered.v1"] || !types["session.started.v1"] {
+		t.Fatalf("the caller's audit trail lacks the registration or the login: %v", types)
+	}
+	if status, _, body = r.call("GET", "/v1/me/audit", "", nil); status != http.StatusUnauthorized {
+		t.Fatalf("me/audit without a token: %d %v", status, body)
+	}
+
+	// Rotation, then reuse of the rotated token revokes the session.
+	status, _, tok2 := r.call("POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh})
+	if status != http.StatusOK || tok2["refresh_token"] == refresh {
+		t.Fatalf("refresh: %d %v", status, tok2)
+	}
+	if status, _, body = r.call("POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh}); status != http.StatusUnauthorized {
+		t.Fatalf("reused refresh token: %d %v", status, body)
+	}
+	if status, _, body = r.call("POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": tok2["refresh_token"].(string)}); status != http.StatusUnauthorized {
+		t.Fatalf("the token issued in place of a reused one still works: %d %v", status, body)
+	}
+	// The revocation reaches the access tokens of the session too.
+	waitRejected(t, r, tok2["access_token"].(string))
+
+	// A fresh session; logout bites at once.
+	status, _, tok3 := r.call("POST", "/v1/auth/login", "", map[string]string{"email": "FLOW@example.com", "password": "a long enough secret"})
+	if status != http.StatusOK {
+		t.Fatalf("second login: %d %v", status, tok3)
+	}
+	if sub := tok3["user"].(map[string]any)["id"]; sub != userID {
+		t.Fatalf("login answered user %v, registered %s", sub, userID)
+	}
+	if status, _, body = r.call("POST", "/v1/auth/logout", tok3["access_token"].(string), nil); status != http.StatusNoContent {
+		t.Fatalf("logout: %d %v", status, body)
+	}
+	waitRejected(t, r, tok3["access_token"].(string))
+	if status, _, body = r.call("POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": tok3["refresh_token"].(string)}); status != http.StatusUnauthorized {
+		t.Fatalf("refresh after logout: %d %v", status, body)
+	}
+
+	// The well-known documents name the public URL.
+	status, _, disc := r.call("GET", "/.well-known/openid-configuration", "", nil)
+	if status != http.StatusOK || disc["jwks_uri"] == nil {
+		t.Fatalf("discovery: %d %v", status, disc)
+	}
+	status, _, jwks := r.call("GET", "/.well-known/jwks.json", "", nil)
+	if keys, _ := jwks["keys"].([]any); status != http.StatusOK || len(keys) == 0 {
+		t.Fatalf("jwks: %d %v", status, jwks)
+	}
+}
+
+// waitRejected polls until the access token is refused: revocation reaches
+// the middleware through the log subscription, asynchronously.
+func waitRejected(t *testing.T, r *running, access string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, _, _ := r.call("GET", "/v1/me/audit", access, nil)
+		if status == http.StatusUnauthorized {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the access token of a revoked session is still accepted (%d)", status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestIdentityFlowOnPostgres(t *testing.T) {
+	t.Parallel()
+	r := startService(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t)})
+	identityFlow(t, r)
+}
+
+// The same flow with the log in EventStoreDB (the in-process server that
+// speaks its gRPC protocol) and the read models in PostgreSQL.
+func TestIdentityFlowOnESDB(t *testing.T) {
+	t.Parallel()
+	srv, err := esdbserver.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	r := startService(t, map[string]string{
+		"DATABASE_URL":           pgtest.NewDatabase(t),
+		"AUTHLEDGER_EVENT_STORE": "esdb",
+		"ESDB_URL":               srv.URL(),
+	})
+	identityFlow(t, r)
+}
+
+// Without a configured master key, serve creates a development key file
+// (mode 0600), says so, and reuses it on the next start.
+func TestDevMasterKeyFileIsCreatedAndReused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := pgtest.NewDatabase(t)
+	env := map[string]string{"DATABASE_URL": db, "AUTHLEDGER_DATA_DIR": dir}
+	first := startService(t, env)
+	path := filepath.Join(dir, devMasterKeyFile)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("no development key file: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if !strings.Contains(first.logs.String(), "created a development master key file") {
+		t.Errorf("serve did not say it created the key file:\n%s", first.logs.String())
+	}
+	// A second instance on the same database and key file opens the
+	// sealed signing keys (a different key would fail start-up).
+	second := startService(t, env)
+	if !strings.Contains(second.logs.String(), "using the development master key file") {
+		t.Errorf("second start did not reuse the key file:\n%s", second.logs.String())
+	}
+	// A different master key cannot open them: start-up fails, naming why.
+	cfg, err := config.Load(envOf(map[string]string{"DATABASE_URL": db, "AUTHLEDGER_DATA_DIR": t.TempDir(),
+		"AUTHLEDGER_MASTER_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newApp(t.Context(), cfg, testLogger(io.Discard)); err == nil || !strings.Contains(err.Error(), "another master key") {
+		t.Fatalf("newApp with another master key: %v", err)
+	}
+}

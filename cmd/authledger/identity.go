@@ -1,0 +1,253 @@
+package main
+
+// identity.go assembles the identity core: the master key, the signing-key
+// ring, the token issuer and verifier, the password hasher, the command
+// handlers and the revocation set. newApp calls wireIdentity before it
+// builds the engine and mounts the routes afterwards.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authledger/authledger/auth/keys"
+	"github.com/authledger/authledger/auth/keys/pgstore"
+	"github.com/authledger/authledger/auth/password"
+	"github.com/authledger/authledger/auth/token"
+	handlers "github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/config"
+	"github.com/authledger/authledger/domain/session"
+	"github.com/authledger/authledger/domain/signingkey"
+	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/httpapi/authn"
+	identityhttp "github.com/authledger/authledger/httpapi/identity"
+)
+
+// devMasterKeyFile is where serve keeps a generated master key when none is
+// configured, so that `make run` works on a fresh machine.
+const devMasterKeyFile = "dev-master.key"
+
+// reservationKeyPurpose names the HKDF derivation of the email-reservation
+// key. Changing it orphans every reservation stream: never change it.
+const reservationKeyPurpose = "email reservation v1"
+
+// keyRingRefresh is how often each instance reloads the signing-key ring,
+// activating a rotated key whose overlap has passed and picking up keys
+// another process (`authledger keys rotate`) added.
+const keyRingRefresh = 30 * time.Second
+
+// identityCore is what the HTTP layer and the background loops need.
+type identityCore struct {
+	deps        identityhttp.Deps
+	revocations *authn.Revocations
+	keyManager  *handlers.KeyManager
+	ring        *keys.RingHolder
+}
+
+// loadMasterKey returns the configured master key, or creates (or reuses)
+// the development key file under the data directory and says so.
+func loadMasterKey(cfg config.Config, log *slog.Logger) (*keys.MasterKey, error) {
+	switch {
+	case cfg.Identity.MasterKey != "":
+		k, err := keys.ParseMasterKey(cfg.Identity.MasterKey)
+		if err != nil {
+			return nil, fmt.Errorf("AUTHLEDGER_MASTER_KEY: %w", err)
+		}
+		return k, nil
+	case cfg.Identity.MasterKeyFile != "":
+		k, err := keys.LoadMasterKeyFile(cfg.Identity.MasterKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("AUTHLEDGER_MASTER_KEY_FILE: %w", err)
+		}
+		return k, nil
+	}
+	path := filepath.Join(cfg.DataDir, devMasterKeyFile)
+	k, created, err := keys.CreateDevMasterKeyFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("development master key (set AUTHLEDGER_MASTER_KEY or AUTHLEDGER_MASTER_KEY_FILE): %w", err)
+	}
+	msg := "using the development master key file; configure AUTHLEDGER_MASTER_KEY or AUTHLEDGER_MASTER_KEY_FILE in production"
+	if created {
+		msg = "created a development master key file; configure AUTHLEDGER_MASTER_KEY or AUTHLEDGER_MASTER_KEY_FILE in production"
+	}
+	log.Warn(msg, slog.String("path", path), slog.String("master_key_id", k.ID()))
+	return k, nil
+}
+
+// newRegistry knows every event the identity commands load.
+func newRegistry() (*events.Registry, error) {
+	reg := events.NewRegistry()
+	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents} {
+		if err := f(reg); err != nil {
+			return nil, err
+		}
+	}
+	return reg, nil
+}
+
+// tokenConfig is the access-token configuration of cfg.
+func tokenConfig(cfg config.Config) token.Config {
+	tc := token.DefaultConfig(cfg.PublicURL)
+	tc.AccessTokenTTL = cfg.Identity.AccessTokenTTL
+	return tc
+}
+
+// newKeyManager builds the signing-key manager on the log (lifecycle) and
+// the signing_keys table (sealed private keys).
+func newKeyManager(cfg config.Config, store eventstore.Store, db *pgxpool.Pool, reg *events.Registry, master *keys.MasterKey) (*handlers.KeyManager, error) {
+	alg, err := keys.ParseAlgorithm(cfg.Identity.SigningAlgorithm)
+	if err != nil {
+		return nil, fmt.Errorf("AUTHLEDGER_SIGNING_ALG: %w", err)
+	}
+	ringRepo, err := handlers.NewRepository(store, reg, signingkey.FromHistory)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := pgstore.New(db)
+	if err != nil {
+		return nil, err
+	}
+	return &handlers.KeyManager{
+		Ring:      ringRepo,
+		Store:     sealed,
+		Master:    master,
+		Algorithm: alg,
+		Retain:    tokenConfig(cfg).MaxKeyRetention(),
+		Overlap:   cfg.Identity.KeyOverlap,
+		Meta:      handlers.Meta{Actor: events.Actor{Kind: events.ActorSystem}},
+	}, nil
+}
+
+// wireIdentity builds the identity core; the returned Deps are complete
+// but for nothing: Mount them on the engine.
+func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store, db *pgxpool.Pool, log *slog.Logger) (*identityCore, error) {
+	master, err := loadMasterKey(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	reservationKey, err := master.DeriveKey(reservationKeyPurpose)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := newRegistry()
+	if err != nil {
+		return nil, err
+	}
+	km, err := newKeyManager(cfg, store, db, reg, master)
+	if err != nil {
+		return nil, err
+	}
+	ring, err := km.Bootstrap(ctx)
+	if err != nil {
+		if errors.Is(err, keys.ErrWrongMasterKey) {
+			return nil, fmt.Errorf("signing keys were sealed under another master key than the configured one (id %s): %w", master.ID(), err)
+		}
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	holder := keys.NewRingHolder(ring)
+
+	tc := tokenConfig(cfg)
+	issuer, err := token.NewIssuer(tc, holder)
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := token.NewVerifier(tc, holder)
+	if err != nil {
+		return nil, err
+	}
+	pc := password.DefaultConfig()
+	pc.MemoryKiB = uint32(cfg.Identity.Argon2MemoryKiB)    //nolint:gosec // bounded by config validation
+	pc.Iterations = uint32(cfg.Identity.Argon2Iterations)  //nolint:gosec // bounded by config validation
+	pc.Parallelism = uint8(cfg.Identity.Argon2Parallelism) //nolint:gosec // bounded by config validation
+	hasher, err := password.NewHasher(pc)
+	if err != nil {
+		return nil, fmt.Errorf("AUTHLEDGER_ARGON2_*: %w", err)
+	}
+	lockout := user.DefaultLockoutPolicy()
+	lockout.MaxFailures = cfg.Identity.LockoutMaxFailures
+	lockout.Window = cfg.Identity.LockoutWindow
+	lockout.BaseDuration = cfg.Identity.LockoutDuration
+	if err := lockout.Validate(); err != nil {
+		return nil, fmt.Errorf("AUTHLEDGER_LOCKOUT_*: %w", err)
+	}
+	sp := session.Policy{
+		IdleTimeout:      cfg.Identity.SessionIdle,
+		AbsoluteLifetime: cfg.Identity.SessionLifetime,
+		RefreshGrace:     cfg.Identity.RefreshGrace,
+		MaxPerUser:       cfg.Identity.MaxSessionsPerUser,
+	}
+	if err := sp.Validate(); err != nil {
+		return nil, fmt.Errorf("AUTHLEDGER_SESSION_*: %w", err)
+	}
+
+	users, err := handlers.NewRepository(store, reg, user.FromHistory)
+	if err != nil {
+		return nil, err
+	}
+	reservations, err := handlers.NewRepository(store, reg, user.ReservationFromHistory)
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := handlers.NewRepository(store, reg, session.FromHistory)
+	if err != nil {
+		return nil, err
+	}
+	rev := authn.NewRevocations(tc.MaxKeyRetention())
+	var rl *identityhttp.RateLimiter
+	if cfg.Identity.RateLimitPerSecond > 0 {
+		rl = &identityhttp.RateLimiter{PerSecond: cfg.Identity.RateLimitPerSecond, Burst: float64(cfg.Identity.RateLimitBurst)}
+	}
+	return &identityCore{
+		revocations: rev,
+		keyManager:  km,
+		ring:        holder,
+		deps: identityhttp.Deps{
+			Register: &handlers.RegisterHandler{Reservations: reservations, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: reservationKey},
+			Login: &handlers.LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,
+				Lockout: lockout, SessionPolicy: sp, ReservationKey: reservationKey},
+			Refresh:    &handlers.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: sp},
+			Revoke:     &handlers.RevokeSessionHandler{Sessions: sessions},
+			Auth:       authn.Middleware(verifier, rev),
+			Ring:       holder,
+			PublicURL:  cfg.PublicURL,
+			Algorithms: []string{km.Algorithm.String()},
+			AccessTTL:  tc.AccessTokenTTL,
+			RateLimit:  rl,
+		},
+	}, nil
+}
+
+// refreshKeyRing keeps the ring current until ctx is done: it activates a
+// rotated key once its overlap has passed and reloads the ring, so that
+// every instance signs with, and publishes, the same keys.
+func (ic *identityCore) refreshKeyRing(log *slog.Logger) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		t := time.NewTicker(keyRingRefresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+			if activated, err := ic.keyManager.ActivateDue(ctx); err != nil {
+				log.Warn("signing keys: activation check failed", slog.String("error", err.Error()))
+			} else if activated {
+				log.Info("signing keys: activated a rotated key")
+			}
+			ring, err := ic.keyManager.LoadRing(ctx)
+			if err != nil {
+				log.Warn("signing keys: reload failed; keeping the current ring", slog.String("error", err.Error()))
+				continue
+			}
+			ic.ring.Store(ring)
+		}
+	}
+}
