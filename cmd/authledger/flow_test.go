@@ -278,3 +278,36 @@ func TestDevMasterKeyFileIsCreatedAndReused(t *testing.T) {
 		t.Fatalf("newApp with another master key: %v", err)
 	}
 }
+
+// `keys rotate` adds a key that the servers publish at once and, after the
+// overlap, sign with, while the replaced key stays published.
+func TestKeysRotate(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "AUTHLEDGER_DATA_DIR": t.TempDir(), "AUTHLEDGER_KEY_OVERLAP": "0s"}
+	first := startService(t, env)
+	jwksKids := func(r *running) []string {
+		_, _, jwks := r.call("GET", "/.well-known/jwks.json", "", nil)
+		var kids []string
+		for _, k := range jwks["keys"].([]any) {
+			kids = append(kids, k.(map[string]any)["kid"].(string))
+		}
+		return kids
+	}
+	before := jwksKids(first)
+	if len(before) != 1 {
+		t.Fatalf("a fresh server publishes %v, want one key", before)
+	}
+	code, out, errOut := runCmd(t, env, "keys", "rotate")
+	if code != exitOK || !strings.Contains(out, "added signing key") {
+		t.Fatalf("keys rotate: %d\n%s\n%s", code, out, errOut)
+	}
+	// A server starting now activates the key (overlap 0) and publishes both.
+	second := startService(t, env)
+	after := jwksKids(second)
+	if len(after) != 2 || (after[0] != before[0] && after[1] != before[0]) {
+		t.Fatalf("after rotation the JWKS has %v, want the old key %s and a new one", after, before[0])
+	}
+	if code, _, errOut := runCmd(t, map[string]string{"DATABASE_URL": env["DATABASE_URL"], "AUTHLEDGER_DATA_DIR": t.TempDir()}, "keys", "rotate"); code != exitError || !strings.Contains(errOut, "no development key file") {
+		t.Fatalf("keys rotate without the master key: %d %s", code, errOut)
+	}
+}

@@ -53,6 +53,7 @@ func commands() []command {
 		{"migrate", "apply the database migrations to DATABASE_URL and exit", runMigrate},
 		{"version", "print the version and exit", runVersion},
 		{"bench", "measure the event store on DATABASE_URL's server and print tables", runBench},
+		{"keys", "manage signing keys: `keys rotate` adds one (published now, signing after AUTHLEDGER_KEY_OVERLAP)", runKeys},
 	}
 }
 
