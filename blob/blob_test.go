@@ -248,3 +248,36 @@ func TestGC(t *testing.T) {
 		t.Fatal("GC removed a blob although referenced failed")
 	}
 }
+
+func TestReleaseIfUnused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := newLocal(t)
+	unused := func(context.Context, string) (bool, error) { return false, nil }
+	used := func(context.Context, string) (bool, error) { return true, nil }
+
+	mine, _ := l.Put(ctx, strings.NewReader("mine"), 0)
+	if ok, err := blob.ReleaseIfUnused(ctx, l, mine.SHA256, mine.ModTime, used); ok || err != nil {
+		t.Fatalf("removed a referenced blob: %v %v", ok, err)
+	}
+	if ok, err := blob.ReleaseIfUnused(ctx, l, mine.SHA256, mine.ModTime, unused); !ok || err != nil {
+		t.Fatalf("kept an unused blob: %v %v", ok, err)
+	}
+	if ok, err := blob.ReleaseIfUnused(ctx, l, mine.SHA256, mine.ModTime, unused); ok || err != nil {
+		t.Fatalf("missing blob: %v %v", ok, err)
+	}
+
+	// Another upload of the same bytes after ours: its task may not be
+	// visible yet, so the blob stays.
+	shared, _ := l.Put(ctx, strings.NewReader("shared"), 0)
+	time.Sleep(10 * time.Millisecond) // distinct file times, not a timing assertion
+	if again, _ := l.Put(ctx, strings.NewReader("shared"), 0); again.Created {
+		t.Fatal("re-put created")
+	}
+	if ok, err := blob.ReleaseIfUnused(ctx, l, shared.SHA256, shared.ModTime, unused); ok || err != nil {
+		t.Fatalf("removed a blob put again after ours: %v %v", ok, err)
+	}
+	if _, _, err := l.Open(ctx, shared.SHA256); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -2,6 +2,7 @@ package blob
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -74,4 +75,37 @@ func GC(ctx context.Context, store Store, referenced Referenced, minAge time.Dur
 		return nil
 	})
 	return res, err
+}
+
+// ReleaseIfUnused removes the blob named sha256 once a task that used it
+// is gone (deleted, expired, or never created because its upload failed),
+// unless referenced says another live task still uses it, or the blob was
+// put again after since (another upload of the same bytes, whose task may
+// not be visible to referenced yet). since is when the caller's own use
+// began: the task's creation time, or the ModTime its own Put returned.
+// It reports whether it removed the blob; when it did not, GC decides later.
+//
+// referenced must already reflect the caller's change (wait for the read
+// model to reach the command's position first), or it will still count the
+// caller's own task and the blob is left to GC.
+func ReleaseIfUnused(ctx context.Context, store Store, sha256 string, since time.Time, referenced Referenced) (bool, error) {
+	f, info, err := store.Open(ctx, sha256)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_ = f.Close()
+	if info.ModTime.After(since) {
+		return false, nil
+	}
+	ref, err := referenced(ctx, sha256)
+	if err != nil || ref {
+		return false, err
+	}
+	if err := store.Delete(ctx, sha256); err != nil {
+		return false, err
+	}
+	return true, nil
 }
