@@ -24,6 +24,7 @@ const (
 	EventDeleted       = "task.deleted.v1"
 	EventExpired       = "task.expired.v1"
 	EventFileAccessed  = "task.file_accessed.v1"
+	EventViewed        = "task.viewed.v1"
 	EventAccessDenied  = "access.denied.v1"
 	EventQuotaReserved = "quota.reserved.v1"
 	EventQuotaReleased = "quota.released.v1"
@@ -234,6 +235,20 @@ type FileAccessed struct {
 	AccessedAt time.Time `json:"accessed_at"`
 }
 
+// Viewed is appended to the requester's access stream when an
+// administrator reads another user's task (its state, files and result), so
+// that reading on someone's behalf is audited. Owners reading their own
+// tasks append nothing.
+type Viewed struct {
+	UserID    uuid.UUID `json:"user_id"`
+	OwnerID   uuid.UUID `json:"owner_id"`
+	TaskID    uuid.UUID `json:"task_id"`
+	IP        string    `json:"ip,omitempty"`
+	RequestID string    `json:"request_id,omitempty"`
+	AsAdmin   bool      `json:"as_admin"`
+	ViewedAt  time.Time `json:"viewed_at"`
+}
+
 // Denial reasons in AccessDenied.Reason. They are for the audit trail only:
 // the requester always gets the same not-found answer.
 const (
@@ -289,6 +304,7 @@ func (Cancelled) EventName() string     { return EventCancelled }
 func (Deleted) EventName() string       { return EventDeleted }
 func (Expired) EventName() string       { return EventExpired }
 func (FileAccessed) EventName() string  { return EventFileAccessed }
+func (Viewed) EventName() string        { return EventViewed }
 func (AccessDenied) EventName() string  { return EventAccessDenied }
 func (QuotaReserved) EventName() string { return EventQuotaReserved }
 func (QuotaReleased) EventName() string { return EventQuotaReleased }
@@ -298,7 +314,7 @@ func (QuotaReleased) EventName() string { return EventQuotaReleased }
 func AllEvents() []events.Event {
 	return []events.Event{
 		Created{}, FileAttached{}, Claimed{}, ClaimRenewed{}, ClaimReleased{}, Completed{}, Failed{},
-		Retried{}, Cancelled{}, Deleted{}, Expired{}, FileAccessed{}, AccessDenied{},
+		Retried{}, Cancelled{}, Deleted{}, Expired{}, FileAccessed{}, Viewed{}, AccessDenied{},
 		QuotaReserved{}, QuotaReleased{},
 	}
 }
