@@ -109,7 +109,9 @@ func (*Projection) Filter() eventstore.Filter {
 }
 
 // Tables implements runtime.Projection.
-func (*Projection) Tables() []string { return []string{TableTasks, TableFiles, TableHistory, TableStats} }
+func (*Projection) Tables() []string {
+	return []string{TableTasks, TableFiles, TableHistory, TableStats}
+}
 
 // CreateTables implements runtime.Projection: the tables and the keys the
 // projection itself updates by (the secondary indexes come in
@@ -268,7 +270,7 @@ func (*Projection) Begin(_ context.Context, tx pgx.Tx, t runtime.Tables) (runtim
 // batch writes each event straight into the transaction: the events of one
 // task depend on each other's rows, and per-task volume is small.
 type batch struct {
-	tx                            pgx.Tx
+	tx                           pgx.Tx
 	tasks, files, history, stats string
 }
 
@@ -430,17 +432,21 @@ func (b *batch) applyStats(ctx context.Context, s histState, d statsDelta) error
 			}
 		}
 	}
-	if d.processingMS != 0 || d.runs != 0 {
-		sets = append(sets, "processing_ms = processing_ms + $3", "runs = runs + $4")
+	args := []any{s.owner, s.day}
+	add := func(col string, v int64) {
+		if v != 0 {
+			args = append(args, v)
+			sets = append(sets, fmt.Sprintf("%s = %s + $%d", col, col, len(args)))
+		}
 	}
-	if d.files != 0 || d.bytes != 0 {
-		sets = append(sets, "files = files + $5", "bytes = bytes + $6")
-	}
+	add("processing_ms", d.processingMS)
+	add("runs", d.runs)
+	add("files", d.files)
+	add("bytes", d.bytes)
 	if len(sets) == 0 {
 		return nil
 	}
-	tag, err := b.tx.Exec(ctx, `UPDATE `+b.stats+` SET `+strings.Join(sets, ", ")+` WHERE owner_id = $1 AND day = $2`,
-		s.owner, s.day, d.processingMS, d.runs, d.files, d.bytes)
+	tag, err := b.tx.Exec(ctx, `UPDATE `+b.stats+` SET `+strings.Join(sets, ", ")+` WHERE owner_id = $1 AND day = $2`, args...)
 	if err != nil {
 		return err
 	}
@@ -468,12 +474,12 @@ func (b *batch) fileAttached(ctx context.Context, ev eventstore.RecordedEvent) e
 	// Names are joined with a newline, which a sanitised file name does not
 	// hold, so a search never matches across two names.
 	if _, err := b.tx.Exec(ctx, `UPDATE `+b.tasks+` SET file_count = file_count + 1, bytes = bytes + $2,
-		search = CASE WHEN search = '' THEN $3 ELSE search || E'\n' || $3 END, revision = $4 WHERE task_id = $1`,
+		search = CASE WHEN search = '' THEN $3::text ELSE search || E'\n' || $3::text END, revision = $4 WHERE task_id = $1`,
 		e.TaskID, e.Size, search, int64(ev.Revision)); err != nil {
 		return err
 	}
 	if _, err := b.tx.Exec(ctx, `UPDATE `+b.history+` SET file_count = file_count + 1, bytes = bytes + $2,
-		file_names = array_append(file_names, $3), search = CASE WHEN search = '' THEN $4 ELSE search || E'\n' || $4 END
+		file_names = array_append(file_names, $3::text), search = CASE WHEN search = '' THEN $4::text ELSE search || E'\n' || $4::text END
 		WHERE task_id = $1`, e.TaskID, e.Size, name, search); err != nil {
 		return err
 	}
