@@ -1,0 +1,472 @@
+package identity_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authledger/authledger/auth/keys"
+	"github.com/authledger/authledger/auth/keys/pgstore"
+	"github.com/authledger/authledger/auth/password"
+	"github.com/authledger/authledger/auth/token"
+	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/session"
+	"github.com/authledger/authledger/domain/signingkey"
+	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/projections/identity"
+	"github.com/authledger/authledger/projections/projtest"
+	"github.com/authledger/authledger/projections/runtime"
+)
+
+// cmds are the real identity command handlers over a test's store.
+type cmds struct {
+	register *commands.RegisterHandler
+	login    *commands.LoginHandler
+	refresh  *commands.RefreshHandler
+	revoke   *commands.RevokeSessionHandler
+	users    *commands.Repository[*user.User]
+	sessions *commands.Repository[*session.Session]
+}
+
+func newCmds(t *testing.T, ctx context.Context, env *projtest.Env) *cmds {
+	t.Helper()
+	reg := events.NewRegistry()
+	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents} {
+		if err := f(reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	users, _ := commands.NewRepository(env.Store, reg, user.FromHistory)
+	res, _ := commands.NewRepository(env.Store, reg, user.ReservationFromHistory)
+	sessions, _ := commands.NewRepository(env.Store, reg, session.FromHistory)
+	ringRepo, _ := commands.NewRepository(env.Store, reg, signingkey.FromHistory)
+	ks, err := pgstore.New(env.Store.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, _ := keys.NewMasterKey(bytes.Repeat([]byte{9}, 32))
+	tcfg := token.DefaultConfig("http://id.example.test")
+	km := &commands.KeyManager{Ring: ringRepo, Store: ks, Master: master, Algorithm: keys.DefaultAlgorithm, Retain: tcfg.MaxKeyRetention(), Overlap: time.Hour}
+	ring, err := km.Bootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := token.NewIssuer(tcfg, keys.NewRingHolder(ring))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasher, err := password.NewHasher(password.Config{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rkey := bytes.Repeat([]byte{3}, 32)
+	return &cmds{
+		register: &commands.RegisterHandler{Reservations: res, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: rkey},
+		login: &commands.LoginHandler{Reservations: res, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,
+			Lockout: user.DefaultLockoutPolicy(), SessionPolicy: session.DefaultPolicy(), ReservationKey: rkey},
+		refresh:  &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: session.DefaultPolicy()},
+		revoke:   &commands.RevokeSessionHandler{Sessions: sessions},
+		users:    users,
+		sessions: sessions,
+	}
+}
+
+func newProjections(t *testing.T) (*identity.Profiles, *identity.Sessions) {
+	t.Helper()
+	p, err := identity.NewProfiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := identity.NewSessions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, s
+}
+
+// run starts a runner over both projections until stop or the test's end.
+func run(t *testing.T, env *projtest.Env) (stop func()) {
+	t.Helper()
+	p, s := newProjections(t)
+	r, err := runtime.NewRunner(env.Config(p, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("runner: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// story drives the commands: two users, logins, a refresh, a logout, a
+// reuse, a lockout, a role and a new display name.
+type story struct {
+	alice, bob       uuid.UUID
+	aliceS1, aliceS2 uuid.UUID // s1 refreshed from a new address; s2 logged out
+	aliceS3          uuid.UUID // revoked by reuse detection
+	bobS1            uuid.UUID
+	last             eventstore.Position
+}
+
+func meta(ip, ua string) commands.Meta {
+	return commands.AnonymousMeta("req-"+uuid.NewString()[:8], ip, ua)
+}
+
+func (c *cmds) mustLogin(t *testing.T, ctx context.Context, email, pw, ip, ua string) commands.LoginResult {
+	t.Helper()
+	r, err := c.login.Handle(ctx, commands.Login{Email: email, Password: pw, Meta: meta(ip, ua)})
+	if err != nil {
+		t.Fatalf("login %s: %v", email, err)
+	}
+	return r
+}
+
+func tell(t *testing.T, ctx context.Context, c *cmds) *story {
+	t.Helper()
+	var s story
+	var last eventstore.Position
+	note := func(p eventstore.Position) {
+		if p.Compare(last) > 0 {
+			last = p
+		}
+	}
+	r, err := c.register.Handle(ctx, commands.Register{Email: "  Alice@Example.COM ", Password: "correct horse battery", DisplayName: "Alice", Meta: meta("192.0.2.1", "reg/1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.alice = r.UserID
+	note(r.Position)
+	r, err = c.register.Handle(ctx, commands.Register{Email: "bob@example.com", Password: "another long secret", DisplayName: "Bob", Meta: meta("192.0.2.2", "reg/1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.bob = r.UserID
+	note(r.Position)
+
+	l1 := c.mustLogin(t, ctx, "alice@example.com", "correct horse battery", "198.51.100.1", "Firefox/140")
+	s.aliceS1 = l1.SessionID
+	note(l1.Position)
+	l2 := c.mustLogin(t, ctx, "alice@example.com", "correct horse battery", "198.51.100.2", "curl/8")
+	s.aliceS2 = l2.SessionID
+	note(l2.Position)
+	l3 := c.mustLogin(t, ctx, "alice@example.com", "correct horse battery", "198.51.100.3", "Safari/18")
+	s.aliceS3 = l3.SessionID
+	note(l3.Position)
+	b1 := c.mustLogin(t, ctx, "bob@example.com", "another long secret", "203.0.113.9", "Bob's phone")
+	s.bobS1 = b1.SessionID
+	note(b1.Position)
+
+	// Refresh from a new address; the user agent is not sent.
+	rf, err := c.refresh.Handle(ctx, commands.Refresh{RefreshToken: l1.RefreshToken, Meta: meta("198.51.100.77", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	note(rf.Position)
+	res, err := c.revoke.Handle(ctx, commands.RevokeSession{SessionID: s.aliceS2, UserID: s.alice, Reason: session.ReasonLogout, Meta: meta("198.51.100.2", "curl/8")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	note(res.Position)
+	// Reuse: rotate s3, then present its first token again.
+	rf3, err := c.refresh.Handle(ctx, commands.Refresh{RefreshToken: l3.RefreshToken, Meta: meta("198.51.100.3", "Safari/18")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	note(rf3.Position)
+	if _, err := c.refresh.Handle(ctx, commands.Refresh{RefreshToken: l3.RefreshToken, Meta: meta("192.0.2.66", "thief")}); err == nil {
+		t.Fatal("reused refresh token accepted")
+	}
+	// Five wrong passwords lock Bob (default policy).
+	for range 5 {
+		if _, err := c.login.Handle(ctx, commands.Login{Email: "bob@example.com", Password: "wrong password!", Meta: meta("192.0.2.66", "thief")}); err == nil {
+			t.Fatal("wrong password accepted")
+		}
+	}
+	m := commands.Meta{Actor: events.Actor{Kind: events.ActorSystem, ID: "test"}}
+	res, err = c.users.Update(ctx, user.StreamName(s.alice), m, func(u *user.User) error {
+		if err := u.GrantRole("auditor", time.Now()); err != nil {
+			return err
+		}
+		if err := u.GrantRole("admin", time.Now()); err != nil {
+			return err
+		}
+		if err := u.RevokeRole("auditor", time.Now()); err != nil {
+			return err
+		}
+		if err := u.GrantRole("a.b", time.Now()); err != nil {
+			return err
+		}
+		return u.ChangeDisplayName("Alice B.", time.Now())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	note(res.Position)
+	// The last append's position may be below one of Bob's failures
+	// appended in its own transaction; wait for the whole log.
+	all := readAll(t, ctx, c)
+	note(all[len(all)-1].Position)
+	s.last = last
+	return &s
+}
+
+func readAll(t *testing.T, ctx context.Context, c *cmds) []eventstore.RecordedEvent {
+	t.Helper()
+	all, err := c.users.Store().ReadAll(ctx, eventstore.ReadAllOptions{})
+	if err != nil || len(all) == 0 {
+		t.Fatalf("read all: %d events, %v", len(all), err)
+	}
+	return all
+}
+
+func us(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func TestProjectionsFollowTheCommands(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	env := projtest.New(t)
+	c := newCmds(t, ctx, env)
+	run(t, env)
+	s := tell(t, ctx, c)
+	env.WaitCaughtUp(t, ctx, s.last, identity.ProfilesName, identity.SessionsName)
+	db := env.Admin
+
+	// Profiles agree with the user aggregates folded from the log.
+	for _, id := range []uuid.UUID{s.alice, s.bob} {
+		u, err := c.users.Load(ctx, user.StreamName(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := identity.GetProfile(ctx, db, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.UserID != id || p.Email != u.Email() || p.DisplayName != u.DisplayName() || !reflect.DeepEqual(p.Roles, u.Roles()) ||
+			!p.CreatedAt.Equal(us(u.RegisteredAt())) {
+			t.Fatalf("profile %+v, aggregate email %q name %q roles %v registered %s", p, u.Email(), u.DisplayName(), u.Roles(), u.RegisteredAt())
+		}
+	}
+	alice, _ := identity.GetProfile(ctx, db, s.alice)
+	if alice.Email != "alice@example.com" || alice.DisplayName != "Alice B." || !reflect.DeepEqual(alice.Roles, []string{"a.b", "admin", "user"}) {
+		t.Fatalf("alice = %+v", alice)
+	}
+	// Last login is Alice's third login, the latest session start.
+	s3, err := c.sessions.Load(ctx, session.StreamName(s.aliceS3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alice.LastLoginAt == nil || !alice.LastLoginAt.Equal(us(s3.StartedAt())) || alice.LockedUntil != nil || alice.Lockouts != 0 {
+		t.Fatalf("alice last login %v (want %s), locked %v", alice.LastLoginAt, s3.StartedAt(), alice.LockedUntil)
+	}
+	bobU, _ := c.users.Load(ctx, user.StreamName(s.bob))
+	bobUntil, locked := bobU.LockedUntil(time.Now())
+	bob, _ := identity.GetProfile(ctx, db, s.bob)
+	if !locked || bob.LockedUntil == nil || !bob.LockedUntil.Equal(us(bobUntil)) || bob.Lockouts != 1 || bob.LastFailedLoginAt == nil || bob.LastLoginAt == nil {
+		t.Fatalf("bob = %+v (aggregate locked until %s, %v)", bob, bobUntil, locked)
+	}
+	if _, err := identity.GetProfile(ctx, db, uuid.New()); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("unknown profile: %v", err)
+	}
+
+	// Sessions agree with the session aggregates.
+	for _, id := range []uuid.UUID{s.aliceS1, s.aliceS2, s.aliceS3, s.bobS1} {
+		a, err := c.sessions.Load(ctx, session.StreamName(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		row, err := identity.GetSession(ctx, db, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reason, at, revoked := a.Revoked()
+		if row.UserID != a.UserID() || row.Method != a.Method() || !reflect.DeepEqual(row.AMR, a.AMR()) ||
+			!row.StartedAt.Equal(us(a.StartedAt())) || !row.LastUsedAt.Equal(us(a.LastUsedAt())) ||
+			!row.ExpiresAt.Equal(us(a.ExpiresAt())) || !row.IdleExpiresAt.Equal(us(a.IdleExpiresAt())) ||
+			row.Refreshes != a.Generation() || (row.RevokedAt != nil) != revoked ||
+			(revoked && (!row.RevokedAt.Equal(us(at)) || *row.RevokeReason != string(reason))) {
+			t.Fatalf("session %s row %+v differs from its aggregate", id, row)
+		}
+	}
+	s1, _ := identity.GetSession(ctx, db, s.aliceS1)
+	if s1.IP != "198.51.100.77" || s1.UserAgent != "Firefox/140" || s1.Refreshes != 1 || !s1.LastUsedAt.After(s1.StartedAt) ||
+		s1.Method != session.MethodPassword || !reflect.DeepEqual(s1.AMR, []string{session.AMRPassword}) {
+		t.Fatalf("refreshed session = %+v", s1)
+	}
+	if s2, _ := identity.GetSession(ctx, db, s.aliceS2); s2.RevokeReason == nil || *s2.RevokeReason != "logout" || s2.ReuseDetectedAt != nil {
+		t.Fatalf("logged out session = %+v", s2)
+	}
+	if s3r, _ := identity.GetSession(ctx, db, s.aliceS3); s3r.RevokeReason == nil || *s3r.RevokeReason != "reuse_detected" || s3r.ReuseDetectedAt == nil {
+		t.Fatalf("reused session = %+v", s3r)
+	}
+
+	// The list: Alice's one live session; Bob's own; nothing at the end of
+	// its absolute lifetime.
+	now := time.Now()
+	list, total, err := identity.ListActiveSessions(ctx, db, s.alice, now, 1, 20)
+	if err != nil || total != 1 || len(list) != 1 || list[0].SessionID != s.aliceS1 {
+		t.Fatalf("alice's sessions: %d %+v %v", total, list, err)
+	}
+	if list, total, _ := identity.ListActiveSessions(ctx, db, s.bob, now, 1, 20); total != 1 || list[0].SessionID != s.bobS1 {
+		t.Fatalf("bob's sessions: %d %+v", total, list)
+	}
+	if list, total, _ := identity.ListActiveSessions(ctx, db, s.alice, s1.IdleExpiresAt, 1, 20); total != 0 || len(list) != 0 {
+		t.Fatalf("sessions past their idle end: %d %+v", total, list)
+	}
+	if list, total, _ := identity.ListActiveSessions(ctx, db, s.alice, now, 2, 20); total != 1 || len(list) != 0 || list == nil {
+		t.Fatalf("page past the end: %d %+v", total, list)
+	}
+}
+
+func TestListPagesNewestFirst(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	env := projtest.New(t)
+	c := newCmds(t, ctx, env)
+	run(t, env)
+	r, err := c.register.Handle(ctx, commands.Register{Email: "carol@example.com", Password: "correct horse battery", DisplayName: "Carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uuid.UUID
+	var last eventstore.Position
+	for i := range 5 {
+		l := c.mustLogin(t, ctx, "carol@example.com", "correct horse battery", fmt.Sprintf("192.0.2.%d", i), "ua")
+		ids = append(ids, l.SessionID)
+		last = l.Position
+	}
+	env.WaitCaughtUp(t, ctx, last, identity.SessionsName)
+	var got []uuid.UUID
+	for page := 1; page <= 3; page++ {
+		list, total, err := identity.ListActiveSessions(ctx, env.Admin, r.UserID, time.Now(), page, 2)
+		if err != nil || total != 5 {
+			t.Fatalf("page %d: total %d %v", page, total, err)
+		}
+		for _, s := range list {
+			got = append(got, s.SessionID)
+		}
+	}
+	want := []uuid.UUID{ids[4], ids[3], ids[2], ids[1], ids[0]}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("pages = %v, want newest first %v", got, want)
+	}
+}
+
+// snapshot is every column of a view, as text, in a fixed order.
+func snapshot(t *testing.T, ctx context.Context, env *projtest.Env, view, key string) []string {
+	t.Helper()
+	rows, err := env.Admin.Query(ctx, "SELECT v::text FROM "+pgx.Identifier{view}.Sanitize()+" v ORDER BY "+key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestRebuildEqualsLive(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	env := projtest.New(t)
+	c := newCmds(t, ctx, env)
+	stop := run(t, env)
+	s := tell(t, ctx, c)
+	env.WaitCaughtUp(t, ctx, s.last, identity.ProfilesName, identity.SessionsName)
+	stop()
+	live := map[string][]string{
+		identity.TableProfiles: snapshot(t, ctx, env, identity.TableProfiles, "user_id"),
+		identity.TableSessions: snapshot(t, ctx, env, identity.TableSessions, "session_id"),
+	}
+	if len(live[identity.TableProfiles]) != 2 || len(live[identity.TableSessions]) != 4 {
+		t.Fatalf("live read models: %v", live)
+	}
+	for _, c := range []struct{ name, table, key string }{
+		{identity.ProfilesName, identity.TableProfiles, "user_id"},
+		{identity.SessionsName, identity.TableSessions, "session_id"},
+	} {
+		p, s := newProjections(t)
+		cfg := env.Config(p, s)
+		cfg.BatchSize = 3 // several transactions, each flushing a pgx batch
+		prog, err := runtime.Rebuild(ctx, cfg, c.name, runtime.RebuildOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prog.Generation != 2 {
+			t.Fatalf("%s: rebuild built generation %d", c.name, prog.Generation)
+		}
+		got := snapshot(t, ctx, env, c.table, c.key)
+		if !reflect.DeepEqual(got, live[c.table]) {
+			t.Fatalf("%s: rebuild differs from the live read model:\nrebuilt %s\nlive    %s", c.name,
+				strings.Join(got, "\n        "), strings.Join(live[c.table], "\n        "))
+		}
+	}
+}
+
+// A session event that cannot be decoded stops the projection; it is never
+// skipped, and the profiles keep serving.
+func TestUndecodableEventStopsOnlyItsProjection(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	env := projtest.New(t)
+	c := newCmds(t, ctx, env)
+	p, s := newProjections(t)
+	r, err := runtime.NewRunner(env.Config(p, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	defer func() {
+		rcancel()
+		if err := <-done; err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	}()
+
+	bad := projtest.Event(session.EventRefreshed, map[string]any{"session_id": "not a uuid"}, "u")
+	if _, err := env.Store.Append(ctx, session.StreamName(uuid.New()), eventstore.Any{}, bad); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := c.register.Handle(ctx, commands.Register{Email: "dan@example.com", Password: "correct horse battery", DisplayName: "Dan"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.WaitCaughtUp(t, ctx, reg.Position, identity.ProfilesName)
+	if _, err := identity.GetProfile(ctx, env.Admin, reg.UserID); err != nil {
+		t.Fatalf("profiles stopped too: %v", err)
+	}
+	for r.States()[identity.SessionsName] != runtime.StateFailed {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("sessions projection never failed: %v", r.States())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
