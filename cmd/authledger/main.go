@@ -53,6 +53,8 @@ func commands() []command {
 		{"migrate", "apply the database migrations to DATABASE_URL and exit", runMigrate},
 		{"version", "print the version and exit", runVersion},
 		{"bench", "measure the event store on DATABASE_URL's server and print tables", runBench},
+		{"projections", "print the read models' status (`projections status`) or rebuild one (`projections rebuild NAME`)", runProjections},
+		{"audit", "verify the audit trail's hash chain (`audit verify`)", runAudit},
 		{"keys", "manage signing keys: `keys rotate` adds one (published now, signing after AUTHLEDGER_KEY_OVERLAP)", runKeys},
 	}
 }

@@ -1,0 +1,444 @@
+package main
+
+// admin.go holds the operator subcommands that work on a running
+// installation's database: `projections status`, `projections rebuild NAME`
+// and `audit verify`. They read the configuration from the environment like
+// serve and migrate do, never migrate, and talk to the same store and
+// read-model database as the server (it may keep running meanwhile).
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authledger/authledger/config"
+	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/projections"
+	"github.com/authledger/authledger/projections/audit"
+	projruntime "github.com/authledger/authledger/projections/runtime"
+)
+
+// runProjections dispatches `authledger projections <status|rebuild>`.
+func runProjections(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	return runGroup(ctx, "projections", "inspect and rebuild the read models", []command{
+		{"status", "print each projection's generation, position, lag and state", runProjectionsStatus},
+		{"rebuild", "rebuild one projection from the start of the log, without downtime", runProjectionsRebuild},
+	}, args, getenv, stdout, stderr)
+}
+
+// runAudit dispatches `authledger audit verify`.
+func runAudit(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	return runGroup(ctx, "audit", "check the audit trail", []command{
+		{"verify", "walk the audit trail's hash chain and report the first broken link", runAuditVerify},
+	}, args, getenv, stdout, stderr)
+}
+
+// runGroup runs one subcommand of a command group such as `projections`.
+func runGroup(ctx context.Context, group, summary string, subs []command, args []string, getenv env, stdout, stderr io.Writer) int {
+	groupUsage := func(w io.Writer) {
+		names := make([]string, len(subs))
+		for i, s := range subs {
+			names[i] = s.name
+		}
+		fmt.Fprintf(w, "usage: authledger %s <%s> [--help]\n\n%s.\n\ncommands:\n", group, strings.Join(names, "|"), summary)
+		for _, s := range subs {
+			fmt.Fprintf(w, "  %-8s %s\n", s.name, s.summary)
+		}
+	}
+	if len(args) == 0 {
+		groupUsage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		groupUsage(stdout)
+		return exitOK
+	}
+	for _, s := range subs {
+		if s.name == args[0] {
+			return s.run(ctx, args[1:], getenv, stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "authledger %s: unknown command %q\n\n", group, args[0])
+	groupUsage(stderr)
+	return exitUsage
+}
+
+// adminConn is what the admin commands work on: the read-model pool and the
+// event store of the configuration.
+type adminConn struct {
+	cfg   config.Config
+	log   *slog.Logger
+	pool  *pgxpool.Pool
+	store eventstore.Store
+}
+
+func (c *adminConn) close() {
+	if c.store != nil {
+		_ = c.store.Close()
+	}
+	if c.pool != nil {
+		c.pool.Close()
+	}
+}
+
+// openAdmin loads the configuration and opens the pool (and the store when
+// withStore), bounded by AUTHLEDGER_STARTUP_TIMEOUT. It prints what went
+// wrong and returns the exit code when it fails.
+func openAdmin(ctx context.Context, name string, withStore bool, getenv env, stderr io.Writer) (*adminConn, int) {
+	cfg, ok := loadConfig(name, getenv, stderr)
+	if !ok {
+		return nil, exitUsage
+	}
+	c := &adminConn{cfg: cfg, log: newLogger(cfg, stderr)}
+	startCtx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
+	defer cancel()
+	var err error
+	if c.pool, err = openReadModelPool(startCtx, cfg.DatabaseURL); err != nil {
+		fmt.Fprintf(stderr, "authledger %s: %v\n", name, err)
+		return nil, exitError
+	}
+	if withStore {
+		if c.store, err = openEventStore(startCtx, cfg); err != nil {
+			c.close()
+			fmt.Fprintf(stderr, "authledger %s: %v\n", name, err)
+			return nil, exitError
+		}
+	}
+	return c, exitOK
+}
+
+// statusJSON is one projection in `projections status -json`. The field
+// names are an interface for scripts: add, never rename.
+type statusJSON struct {
+	Name             string       `json:"name"`
+	Generation       int          `json:"generation"`
+	State            string       `json:"state"`
+	Position         string       `json:"position"`
+	EventsApplied    int64        `json:"events_applied"`
+	LagEvents        int64        `json:"lag_events"`
+	LagEventsAtLeast bool         `json:"lag_events_at_least,omitempty"`
+	LagSeconds       float64      `json:"lag_seconds"`
+	UpdatedAt        *time.Time   `json:"updated_at,omitempty"`
+	LastError        string       `json:"last_error,omitempty"`
+	FailedEventID    string       `json:"failed_event_id,omitempty"`
+	FailedEventType  string       `json:"failed_event_type,omitempty"`
+	Rebuild          *rebuildJSON `json:"rebuild,omitempty"`
+}
+
+type rebuildJSON struct {
+	Generation    int       `json:"generation"`
+	Position      string    `json:"position"`
+	EventsApplied int64     `json:"events_applied"`
+	StartedAt     time.Time `json:"started_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+func toStatusJSON(s projruntime.ProjectionStatus) statusJSON {
+	out := statusJSON{
+		Name: s.Name, Generation: s.Generation, State: s.State, Position: s.Position.String(),
+		EventsApplied: s.EventsApplied, LagEvents: s.LagEvents, LagEventsAtLeast: s.LagEventsAtLeast, LagSeconds: s.LagSeconds,
+		LastError: s.LastError, FailedEventID: s.FailedEventID, FailedEventType: s.FailedEventType,
+	}
+	if !s.UpdatedAt.IsZero() {
+		u := s.UpdatedAt.UTC()
+		out.UpdatedAt = &u
+	}
+	if r := s.Rebuild; r != nil {
+		out.Rebuild = &rebuildJSON{Generation: r.Generation, Position: r.Position.String(), EventsApplied: r.EventsApplied,
+			StartedAt: r.StartedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+	}
+	return out
+}
+
+func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("projections status", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print a JSON array instead of a table")
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintln(w, "usage: authledger projections status [-json]")
+		fmt.Fprintln(w, "\nPrints, for each read model, its generation (tables in use), the log")
+		fmt.Fprintln(w, "position it has applied, its lag behind the log in events and in seconds")
+		fmt.Fprintln(w, "(age of the oldest event not yet applied), and the state its runner")
+		fmt.Fprintln(w, "recorded. A failed projection also shows the event it is stopped on; a")
+		fmt.Fprintln(w, "rebuild in progress shows its own progress.")
+		fmt.Fprintln(w, "\nflags:")
+		fs.PrintDefaults()
+		envHelp(w)
+	}
+	if done, code := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	c, code := openAdmin(ctx, "projections status", true, getenv, stderr)
+	if c == nil {
+		return code
+	}
+	defer c.close()
+	st, err := projections.Status(ctx, c.pool, c.store)
+	if err != nil {
+		fmt.Fprintf(stderr, "authledger projections status: %v\n", err)
+		return exitError
+	}
+	if *asJSON {
+		out := make([]statusJSON, len(st))
+		for i, s := range st {
+			out[i] = toStatusJSON(s)
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			fmt.Fprintf(stderr, "authledger projections status: %v\n", err)
+			return exitError
+		}
+		return exitOK
+	}
+	printStatusTable(stdout, st, time.Now())
+	return exitOK
+}
+
+// printStatusTable writes the human form of the status; details (a
+// failure, a rebuild in progress) follow the table, one line each.
+func printStatusTable(w io.Writer, st []projruntime.ProjectionStatus, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tGEN\tSTATE\tPOSITION\tAPPLIED\tLAG EVENTS\tLAG SECONDS\tUPDATED")
+	for _, s := range st {
+		pos, updated := "-", "never"
+		if !s.Position.IsZero() {
+			pos = s.Position.String()
+		}
+		if !s.UpdatedAt.IsZero() {
+			updated = now.Sub(s.UpdatedAt).Round(time.Second).String() + " ago"
+		}
+		lag := fmt.Sprint(s.LagEvents)
+		if s.LagEventsAtLeast {
+			lag = "≥" + lag
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%.1f\t%s\n", s.Name, s.Generation, s.State, pos, s.EventsApplied, lag, s.LagSeconds, updated)
+	}
+	_ = tw.Flush()
+	for _, s := range st {
+		if s.State == projruntime.StateFailed || s.LastError != "" {
+			fmt.Fprintf(w, "\n%s stopped on event %s (%s): %s\n", s.Name, s.FailedEventID, s.FailedEventType, s.LastError)
+		}
+		if r := s.Rebuild; r != nil {
+			fmt.Fprintf(w, "\n%s: rebuild into generation %d at %d events (started %s, last progress %s ago)\n",
+				s.Name, r.Generation, r.EventsApplied, r.StartedAt.UTC().Format(time.RFC3339), now.Sub(r.UpdatedAt).Round(time.Second))
+		}
+	}
+}
+
+func runProjectionsRebuild(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("projections rebuild", flag.ContinueOnError)
+	known := projections.Names()
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintln(w, "usage: authledger projections rebuild NAME")
+		fmt.Fprintf(w, "\nRebuilds the read model NAME (one of: %s) from the start of the log\n", strings.Join(known, ", "))
+		fmt.Fprintln(w, "into a new generation of its tables while the current one keeps serving,")
+		fmt.Fprintln(w, "then swaps them in one transaction. A running server keeps applying new")
+		fmt.Fprintln(w, "events throughout and continues on the new tables after the swap. Progress")
+		fmt.Fprintln(w, "(events/s, ETA) goes to stderr; the summary to stdout.")
+		envHelp(w)
+	}
+	// NAME may come before or after flags; the flag package stops at the
+	// first positional argument, so take it out first.
+	var name string
+	rest := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			rest = append(rest, args[i+1:]...)
+			break
+		}
+		if name == "" && !strings.HasPrefix(a, "-") {
+			name = a
+			continue
+		}
+		rest = append(rest, a)
+	}
+	if done, code := parseFlags(fs, rest, stdout, stderr); done {
+		return code
+	}
+	if name == "" {
+		fmt.Fprintf(stderr, "authledger projections rebuild: which projection? (one of: %s)\n", strings.Join(known, ", "))
+		return exitUsage
+	}
+	if !slices.Contains(known, name) {
+		fmt.Fprintf(stderr, "authledger projections rebuild: unknown projection %q (known: %s)\n", name, strings.Join(known, ", "))
+		return exitUsage
+	}
+	c, code := openAdmin(ctx, "projections rebuild", true, getenv, stderr)
+	if c == nil {
+		return code
+	}
+	defer c.close()
+	bar := newProgressBar(stderr)
+	final, err := projections.Rebuild(ctx, projections.Config{Store: c.store, Pool: c.pool, Logger: c.log}, name, bar.report)
+	bar.finish()
+	switch {
+	case errors.Is(err, projruntime.ErrRebuildRunning):
+		fmt.Fprintf(stderr, "authledger projections rebuild: a rebuild of %s is already running elsewhere; try again when it ends\n", name)
+		return exitError
+	case err != nil:
+		fmt.Fprintf(stderr, "authledger projections rebuild: %v\n", err)
+		fmt.Fprintln(stderr, "The serving tables are untouched; running the command again starts over.")
+		return exitError
+	}
+	fmt.Fprintf(stdout, "rebuilt %s: generation %d now serving, %d events in %s (%.0f events/s), position %s\n",
+		name, final.Generation, final.Applied, final.Elapsed.Round(time.Millisecond), final.EventsPerSecond, final.Position)
+	return exitOK
+}
+
+// progressBar renders rebuild progress on a terminal as one line redrawn in
+// place, and elsewhere (a log file, CI) as plain lines at most every
+// plainEvery, plus one at each phase change.
+type progressBar struct {
+	w         io.Writer
+	tty       bool
+	lastPlain time.Time
+	lastPhase string
+	drawn     bool
+}
+
+const (
+	barWidth   = 30
+	plainEvery = 5 * time.Second
+)
+
+func newProgressBar(w io.Writer) *progressBar {
+	return &progressBar{w: w, tty: isTerminal(w)}
+}
+
+// isTerminal reports whether w is a character device (a terminal), without
+// a dependency: redirected output is a file or a pipe.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// report is the Rebuild progress callback (called from one goroutine).
+func (b *progressBar) report(p projruntime.Progress) {
+	line := progressLine(p)
+	if b.tty {
+		fmt.Fprintf(b.w, "\r\033[K%s", line)
+		b.drawn = true
+		if p.Phase == projruntime.PhaseDone {
+			fmt.Fprintln(b.w)
+			b.drawn = false
+		}
+		return
+	}
+	now := time.Now()
+	if p.Phase == b.lastPhase && now.Sub(b.lastPlain) < plainEvery {
+		return
+	}
+	b.lastPhase, b.lastPlain = p.Phase, now
+	fmt.Fprintln(b.w, line)
+}
+
+// finish ends a bar left open by a failed rebuild.
+func (b *progressBar) finish() {
+	if b.drawn {
+		fmt.Fprintln(b.w)
+		b.drawn = false
+	}
+}
+
+func progressLine(p projruntime.Progress) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%s g%d %-8s ", p.Projection, p.Generation, p.Phase)
+	if p.Total > 0 {
+		frac := min(1, float64(p.Applied)/float64(p.Total))
+		if p.Phase == projruntime.PhaseDone {
+			frac = 1
+		}
+		filled := int(frac * barWidth)
+		fmt.Fprintf(&sb, "[%s%s] %3.0f%% ", strings.Repeat("#", filled), strings.Repeat(".", barWidth-filled), 100*frac)
+		fmt.Fprintf(&sb, "%d/%d events", p.Applied, p.Total)
+	} else {
+		// A projection that never ran has no count to aim at.
+		fmt.Fprintf(&sb, "%d events", p.Applied)
+	}
+	fmt.Fprintf(&sb, "  %.0f events/s  elapsed %s", p.EventsPerSecond, p.Elapsed.Round(time.Second))
+	if p.ETA > 0 {
+		fmt.Fprintf(&sb, "  ETA %s", p.ETA.Round(time.Second))
+	}
+	return sb.String()
+}
+
+func runAuditVerify(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintln(w, "usage: authledger audit verify [-json]")
+		fmt.Fprintln(w, "\nWalks the audit trail in order, recomputing each row's link")
+		fmt.Fprintln(w, "hash = SHA-256(previous hash || canonical row), and checks the row count and")
+		fmt.Fprintln(w, "last event against the projection's checkpoint. Prints the rows checked and")
+		fmt.Fprintln(w, "the chain head, or the first broken link (a row changed, removed or")
+		fmt.Fprintln(w, "reordered) and exits 1. Reads one consistent snapshot: safe while the")
+		fmt.Fprintln(w, "server runs.")
+		fmt.Fprintln(w, "\nflags:")
+		fs.PrintDefaults()
+		envHelp(w)
+	}
+	if done, code := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	c, code := openAdmin(ctx, "audit verify", false, getenv, stderr)
+	if c == nil {
+		return code
+	}
+	defer c.close()
+	rep, err := audit.Verify(ctx, c.pool)
+	if err != nil {
+		fmt.Fprintf(stderr, "authledger audit verify: %v\n", err)
+		return exitError
+	}
+	if *asJSON {
+		out := struct {
+			OK       bool   `json:"ok"`
+			Rows     int64  `json:"rows"`
+			LastSeq  int64  `json:"last_seq"`
+			LastHash string `json:"last_hash"`
+			Broken   *struct {
+				Seq     int64  `json:"seq"`
+				EventID string `json:"event_id,omitempty"`
+				Reason  string `json:"reason"`
+			} `json:"broken,omitempty"`
+		}{OK: rep.OK, Rows: rep.Rows, LastSeq: rep.LastSeq, LastHash: rep.LastHash}
+		if b := rep.Broken; b != nil {
+			out.Broken = &struct {
+				Seq     int64  `json:"seq"`
+				EventID string `json:"event_id,omitempty"`
+				Reason  string `json:"reason"`
+			}{b.Seq, b.EventID, b.Reason}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(out)
+	} else if rep.OK {
+		fmt.Fprintf(stdout, "audit trail OK: %d rows checked; head seq %d, hash %s\n", rep.Rows, rep.LastSeq, rep.LastHash)
+	} else {
+		fmt.Fprintf(stdout, "audit trail BROKEN at %s\n%d rows read; the chain holds up to seq %d (hash %s)\n",
+			rep.Broken, rep.Rows, rep.LastSeq, rep.LastHash)
+	}
+	if !rep.OK {
+		return exitError
+	}
+	return exitOK
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authledger/authledger/projections/audit"
+	"github.com/authledger/authledger/projections/projtest"
+	projruntime "github.com/authledger/authledger/projections/runtime"
+)
+
+func TestAdminCommandsHelpAndUsage(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"projections", "--help"},
+		{"audit", "help"},
+	} {
+		if code, out, _ := runCmd(t, nil, args...); code != exitOK || !strings.Contains(out, "usage: authledger "+args[0]) {
+			t.Errorf("%v: %d %q", args, code, out)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"projections", "status", "--help"}, []string{"-json", "lag", "DATABASE_URL"}},
+		{[]string{"projections", "rebuild", "-h"}, []string{"NAME", audit.Name, "DATABASE_URL"}},
+		{[]string{"audit", "verify", "-help"}, []string{"-json", "broken link", "DATABASE_URL"}},
+	} {
+		code, out, _ := runCmd(t, nil, c.args...)
+		for _, w := range c.want {
+			if code != exitOK || !strings.Contains(out, w) {
+				t.Errorf("%v: exit %d, output lacks %q:\n%s", c.args, code, w, out)
+			}
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"projections"}, "status"},
+		{[]string{"projections", "frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"audit", "verify", "extra"}, "unexpected argument"},
+		{[]string{"projections", "rebuild"}, "which projection? (one of: " + audit.Name},
+		// An unknown name is refused before any connection, naming the known ones.
+		{[]string{"projections", "rebuild", "nope"}, `unknown projection "nope" (known: ` + audit.Name},
+		{[]string{"projections", "status"}, "DATABASE_URL"},
+	} {
+		if code, _, errOut := runCmd(t, nil, c.args...); code != exitUsage || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: exit %d, stderr lacks %q: %s", c.args, code, c.want, errOut)
+		}
+	}
+}
+
+// statusOf runs `projections status -json` and returns the named row.
+func statusOf(t *testing.T, envm map[string]string, name string) statusJSON {
+	t.Helper()
+	code, out, errOut := runCmd(t, envm, "projections", "status", "-json")
+	if code != exitOK {
+		t.Fatalf("projections status -json: exit %d: %s", code, errOut)
+	}
+	var st []statusJSON
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status JSON: %v\n%s", err, out)
+	}
+	for _, s := range st {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("status lacks %s:\n%s", name, out)
+	return statusJSON{}
+}
+
+// trailDump is the audit trail's every column, in order, as text.
+func trailDump(t *testing.T, ctx context.Context, env *projtest.Env) string {
+	t.Helper()
+	var s string
+	if err := env.Admin.QueryRow(ctx, "SELECT coalesce(string_agg(row_to_json(a)::text, E'\n' ORDER BY seq), '') FROM audit_log a").Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestProjectionsStatusRebuildAndAuditVerify runs the operator commands
+// against a real database: status before and after the projection runs, a
+// rebuild that reproduces the live trail, and verify before and after a
+// superuser tampers with a row.
+func TestProjectionsStatusRebuildAndAuditVerify(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
+	defer cancel()
+	env := projtest.New(t)
+	envm := map[string]string{"DATABASE_URL": env.URL, "AUTHLEDGER_LOG_LEVEL": "warn"}
+	const n = 30
+	last := env.AppendN(t, ctx, n, 3)
+
+	// Nothing applied yet: the whole log is lag.
+	s := statusOf(t, envm, audit.Name)
+	if s.LagEvents != n || s.EventsApplied != 0 || s.LagSeconds <= 0 {
+		t.Fatalf("status before the runner: %+v", s)
+	}
+
+	r, err := projruntime.NewRunner(env.Config(audit.New()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	env.WaitCaughtUp(t, ctx, last, audit.Name)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	s = statusOf(t, envm, audit.Name)
+	if s.Generation != 1 || s.EventsApplied != n || s.LagEvents != 0 || s.LagSeconds != 0 || s.Position != last.String() || s.State == projruntime.StateFailed {
+		t.Fatalf("status after catching up: %+v (want generation 1, %d applied, no lag, at %s)", s, n, last)
+	}
+	code, out, errOut := runCmd(t, envm, "projections", "status")
+	if code != exitOK {
+		t.Fatalf("projections status: exit %d: %s", code, errOut)
+	}
+	t.Logf("projections status:\n%s", out)
+	if !strings.Contains(out, "LAG EVENTS") || !tableRowHas(out, audit.Name, "1", s.State, last.String(), "30", "0", "0.0") {
+		t.Fatalf("status table lacks the audit row:\n%s", out)
+	}
+
+	before := trailDump(t, ctx, env)
+	code, out, errOut = runCmd(t, envm, "projections", "rebuild", audit.Name)
+	t.Logf("rebuild stdout: %s\nrebuild stderr:\n%s", out, errOut)
+	if code != exitOK || !strings.Contains(out, "rebuilt audit: generation 2 now serving, 30 events") {
+		t.Fatalf("rebuild: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// stderr is not a terminal here: plain progress lines, ending with done.
+	if strings.Contains(errOut, "\r") || !strings.Contains(errOut, "events/s") || !strings.Contains(errOut, projruntime.PhaseDone) {
+		t.Errorf("progress on stderr: %q", errOut)
+	}
+	if after := trailDump(t, ctx, env); after != before || after == "" {
+		t.Fatalf("rebuilt trail differs from the live one:\nbefore\n%s\nafter\n%s", before, after)
+	}
+	if s = statusOf(t, envm, audit.Name); s.Generation != 2 || s.EventsApplied != n || s.LagEvents != 0 || s.Rebuild != nil {
+		t.Fatalf("status after rebuild: %+v", s)
+	}
+
+	code, out, errOut = runCmd(t, envm, "audit", "verify")
+	if code != exitOK || !strings.Contains(out, "audit trail OK: 30 rows checked; head seq 30") {
+		t.Fatalf("verify on an untouched trail: exit %d\n%s\n%s", code, out, errOut)
+	}
+
+	// A superuser bypasses the append-only triggers and changes row 7 of
+	// the serving generation.
+	err = pgx.BeginFunc(ctx, env.Admin, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "UPDATE audit_log_g2 SET actor_id = 'mallory' WHERE seq = 7")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("tamper: %v", err)
+	}
+	var eventID string
+	if err := env.Admin.QueryRow(ctx, "SELECT event_id::text FROM audit_log WHERE seq = 7").Scan(&eventID); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCmd(t, envm, "audit", "verify")
+	t.Logf("verify after tampering:\n%s", out)
+	if code != exitError || !strings.Contains(out, "BROKEN at seq 7 (event "+eventID+"): hash does not match") ||
+		!strings.Contains(out, "holds up to seq 6") {
+		t.Fatalf("verify after tampering: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCmd(t, envm, "audit", "verify", "-json")
+	var rep struct {
+		OK     bool  `json:"ok"`
+		Rows   int64 `json:"rows"`
+		Broken *struct {
+			Seq     int64  `json:"seq"`
+			EventID string `json:"event_id"`
+		} `json:"broken"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("verify JSON: %v\n%s", err, out)
+	}
+	if code != exitError || rep.OK || rep.Rows != n || rep.Broken == nil || rep.Broken.Seq != 7 || rep.Broken.EventID != eventID {
+		t.Fatalf("verify -json after tampering: exit %d %+v", code, rep)
+	}
+}
+
+// tableRowHas reports whether the table has a row whose whitespace-separated
+// cells start with cells.
+func tableRowHas(table string, cells ...string) bool {
+	for line := range strings.SplitSeq(table, "\n") {
+		f := strings.Fields(line)
+		if len(f) < len(cells) {
+			continue
+		}
+		match := true
+		for i, c := range cells {
+			if f[i] != c {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
+}
+
+func TestProgressLine(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		p    projruntime.Progress
+		want []string
+		not  []string
+	}{
+		{"building with a total", projruntime.Progress{Projection: "audit", Generation: 3, Phase: projruntime.PhaseBuilding,
+			Applied: 500, Total: 2000, EventsPerSecond: 250, Elapsed: 2 * time.Second, ETA: 6 * time.Second},
+			[]string{"audit g3 building", "[#######.......................]  25%", "500/2000 events", "250 events/s", "ETA 6s"}, nil},
+		{"past the estimate", projruntime.Progress{Projection: "audit", Phase: projruntime.PhaseSwapping, Applied: 2100, Total: 2000},
+			[]string{"100%", "2100/2000 events"}, []string{"ETA"}},
+		{"never ran: no total", projruntime.Progress{Projection: "audit", Phase: projruntime.PhaseBuilding, Applied: 42},
+			[]string{"42 events", "0 events/s"}, []string{"[", "%"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			got := progressLine(c.p)
+			for _, w := range c.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("%q lacks %q", got, w)
+				}
+			}
+			for _, w := range c.not {
+				if strings.Contains(got, w) {
+					t.Errorf("%q has %q", got, w)
+				}
+			}
+		})
+	}
+}
