@@ -1,0 +1,322 @@
+package readapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authledger/authledger/domain/task"
+	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/httpapi"
+	"github.com/authledger/authledger/httpapi/problem"
+	"github.com/authledger/authledger/projections/tasks"
+)
+
+// TasksConfig is what the task and history endpoints need.
+type TasksConfig struct {
+	// Pool holds the read models. Required.
+	Pool *pgxpool.Pool
+	// Waiter serves X-Consistency-Token (runtime.NewWaiter). Required.
+	Waiter Waiter
+	// ConsistencyTimeout bounds a consistency wait (default 2s).
+	ConsistencyTimeout time.Duration
+	// Store receives access.denied.v1 on access-<requester> whenever a
+	// GET /tasks/{id} answers 404 for an id (another user's task, a missing
+	// or a removed one alike, so that neither the answer nor its timing
+	// tells them apart). Required.
+	Store eventstore.Store
+	// AdminRead, when set, lets a caller with the admin role read another
+	// user's task: it is called before the task is sent and must record
+	// the read in the log; an error refuses the read with that error. When
+	// nil, an administrator reads only their own tasks, like anyone: an
+	// unaudited read must not happen.
+	AdminRead func(c *gin.Context, taskID, ownerID uuid.UUID) error
+	// Now is the clock for event times (time.Now when nil).
+	Now func() time.Time
+}
+
+// Validate reports every problem of c at once.
+func (c TasksConfig) Validate() error {
+	var errs []error
+	if c.Pool == nil {
+		errs = append(errs, errors.New("readapi: tasks: Pool is required"))
+	}
+	if c.Waiter == nil {
+		errs = append(errs, errors.New("readapi: tasks: Waiter is required"))
+	}
+	if c.Store == nil {
+		errs = append(errs, errors.New("readapi: tasks: Store is required"))
+	}
+	if c.ConsistencyTimeout < 0 {
+		errs = append(errs, errors.New("readapi: tasks: ConsistencyTimeout must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// MountTasks registers the task read endpoints on rg (the /v1 group,
+// behind the authentication middleware that calls SetPrincipal):
+//
+//	GET  tasks            the caller's live tasks (?status=&from=&to=&q=&sort=&page=&page_size=)
+//	GET  tasks/:id        one task with its files and result (404 for another user's)
+//	GET  history          every task of the caller, deleted and expired ones included
+//	GET  history/stats    {total, by_status, success_rate, avg_processing_ms, files, bytes}
+//	POST history/export   {format: "csv"|"json", filters}, streamed
+//
+// The :id wildcard is named "id": other GET routes under tasks/:id (file
+// downloads) must use the same name. Every route honours
+// X-Consistency-Token against the tasks projection (tasks.Name).
+func MountTasks(rg *gin.RouterGroup, cfg TasksConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &taskHandlers{cfg: cfg}
+	consistent := Consistency(cfg.Waiter, cfg.ConsistencyTimeout, tasks.Name)
+	rg.GET("/tasks", requirePrincipal, consistent, h.list)
+	rg.GET("/tasks/:id", requirePrincipal, consistent, h.get)
+	rg.GET("/history", requirePrincipal, consistent, h.history)
+	rg.GET("/history/stats", requirePrincipal, consistent, h.stats)
+	rg.POST("/history/export", requirePrincipal, consistent, h.export)
+	return nil
+}
+
+type taskHandlers struct {
+	cfg TasksConfig
+}
+
+// taskPage is the list body: {items, page, page_size, total}.
+type taskPage[T any] struct {
+	Items    []T   `json:"items"`
+	Page     int   `json:"page"`
+	PageSize int   `json:"page_size"`
+	Total    int64 `json:"total"`
+}
+
+// caller is the principal's user id. Tokens name users by uuid; anything
+// else is not a caller this API knows.
+func caller(c *gin.Context) (Principal, uuid.UUID, error) {
+	p, _ := PrincipalFrom(c)
+	id, err := uuid.Parse(p.UserID)
+	if err != nil {
+		return p, uuid.Nil, problem.Unauthenticated("", "Authentication is required.")
+	}
+	return p, id, nil
+}
+
+func (h *taskHandlers) list(c *gin.Context) {
+	_, owner, err := caller(c)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	q, err := parseTaskQuery(queryParams(c), tasks.LiveStatuses, true)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	q.filter.Owner = owner
+	items, total, err := tasks.ListTasks(c.Request.Context(), h.cfg.Pool, q.filter, q.sort, q.page, q.size)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, taskPage[tasks.Task]{Items: items, Page: q.page, PageSize: q.size, Total: total})
+}
+
+// errTaskNotFound is the one answer for a task the caller may not see,
+// whatever the reason.
+var errTaskNotFound = problem.NotFound("No such task.")
+
+func (h *taskHandlers) get(c *gin.Context) {
+	p, me, err := caller(c)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		// No task can have this id; there is nothing to name in an event.
+		httpapi.WriteError(c, errTaskNotFound)
+		return
+	}
+	asOwner := me
+	if p.HasRole(RoleAdmin) && h.cfg.AdminRead != nil {
+		asOwner = uuid.Nil
+	}
+	ctx := c.Request.Context()
+	t, look, err := tasks.Get(ctx, h.cfg.Pool, id, asOwner)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	if look != tasks.Found {
+		if err := h.denied(c, me, id, look); err != nil {
+			httpapi.WriteError(c, err)
+			return
+		}
+		httpapi.WriteError(c, errTaskNotFound)
+		return
+	}
+	if t.OwnerID != me {
+		if err := h.cfg.AdminRead(c, id, t.OwnerID); err != nil {
+			httpapi.WriteError(c, err)
+			return
+		}
+	}
+	c.JSON(http.StatusOK, t)
+}
+
+// denied appends access.denied.v1 to the requester's access stream (with
+// Any: it never conflicts and creates no task stream).
+func (h *taskHandlers) denied(c *gin.Context, me, id uuid.UUID, look tasks.Lookup) error {
+	reason := task.DenyMissing
+	switch look {
+	case tasks.NotOwner:
+		reason = task.DenyNotOwner
+	case tasks.Gone:
+		reason = task.DenyGone
+	}
+	now := h.cfg.Now().UTC()
+	ev := task.AccessDenied{UserID: me, ResourceKind: task.ResourceKindTask, ResourceID: id, TaskID: id,
+		IP: c.ClientIP(), RequestID: httpapi.RequestID(c), Reason: reason, DeniedAt: now}
+	name, data, err := events.Encode(ev)
+	if err != nil {
+		return err
+	}
+	evID, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("readapi: event id: %w", err)
+	}
+	md, err := json.Marshal(events.Metadata{EventID: evID, OccurredAt: now, CorrelationID: httpapi.RequestID(c),
+		Actor: events.Actor{Kind: events.ActorUser, ID: me.String()}, ClientIP: c.ClientIP(), UserAgent: c.Request.UserAgent()})
+	if err != nil {
+		return err
+	}
+	_, err = h.cfg.Store.Append(c.Request.Context(), task.AccessStream(me), eventstore.Any{},
+		eventstore.EventData{ID: evID, Type: name, Data: data, Metadata: md})
+	if err != nil {
+		return fmt.Errorf("readapi: record access denial: %w", err)
+	}
+	return nil
+}
+
+// taskQuery is a parsed list query.
+type taskQuery struct {
+	filter     tasks.Filter
+	sort       tasks.Sort
+	page, size int
+}
+
+// params reads named parameters from a query string or a JSON body.
+type params func(name string) string
+
+func queryParams(c *gin.Context) params { return c.Query }
+
+// maxQueryLen bounds the text search.
+const maxQueryLen = 200
+
+// parseTaskQuery reads status, from, to, q, sort and (withPage) page and
+// page_size, reporting every invalid one. statuses are the accepted ones.
+func parseTaskQuery(get params, statuses []string, withPage bool) (taskQuery, error) {
+	q := taskQuery{sort: tasks.SortCreatedDesc, page: 1, size: DefaultPageSize}
+	var fields []problem.FieldError
+	bad := func(field, msg string) { fields = append(fields, problem.FieldError{Field: field, Message: msg}) }
+	if withPage {
+		if v := get("page"); v != "" {
+			n, err := strconv.Atoi(v)
+			switch {
+			case err != nil || n < 1:
+				bad("page", "must be a whole number of at least 1")
+			case n > 1_000_000:
+				bad("page", "is too large")
+			default:
+				q.page = n
+			}
+		}
+		if v := get("page_size"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > MaxPageSize {
+				bad("page_size", "must be a whole number from 1 to 100")
+			} else {
+				q.size = n
+			}
+		}
+	}
+	if v := get("status"); v != "" {
+		for _, s := range strings.Split(v, ",") {
+			s = strings.TrimSpace(s)
+			if !contains(statuses, s) {
+				bad("status", "must be one or more of "+strings.Join(statuses, ", ")+", separated by commas")
+				break
+			}
+			q.filter.Statuses = append(q.filter.Statuses, s)
+		}
+	}
+	if v := get("sort"); v != "" {
+		ok := false
+		for _, s := range tasks.Sorts {
+			if string(s) == v {
+				q.sort, ok = s, true
+			}
+		}
+		if !ok {
+			names := make([]string, len(tasks.Sorts))
+			for i, s := range tasks.Sorts {
+				names[i] = string(s)
+			}
+			bad("sort", "must be one of "+strings.Join(names, ", "))
+		}
+	}
+	var err error
+	if q.filter.From, err = parseInstant(get("from")); err != nil {
+		bad("from", err.Error())
+	}
+	if q.filter.To, err = parseInstant(get("to")); err != nil {
+		bad("to", err.Error())
+	}
+	if !q.filter.From.IsZero() && !q.filter.To.IsZero() && !q.filter.From.Before(q.filter.To) {
+		bad("to", "must be after from")
+	}
+	q.filter.Query = strings.TrimSpace(get("q"))
+	if len([]rune(q.filter.Query)) > maxQueryLen {
+		bad("q", fmt.Sprintf("must be at most %d characters", maxQueryLen))
+	}
+	if len(fields) > 0 {
+		return q, problem.Invalid("The query parameters are invalid.", fields...)
+	}
+	return q, nil
+}
+
+// parseInstant reads an RFC 3339 date-time, or a date (midnight UTC).
+func parseInstant(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, errors.New("must be an RFC 3339 date-time such as 2026-01-02T15:04:05Z, or a date such as 2026-01-02")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
