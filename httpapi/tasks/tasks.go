@@ -1,0 +1,484 @@
+// Package tasks serves the Tasks and files endpoints of API.md that write:
+// upload (POST /tasks), delete, retry and download (an audited command).
+// The list and read endpoints are readapi's. Every command response
+// carries X-Consistency-Token.
+//
+// Routes expect authn.Middleware to have run on the group they are
+// mounted on.
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/authledger/authledger/blob"
+	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/task"
+	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/httpapi"
+	"github.com/authledger/authledger/httpapi/authn"
+	"github.com/authledger/authledger/httpapi/problem"
+)
+
+// ConsistencyHeader carries the log position a command wrote.
+const ConsistencyHeader = "X-Consistency-Token"
+
+// RoleAdmin may read and delete any user's task (audited as such).
+const RoleAdmin = "admin"
+
+// Config holds the upload limits. Zero fields take the defaults of API.md.
+type Config struct {
+	// MaxFileBytes limits one file; default 20 MiB.
+	MaxFileBytes int64
+	// MaxRequestBytes limits the whole multipart body; default 50 MiB.
+	MaxRequestBytes int64
+	// MaxFiles limits the files of one task; default 10.
+	MaxFiles int
+	// Types are the accepted content types, sniffed from the bytes; the
+	// zero value accepts blob.DefaultTypes.
+	Types blob.Types
+	// ReadModelWait bounds the wait for the tasks projection before a
+	// deleted task's blobs are removed; past it they are left to the
+	// collector. Default 2s.
+	ReadModelWait time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxFileBytes == 0 {
+		c.MaxFileBytes = 20 << 20
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = 50 << 20
+	}
+	if c.MaxFiles == 0 {
+		c.MaxFiles = 10
+	}
+	if c.ReadModelWait == 0 {
+		c.ReadModelWait = 2 * time.Second
+	}
+	return c
+}
+
+// DefaultConfig is the zero Config with its defaults filled in.
+func DefaultConfig() Config { return Config{}.withDefaults() }
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.MaxFileBytes < 1 || c.MaxRequestBytes < 1 || c.MaxFiles < 1 || c.ReadModelWait < 0 {
+		errs = append(errs, errors.New("httpapi/tasks: limits must be positive"))
+	}
+	if c.MaxFileBytes > c.MaxRequestBytes {
+		errs = append(errs, fmt.Errorf("httpapi/tasks: MaxFileBytes (%d) exceeds MaxRequestBytes (%d)", c.MaxFileBytes, c.MaxRequestBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// Waiter waits until projections reach a log position;
+// projections/runtime.Waiter implements it.
+type Waiter interface {
+	WaitFor(ctx context.Context, pos eventstore.Position, projections ...string) error
+}
+
+// Deps are what the endpoints need, built by cmd/.
+type Deps struct {
+	Tasks *commands.TaskHandlers
+	Blobs blob.Store
+	// Referenced answers whether a live task uses a blob
+	// (projections/tasks.Queue.BlobReferenced).
+	Referenced blob.Referenced
+	// Waiter and Projection (projections/tasks.Name) let DELETE remove the
+	// task's blobs once the read model has seen the deletion.
+	Waiter     Waiter
+	Projection string
+	Config     Config
+	Logger     *slog.Logger
+}
+
+// Mount registers the endpoints on rg (the /v1 group, behind
+// authn.Middleware).
+func Mount(rg *gin.RouterGroup, d Deps) error {
+	var errs []error
+	if d.Tasks == nil || d.Tasks.Create == nil || d.Tasks.Delete == nil || d.Tasks.Retry == nil || d.Tasks.AccessFile == nil {
+		errs = append(errs, errors.New("httpapi/tasks: Deps.Tasks needs the create, delete, retry and access-file handlers"))
+	}
+	if d.Blobs == nil || d.Referenced == nil || d.Waiter == nil || d.Projection == "" {
+		errs = append(errs, errors.New("httpapi/tasks: Deps needs Blobs, Referenced, Waiter and Projection"))
+	}
+	errs = append(errs, d.Config.Validate())
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	d.Config = d.Config.withDefaults()
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &handlers{d: d}
+	rg.POST("/tasks", h.create)
+	rg.DELETE("/tasks/:id", h.delete)
+	rg.POST("/tasks/:id/retry", h.retry)
+	rg.GET("/tasks/:id/files/:file_id", h.download)
+	return nil
+}
+
+type handlers struct{ d Deps }
+
+// caller is the authenticated requester.
+type caller struct {
+	id    uuid.UUID
+	admin bool
+	meta  commands.Meta
+}
+
+func who(c *gin.Context) (caller, bool) {
+	cl, ok := authn.Claims(c)
+	if !ok || cl.UserID == uuid.Nil {
+		httpapi.WriteError(c, problem.Unauthenticated("", "A Bearer access token is required."))
+		return caller{}, false
+	}
+	admin := false
+	for _, r := range cl.Roles {
+		if r == RoleAdmin {
+			admin = true
+		}
+	}
+	m := commands.AnonymousMeta(httpapi.RequestID(c), c.ClientIP(), c.Request.UserAgent())
+	m.Actor = events.Actor{Kind: events.ActorUser, ID: cl.UserID.String()}
+	return caller{id: cl.UserID, admin: admin, meta: m}, true
+}
+
+func consistency(c *gin.Context, p eventstore.Position) {
+	if !p.IsZero() {
+		c.Header(ConsistencyHeader, p.String())
+	}
+}
+
+var (
+	errNoTask = problem.NotFound("No such task.")
+	errNoFile = problem.NotFound("No such file.")
+)
+
+// taskID parses the :id parameter; anything but a UUID is a missing task.
+func taskID(c *gin.Context) (uuid.UUID, bool) {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil || id == uuid.Nil {
+		return uuid.Nil, false
+	}
+	return id, true
+}
+
+// upload is the state of one POST /tasks: what it stored, so that a
+// failure can undo it.
+type upload struct {
+	files  []task.File
+	stored []blob.Info
+}
+
+func (h *handlers) create(c *gin.Context) {
+	who, ok := who(c)
+	if !ok {
+		return
+	}
+	cfg := h.d.Config
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, cfg.MaxRequestBytes)
+	up := &upload{}
+	var res commands.TaskResult
+	err := h.receive(c, up)
+	if err == nil {
+		res, err = h.d.Tasks.Create.Handle(c.Request.Context(), commands.CreateTask{TaskID: uuid.New(), OwnerID: who.id, Files: up.files, Meta: who.meta})
+	}
+	if err != nil {
+		h.undo(c.Request.Context(), up)
+		switch {
+		case errors.Is(err, task.ErrQuotaExceeded):
+			err = problem.RateLimited("task-quota", 0, "You have reached your limit of active tasks or stored bytes.")
+		case errors.Is(err, task.ErrInvalidInput):
+			err = problem.Invalid("The upload is invalid.").WithCause(err)
+		}
+		httpapi.WriteError(c, err)
+		return
+	}
+	consistency(c, res.Position)
+	c.JSON(http.StatusAccepted, gin.H{"task_id": res.TaskID, "status": res.Status})
+}
+
+// receive streams every `files` part into the blob store, one part at a
+// time: a file is never held in memory, only its first bytes (to sniff
+// the type).
+func (h *handlers) receive(c *gin.Context, up *upload) error {
+	cfg := h.d.Config
+	ctx := c.Request.Context()
+	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if err != nil || mt != "multipart/form-data" {
+		return problem.Invalid("The body must be multipart/form-data with one or more `files` parts.",
+			problem.FieldError{Field: "files", Message: "required"})
+	}
+	mr, err := c.Request.MultipartReader()
+	if err != nil {
+		return problem.Invalid("The multipart body is malformed.").WithCause(err)
+	}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return bodyError(err)
+		}
+		if part.FormName() != "files" {
+			// Other fields are ignored; NextPart discards what is unread.
+			_ = part.Close()
+			continue
+		}
+		if len(up.files) == cfg.MaxFiles {
+			_ = part.Close()
+			return problem.TooLarge(fmt.Sprintf("A task holds at most %d files.", cfg.MaxFiles))
+		}
+		name := SanitizeFileName(part.FileName(), len(up.files)+1)
+		typ, r, err := blob.SniffReader(part)
+		if err != nil {
+			_ = part.Close()
+			return bodyError(err)
+		}
+		if !cfg.Types.Allows(typ) {
+			_ = part.Close()
+			return problem.UnsupportedType(fmt.Sprintf("%q is not an accepted type (accepted: %s); the type is read from the content, not the name.",
+				name, strings.Join(cfg.Types.List(), ", ")))
+		}
+		info, err := h.d.Blobs.Put(ctx, r, cfg.MaxFileBytes)
+		_ = part.Close()
+		if errors.Is(err, blob.ErrTooLarge) {
+			return problem.TooLarge(fmt.Sprintf("%q exceeds the limit of %d bytes per file.", name, cfg.MaxFileBytes))
+		}
+		if err != nil {
+			return bodyError(err)
+		}
+		up.stored = append(up.stored, info)
+		up.files = append(up.files, task.File{ID: uuid.New(), Name: name, ContentType: typ, Size: info.Size, SHA256: info.SHA256})
+	}
+	if len(up.files) == 0 {
+		return problem.Invalid("At least one file is required, in a `files` part.",
+			problem.FieldError{Field: "files", Message: "required"})
+	}
+	return nil
+}
+
+// bodyError maps a failure while reading the request: past the request
+// limit is 413; a malformed body 400; the rest (a client gone, a disk
+// error) stays as it is.
+func bodyError(err error) error {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return problem.TooLarge("The request exceeds the upload limit.").WithCause(err)
+	case errors.Is(err, io.ErrUnexpectedEOF), strings.Contains(err.Error(), "multipart"):
+		return problem.Invalid("The multipart body is malformed.").WithCause(err)
+	}
+	return err
+}
+
+// undo removes the blobs this request stored, unless another upload of the
+// same bytes uses them (see blob.ReleaseIfUnused). It runs even when the
+// client went away.
+func (h *handlers) undo(ctx context.Context, up *upload) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for _, b := range up.stored {
+		if !b.Created {
+			continue
+		}
+		if _, err := blob.ReleaseIfUnused(ctx, h.d.Blobs, b.SHA256, b.ModTime, h.d.Referenced); err != nil {
+			h.d.Logger.Warn("tasks: remove the blob of a failed upload", "sha256", b.SHA256, "err", err)
+		}
+	}
+}
+
+func (h *handlers) delete(c *gin.Context) {
+	who, ok := who(c)
+	if !ok {
+		return
+	}
+	id, ok := taskID(c)
+	if !ok {
+		httpapi.WriteError(c, errNoTask)
+		return
+	}
+	ctx := c.Request.Context()
+	res, err := h.d.Tasks.Delete.Handle(ctx, commands.DeleteTask{TaskID: id, UserID: who.id, AsAdmin: who.admin, Meta: who.meta})
+	if errors.Is(err, task.ErrNotFound) {
+		httpapi.WriteError(c, errNoTask)
+		return
+	}
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	h.removeBlobs(ctx, res)
+	consistency(c, res.Position)
+	c.Status(http.StatusNoContent)
+}
+
+// removeBlobs deletes a deleted task's blobs that no live task uses, once
+// the read model has seen the deletion (before, it would count the task
+// itself). Whatever it cannot remove now, the collector removes later.
+func (h *handlers) removeBlobs(ctx context.Context, res commands.TaskResult) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.d.Config.ReadModelWait+10*time.Second)
+	defer cancel()
+	t, err := h.d.Tasks.Delete.Tasks.Load(ctx, task.StreamName(res.TaskID))
+	if err != nil {
+		h.d.Logger.Warn("tasks: blobs of a deleted task left to the collector", "task_id", res.TaskID, "err", err)
+		return
+	}
+	wctx, wcancel := context.WithTimeout(ctx, h.d.Config.ReadModelWait)
+	err = h.d.Waiter.WaitFor(wctx, res.Position, h.d.Projection)
+	wcancel()
+	if err != nil {
+		h.d.Logger.Warn("tasks: blobs of a deleted task left to the collector", "task_id", res.TaskID, "err", err)
+		return
+	}
+	for _, f := range res.Files {
+		if _, err := blob.ReleaseIfUnused(ctx, h.d.Blobs, f.SHA256, t.CreatedAt(), h.d.Referenced); err != nil {
+			h.d.Logger.Warn("tasks: remove blob", "sha256", f.SHA256, "err", err)
+		}
+	}
+}
+
+func (h *handlers) retry(c *gin.Context) {
+	who, ok := who(c)
+	if !ok {
+		return
+	}
+	id, ok := taskID(c)
+	if !ok {
+		httpapi.WriteError(c, errNoTask)
+		return
+	}
+	res, err := h.d.Tasks.Retry.Handle(c.Request.Context(), commands.RetryTask{TaskID: id, UserID: who.id, Meta: who.meta})
+	switch {
+	case errors.Is(err, task.ErrNotFound):
+		httpapi.WriteError(c, errNoTask)
+	case errors.Is(err, task.ErrNotRetryable):
+		httpapi.WriteError(c, problem.Conflict("not-retryable", "Only a failed task with attempts left can be retried."))
+	case err != nil:
+		httpapi.WriteError(c, err)
+	default:
+		consistency(c, res.Position)
+		c.JSON(http.StatusAccepted, gin.H{"task_id": res.TaskID, "status": res.Status})
+	}
+}
+
+func (h *handlers) download(c *gin.Context) {
+	who, ok := who(c)
+	if !ok {
+		return
+	}
+	id, ok := taskID(c)
+	fileID, err := uuid.Parse(c.Param("file_id"))
+	if !ok || err != nil {
+		httpapi.WriteError(c, errNoFile)
+		return
+	}
+	ctx := c.Request.Context()
+	// The access is recorded before a byte leaves (or the refusal, with
+	// the same 404 as a missing file).
+	res, err := h.d.Tasks.AccessFile.Handle(ctx, commands.AccessFile{UserID: who.id, TaskID: id, FileID: fileID, AsAdmin: who.admin, Meta: who.meta})
+	if errors.Is(err, task.ErrNotFound) {
+		httpapi.WriteError(c, errNoFile)
+		return
+	}
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	rc, _, err := h.d.Blobs.Open(ctx, res.File.SHA256)
+	if errors.Is(err, blob.ErrNotFound) {
+		// Deleted between the check and the read.
+		httpapi.WriteError(c, errNoFile.WithCause(err))
+		return
+	}
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	defer rc.Close()
+	consistency(c, res.Position)
+	hd := c.Writer.Header()
+	hd.Set("Content-Type", res.File.ContentType)
+	hd.Set("Content-Disposition", ContentDisposition(res.File.Name))
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Cache-Control", "private, no-store")
+	// ServeContent answers Range requests; each is a recorded access.
+	http.ServeContent(c.Writer, c.Request, "", time.Time{}, rc)
+}
+
+// SanitizeFileName keeps the last path element of a client's file name,
+// as valid UTF-8 without control characters, at most 255 bytes; an empty
+// result becomes "file-<n>".
+func SanitizeFileName(name string, n int) string {
+	name = strings.ToValidUTF8(name, "\uFFFD")
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, name)
+	name = strings.TrimSpace(name)
+	for len(name) > 255 {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	if name == "" || name == "." || name == ".." {
+		return fmt.Sprintf("file-%d", n)
+	}
+	return name
+}
+
+// ContentDisposition is an RFC 6266 attachment header for name: an ASCII
+// fallback in filename (quotes, backslashes and non-ASCII replaced) and
+// the exact name in filename* (RFC 8187 UTF-8 percent-encoding), which
+// current browsers prefer.
+func ContentDisposition(name string) string {
+	var ascii strings.Builder
+	for _, r := range name {
+		switch {
+		case r == '"' || r == '\\' || r < 0x20 || r == 0x7f:
+			ascii.WriteByte('_')
+		case r > 0x7e:
+			ascii.WriteByte('_')
+		default:
+			ascii.WriteRune(r)
+		}
+	}
+	return `attachment; filename="` + ascii.String() + `"; filename*=UTF-8''` + encodeRFC8187(name)
+}
+
+// encodeRFC8187 percent-encodes everything but RFC 8187's attr-char.
+func encodeRFC8187(s string) string {
+	var b strings.Builder
+	for i := range len(s) {
+		ch := s[i]
+		if ch < 0x80 && (ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte("!#$&+-.^_`|~", ch) >= 0) {
+			b.WriteByte(ch)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", ch)
+	}
+	return b.String()
+}

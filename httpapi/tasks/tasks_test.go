@@ -1,0 +1,479 @@
+package tasks_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/textproto"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/authledger/authledger/auth/keys"
+	"github.com/authledger/authledger/auth/token"
+	"github.com/authledger/authledger/blob"
+	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/task"
+	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/httpapi"
+	"github.com/authledger/authledger/httpapi/authn"
+	taskshttp "github.com/authledger/authledger/httpapi/tasks"
+	"github.com/authledger/authledger/projections/projtest"
+	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/tasks"
+)
+
+type server struct {
+	t       *testing.T
+	ctx     context.Context
+	url     string
+	issuer  *token.Issuer
+	h       *commands.TaskHandlers
+	store   eventstore.Store
+	blobDir string
+}
+
+func newServer(t *testing.T, limits task.Limits) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	pe := projtest.New(t)
+	runner, err := runtime.NewRunner(pe.Config(tasks.New()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Logf("runner: %v", err)
+		}
+	})
+	// The read model's tables exist once the router runs; before, every
+	// "is this blob referenced?" fails and uploads keep what they undo.
+	select {
+	case <-runner.Running():
+	case err := <-done:
+		t.Fatalf("runner: %v", err)
+	}
+
+	reg := events.NewRegistry()
+	if err := task.RegisterEvents(reg); err != nil {
+		t.Fatal(err)
+	}
+	tcfg := commands.DefaultTaskConfig()
+	tcfg.Limits = limits
+	h, err := commands.NewTaskHandlers(pe.Store, reg, tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	blobs, err := blob.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	now := time.Now()
+	k, _ := keys.Generate(keys.DefaultAlgorithm)
+	ring, err := keys.NewKeyRing(keys.Entry{Key: k, Lifecycle: keys.Lifecycle{AddedAt: now.Add(-time.Hour), ActivatedAt: now.Add(-time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := token.DefaultConfig("https://id.example.test")
+	issuer, _ := token.NewIssuer(cfg, ring)
+	verifier, err := token.NewVerifier(cfg, ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), OpenAPI: []byte("openapi: 3.1.0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := engine.Group("/v1", authn.Middleware(verifier, nil))
+	err = taskshttp.Mount(v1, taskshttp.Deps{
+		Tasks: h, Blobs: blobs, Referenced: tasks.NewQueue(pe.Pool).BlobReferenced,
+		Waiter: runtime.NewWaiter(pe.Pool, runner, 0), Projection: tasks.Name,
+		Config: taskshttp.Config{MaxFileBytes: 4 << 10, MaxRequestBytes: 16 << 10, MaxFiles: 3},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(engine)
+	t.Cleanup(srv.Close)
+	return &server{t: t, ctx: ctx, url: srv.URL, issuer: issuer, h: h, store: pe.Store, blobDir: dir}
+}
+
+func (s *server) token(user uuid.UUID, roles ...string) string {
+	s.t.Helper()
+	tok, _, err := s.issuer.Issue(token.Subject{UserID: user, SessionID: uuid.New(), AMR: []string{"pwd"}, Roles: append([]string{"user"}, roles...)}, time.Now())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return tok
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("body %q: %v", r.body, err)
+	}
+	return m
+}
+
+func (r resp) problemType() string {
+	var m struct{ Type string }
+	_ = json.Unmarshal(r.body, &m)
+	return strings.TrimPrefix(m.Type, "https://authledger.dev/problems/")
+}
+
+func (s *server) do(method, path, tok, contentType string, body io.Reader) resp {
+	s.t.Helper()
+	req, _ := http.NewRequestWithContext(s.ctx, method, s.url+path, body)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("X-Request-ID", "req-fixed")
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	res, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+type part struct {
+	field, name string
+	content     []byte
+}
+
+func file(name string, content []byte) part {
+	return part{field: "files", name: name, content: content}
+}
+
+func pngBytes(s string) []byte { return append([]byte("\x89PNG\r\n\x1a\n"), s...) }
+
+func (s *server) upload(tok string, parts ...part) resp {
+	s.t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for _, p := range parts {
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, p.field, p.name))
+		h.Set("Content-Type", "image/png") // what a client claims; never trusted
+		w, _ := mw.CreatePart(h)
+		_, _ = w.Write(p.content)
+	}
+	_ = mw.Close()
+	return s.do("POST", "/v1/tasks", tok, mw.FormDataContentType(), &buf)
+}
+
+func (s *server) blobs() []string {
+	s.t.Helper()
+	var out []string
+	_ = filepath.WalkDir(s.blobDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			out = append(out, filepath.Base(p))
+		}
+		return nil
+	})
+	return out
+}
+
+func (s *server) load(id uuid.UUID) *task.Task {
+	s.t.Helper()
+	tk, err := s.h.Claim.Tasks.Load(s.ctx, task.StreamName(id))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return tk
+}
+
+func (s *server) typesOf(stream string) []string {
+	s.t.Helper()
+	recs, err := s.store.ReadStream(s.ctx, stream, eventstore.ReadStreamOptions{})
+	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+		s.t.Fatal(err)
+	}
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.Type
+	}
+	return out
+}
+
+func created(t *testing.T, r resp) uuid.UUID {
+	t.Helper()
+	if r.status != http.StatusAccepted || r.header.Get("X-Consistency-Token") == "" {
+		t.Fatalf("upload: %d %s", r.status, r.body)
+	}
+	m := r.json(t)
+	id, err := uuid.Parse(fmt.Sprint(m["task_id"]))
+	if err != nil || m["status"] != "queued" {
+		t.Fatalf("upload body %v", m)
+	}
+	return id
+}
+
+func TestUploadAndDownload(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, task.DefaultLimits())
+	alice := uuid.New()
+	tok := s.token(alice)
+
+	one := created(t, s.upload(tok, file("scan.png", pngBytes("one"))))
+	if fs := s.load(one).Files(); len(fs) != 1 || fs[0].Name != "scan.png" || fs[0].ContentType != blob.TypePNG {
+		t.Fatalf("files %+v", fs)
+	}
+
+	name := `C:\Users\a\résumé "final".pdf`
+	pdf := []byte("%PDF-1.7\n%%EOF\n")
+	two := created(t, s.upload(tok, file("a.png", pngBytes("two")), part{field: "note", content: []byte("ignored")}, file(name, pdf)))
+	fs := s.load(two).Files()
+	if len(fs) != 2 || fs[1].Name != `résumé "final".pdf` || fs[1].ContentType != blob.TypePDF || fs[1].Size != int64(len(pdf)) {
+		t.Fatalf("files %+v", fs)
+	}
+
+	r := s.do("GET", fmt.Sprintf("/v1/tasks/%s/files/%s", two, fs[1].ID), tok, "", nil)
+	if r.status != http.StatusOK || !bytes.Equal(r.body, pdf) || r.header.Get("Content-Type") != blob.TypePDF ||
+		r.header.Get("X-Consistency-Token") == "" || r.header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("download: %d %v %q", r.status, r.header, r.body)
+	}
+	if cd := r.header.Get("Content-Disposition"); cd != `attachment; filename="r_sum_ _final_.pdf"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22.pdf` {
+		t.Fatalf("Content-Disposition %s", cd)
+	}
+	if got := s.typesOf(task.AccessStream(alice)); len(got) != 1 || got[0] != task.EventFileAccessed {
+		t.Fatalf("access stream %v", got)
+	}
+}
+
+func TestUploadRefusals(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, task.DefaultLimits())
+	tok := s.token(uuid.New())
+	big := pngBytes(strings.Repeat("x", 5<<10))
+	for _, tc := range []struct {
+		name   string
+		r      resp
+		status int
+		slug   string
+	}{
+		{"no token", s.upload("", file("a.png", pngBytes("a"))), 401, "unauthenticated"},
+		{"no files", s.upload(tok, part{field: "note", content: []byte("x")}), 400, "invalid-input"},
+		{"not multipart", s.do("POST", "/v1/tasks", tok, "application/json", strings.NewReader(`{}`)), 400, "invalid-input"},
+		{"file over the per-file limit", s.upload(tok, file("big.png", big)), 413, "too-large"},
+		{"good file, then one over the limit", s.upload(tok, file("ok.png", pngBytes("ok")), file("big.png", big)), 413, "too-large"},
+		{"request over the limit", s.upload(tok, file("a.png", pngBytes(strings.Repeat("a", 3<<10))), file("b.png", pngBytes(strings.Repeat("b", 3<<10))),
+			file("c.png", pngBytes(strings.Repeat("c", 3<<10))), file("d.png", pngBytes(strings.Repeat("d", 3<<10))),
+			file("e.png", pngBytes(strings.Repeat("e", 3<<10))), file("f.png", pngBytes(strings.Repeat("f", 3<<10)))), 413, "too-large"},
+		{"too many files", s.upload(tok, file("1.png", pngBytes("1")), file("2.png", pngBytes("2")), file("3.png", pngBytes("3")), file("4.png", pngBytes("4"))), 413, "too-large"},
+		{"text behind a .png name", s.upload(tok, file("a.png", pngBytes("fine")), file("evil.png", []byte("just some text"))), 415, "unsupported-type"},
+		{"empty file", s.upload(tok, file("empty.png", nil)), 415, "unsupported-type"},
+	} {
+		if tc.r.status != tc.status || tc.r.problemType() != tc.slug || tc.r.header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: %d %s", tc.name, tc.r.status, tc.r.body)
+		}
+	}
+	// Every refusal undid its writes: no blob, no task, no quota held.
+	if b := s.blobs(); len(b) != 0 {
+		t.Fatalf("refused uploads left blobs %v", b)
+	}
+	all, err := s.store.ReadAll(s.ctx, eventstore.ReadAllOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range all {
+		if e.Type == task.EventCreated || e.Type == task.EventQuotaReserved {
+			t.Fatalf("a refused upload wrote %s", e.Type)
+		}
+	}
+}
+
+func TestQuotaUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, task.Limits{MaxActiveTasks: 3, MaxStoredBytes: 1 << 30})
+	tok := s.token(uuid.New())
+	const n = 12
+	statuses := make([]resp, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { statuses[i] = s.upload(tok, file("f.png", pngBytes(fmt.Sprint("upload ", i)))) })
+	}
+	wg.Wait()
+	ok, limited := 0, 0
+	for _, r := range statuses {
+		switch {
+		case r.status == http.StatusAccepted:
+			ok++
+		case r.status == http.StatusTooManyRequests && r.problemType() == "task-quota":
+			limited++
+		default:
+			t.Errorf("upload: %d %s", r.status, r.body)
+		}
+	}
+	if ok != 3 || limited != n-3 {
+		t.Fatalf("%d accepted, %d over quota", ok, limited)
+	}
+	if b := s.blobs(); len(b) != 3 {
+		t.Fatalf("blobs after the quota refusals: %d", len(b))
+	}
+}
+
+func TestRetryOnlyFromFailed(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, task.DefaultLimits())
+	alice := uuid.New()
+	tok := s.token(alice)
+	id := created(t, s.upload(tok, file("a.png", pngBytes("retry"))))
+	path := "/v1/tasks/" + id.String() + "/retry"
+	if r := s.do("POST", path, tok, "", nil); r.status != http.StatusConflict || r.problemType() != "not-retryable" {
+		t.Fatalf("retry a queued task: %d %s", r.status, r.body)
+	}
+	if _, err := s.h.Claim.Handle(s.ctx, commands.ClaimTask{TaskID: id, WorkerID: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.h.Fail.Handle(s.ctx, commands.FailTask{TaskID: id, WorkerID: "w", Error: "unreadable"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.do("POST", path, s.token(uuid.New()), "", nil); r.status != http.StatusNotFound {
+		t.Fatalf("another user's retry: %d %s", r.status, r.body)
+	}
+	r := s.do("POST", path, tok, "", nil)
+	if r.status != http.StatusAccepted || r.json(t)["status"] != "queued" || r.header.Get("X-Consistency-Token") == "" {
+		t.Fatalf("retry a failed task: %d %s", r.status, r.body)
+	}
+	if st := s.load(id).Status(); st != task.StatusQueued {
+		t.Fatalf("status after retry %s", st)
+	}
+}
+
+func TestDeleteRemovesUnsharedBlobs(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, task.DefaultLimits())
+	alice := uuid.New()
+	tok := s.token(alice)
+	shared := pngBytes("shared")
+	first := created(t, s.upload(tok, file("only.png", pngBytes("only mine")), file("shared.png", shared)))
+	second := created(t, s.upload(tok, file("shared-again.png", shared)))
+	if b := s.blobs(); len(b) != 2 {
+		t.Fatalf("blobs %v", b)
+	}
+	r := s.do("DELETE", "/v1/tasks/"+first.String(), tok, "", nil)
+	if r.status != http.StatusNoContent || r.header.Get("X-Consistency-Token") == "" {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if b := s.blobs(); len(b) != 1 || b[0] != s.load(second).Files()[0].SHA256 {
+		t.Fatalf("after delete: blobs %v (the shared one must stay)", b)
+	}
+	if r := s.do("DELETE", "/v1/tasks/"+first.String(), tok, "", nil); r.status != http.StatusNotFound {
+		t.Fatalf("delete again: %d", r.status)
+	}
+	if r := s.do("DELETE", "/v1/tasks/"+second.String(), tok, "", nil); r.status != http.StatusNoContent {
+		t.Fatalf("delete second: %d", r.status)
+	}
+	if b := s.blobs(); len(b) != 0 {
+		t.Fatalf("blobs after deleting every task: %v", b)
+	}
+	if st := s.load(first).Status(); st != task.StatusDeleted {
+		t.Fatalf("status %s", st)
+	}
+}
+
+// Another user's task or file answers exactly like a missing one, and
+// each attempt is audited on the requester's access stream.
+func TestAnotherUsersTaskIsNotFound(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, task.DefaultLimits())
+	alice, bob, admin := uuid.New(), uuid.New(), uuid.New()
+	aliceTok, bobTok := s.token(alice), s.token(bob)
+	id := created(t, s.upload(aliceTok, file("private.png", pngBytes("alice's"))))
+	fileID := s.load(id).Files()[0].ID
+	missing := uuid.New()
+
+	for _, tc := range []struct{ name, method, theirs, absent string }{
+		{"download", "GET", fmt.Sprintf("/v1/tasks/%s/files/%s", id, fileID), fmt.Sprintf("/v1/tasks/%s/files/%s", missing, uuid.New())},
+		{"download a missing file of their task", "GET", fmt.Sprintf("/v1/tasks/%s/files/%s", id, fileID), fmt.Sprintf("/v1/tasks/%s/files/%s", id, uuid.New())},
+		{"download with a malformed id", "GET", fmt.Sprintf("/v1/tasks/%s/files/%s", id, fileID), fmt.Sprintf("/v1/tasks/%s/files/not-a-uuid", id)},
+		{"retry", "POST", "/v1/tasks/" + id.String() + "/retry", "/v1/tasks/" + missing.String() + "/retry"},
+		{"delete", "DELETE", "/v1/tasks/" + id.String(), "/v1/tasks/" + missing.String()},
+		{"delete with a malformed id", "DELETE", "/v1/tasks/" + id.String(), "/v1/tasks/12345"},
+	} {
+		theirs, absent := s.do(tc.method, tc.theirs, bobTok, "", nil), s.do(tc.method, tc.absent, bobTok, "", nil)
+		if theirs.status != http.StatusNotFound || absent.status != theirs.status || !bytes.Equal(theirs.body, absent.body) ||
+			theirs.header.Get("Content-Type") != absent.header.Get("Content-Type") {
+			t.Errorf("%s: theirs %d %s, missing %d %s", tc.name, theirs.status, theirs.body, absent.status, absent.body)
+		}
+	}
+	denied := 0
+	for _, typ := range s.typesOf(task.AccessStream(bob)) {
+		if typ == task.EventAccessDenied {
+			denied++
+		}
+	}
+	// Six attempts on Alice's task; the three absent ids with a valid UUID
+	// (missing task, missing file, missing task on delete) are audited too.
+	if denied < 6 {
+		t.Fatalf("bob's access stream has %d denials: %v", denied, s.typesOf(task.AccessStream(bob)))
+	}
+	if st := s.load(id).Status(); st != task.StatusQueued {
+		t.Fatalf("bob changed alice's task: %s", st)
+	}
+	if got := s.typesOf(task.StreamName(missing)); len(got) != 0 {
+		t.Fatalf("a request for a missing id created its stream: %v", got)
+	}
+	// An administrator may read it, and the access says so.
+	r := s.do("GET", fmt.Sprintf("/v1/tasks/%s/files/%s", id, fileID), s.token(admin, taskshttp.RoleAdmin), "", nil)
+	if r.status != http.StatusOK || !bytes.Equal(r.body, pngBytes("alice's")) {
+		t.Fatalf("admin download: %d %s", r.status, r.body)
+	}
+	recs, _ := s.store.ReadStream(s.ctx, task.AccessStream(admin), eventstore.ReadStreamOptions{})
+	var acc task.FileAccessed
+	if len(recs) != 1 || json.Unmarshal(recs[0].Data, &acc) != nil || !acc.AsAdmin || acc.OwnerID != alice {
+		t.Fatalf("admin access %+v", acc)
+	}
+}
+
+func TestSanitizeAndContentDisposition(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"scan.png":               "scan.png",
+		"../../etc/passwd":       "passwd",
+		`C:\temp\x.png`:          "x.png",
+		"  a\x00b\r\nc.png  ":    "abc.png",
+		"":                       "file-3",
+		"..":                     "file-3",
+		"\xff\xfe.png":           "\uFFFD.png",
+		strings.Repeat("é", 200): strings.Repeat("é", 127),
+	} {
+		if got := taskshttp.SanitizeFileName(in, 3); got != want {
+			t.Errorf("SanitizeFileName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := taskshttp.ContentDisposition(`a"b\c;d.png`); got != `attachment; filename="a_b_c;d.png"; filename*=UTF-8''a%22b%5Cc%3Bd.png` {
+		t.Errorf("ContentDisposition = %s", got)
+	}
+}
