@@ -82,8 +82,12 @@ func Run(ctx context.Context, w io.Writer, cfg Config) error {
 			if _, err := projbench.Run(ctx, projbench.Config{Store: store, Pool: store.Pool()}, w); err != nil {
 				return fmt.Errorf("bench: projections: %w", err)
 			}
+		case "identity":
+			if err := Identity(ctx, w, store, cfg); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("bench: unknown section %q (eventstore, projections)", s)
+			return fmt.Errorf("bench: unknown section %q (eventstore, projections, identity)", s)
 		}
 	}
 	return nil
