@@ -85,14 +85,7 @@ func newIdentityServer(t *testing.T, startRunner bool) *idServer {
 	rev := authn.NewRevocations(tcfg.MaxKeyRetention())
 	go func() { _ = rev.Run(ctx, env.Store) }()
 
-	profiles, err := identity.NewProfiles()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sessProj, err := identity.NewSessions()
-	if err != nil {
-		t.Fatal(err)
-	}
+	profiles, sessProj := identity.NewProfiles(), identity.NewSessions()
 	r, err := runtime.NewRunner(env.Config(profiles, sessProj))
 	if err != nil {
 		t.Fatal(err)

@@ -134,15 +134,19 @@ func (b *batch) Flush(ctx context.Context) error {
 // ---------------------------------------------------------------- profiles
 
 // Profiles is the user_profiles projection.
-type Profiles struct{ reg *events.Registry }
+type Profiles struct {
+	reg *events.Registry
+	// regErr is a failure to build the decoding table (two event types
+	// under one name: a programming error). It fails CreateTables and
+	// Begin, so the runtime reports the projection failed, rather than
+	// making the constructor fallible.
+	regErr error
+}
 
 // NewProfiles returns the user_profiles projection.
-func NewProfiles() (*Profiles, error) {
+func NewProfiles() *Profiles {
 	reg, err := newRegistry()
-	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
-	return &Profiles{reg: reg}, nil
+	return &Profiles{reg: reg, regErr: err}
 }
 
 var (
@@ -169,7 +173,10 @@ func (*Profiles) Filter() eventstore.Filter {
 func (*Profiles) Tables() []string { return []string{TableProfiles} }
 
 // CreateTables implements runtime.Projection.
-func (*Profiles) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+func (p *Profiles) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+	if p.regErr != nil {
+		return fmt.Errorf("identity: %w", p.regErr)
+	}
 	_, err := tx.Exec(ctx, `CREATE TABLE `+t.Ident(TableProfiles)+` (
 		user_id              uuid        PRIMARY KEY,
 		email                text        NOT NULL,
@@ -201,12 +208,18 @@ func (*Profiles) CreateIndexes(ctx context.Context, tx pgx.Tx, t runtime.Tables)
 
 // Prepare implements runtime.Preparer: decoding, ahead of Apply.
 func (p *Profiles) Prepare(ev eventstore.RecordedEvent) any {
+	if p.regErr != nil {
+		return decoded{err: p.regErr}
+	}
 	e, err := p.reg.Decode(ev.Type, ev.Data)
 	return decoded{ev: e, err: err}
 }
 
 // Begin implements runtime.Projection.
 func (p *Profiles) Begin(_ context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
+	if p.regErr != nil {
+		return nil, fmt.Errorf("identity: %w", p.regErr)
+	}
 	return &profilesBatch{batch{reg: p.reg, tx: tx, b: &pgx.Batch{}, table: t.Ident(TableProfiles)}}, nil
 }
 
@@ -258,15 +271,19 @@ func (b *profilesBatch) Apply(ctx context.Context, rec eventstore.RecordedEvent)
 // ---------------------------------------------------------------- sessions
 
 // Sessions is the sessions projection.
-type Sessions struct{ reg *events.Registry }
+type Sessions struct {
+	reg *events.Registry
+	// regErr is a failure to build the decoding table (two event types
+	// under one name: a programming error). It fails CreateTables and
+	// Begin, so the runtime reports the projection failed, rather than
+	// making the constructor fallible.
+	regErr error
+}
 
 // NewSessions returns the sessions projection.
-func NewSessions() (*Sessions, error) {
+func NewSessions() *Sessions {
 	reg, err := newRegistry()
-	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
-	return &Sessions{reg: reg}, nil
+	return &Sessions{reg: reg, regErr: err}
 }
 
 var (
@@ -291,7 +308,10 @@ func (*Sessions) Tables() []string { return []string{TableSessions} }
 // CreateTables implements runtime.Projection. ip and user_agent are the
 // latest the session was used from (a refresh that sends them replaces the
 // login's), as the session aggregate keeps them.
-func (*Sessions) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+func (s *Sessions) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+	if s.regErr != nil {
+		return fmt.Errorf("identity: %w", s.regErr)
+	}
 	_, err := tx.Exec(ctx, `CREATE TABLE `+t.Ident(TableSessions)+` (
 		session_id        uuid        PRIMARY KEY,
 		user_id           uuid        NOT NULL,
@@ -333,12 +353,18 @@ func (*Sessions) CreateIndexes(ctx context.Context, tx pgx.Tx, t runtime.Tables)
 
 // Prepare implements runtime.Preparer: decoding, ahead of Apply.
 func (s *Sessions) Prepare(ev eventstore.RecordedEvent) any {
+	if s.regErr != nil {
+		return decoded{err: s.regErr}
+	}
 	e, err := s.reg.Decode(ev.Type, ev.Data)
 	return decoded{ev: e, err: err}
 }
 
 // Begin implements runtime.Projection.
 func (s *Sessions) Begin(_ context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
+	if s.regErr != nil {
+		return nil, fmt.Errorf("identity: %w", s.regErr)
+	}
 	return &sessionsBatch{batch{reg: s.reg, tx: tx, b: &pgx.Batch{}, table: t.Ident(TableSessions)}}, nil
 }
 

@@ -84,15 +84,7 @@ func newCmds(t *testing.T, ctx context.Context, env *projtest.Env) *cmds {
 
 func newProjections(t *testing.T) (*identity.Profiles, *identity.Sessions) {
 	t.Helper()
-	p, err := identity.NewProfiles()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := identity.NewSessions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p, s
+	return identity.NewProfiles(), identity.NewSessions()
 }
 
 // run starts a runner over both projections until stop or the test's end.

@@ -150,14 +150,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 		return Result{}, err
 	}
 
-	profiles, err := identity.NewProfiles()
-	if err != nil {
-		return Result{}, err
-	}
-	sessions, err := identity.NewSessions()
-	if err != nil {
-		return Result{}, err
-	}
+	profiles, sessions := identity.NewProfiles(), identity.NewSessions()
 	runner, err := runtime.NewRunner(runtime.Config{Store: cfg.Store, Pool: cfg.Pool, Logger: cfg.Logger,
 		Projections: []runtime.Projection{profiles, sessions}})
 	if err != nil {
