@@ -321,10 +321,21 @@ func (w *Worker) dispatch(ctx context.Context, out chan<- uuid.UUID) {
 }
 
 // subscribe turns queued-task events into wake-ups. It starts at the head:
-// older tasks are found by the poll.
+// older tasks are found by the poll. The wake-ups are hints like the poll:
+// a full channel drops them.
 func (w *Worker) subscribe(ctx context.Context) {
 	for ctx.Err() == nil {
 		head, err := w.d.Log.Head(ctx)
+		if err == nil && head.IsZero() {
+			// An empty log, or (PostgreSQL) a transaction older than every
+			// event still open: subscribing from zero would replay the whole
+			// log. Ask again later; the poll covers the meantime.
+			select {
+			case <-ctx.Done():
+			case <-time.After(w.cfg.PollInterval):
+			}
+			continue
+		}
 		if err == nil {
 			err = w.d.Log.Subscribe(ctx, eventstore.SubscribeOptions{
 				After:  head,
