@@ -169,6 +169,57 @@ func TestProjectionBuildsTheReadModels(t *testing.T) {
 		t.Fatalf("day 2 stats = %+v", st)
 	}
 	assertStatsMatchHistory(t, ctx, env)
+	assertTotalsExact(t, ctx, env, s)
+}
+
+// assertTotalsExact holds list totals (summed from task_stats where they
+// can be) to a plain count over the table, for ranges that start and end
+// at midnight, inside a day, and open.
+func assertTotalsExact(t *testing.T, ctx context.Context, env *projtest.Env, s *scenario) {
+	t.Helper()
+	d1, d2 := tasks.Day(s.day1), tasks.Day(s.day2)
+	ranges := [][2]time.Time{
+		{}, {d1, time.Time{}}, {time.Time{}, d2}, {d1, d2}, {d1, d2.AddDate(0, 0, 1)},
+		{s.day1.Add(time.Minute), time.Time{}}, {time.Time{}, s.day2.Add(2 * time.Minute)},
+		{s.day1.Add(time.Second), s.day2.Add(3 * time.Minute)}, {s.day2, s.day2.Add(2*time.Minute + time.Second)},
+		{d1.AddDate(0, 0, -3), d2.AddDate(0, 0, 5)}, {s.day1.Add(time.Minute), d2.AddDate(0, 0, 1)},
+	}
+	statuses := [][]string{nil, {"queued"}, {"completed", "failed"}, {"deleted", "expired"}}
+	for _, r := range ranges {
+		for _, st := range statuses {
+			for _, owner := range []uuid.UUID{s.alice, s.bob} {
+				f := tasks.Filter{Owner: owner, Statuses: st, From: r[0], To: r[1]}
+				for _, table := range []string{tasks.TableHistory, tasks.TableTasks} {
+					var want int64
+					if err := env.Admin.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE owner_id = $1
+						AND ($2::text[] IS NULL OR status = ANY($2)) AND ($3::timestamptz IS NULL OR created_at >= $3)
+						AND ($4::timestamptz IS NULL OR created_at < $4)`, owner, st, nullTime(r[0]), nullTime(r[1])).Scan(&want); err != nil {
+						t.Fatal(err)
+					}
+					var total int64
+					var err error
+					if table == tasks.TableHistory {
+						_, total, err = tasks.ListHistory(ctx, env.Pool, f, tasks.SortCreatedDesc, 1, 1)
+					} else {
+						_, total, err = tasks.ListTasks(ctx, env.Pool, f, tasks.SortCreatedDesc, 1, 1)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					if total != want {
+						t.Errorf("%s total for %v %v..%v = %d, want %d", table, st, r[0], r[1], total, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func deref(s *string) string {

@@ -1,0 +1,113 @@
+package tasksbench_test
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/authledger/authledger/projections/projtest"
+	"github.com/authledger/authledger/projections/tasks"
+	"github.com/authledger/authledger/projections/tasks/tasksbench"
+)
+
+func TestSeedIsConsistent(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	env := projtest.New(t)
+	owner, other := uuid.New(), uuid.New()
+	got, err := tasksbench.Seed(ctx, env.Pool, owner, 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tasksbench.Seed(ctx, env.Pool, other, 50); err != nil {
+		t.Fatal(err)
+	}
+	items, total, err := tasks.ListHistory(ctx, env.Pool, tasks.Filter{Owner: owner}, tasks.SortCreatedDesc, 1, 20)
+	if err != nil || total != 2000 || len(items) != 20 {
+		t.Fatalf("history: %d of %d, %v", len(items), total, err)
+	}
+	live, ltotal, err := tasks.ListTasks(ctx, env.Pool, tasks.Filter{Owner: owner}, tasks.SortCreatedDesc, 1, 5)
+	if err != nil || ltotal != int64(got.Live) || len(live) != 5 {
+		t.Fatalf("tasks: %d of %d (seeded %d live), %v", len(live), ltotal, got.Live, err)
+	}
+	st, err := tasks.StatsFor(ctx, env.Pool, owner, time.Time{}, time.Time{})
+	if err != nil || st.Total != 2000 || st.Files != int64(got.Files) || st.SuccessRate == nil {
+		t.Fatalf("stats %+v, %v", st, err)
+	}
+	// The stats rows agree with the history rows they summarise.
+	var byStatus = map[string]int64{}
+	err = tasks.EachHistory(ctx, env.Pool, tasks.Filter{Owner: owner}, tasks.SortCreatedAsc, func(h tasks.HistoryEntry) error {
+		byStatus[h.Status]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range tasks.Statuses {
+		if byStatus[s] == 0 {
+			delete(byStatus, s)
+		}
+	}
+	want := map[string]int64{}
+	for s, n := range st.ByStatus {
+		if n > 0 {
+			want[s] = n
+		}
+	}
+	if !reflect.DeepEqual(byStatus, want) {
+		t.Fatalf("history by status %v, stats %v", byStatus, want)
+	}
+	found, n, err := tasks.ListHistory(ctx, env.Pool, tasks.Filter{Owner: owner, Query: "DOCUMENT-123-"}, tasks.SortCreatedDesc, 1, 20)
+	if err != nil || n != 1 || found[0].FileNames[0] != "document-123-0.png" {
+		t.Fatalf("search: %+v (%d), %v", found, n, err)
+	}
+}
+
+// BenchmarkHistoryPage measures one GET /v1/history page query (count and
+// rows) for a user with 100,000 tasks among other users' tasks, and
+// reports its p50 and p99:
+//
+//	scripts/pg.sh with-temp go test -run '^$' -bench HistoryPage ./projections/tasks/tasksbench
+func BenchmarkHistoryPage(b *testing.B) {
+	ctx := context.Background()
+	env := projtest.New(b)
+	owner := uuid.New()
+	if _, err := tasksbench.Seed(ctx, env.Pool, owner, 100_000); err != nil {
+		b.Fatal(err)
+	}
+	for range 5 {
+		if _, err := tasksbench.Seed(ctx, env.Pool, uuid.New(), 10_000); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		f    tasks.Filter
+		page int
+	}{
+		{"first-page", tasks.Filter{Owner: owner}, 1},
+		{"status", tasks.Filter{Owner: owner, Statuses: []string{tasks.StatusFailed}}, 1},
+		{"date-range", tasks.Filter{Owner: owner, From: time.Now().AddDate(0, -1, 0)}, 1},
+		{"search", tasks.Filter{Owner: owner, Query: "document-4242-"}, 1},
+		{"page-50", tasks.Filter{Owner: owner}, 50},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			lat := make([]time.Duration, 0, b.N)
+			for b.Loop() {
+				start := time.Now()
+				if _, _, err := tasks.ListHistory(ctx, env.Pool, c.f, tasks.SortCreatedDesc, c.page, 20); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
+}
