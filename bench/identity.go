@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -350,7 +351,8 @@ func ratioCells(r, base result, goal float64) string {
 	if ratio < goal {
 		verdict = "missed"
 	}
-	return fmt.Sprintf("%.0f%%\t≥ %.0f%%: %s\t", 100*ratio, 100*goal, verdict)
+	// Rounded down, so that a ratio shown as the goal has met it.
+	return fmt.Sprintf("%.0f%%\t≥ %.0f%%: %s\t", math.Floor(100*ratio), 100*goal, verdict)
 }
 
 // baselineTable makes sure the event store section's INSERT baseline table
