@@ -244,8 +244,9 @@ func runProjectionsRebuild(ctx context.Context, args []string, getenv env, stdou
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprintln(w, "usage: authledger projections rebuild NAME")
-		fmt.Fprintf(w, "\nRebuilds the read model NAME (one of: %s) from the start of the log\n", strings.Join(known, ", "))
-		fmt.Fprintln(w, "into a new generation of its tables while the current one keeps serving,")
+		fmt.Fprintf(w, "\nNAME is one of: %s.\n", strings.Join(known, ", "))
+		fmt.Fprintln(w, "\nRebuilds the read model NAME from the start of the log into a new")
+		fmt.Fprintln(w, "generation of its tables while the current one keeps serving,")
 		fmt.Fprintln(w, "then swaps them in one transaction. A running server keeps applying new")
 		fmt.Fprintln(w, "events throughout and continues on the new tables after the swap. Progress")
 		fmt.Fprintln(w, "(events/s, ETA) goes to stderr; the summary to stdout.")
