@@ -11,6 +11,7 @@ import (
 
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/audit"
+	"github.com/authledger/authledger/projections/identity"
 	"github.com/authledger/authledger/projections/runtime"
 )
 
@@ -18,7 +19,7 @@ import (
 // here is set up (generation 1) and caught up from the start of the log by
 // the next runner start.
 func Builtin() []runtime.Projection {
-	return []runtime.Projection{audit.New()}
+	return []runtime.Projection{audit.New(), identity.NewProfiles(), identity.NewSessions()}
 }
 
 // Config is runtime.Config; Projections defaults to Builtin().

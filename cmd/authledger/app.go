@@ -27,7 +27,7 @@ import (
 	"github.com/authledger/authledger/httpapi"
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
 	"github.com/authledger/authledger/migrations"
-	"github.com/authledger/authledger/projections/audit"
+	"github.com/authledger/authledger/projections"
 	projruntime "github.com/authledger/authledger/projections/runtime"
 	"github.com/authledger/authledger/readapi"
 )
@@ -103,12 +103,11 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 
 	// Projections: the read models, fed by the log. A failed projection
 	// stops alone and shows in /readyz; the API keeps serving.
-	runner, err := projruntime.NewRunner(projruntime.Config{
-		Store:       a.store,
-		Pool:        a.db,
-		Projections: []projruntime.Projection{audit.New()},
-		Logger:      log,
-		Registerer:  registry,
+	runner, err := projections.NewRunner(projections.Config{
+		Store:      a.store,
+		Pool:       a.db,
+		Logger:     log,
+		Registerer: registry,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("projections: %w", err)
@@ -140,7 +139,11 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	identityhttp.Mount(a.engine, ident.deps)
 	// Queries: every /v1 read requires an access token.
 	v1 := a.engine.Group("/v1", ident.deps.Auth)
-	if err := readapi.Mount(v1, readapi.Config{Pool: a.db, Waiter: projruntime.NewWaiter(a.db, runner, 0), ConsistencyTimeout: cfg.ConsistencyWait}); err != nil {
+	waiter := projruntime.NewWaiter(a.db, runner, 0)
+	if err := readapi.Mount(v1, readapi.Config{Pool: a.db, Waiter: waiter, ConsistencyTimeout: cfg.ConsistencyWait}); err != nil {
+		return nil, err
+	}
+	if err := readapi.MountIdentity(v1, readapi.IdentityConfig{Pool: a.db, Waiter: waiter, ConsistencyTimeout: cfg.ConsistencyWait}); err != nil {
 		return nil, err
 	}
 	return a, nil

@@ -158,6 +158,14 @@ func identityFlow(t *testing.T, r *running) {
 	if !types["user.registered.v1"] || !types["session.started.v1"] {
 		t.Fatalf("the caller's audit trail lacks the registration or the login: %v", types)
 	}
+	status, _, me := r.call("GET", "/v1/me", access, nil, "X-Consistency-Token", loginToken)
+	if status != http.StatusOK || me["id"] != userID || me["email"] != "flow@example.com" || me["display_name"] != "Flow" || me["last_login_at"] == nil {
+		t.Fatalf("me: %d %v", status, me)
+	}
+	status, _, sessions := r.call("GET", "/v1/auth/sessions", access, nil, "X-Consistency-Token", loginToken)
+	if list, _ := sessions["items"].([]any); status != http.StatusOK || len(list) != 1 || list[0].(map[string]any)["current"] != true {
+		t.Fatalf("sessions: %d %v", status, sessions)
+	}
 	if status, _, body = r.call("GET", "/v1/me/audit", "", nil); status != http.StatusUnauthorized {
 		t.Fatalf("me/audit without a token: %d %v", status, body)
 	}
