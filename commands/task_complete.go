@@ -28,7 +28,7 @@ func (h *CompleteTaskHandler) Handle(ctx context.Context, cmd CompleteTask) (Tas
 		return TaskResult{}, err
 	}
 	now := h.now()
-	t, pos, err := h.update(ctx, cmd.TaskID, cmd.Meta, func(t *task.Task) error { return t.Complete(cmd.WorkerID, cmd.Result, now) })
+	t, pos, err := h.update(ctx, cmd.TaskID, cmd.Meta, func(t *task.Task) error { return t.Complete(cmd.WorkerID, logText(cmd.Result), now) })
 	if err != nil {
 		return TaskResult{}, err
 	}

@@ -30,7 +30,7 @@ func (h *FailTaskHandler) Handle(ctx context.Context, cmd FailTask) (TaskResult,
 		return TaskResult{}, err
 	}
 	now := h.now()
-	t, pos, err := h.update(ctx, cmd.TaskID, cmd.Meta, func(t *task.Task) error { return t.Fail(cmd.WorkerID, cmd.Error, now) })
+	t, pos, err := h.update(ctx, cmd.TaskID, cmd.Meta, func(t *task.Task) error { return t.Fail(cmd.WorkerID, logText(cmd.Error), now) })
 	if err != nil {
 		return TaskResult{}, err
 	}

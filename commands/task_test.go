@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -696,5 +697,38 @@ func TestTaskConfigValidate(t *testing.T) {
 	err := commands.TaskConfig{}.Validate()
 	if j, ok := err.(interface{ Unwrap() []error }); !ok || len(j.Unwrap()) != 5 {
 		t.Fatalf("every problem at once: %v", err)
+	}
+}
+
+// Text from a processor with NUL bytes or invalid UTF-8 (PostgreSQL's jsonb
+// refuses \u0000) still completes or fails the task.
+func TestTaskResultTextIsMadeLoggable(t *testing.T) {
+	t.Parallel()
+	e := newTaskEnv(t, commands.DefaultTaskConfig())
+	ctx := context.Background()
+	for i, finish := range []func(id uuid.UUID) error{
+		func(id uuid.UUID) error {
+			_, err := e.h.Complete.Handle(ctx, commands.CompleteTask{TaskID: id, WorkerID: "w1", Result: "in\x00voice \xff1234", Meta: workerMeta})
+			return err
+		},
+		func(id uuid.UUID) error {
+			_, err := e.h.Fail.Handle(ctx, commands.FailTask{TaskID: id, WorkerID: "w1", Error: "bad\x00 image", Meta: workerMeta})
+			return err
+		},
+	} {
+		cmd := e.create(t, uuid.New(), file("page"))
+		if _, err := e.h.Claim.Handle(ctx, commands.ClaimTask{TaskID: cmd.TaskID, WorkerID: "w1", Meta: workerMeta}); err != nil {
+			t.Fatal(err)
+		}
+		if err := finish(cmd.TaskID); err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		recs, err := e.store.ReadStream(ctx, task.StreamName(cmd.TaskID), eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: eventstore.End, Limit: 1})
+		if err != nil || len(recs) != 1 {
+			t.Fatal(err)
+		}
+		if data := string(recs[0].Data); strings.Contains(data, `\u0000`) || (i == 0 && !strings.Contains(data, "invoice \ufffd1234")) {
+			t.Fatalf("case %d: stored %s", i, data)
+		}
 	}
 }
