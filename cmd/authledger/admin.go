@@ -17,6 +17,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -284,7 +285,9 @@ func runProjectionsRebuild(ctx context.Context, args []string, getenv env, stdou
 	}
 	defer c.close()
 	bar := newProgressBar(stderr)
-	final, err := projections.Rebuild(ctx, projections.Config{Store: c.store, Pool: c.pool, Logger: c.log}, name, bar.report)
+	// Logs go through the bar, which clears its line first on a terminal.
+	log := newLogger(c.cfg, bar)
+	final, err := projections.Rebuild(ctx, projections.Config{Store: c.store, Pool: c.pool, Logger: log}, name, bar.report)
 	bar.finish()
 	switch {
 	case errors.Is(err, projruntime.ErrRebuildRunning):
@@ -302,8 +305,11 @@ func runProjectionsRebuild(ctx context.Context, args []string, getenv env, stdou
 
 // progressBar renders rebuild progress on a terminal as one line redrawn in
 // place, and elsewhere (a log file, CI) as plain lines at most every
-// plainEvery, plus one at each phase change.
+// plainEvery, plus one at each phase change. It is also the io.Writer of
+// the rebuild's logs, so that a log line never lands in the middle of the
+// bar.
 type progressBar struct {
+	mu        sync.Mutex
 	w         io.Writer
 	tty       bool
 	lastPlain time.Time
@@ -331,8 +337,22 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// report is the Rebuild progress callback (called from one goroutine).
+// Write writes a log line, first clearing the bar (redrawn at the next
+// report).
+func (b *progressBar) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.drawn {
+		fmt.Fprint(b.w, "\r\033[K")
+		b.drawn = false
+	}
+	return b.w.Write(p)
+}
+
+// report is the Rebuild progress callback.
 func (b *progressBar) report(p projruntime.Progress) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	line := progressLine(p)
 	if b.tty {
 		fmt.Fprintf(b.w, "\r\033[K%s", line)
@@ -353,6 +373,8 @@ func (b *progressBar) report(p projruntime.Progress) {
 
 // finish ends a bar left open by a failed rebuild.
 func (b *progressBar) finish() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.drawn {
 		fmt.Fprintln(b.w)
 		b.drawn = false

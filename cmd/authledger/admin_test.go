@@ -248,3 +248,42 @@ func TestProgressLine(t *testing.T) {
 		})
 	}
 }
+
+// On a terminal the bar redraws one line in place, and a log line clears
+// it first rather than landing in its middle; elsewhere lines are plain.
+func TestProgressBarOnATerminal(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	b := &progressBar{w: &out, tty: true}
+	p := projruntime.Progress{Projection: "audit", Generation: 2, Phase: projruntime.PhaseBuilding, Applied: 10, Total: 100}
+	b.report(p)
+	p.Applied = 50
+	b.report(p)
+	if _, err := b.Write([]byte("{\"level\":\"WARN\"}\n")); err != nil {
+		t.Fatal(err)
+	}
+	p.Phase, p.Applied = projruntime.PhaseDone, 100
+	b.report(p)
+	b.finish()
+	got := out.String()
+	const clear = "\r\033[K"
+	want := clear + "audit g2 building [###" + strings.Repeat(".", 27) + "]  10%"
+	if !strings.HasPrefix(got, want) {
+		t.Fatalf("first frame: %q, want prefix %q", got, want)
+	}
+	if !strings.Contains(got, " 50/100 events  0 events/s  elapsed 0s"+clear+"{\"level\":\"WARN\"}\n"+clear+"audit g2 done") ||
+		!strings.HasSuffix(got, "100/100 events  0 events/s  elapsed 0s\n") || strings.Count(got, "\n") != 2 {
+		t.Fatalf("terminal output: %q", got)
+	}
+
+	out.Reset()
+	plain := &progressBar{w: &out}
+	p.Phase = projruntime.PhaseBuilding
+	plain.report(p)
+	plain.report(p) // within plainEvery: dropped
+	p.Phase = projruntime.PhaseDone
+	plain.report(p)
+	if got := out.String(); strings.Contains(got, "\r") || strings.Count(got, "\n") != 2 {
+		t.Fatalf("plain output: %q", got)
+	}
+}
