@@ -62,6 +62,30 @@ type Config struct {
 	TrustedProxies []string
 
 	Identity Identity
+	Tasks    Tasks
+}
+
+// Tasks is the configuration of uploads, quotas, processing and retention.
+type Tasks struct {
+	// Workers is the embedded worker's concurrency in serve (0: none; run
+	// `authledger worker` instead).
+	Workers         int
+	MaxFileBytes    int64
+	MaxRequestBytes int64
+	MaxFiles        int
+	// Types are the accepted content types (png, jpeg, tiff, webp, pdf,
+	// gif, bmp or media types), sniffed from the bytes.
+	Types          []string
+	MaxActiveTasks int
+	MaxStoredBytes int64
+	// RetentionDays expires tasks older than this (0: keep forever).
+	RetentionDays int
+	// RetentionByUser overrides RetentionDays for some users.
+	RetentionByUser map[string]int
+	Lease           time.Duration
+	// Tesseract is the OCR binary; OCRLanguages its -l argument.
+	Tesseract    string
+	OCRLanguages string
 }
 
 // Identity is the configuration of registration, login, sessions and keys.
@@ -332,6 +356,114 @@ var table = []Var{
 		Description: "Burst of the per-IP rate limit.",
 		set:         integer(func(c *Config) *int { return &c.Identity.RateLimitBurst }),
 	},
+	{
+		Name:        "AUTHLEDGER_WORKERS",
+		Default:     "1",
+		Description: "Tasks the worker embedded in serve processes at once; 0 runs no worker in serve (run `authledger worker` instead).",
+		set:         integer(func(c *Config) *int { return &c.Tasks.Workers }),
+	},
+	{
+		Name:        "AUTHLEDGER_UPLOAD_MAX_FILE_BYTES",
+		Default:     "20971520",
+		Description: "Largest accepted file (bytes; 20 MiB); larger answers 413.",
+		set:         integer64(func(c *Config) *int64 { return &c.Tasks.MaxFileBytes }),
+	},
+	{
+		Name:        "AUTHLEDGER_UPLOAD_MAX_REQUEST_BYTES",
+		Default:     "52428800",
+		Description: "Largest accepted upload request (bytes; 50 MiB); larger answers 413.",
+		set:         integer64(func(c *Config) *int64 { return &c.Tasks.MaxRequestBytes }),
+	},
+	{
+		Name:        "AUTHLEDGER_UPLOAD_MAX_FILES",
+		Default:     "10",
+		Description: "Files per task.",
+		set:         integer(func(c *Config) *int { return &c.Tasks.MaxFiles }),
+	},
+	{
+		Name:        "AUTHLEDGER_UPLOAD_TYPES",
+		Default:     "png,jpeg,tiff,webp,pdf",
+		Description: "Accepted file types, recognised by their content (png, jpeg, tiff, webp, pdf, gif, bmp); others answer 415.",
+		set: func(c *Config, v string) error {
+			c.Tasks.Types = nil
+			for t := range strings.SplitSeq(v, ",") {
+				if t = strings.TrimSpace(t); t != "" {
+					c.Tasks.Types = append(c.Tasks.Types, t)
+				}
+			}
+			return nil
+		},
+	},
+	{
+		Name:        "AUTHLEDGER_TASK_MAX_ACTIVE",
+		Default:     "10",
+		Description: "Active (queued, processing, retryable) tasks per user; more answers 429 task-quota.",
+		set:         integer(func(c *Config) *int { return &c.Tasks.MaxActiveTasks }),
+	},
+	{
+		Name:        "AUTHLEDGER_TASK_MAX_STORED_BYTES",
+		Default:     "524288000",
+		Description: "Bytes of files a user's live tasks may hold (500 MiB); more answers 429 task-quota.",
+		set:         integer64(func(c *Config) *int64 { return &c.Tasks.MaxStoredBytes }),
+	},
+	{
+		Name:        "AUTHLEDGER_RETENTION_DAYS",
+		Default:     "30",
+		Description: "Tasks older than this expire and their files are deleted (history keeps the record); 0 keeps them forever.",
+		set:         integer(func(c *Config) *int { return &c.Tasks.RetentionDays }),
+	},
+	{
+		Name:        "AUTHLEDGER_RETENTION_DAYS_BY_USER",
+		DefaultDoc:  "(none)",
+		Description: "Per-user retention overrides: comma-separated user-id=days (0 keeps that user's tasks forever).",
+		set: func(c *Config, v string) error {
+			c.Tasks.RetentionByUser = nil
+			for pair := range strings.SplitSeq(v, ",") {
+				if pair = strings.TrimSpace(pair); pair == "" {
+					continue
+				}
+				id, days, ok := strings.Cut(pair, "=")
+				n, err := strconv.Atoi(strings.TrimSpace(days))
+				if !ok || err != nil || n < 0 {
+					return fmt.Errorf("%q is not user-id=days", pair)
+				}
+				if c.Tasks.RetentionByUser == nil {
+					c.Tasks.RetentionByUser = map[string]int{}
+				}
+				c.Tasks.RetentionByUser[strings.TrimSpace(id)] = n
+			}
+			return nil
+		},
+	},
+	{
+		Name:        "AUTHLEDGER_WORKER_LEASE",
+		Default:     "30s",
+		Description: "How long a worker's claim on a task lasts without a heartbeat; a stopped worker's task is released after it.",
+		set:         duration(func(c *Config) *time.Duration { return &c.Tasks.Lease }),
+	},
+	{
+		Name:        "AUTHLEDGER_TESSERACT",
+		Default:     "tesseract",
+		Description: "The tesseract binary the OCR processor runs (Debian: apt-get install tesseract-ocr).",
+		set:         func(c *Config, v string) error { c.Tasks.Tesseract = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_OCR_LANGUAGES",
+		Default:     "eng",
+		Description: "tesseract languages (-l), such as eng or eng+deu.",
+		set:         func(c *Config, v string) error { c.Tasks.OCRLanguages = v; return nil },
+	},
+}
+
+func integer64(field func(*Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return errors.New("not an integer")
+		}
+		*field(c) = n
+		return nil
+	}
 }
 
 func integer(field func(*Config) *int) func(*Config, string) error {
@@ -447,6 +579,7 @@ func (c Config) Validate() error {
 		}
 	}
 	c.Identity.validate(bad)
+	c.Tasks.validate(bad)
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err == nil {
 			continue

@@ -13,13 +13,14 @@ import (
 	"github.com/authledger/authledger/projections/audit"
 	"github.com/authledger/authledger/projections/identity"
 	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/tasks"
 )
 
 // Builtin returns the read models every server runs. A projection added
 // here is set up (generation 1) and caught up from the start of the log by
 // the next runner start.
 func Builtin() []runtime.Projection {
-	return []runtime.Projection{audit.New(), identity.NewProfiles(), identity.NewSessions()}
+	return []runtime.Projection{audit.New(), identity.NewProfiles(), identity.NewSessions(), tasks.New()}
 }
 
 // Config is runtime.Config; Projections defaults to Builtin().

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/authledger/authledger/test/testimage"
+
 	"github.com/google/uuid"
 
 	"github.com/authledger/authledger/blob"
@@ -33,7 +35,7 @@ func TestTesseractReadsGeneratedImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	one, err := p.Process(ctx, jobOf(map[string][]byte{"a.png": textPNG(t, "HELLO 42")}, "a.png"))
+	one, err := p.Process(ctx, jobOf(map[string][]byte{"a.png": testimage.TextPNG(t, "HELLO 42")}, "a.png"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +43,7 @@ func TestTesseractReadsGeneratedImages(t *testing.T) {
 		t.Fatalf("read %q", one)
 	}
 	files := map[string][]byte{
-		"first.png": textPNG(t, "OCR WORKS"),
+		"first.png": testimage.TextPNG(t, "OCR WORKS"),
 		"doc.pdf":   []byte("%PDF-1.4\n%%EOF\n"),
 	}
 	two, err := p.Process(ctx, jobOf(files, "first.png", "doc.pdf"))
@@ -72,11 +74,11 @@ func TestTesseractFailures(t *testing.T) {
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := p.Process(cancelled, jobOf(map[string][]byte{"a.png": textPNG(t, "X")}, "a.png")); err == nil {
+	if _, err := p.Process(cancelled, jobOf(map[string][]byte{"a.png": testimage.TextPNG(t, "X")}, "a.png")); err == nil {
 		t.Fatal("a cancelled job succeeded")
 	}
 	small, _ := worker.NewTesseract(ctx, worker.TesseractConfig{MaxResultBytes: 24})
-	long, err := small.Process(ctx, jobOf(map[string][]byte{"a.png": textPNG(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789")}, "a.png"))
+	long, err := small.Process(ctx, jobOf(map[string][]byte{"a.png": testimage.TextPNG(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789")}, "a.png"))
 	if err != nil || len(long) > 24 || !strings.HasSuffix(long, "[result truncated]") {
 		t.Fatalf("truncation: %q %v", long, err)
 	}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authledger/authledger/test/testimage"
+
 	"github.com/google/uuid"
 
 	"github.com/authledger/authledger/blob"
@@ -198,7 +200,7 @@ func TestWorkerRunsTesseractOnAQueuedTask(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.run(e.worker(worker.Config{}, ocr))
-	id := e.create(uuid.New(), map[string][]byte{"scan.png": textPNG(t, "INVOICE 1234")}, "scan.png")
+	id := e.create(uuid.New(), map[string][]byte{"scan.png": testimage.TextPNG(t, "INVOICE 1234")}, "scan.png")
 	e.waitStatus(id, task.StatusCompleted)
 	if got := normalise(e.completedResult(id)); got != "INVOICE 1234" {
 		t.Fatalf("result %q", got)

@@ -125,6 +125,22 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	a.background("revocations", func(ctx context.Context) error { return ident.revocations.Run(ctx, a.store) })
 	a.background("signing-keys", ident.refreshKeyRing(log))
 
+	// Tasks and files: blobs under the data directory, the task commands,
+	// and the embedded worker (AUTHLEDGER_WORKERS; 0 leaves processing to
+	// `authledger worker`).
+	tasks, err := newTaskCore(cfg, a.store, a.db)
+	if err != nil {
+		return nil, err
+	}
+	waiter := projruntime.NewWaiter(a.db, runner, 0)
+	if cfg.Tasks.Workers > 0 {
+		w, err := tasks.newWorker(startCtx, cfg, cfg.Tasks.Workers, a.store, waiter, log)
+		if err != nil {
+			return nil, err
+		}
+		a.background("worker", w.Run)
+	}
+
 	a.engine, err = httpapi.New(httpapi.Config{
 		Logger:         log,
 		Version:        Version(),
@@ -139,11 +155,13 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	identityhttp.Mount(a.engine, ident.deps)
 	// Queries: every /v1 read requires an access token.
 	v1 := a.engine.Group("/v1", ident.deps.Auth)
-	waiter := projruntime.NewWaiter(a.db, runner, 0)
 	if err := readapi.Mount(v1, readapi.Config{Pool: a.db, Waiter: waiter, ConsistencyTimeout: cfg.ConsistencyWait}); err != nil {
 		return nil, err
 	}
 	if err := readapi.MountIdentity(v1, readapi.IdentityConfig{Pool: a.db, Waiter: waiter, ConsistencyTimeout: cfg.ConsistencyWait}); err != nil {
+		return nil, err
+	}
+	if err := tasks.mount(v1, cfg, a.store, a.db, waiter, log); err != nil {
 		return nil, err
 	}
 	return a, nil

@@ -55,6 +55,7 @@ func commands() []command {
 		{"bench", "measure the event store on DATABASE_URL's server and print tables", runBench},
 		{"projections", "print the read models' status (`projections status`) or rebuild one (`projections rebuild NAME`)", runProjections},
 		{"audit", "verify the audit trail's hash chain (`audit verify`)", runAudit},
+		{"worker", "process tasks (OCR) beside serve: claims, heartbeats, retention, file collection", runWorker},
 		{"keys", "manage signing keys: `keys rotate` adds one (published now, signing after AUTHLEDGER_KEY_OVERLAP)", runKeys},
 	}
 }

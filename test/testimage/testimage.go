@@ -1,4 +1,6 @@
-package worker_test
+// Package testimage renders text as PNG images that tesseract reads, for the
+// tests of the OCR worker and of the assembled service.
+package testimage
 
 import (
 	"bytes"
@@ -12,11 +14,11 @@ import (
 	"golang.org/x/image/math/fixed"
 )
 
-// textPNG renders text in black on white with the 7x13 bitmap font, scaled
+// TextPNG renders text in black on white with the 7x13 bitmap font, scaled
 // up four times with Catmull-Rom smoothing: tesseract misreads the blocky
 // glyphs of a nearest-neighbour enlargement (N as M, 3 as 4), and reads
 // the smoothed ones (checked for the texts these tests use).
-func textPNG(t testing.TB, text string) []byte {
+func TextPNG(t testing.TB, text string) []byte {
 	t.Helper()
 	const scale, margin = 4, 6
 	face := basicfont.Face7x13

@@ -1,0 +1,150 @@
+package main
+
+// tasks.go assembles tasks and files: the blob store under the data
+// directory, the task command handlers, the upload/download routes, the
+// task queries, and the worker (embedded in serve, or `authledger worker`).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authledger/authledger/blob"
+	handlers "github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/config"
+	domaintask "github.com/authledger/authledger/domain/task"
+	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/httpapi"
+	taskshttp "github.com/authledger/authledger/httpapi/tasks"
+	projtasks "github.com/authledger/authledger/projections/tasks"
+	"github.com/authledger/authledger/readapi"
+	"github.com/authledger/authledger/worker"
+)
+
+// blobDir is where uploaded files live, under AUTHLEDGER_DATA_DIR.
+const blobDir = "blobs"
+
+// taskCore is what the routes and the worker share.
+type taskCore struct {
+	handlers *handlers.TaskHandlers
+	blobs    *blob.Local
+	queue    *projtasks.Queue
+	types    blob.Types
+}
+
+func newTaskCore(cfg config.Config, store eventstore.Store, db *pgxpool.Pool) (*taskCore, error) {
+	reg := events.NewRegistry()
+	if err := domaintask.RegisterEvents(reg); err != nil {
+		return nil, err
+	}
+	tc := handlers.DefaultTaskConfig()
+	tc.Limits = domaintask.Limits{MaxActiveTasks: cfg.Tasks.MaxActiveTasks, MaxStoredBytes: cfg.Tasks.MaxStoredBytes}
+	tc.ClaimLease = cfg.Tasks.Lease
+	h, err := handlers.NewTaskHandlers(store, reg, tc)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
+	blobs, err := blob.NewLocal(filepath.Join(cfg.DataDir, blobDir))
+	if err != nil {
+		return nil, fmt.Errorf("blob store under AUTHLEDGER_DATA_DIR: %w", err)
+	}
+	types, err := blob.ParseTypes(cfg.Tasks.Types)
+	if err != nil {
+		return nil, fmt.Errorf("AUTHLEDGER_UPLOAD_TYPES: %w", err)
+	}
+	return &taskCore{handlers: h, blobs: blobs, queue: projtasks.NewQueue(db), types: types}, nil
+}
+
+// mount registers the task commands and queries on the authenticated /v1
+// group.
+func (tc *taskCore) mount(v1 *gin.RouterGroup, cfg config.Config, store eventstore.Store, db *pgxpool.Pool, waiter readapi.Waiter, log *slog.Logger) error {
+	if err := taskshttp.Mount(v1, taskshttp.Deps{
+		Tasks:      tc.handlers,
+		Blobs:      tc.blobs,
+		Referenced: tc.queue.BlobReferenced,
+		Waiter:     waiter,
+		Projection: projtasks.Name,
+		Config: taskshttp.Config{
+			MaxFileBytes:    cfg.Tasks.MaxFileBytes,
+			MaxRequestBytes: cfg.Tasks.MaxRequestBytes,
+			MaxFiles:        cfg.Tasks.MaxFiles,
+			Types:           tc.types,
+		},
+		Logger: log,
+	}); err != nil {
+		return err
+	}
+	return readapi.MountTasks(v1, readapi.TasksConfig{
+		Pool:               db,
+		Waiter:             waiter,
+		ConsistencyTimeout: cfg.ConsistencyWait,
+		Store:              store,
+		AdminRead:          tc.adminRead,
+	})
+}
+
+// adminRead records an administrator's read of another user's task
+// (task.viewed.v1) before readapi sends it.
+func (tc *taskCore) adminRead(c *gin.Context, taskID, _ uuid.UUID) error {
+	p, ok := readapi.PrincipalFrom(c)
+	if !ok {
+		return errors.New("no principal")
+	}
+	uid, err := uuid.Parse(p.UserID)
+	if err != nil {
+		return err
+	}
+	meta := handlers.AnonymousMeta(httpapi.RequestID(c), c.ClientIP(), c.Request.UserAgent())
+	meta.Actor = events.Actor{Kind: events.ActorUser, ID: p.UserID}
+	_, err = tc.handlers.AuthorizeRead.Handle(c.Request.Context(), handlers.AuthorizeTaskRead{UserID: uid, TaskID: taskID, AsAdmin: true, Meta: meta})
+	return err
+}
+
+// newWorker builds a worker with concurrency n on the tasks read model.
+// waiter may come from the local projection runner (serve) or poll the
+// checkpoints alone (`authledger worker`).
+func (tc *taskCore) newWorker(ctx context.Context, cfg config.Config, n int, store eventstore.Store, waiter worker.Waiter, log *slog.Logger) (*worker.Worker, error) {
+	ocr, err := worker.NewTesseract(ctx, worker.TesseractConfig{Binary: cfg.Tasks.Tesseract, Languages: cfg.Tasks.OCRLanguages})
+	if err != nil {
+		return nil, fmt.Errorf("OCR processor (AUTHLEDGER_TESSERACT; Debian: apt-get install tesseract-ocr): %w", err)
+	}
+	cmds, err := worker.NewCommands(tc.handlers)
+	if err != nil {
+		return nil, err
+	}
+	wc := worker.Config{
+		Concurrency:   n,
+		Lease:         cfg.Tasks.Lease,
+		Heartbeat:     cfg.Tasks.Lease / 3,
+		RetentionDays: cfg.Tasks.RetentionDays,
+	}
+	if cfg.Tasks.RetentionDays == 0 {
+		wc.RetentionDays = -1 // keep forever
+	}
+	for id, days := range cfg.Tasks.RetentionByUser {
+		if wc.RetentionByUser == nil {
+			wc.RetentionByUser = map[uuid.UUID]int{}
+		}
+		if days == 0 {
+			days = -1
+		}
+		wc.RetentionByUser[uuid.MustParse(id)] = days // validated by config
+	}
+	return worker.New(wc, worker.Deps{
+		Tasks:      cmds,
+		ReadModel:  tc.queue,
+		Blobs:      tc.blobs,
+		Processor:  ocr,
+		Log:        store,
+		Waiter:     waiter,
+		Projection: projtasks.Name,
+		Logger:     log.With(slog.String("component", "worker")),
+	})
+}
