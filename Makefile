@@ -1,5 +1,7 @@
 # `make run` and `make test` work on a fresh Debian machine with Go: without
-# DATABASE_URL they start a private PostgreSQL (scripts/pg.sh).
+# DATABASE_URL they start a private PostgreSQL (scripts/pg.sh); both make sure
+# tesseract, the OCR engine of the task worker, is installed
+# (scripts/tesseract.sh; `make run` skips it with AUTHLEDGER_WORKERS=0).
 GO ?= go
 DATA_DIR ?= .data
 # Pinned: builds with Go 1.26 and understands its syntax. `make lint`
@@ -14,6 +16,7 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/authledger ./cmd/authledger
 
 run:
+	@if [ "$${AUTHLEDGER_WORKERS:-1}" != 0 ]; then scripts/tesseract.sh; fi
 	@if [ -n "$$DATABASE_URL" ]; then \
 		$(GO) run -ldflags "-X main.version=$(VERSION)" ./cmd/authledger serve; \
 	else \
@@ -23,6 +26,7 @@ run:
 	fi
 
 test:
+	@scripts/tesseract.sh
 	@if [ -n "$$DATABASE_URL" ]; then \
 		$(GO) test -race -count=1 ./...; \
 	else \
