@@ -301,73 +301,78 @@ func (s *Store) Tombstone(ctx context.Context, stream string, expected eventstor
 
 const eventColumns = `e.tx_id, e.seq, e.event_id, e.stream, e.revision, e.type, e.data, e.metadata, e.recorded_at`
 
-func scanEvent(row pgx.CollectableRow) (eventstore.RecordedEvent, error) {
-	var (
-		e            eventstore.RecordedEvent
-		tx, seq, rev int64
-		data, meta   []byte
-	)
-	if err := row.Scan(&tx, &seq, &e.ID, &e.Stream, &rev, &e.Type, &data, &meta, &e.RecordedAt); err != nil {
-		return e, err
-	}
-	e.Position = eventstore.Position{Commit: uint64(tx), Prepare: uint64(seq)}
-	e.Revision = uint64(rev)
-	if data != nil {
-		e.Data = json.RawMessage(data)
-	}
-	if meta != nil {
-		e.Metadata = json.RawMessage(meta)
-	}
-	return e, nil
-}
-
 // ReadStream implements eventstore.Store. Stream reads are strongly
 // consistent: they see every committed event of the stream (no horizon).
 func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.ReadStreamOptions) ([]eventstore.RecordedEvent, error) {
-	var (
-		rev     int64
-		deleted bool
-	)
-	// The stream row and the events come from two statements; the events
-	// query re-checks nothing, which is fine: revisions only grow, and a
-	// stream tombstoned in between was readable when the read began.
-	err := s.pool.QueryRow(ctx, `SELECT revision, deleted FROM streams WHERE name = $1`, stream).Scan(&rev, &deleted)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %q", eventstore.ErrStreamNotFound, stream)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("pg: read %q: %w", stream, err)
-	}
-	if deleted {
-		return nil, fmt.Errorf("%w: %q", eventstore.ErrStreamDeleted, stream)
-	}
-	from := int64(math.MaxInt64)
-	if opts.From != eventstore.End && opts.From <= math.MaxInt64 {
-		from = int64(opts.From)
-	}
-	if opts.From == eventstore.End {
-		from = rev
+	// One statement, so one round trip and one snapshot: the stream row
+	// (existence, tombstone, current revision for End) and its events.
+	// from < 0 means End: the stream's current revision.
+	from := int64(-1)
+	if opts.From != eventstore.End {
+		from = int64(min(opts.From, math.MaxInt64))
 	}
 	var limit *int64
 	if opts.Limit > 0 {
 		l := int64(opts.Limit)
 		limit = &l
 	}
-	var sql string
+	cond, order := `e.revision >= CASE WHEN $2 < 0 THEN s.revision ELSE $2 END`, `e.revision`
 	if opts.Direction == eventstore.Backwards {
-		sql = `SELECT ` + eventColumns + ` FROM events e WHERE e.stream = $1 AND e.revision <= $2 ORDER BY e.revision DESC LIMIT $3`
-	} else {
-		sql = `SELECT ` + eventColumns + ` FROM events e WHERE e.stream = $1 AND e.revision >= $2 ORDER BY e.revision LIMIT $3`
+		cond, order = `e.revision <= CASE WHEN $2 < 0 THEN s.revision ELSE $2 END`, `e.revision DESC`
 	}
-	rows, err := s.pool.Query(ctx, sql, stream, from, limit)
+	rows, err := s.pool.Query(ctx, `SELECT s.deleted, `+eventColumns+` FROM streams s
+		LEFT JOIN LATERAL (SELECT * FROM events e WHERE e.stream = s.name AND `+cond+` ORDER BY `+order+` LIMIT $3) e ON true
+		WHERE s.name = $1`, stream, from, limit)
 	if err != nil {
 		return nil, fmt.Errorf("pg: read %q: %w", stream, err)
 	}
-	evs, err := pgx.CollectRows(rows, scanEvent)
+	found, deleted := false, false
+	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*eventstore.RecordedEvent, error) {
+		found = true
+		// Pointers: a stream row without events comes with the LEFT
+		// JOIN's NULLs.
+		var (
+			tx, seq, rev *int64
+			id           *uuid.UUID
+			name, typ    *string
+			data, meta   []byte
+			at           *time.Time
+		)
+		if err := row.Scan(&deleted, &tx, &seq, &id, &name, &rev, &typ, &data, &meta, &at); err != nil {
+			return nil, err
+		}
+		if tx == nil {
+			return nil, nil
+		}
+		e := eventstore.RecordedEvent{
+			ID: *id, Stream: *name, Type: *typ, RecordedAt: *at,
+			Position: eventstore.Position{Commit: uint64(*tx), Prepare: uint64(*seq)},
+			Revision: uint64(*rev),
+		}
+		if data != nil {
+			e.Data = json.RawMessage(data)
+		}
+		if meta != nil {
+			e.Metadata = json.RawMessage(meta)
+		}
+		return &e, nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("pg: read %q: %w", stream, err)
 	}
-	return evs, nil
+	switch {
+	case !found:
+		return nil, fmt.Errorf("%w: %q", eventstore.ErrStreamNotFound, stream)
+	case deleted:
+		return nil, fmt.Errorf("%w: %q", eventstore.ErrStreamDeleted, stream)
+	}
+	out := make([]eventstore.RecordedEvent, 0, len(evs))
+	for _, e := range evs {
+		if e != nil {
+			out = append(out, *e)
+		}
+	}
+	return out, nil
 }
 
 // ReadAll implements eventstore.Store. It reads below the xmin horizon
@@ -377,10 +382,11 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 // A writing transaction left open therefore delays ReadAll (bounded by the
 // pool's idle_in_transaction_session_timeout), never Append.
 func (s *Store) ReadAll(ctx context.Context, opts eventstore.ReadAllOptions) ([]eventstore.RecordedEvent, error) {
-	if err := s.awaitHorizon(ctx); err != nil {
+	floor, err := s.awaitHorizon(ctx)
+	if err != nil {
 		return nil, err
 	}
-	p, err := readPage(ctx, s.pool, opts.After, opts.Limit, opts.Filter, false)
+	p, err := readPage(ctx, s.pool, opts.After, opts.Limit, opts.Filter, false, floor)
 	if err != nil {
 		return nil, err
 	}
@@ -388,23 +394,28 @@ func (s *Store) ReadAll(ctx context.Context, opts eventstore.ReadAllOptions) ([]
 }
 
 // awaitHorizon returns once the horizon has passed every transaction id
-// assigned before the call.
-func (s *Store) awaitHorizon(ctx context.Context) error {
+// assigned before the call, with the horizon it saw. That value stays a safe
+// bound for reading: every transaction of this log below it has ended. A
+// later eventstore_horizon() can be lower for a moment (a transaction of
+// another database that ended between the function's snapshot and its
+// look at pg_stat_activity is not recognised and counts as running), so
+// the read that follows uses the greater of the two.
+func (s *Store) awaitHorizon(ctx context.Context) (int64, error) {
 	var target int64
 	if err := s.pool.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint`).Scan(&target); err != nil {
-		return fmt.Errorf("pg: read $all: %w", err)
+		return 0, fmt.Errorf("pg: read $all: %w", err)
 	}
 	backoff := 500 * time.Microsecond
 	for {
-		var passed bool
-		if err := s.pool.QueryRow(ctx, `SELECT eventstore_horizon() >= $1`, target).Scan(&passed); err != nil {
-			return fmt.Errorf("pg: read $all: %w", err)
+		var h int64
+		if err := s.pool.QueryRow(ctx, `SELECT eventstore_horizon()`).Scan(&h); err != nil {
+			return 0, fmt.Errorf("pg: read $all: %w", err)
 		}
-		if passed {
-			return nil
+		if h >= target {
+			return h, nil
 		}
 		if !sleep(ctx, backoff) {
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 		backoff = min(2*backoff, maxPendingBackoff)
 	}
@@ -443,7 +454,10 @@ func toInt64(u uint64) int64 {
 
 // readPage reads $all after a position in one statement, so that the page,
 // the head and the pending flag all come from one snapshot.
-func readPage(ctx context.Context, q querier, after eventstore.Position, limit int, f eventstore.Filter, withHead bool) (page, error) {
+//
+// floor is a horizon already seen (0 for none): the page reads below the
+// greater of it and the current horizon.
+func readPage(ctx context.Context, q querier, after eventstore.Position, limit int, f eventstore.Filter, withHead bool, floor int64) (page, error) {
 	var lim *int64
 	if limit > 0 {
 		l := int64(limit)
@@ -456,7 +470,7 @@ func readPage(ctx context.Context, q querier, after eventstore.Position, limit i
 	if len(f.StreamPrefixes) > 0 {
 		prefixes = f.StreamPrefixes
 	}
-	sql := `WITH h AS MATERIALIZED (SELECT eventstore_horizon() AS x)
+	sql := `WITH h AS MATERIALIZED (SELECT GREATEST(eventstore_horizon(), $6::bigint) AS x)
 SELECT 0, ` + eventColumns + ` FROM (
 	SELECT e.* FROM events e, h
 	 WHERE (e.tx_id, e.seq) > ($1, $2) AND e.tx_id < h.x
@@ -474,7 +488,7 @@ UNION ALL
 SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
  WHERE (SELECT max(tx_id) FROM events) >= (SELECT x FROM h)`
 	}
-	rows, err := q.Query(ctx, sql, toInt64(after.Commit), toInt64(after.Prepare), lim, types, prefixes)
+	rows, err := q.Query(ctx, sql, toInt64(after.Commit), toInt64(after.Prepare), lim, types, prefixes, floor)
 	if err != nil {
 		return page{}, fmt.Errorf("pg: read $all: %w", err)
 	}

@@ -38,7 +38,7 @@ func (s *Store) Subscribe(ctx context.Context, opts eventstore.SubscribeOptions,
 			return err
 		}
 		wake := s.wake.wait() // before reading, so no wake-up is missed
-		p, err := readPage(ctx, s.pool, cp, s.cfg.BatchSize, opts.Filter, true)
+		p, err := readPage(ctx, s.pool, cp, s.cfg.BatchSize, opts.Filter, true, 0)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
