@@ -79,6 +79,11 @@ var rules = []rule{
 		Forbidden: func(d string) bool { return under(d, project("commands")) },
 	},
 	{
+		Name:      "commands read only the event store: no readapi or projections import",
+		Subject:   func(p string) bool { return under(p, project("commands")) },
+		Forbidden: func(d string) bool { return under(d, project("readapi"), project("projections")) },
+	},
+	{
 		Name:      "no production package imports test/, directly or through a test-support package",
 		Subject:   func(p string) bool { return under(p, module) && !under(p, project("test")) && !testSupport(p) },
 		Forbidden: func(d string) bool { return under(d, project("test")) },
@@ -231,6 +236,11 @@ func TestRulesCatchViolations(t *testing.T) {
 			p("projections/audit"): {p("auth/token")},
 			p("auth/token"):        {p("commands/identity")},
 		}, []string{p("projections/audit"), p("auth/token"), p("commands/identity")}},
+		{"commands read a read model", map[string][]string{p("commands"): {p("projections/identity")}}, []string{p("commands"), p("projections/identity")}},
+		{"commands reach readapi through another package", map[string][]string{
+			p("commands"):   {p("auth/token")},
+			p("auth/token"): {p("readapi")},
+		}, []string{p("commands"), p("auth/token"), p("readapi")}},
 		{"production code imports test/", map[string][]string{p("eventstore/pg"): {p("test/pgtest")}}, []string{p("eventstore/pg"), p("test/pgtest")}},
 		{"production code reaches test/ through a test-support package", map[string][]string{
 			p("bench"):                {p("projections/projtest")},

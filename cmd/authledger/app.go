@@ -29,6 +29,7 @@ import (
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections"
 	projruntime "github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/reactors/sessionlimit"
 	"github.com/authledger/authledger/readapi"
 )
 
@@ -133,6 +134,10 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		return nil, err
 	}
 	waiter := projruntime.NewWaiter(a.db, runner, 0)
+	a.background("session-limit", (&sessionlimit.Enforcer{
+		Store: a.store, Pool: a.db, Waiter: waiter, Revoke: ident.deps.Revoke,
+		Limit: cfg.Identity.MaxSessionsPerUser, Logger: log,
+	}).Run)
 	if cfg.Tasks.Workers > 0 {
 		w, err := tasks.newWorker(startCtx, cfg, cfg.Tasks.Workers, a.store, waiter, log)
 		if err != nil {

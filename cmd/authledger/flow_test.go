@@ -319,3 +319,45 @@ func TestKeysRotate(t *testing.T) {
 		t.Fatalf("keys rotate without the master key: %d %s", code, errOut)
 	}
 }
+
+// With AUTHLEDGER_MAX_SESSIONS_PER_USER=2 a third login revokes the oldest
+// session: its tokens stop working, the two newest stay.
+func TestSessionLimitRevokesTheOldest(t *testing.T) {
+	t.Parallel()
+	r := startService(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "AUTHLEDGER_MAX_SESSIONS_PER_USER": "2", "AUTHLEDGER_RATE_LIMIT_PER_SECOND": "0"})
+	if status, _, body := r.call("POST", "/v1/auth/register", "", map[string]string{"email": "many@example.com", "password": "a long enough secret", "display_name": "M"}); status != http.StatusCreated {
+		t.Fatalf("register: %d %v", status, body)
+	}
+	var toks []map[string]any
+	for range 3 {
+		status, _, tok := r.call("POST", "/v1/auth/login", "", map[string]string{"email": "many@example.com", "password": "a long enough secret"})
+		if status != http.StatusOK {
+			t.Fatalf("login: %d %v", status, tok)
+		}
+		toks = append(toks, tok)
+	}
+	waitRejected(t, r, toks[0]["access_token"].(string))
+	if status, _, body := r.call("POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": toks[0]["refresh_token"].(string)}); status != http.StatusUnauthorized {
+		t.Fatalf("refresh of the revoked oldest session: %d %v", status, body)
+	}
+	// The sessions read model follows the revocation a moment later.
+	var items []any
+	var list map[string]any
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var status int
+		status, _, list = r.call("GET", "/v1/auth/sessions", toks[2]["access_token"].(string), nil)
+		items, _ = list["items"].([]any)
+		if status == http.StatusOK && len(items) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions after the third login: %d %v", status, list)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, it := range items {
+		if it.(map[string]any)["id"] == toks[0]["session_id"] {
+			t.Fatalf("the oldest session is still listed: %v", list)
+		}
+	}
+}

@@ -16,9 +16,9 @@ type Summary struct {
 // OldestBeyondLimit returns the ids of the sessions to revoke (reason
 // limit_exceeded) so that, once one more session starts, at most limit are
 // active: the oldest first, ties broken by id so every instance picks the
-// same. limit 0 means no cap. Where the list of active sessions comes from
-// is the command layer's business (it must come from the event store, not
-// a read model).
+// same. limit 0 means no cap. The caller supplies the active sessions:
+// reactors/sessionlimit reads them from the sessions read model once it
+// has reached the login, and revokes through the session streams.
 func OldestBeyondLimit(active []Summary, limit int) []uuid.UUID {
 	if limit <= 0 || len(active) < limit {
 		return nil
