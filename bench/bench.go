@@ -58,7 +58,7 @@ func (c Config) withDefaults() Config {
 // their tables to w.
 func Run(ctx context.Context, w io.Writer, cfg Config) error {
 	cfg = cfg.withDefaults()
-	dbURL, drop, err := scratchDatabase(ctx, cfg.DatabaseURL)
+	dbURL, drop, err := ScratchDatabase(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -93,8 +93,11 @@ func Run(ctx context.Context, w io.Writer, cfg Config) error {
 	return nil
 }
 
-// scratchDatabase creates a database beside the one named by base.
-func scratchDatabase(ctx context.Context, base string) (string, func(), error) {
+// ScratchDatabase creates a database beside the one named by base and
+// returns its URL and a function that drops it (forcing out whatever is
+// still connected). Sections that assemble more than a store (the tasks
+// section of `authledger bench` builds the whole service) use it too.
+func ScratchDatabase(ctx context.Context, base string) (string, func(), error) {
 	u, err := url.Parse(base)
 	if err != nil || u.Scheme == "" {
 		return "", nil, fmt.Errorf("bench: DATABASE_URL must be a postgres:// URL")

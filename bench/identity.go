@@ -25,6 +25,7 @@ import (
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore/pg"
+	"github.com/authledger/authledger/readapi/identitybench"
 )
 
 // IdentityConcurrency are the concurrency levels of the identity rows
@@ -263,7 +264,9 @@ func (w *refreshWorkers) rotated(worker int, tok string) {
 // p50/p99 for each row. Logins and refreshes go through the real command
 // handlers (commands.LoginHandler, commands.RefreshHandler) on the
 // PostgreSQL event store, with the OWASP argon2id defaults and ES256 access
-// tokens; no HTTP.
+// tokens; no HTTP. A second table follows: GET /v1/me over loopback HTTP
+// (identitybench.Run), its most requests/s and its p50/p99 at 200 req/s,
+// each row running for cfg.RowDuration.
 func Identity(ctx context.Context, w io.Writer, store *pg.Store, cfg Config) error {
 	return identity(ctx, w, store, cfg, IdentityConcurrency)
 }
@@ -341,7 +344,15 @@ func identity(ctx context.Context, w io.Writer, store *pg.Store, cfg Config, lev
 		fmt.Fprintf(tw, "token refresh\t%d\t%d\t%.0f\t%s\t%s\t%s\n", c, refresh.ops, refresh.perSecond(), ms(refresh.p50), ms(refresh.p99),
 			ratioCells(refresh, base, refreshGoal))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// Issue 5's GET /v1/me rows (most requests/s; p50/p99 at 200 req/s),
+	// through the HTTP stack, in their own table.
+	if _, err := identitybench.Run(ctx, identitybench.Config{Store: store, Pool: store.Pool(), Duration: cfg.RowDuration}, w); err != nil {
+		return fmt.Errorf("bench: GET /v1/me: %w", err)
+	}
+	return nil
 }
 
 // ratioCells renders "vs baseline" and "goal" for a row.

@@ -42,6 +42,11 @@ func TestIdentityTable(t *testing.T) {
 			t.Errorf("table lacks %q", want)
 		}
 	}
+	for _, want := range []string{"## Read API (GET /v1/me", "GET /v1/me, max", "GET /v1/me, steady", "200/s", "p99 < 10.00 ms"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the GET /v1/me table lacks %q", want)
+		}
+	}
 	for _, row := range []string{"argon2id hash (baseline)", "password login", "plain INSERT (baseline)", "token refresh"} {
 		for _, c := range levels {
 			if !tableHasRow(got, row, c) {
