@@ -93,13 +93,16 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	duration := fs.Duration("duration", 3*time.Second, "how long each throughput row runs")
 	writers := fs.String("writers", "1,8,32", "comma-separated writer counts of the append rows")
-	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run")
+	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run: eventstore, projections, identity, tasks")
+	historyTasks := fs.Int("history-tasks", 100_000, "tasks section: the history user's tasks (seeded into the read models)")
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprintln(w, "usage: authledger bench [flags]")
-		fmt.Fprintln(w, "\nMeasures the event store (and projections) on the PostgreSQL server of")
-		fmt.Fprintln(w, "DATABASE_URL, in a scratch database it creates and drops, and prints tables.")
-		fmt.Fprintln(w, "Only DATABASE_URL is read from the environment.")
+		fmt.Fprintln(w, "\nMeasures authledger on the PostgreSQL server of DATABASE_URL, in scratch")
+		fmt.Fprintln(w, "databases it creates and drops, and prints tables. Sections: eventstore")
+		fmt.Fprintln(w, "(appends, subscription), projections, identity (logins, refreshes,")
+		fmt.Fprintln(w, "GET /v1/me), tasks (the assembled service over loopback HTTP: uploads,")
+		fmt.Fprintln(w, "downloads, history, export). Only DATABASE_URL is read from the environment.")
 		fmt.Fprintln(w, "\nflags:")
 		fs.PrintDefaults()
 	}
@@ -127,7 +130,40 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 			cfg.Sections = append(cfg.Sections, s)
 		}
 	}
-	if err := bench.Run(ctx, stdout, cfg); err != nil {
+	if *historyTasks < 1 {
+		fmt.Fprintln(stderr, "authledger bench: -history-tasks must be positive")
+		return exitUsage
+	}
+	// The tasks section assembles the whole service (newApp, in this
+	// package) in a scratch database of its own; the other sections run
+	// in bench.Run's, consecutive ones together, in the order given.
+	if len(cfg.Sections) == 0 {
+		cfg.Sections = []string{"eventstore", "projections"}
+	}
+	var group []string
+	flush := func() error {
+		if len(group) == 0 {
+			return nil
+		}
+		c := cfg
+		c.Sections, group = group, nil
+		return bench.Run(ctx, stdout, c)
+	}
+	for _, s := range cfg.Sections {
+		if s != "tasks" {
+			group = append(group, s)
+			continue
+		}
+		if err := flush(); err != nil {
+			fmt.Fprintf(stderr, "authledger bench: %v\n", err)
+			return exitError
+		}
+		if err := benchTasks(ctx, stdout, tasksBenchConfig{DatabaseURL: dbURL, RowDuration: *duration, HistoryTasks: *historyTasks, Stderr: stderr}); err != nil {
+			fmt.Fprintf(stderr, "authledger bench: %v\n", err)
+			return exitError
+		}
+	}
+	if err := flush(); err != nil {
 		fmt.Fprintf(stderr, "authledger bench: %v\n", err)
 		return exitError
 	}
