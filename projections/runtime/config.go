@@ -31,6 +31,13 @@ type Config struct {
 	// keep coming (default 250ms). A batch commits at once whenever no
 	// further event is pending.
 	BatchTimeout time.Duration
+	// CheckpointInterval is how long a live projection may leave progress
+	// through events it filters out unwritten (default 500ms). That
+	// progress changes no row, so the runner announces it to local waiters
+	// at once and writes it with the next batch or after this interval,
+	// rather than committing one checkpoint transaction per event of the
+	// log that the projection does not read.
+	CheckpointInterval time.Duration
 	// BufferSize is how many events the store subscription may read ahead
 	// of the handler (default 2048).
 	BufferSize int
@@ -77,6 +84,7 @@ func (c *Config) setDefaults() {
 		c.MaxAttempts = 5
 	}
 	def(&c.BatchTimeout, 250*time.Millisecond)
+	def(&c.CheckpointInterval, 500*time.Millisecond)
 	def(&c.RetryBackoff, 200*time.Millisecond)
 	def(&c.MaxBackoff, 5*time.Second)
 	def(&c.LockPollInterval, 2*time.Second)

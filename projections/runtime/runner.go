@@ -73,7 +73,8 @@ func NewRunner(cfg Config) (*Runner, error) {
 				m.position.WithLabelValues(name).Set(float64(cp.Position.Commit))
 				r.hub.advance(name, cp.Position)
 			},
-			onState: func(state string, f *failure) { r.setState(name, state, f) },
+			onScanned: func(p eventstore.Position) { r.hub.advance(name, p) },
+			onState:   func(state string, f *failure) { r.setState(name, state, f) },
 		})
 		router.AddConsumerHandler(name, name, r.sub, handlerFunc)
 	}

@@ -513,3 +513,59 @@ func countsDiff(got, want map[string][2]int64) string {
 	sort.Strings(out)
 	return strings.Join(out, "; ")
 }
+
+// wantedOnly is a counter that reads the streams prefixed "wanted-" only.
+type wantedOnly struct{ *projtest.Counter }
+
+func (wantedOnly) Filter() eventstore.Filter {
+	return eventstore.Filter{StreamPrefixes: []string{"wanted-"}}
+}
+
+// A projection's progress through events it filters out is announced to
+// local waiters at once but written lazily: not one checkpoint transaction
+// per unrelated event of the log. It still reaches the table.
+func TestFilteredProgressIsWrittenLazily(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	env := projtest.New(t)
+	cfg := env.Config(wantedOnly{&projtest.Counter{ProjectionName: "wanted"}})
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	cfg.CheckpointInterval = 300 * time.Millisecond
+	r, _ := startRunner(t, cfg)
+	local := runtime.NewWaiter(env.Pool, r, 0)
+	commits := func() float64 {
+		return counterValue(t, reg, "authledger_projection_batches_committed_total", "wanted")
+	}
+	res, err := env.Store.Append(ctx, "wanted-1", eventstore.NoStream{}, projtest.Event("thing.happened.v1", map[string]int{"i": 0}, "u"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := local.WaitFor(ctx, res.Position, "wanted"); err != nil {
+		t.Fatal(err)
+	}
+	before := commits()
+	const unrelated = 60
+	var last eventstore.Position
+	for i := range unrelated {
+		res, err := env.Store.Append(ctx, fmt.Sprintf("other-%d", i), eventstore.NoStream{}, projtest.Event("thing.happened.v1", map[string]int{"i": i}, "u"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = res.Position
+		// Paced, so that the subscription hands over one position at a
+		// time, as under live traffic.
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := local.WaitFor(ctx, last, "wanted"); err != nil {
+		t.Fatalf("the local waiter did not see the filtered progress: %v", err)
+	}
+	if n := commits() - before; n >= unrelated/2 {
+		t.Fatalf("%v checkpoint commits for %d unrelated events: progress is written per event", n, unrelated)
+	}
+	// Another instance's waiter reads the table: the progress gets there.
+	if err := runtime.NewWaiter(env.Pool, nil, 10*time.Millisecond).WaitFor(ctx, last, "wanted"); err != nil {
+		t.Fatalf("the filtered progress never reached the checkpoint table: %v", err)
+	}
+}

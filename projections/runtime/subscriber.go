@@ -117,8 +117,11 @@ type binding struct {
 	// reaches this position (the head when it started).
 	stopAt   eventstore.Position
 	onCommit func(cp checkpoint, n int)
-	onState  func(state string, f *failure)
-	done     chan error
+	// onScanned (live bindings) hears of progress through filtered-out
+	// events before it is written (see Config.CheckpointInterval).
+	onScanned func(p eventstore.Position)
+	onState   func(state string, f *failure)
+	done      chan error
 }
 
 // item is what the store subscription hands to the batch loop: an event, or
@@ -501,6 +504,14 @@ func (b *binding) runOnce(ctx context.Context, cp checkpoint, out chan<- *messag
 		return errDone
 	}
 
+	// scanned is a live binding's progress through filtered-out events not
+	// written yet; flush fires when it is due.
+	var scanned eventstore.Position
+	var flush <-chan time.Time
+	flushTimer := time.NewTimer(time.Hour)
+	flushTimer.Stop()
+	defer flushTimer.Stop()
+
 	var idle <-chan time.Time
 	var idleTimer *time.Timer
 	if !b.live {
@@ -516,6 +527,18 @@ func (b *binding) runOnce(ctx context.Context, cp checkpoint, out chan<- *messag
 		if bt == nil {
 			select {
 			case it = <-items:
+			case <-flush:
+				flush = nil
+				if scanned.Compare(cp.Position) <= 0 {
+					continue // a batch has written past it meanwhile
+				}
+				// Write the progress alone: the loop commits it at once,
+				// nothing being pending.
+				if err := open(nil); err != nil {
+					return err
+				}
+				bt.cp.Position = scanned
+				continue
 			case err := <-subErr:
 				return fmt.Errorf("subscription ended: %w", err)
 			case <-idle:
@@ -554,6 +577,19 @@ func (b *binding) runOnce(ctx context.Context, cp checkpoint, out chan<- *messag
 			// The store says every event up to it.pos was delivered or
 			// filtered out: move the checkpoint without an event.
 			if it.pos.Compare(cp.Position) <= 0 || (bt != nil && it.pos.Compare(bt.cp.Position) <= 0) {
+				continue
+			}
+			if bt == nil && b.live {
+				if it.pos.Compare(scanned) > 0 {
+					scanned = it.pos
+					if b.onScanned != nil {
+						b.onScanned(scanned)
+					}
+				}
+				if flush == nil {
+					flushTimer.Reset(cfg.CheckpointInterval)
+					flush = flushTimer.C
+				}
 				continue
 			}
 			if bt == nil {
