@@ -1,10 +1,14 @@
 // Command authledger is the identity server and its operational tools, one
 // binary with subcommands:
 //
-//	authledger serve     run the HTTP server (migrates first by default)
-//	authledger migrate   apply database migrations and exit
-//	authledger version   print the version
-//	authledger bench     measure the event store and print tables
+//	authledger serve        run the HTTP server (migrates first by default)
+//	authledger migrate      apply database migrations and exit
+//	authledger worker       process tasks beside serve
+//	authledger projections  read-model status and rebuilds
+//	authledger audit        verify the audit trail's hash chain
+//	authledger keys         rotate the signing key
+//	authledger bench        measure and print tables
+//	authledger version      print the version
 //
 // Configuration comes from environment variables only; `authledger serve
 // --help` lists every one with its default. This package is the only one
@@ -52,7 +56,7 @@ func commands() []command {
 		{"serve", "run the HTTP server (applies migrations first unless AUTHLEDGER_MIGRATE_ON_START=false)", runServe},
 		{"migrate", "apply the database migrations to DATABASE_URL and exit", runMigrate},
 		{"version", "print the version and exit", runVersion},
-		{"bench", "measure the event store on DATABASE_URL's server and print tables", runBench},
+		{"bench", "measure the event store, projections, identity and tasks on DATABASE_URL's server and print tables", runBench},
 		{"projections", "print the read models' status (`projections status`) or rebuild one (`projections rebuild NAME`)", runProjections},
 		{"audit", "verify the audit trail's hash chain (`audit verify`)", runAudit},
 		{"worker", "process tasks (OCR) beside serve: claims, heartbeats, retention, file collection", runWorker},
@@ -87,7 +91,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Configuration comes from the environment; `authledger serve --help` lists it.")
