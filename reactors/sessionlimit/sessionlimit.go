@@ -102,11 +102,13 @@ func (e *Enforcer) enforce(ctx context.Context, ev eventstore.RecordedEvent) err
 	if err != nil {
 		return err
 	}
-	others := make([]session.Summary, 0, len(active))
+	// All of them, the new one included: a login handled late (the read
+	// model already has newer sessions) must not count itself as the
+	// newest. Keeping the newest Limit is the same decision whichever
+	// login of the user it is made for.
+	all := make([]session.Summary, 0, len(active))
 	for _, s := range active {
-		if s.SessionID != started.SessionID {
-			others = append(others, session.Summary{ID: s.SessionID, StartedAt: s.StartedAt})
-		}
+		all = append(all, session.Summary{ID: s.SessionID, StartedAt: s.StartedAt})
 	}
 	meta := commands.Meta{
 		CorrelationID: ev.ID.String(),
@@ -114,7 +116,9 @@ func (e *Enforcer) enforce(ctx context.Context, ev eventstore.RecordedEvent) err
 		Actor:         events.Actor{Kind: events.ActorSystem},
 	}
 	var errs []error
-	for _, id := range session.OldestBeyondLimit(others, e.Limit) {
+	// OldestBeyondLimit makes room for one more; here the one more is
+	// already counted.
+	for _, id := range session.OldestBeyondLimit(all, e.Limit+1) {
 		_, err := e.Revoke.Handle(ctx, commands.RevokeSession{SessionID: id, UserID: started.UserID, Reason: session.ReasonLimitExceeded, Meta: meta})
 		if err != nil && !errors.Is(err, commands.ErrSessionNotFound) {
 			errs = append(errs, fmt.Errorf("revoke %s: %w", id, err))
