@@ -12,15 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authledger/authledger/auth/keys"
-	"github.com/authledger/authledger/auth/keys/pgstore"
-	"github.com/authledger/authledger/auth/password"
-	"github.com/authledger/authledger/auth/token"
-	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/test/identitytest"
+
 	"github.com/authledger/authledger/domain/session"
-	"github.com/authledger/authledger/domain/signingkey"
 	"github.com/authledger/authledger/domain/user"
-	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/authn"
@@ -53,36 +48,8 @@ func newIdentityServer(t *testing.T, startRunner bool) *idServer {
 	env := projtest.New(t)
 	s := &idServer{t: t, ctx: ctx, env: env}
 
-	reg := events.NewRegistry()
-	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents} {
-		if err := f(reg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	users, _ := commands.NewRepository(env.Store, reg, user.FromHistory)
-	res, _ := commands.NewRepository(env.Store, reg, user.ReservationFromHistory)
-	sessions, _ := commands.NewRepository(env.Store, reg, session.FromHistory)
-	ringRepo, _ := commands.NewRepository(env.Store, reg, signingkey.FromHistory)
-	ks, err := pgstore.New(env.Store.Pool())
-	if err != nil {
-		t.Fatal(err)
-	}
-	master, _ := keys.NewMasterKey(bytes.Repeat([]byte{9}, 32))
-	tcfg := token.DefaultConfig("http://id.example.test")
-	km := &commands.KeyManager{Ring: ringRepo, Store: ks, Master: master, Algorithm: keys.DefaultAlgorithm, Retain: tcfg.MaxKeyRetention(), Overlap: time.Hour}
-	ring, err := km.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	holder := keys.NewRingHolder(ring)
-	issuer, _ := token.NewIssuer(tcfg, holder)
-	verifier, _ := token.NewVerifier(tcfg, holder)
-	hasher, err := password.NewHasher(password.Config{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rkey := bytes.Repeat([]byte{3}, 32)
-	rev := authn.NewRevocations(tcfg.MaxKeyRetention())
+	st := identitytest.New(t, ctx, env.Store, env.Store.Pool())
+	rev := authn.NewRevocations(st.TokenConfig.MaxKeyRetention())
 	go func() { _ = rev.Run(ctx, env.Store) }()
 
 	profiles, sessProj := identity.NewProfiles(), identity.NewSessions()
@@ -117,16 +84,15 @@ func newIdentityServer(t *testing.T, startRunner bool) *idServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := authn.Middleware(verifier, rev)
+	auth := authn.Middleware(st.Verifier, rev)
 	httpidentity.Mount(engine, httpidentity.Deps{
-		Register: &commands.RegisterHandler{Reservations: res, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: rkey},
-		Login: &commands.LoginHandler{Reservations: res, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,
-			Lockout: user.DefaultLockoutPolicy(), SessionPolicy: session.DefaultPolicy(), ReservationKey: rkey},
-		Refresh:    &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: session.DefaultPolicy()},
-		Revoke:     &commands.RevokeSessionHandler{Sessions: sessions},
+		Register:   st.Register,
+		Login:      st.Login,
+		Refresh:    st.Refresh,
+		Revoke:     st.Revoke,
 		Auth:       auth,
-		Ring:       holder,
-		PublicURL:  "http://id.example.test",
+		Ring:       st.Ring,
+		PublicURL:  identitytest.Issuer,
 		Algorithms: []string{"ES256"},
 	})
 	v1 := engine.Group("/v1", auth)

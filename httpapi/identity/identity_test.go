@@ -11,19 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authledger/authledger/test/identitytest"
+
 	"github.com/gin-gonic/gin"
 	jose "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/authledger/authledger/auth/keys"
-	"github.com/authledger/authledger/auth/keys/pgstore"
-	"github.com/authledger/authledger/auth/password"
-	"github.com/authledger/authledger/auth/token"
-	"github.com/authledger/authledger/commands"
-	"github.com/authledger/authledger/domain/session"
-	"github.com/authledger/authledger/domain/signingkey"
-	"github.com/authledger/authledger/domain/user"
-	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore/pg"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/authn"
@@ -84,49 +77,27 @@ func newServer(t *testing.T, rl *identity.RateLimiter) client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	reg := events.NewRegistry()
-	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents} {
-		if err := f(reg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	users, _ := commands.NewRepository(store, reg, user.FromHistory)
-	res, _ := commands.NewRepository(store, reg, user.ReservationFromHistory)
-	sessions, _ := commands.NewRepository(store, reg, session.FromHistory)
-	ringRepo, _ := commands.NewRepository(store, reg, signingkey.FromHistory)
-	ks, _ := pgstore.New(store.Pool())
-	master, _ := keys.NewMasterKey(bytes.Repeat([]byte{9}, 32))
-	tcfg := token.DefaultConfig("http://id.example.test")
-	km := &commands.KeyManager{Ring: ringRepo, Store: ks, Master: master, Algorithm: keys.DefaultAlgorithm, Retain: tcfg.MaxKeyRetention(), Overlap: time.Hour}
-	ring, err := km.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	holder := keys.NewRingHolder(ring)
-	issuer, _ := token.NewIssuer(tcfg, holder)
-	verifier, _ := token.NewVerifier(tcfg, holder)
-	hasher, _ := password.NewHasher(password.Config{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})
-	rkey := bytes.Repeat([]byte{3}, 32)
-	rev := authn.NewRevocations(tcfg.MaxKeyRetention())
+	st := identitytest.New(t, ctx, store, store.Pool())
+	rev := authn.NewRevocations(st.TokenConfig.MaxKeyRetention())
 	go func() { _ = rev.Run(ctx, store) }()
 	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), OpenAPI: []byte("openapi: 3.1.0")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	identity.Mount(engine, identity.Deps{
-		Register:   &commands.RegisterHandler{Reservations: res, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: rkey},
-		Login:      &commands.LoginHandler{Reservations: res, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer, Lockout: user.DefaultLockoutPolicy(), SessionPolicy: session.DefaultPolicy(), ReservationKey: rkey},
-		Refresh:    &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: session.DefaultPolicy()},
-		Revoke:     &commands.RevokeSessionHandler{Sessions: sessions},
-		Auth:       authn.Middleware(verifier, rev),
-		Ring:       holder,
-		PublicURL:  "http://id.example.test",
+		Register:   st.Register,
+		Login:      st.Login,
+		Refresh:    st.Refresh,
+		Revoke:     st.Revoke,
+		Auth:       authn.Middleware(st.Verifier, rev),
+		Ring:       st.Ring,
+		PublicURL:  identitytest.Issuer,
 		Algorithms: []string{"ES256"},
 		RateLimit:  rl,
 	})
 	// A protected route of the test's own: it answers 204 exactly when the
 	// authentication middleware accepts the token.
-	engine.GET("/v1/auth/probe", authn.Middleware(verifier, rev), func(c *gin.Context) { c.Status(http.StatusNoContent) })
+	engine.GET("/v1/auth/probe", authn.Middleware(st.Verifier, rev), func(c *gin.Context) { c.Status(http.StatusNoContent) })
 	srv := httptest.NewServer(engine)
 	t.Cleanup(srv.Close)
 	return client{t: t, url: srv.URL}

@@ -1,7 +1,6 @@
 package identity_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,16 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authledger/authledger/test/identitytest"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/authledger/authledger/auth/keys"
-	"github.com/authledger/authledger/auth/keys/pgstore"
-	"github.com/authledger/authledger/auth/password"
-	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/session"
-	"github.com/authledger/authledger/domain/signingkey"
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
@@ -41,44 +37,14 @@ type cmds struct {
 
 func newCmds(t *testing.T, ctx context.Context, env *projtest.Env) *cmds {
 	t.Helper()
-	reg := events.NewRegistry()
-	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents} {
-		if err := f(reg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	users, _ := commands.NewRepository(env.Store, reg, user.FromHistory)
-	res, _ := commands.NewRepository(env.Store, reg, user.ReservationFromHistory)
-	sessions, _ := commands.NewRepository(env.Store, reg, session.FromHistory)
-	ringRepo, _ := commands.NewRepository(env.Store, reg, signingkey.FromHistory)
-	ks, err := pgstore.New(env.Store.Pool())
-	if err != nil {
-		t.Fatal(err)
-	}
-	master, _ := keys.NewMasterKey(bytes.Repeat([]byte{9}, 32))
-	tcfg := token.DefaultConfig("http://id.example.test")
-	km := &commands.KeyManager{Ring: ringRepo, Store: ks, Master: master, Algorithm: keys.DefaultAlgorithm, Retain: tcfg.MaxKeyRetention(), Overlap: time.Hour}
-	ring, err := km.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, err := token.NewIssuer(tcfg, keys.NewRingHolder(ring))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hasher, err := password.NewHasher(password.Config{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rkey := bytes.Repeat([]byte{3}, 32)
+	st := identitytest.New(t, ctx, env.Store, env.Store.Pool())
 	return &cmds{
-		register: &commands.RegisterHandler{Reservations: res, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: rkey},
-		login: &commands.LoginHandler{Reservations: res, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,
-			Lockout: user.DefaultLockoutPolicy(), SessionPolicy: session.DefaultPolicy(), ReservationKey: rkey},
-		refresh:  &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: session.DefaultPolicy()},
-		revoke:   &commands.RevokeSessionHandler{Sessions: sessions},
-		users:    users,
-		sessions: sessions,
+		register: st.Register,
+		login:    st.Login,
+		refresh:  st.Refresh,
+		revoke:   st.Revoke,
+		users:    st.Users,
+		sessions: st.Sessions,
 	}
 }
 

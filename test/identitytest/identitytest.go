@@ -1,0 +1,98 @@
+// Package identitytest assembles the identity write side for tests, the
+// way serve does (cmd/authledger/identity.go) but with test-speed argon2id
+// parameters and fixed keys: the repositories, a bootstrapped signing-key
+// ring, the issuer and verifier, and the command handlers.
+package identitytest
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authledger/authledger/auth/keys"
+	"github.com/authledger/authledger/auth/keys/pgstore"
+	"github.com/authledger/authledger/auth/password"
+	"github.com/authledger/authledger/auth/token"
+	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/session"
+	"github.com/authledger/authledger/domain/signingkey"
+	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/eventstore"
+)
+
+// Issuer is the iss (and aud) of the tokens a Stack issues.
+const Issuer = "http://id.example.test"
+
+// Stack is the identity write side on one event store.
+type Stack struct {
+	Registry    *events.Registry
+	Users       *commands.Repository[*user.User]
+	Reservation *commands.Repository[*user.EmailReservation]
+	Sessions    *commands.Repository[*session.Session]
+	TokenConfig token.Config
+	Ring        *keys.RingHolder
+	TokenIssuer *token.Issuer
+	Verifier    *token.Verifier
+
+	Register *commands.RegisterHandler
+	Login    *commands.LoginHandler
+	Refresh  *commands.RefreshHandler
+	Revoke   *commands.RevokeSessionHandler
+}
+
+// New builds the stack on store; pool holds the signing_keys table (the
+// migrated database of the store).
+func New(t testing.TB, ctx context.Context, store eventstore.Store, pool *pgxpool.Pool) *Stack {
+	t.Helper()
+	reg := events.NewRegistry()
+	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents} {
+		if err := f(reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	users, err := commands.NewRepository(store, reg, user.FromHistory)
+	must(err)
+	res, err := commands.NewRepository(store, reg, user.ReservationFromHistory)
+	must(err)
+	sessions, err := commands.NewRepository(store, reg, session.FromHistory)
+	must(err)
+	ringRepo, err := commands.NewRepository(store, reg, signingkey.FromHistory)
+	must(err)
+	sealed, err := pgstore.New(pool)
+	must(err)
+	master, err := keys.NewMasterKey(bytes.Repeat([]byte{9}, 32))
+	must(err)
+	tcfg := token.DefaultConfig(Issuer)
+	km := &commands.KeyManager{Ring: ringRepo, Store: sealed, Master: master, Algorithm: keys.DefaultAlgorithm, Retain: tcfg.MaxKeyRetention(), Overlap: time.Hour}
+	ring, err := km.Bootstrap(ctx)
+	must(err)
+	holder := keys.NewRingHolder(ring)
+	issuer, err := token.NewIssuer(tcfg, holder)
+	must(err)
+	verifier, err := token.NewVerifier(tcfg, holder)
+	must(err)
+	// Cheap parameters: these tests are about the flow, not the hash (the
+	// assembled service's tests run the OWASP defaults).
+	hasher, err := password.NewHasher(password.Config{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})
+	must(err)
+	rkey := bytes.Repeat([]byte{3}, 32)
+	return &Stack{
+		Registry: reg, Users: users, Reservation: res, Sessions: sessions,
+		TokenConfig: tcfg, Ring: holder, TokenIssuer: issuer, Verifier: verifier,
+		Register: &commands.RegisterHandler{Reservations: res, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: rkey},
+		Login: &commands.LoginHandler{Reservations: res, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,
+			Lockout: user.DefaultLockoutPolicy(), SessionPolicy: session.DefaultPolicy(), ReservationKey: rkey},
+		Refresh: &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: session.DefaultPolicy()},
+		Revoke:  &commands.RevokeSessionHandler{Sessions: sessions},
+	}
+}
