@@ -134,10 +134,12 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		return nil, err
 	}
 	waiter := projruntime.NewWaiter(a.db, runner, 0)
-	a.background("session-limit", (&sessionlimit.Enforcer{
-		Store: a.store, Pool: a.db, Waiter: waiter, Revoke: ident.deps.Revoke,
-		Limit: cfg.Identity.MaxSessionsPerUser, Logger: log,
-	}).Run)
+	if cfg.Identity.MaxSessionsPerUser > 0 {
+		a.background("session-limit", (&sessionlimit.Enforcer{
+			Store: a.store, Pool: a.db, Waiter: waiter, Revoke: ident.deps.Revoke,
+			Limit: cfg.Identity.MaxSessionsPerUser, Logger: log,
+		}).Run)
+	}
 	if cfg.Tasks.Workers > 0 {
 		w, err := tasks.newWorker(startCtx, cfg, cfg.Tasks.Workers, a.store, waiter, log)
 		if err != nil {
@@ -158,7 +160,8 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		return nil, err
 	}
 	identityhttp.Mount(a.engine, ident.deps)
-	// Queries: every /v1 read requires an access token.
+	// Everything under /v1 but register, login and refresh (mounted above)
+	// requires an access token: the queries and the task commands.
 	v1 := a.engine.Group("/v1", ident.deps.Auth)
 	if err := readapi.Mount(v1, readapi.Config{Pool: a.db, Waiter: waiter, ConsistencyTimeout: cfg.ConsistencyWait}); err != nil {
 		return nil, err
