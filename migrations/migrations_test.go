@@ -53,7 +53,7 @@ func TestMigrateIsIdempotentAndSafeConcurrently(t *testing.T) {
 	if version != latest {
 		t.Fatalf("schema version = %d, want %d", version, latest)
 	}
-	for _, table := range []string{"events", "streams"} {
+	for _, table := range []string{"events", "projection_checkpoints"} {
 		var ok bool
 		if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&ok); err != nil || !ok {
 			t.Fatalf("table %s missing (err %v)", table, err)

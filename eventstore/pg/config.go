@@ -16,7 +16,8 @@ type Config struct {
 	ConnString string
 
 	// MaxConns caps the connection pool (default 16). Each Subscribe holds
-	// no connection between polls; the LISTEN connection is separate.
+	// no connection between polls; the LISTEN connection and the
+	// batchers' connections (AppendBatchers) are separate.
 	MaxConns int32
 
 	// PollInterval is how often an idle subscription polls when no wake-up
@@ -44,9 +45,20 @@ type Config struct {
 	// holds every subscriber of the database back, so it must not live long.
 	IdleInTransactionTimeout time.Duration
 
-	// AppendRetries bounds how often Append retries an append that the
-	// per-stream guard refused (default 10).
+	// AppendRetries bounds how often Append retries an append that lost a
+	// race for a revision with a writer of another process (default 10).
 	AppendRetries int
+
+	// AppendBatch is the most concurrent Append calls one statement and
+	// commit carries (default 64); 1 writes every call in its own
+	// transaction. AppendBatchEvents caps the events of such a batch
+	// (default 1024; a single larger append still goes, alone).
+	AppendBatch       int
+	AppendBatchEvents int
+
+	// AppendBatchers is the number of batches written at once (default
+	// 4), each on its own connection; streams are spread over them by hash.
+	AppendBatchers int
 }
 
 // Defaults.
@@ -58,6 +70,9 @@ const (
 	DefaultBatchSize                = 512
 	DefaultIdleInTransactionTimeout = 30 * time.Second
 	DefaultAppendRetries            = 10
+	DefaultAppendBatch              = 64
+	DefaultAppendBatchEvents        = 1024
+	DefaultAppendBatchers           = 4
 )
 
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -84,6 +99,15 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.AppendRetries == 0 {
 		c.AppendRetries = DefaultAppendRetries
+	}
+	if c.AppendBatch == 0 {
+		c.AppendBatch = DefaultAppendBatch
+	}
+	if c.AppendBatchEvents == 0 {
+		c.AppendBatchEvents = DefaultAppendBatchEvents
+	}
+	if c.AppendBatchers == 0 {
+		c.AppendBatchers = DefaultAppendBatchers
 	}
 	return c
 }
@@ -117,6 +141,15 @@ func (c Config) Validate() error {
 	}
 	if c.AppendRetries < 0 {
 		errs = append(errs, fmt.Errorf("pg: AppendRetries must not be negative, got %d", c.AppendRetries))
+	}
+	if c.AppendBatch < 0 || c.AppendBatch > 10_000 {
+		errs = append(errs, fmt.Errorf("pg: AppendBatch must be between 1 and 10000, got %d", c.AppendBatch))
+	}
+	if c.AppendBatchEvents < 0 {
+		errs = append(errs, fmt.Errorf("pg: AppendBatchEvents must be positive, got %d", c.AppendBatchEvents))
+	}
+	if c.AppendBatchers < 0 || c.AppendBatchers > 64 {
+		errs = append(errs, fmt.Errorf("pg: AppendBatchers must be between 1 and 64, got %d", c.AppendBatchers))
 	}
 	return errors.Join(errs...)
 }

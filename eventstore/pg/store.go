@@ -11,7 +11,16 @@
 // the oldest transaction still running (the xmin horizon): every such
 // transaction has finished, so nothing can appear behind a position once it
 // has been read. A per-stream guard keeps each stream's revisions increasing
-// in that order (see AppendTx).
+// in that order: the unique (stream, revision) index excludes concurrent
+// writers of a stream, and an append refuses a stream last written by a
+// later transaction (see appendSQL and AppendTx; docs/adr/0004).
+//
+// # Appends
+//
+// Concurrent Append calls share a statement and a commit (group commit, see
+// batcher); each returns only once its own events are durable. A tombstone
+// is a row of the reserved type $tombstone after the stream's last revision;
+// readers of $all skip it.
 //
 // Known costs: a writing transaction left open holds every subscriber of
 // the database back (the pool sets idle_in_transaction_session_timeout);
@@ -62,6 +71,9 @@ type Store struct {
 	cfg  Config
 	pool *pgxpool.Pool
 
+	batchers   []*batcher    // group concurrent appends; none when grouping is off
+	appendPool *pgxpool.Pool // the batchers' connections
+
 	wake   broadcast     // fired when new events may be visible
 	kick   chan struct{} // asks the notifier to send one NOTIFY
 	bg     context.Context
@@ -104,6 +116,18 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.wake.init()
 	s.wg.Add(1)
 	go s.notifier()
+	if cfg.AppendBatch > 1 {
+		if s.appendPool, err = openAppendPool(ctx, pc, cfg.AppendBatchers); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.batchers = make([]*batcher, cfg.AppendBatchers)
+		for i := range s.batchers {
+			s.batchers[i] = &batcher{s: s, reqs: make(chan *pending, 4*cfg.AppendBatch)}
+			s.wg.Add(1)
+			go s.batchers[i].run()
+		}
+	}
 	return s, nil
 }
 
@@ -134,6 +158,9 @@ func (s *Store) Close() error {
 	s.closed.Do(func() {
 		s.stop()
 		s.wg.Wait()
+		if s.appendPool != nil {
+			s.appendPool.Close()
+		}
 		s.pool.Close()
 	})
 	return nil
@@ -145,12 +172,17 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// Append implements eventstore.Store in one round trip (one autocommit call
-// of eventstore_append). It retries by itself, with jitter, the rare append
-// the per-stream guard refuses.
+// Append implements eventstore.Store. Concurrent calls share a statement
+// and a commit (see batcher); each call still returns only once its events
+// are durable, with its own outcome. It retries by itself, with jitter, the
+// rare append that lost a race with a writer of another process.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	r, err := newAppendReq(stream, expected, events)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
 	for attempt := 0; ; attempt++ {
-		res, err := appendEvents(ctx, s.pool, stream, expected, events)
+		res, err := s.appendOnce(ctx, r)
 		if errors.Is(err, eventstore.ErrRetryInNewTransaction) && attempt < s.cfg.AppendRetries {
 			t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))) //nolint:gosec // jitter, not a secret
 			select {
@@ -161,9 +193,6 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			}
 			continue
 		}
-		if err == nil && len(events) > 0 {
-			s.Wake()
-		}
 		return res, err
 	}
 }
@@ -173,11 +202,17 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 // It fails with an error matching eventstore.ErrRetryInNewTransaction when
 // a later transaction has already written the stream (appending would put
 // the stream's revisions out of order in $all): roll back and run the whole
-// transaction again. Such conflicts are likelier the longer the transaction
-// ran before appending; append early. Call Wake after the commit so that
+// transaction again. The same error comes when a concurrent writer takes
+// the revision first (the caller's transaction is then aborted). Such
+// conflicts are likelier the longer the transaction ran before appending;
+// append early. Call Wake after the commit so that
 // subscribers do not wait for their next poll.
 func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error) {
-	return appendEvents(ctx, tx, stream, expected, events)
+	r, err := newAppendReq(stream, expected, events)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	return appendSolo(ctx, tx, r)
 }
 
 // Wake tells subscribers that new events may be visible: those of this
@@ -190,113 +225,22 @@ func (s *Store) Wake() {
 	}
 }
 
-const (
-	expectNoStream     = -1
-	expectAny          = -2
-	expectStreamExists = -3
-)
-
-func expectedCode(x eventstore.ExpectedRevision) (int64, error) {
-	switch v := x.(type) {
-	case eventstore.Any:
-		return expectAny, nil
-	case eventstore.NoStream:
-		return expectNoStream, nil
-	case eventstore.StreamExists:
-		return expectStreamExists, nil
-	case eventstore.Revision:
-		if uint64(v) > math.MaxInt64 {
-			return math.MaxInt64, nil // no stream reaches it: a wrong version
-		}
-		return int64(v), nil
-	}
-	return 0, fmt.Errorf("pg: unknown expected revision %T", x)
-}
-
-func appendEvents(ctx context.Context, q querier, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
-	code, err := expectedCode(expected)
-	if err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	if stream == "" {
-		return eventstore.AppendResult{}, errors.New("pg: empty stream name")
-	}
-	ids := make([]uuid.UUID, len(events))
-	types := make([]string, len(events))
-	data := make([]json.RawMessage, len(events))
-	meta := make([]json.RawMessage, len(events))
-	for i, e := range events {
-		if e.ID == uuid.Nil {
-			return eventstore.AppendResult{}, fmt.Errorf("pg: event %d of %q has no id", i, stream)
-		}
-		if e.Type == "" {
-			return eventstore.AppendResult{}, fmt.Errorf("pg: event %d of %q has no type", i, stream)
-		}
-		ids[i], types[i], data[i], meta[i] = e.ID, e.Type, e.Data, e.Metadata
-	}
-	var next, commit, prepare *int64
-	err = q.QueryRow(ctx, `SELECT next_revision, commit_pos, prepare_pos FROM eventstore_append($1, $2, $3, $4, $5, $6)`,
-		stream, code, ids, types, data, meta).Scan(&next, &commit, &prepare)
-	if err != nil {
-		return eventstore.AppendResult{}, mapError(stream, expected, err)
-	}
-	var res eventstore.AppendResult
-	if next != nil && *next >= 0 {
-		res.NextRevision = uint64(*next)
-	}
-	if commit != nil && prepare != nil {
-		res.Position = eventstore.Position{Commit: uint64(*commit), Prepare: uint64(*prepare)}
-	}
-	return res, nil
-}
-
-// mapError is the one place where the SQLSTATEs of the event store's
-// functions become the port's errors.
-func mapError(stream string, expected eventstore.ExpectedRevision, err error) error {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return fmt.Errorf("pg: %q: %w", stream, err)
-	}
-	switch pgErr.Code {
-	case "AL001":
-		cur, perr := strconv.ParseInt(pgErr.Detail, 10, 64)
-		if perr != nil {
-			return fmt.Errorf("pg: %q: bad AL001 detail %q: %w", stream, pgErr.Detail, err)
-		}
-		we := &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected}
-		if cur >= 0 {
-			we.CurrentExists, we.Current = true, uint64(cur)
-		}
-		return we
-	case "AL002":
-		return fmt.Errorf("%w: %q", eventstore.ErrStreamDeleted, stream)
-	case "AL003", "40001", "40P01":
-		return fmt.Errorf("%w: %q: %s", eventstore.ErrRetryInNewTransaction, stream, pgErr.Message)
-	case "23505":
-		switch pgErr.ConstraintName {
-		case "events_event_id_key":
-			return fmt.Errorf("%w: %q: %s", ErrDuplicateEventID, stream, pgErr.Detail)
-		case "events_stream_revision_key", "streams_pkey":
-			// Only a transaction that did not see the latest revision
-			// (REPEATABLE READ or stricter) gets here.
-			return fmt.Errorf("%w: %q: %s", eventstore.ErrRetryInNewTransaction, stream, pgErr.Message)
-		}
-	case "22P02":
-		return fmt.Errorf("pg: %q: event data or metadata is not valid JSON: %w", stream, err)
-	}
-	return fmt.Errorf("pg: %q: %w", stream, err)
-}
-
-// Tombstone implements eventstore.Store.
+// Tombstone implements eventstore.Store: it writes a row of the reserved
+// type $tombstone after the stream's last revision, under the same expected
+// revision check and guard as an append. The stream's events stay in $all.
 func (s *Store) Tombstone(ctx context.Context, stream string, expected eventstore.ExpectedRevision) error {
-	code, err := expectedCode(expected)
+	r, err := newAppendReq(stream, expected, nil)
 	if err != nil {
 		return err
 	}
-	if _, err := s.pool.Exec(ctx, `SELECT eventstore_tombstone($1, $2)`, stream, code); err != nil {
-		return mapError(stream, expected, err)
+	r.events = []eventstore.EventData{{ID: uuid.New(), Type: tombstoneType}}
+	for attempt := 0; ; attempt++ {
+		_, err := appendSolo(ctx, s.pool, r)
+		if errors.Is(err, eventstore.ErrRetryInNewTransaction) && attempt < s.cfg.AppendRetries {
+			continue
+		}
+		return err
 	}
-	return nil
 }
 
 const eventColumns = `e.tx_id, e.seq, e.event_id, e.stream, e.revision, e.type, e.data, e.metadata, e.recorded_at`
@@ -304,8 +248,6 @@ const eventColumns = `e.tx_id, e.seq, e.event_id, e.stream, e.revision, e.type, 
 // ReadStream implements eventstore.Store. Stream reads are strongly
 // consistent: they see every committed event of the stream (no horizon).
 func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.ReadStreamOptions) ([]eventstore.RecordedEvent, error) {
-	// One statement, so one round trip and one snapshot: the stream row
-	// (existence, tombstone, current revision for End) and its events.
 	// from < 0 means End: the stream's current revision.
 	from := int64(-1)
 	if opts.From != eventstore.End {
@@ -316,20 +258,14 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 		l := int64(opts.Limit)
 		limit = &l
 	}
-	cond, order := `e.revision >= CASE WHEN $2 < 0 THEN s.revision ELSE $2 END`, `e.revision`
-	if opts.Direction == eventstore.Backwards {
-		cond, order = `e.revision <= CASE WHEN $2 < 0 THEN s.revision ELSE $2 END`, `e.revision DESC`
-	}
-	rows, err := s.pool.Query(ctx, `SELECT s.deleted, `+eventColumns+` FROM streams s
-		LEFT JOIN LATERAL (SELECT * FROM events e WHERE e.stream = s.name AND `+cond+` ORDER BY `+order+` LIMIT $3) e ON true
-		WHERE s.name = $1`, stream, from, limit)
+	rows, err := s.pool.Query(ctx, readStreamSQL(opts.Direction == eventstore.Backwards), stream, from, limit)
 	if err != nil {
 		return nil, fmt.Errorf("pg: read %q: %w", stream, err)
 	}
 	found, deleted := false, false
 	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*eventstore.RecordedEvent, error) {
 		found = true
-		// Pointers: a stream row without events comes with the LEFT
+		// Pointers: a stream read past its end comes with the LEFT
 		// JOIN's NULLs.
 		var (
 			tx, seq, rev *int64
@@ -474,6 +410,7 @@ func readPage(ctx context.Context, q querier, after eventstore.Position, limit i
 SELECT 0, ` + eventColumns + ` FROM (
 	SELECT e.* FROM events e, h
 	 WHERE (e.tx_id, e.seq) > ($1, $2) AND e.tx_id < h.x
+	   AND e.type <> '` + tombstoneType + `'
 	   AND ($4::text[] IS NULL OR e.type = ANY ($4::text[]))
 	   AND ($5::text[] IS NULL OR EXISTS (SELECT 1 FROM unnest($5::text[]) AS p WHERE starts_with(e.stream, p)))
 	 ORDER BY e.tx_id, e.seq LIMIT $3) AS e`
