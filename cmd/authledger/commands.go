@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -95,6 +97,7 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	writers := fs.String("writers", "1,8,32", "comma-separated writer counts of the append rows")
 	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run: eventstore, projections, identity, tasks")
 	historyTasks := fs.Int("history-tasks", 100_000, "tasks section: the history user's tasks (seeded into the read models)")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to this file (go tool pprof)")
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprintln(w, "usage: authledger bench [flags]")
@@ -139,6 +142,19 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	// in bench.Run's, consecutive ones together, in the order given.
 	if len(cfg.Sections) == 0 {
 		cfg.Sections = []string{"eventstore", "projections"}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "authledger bench: -cpuprofile: %v\n", err)
+			return exitUsage
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "authledger bench: -cpuprofile: %v\n", err)
+			return exitError
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var group []string
 	flush := func() error {
