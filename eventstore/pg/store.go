@@ -74,6 +74,7 @@ type Store struct {
 	batchers   []*batcher    // group concurrent appends; none when grouping is off
 	appendPool *pgxpool.Pool // the batchers' connections
 
+	id     string        // payload of this Store's NOTIFYs, so that it ignores its own
 	wake   broadcast     // fired when new events may be visible
 	kick   chan struct{} // asks the notifier to send one NOTIFY
 	bg     context.Context
@@ -112,7 +113,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	bg, stop := context.WithCancel(context.Background())
-	s := &Store{cfg: cfg, pool: pool, kick: make(chan struct{}, 1), bg: bg, stop: stop}
+	s := &Store{cfg: cfg, pool: pool, kick: make(chan struct{}, 1), bg: bg, stop: stop, id: uuid.NewString()}
 	s.wake.init()
 	s.wg.Add(1)
 	go s.notifier()

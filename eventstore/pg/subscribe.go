@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/authledger/authledger/eventstore"
 )
@@ -109,10 +110,14 @@ func (s *Store) listener() {
 				backoff = 100 * time.Millisecond
 				s.wake.fire()
 				for {
-					if _, err = conn.WaitForNotification(s.bg); err != nil {
+					var n *pgconn.Notification
+					if n, err = conn.WaitForNotification(s.bg); err != nil {
 						break
 					}
-					s.wake.fire()
+					// Our own appends woke our subscribers already.
+					if n.Payload != s.id {
+						s.wake.fire()
+					}
 				}
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -137,7 +142,7 @@ func (s *Store) notifier() {
 			return
 		case <-s.kick:
 		}
-		_, _ = s.pool.Exec(s.bg, "SELECT pg_notify($1, '')", s.cfg.NotifyChannel)
+		_, _ = s.pool.Exec(s.bg, "SELECT pg_notify($1, $2)", s.cfg.NotifyChannel, s.id)
 		if !sleep(s.bg, s.cfg.NotifyInterval) {
 			return
 		}

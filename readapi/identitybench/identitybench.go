@@ -166,10 +166,12 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	}()
 	waiter := runtime.NewWaiter(cfg.Pool, runner, 0)
 	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
-	err = waiter.WaitFor(wctx, last, identity.ProfilesName)
+	// Both projections, not only the one /v1/me reads: one still catching
+	// up through a long log would share the CPU with the measured requests.
+	err = waiter.WaitFor(wctx, last, identity.ProfilesName, identity.SessionsName)
 	wcancel()
 	if err != nil {
-		return Result{}, fmt.Errorf("identitybench: profiles never caught up: %w", err)
+		return Result{}, fmt.Errorf("identitybench: read models never caught up: %w", err)
 	}
 
 	url, stop, err := serve(ctx, cfg, verifier, waiter, tcfg)
