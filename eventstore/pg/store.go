@@ -182,19 +182,24 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
+	return s.retrying(ctx, func() (eventstore.AppendResult, error) { return s.appendOnce(ctx, r) })
+}
+
+// retrying runs op again, with jitter, while it loses a race for a
+// revision (ErrRetryInNewTransaction), at most AppendRetries times.
+func (s *Store) retrying(ctx context.Context, op func() (eventstore.AppendResult, error)) (eventstore.AppendResult, error) {
 	for attempt := 0; ; attempt++ {
-		res, err := s.appendOnce(ctx, r)
-		if errors.Is(err, eventstore.ErrRetryInNewTransaction) && attempt < s.cfg.AppendRetries {
-			t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))) //nolint:gosec // jitter, not a secret
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return eventstore.AppendResult{}, ctx.Err()
-			case <-t.C:
-			}
-			continue
+		res, err := op()
+		if !errors.Is(err, eventstore.ErrRetryInNewTransaction) || attempt >= s.cfg.AppendRetries {
+			return res, err
 		}
-		return res, err
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))) //nolint:gosec // jitter, not a secret
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return eventstore.AppendResult{}, ctx.Err()
+		case <-t.C:
+		}
 	}
 }
 
@@ -235,13 +240,8 @@ func (s *Store) Tombstone(ctx context.Context, stream string, expected eventstor
 		return err
 	}
 	r.events = []eventstore.EventData{{ID: uuid.New(), Type: tombstoneType}}
-	for attempt := 0; ; attempt++ {
-		_, err := appendSolo(ctx, s.pool, r)
-		if errors.Is(err, eventstore.ErrRetryInNewTransaction) && attempt < s.cfg.AppendRetries {
-			continue
-		}
-		return err
-	}
+	_, err = s.retrying(ctx, func() (eventstore.AppendResult, error) { return appendSolo(ctx, s.pool, r) })
+	return err
 }
 
 const eventColumns = `e.tx_id, e.seq, e.event_id, e.stream, e.revision, e.type, e.data, e.metadata, e.recorded_at`
