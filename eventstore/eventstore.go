@@ -57,7 +57,9 @@ type Store interface {
 }
 
 // Handler receives one event of a subscription. Returning an error ends the
-// subscription with that error; the event counts as not handled.
+// subscription with that error; the event counts as not handled. The
+// event's Data and Metadata are read-only: an adapter may share them
+// between subscriptions.
 type Handler func(ctx context.Context, event RecordedEvent) error
 
 // EventData is an event to append. ID is chosen by the caller before the

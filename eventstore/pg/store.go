@@ -76,6 +76,7 @@ type Store struct {
 
 	id     string        // payload of this Store's NOTIFYs, so that it ignores its own
 	wake   broadcast     // fired when new events may be visible
+	tail   *tail         // reads the end of the log for live subscriptions
 	kick   chan struct{} // asks the notifier to send one NOTIFY
 	bg     context.Context
 	stop   context.CancelFunc
@@ -115,6 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	bg, stop := context.WithCancel(context.Background())
 	s := &Store{cfg: cfg, pool: pool, kick: make(chan struct{}, 1), bg: bg, stop: stop, id: uuid.NewString()}
 	s.wake.init()
+	s.tail = newTail(s)
 	s.wg.Add(1)
 	go s.notifier()
 	if cfg.AppendBatch > 1 {

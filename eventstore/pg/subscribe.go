@@ -2,6 +2,7 @@ package pg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,81 +12,155 @@ import (
 	"github.com/authledger/authledger/eventstore"
 )
 
-// maxPendingBackoff caps the re-poll delay while committed events wait
+// maxPendingBackoff caps the re-read delay while committed events wait
 // behind a running transaction. Such waits are normally a few milliseconds
-// (another append committing), so the first re-polls come fast.
+// (another append committing), so the first re-reads come fast.
 const maxPendingBackoff = 25 * time.Millisecond
 
-// Subscribe implements eventstore.Store. It reads pages of BatchSize below
-// the xmin horizon until caught up, then waits for a wake-up: an append
-// through this Store, a NOTIFY from another process, the poll interval, or
-// (when committed events wait behind a running transaction) a short backoff.
-// Filters run in SQL; when a page skipped filtered-out events,
-// opts.OnCheckpoint receives the position read up to.
+// Subscribe implements eventstore.Store. A subscription first reads $all
+// on its own, in pages of BatchSize below the xmin horizon with its filter
+// in SQL, until it is caught up; it then follows the Store's tail (see
+// tail), which reads each new stretch of the log once for every
+// subscription of the Store, and filters it in Go. Should it fall far
+// behind the tail (a slow handler), it lets go and reads on its own again.
+// When the log up to some position held only filtered-out events,
+// opts.OnCheckpoint receives that position.
+//
+// Events delivered from the tail share their Data and Metadata with the
+// Store's other subscriptions: handlers must not modify them.
 func (s *Store) Subscribe(ctx context.Context, opts eventstore.SubscribeOptions, handle eventstore.Handler) error {
 	s.startListener()
-	cp := opts.After
-	ticker := time.NewTicker(s.cfg.PollInterval)
-	defer ticker.Stop()
-	var backoff time.Duration
-	var retry *time.Timer
-	defer func() {
-		if retry != nil {
-			retry.Stop()
-		}
-	}()
+	sub := &subscription{s: s, opts: opts, handle: handle, cp: opts.After, covered: opts.After}
 	for {
-		if err := ctx.Err(); err != nil {
+		seg, err := sub.catchUp(ctx)
+		if err != nil {
 			return err
 		}
-		wake := s.wake.wait() // before reading, so no wake-up is missed
-		p, err := readPage(ctx, s.pool, cp, s.cfg.BatchSize, opts.Filter, true, 0)
+		if err := sub.follow(ctx, seg); !errors.Is(err, errFellBehind) {
+			return err
+		}
+	}
+}
+
+// subscription is the state of one Subscribe call.
+type subscription struct {
+	s      *Store
+	opts   eventstore.SubscribeOptions
+	handle eventstore.Handler
+	// cp is the last position delivered or given to OnCheckpoint.
+	cp eventstore.Position
+	// covered is the position up to which every event was delivered or
+	// filtered out (cp <= covered).
+	covered eventstore.Position
+}
+
+// catchUp reads after covered on its own until a page is not full, then
+// returns the tail segment to follow from; while covered is older than the
+// tail holds, it reads again.
+func (u *subscription) catchUp(ctx context.Context) (*segment, error) {
+	var backoff time.Duration
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p, err := readPage(ctx, u.s.pool, u.covered, u.s.cfg.BatchSize, u.opts.Filter, true, 0)
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
-			return fmt.Errorf("pg: subscribe: %w", err)
+			return nil, fmt.Errorf("pg: subscribe: %w", err)
 		}
 		for _, e := range p.events {
 			if err := ctx.Err(); err != nil {
-				return err
+				return nil, err
 			}
-			if err := handle(ctx, e); err != nil {
-				return err
+			if err := u.handle(ctx, e); err != nil {
+				return nil, err
 			}
-			cp = e.Position
+			u.cp, u.covered = e.Position, e.Position
 		}
-		if len(p.events) == s.cfg.BatchSize {
+		if len(p.events) == u.s.cfg.BatchSize {
 			continue
 		}
-		if !opts.Filter.IsEmpty() && p.scanned.Compare(cp) > 0 {
-			cp = p.scanned
-			if opts.OnCheckpoint != nil {
-				if err := opts.OnCheckpoint(ctx, cp); err != nil {
+		if p.scanned.Compare(u.covered) > 0 {
+			u.covered = p.scanned
+		}
+		if err := u.checkpoint(ctx); err != nil {
+			return nil, err
+		}
+		if p.pending {
+			// Committed events wait behind a running transaction: have the
+			// tail look (it re-reads with a backoff while they do).
+			u.s.wake.fire()
+		}
+		if seg := u.s.tail.attach(u.covered); seg != nil {
+			return seg, nil
+		}
+		if u.s.bg.Err() != nil {
+			return nil, errStoreClosed
+		}
+		// The tail has moved on past what it holds since this read.
+		if len(p.events) > 0 {
+			backoff = 0
+		} else if backoff = min(max(2*backoff, time.Millisecond), maxPendingBackoff); !sleep(ctx, backoff) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// follow delivers the tail's segments from seg on. The error of the segment
+// it starts at is not this subscription's: it read past that point itself.
+func (u *subscription) follow(ctx context.Context, seg *segment) error {
+	for first := true; ; first = false {
+		if seg.err != nil && !first {
+			return fmt.Errorf("pg: subscribe: %w", seg.err)
+		}
+		for _, e := range seg.events {
+			if e.Position.Compare(u.covered) <= 0 {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if u.opts.Filter.Matches(e.Stream, e.Type) {
+				if err := u.handle(ctx, e); err != nil {
 					return err
 				}
+				u.cp = e.Position
 			}
+			u.covered = e.Position
 		}
-		var retryC <-chan time.Time
-		if p.pending {
-			backoff = min(max(2*backoff, time.Millisecond), maxPendingBackoff)
-			if retry == nil {
-				retry = time.NewTimer(backoff)
-			} else {
-				retry.Reset(backoff)
-			}
-			retryC = retry.C
-		} else {
-			backoff = 0
+		if seg.to.Compare(u.covered) > 0 {
+			u.covered = seg.to
+		}
+		if err := u.checkpoint(ctx); err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-wake:
-		case <-ticker.C:
-		case <-retryC:
+		case <-u.s.bg.Done():
+			return errStoreClosed
+		case <-seg.ready:
+		}
+		seg = seg.next
+		if u.s.tail.behind(seg) {
+			return errFellBehind
 		}
 	}
+}
+
+// checkpoint moves a filtered subscription's checkpoint up to covered and
+// tells OnCheckpoint.
+func (u *subscription) checkpoint(ctx context.Context) error {
+	if u.opts.Filter.IsEmpty() || u.covered.Compare(u.cp) <= 0 {
+		return nil
+	}
+	u.cp = u.covered
+	if u.opts.OnCheckpoint != nil {
+		return u.opts.OnCheckpoint(ctx, u.cp)
+	}
+	return nil
 }
 
 func (s *Store) startListener() {
