@@ -183,6 +183,7 @@ func openReadModelPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, 
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = "authledger"
 	}
+	pc.AfterConnect = pg.RegisterTypes
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL (DATABASE_URL): %w", err)

@@ -50,6 +50,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
 
 	"github.com/authledger/authledger/eventstore"
 )
@@ -100,6 +101,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("pg: %w", err)
 	}
 	pc.MaxConns = cfg.MaxConns
+	pc.AfterConnect = RegisterTypes
 	rp := pc.ConnConfig.RuntimeParams
 	rp["idle_in_transaction_session_timeout"] = strconv.FormatInt(cfg.IdleInTransactionTimeout.Milliseconds(), 10)
 	if rp["application_name"] == "" {
@@ -132,6 +134,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// RegisterTypes teaches a connection google/uuid's UUID, so that pgx sends
+// and reads it in binary. Without it every uuid.UUID argument went through
+// its driver.Valuer (a string), after a failed encode plan that built an
+// error each time. Pools of other packages that pass uuid.UUID use it as
+// their AfterConnect.
+func RegisterTypes(_ context.Context, c *pgx.Conn) error {
+	pgxuuid.Register(c.TypeMap())
+	return nil
 }
 
 func checkXid(ctx context.Context, pool *pgxpool.Pool) error {
