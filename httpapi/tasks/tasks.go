@@ -422,7 +422,38 @@ func (h *handlers) download(c *gin.Context) {
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Cache-Control", "private, no-store")
 	// ServeContent answers Range requests; each is a recorded access.
-	http.ServeContent(c.Writer, c.Request, "", time.Time{}, rc)
+	fw := &fileWriter{ResponseWriter: c.Writer}
+	c.Writer = fw
+	http.ServeContent(fw, c.Request, "", time.Time{}, rc)
+}
+
+// fileWriter gives http.ServeContent the connection's own ReadFrom, which
+// hands a file to the kernel (sendfile) instead of copying it through
+// 32 KiB buffers: gin's writer has no ReadFrom, which hid it. Gin still
+// writes the status line and headers, and Size counts the bytes sent so.
+type fileWriter struct {
+	gin.ResponseWriter
+	sent int64
+}
+
+// ReadFrom implements io.ReaderFrom.
+func (w *fileWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.WriteHeaderNow()
+	if u, ok := w.ResponseWriter.(interface{ Unwrap() http.ResponseWriter }); ok {
+		if rf, ok := u.Unwrap().(io.ReaderFrom); ok {
+			n, err := rf.ReadFrom(r)
+			w.sent += n
+			return n, err
+		}
+	}
+	// Without a ReadFrom underneath, copy through gin's writer (which
+	// counts the bytes itself); the struct hides this method from io.Copy.
+	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+}
+
+// Size implements gin.ResponseWriter: gin's count plus what ReadFrom sent.
+func (w *fileWriter) Size() int {
+	return w.ResponseWriter.Size() + int(w.sent)
 }
 
 // SanitizeFileName keeps the last path element of a client's file name,
