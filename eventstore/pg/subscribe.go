@@ -32,11 +32,11 @@ func (s *Store) Subscribe(ctx context.Context, opts eventstore.SubscribeOptions,
 	s.startListener()
 	sub := &subscription{s: s, opts: opts, handle: handle, cp: opts.After, covered: opts.After}
 	for {
-		seg, err := sub.catchUp(ctx)
+		seg, since, err := sub.catchUp(ctx)
 		if err != nil {
 			return err
 		}
-		if err := sub.follow(ctx, seg); !errors.Is(err, errFellBehind) {
+		if err := sub.follow(ctx, seg, since); !errors.Is(err, errFellBehind) {
 			return err
 		}
 	}
@@ -55,27 +55,27 @@ type subscription struct {
 }
 
 // catchUp reads after covered on its own until a page is not full, then
-// returns the tail segment to follow from; while covered is older than the
-// tail holds, it reads again.
-func (u *subscription) catchUp(ctx context.Context) (*segment, error) {
+// returns the tail segment to follow from (and attach's since); while
+// covered is older than the tail holds, it reads again.
+func (u *subscription) catchUp(ctx context.Context) (*segment, uint64, error) {
 	var backoff time.Duration
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		p, err := readPage(ctx, u.s.pool, u.covered, u.s.cfg.BatchSize, u.opts.Filter, true, 0)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, 0, ctx.Err()
 			}
-			return nil, fmt.Errorf("pg: subscribe: %w", err)
+			return nil, 0, fmt.Errorf("pg: subscribe: %w", err)
 		}
 		for _, e := range p.events {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			if err := u.handle(ctx, e); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			u.cp, u.covered = e.Position, e.Position
 		}
@@ -86,33 +86,33 @@ func (u *subscription) catchUp(ctx context.Context) (*segment, error) {
 			u.covered = p.scanned
 		}
 		if err := u.checkpoint(ctx); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if p.pending {
 			// Committed events wait behind a running transaction: have the
 			// tail look (it re-reads with a backoff while they do).
 			u.s.wake.fire()
 		}
-		if seg := u.s.tail.attach(u.covered); seg != nil {
-			return seg, nil
+		if seg, since := u.s.tail.attach(u.covered); seg != nil {
+			return seg, since, nil
 		}
 		if u.s.bg.Err() != nil {
-			return nil, errStoreClosed
+			return nil, 0, errStoreClosed
 		}
 		// The tail has moved on past what it holds since this read.
 		if len(p.events) > 0 {
 			backoff = 0
 		} else if backoff = min(max(2*backoff, time.Millisecond), maxPendingBackoff); !sleep(ctx, backoff) {
-			return nil, ctx.Err()
+			return nil, 0, ctx.Err()
 		}
 	}
 }
 
-// follow delivers the tail's segments from seg on. The error of the segment
-// it starts at is not this subscription's: it read past that point itself.
-func (u *subscription) follow(ctx context.Context, seg *segment) error {
-	for first := true; ; first = false {
-		if seg.err != nil && !first {
+// follow delivers the tail's segments from seg on. Errors of segments up to
+// since were published before it attached: its own read went past them.
+func (u *subscription) follow(ctx context.Context, seg *segment, since uint64) error {
+	for {
+		if seg.err != nil && seg.seq > since {
 			return fmt.Errorf("pg: subscribe: %w", seg.err)
 		}
 		for _, e := range seg.events {

@@ -39,8 +39,9 @@ type segment struct {
 	events   []eventstore.RecordedEvent
 	// err is a failed read: from == to, no events.
 	err error
-	// total counts the events published up to and including this segment.
-	total uint64
+	// seq numbers segments; total counts the events published up to and
+	// including this one.
+	seq, total uint64
 
 	next  *segment      // set before ready is closed
 	ready chan struct{} // closed once next is set
@@ -62,29 +63,31 @@ func newTail(s *Store) *tail {
 // read the log up to covered: a held segment with from <= covered <= to,
 // or the newest one when covered is past it. It returns nil when covered
 // is older than every held segment (read on). The first call starts the
-// tail's reader at covered.
-func (t *tail) attach(covered eventstore.Position) *segment {
+// tail's reader at covered. since is the newest segment's seq: errors up
+// to it are older than the subscription's own read and not its concern.
+func (t *tail) attach(covered eventstore.Position) (seg *segment, since uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.s.bg.Err() != nil {
-		return nil
+		return nil, 0
 	}
 	if t.latest == nil {
 		t.latest = &segment{from: covered, to: covered, ready: make(chan struct{})}
 		t.oldest = t.latest
 		t.s.wg.Add(1)
 		go t.run(covered)
-		return t.latest
+		return t.latest, 0
 	}
+	since = t.latest.seq
 	if covered.Compare(t.latest.to) >= 0 {
-		return t.latest
+		return t.latest, since
 	}
 	if covered.Compare(t.oldest.from) < 0 {
-		return nil
+		return nil, 0
 	}
 	for seg := t.oldest; ; seg = seg.next {
 		if covered.Compare(seg.to) <= 0 {
-			return seg
+			return seg, since
 		}
 	}
 }
@@ -100,7 +103,7 @@ func (t *tail) publish(events []eventstore.RecordedEvent, to eventstore.Position
 	t.mu.Lock()
 	prev := t.latest
 	seg := &segment{from: prev.to, to: to, events: events, err: err,
-		total: prev.total + uint64(len(events)), ready: make(chan struct{})}
+		seq: prev.seq + 1, total: prev.total + uint64(len(events)), ready: make(chan struct{})}
 	prev.next = seg
 	t.latest = seg
 	for t.oldest != seg && seg.total-t.oldest.total > t.keep {
@@ -116,8 +119,9 @@ func (t *tail) publish(events []eventstore.RecordedEvent, to eventstore.Position
 // poll interval, and with a short backoff while committed events wait
 // behind a running transaction; each read that moves the tail forward
 // becomes a segment. A failed read becomes a segment carrying the error,
-// which ends the subscriptions that follow the tail (they resubscribe as
-// they would after their own failed read), and is retried with backoff.
+// which ends the subscriptions that were following the tail when it was
+// published (they resubscribe as they would after a failed read of their
+// own), and is retried with backoff.
 func (t *tail) run(from eventstore.Position) {
 	s := t.s
 	defer s.wg.Done()

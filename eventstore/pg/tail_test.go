@@ -330,7 +330,10 @@ func TestTailAttachWindow(t *testing.T) {
 		covered uint64
 		from    uint64 // 0: nil
 	}{{12, 0}, {13, 0}, {14, 14}, {15, 14}, {16, 14}, {17, 16}, {18, 16}, {19, 18}, {20, 18}, {25, 18}} {
-		seg := tl.attach(pos(c.covered))
+		seg, since := tl.attach(pos(c.covered))
+		if seg != nil && since != tl.latest.seq {
+			t.Errorf("attach(%d): since = %d, want the newest segment's %d", c.covered, since, tl.latest.seq)
+		}
 		switch {
 		case c.from == 0 && seg != nil:
 			t.Errorf("attach(%d) = segment from %s, want none", c.covered, seg.from)
@@ -444,6 +447,21 @@ func TestATailReadFailureEndsItsFollowers(t *testing.T) {
 	}
 	if _, err := s.Pool().Exec(ctx, `ALTER FUNCTION eventstore_horizon_away() RENAME TO eventstore_horizon`); err != nil {
 		t.Fatal(err)
+	}
+	// Once the tail reads again (a read begun before the rename may still
+	// fail, and would end a subscription that followed it by then)...
+	for {
+		s.tail.mu.Lock()
+		ok := s.tail.latest.err == nil && s.tail.latest.seq > 0
+		s.tail.mu.Unlock()
+		if ok {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the tail never read again")
+		}
+		s.Wake()
+		time.Sleep(5 * time.Millisecond)
 	}
 	again := newCollector()
 	subscribe(t, ctx, s, eventstore.SubscribeOptions{}, again)
