@@ -263,6 +263,9 @@ const eventColumns = `e.tx_id, e.seq, e.event_id, e.stream, e.revision, e.type, 
 // ReadStream implements eventstore.Store. Stream reads are strongly
 // consistent: they see every committed event of the stream (no horizon).
 func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.ReadStreamOptions) ([]eventstore.RecordedEvent, error) {
+	if opts.Direction == eventstore.Forwards && opts.From == 0 && opts.Limit == 0 {
+		return s.readWholeStream(ctx, stream)
+	}
 	// from < 0 means End: the stream's current revision.
 	from := int64(-1)
 	if opts.From != eventstore.End {
@@ -324,6 +327,45 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 		}
 	}
 	return out, nil
+}
+
+// readWholeStream is ReadStream from the start with no limit, the read of
+// every aggregate load: a plain index scan of the stream's rows, without
+// the general read's look at the newest row first (a tombstone is the last
+// row; no row means no stream).
+func (s *Store) readWholeStream(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events e WHERE e.stream = $1 ORDER BY e.revision`, stream)
+	if err != nil {
+		return nil, fmt.Errorf("pg: read %q: %w", stream, err)
+	}
+	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.RecordedEvent, error) {
+		var (
+			e            eventstore.RecordedEvent
+			tx, seq, rev int64
+			data, meta   []byte
+		)
+		if err := row.Scan(&tx, &seq, &e.ID, &e.Stream, &rev, &e.Type, &data, &meta, &e.RecordedAt); err != nil {
+			return e, err
+		}
+		e.Position = eventstore.Position{Commit: uint64(tx), Prepare: uint64(seq)}
+		e.Revision = uint64(rev)
+		if data != nil {
+			e.Data = json.RawMessage(data)
+		}
+		if meta != nil {
+			e.Metadata = json.RawMessage(meta)
+		}
+		return e, nil
+	})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("pg: read %q: %w", stream, err)
+	case len(evs) == 0:
+		return nil, fmt.Errorf("%w: %q", eventstore.ErrStreamNotFound, stream)
+	case evs[len(evs)-1].Type == tombstoneType:
+		return nil, fmt.Errorf("%w: %q", eventstore.ErrStreamDeleted, stream)
+	}
+	return evs, nil
 }
 
 // ReadAll implements eventstore.Store. It reads below the xmin horizon
