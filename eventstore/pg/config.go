@@ -20,8 +20,9 @@ type Config struct {
 	// batchers' connections (AppendBatchers) are separate.
 	MaxConns int32
 
-	// PollInterval is how often an idle subscription polls when no wake-up
-	// arrives (default 1s). Wake-ups normally come first: directly from
+	// PollInterval is how often the Store's tail (the reader that every
+	// caught-up subscription follows) polls when no wake-up arrives
+	// (default 1s). Wake-ups normally come first: directly from
 	// appends made through this Store, and by LISTEN/NOTIFY from other
 	// processes; polling only bounds the delay when a notification is lost.
 	PollInterval time.Duration
@@ -36,8 +37,8 @@ type Config struct {
 	// and serialise all writers.
 	NotifyInterval time.Duration
 
-	// BatchSize is the number of events a subscription reads per page
-	// (default 512).
+	// BatchSize is the number of events a subscription, or the tail, reads
+	// per page (default 512).
 	BatchSize int
 
 	// IdleInTransactionTimeout is set as idle_in_transaction_session_timeout

@@ -22,6 +22,15 @@
 // is a row of the reserved type $tombstone after the stream's last revision;
 // readers of $all skip it.
 //
+// # Subscriptions
+//
+// A subscription reads $all on its own (its filter in SQL) until it has
+// caught up, then follows the Store's tail: one reader of the end of the
+// log per Store, woken by this Store's appends, by NOTIFY from other
+// processes and by the poll interval, whose pages every caught-up
+// subscription filters in Go. An append therefore costs one read of $all
+// however many subscriptions the process runs (see tail).
+//
 // Known costs: a writing transaction left open holds every subscriber of
 // the database back (the pool sets idle_in_transaction_session_timeout);
 // and a logical dump restored into a new cluster breaks xid order, which
