@@ -213,6 +213,9 @@ func subscribeTests() []test {
 			time.Sleep(200 * time.Millisecond)
 			viaA := e.sentinel("cross", "test.cross.v1")
 			subB.waitFor(e.ctx, viaA.ID)
+			// Delivery, not which instance is first: an instance's own
+			// append may reach its subscriber after the other's NOTIFY.
+			subA.waitFor(e.ctx, viaA.ID)
 			all := e.readAll(eventstore.ReadAllOptions{})
 			sameRecorded(e.t, "delivered on the first instance", subA.stop(), all)
 			sameRecorded(e.t, "delivered on the second instance", subB.stop(), all)

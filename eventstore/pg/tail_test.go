@@ -69,7 +69,9 @@ func subscribe(t *testing.T, ctx context.Context, s *Store, opts eventstore.Subs
 	go func() { done <- s.Subscribe(ctx, opts, c.handle) }()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("subscription ended with %v", err)
+		}
 	})
 	return done
 }
