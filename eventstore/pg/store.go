@@ -351,19 +351,12 @@ func (s *Store) readWholeStream(ctx context.Context, stream string) ([]eventstor
 		var (
 			e            eventstore.RecordedEvent
 			tx, seq, rev int64
-			data, meta   []byte
 		)
-		if err := row.Scan(&tx, &seq, &e.ID, &e.Stream, &rev, &e.Type, &data, &meta, &e.RecordedAt); err != nil {
+		if err := row.Scan(&tx, &seq, &e.ID, &e.Stream, &rev, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt); err != nil {
 			return e, err
 		}
 		e.Position = eventstore.Position{Commit: uint64(tx), Prepare: uint64(seq)}
 		e.Revision = uint64(rev)
-		if data != nil {
-			e.Data = json.RawMessage(data)
-		}
-		if meta != nil {
-			e.Metadata = json.RawMessage(meta)
-		}
 		return e, nil
 	})
 	switch {

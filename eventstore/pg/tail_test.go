@@ -170,18 +170,7 @@ func TestSubscriptionsFollowTheTailWithTheirFilters(t *testing.T) {
 		}
 		last = all.waitFor(t, ctx, 301)[300]
 	}
-	for {
-		byPrefix.mu.Lock()
-		cps := append([]eventstore.Position(nil), byPrefix.checkpoints...)
-		byPrefix.mu.Unlock()
-		if len(cps) > 0 && cps[len(cps)-1].Compare(last.Position) >= 0 {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("the a- subscription's checkpoints %v never reached %s", cps, last.Position)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitCheckpoint(t, ctx, byPrefix, last.Position)
 	s.tail.mu.Lock()
 	started := s.tail.latest != nil
 	s.tail.mu.Unlock()
