@@ -38,7 +38,7 @@ type fixture struct {
 	verifier *token.Verifier
 }
 
-func newFixture(t *testing.T, alg jwa.SignatureAlgorithm) fixture {
+func newFixture(t testing.TB, alg jwa.SignatureAlgorithm) fixture {
 	t.Helper()
 	k, err := keys.Generate(alg)
 	if err != nil {

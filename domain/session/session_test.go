@@ -14,6 +14,7 @@ import (
 
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/events/eventstest"
 )
 
 var (
@@ -253,6 +254,7 @@ func TestOldestBeyondLimit(t *testing.T) {
 
 func TestEventsRoundTripUnderTheirOwnNames(t *testing.T) {
 	t.Parallel()
+	eventstest.RoundTrip(t, session.RegisterEvents, session.AllEvents())
 	r := events.NewRegistry()
 	if err := session.RegisterEvents(r); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/authledger/authledger/domain/signingkey"
 	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/events/eventstest"
 )
 
 var (
@@ -102,6 +103,7 @@ func TestDueForActivation(t *testing.T) {
 
 func TestEventsRoundTripUnderTheirOwnNames(t *testing.T) {
 	t.Parallel()
+	eventstest.RoundTrip(t, signingkey.RegisterEvents, signingkey.AllEvents())
 	reg := events.NewRegistry()
 	if err := signingkey.RegisterEvents(reg); err != nil {
 		t.Fatal(err)

@@ -352,7 +352,10 @@ func (s *Store) readWholeStream(ctx context.Context, stream string) ([]eventstor
 			e            eventstore.RecordedEvent
 			tx, seq, rev int64
 		)
-		if err := row.Scan(&tx, &seq, &e.ID, &e.Stream, &rev, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt); err != nil {
+		// As *[]byte: pgx hands a *json.RawMessage to json.Unmarshal,
+		// which validates what jsonb already guarantees (half of a
+		// read's CPU); *[]byte is a plain copy.
+		if err := row.Scan(&tx, &seq, &e.ID, &e.Stream, &rev, &e.Type, (*[]byte)(&e.Data), (*[]byte)(&e.Metadata), &e.RecordedAt); err != nil {
 			return e, err
 		}
 		e.Position = eventstore.Position{Commit: uint64(tx), Prepare: uint64(seq)}
