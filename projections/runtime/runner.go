@@ -164,7 +164,18 @@ func watermillLogger(l *slog.Logger) watermill.LoggerAdapter {
 // Running is closed once the router runs.
 func (r *Runner) Running() <-chan struct{} { return r.router.Running() }
 
+// setState records a projection's state in its checkpoint row first and
+// in this process after, so that whoever sees the new state here (States,
+// local waiters) also finds it in the row (a waiter reading the row saw a
+// restarted projection as still failed).
 func (r *Runner) setState(name, state string, f *failure) {
+	if state != StateStandby {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := setState(ctx, r.e.pool, name, state, f); err != nil {
+			r.e.logger.Warn("could not record projection state", "projection", name, "state", state, "error", err)
+		}
+		cancel()
+	}
 	r.mu.Lock()
 	r.states[name] = localState{State: state, Fail: f}
 	r.mu.Unlock()
@@ -174,14 +185,6 @@ func (r *Runner) setState(name, state string, f *failure) {
 	}
 	r.e.metrics.failed.WithLabelValues(name).Set(v)
 	r.hub.setState(name, state)
-	if state == StateStandby {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := setState(ctx, r.e.pool, name, state, f); err != nil {
-		r.e.logger.Warn("could not record projection state", "projection", name, "state", state, "error", err)
-	}
 }
 
 // States is each projection's state in this process (StateStandby when

@@ -569,3 +569,52 @@ func TestFilteredProgressIsWrittenLazily(t *testing.T) {
 		t.Fatalf("the filtered progress never reached the checkpoint table: %v", err)
 	}
 }
+
+// While events keep arriving, a live projection commits at most once per
+// CommitInterval: after a commit, the events that follow are gathered
+// (here until BatchSize fills) and applied in one transaction instead of
+// one by one. The first event after a quiet spell commits at once.
+func TestCommitIntervalGathersEventsIntoOneBatch(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	env := projtest.New(t)
+	c := &projtest.Counter{ProjectionName: "counter"}
+	cfg := env.Config(c)
+	cfg.CommitInterval = time.Hour
+	cfg.BatchTimeout = time.Hour
+	cfg.BatchSize = 5
+	r, stop := startRunner(t, cfg)
+	defer stop()
+	waitState(t, r, "counter", runtime.StateRunning)
+
+	applied := func() int64 {
+		t.Helper()
+		st, err := runtime.Status(ctx, env.Pool, env.Store, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st[0].EventsApplied
+	}
+	first := env.AppendN(t, ctx, 1, 1)
+	env.WaitCaughtUp(t, ctx, first, "counter")
+	if n := applied(); n != 1 {
+		t.Fatalf("applied %d after the first event, want 1", n)
+	}
+	// Four more are gathered: the interval since the last commit has not
+	// passed and the batch is not full.
+	env.AppendN(t, ctx, 4, 1)
+	time.Sleep(300 * time.Millisecond)
+	if n := applied(); n != 1 {
+		t.Fatalf("applied %d while events should be gathering, want 1", n)
+	}
+	// The fifth fills the batch: all five commit together.
+	last := env.AppendN(t, ctx, 1, 1)
+	env.WaitCaughtUp(t, ctx, last, "counter")
+	if n := applied(); n != 6 {
+		t.Fatalf("applied %d, want 6", n)
+	}
+	if got, want := env.Counts(t, ctx, "counter_counts"), env.ExpectedCounts(t, ctx, last); !reflect.DeepEqual(got, want) {
+		t.Fatalf("counts = %v, want %v", got, want)
+	}
+}

@@ -445,6 +445,9 @@ func (b *binding) runOnce(ctx context.Context, cp checkpoint, out chan<- *messag
 	}()
 
 	tables := Tables{Generation: cp.Generation}
+	// lastCommit spaces a live binding's commits by CommitInterval while
+	// events keep coming (see gather).
+	var lastCommit time.Time
 	open := func(first *eventstore.RecordedEvent) error {
 		tx, err := b.e.pool.Begin(ctx)
 		if err != nil {
@@ -489,6 +492,7 @@ func (b *binding) runOnce(ctx context.Context, cp checkpoint, out chan<- *messag
 			return fail(fmt.Errorf("commit: %w", err))
 		}
 		bt = nil
+		lastCommit = time.Now()
 		cp = c.cp
 		rs.committed(cp.Position)
 		*transientFails = 0
@@ -522,11 +526,49 @@ func (b *binding) runOnce(ctx context.Context, cp checkpoint, out chan<- *messag
 		idle = idleTimer.C
 	}
 
+	// queued holds events gathered before a batch opens (gather).
+	var queued []item
+	gatherTimer := time.NewTimer(time.Hour)
+	gatherTimer.Stop()
+	defer gatherTimer.Stop()
+	// gather waits up to wait for more events after first, without a
+	// transaction: a batch that had written rows would hold every reader
+	// of the log back at its transaction id (the store's horizon), this
+	// binding's own subscription included.
+	gather := func(first item, wait time.Duration) error {
+		queued = append(queued[:0], first)
+		gatherTimer.Reset(wait)
+		defer gatherTimer.Stop()
+		for len(queued) < cfg.BatchSize {
+			select {
+			case it := <-items:
+				queued = append(queued, it)
+			case <-gatherTimer.C:
+				return nil
+			case err := <-subErr:
+				return fmt.Errorf("subscription ended: %w", err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+
 	for {
 		var it item
-		if bt == nil {
+		if len(queued) > 0 {
+			it, queued = queued[0], queued[1:]
+		} else if bt == nil {
 			select {
 			case it = <-items:
+				// A live binding that committed less than CommitInterval
+				// ago gathers what follows into the same batch.
+				if wait := cfg.CommitInterval - time.Since(lastCommit); b.live && it.ev != nil && wait > 0 {
+					if err := gather(it, wait); err != nil {
+						return err
+					}
+					it, queued = queued[0], queued[1:]
+				}
 			case <-flush:
 				flush = nil
 				if scanned.Compare(cp.Position) <= 0 {
