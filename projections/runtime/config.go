@@ -32,14 +32,17 @@ type Config struct {
 	// further event is pending.
 	BatchTimeout time.Duration
 	// CommitInterval is the shortest time between two commits of a live
-	// projection while events keep arriving (default 10ms; negative: none).
-	// When no event is pending and the last commit is more recent than
-	// this, the open batch waits the rest of the interval for more events
-	// before it commits. A lone event after a quiet spell commits at once;
-	// under load one transaction carries many events instead of one or
-	// two, which is most of a projection's cost per event (a begin, the
-	// projection's own set-up reads, the checkpoint row and a synchronous
-	// commit per batch). It adds at most the interval to the live lag.
+	// projection while events keep arriving (default 10ms; negative: no
+	// wait). An event that arrives sooner than this after the last commit
+	// is held, with those that follow it, until the interval has passed
+	// (or BatchSize events are held); then they are applied in one
+	// transaction. Nothing is opened while they wait: a transaction that
+	// had written rows would hold back every reader of the log. A lone
+	// event after a quiet spell is applied at once; under load a
+	// transaction carries many events instead of one or two, and the cost
+	// per batch (a begin, the projection's set-up reads, the checkpoint row,
+	// a synchronous commit) is most of a projection's cost per event. It
+	// adds at most the interval to the live lag.
 	CommitInterval time.Duration
 	// CheckpointInterval is how long a live projection may leave progress
 	// through events it filters out unwritten (default 500ms). That

@@ -10,7 +10,9 @@
 // one transaction. While catching up, several events share a transaction
 // (Config.BatchSize events or Config.BatchTimeout, whichever comes first);
 // as soon as no event is pending the batch commits, so live latency stays
-// low.
+// low. Live, commits are at least Config.CommitInterval apart while events
+// keep coming: the events that arrive sooner are gathered first (outside
+// any transaction) and applied together.
 //
 // Failure policy: a handler error (or a nack, or a panic) rolls the whole
 // open batch back and the subscription resumes from the last committed
