@@ -12,10 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -23,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/authledger/authledger/bench/loadgen"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/eventstore/pg"
 	"github.com/authledger/authledger/migrations"
@@ -124,62 +122,7 @@ func ScratchDatabase(ctx context.Context, base string) (string, func(), error) {
 }
 
 // result is one measured row.
-type result struct {
-	ops      int
-	elapsed  time.Duration
-	p50, p99 time.Duration
-}
-
-func (r result) perSecond() float64 { return float64(r.ops) / r.elapsed.Seconds() }
-
-// measure runs op from n goroutines for d and records each call's latency.
-func measure(ctx context.Context, n int, d time.Duration, op func(ctx context.Context, worker, i int) error) (result, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu       sync.Mutex
-		lat      []time.Duration
-		firstErr atomic.Value
-		wg       sync.WaitGroup
-	)
-	deadline := time.Now().Add(d)
-	start := time.Now()
-	for w := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			local := make([]time.Duration, 0, 1024)
-			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
-				t0 := time.Now()
-				if err := op(ctx, w, i); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					cancel()
-					break
-				}
-				local = append(local, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, local...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if err, _ := firstErr.Load().(error); err != nil {
-		return result{}, err
-	}
-	return summarise(lat, elapsed), nil
-}
-
-func summarise(lat []time.Duration, elapsed time.Duration) result {
-	slices.Sort(lat)
-	r := result{ops: len(lat), elapsed: elapsed}
-	if len(lat) > 0 {
-		r.p50 = lat[len(lat)*50/100]
-		r.p99 = lat[min(len(lat)-1, len(lat)*99/100)]
-	}
-	return r
-}
+type result = loadgen.Result
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
@@ -199,13 +142,13 @@ func EventStore(ctx context.Context, w io.Writer, store *pg.Store, cfg Config) e
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "row\twriters\tops\tops/s\tp50\tp99\tstore/baseline\t")
 	for _, n := range cfg.Writers {
-		base, err := measure(ctx, n, cfg.RowDuration, func(ctx context.Context, _, _ int) error {
+		base, err := loadgen.Run(ctx, n, cfg.RowDuration, func(ctx context.Context, _, _ int) error {
 			return insertRow(ctx, pool)
 		})
 		if err != nil {
 			return fmt.Errorf("bench: baseline: %w", err)
 		}
-		app, err := measure(ctx, n, cfg.RowDuration, func(ctx context.Context, worker, i int) error {
+		app, err := loadgen.Run(ctx, n, cfg.RowDuration, func(ctx context.Context, worker, i int) error {
 			_, err := store.Append(ctx, fmt.Sprintf("bench-%d-%d", worker, i/10), eventstore.Any{}, eventstore.EventData{
 				ID: uuid.New(), Type: "bench.appended.v1", Data: payload, Metadata: payload,
 			})
@@ -214,8 +157,8 @@ func EventStore(ctx context.Context, w io.Writer, store *pg.Store, cfg Config) e
 		if err != nil {
 			return fmt.Errorf("bench: append: %w", err)
 		}
-		fmt.Fprintf(tw, "plain INSERT (baseline)\t%d\t%d\t%.0f\t%s\t%s\t\t\n", n, base.ops, base.perSecond(), ms(base.p50), ms(base.p99))
-		fmt.Fprintf(tw, "append, 1 event\t%d\t%d\t%.0f\t%s\t%s\t%.0f%%\t\n", n, app.ops, app.perSecond(), ms(app.p50), ms(app.p99), 100*app.perSecond()/base.perSecond())
+		fmt.Fprintf(tw, "plain INSERT (baseline)\t%d\t%d\t%.0f\t%s\t%s\t\t\n", n, base.Ops, base.PerSecond(), ms(base.P50), ms(base.P99))
+		fmt.Fprintf(tw, "append, 1 event\t%d\t%d\t%.0f\t%s\t%s\t%.0f%%\t\n", n, app.Ops, app.PerSecond(), ms(app.P50), ms(app.P99), 100*app.PerSecond()/base.PerSecond())
 	}
 	head, err := store.Head(ctx)
 	if err != nil {
@@ -225,7 +168,7 @@ func EventStore(ctx context.Context, w io.Writer, store *pg.Store, cfg Config) e
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(tw, "subscription catch-up\t1\t%d\t%.0f\t\t\t\t\n", sub.ops, sub.perSecond())
+	fmt.Fprintf(tw, "subscription catch-up\t1\t%d\t%.0f\t\t\t\t\n", sub.Ops, sub.PerSecond())
 	return tw.Flush()
 }
 
@@ -252,5 +195,5 @@ func subscriptionThroughput(ctx context.Context, store *pg.Store, head eventstor
 	if err != nil && ctx.Err() == nil {
 		return result{}, fmt.Errorf("bench: subscribe: %w", err)
 	}
-	return result{ops: n, elapsed: elapsed}, nil
+	return result{Ops: n, Elapsed: elapsed}, nil
 }

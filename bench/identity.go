@@ -19,6 +19,7 @@ import (
 	"github.com/authledger/authledger/auth/keys/pgstore"
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
+	"github.com/authledger/authledger/bench/loadgen"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signingkey"
@@ -294,7 +295,7 @@ func identity(ctx context.Context, w io.Writer, store *pg.Store, cfg Config, lev
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "row\tconcurrency\tops\tops/s\tp50\tp99\tvs baseline\tgoal\t")
 	for _, c := range levels {
-		rs, err := interleaved(ctx, c, cfg.RowDuration,
+		rs, err := loadgen.Interleaved(ctx, c, cfg.RowDuration, interleavedRounds,
 			func(ctx context.Context, _, _ int) error {
 				_, err := rig.hasher.Hash(ctx, benchPassword)
 				return err
@@ -308,8 +309,8 @@ func identity(ctx context.Context, w io.Writer, store *pg.Store, cfg Config, lev
 			return fmt.Errorf("bench: argon2id and login: %w", err)
 		}
 		hash, login := rs[0], rs[1]
-		fmt.Fprintf(tw, "argon2id hash (baseline)\t%d\t%d\t%.1f\t%s\t%s\t\t\t\n", c, hash.ops, hash.perSecond(), ms(hash.p50), ms(hash.p99))
-		fmt.Fprintf(tw, "password login\t%d\t%d\t%.1f\t%s\t%s\t%s\n", c, login.ops, login.perSecond(), ms(login.p50), ms(login.p99),
+		fmt.Fprintf(tw, "argon2id hash (baseline)\t%d\t%d\t%.1f\t%s\t%s\t\t\t\n", c, hash.Ops, hash.PerSecond(), ms(hash.P50), ms(hash.P99))
+		fmt.Fprintf(tw, "password login\t%d\t%d\t%.1f\t%s\t%s\t%s\n", c, login.Ops, login.PerSecond(), ms(login.P50), ms(login.P99),
 			ratioCells(login, hash, loginGoal))
 	}
 	for _, c := range levels {
@@ -320,7 +321,7 @@ func identity(ctx context.Context, w io.Writer, store *pg.Store, cfg Config, lev
 			return fmt.Errorf("bench: start sessions: %w", err)
 		}
 		rw := newRefreshWorkers(tokens, c)
-		rs, err := interleaved(ctx, c, cfg.RowDuration,
+		rs, err := loadgen.Interleaved(ctx, c, cfg.RowDuration, interleavedRounds,
 			func(ctx context.Context, _, _ int) error {
 				return insertRow(ctx, store.Pool())
 			},
@@ -340,8 +341,8 @@ func identity(ctx context.Context, w io.Writer, store *pg.Store, cfg Config, lev
 			return fmt.Errorf("bench: INSERT and refresh: %w", err)
 		}
 		base, refresh := rs[0], rs[1]
-		fmt.Fprintf(tw, "plain INSERT (baseline)\t%d\t%d\t%.0f\t%s\t%s\t\t\t\n", c, base.ops, base.perSecond(), ms(base.p50), ms(base.p99))
-		fmt.Fprintf(tw, "token refresh\t%d\t%d\t%.0f\t%s\t%s\t%s\n", c, refresh.ops, refresh.perSecond(), ms(refresh.p50), ms(refresh.p99),
+		fmt.Fprintf(tw, "plain INSERT (baseline)\t%d\t%d\t%.0f\t%s\t%s\t\t\t\n", c, base.Ops, base.PerSecond(), ms(base.P50), ms(base.P99))
+		fmt.Fprintf(tw, "token refresh\t%d\t%d\t%.0f\t%s\t%s\t%s\n", c, refresh.Ops, refresh.PerSecond(), ms(refresh.P50), ms(refresh.P99),
 			ratioCells(refresh, base, refreshGoal))
 	}
 	if err := tw.Flush(); err != nil {
@@ -357,7 +358,7 @@ func identity(ctx context.Context, w io.Writer, store *pg.Store, cfg Config, lev
 
 // ratioCells renders "vs baseline" and "goal" for a row.
 func ratioCells(r, base result, goal float64) string {
-	ratio := r.perSecond() / base.perSecond()
+	ratio := r.PerSecond() / base.PerSecond()
 	verdict := "met"
 	if ratio < goal {
 		verdict = "missed"
@@ -395,74 +396,6 @@ func sessionsFor(c int, d time.Duration) int {
 // times what a 2-core machine does).
 const maxRefreshRate = 5000
 
-// interleavedRounds is how many slices each row's duration is cut into.
+// interleavedRounds is how many alternating slices each row's duration
+// is cut into (see loadgen.Interleaved).
 const interleavedRounds = 3
-
-// interleaved measures ops side by side: each runs for d in total, in
-// interleavedRounds alternating slices, so that a baseline and the row
-// compared with it see the same background load (the machine is shared,
-// and a load that changes between two back-to-back rows would skew their
-// ratio). Latencies are pooled across slices.
-func interleaved(ctx context.Context, c int, d time.Duration, ops ...func(ctx context.Context, worker, i int) error) ([]result, error) {
-	lat := make([][]time.Duration, len(ops))
-	elapsed := make([]time.Duration, len(ops))
-	slice := d / interleavedRounds
-	base := make([]int, len(ops))
-	for range interleavedRounds {
-		for k, op := range ops {
-			offset := base[k]
-			l, e, err := measureLatencies(ctx, c, slice, func(ctx context.Context, worker, i int) error {
-				return op(ctx, worker, offset+i)
-			})
-			if err != nil {
-				return nil, err
-			}
-			lat[k] = append(lat[k], l...)
-			elapsed[k] += e
-			base[k] += len(l)
-		}
-	}
-	out := make([]result, len(ops))
-	for k := range ops {
-		out[k] = summarise(lat[k], elapsed[k])
-	}
-	return out, nil
-}
-
-// measureLatencies is measure without the summary: op runs from n
-// goroutines for d; it returns every call's latency and the wall time.
-func measureLatencies(ctx context.Context, n int, d time.Duration, op func(ctx context.Context, worker, i int) error) ([]time.Duration, time.Duration, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu       sync.Mutex
-		lat      []time.Duration
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	deadline := time.Now().Add(d)
-	start := time.Now()
-	for w := range n {
-		wg.Go(func() {
-			local := make([]time.Duration, 0, 256)
-			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
-				t0 := time.Now()
-				if err := op(ctx, w, i); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					cancel()
-					break
-				}
-				local = append(local, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, local...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	return lat, time.Since(start), firstErr
-}

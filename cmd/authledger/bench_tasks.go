@@ -26,9 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
@@ -36,6 +34,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/authledger/authledger/bench"
+	"github.com/authledger/authledger/bench/loadgen"
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections/tasks/tasksbench"
@@ -135,7 +134,7 @@ func benchTasks(ctx context.Context, w io.Writer, cfg tasksBenchConfig) error {
 	// be stored once).
 	last := make([]uploaded, c)
 	var seq atomic.Uint64
-	create, err := measureRow(ctx, c, cfg.RowDuration, func(ctx context.Context, worker, _ int) error {
+	create, err := loadgen.Run(ctx, c, cfg.RowDuration, func(ctx context.Context, worker, _ int) error {
 		u, err := svc.upload(ctx, uploaders[worker], uniquePNG(img, seq.Add(1)))
 		if err == nil {
 			last[worker] = u
@@ -154,7 +153,7 @@ func benchTasks(ctx context.Context, w io.Writer, cfg tasksBenchConfig) error {
 			return fmt.Errorf("bench: tasks: %w", err)
 		}
 	}
-	rs, err := interleavedRows(ctx, c, cfg.RowDuration,
+	rs, err := loadgen.Interleaved(ctx, c, cfg.RowDuration, interleavedRounds,
 		func(ctx context.Context, worker, _ int) error {
 			f := files[worker]
 			return svc.expect(ctx, http.MethodGet, "/v1/tasks/"+f.taskID, uploaders[worker].withoutToken(), nil, http.StatusOK, nil)
@@ -183,13 +182,13 @@ func benchTasks(ctx context.Context, w io.Writer, cfg tasksBenchConfig) error {
 	mixed := []string{"?status=failed", "?from=" + url.QueryEscape(time.Now().UTC().AddDate(0, -1, 0).Format(time.RFC3339)),
 		"?q=document-4242-", "?page=50"}
 	for _, hc := range []int{1, c} {
-		first, err := measureRow(ctx, hc, cfg.RowDuration, func(ctx context.Context, _, _ int) error {
+		first, err := loadgen.Run(ctx, hc, cfg.RowDuration, func(ctx context.Context, _, _ int) error {
 			return svc.expect(ctx, http.MethodGet, "/v1/history", h, nil, http.StatusOK, drain)
 		})
 		if err != nil {
 			return fmt.Errorf("bench: tasks: history: %w", err)
 		}
-		filtered, err := measureRow(ctx, hc, cfg.RowDuration, func(ctx context.Context, worker, i int) error {
+		filtered, err := loadgen.Run(ctx, hc, cfg.RowDuration, func(ctx context.Context, worker, i int) error {
 			return svc.expect(ctx, http.MethodGet, "/v1/history"+mixed[(worker+i)%len(mixed)], h, nil, http.StatusOK, drain)
 		})
 		if err != nil {
@@ -205,7 +204,7 @@ func benchTasks(ctx context.Context, w io.Writer, cfg tasksBenchConfig) error {
 	for _, format := range []string{"csv", "json"} {
 		body := map[string]any{"format": format, "filters": map[string]any{}}
 		var exported atomic.Int64
-		r, err := measureRow(ctx, 1, cfg.RowDuration, func(ctx context.Context, _, _ int) error {
+		r, err := loadgen.Run(ctx, 1, cfg.RowDuration, func(ctx context.Context, _, _ int) error {
 			var lines int
 			err := svc.expect(ctx, http.MethodPost, "/v1/history/export", h, body, http.StatusOK, func(body io.Reader) (err error) {
 				lines, err = countLines(body)
@@ -236,7 +235,7 @@ func benchTasks(ctx context.Context, w io.Writer, cfg tasksBenchConfig) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "row\tconcurrency\tops\tops/s\tp50\tp99\tvs baseline\tgoal\t")
 	for _, r := range rows {
-		ops, perSec := r.r.ops, r.r.perSecond()
+		ops, perSec := r.r.Ops, r.r.PerSecond()
 		if r.rowsPerOp > 0 {
 			ops *= r.rowsPerOp
 			perSec *= float64(r.rowsPerOp)
@@ -245,7 +244,7 @@ func benchTasks(ctx context.Context, w io.Writer, cfg tasksBenchConfig) error {
 		if cells == "" {
 			cells = "\t\t"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%s\t%s\n", r.name, r.c, ops, perSec, benchMS(r.r.p50), benchMS(r.r.p99), cells)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%s\t%s\n", r.name, r.c, ops, perSec, benchMS(r.r.P50), benchMS(r.r.P99), cells)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -260,7 +259,7 @@ func benchTasks(ctx context.Context, w io.Writer, cfg tasksBenchConfig) error {
 type tasksRow struct {
 	name      string
 	c         int
-	r         rowResult
+	r         loadgen.Result
 	cells     string
 	rowsPerOp int
 }
@@ -561,111 +560,20 @@ func kib(n int) string {
 	return fmt.Sprintf("%.1f KiB", float64(n)/1024)
 }
 
-// rowResult is one measured row.
-type rowResult struct {
-	ops      int
-	elapsed  time.Duration
-	p50, p99 time.Duration
-}
-
-func (r rowResult) perSecond() float64 { return float64(r.ops) / r.elapsed.Seconds() }
-
-func summariseRow(lat []time.Duration, elapsed time.Duration) rowResult {
-	slices.Sort(lat)
-	r := rowResult{ops: len(lat), elapsed: elapsed}
-	if len(lat) > 0 {
-		r.p50 = lat[len(lat)*50/100]
-		r.p99 = lat[min(len(lat)-1, len(lat)*99/100)]
-	}
-	return r
-}
-
-// measureRow runs op from c workers for d (each at least once).
-func measureRow(ctx context.Context, c int, d time.Duration, op func(ctx context.Context, worker, i int) error) (rowResult, error) {
-	lat, elapsed, err := latencies(ctx, c, d, op)
-	if err != nil {
-		return rowResult{}, err
-	}
-	return summariseRow(lat, elapsed), nil
-}
-
-// interleavedRows measures ops side by side in three alternating slices
-// of d/3 each, so that a row and its baseline see the same background
-// load (the machine is shared; the projections catch up in the same
-// process). Latencies are pooled across slices.
-func interleavedRows(ctx context.Context, c int, d time.Duration, ops ...func(ctx context.Context, worker, i int) error) ([]rowResult, error) {
-	const rounds = 3
-	lat := make([][]time.Duration, len(ops))
-	elapsed := make([]time.Duration, len(ops))
-	for range rounds {
-		for k, op := range ops {
-			offset := len(lat[k])
-			l, e, err := latencies(ctx, c, d/rounds, func(ctx context.Context, worker, i int) error { return op(ctx, worker, offset+i) })
-			if err != nil {
-				return nil, err
-			}
-			lat[k] = append(lat[k], l...)
-			elapsed[k] += e
-		}
-	}
-	out := make([]rowResult, len(ops))
-	for k := range ops {
-		out[k] = summariseRow(lat[k], elapsed[k])
-	}
-	return out, nil
-}
-
-// latencies runs op from c goroutines until d has passed, each at least
-// once, and returns every call's latency and the wall time; the first
-// error stops the row.
-func latencies(ctx context.Context, c int, d time.Duration, op func(ctx context.Context, worker, i int) error) ([]time.Duration, time.Duration, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu       sync.Mutex
-		lat      []time.Duration
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	start := time.Now()
-	deadline := start.Add(d)
-	for w := range c {
-		wg.Go(func() {
-			local := make([]time.Duration, 0, 256)
-			var err error
-			for i := 0; ctx.Err() == nil && (i == 0 || time.Now().Before(deadline)); i++ {
-				t0 := time.Now()
-				if err = op(ctx, w, i); err != nil {
-					cancel()
-					break
-				}
-				local = append(local, time.Since(t0))
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			lat = append(lat, local...)
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-		})
-	}
-	wg.Wait()
-	if firstErr == nil {
-		firstErr = ctx.Err()
-	}
-	return lat, time.Since(start), firstErr
-}
+// interleavedRounds is how many alternating slices the download row and
+// its baseline are cut into (see loadgen.Interleaved).
+const interleavedRounds = 3
 
 // ratioGoal renders "vs baseline" and "goal" for a row measured against a
 // baseline, rounded down so that a ratio shown as the goal has met it.
-func ratioGoal(r, base rowResult, goal float64) string {
-	ratio := r.perSecond() / base.perSecond()
+func ratioGoal(r, base loadgen.Result, goal float64) string {
+	ratio := r.PerSecond() / base.PerSecond()
 	return fmt.Sprintf("%.0f%%\t≥ %.0f%%: %s\t", math.Floor(100*ratio), 100*goal, verdict(ratio >= goal))
 }
 
 // p99Goal renders the goal cell of a latency goal.
-func p99Goal(r rowResult, goal time.Duration) string {
-	return fmt.Sprintf("\tp99 < %s: %s\t", benchMS(goal), verdict(r.p99 < goal))
+func p99Goal(r loadgen.Result, goal time.Duration) string {
+	return fmt.Sprintf("\tp99 < %s: %s\t", benchMS(goal), verdict(r.P99 < goal))
 }
 
 func verdict(met bool) string {

@@ -26,7 +26,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -37,6 +36,7 @@ import (
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
+	"github.com/authledger/authledger/bench/loadgen"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
@@ -360,45 +360,15 @@ func getMe(ctx context.Context, client *http.Client, url, bearer string) error {
 }
 
 // closedLoop runs op from n clients for d, each sending its next request
-// when the previous one is answered.
+// when the previous one is answered; i numbers the requests across clients.
 func closedLoop(ctx context.Context, n int, d time.Duration, op func(ctx context.Context, i int) error) (Row, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu       sync.Mutex
-		lat      []time.Duration
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	start := time.Now()
-	deadline := start.Add(d)
-	for w := range n {
-		wg.Go(func() {
-			local := make([]time.Duration, 0, 4096)
-			var err error
-			for i := w; time.Now().Before(deadline) && ctx.Err() == nil; i += n {
-				t0 := time.Now()
-				if err = op(ctx, i); err != nil {
-					cancel()
-					break
-				}
-				local = append(local, time.Since(t0))
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			lat = append(lat, local...)
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-		})
+	r, err := loadgen.Run(ctx, n, d, func(ctx context.Context, worker, i int) error { return op(ctx, worker+i*n) })
+	if err != nil {
+		return Row{}, err
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return Row{}, firstErr
-	}
-	r := summarise(lat, time.Since(start))
-	r.Concurrency = n
-	return r, nil
+	row := rowOf(r)
+	row.Concurrency = n
+	return row, nil
 }
 
 // openLoop sends rate requests per second for d on a fixed schedule, each
@@ -437,19 +407,13 @@ func openLoop(ctx context.Context, rate int, d time.Duration, op func(ctx contex
 	if err := ctx.Err(); err != nil {
 		return Row{}, err
 	}
-	r := summarise(lat, elapsed)
+	r := rowOf(loadgen.Summarise(lat, elapsed))
 	r.Rate = rate
 	return r, nil
 }
 
-func summarise(lat []time.Duration, elapsed time.Duration) Row {
-	slices.Sort(lat)
-	r := Row{Requests: len(lat), PerSecond: float64(len(lat)) / elapsed.Seconds()}
-	if len(lat) > 0 {
-		r.P50 = lat[len(lat)*50/100]
-		r.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
-	}
-	return r
+func rowOf(r loadgen.Result) Row {
+	return Row{Requests: r.Ops, PerSecond: r.PerSecond(), P50: r.P50, P99: r.P99}
 }
 
 // parallel calls fn for 0..n-1 from workers goroutines; the first error
