@@ -50,6 +50,10 @@ type segment struct {
 const (
 	defaultTailKeep   = 4096
 	defaultTailMaxLag = 16384
+	// blockedFor is how long one transaction may hold the tail's snapshot
+	// horizon back before the tail looks past other databases' transactions
+	// (see run). This log's own appends commit well within it.
+	blockedFor = 10 * time.Millisecond
 )
 
 // errFellBehind ends following the tail: the subscription reads on its own.
@@ -117,7 +121,8 @@ func (t *tail) publish(events []eventstore.RecordedEvent, to eventstore.Position
 // run is the tail's reader. It reads after the newest segment whenever the
 // Store is woken (an append of this process, a NOTIFY of another), on the
 // poll interval, and with a short backoff while committed events wait
-// behind a running transaction; each read that moves the tail forward
+// behind a running transaction, but not twice within TailInterval unless
+// the last read filled a page; each read that moves the tail forward
 // becomes a segment. A failed read becomes a segment carrying the error,
 // which ends the subscriptions that were following the tail when it was
 // published (they resubscribe as they would after a failed read of their
@@ -131,9 +136,26 @@ func (t *tail) run(from eventstore.Position) {
 	retry.Stop()
 	defer retry.Stop()
 	var pendingBackoff, errBackoff time.Duration
+	// The tail reads below the snapshot's xmin, which costs nothing. When
+	// the same transaction has held that horizon back for blockedFor, it
+	// may be one of another database (a long one would hold this log's
+	// subscribers back as long as it runs), so the tail reads again at once
+	// below the precise horizon, which leaves other databases' transactions
+	// out. If that one does not pass it either, the transaction is this
+	// database's (a slow read-model write, say) and the tail waits for it
+	// like for any other; if it does, every read that finds it still there
+	// is followed by a precise one.
+	var blockedBy, ours int64
+	var blockedSince, lastRead time.Time
+	hk := snapshotHorizon
+	again := false // read next without waiting for TailInterval
 	for {
+		if wait := s.cfg.TailInterval - time.Since(lastRead); !again && wait > 0 && !sleep(s.bg, wait) {
+			return
+		}
+		lastRead = time.Now()
 		wake := s.wake.wait() // before reading, so no wake-up is missed
-		p, err := readPage(s.bg, s.pool, from, s.cfg.BatchSize, eventstore.Filter{}, true, 0)
+		p, err := readPage(s.bg, s.pool, from, s.cfg.BatchSize, eventstore.Filter{}, true, 0, hk)
 		if err != nil {
 			if s.bg.Err() != nil {
 				return
@@ -157,9 +179,22 @@ func (t *tail) run(from eventstore.Position) {
 			t.publish(p.events, to, nil)
 			from = to
 		}
-		if len(p.events) == s.cfg.BatchSize {
+		if hk == preciseHorizon && p.horizon <= blockedBy {
+			ours = blockedBy
+		}
+		if again = len(p.events) == s.cfg.BatchSize; again {
+			hk = snapshotHorizon
 			continue
 		}
+		if hk == snapshotHorizon && p.pending && p.horizon != ours {
+			if p.horizon != blockedBy {
+				blockedBy, blockedSince = p.horizon, time.Now()
+			} else if time.Since(blockedSince) >= blockedFor {
+				hk, again = preciseHorizon, true
+				continue
+			}
+		}
+		hk = snapshotHorizon
 		var retryC <-chan time.Time
 		if p.pending {
 			pendingBackoff = min(max(2*pendingBackoff, time.Millisecond), maxPendingBackoff)

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/test/pgtest"
 )
 
 // collector is a subscription's record of what it was given.
@@ -421,8 +424,8 @@ func TestATailReadFailureEndsItsFollowers(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitFor(t, ctx, 1)
-	// Reads of $all need eventstore_horizon(); appends do not.
-	if _, err := s.Pool().Exec(ctx, `ALTER FUNCTION eventstore_horizon() RENAME TO eventstore_horizon_away`); err != nil {
+	// Reads of $all select recorded_at; appends leave it to its default.
+	if _, err := s.Pool().Exec(ctx, `ALTER TABLE events RENAME COLUMN recorded_at TO recorded_at_away`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Append(ctx, "two", eventstore.NoStream{}, event("t.v1")); err != nil {
@@ -436,7 +439,7 @@ func TestATailReadFailureEndsItsFollowers(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the subscription did not end when the tail could not read")
 	}
-	if _, err := s.Pool().Exec(ctx, `ALTER FUNCTION eventstore_horizon_away() RENAME TO eventstore_horizon`); err != nil {
+	if _, err := s.Pool().Exec(ctx, `ALTER TABLE events RENAME COLUMN recorded_at_away TO recorded_at`); err != nil {
 		t.Fatal(err)
 	}
 	// Once the tail reads again (a read begun before the rename may still
@@ -460,4 +463,44 @@ func TestATailReadFailureEndsItsFollowers(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkDelivery(t, "after the failure", again.waitFor(t, ctx, 3), map[string]bool{"one@0": true, "two@0": true, "three@0": true})
+}
+
+// A transaction of another database in the cluster holds back the
+// snapshot's xmin, which the tail reads below; it must not hold back this
+// log's subscribers (tests and tenants share clusters). Once it has held
+// the tail for a moment, the tail looks past it.
+func TestATransactionOfAnotherDatabaseDoesNotHoldTheTail(t *testing.T) {
+	t.Parallel()
+	s := openTestStore(t, Config{})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	other, err := pgx.Connect(ctx, pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = other.Close(context.WithoutCancel(ctx)) }()
+	tx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	var xid int64
+	if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+	c := newCollector()
+	subscribe(t, ctx, s, eventstore.SubscribeOptions{}, c)
+	for i, name := range []string{"one", "two", "three"} {
+		r, err := s.Append(ctx, name, eventstore.NoStream{}, event("t.v1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Position.Commit <= uint64(xid) {
+			t.Fatalf("append of %s got transaction %d, not after the other database's %d", name, r.Position.Commit, xid)
+		}
+		// Each one is delivered while the other transaction still runs.
+		c.waitFor(t, ctx, i+1)
+	}
+	checkDelivery(t, "past another database's transaction", c.waitFor(t, ctx, 3),
+		map[string]bool{"one@0": true, "two@0": true, "three@0": true})
 }
