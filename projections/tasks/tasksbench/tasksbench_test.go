@@ -66,6 +66,36 @@ func TestSeedIsConsistent(t *testing.T) {
 	if err != nil || n != 1 || found[0].FileNames[0] != "document-123-0.png" {
 		t.Fatalf("search: %+v (%d), %v", found, n, err)
 	}
+	// A search's pages list exactly what streaming the same filter does,
+	// in every order, and only the owner's tasks (the other user's files
+	// have the same names); every page, the last one (whose count comes
+	// from its length) and the empty one after it have the right total.
+	search := tasks.Filter{Owner: owner, Query: "document-1"}
+	for _, sort := range tasks.Sorts {
+		var want []uuid.UUID
+		if err := tasks.EachHistory(ctx, env.Pool, search, sort, func(h tasks.HistoryEntry) error {
+			want = append(want, h.TaskID)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var paged []uuid.UUID
+		for page := 1; ; page++ {
+			items, total, err := tasks.ListHistory(ctx, env.Pool, search, sort, page, 37)
+			if err != nil || total != int64(len(want)) {
+				t.Fatalf("%s page %d: total %d, want %d, %v", sort, page, total, len(want), err)
+			}
+			if len(items) == 0 {
+				break
+			}
+			for _, it := range items {
+				paged = append(paged, it.TaskID)
+			}
+		}
+		if len(want) < 100 || !slices.Equal(paged, want) {
+			t.Fatalf("%s: pages list %d tasks, the stream %d, or in another order", sort, len(paged), len(want))
+		}
+	}
 }
 
 // BenchmarkHistoryPage measures one GET /v1/history page query (count and
