@@ -84,6 +84,7 @@ type Store struct {
 	batchers   []*batcher    // group concurrent appends; none when grouping is off
 	appendPool *pgxpool.Pool // the batchers' connections
 	streamPool *pgxpool.Pool // reads of one stream, with generic plans
+	allPool    *pgxpool.Pool // reads of $all, with one pinned plan
 
 	id     string        // payload of this Store's NOTIFYs, so that it ignores its own
 	wake   broadcast     // fired when new events may be visible
@@ -131,8 +132,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	allPool, err := openAllPool(ctx, pc)
+	if err != nil {
+		streamPool.Close()
+		pool.Close()
+		return nil, err
+	}
 	bg, stop := context.WithCancel(context.Background())
-	s := &Store{cfg: cfg, pool: pool, streamPool: streamPool, kick: make(chan struct{}, 1), bg: bg, stop: stop, id: uuid.NewString()}
+	s := &Store{cfg: cfg, pool: pool, streamPool: streamPool, allPool: allPool, kick: make(chan struct{}, 1), bg: bg, stop: stop, id: uuid.NewString()}
 	s.wake.init()
 	s.tail = newTail(s)
 	s.wg.Add(1)
@@ -186,9 +193,7 @@ func checkXid(ctx context.Context, pool *pgxpool.Pool) error {
 // stream. With PostgreSQL's default, skewed stream lengths make the generic
 // estimate look dearer than a custom one, so it planned the read anew on
 // about half the executions, and planning cost more than the read (0.11
-// against 0.07 ms under load). Reads of $all stay on the main pool with the
-// default: a generic plan of those, made on a small log, would scan and sort
-// the whole range after a position (docs/adr/0004).
+// against 0.07 ms under load).
 func openStreamPool(ctx context.Context, pc *pgxpool.Config) (*pgxpool.Pool, error) {
 	sc := pc.Copy()
 	sc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
@@ -196,6 +201,31 @@ func openStreamPool(ctx context.Context, pc *pgxpool.Config) (*pgxpool.Pool, err
 	pool, err := pgxpool.NewWithConfig(ctx, sc)
 	if err != nil {
 		return nil, fmt.Errorf("pg: stream pool: %w", err)
+	}
+	return pool, nil
+}
+
+// openAllPool opens the connections that read $all (the tail, catching-up
+// subscriptions, ReadAll). A read of $all has one right plan: walk the
+// primary key from a position, in order, until the page is full. With
+// PostgreSQL's default the tail's read was planned anew on most executions
+// (0.4-0.5 ms, four times its execution); a plain generic plan is no
+// answer, because one made on a small log is a bitmap scan and a sort of
+// everything after the position, kept until the table's statistics change.
+// So these connections use generic plans with bitmap scans, sequential
+// scans and sorts turned off, which leaves the ordered walk of the primary
+// key as the plan on an empty log and a large one alike.
+func openAllPool(ctx context.Context, pc *pgxpool.Config) (*pgxpool.Pool, error) {
+	ac := pc.Copy()
+	rp := ac.ConnConfig.RuntimeParams
+	rp["plan_cache_mode"] = "force_generic_plan"
+	rp["enable_bitmapscan"] = "off"
+	rp["enable_seqscan"] = "off"
+	rp["enable_sort"] = "off"
+	rp["application_name"] = pc.ConnConfig.RuntimeParams["application_name"] + "-all"
+	pool, err := pgxpool.NewWithConfig(ctx, ac)
+	if err != nil {
+		return nil, fmt.Errorf("pg: $all pool: %w", err)
 	}
 	return pool, nil
 }
@@ -214,6 +244,7 @@ func (s *Store) Close() error {
 			s.appendPool.Close()
 		}
 		s.streamPool.Close()
+		s.allPool.Close()
 		s.pool.Close()
 	})
 	return nil
@@ -413,7 +444,7 @@ func (s *Store) ReadAll(ctx context.Context, opts eventstore.ReadAllOptions) ([]
 	if err != nil {
 		return nil, err
 	}
-	p, err := readPage(ctx, s.pool, opts.After, opts.Limit, opts.Filter, false, floor, preciseHorizon)
+	p, err := readPage(ctx, s.allPool, opts.After, opts.Limit, opts.Filter, false, floor, preciseHorizon)
 	if err != nil {
 		return nil, err
 	}
@@ -502,25 +533,10 @@ func toInt64(u uint64) int64 {
 	return int64(u)
 }
 
-// readPage reads $all after a position in one statement, so that the page,
-// the head and the pending flag all come from one snapshot.
-//
-// floor is a horizon already seen (0 for none): the page reads below the
-// greater of it and the current horizon, of the given kind. Both kinds are
-// safe bounds: every transaction of this log below them has ended.
-func readPage(ctx context.Context, q querier, after eventstore.Position, limit int, f eventstore.Filter, withHead bool, floor int64, hk horizonKind) (page, error) {
-	var lim *int64
-	if limit > 0 {
-		l := int64(limit)
-		lim = &l
-	}
-	var types, prefixes []string
-	if len(f.EventTypes) > 0 {
-		types = f.EventTypes
-	}
-	if len(f.StreamPrefixes) > 0 {
-		prefixes = f.StreamPrefixes
-	}
+// pageSQL is readPage's statement: $1, $2 the position to read after, $3
+// the limit (NULL for none), $4 the event types and $5 the stream prefixes
+// (NULL for any), $6 the floor of the horizon.
+func pageSQL(withHead bool, hk horizonKind) string {
 	sql := `WITH h AS MATERIALIZED (SELECT GREATEST(` + hk.sql() + `, $6::bigint) AS x)
 SELECT 0, ` + eventColumns + ` FROM (
 	SELECT e.* FROM events e, h
@@ -540,7 +556,29 @@ UNION ALL
 SELECT 2, h.x, CASE WHEN (SELECT max(tx_id) FROM events) >= h.x THEN 1 ELSE 0 END, NULL, NULL, NULL, NULL, NULL, NULL, NULL
   FROM h`
 	}
-	rows, err := q.Query(ctx, sql, toInt64(after.Commit), toInt64(after.Prepare), lim, types, prefixes, floor)
+	return sql
+}
+
+// readPage reads $all after a position in one statement, so that the page,
+// the head and the pending flag all come from one snapshot.
+//
+// floor is a horizon already seen (0 for none): the page reads below the
+// greater of it and the current horizon, of the given kind. Both kinds are
+// safe bounds: every transaction of this log below them has ended.
+func readPage(ctx context.Context, q querier, after eventstore.Position, limit int, f eventstore.Filter, withHead bool, floor int64, hk horizonKind) (page, error) {
+	var lim *int64
+	if limit > 0 {
+		l := int64(limit)
+		lim = &l
+	}
+	var types, prefixes []string
+	if len(f.EventTypes) > 0 {
+		types = f.EventTypes
+	}
+	if len(f.StreamPrefixes) > 0 {
+		prefixes = f.StreamPrefixes
+	}
+	rows, err := q.Query(ctx, pageSQL(withHead, hk), toInt64(after.Commit), toInt64(after.Prepare), lim, types, prefixes, floor)
 	if err != nil {
 		return page{}, fmt.Errorf("pg: read $all: %w", err)
 	}

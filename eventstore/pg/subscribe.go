@@ -63,7 +63,7 @@ func (u *subscription) catchUp(ctx context.Context) (*segment, uint64, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}
-		p, err := readPage(ctx, u.s.pool, u.covered, u.s.cfg.BatchSize, u.opts.Filter, true, 0, preciseHorizon)
+		p, err := readPage(ctx, u.s.allPool, u.covered, u.s.cfg.BatchSize, u.opts.Filter, true, 0, preciseHorizon)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, 0, ctx.Err()

@@ -155,7 +155,7 @@ func (t *tail) run(from eventstore.Position) {
 		}
 		lastRead = time.Now()
 		wake := s.wake.wait() // before reading, so no wake-up is missed
-		p, err := readPage(s.bg, s.pool, from, s.cfg.BatchSize, eventstore.Filter{}, true, 0, hk)
+		p, err := readPage(s.bg, s.allPool, from, s.cfg.BatchSize, eventstore.Filter{}, true, 0, hk)
 		if err != nil {
 			if s.bg.Err() != nil {
 				return

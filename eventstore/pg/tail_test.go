@@ -504,3 +504,41 @@ func TestATransactionOfAnotherDatabaseDoesNotHoldTheTail(t *testing.T) {
 	checkDelivery(t, "past another database's transaction", c.waitFor(t, ctx, 3),
 		map[string]bool{"one@0": true, "two@0": true, "three@0": true})
 }
+
+// Reads of $all run on connections whose one plan is the ordered walk of
+// the primary key, even when the generic plan is made on an empty log
+// (where PostgreSQL would otherwise pick a bitmap scan and a sort of the
+// whole range after the position, and keep it as the log grows).
+func TestReadsOfAllWalkThePrimaryKeyOnAnEmptyLog(t *testing.T) {
+	t.Parallel()
+	s := openTestStore(t, Config{})
+	ctx := t.Context()
+	conn, err := s.allPool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, withHead := range []bool{false, true} {
+		for _, hk := range []horizonKind{snapshotHorizon, preciseHorizon} {
+			name := fmt.Sprintf("page_%t_%d", withHead, hk)
+			if _, err := conn.Exec(ctx, "PREPARE "+name+"(bigint, bigint, bigint, text[], text[], bigint) AS "+pageSQL(withHead, hk)); err != nil {
+				t.Fatal(err)
+			}
+			for _, args := range []string{"0, 0, 512, NULL, NULL, 0", "0, 0, 512, '{t.v1}', '{task-}', 0"} {
+				rows, err := conn.Query(ctx, "EXPLAIN (COSTS OFF) EXECUTE "+name+"("+args+")", pgx.QueryExecModeSimpleProtocol)
+				if err != nil {
+					t.Fatal(err)
+				}
+				lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+				if err != nil {
+					t.Fatal(err)
+				}
+				plan := strings.Join(lines, "\n")
+				if !strings.Contains(plan, "Index Scan using events_pkey") ||
+					strings.Contains(plan, "Sort") || strings.Contains(plan, "Bitmap") || strings.Contains(plan, "Seq Scan") {
+					t.Fatalf("%s(%s) on an empty log:\n%s", name, args, plan)
+				}
+			}
+		}
+	}
+}
