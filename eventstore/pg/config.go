@@ -16,10 +16,12 @@ type Config struct {
 	// Required. The database must have been migrated (migrations.Migrate).
 	ConnString string
 
-	// MaxConns caps the connection pool (default 16), and separately the
-	// pool that reads single streams (see openStreamPool). Each Subscribe
-	// holds no connection between polls; the LISTEN connection and the
-	// batchers' connections (AppendBatchers) are separate.
+	// MaxConns caps each of the store's three pools (default 16): the main
+	// one, the one that reads single streams and the one that reads $all
+	// (see openStreamPool and openAllPool); connections open on demand.
+	// Each Subscribe holds no connection between polls; the LISTEN
+	// connection and the batchers' connections (AppendBatchers) are
+	// separate.
 	MaxConns int32
 
 	// PollInterval is how often the Store's tail (the reader that every
