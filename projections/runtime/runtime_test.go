@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -616,5 +617,61 @@ func TestCommitIntervalGathersEventsIntoOneBatch(t *testing.T) {
 	}
 	if got, want := env.Counts(t, ctx, "counter_counts"), env.ExpectedCounts(t, ctx, last); !reflect.DeepEqual(got, want) {
 		t.Fatalf("counts = %v, want %v", got, want)
+	}
+}
+
+// commitModeSeen is a counter that records the synchronous_commit setting
+// of each batch's transaction.
+type commitModeSeen struct {
+	*projtest.Counter
+	mu    sync.Mutex
+	modes []string
+}
+
+func (c *commitModeSeen) Begin(ctx context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
+	var mode string
+	if err := tx.QueryRow(ctx, "SELECT current_setting('synchronous_commit')").Scan(&mode); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.modes = append(c.modes, mode)
+	c.mu.Unlock()
+	return c.Counter.Begin(ctx, tx, t)
+}
+
+// A projection's batches commit without waiting for the WAL flush: a read
+// model and its checkpoint are one transaction, so a crash that loses the
+// last commits loses both, and the events are applied again from the log.
+// The sessions' own setting (for other work on the pool) is untouched.
+func TestBatchesCommitWithoutWaitingForTheFlush(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	env := projtest.New(t)
+	// Sessions of this database wait for the flush, whatever the cluster
+	// says (scripts/pg.sh's fast mode turns it off everywhere).
+	if _, err := env.Pool.Exec(ctx, `DO $$ BEGIN
+		EXECUTE format('ALTER DATABASE %I SET synchronous_commit = on', current_database()); END $$`); err != nil {
+		t.Fatal(err)
+	}
+	env.Pool.Reset()
+	c := &commitModeSeen{Counter: &projtest.Counter{ProjectionName: "counter"}}
+	r, stop := startRunner(t, env.Config(c))
+	defer stop()
+	waitState(t, r, "counter", runtime.StateRunning)
+	last := env.AppendN(t, ctx, 3, 1)
+	env.WaitCaughtUp(t, ctx, last, "counter")
+	c.mu.Lock()
+	modes := slices.Clone(c.modes)
+	c.mu.Unlock()
+	if len(modes) == 0 || slices.ContainsFunc(modes, func(m string) bool { return m != "off" }) {
+		t.Fatalf("batches ran with synchronous_commit %v, want off", modes)
+	}
+	var mode string
+	if err := env.Pool.QueryRow(ctx, "SELECT current_setting('synchronous_commit')").Scan(&mode); err != nil || mode != "on" {
+		t.Fatalf("the pool's sessions have synchronous_commit %q (%v), want on", mode, err)
+	}
+	if got, want := env.Counts(t, ctx, "counter_counts"), env.ExpectedCounts(t, ctx, last); !reflect.DeepEqual(got, want) {
+		t.Fatalf("counts %v, want %v", got, want)
 	}
 }
