@@ -12,7 +12,9 @@
 // as soon as no event is pending the batch commits, so live latency stays
 // low. Live, commits are at least Config.CommitInterval apart while events
 // keep coming: the events that arrive sooner are gathered first (outside
-// any transaction) and applied together.
+// any transaction) and applied together. Batches commit without waiting for
+// the WAL flush (synchronous_commit off): the log is the durable record, and
+// a crash that loses a batch's commit loses its checkpoint with it.
 //
 // Failure policy: a handler error (or a nack, or a panic) rolls the whole
 // open batch back and the subscription resumes from the last committed
