@@ -3,7 +3,6 @@ package pg
 import (
 	"context"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"sync/atomic"
 
@@ -36,15 +35,8 @@ import (
 // estimate of unnest's rows looks dearer, and planning costs about as much
 // as executing.
 func openAppendPool(ctx context.Context, pc *pgxpool.Config, n int) (*pgxpool.Pool, error) {
-	ac := pc.Copy()
-	ac.MaxConns = int32(n) //nolint:gosec // validated: at most 64
-	ac.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
-	ac.ConnConfig.RuntimeParams["application_name"] = pc.ConnConfig.RuntimeParams["application_name"] + "-append"
-	pool, err := pgxpool.NewWithConfig(ctx, ac)
-	if err != nil {
-		return nil, fmt.Errorf("pg: append pool: %w", err)
-	}
-	return pool, nil
+	return openSidePool(ctx, pc, "append", int32(n), //nolint:gosec // validated: at most 64
+		map[string]string{"plan_cache_mode": "force_generic_plan"})
 }
 
 // errBatchFailed tells a caller to append on its own.

@@ -195,14 +195,7 @@ func checkXid(ctx context.Context, pool *pgxpool.Pool) error {
 // about half the executions, and planning cost more than the read (0.11
 // against 0.07 ms under load).
 func openStreamPool(ctx context.Context, pc *pgxpool.Config) (*pgxpool.Pool, error) {
-	sc := pc.Copy()
-	sc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
-	sc.ConnConfig.RuntimeParams["application_name"] = pc.ConnConfig.RuntimeParams["application_name"] + "-streams"
-	pool, err := pgxpool.NewWithConfig(ctx, sc)
-	if err != nil {
-		return nil, fmt.Errorf("pg: stream pool: %w", err)
-	}
-	return pool, nil
+	return openSidePool(ctx, pc, "streams", pc.MaxConns, map[string]string{"plan_cache_mode": "force_generic_plan"})
 }
 
 // openAllPool opens the connections that read $all (the tail, catching-up
@@ -216,16 +209,26 @@ func openStreamPool(ctx context.Context, pc *pgxpool.Config) (*pgxpool.Pool, err
 // scans and sorts turned off, which leaves the ordered walk of the primary
 // key as the plan on an empty log and a large one alike.
 func openAllPool(ctx context.Context, pc *pgxpool.Config) (*pgxpool.Pool, error) {
-	ac := pc.Copy()
-	rp := ac.ConnConfig.RuntimeParams
-	rp["plan_cache_mode"] = "force_generic_plan"
-	rp["enable_bitmapscan"] = "off"
-	rp["enable_seqscan"] = "off"
-	rp["enable_sort"] = "off"
-	rp["application_name"] = pc.ConnConfig.RuntimeParams["application_name"] + "-all"
-	pool, err := pgxpool.NewWithConfig(ctx, ac)
+	return openSidePool(ctx, pc, "all", pc.MaxConns, map[string]string{
+		"plan_cache_mode": "force_generic_plan", "enable_bitmapscan": "off", "enable_seqscan": "off", "enable_sort": "off",
+	})
+}
+
+// openSidePool opens a pool of pc's connections for one kind of statement:
+// at most maxConns, named after the main pool's application_name with
+// "-"+kind (so that pg_stat_activity tells them apart), with settings
+// added to each session.
+func openSidePool(ctx context.Context, pc *pgxpool.Config, kind string, maxConns int32, settings map[string]string) (*pgxpool.Pool, error) {
+	c := pc.Copy()
+	c.MaxConns = maxConns
+	rp := c.ConnConfig.RuntimeParams
+	for k, v := range settings {
+		rp[k] = v
+	}
+	rp["application_name"] = pc.ConnConfig.RuntimeParams["application_name"] + "-" + kind
+	pool, err := pgxpool.NewWithConfig(ctx, c)
 	if err != nil {
-		return nil, fmt.Errorf("pg: $all pool: %w", err)
+		return nil, fmt.Errorf("pg: %s pool: %w", kind, err)
 	}
 	return pool, nil
 }
