@@ -12,20 +12,30 @@ import (
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/eventstore"
 )
 
-func TestLogin(t *testing.T) {
-	t.Parallel()
+// identityHandlers are login and refresh over one store; sessions reads
+// through store, which may wrap the users' store.
+type identityHandlers struct {
+	reg      *commands.RegisterHandler
+	login    *commands.LoginHandler
+	refresh  *commands.RefreshHandler
+	sessions *commands.Repository[*session.Session]
+}
+
+func newIdentityHandlers(t *testing.T, wrap func(eventstore.Store) eventstore.Store) identityHandlers {
+	t.Helper()
 	reg, users := newRegister(t)
-	ctx := context.Background()
-	if _, err := reg.Handle(ctx, commands.Register{Email: "carol@example.com", Password: "correct horse battery", DisplayName: "Carol"}); err != nil {
-		t.Fatal(err)
-	}
 	sreg := events.NewRegistry()
 	if err := session.RegisterEvents(sreg); err != nil {
 		t.Fatal(err)
 	}
-	sessions, err := commands.NewRepository(reg.Users.Store(), sreg, session.FromHistory)
+	store := reg.Users.Store()
+	if wrap != nil {
+		store = wrap(store)
+	}
+	sessions, err := commands.NewRepository(store, sreg, session.FromHistory)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,14 +53,27 @@ func TestLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	lockout := user.DefaultLockoutPolicy()
-	h := &commands.LoginHandler{Reservations: reg.Reservations, Users: users, Sessions: sessions, Hasher: reg.Hasher, Issuer: issuer,
-		Lockout: lockout, SessionPolicy: session.DefaultPolicy(), ReservationKey: reg.ReservationKey}
+	return identityHandlers{
+		reg: reg,
+		login: &commands.LoginHandler{Reservations: reg.Reservations, Users: users, Sessions: sessions, Hasher: reg.Hasher, Issuer: issuer,
+			Lockout: lockout, SessionPolicy: session.DefaultPolicy(), ReservationKey: reg.ReservationKey},
+		refresh:  &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: session.DefaultPolicy()},
+		sessions: sessions,
+	}
+}
 
+func TestLogin(t *testing.T) {
+	t.Parallel()
+	ih := newIdentityHandlers(t, nil)
+	ctx := context.Background()
+	if _, err := ih.reg.Handle(ctx, commands.Register{Email: "carol@example.com", Password: "correct horse battery", DisplayName: "Carol"}); err != nil {
+		t.Fatal(err)
+	}
+	h, rh, sessions, lockout := ih.login, ih.refresh, ih.sessions, ih.login.Lockout
 	r, err := h.Handle(ctx, commands.Login{Email: "CAROL@example.com", Password: "correct horse battery"})
 	if err != nil || r.AccessToken == "" || r.RefreshToken == "" || r.Position.IsZero() {
 		t.Fatalf("login: %+v %v", r, err)
 	}
-	rh := &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: session.DefaultPolicy()}
 	r2, err := rh.Handle(ctx, commands.Refresh{RefreshToken: r.RefreshToken})
 	if err != nil || r2.RefreshToken == r.RefreshToken {
 		t.Fatalf("refresh: %v", err)

@@ -34,6 +34,24 @@ type RefreshHandler struct {
 	Now           func() time.Time
 }
 
+// resume loads the session from its stream's last event (session.Resume),
+// so that a refresh reads one event however many rotations the session has
+// been through; a stream whose last event does not carry the session is
+// folded whole.
+func (h *RefreshHandler) resume(ctx context.Context, stream string) (*session.Session, error) {
+	last, version, err := h.Sessions.Last(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	if last == nil {
+		return session.FromHistory(nil)
+	}
+	if s, ok := session.Resume(last, version); ok {
+		return s, nil
+	}
+	return h.Sessions.Load(ctx, stream)
+}
+
 // Handle refreshes. Every refusal is ErrInvalidToken.
 func (h *RefreshHandler) Handle(ctx context.Context, cmd Refresh) (LoginResult, error) {
 	now := time.Now()
@@ -50,19 +68,28 @@ func (h *RefreshHandler) Handle(ctx context.Context, cmd Refresh) (LoginResult, 
 		return LoginResult{}, err
 	}
 	stream := session.StreamName(sid)
+	params := session.RefreshParams{
+		Presented: session.Digest(presented.Digest()), Next: session.Digest(next.Digest()),
+		IP: cmd.Meta.ClientIP, UserAgent: cmd.Meta.UserAgent,
+	}
 	for range 5 {
-		s, err := h.Sessions.Load(ctx, stream)
+		s, err := h.resume(ctx, stream)
 		if err != nil {
 			return LoginResult{}, err
+		}
+		decideErr := s.Refresh(params, now, h.SessionPolicy)
+		if errors.Is(decideErr, session.ErrHistoryNeeded) {
+			// Reuse or a token never issued: only every digest rotated
+			// out tells which.
+			if s, err = h.Sessions.Load(ctx, stream); err != nil {
+				return LoginResult{}, err
+			}
+			decideErr = s.Refresh(params, now, h.SessionPolicy)
 		}
 		version := s.Version()
 		if version == 0 {
 			return LoginResult{}, ErrInvalidToken
 		}
-		decideErr := s.Refresh(session.RefreshParams{
-			Presented: session.Digest(presented.Digest()), Next: session.Digest(next.Digest()),
-			IP: cmd.Meta.ClientIP, UserAgent: cmd.Meta.UserAgent,
-		}, now, h.SessionPolicy)
 		ar, err := h.Sessions.Append(ctx, stream, version, cmd.Meta, s.Changes())
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 			continue

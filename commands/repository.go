@@ -85,6 +85,28 @@ func (r *Repository[A]) Load(ctx context.Context, stream string) (A, error) {
 	return a, nil
 }
 
+// Last reads only the last event of stream: the event, decoded, and the
+// stream's version (its number of events). A stream with no event gives a
+// nil event and version 0. It is for aggregates that can resume from their
+// last event (session.Resume) instead of folding the whole stream.
+func (r *Repository[A]) Last(ctx context.Context, stream string) (events.Event, int, error) {
+	recs, err := r.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: eventstore.End, Limit: 1})
+	switch {
+	case errors.Is(err, eventstore.ErrStreamNotFound):
+		return nil, 0, nil
+	case err != nil:
+		return nil, 0, fmt.Errorf("commands: read %s: %w", stream, err)
+	case len(recs) == 0:
+		return nil, 0, nil
+	}
+	rec := recs[0]
+	e, err := r.registry.Decode(rec.Type, rec.Data)
+	if err != nil {
+		return nil, 0, fmt.Errorf("commands: decode %s@%d: %w", stream, rec.Revision, err)
+	}
+	return e, int(rec.Revision) + 1, nil
+}
+
 // Update loads stream, calls decide on the aggregate, and appends what it
 // recorded at the revision it was loaded at. On a conflict it reloads and
 // calls decide again; decide must therefore be free of side effects other

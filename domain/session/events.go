@@ -52,6 +52,21 @@ type Refreshed struct {
 	Grace     bool   `json:"grace,omitempty"`
 	IP        string `json:"ip,omitempty"`
 	UserAgent string `json:"user_agent,omitempty"`
+	// Terms repeats what the session was started with, so that the
+	// stream's last event is enough to decide the next refresh (Resume):
+	// a refresh then reads one event, not every rotation of a session
+	// that may live for weeks. Absent in events recorded before it was
+	// added; such a session is folded whole.
+	Terms *Terms `json:"terms,omitempty"`
+}
+
+// Terms are the parts of Started that stay fixed for the session's life.
+type Terms struct {
+	UserID    uuid.UUID `json:"user_id"`
+	Method    string    `json:"method"`
+	AMR       []string  `json:"amr"`
+	StartedAt time.Time `json:"started_at"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // ReuseDetected records that an already rotated refresh token was

@@ -134,6 +134,9 @@ var (
 	ErrNotStarted = errors.New("session: not started")
 	// ErrAlreadyStarted: Started folded onto a started session.
 	ErrAlreadyStarted = errors.New("session: already started")
+	// ErrHistoryNeeded: a session built by Resume cannot tell a rotated-out
+	// token from an unknown one; fold the whole stream and decide again.
+	ErrHistoryNeeded = errors.New("session: the whole stream is needed to decide")
 )
 
 // Session is the aggregate.
@@ -156,6 +159,9 @@ type Session struct {
 	revoked       bool
 	revokedReason Reason
 	revokedAt     time.Time
+	// resumed: built by Resume from the last event, so retired (and, after
+	// a grace refresh, previous) are unknown.
+	resumed bool
 
 	version int
 	changes []events.Event
@@ -180,6 +186,50 @@ const (
 	// AMRPassword is the amr value of a password login.
 	AMRPassword = "pwd"
 )
+
+// Resume rebuilds a session from the last event of its stream alone;
+// version is the number of events in the stream. It reports false when
+// that event does not carry enough (a Refreshed recorded before Terms, a
+// ReuseDetected); fold the whole stream then. A resumed session decides a
+// refresh exactly as the folded one would, except that a token which is
+// neither the current one nor the previous one within grace, the only
+// case that needs every rotated-out digest, returns ErrHistoryNeeded
+// and records nothing.
+func Resume(last events.Event, version int) (*Session, bool) {
+	s := &Session{}
+	switch e := last.(type) {
+	case Started:
+		if err := s.apply(e); err != nil {
+			return nil, false
+		}
+	case Refreshed:
+		if e.Terms == nil {
+			return nil, false
+		}
+		t := e.Terms
+		s.started, s.resumed = true, true
+		s.id, s.userID, s.method, s.amr = e.SessionID, t.UserID, t.Method, slices.Clone(t.AMR)
+		s.startedAt, s.expiresAt = t.StartedAt, t.ExpiresAt
+		s.ip, s.userAgent = e.IP, e.UserAgent
+		s.current, s.generation = e.RefreshDigest, e.Generation
+		s.lastUsedAt, s.idleExpiresAt = e.RefreshedAt, e.IdleExpiresAt
+		// After a grace refresh the digest rotated out is not the one
+		// presented, and is not in the event; it can only be reuse
+		// now (grace is used), which Refresh sends to the full fold.
+		s.graceUsed = e.Grace
+		if !e.Grace {
+			s.previous, s.previousUntil = e.PreviousDigest, e.RefreshedAt
+		}
+	case Revoked:
+		s.started, s.resumed = true, true
+		s.id, s.userID = e.SessionID, e.UserID
+		s.revoked, s.revokedReason, s.revokedAt = true, e.Reason, e.RevokedAt
+	default:
+		return nil, false
+	}
+	s.version = version
+	return s, true
+}
 
 // StartParams describes a login.
 type StartParams struct {
@@ -263,6 +313,7 @@ func (s *Session) Refresh(rp RefreshParams, now time.Time, p Policy) error {
 	refreshed := Refreshed{
 		SessionID: s.id, RefreshDigest: rp.Next, PreviousDigest: rp.Presented, Generation: s.generation + 1,
 		RefreshedAt: now, IdleExpiresAt: minTime(now.Add(p.IdleTimeout), s.expiresAt), IP: rp.IP, UserAgent: ua,
+		Terms: &Terms{UserID: s.userID, Method: s.method, AMR: slices.Clone(s.amr), StartedAt: s.startedAt, ExpiresAt: s.expiresAt},
 	}
 	isCurrent := rp.Presented.Equal(s.current)
 	isPrevious := !s.previous.IsZero() && rp.Presented.Equal(s.previous)
@@ -274,6 +325,9 @@ func (s *Session) Refresh(rp RefreshParams, now time.Time, p Policy) error {
 		refreshed.Grace = true
 		s.record(refreshed)
 		return nil
+	}
+	if s.resumed {
+		return ErrHistoryNeeded
 	}
 	if gen, ok := s.issued(rp.Presented); ok {
 		s.record(ReuseDetected{SessionID: s.id, PresentedDigest: rp.Presented, Generation: gen, DetectedAt: now, IP: rp.IP, UserAgent: ua})

@@ -38,7 +38,12 @@ func started() session.Started {
 
 func refreshed(gen int, at time.Time) session.Refreshed {
 	return session.Refreshed{SessionID: sessionID, RefreshDigest: tok(gen), PreviousDigest: tok(gen - 1), Generation: gen,
-		RefreshedAt: at, IdleExpiresAt: at.Add(7 * day)}
+		RefreshedAt: at, IdleExpiresAt: at.Add(7 * day), Terms: terms()}
+}
+
+// terms are started()'s, as every Refreshed repeats them.
+func terms() *session.Terms {
+	return &session.Terms{UserID: userID, Method: "password", AMR: []string{"pwd"}, StartedAt: t0, ExpiresAt: t0.Add(30 * day)}
 }
 
 func given(t *testing.T, history ...events.Event) *session.Session {
@@ -113,7 +118,7 @@ func TestRefresh(t *testing.T) {
 			name: "idle window follows the refresh but not past the absolute end", history: []events.Event{refreshed(1, at(25*day))},
 			presented: tok(1), next: tok(2), now: at(26 * day), policy: policy,
 			want: []events.Event{session.Refreshed{SessionID: sessionID, RefreshDigest: tok(2), PreviousDigest: tok(1), Generation: 2,
-				RefreshedAt: at(26 * day), IdleExpiresAt: at(30 * day)}},
+				RefreshedAt: at(26 * day), IdleExpiresAt: at(30 * day), Terms: terms()}},
 		},
 		{
 			name: "rotated token is reuse and revokes", history: []events.Event{refreshed(1, at(time.Minute))},
@@ -131,7 +136,7 @@ func TestRefresh(t *testing.T) {
 			name: "previous token within grace rotates once more", history: []events.Event{refreshed(1, at(time.Minute))},
 			presented: tok(0), next: tok(2), now: at(time.Minute + 5*time.Second), policy: grace,
 			want: []events.Event{session.Refreshed{SessionID: sessionID, RefreshDigest: tok(2), PreviousDigest: tok(0), Generation: 2,
-				RefreshedAt: at(time.Minute + 5*time.Second), IdleExpiresAt: at(time.Minute + 5*time.Second + 7*day), Grace: true}},
+				RefreshedAt: at(time.Minute + 5*time.Second), IdleExpiresAt: at(time.Minute + 5*time.Second + 7*day), Grace: true, Terms: terms()}},
 		},
 		{
 			name: "previous token after grace is reuse", history: []events.Event{refreshed(1, at(time.Minute))},
@@ -184,13 +189,61 @@ func TestRefresh(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := given(t, append([]events.Event{started()}, tc.history...)...)
+			history := append([]events.Event{started()}, tc.history...)
+			s := given(t, history...)
 			err := s.Refresh(session.RefreshParams{Presented: tc.presented, Next: tc.next}, tc.now, tc.policy)
 			if !errors.Is(err, tc.err) || (tc.err == nil && err != nil) {
 				t.Fatalf("Refresh = %v, want %v", err, tc.err)
 			}
 			thenEvents(t, s, tc.want...)
+
+			// Resumed from the last event alone, the session decides the
+			// same, or asks for the whole stream having recorded nothing.
+			r, ok := session.Resume(history[len(history)-1], len(history))
+			if !ok {
+				t.Fatalf("Resume(%T) = false", history[len(history)-1])
+			}
+			if r.Version() != s.Version() {
+				t.Fatalf("resumed version %d, folded %d", r.Version(), s.Version())
+			}
+			err = r.Refresh(session.RefreshParams{Presented: tc.presented, Next: tc.next}, tc.now, tc.policy)
+			if errors.Is(err, session.ErrHistoryNeeded) {
+				if len(r.Changes()) != 0 {
+					t.Fatalf("ErrHistoryNeeded after recording %#v", r.Changes())
+				}
+				if tc.err != session.ErrReuseDetected && tc.err != session.ErrInvalidToken {
+					t.Fatalf("resumed session asked for the history where the fold answered %v", tc.err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.err) || (tc.err == nil && err != nil) {
+				t.Fatalf("resumed Refresh = %v, want %v", err, tc.err)
+			}
+			thenEvents(t, r, tc.want...)
 		})
+	}
+}
+
+func TestResumeNeedsAnEventThatCarriesTheSession(t *testing.T) {
+	t.Parallel()
+	old := refreshed(1, t0.Add(time.Minute))
+	old.Terms = nil // recorded before Refreshed carried its terms
+	for _, last := range []events.Event{old, session.ReuseDetected{SessionID: sessionID}} {
+		if _, ok := session.Resume(last, 2); ok {
+			t.Errorf("Resume(%#v) = true", last)
+		}
+	}
+	// A resumed session keeps what a folded one reports.
+	folded := startedSession(t, 3)
+	r, ok := session.Resume(refreshed(3, t0.Add(3*time.Minute)), 4)
+	if !ok {
+		t.Fatal("Resume = false")
+	}
+	if r.ID() != folded.ID() || r.UserID() != folded.UserID() || r.Method() != folded.Method() ||
+		!reflect.DeepEqual(r.AMR(), folded.AMR()) || !r.StartedAt().Equal(folded.StartedAt()) ||
+		!r.ExpiresAt().Equal(folded.ExpiresAt()) || !r.IdleExpiresAt().Equal(folded.IdleExpiresAt()) ||
+		!r.LastUsedAt().Equal(folded.LastUsedAt()) || r.Generation() != folded.Generation() || r.Version() != folded.Version() {
+		t.Fatalf("resumed %+v, folded %+v", r, folded)
 	}
 }
 

@@ -1,0 +1,135 @@
+package commands_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/authledger/authledger/auth/token"
+	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/session"
+	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/eventstore"
+)
+
+// eventsRead passes every call to the store and counts the events that
+// stream reads return.
+type eventsRead struct {
+	eventstore.Store
+	n atomic.Int64
+}
+
+func (s *eventsRead) ReadStream(ctx context.Context, stream string, opts eventstore.ReadStreamOptions) ([]eventstore.RecordedEvent, error) {
+	recs, err := s.Store.ReadStream(ctx, stream, opts)
+	s.n.Add(int64(len(recs)))
+	return recs, err
+}
+
+func TestRefreshReadsOnlyTheLastEventOfItsSession(t *testing.T) {
+	t.Parallel()
+	var reads *eventsRead
+	ih := newIdentityHandlers(t, func(s eventstore.Store) eventstore.Store { reads = &eventsRead{Store: s}; return reads })
+	ctx := context.Background()
+	if _, err := ih.reg.Handle(ctx, commands.Register{Email: "dana@example.com", Password: "correct horse battery", DisplayName: "Dana"}); err != nil {
+		t.Fatal(err)
+	}
+	login, err := ih.login.Handle(ctx, commands.Login{Email: "dana@example.com", Password: "correct horse battery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := session.StreamName(login.SessionID)
+	chain := []string{login.RefreshToken}
+	refresh := func() {
+		t.Helper()
+		r, err := ih.refresh.Handle(ctx, commands.Refresh{RefreshToken: chain[len(chain)-1]})
+		if err != nil {
+			t.Fatalf("refresh %d: %v", len(chain), err)
+		}
+		chain = append(chain, r.RefreshToken)
+	}
+	for range 10 {
+		refresh()
+	}
+	reads.n.Store(0)
+	refresh()
+	if n := reads.n.Load(); n != 1 {
+		t.Fatalf("the 11th refresh read %d session events, want 1", n)
+	}
+	version := func() int {
+		t.Helper()
+		s, err := ih.sessions.Load(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Version()
+	}
+
+	// A token never issued that names the session is refused with nothing
+	// appended, although telling it from a rotated one takes the whole
+	// stream; the current token keeps working.
+	forged, err := token.NewRefreshToken(login.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := version()
+	if _, err := ih.refresh.Handle(ctx, commands.Refresh{RefreshToken: forged.Encode()}); !errors.Is(err, commands.ErrInvalidToken) {
+		t.Fatalf("forged token: %v", err)
+	}
+	if after := version(); after != before {
+		t.Fatalf("a forged token appended %d events", after-before)
+	}
+	refresh()
+
+	// A token rotated out long ago is reuse: the session is revoked.
+	if _, err := ih.refresh.Handle(ctx, commands.Refresh{RefreshToken: chain[3]}); !errors.Is(err, commands.ErrInvalidToken) {
+		t.Fatalf("reused token: %v", err)
+	}
+	s, err := ih.sessions.Load(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reason, _, revoked := s.Revoked(); !revoked || reason != session.ReasonReuseDetected {
+		t.Fatalf("after reuse: revoked %v (%s)", revoked, reason)
+	}
+	if _, err := ih.refresh.Handle(ctx, commands.Refresh{RefreshToken: chain[len(chain)-1]}); !errors.Is(err, commands.ErrInvalidToken) {
+		t.Fatalf("current token after reuse: %v", err)
+	}
+}
+
+func TestRefreshFoldsASessionWhoseLastRotationPredatesTerms(t *testing.T) {
+	t.Parallel()
+	ih := newIdentityHandlers(t, nil)
+	ctx := context.Background()
+	if _, err := ih.reg.Handle(ctx, commands.Register{Email: "erin@example.com", Password: "correct horse battery", DisplayName: "Erin"}); err != nil {
+		t.Fatal(err)
+	}
+	login, err := ih.login.Handle(ctx, commands.Login{Email: "erin@example.com", Password: "correct horse battery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A rotation as recorded before Refreshed carried the session's terms.
+	first, err := token.ParseRefreshToken(login.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := token.NewRefreshToken(login.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	old := session.Refreshed{SessionID: login.SessionID, RefreshDigest: session.Digest(next.Digest()), PreviousDigest: session.Digest(first.Digest()),
+		Generation: 1, RefreshedAt: now, IdleExpiresAt: now.Add(time.Hour)}
+	stream := session.StreamName(login.SessionID)
+	if _, err := ih.sessions.Append(ctx, stream, 1, commands.Meta{}, []events.Event{old}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ih.refresh.Handle(ctx, commands.Refresh{RefreshToken: next.Encode()})
+	if err != nil {
+		t.Fatalf("refresh after an old rotation: %v", err)
+	}
+	if _, err := ih.refresh.Handle(ctx, commands.Refresh{RefreshToken: r.RefreshToken}); err != nil {
+		t.Fatalf("refresh after a new rotation: %v", err)
+	}
+}
