@@ -336,7 +336,15 @@ const eventColumns = `e.tx_id, e.seq, e.event_id, e.stream, e.revision, e.type, 
 // consistent: they see every committed event of the stream (no horizon).
 func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.ReadStreamOptions) ([]eventstore.RecordedEvent, error) {
 	if opts.Direction == eventstore.Forwards && opts.From == 0 && opts.Limit == 0 {
-		return s.readWholeStream(ctx, stream)
+		return s.readStreamEnd(ctx, stream, `SELECT `+eventColumns+` FROM events e WHERE e.stream = $1 ORDER BY e.revision`, false, nil)
+	}
+	if opts.Direction == eventstore.Backwards && opts.From == eventstore.End {
+		var limit *int64
+		if opts.Limit > 0 {
+			l := int64(opts.Limit)
+			limit = &l
+		}
+		return s.readStreamEnd(ctx, stream, `SELECT `+eventColumns+` FROM events e WHERE e.stream = $1 ORDER BY e.revision DESC LIMIT $2`, true, limit)
 	}
 	// from < 0 means End: the stream's current revision.
 	from := int64(-1)
@@ -401,12 +409,18 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 	return out, nil
 }
 
-// readWholeStream is ReadStream from the start with no limit, the read of
-// every aggregate load: a plain index scan of the stream's rows, without
-// the general read's look at the newest row first (a tombstone is the last
-// row; no row means no stream).
-func (s *Store) readWholeStream(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error) {
-	rows, err := s.streamPool.Query(ctx, `SELECT `+eventColumns+` FROM events e WHERE e.stream = $1 ORDER BY e.revision`, stream)
+// readStreamEnd serves the two reads that include the stream's newest
+// row: the whole stream from the start (every aggregate load) and a read
+// backwards from the end (a load from the last event). Each is one plain
+// index scan, without the general read's look at the newest row first: a
+// tombstone is that row (the last one forwards, the first one backwards)
+// and no row means no stream. limit is nil or the backwards read's $2.
+func (s *Store) readStreamEnd(ctx context.Context, stream, query string, backwards bool, limit *int64) ([]eventstore.RecordedEvent, error) {
+	args := []any{stream}
+	if backwards {
+		args = append(args, limit)
+	}
+	rows, err := s.streamPool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("pg: read %q: %w", stream, err)
 	}
@@ -430,7 +444,12 @@ func (s *Store) readWholeStream(ctx context.Context, stream string) ([]eventstor
 		return nil, fmt.Errorf("pg: read %q: %w", stream, err)
 	case len(evs) == 0:
 		return nil, fmt.Errorf("%w: %q", eventstore.ErrStreamNotFound, stream)
-	case evs[len(evs)-1].Type == tombstoneType:
+	}
+	newest := evs[len(evs)-1]
+	if backwards {
+		newest = evs[0]
+	}
+	if newest.Type == tombstoneType {
 		return nil, fmt.Errorf("%w: %q", eventstore.ErrStreamDeleted, stream)
 	}
 	return evs, nil
