@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/authledger/authledger/eventstore"
 )
@@ -151,22 +152,25 @@ type appendOutcome struct {
 func execAppends(ctx context.Context, q querier, reqs []*appendReq) ([]appendOutcome, error) {
 	streams := make([]string, len(reqs))
 	codes := make([]int64, len(reqs))
-	firsts := make([]*uuid.UUID, len(reqs))
+	// Ids as pgtype.UUID: pgx encodes a slice of uuid.UUID element by
+	// element through its driver.Valuer (a string each), 4% of an
+	// append's Go CPU; pgtype.UUID goes straight to the binary form.
+	firsts := make([]pgtype.UUID, len(reqs))
 	var (
 		evI, evK    []int32
-		ids         []uuid.UUID
+		ids         []pgtype.UUID
 		types       []string
 		data, metas []json.RawMessage
 	)
 	for i, r := range reqs {
 		streams[i], codes[i] = r.stream, r.code
 		if len(r.events) > 0 {
-			firsts[i] = &r.events[0].ID
+			firsts[i] = pgtype.UUID{Bytes: r.events[0].ID, Valid: true}
 		}
 		for k, e := range r.events {
 			evI = append(evI, int32(i+1)) //nolint:gosec // bounded by the batch size
 			evK = append(evK, int32(k+1)) //nolint:gosec // bounded by the event count of one append
-			ids = append(ids, e.ID)
+			ids = append(ids, pgtype.UUID{Bytes: e.ID, Valid: true})
 			types = append(types, e.Type)
 			data = append(data, e.Data)
 			metas = append(metas, e.Metadata)
