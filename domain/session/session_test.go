@@ -211,7 +211,7 @@ func TestRefresh(t *testing.T) {
 				if len(r.Changes()) != 0 {
 					t.Fatalf("ErrHistoryNeeded after recording %#v", r.Changes())
 				}
-				if tc.err != session.ErrReuseDetected && tc.err != session.ErrInvalidToken {
+				if !errors.Is(tc.err, session.ErrReuseDetected) && !errors.Is(tc.err, session.ErrInvalidToken) {
 					t.Fatalf("resumed session asked for the history where the fold answered %v", tc.err)
 				}
 				return
