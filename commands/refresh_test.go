@@ -27,18 +27,26 @@ func (s *eventsRead) ReadStream(ctx context.Context, stream string, opts eventst
 	return recs, err
 }
 
+// registerAndLogIn registers email and logs in once.
+func (ih identityHandlers) registerAndLogIn(t *testing.T, email string) commands.LoginResult {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := ih.reg.Handle(ctx, commands.Register{Email: email, Password: "correct horse battery", DisplayName: email}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ih.login.Handle(ctx, commands.Login{Email: email, Password: "correct horse battery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func TestRefreshReadsOnlyTheLastEventOfItsSession(t *testing.T) {
 	t.Parallel()
 	var reads *eventsRead
 	ih := newIdentityHandlers(t, func(s eventstore.Store) eventstore.Store { reads = &eventsRead{Store: s}; return reads })
 	ctx := context.Background()
-	if _, err := ih.reg.Handle(ctx, commands.Register{Email: "dana@example.com", Password: "correct horse battery", DisplayName: "Dana"}); err != nil {
-		t.Fatal(err)
-	}
-	login, err := ih.login.Handle(ctx, commands.Login{Email: "dana@example.com", Password: "correct horse battery"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	login := ih.registerAndLogIn(t, "dana@example.com")
 	stream := session.StreamName(login.SessionID)
 	chain := []string{login.RefreshToken}
 	refresh := func() {
@@ -102,13 +110,7 @@ func TestRefreshFoldsASessionWhoseLastRotationPredatesTerms(t *testing.T) {
 	t.Parallel()
 	ih := newIdentityHandlers(t, nil)
 	ctx := context.Background()
-	if _, err := ih.reg.Handle(ctx, commands.Register{Email: "erin@example.com", Password: "correct horse battery", DisplayName: "Erin"}); err != nil {
-		t.Fatal(err)
-	}
-	login, err := ih.login.Handle(ctx, commands.Login{Email: "erin@example.com", Password: "correct horse battery"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	login := ih.registerAndLogIn(t, "erin@example.com")
 	// A rotation as recorded before Refreshed carried the session's terms.
 	first, err := token.ParseRefreshToken(login.RefreshToken)
 	if err != nil {

@@ -335,26 +335,21 @@ const eventColumns = `e.tx_id, e.seq, e.event_id, e.stream, e.revision, e.type, 
 // ReadStream implements eventstore.Store. Stream reads are strongly
 // consistent: they see every committed event of the stream (no horizon).
 func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.ReadStreamOptions) ([]eventstore.RecordedEvent, error) {
-	if opts.Direction == eventstore.Forwards && opts.From == 0 && opts.Limit == 0 {
-		return s.readStreamEnd(ctx, stream, `SELECT `+eventColumns+` FROM events e WHERE e.stream = $1 ORDER BY e.revision`, false, nil)
+	var limit *int64
+	if opts.Limit > 0 {
+		l := int64(opts.Limit)
+		limit = &l
 	}
-	if opts.Direction == eventstore.Backwards && opts.From == eventstore.End {
-		var limit *int64
-		if opts.Limit > 0 {
-			l := int64(opts.Limit)
-			limit = &l
-		}
-		return s.readStreamEnd(ctx, stream, `SELECT `+eventColumns+` FROM events e WHERE e.stream = $1 ORDER BY e.revision DESC LIMIT $2`, true, limit)
+	switch {
+	case opts.Direction == eventstore.Forwards && opts.From == 0 && limit == nil:
+		return s.readStreamEnd(ctx, stream, false, nil)
+	case opts.Direction == eventstore.Backwards && opts.From == eventstore.End:
+		return s.readStreamEnd(ctx, stream, true, limit)
 	}
 	// from < 0 means End: the stream's current revision.
 	from := int64(-1)
 	if opts.From != eventstore.End {
 		from = int64(min(opts.From, math.MaxInt64))
-	}
-	var limit *int64
-	if opts.Limit > 0 {
-		l := int64(opts.Limit)
-		limit = &l
 	}
 	rows, err := s.streamPool.Query(ctx, readStreamSQL(opts.Direction == eventstore.Backwards), stream, from, limit)
 	if err != nil {
@@ -414,11 +409,11 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 // backwards from the end (a load from the last event). Each is one plain
 // index scan, without the general read's look at the newest row first: a
 // tombstone is that row (the last one forwards, the first one backwards)
-// and no row means no stream. limit is nil or the backwards read's $2.
-func (s *Store) readStreamEnd(ctx context.Context, stream, query string, backwards bool, limit *int64) ([]eventstore.RecordedEvent, error) {
-	args := []any{stream}
+// and no row means no stream. limit (nil for none) applies backwards.
+func (s *Store) readStreamEnd(ctx context.Context, stream string, backwards bool, limit *int64) ([]eventstore.RecordedEvent, error) {
+	query, args := `SELECT `+eventColumns+` FROM events e WHERE e.stream = $1 ORDER BY e.revision`, []any{stream}
 	if backwards {
-		args = append(args, limit)
+		query, args = `SELECT `+eventColumns+` FROM events e WHERE e.stream = $1 ORDER BY e.revision DESC LIMIT $2`, []any{stream, limit}
 	}
 	rows, err := s.streamPool.Query(ctx, query, args...)
 	if err != nil {
