@@ -1,6 +1,7 @@
 package session
 
 import (
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,6 +15,7 @@ const (
 	EventRefreshed     = "session.refreshed.v1"
 	EventReuseDetected = "session.reuse_detected.v1"
 	EventRevoked       = "session.revoked.v1"
+	EventClaimsUpdated = "session.claims_updated.v1"
 )
 
 // Started opens a session at a successful login; it is also the record of
@@ -34,6 +36,10 @@ type Started struct {
 	IdleExpiresAt time.Time `json:"idle_expires_at"`
 	// ExpiresAt: the absolute end, whatever the refreshes.
 	ExpiresAt time.Time `json:"expires_at"`
+	// Claims are the user's, as read at the login: the access tokens of
+	// the session carry them. Absent in events recorded before sessions
+	// carried them; a refresh of such a session reads the user stream.
+	Claims *Claims `json:"claims,omitempty"`
 }
 
 // Refreshed rotates the refresh token. PreviousDigest is the digest that
@@ -58,6 +64,9 @@ type Refreshed struct {
 	// that may live for weeks. Absent in events recorded before it was
 	// added; such a session is folded whole.
 	Terms *Terms `json:"terms,omitempty"`
+	// Claims repeats the session's claims for the same reason (absent
+	// when the session has none, see Started.Claims).
+	Claims *Claims `json:"claims,omitempty"`
 }
 
 // Terms are the parts of Started that stay fixed for the session's life.
@@ -67,6 +76,42 @@ type Terms struct {
 	AMR       []string  `json:"amr"`
 	StartedAt time.Time `json:"started_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Claims are what a session's access tokens say about its user beyond the
+// ids. A session takes them from the user stream at login and keeps them
+// current through ClaimsUpdated, so that a refresh need not read the user
+// stream (ADR 0006).
+type Claims struct {
+	Email string   `json:"email"`
+	Name  string   `json:"name"`
+	Roles []string `json:"roles"`
+}
+
+// Equal compares two sets of claims, roles in any order.
+func (c Claims) Equal(o Claims) bool {
+	if c.Email != o.Email || c.Name != o.Name || len(c.Roles) != len(o.Roles) {
+		return false
+	}
+	a, b := slices.Clone(c.Roles), slices.Clone(o.Roles)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func (c Claims) clone() *Claims {
+	c.Roles = slices.Clone(c.Roles)
+	return &c
+}
+
+// ClaimsUpdated gives an open session its user's current claims, after a
+// change to the user's roles or display name (or a login that read the user
+// just before such a change). The sessionclaims policy appends it.
+type ClaimsUpdated struct {
+	SessionID uuid.UUID `json:"session_id"`
+	UserID    uuid.UUID `json:"user_id"`
+	Claims    Claims    `json:"claims"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // ReuseDetected records that an already rotated refresh token was
@@ -96,10 +141,11 @@ func (Started) EventName() string       { return EventStarted }
 func (Refreshed) EventName() string     { return EventRefreshed }
 func (ReuseDetected) EventName() string { return EventReuseDetected }
 func (Revoked) EventName() string       { return EventRevoked }
+func (ClaimsUpdated) EventName() string { return EventClaimsUpdated }
 
 // AllEvents lists one zero value of every event type of this package.
 func AllEvents() []events.Event {
-	return []events.Event{Started{}, Refreshed{}, ReuseDetected{}, Revoked{}}
+	return []events.Event{Started{}, Refreshed{}, ReuseDetected{}, Revoked{}, ClaimsUpdated{}}
 }
 
 // RegisterEvents adds the session events to r as value types.

@@ -159,6 +159,7 @@ type Session struct {
 	revoked       bool
 	revokedReason Reason
 	revokedAt     time.Time
+	claims        *Claims // nil: started before sessions carried claims
 	// resumed: built by Resume from the last event, so retired (and, after
 	// a grace refresh, previous) are unknown.
 	resumed bool
@@ -190,7 +191,7 @@ const (
 // Resume rebuilds a session from the last event of its stream alone;
 // version is the number of events in the stream. It reports false when
 // that event does not carry enough (a Refreshed recorded before Terms, a
-// ReuseDetected); fold the whole stream then. A resumed session decides a
+// ReuseDetected, a ClaimsUpdated); fold the whole stream then. A resumed session decides a
 // refresh exactly as the folded one would, except that a token which is
 // neither the current one nor the previous one within grace, the only
 // case that needs every rotated-out digest, returns ErrHistoryNeeded
@@ -213,6 +214,9 @@ func Resume(last events.Event, version int) (*Session, bool) {
 		s.ip, s.userAgent = e.IP, e.UserAgent
 		s.current, s.generation = e.RefreshDigest, e.Generation
 		s.lastUsedAt, s.idleExpiresAt = e.RefreshedAt, e.IdleExpiresAt
+		if e.Claims != nil {
+			s.claims = e.Claims.clone()
+		}
 		// After a grace refresh the digest rotated out is not the one
 		// presented, and is not in the event; it can only be reuse
 		// now (grace is used), which Refresh sends to the full fold.
@@ -240,6 +244,8 @@ type StartParams struct {
 	IP            string
 	UserAgent     string
 	RefreshDigest Digest
+	// Claims are the user's at login (see Started.Claims).
+	Claims *Claims
 }
 
 // MaxUserAgentLength bounds the user agent kept (longer ones are cut).
@@ -261,12 +267,16 @@ func Start(sp StartParams, now time.Time, p Policy) (*Session, error) {
 		return nil, err
 	}
 	now = now.UTC()
+	var claims *Claims
+	if sp.Claims != nil {
+		claims = sp.Claims.clone()
+	}
 	s := &Session{}
 	s.record(Started{
 		SessionID: sp.SessionID, UserID: sp.UserID, Method: sp.Method, AMR: slices.Clone(sp.AMR),
 		IP: sp.IP, UserAgent: truncate(sp.UserAgent, MaxUserAgentLength), RefreshDigest: sp.RefreshDigest,
 		StartedAt: now, IdleExpiresAt: minTime(now.Add(p.IdleTimeout), now.Add(p.AbsoluteLifetime)),
-		ExpiresAt: now.Add(p.AbsoluteLifetime),
+		ExpiresAt: now.Add(p.AbsoluteLifetime), Claims: claims,
 	})
 	return s, nil
 }
@@ -315,6 +325,9 @@ func (s *Session) Refresh(rp RefreshParams, now time.Time, p Policy) error {
 		RefreshedAt: now, IdleExpiresAt: minTime(now.Add(p.IdleTimeout), s.expiresAt), IP: rp.IP, UserAgent: ua,
 		Terms: &Terms{UserID: s.userID, Method: s.method, AMR: slices.Clone(s.amr), StartedAt: s.startedAt, ExpiresAt: s.expiresAt},
 	}
+	if s.claims != nil {
+		refreshed.Claims = s.claims.clone()
+	}
 	isCurrent := rp.Presented.Equal(s.current)
 	isPrevious := !s.previous.IsZero() && rp.Presented.Equal(s.previous)
 	switch {
@@ -362,6 +375,27 @@ func (s *Session) Revoke(reason Reason, now time.Time) error {
 		return nil
 	}
 	s.record(Revoked{SessionID: s.id, UserID: s.userID, Reason: reason, RevokedAt: now.UTC()})
+	return nil
+}
+
+// UpdateClaims gives the session the user's current claims c. It records
+// ClaimsUpdated only when they differ from the session's and the session
+// can still be refreshed at now: a revoked or expired session issues no
+// more tokens, so it is left as it is (and nil is returned).
+func (s *Session) UpdateClaims(c Claims, now time.Time) error {
+	if !s.started {
+		return ErrNotStarted
+	}
+	if s.revoked {
+		return nil
+	}
+	if _, expired := s.expiry(now); expired {
+		return nil
+	}
+	if s.claims != nil && s.claims.Equal(c) {
+		return nil
+	}
+	s.record(ClaimsUpdated{SessionID: s.id, UserID: s.userID, Claims: *c.clone(), UpdatedAt: now.UTC()})
 	return nil
 }
 
@@ -418,6 +452,16 @@ func (s *Session) Method() string { return s.method }
 // AMR returns a copy of the authentication method references.
 func (s *Session) AMR() []string { return slices.Clone(s.amr) }
 
+// Claims are what the session's access tokens say about the user; false
+// for a session started before sessions carried claims (read the user
+// stream for those).
+func (s *Session) Claims() (Claims, bool) {
+	if s.claims == nil {
+		return Claims{}, false
+	}
+	return *s.claims.clone(), true
+}
+
 // StartedAt is the login time.
 func (s *Session) StartedAt() time.Time { return s.startedAt }
 
@@ -462,6 +506,9 @@ func (s *Session) apply(e events.Event) error {
 		s.startedAt, s.lastUsedAt = e.StartedAt, e.StartedAt
 		s.idleExpiresAt, s.expiresAt = e.IdleExpiresAt, e.ExpiresAt
 		s.current = e.RefreshDigest
+		if e.Claims != nil {
+			s.claims = e.Claims.clone()
+		}
 	case Refreshed:
 		if e.Grace {
 			// The previous token was used up; the current one (never
@@ -482,6 +529,11 @@ func (s *Session) apply(e events.Event) error {
 		if e.UserAgent != "" {
 			s.userAgent = e.UserAgent
 		}
+		if e.Claims != nil {
+			s.claims = e.Claims.clone()
+		}
+	case ClaimsUpdated:
+		s.claims = e.Claims.clone()
 	case ReuseDetected:
 		// Revoked follows in the same append.
 	case Revoked:

@@ -32,13 +32,18 @@ func started() session.Started {
 	return session.Started{
 		SessionID: sessionID, UserID: userID, Method: "password", AMR: []string{"pwd"},
 		IP: "192.0.2.1", UserAgent: "test", RefreshDigest: tok(0), StartedAt: t0,
-		IdleExpiresAt: t0.Add(7 * day), ExpiresAt: t0.Add(30 * day),
+		IdleExpiresAt: t0.Add(7 * day), ExpiresAt: t0.Add(30 * day), Claims: claims(),
 	}
 }
 
 func refreshed(gen int, at time.Time) session.Refreshed {
 	return session.Refreshed{SessionID: sessionID, RefreshDigest: tok(gen), PreviousDigest: tok(gen - 1), Generation: gen,
-		RefreshedAt: at, IdleExpiresAt: at.Add(7 * day), Terms: terms()}
+		RefreshedAt: at, IdleExpiresAt: at.Add(7 * day), Terms: terms(), Claims: claims()}
+}
+
+// claims are the user's at login, as Started and every Refreshed carry them.
+func claims() *session.Claims {
+	return &session.Claims{Email: "ada@example.com", Name: "Ada", Roles: []string{"user"}}
 }
 
 // terms are started()'s, as every Refreshed repeats them.
@@ -79,7 +84,7 @@ func thenEvents(t *testing.T, s *session.Session, want ...events.Event) {
 func TestStart(t *testing.T) {
 	t.Parallel()
 	s, err := session.Start(session.StartParams{SessionID: sessionID, UserID: userID, Method: "password", AMR: []string{"pwd"},
-		IP: "192.0.2.1", UserAgent: "test", RefreshDigest: tok(0)}, t0, policy)
+		IP: "192.0.2.1", UserAgent: "test", RefreshDigest: tok(0), Claims: claims()}, t0, policy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +123,7 @@ func TestRefresh(t *testing.T) {
 			name: "idle window follows the refresh but not past the absolute end", history: []events.Event{refreshed(1, at(25*day))},
 			presented: tok(1), next: tok(2), now: at(26 * day), policy: policy,
 			want: []events.Event{session.Refreshed{SessionID: sessionID, RefreshDigest: tok(2), PreviousDigest: tok(1), Generation: 2,
-				RefreshedAt: at(26 * day), IdleExpiresAt: at(30 * day), Terms: terms()}},
+				RefreshedAt: at(26 * day), IdleExpiresAt: at(30 * day), Terms: terms(), Claims: claims()}},
 		},
 		{
 			name: "rotated token is reuse and revokes", history: []events.Event{refreshed(1, at(time.Minute))},
@@ -136,7 +141,7 @@ func TestRefresh(t *testing.T) {
 			name: "previous token within grace rotates once more", history: []events.Event{refreshed(1, at(time.Minute))},
 			presented: tok(0), next: tok(2), now: at(time.Minute + 5*time.Second), policy: grace,
 			want: []events.Event{session.Refreshed{SessionID: sessionID, RefreshDigest: tok(2), PreviousDigest: tok(0), Generation: 2,
-				RefreshedAt: at(time.Minute + 5*time.Second), IdleExpiresAt: at(time.Minute + 5*time.Second + 7*day), Grace: true, Terms: terms()}},
+				RefreshedAt: at(time.Minute + 5*time.Second), IdleExpiresAt: at(time.Minute + 5*time.Second + 7*day), Grace: true, Terms: terms(), Claims: claims()}},
 		},
 		{
 			name: "previous token after grace is reuse", history: []events.Event{refreshed(1, at(time.Minute))},
@@ -244,6 +249,70 @@ func TestResumeNeedsAnEventThatCarriesTheSession(t *testing.T) {
 		!r.ExpiresAt().Equal(folded.ExpiresAt()) || !r.IdleExpiresAt().Equal(folded.IdleExpiresAt()) ||
 		!r.LastUsedAt().Equal(folded.LastUsedAt()) || r.Generation() != folded.Generation() || r.Version() != folded.Version() {
 		t.Fatalf("resumed %+v, folded %+v", r, folded)
+	}
+	rc, rok := r.Claims()
+	fc, fok := folded.Claims()
+	if !rok || !fok || !reflect.DeepEqual(rc, fc) {
+		t.Fatalf("resumed claims %+v, folded %+v", rc, fc)
+	}
+}
+
+func TestUpdateClaims(t *testing.T) {
+	t.Parallel()
+	admin := session.Claims{Email: "ada@example.com", Name: "Ada L.", Roles: []string{"admin", "user"}}
+	updated := session.ClaimsUpdated{SessionID: sessionID, UserID: userID, Claims: admin, UpdatedAt: t0.Add(time.Hour)}
+	for _, tc := range []struct {
+		name    string
+		history []events.Event
+		claims  session.Claims
+		now     time.Time
+		want    []events.Event
+	}{
+		{name: "changed claims are recorded", history: []events.Event{started()}, claims: admin, now: t0.Add(time.Hour), want: []events.Event{updated}},
+		{name: "the same claims, roles in another order, record nothing", history: []events.Event{started(), refreshed(1, t0.Add(time.Minute))},
+			claims: session.Claims{Email: "ada@example.com", Name: "Ada", Roles: []string{"user"}}, now: t0.Add(time.Hour)},
+		{name: "claims already updated record nothing", history: []events.Event{started(), updated}, claims: admin, now: t0.Add(2 * time.Hour)},
+		{name: "a revoked session is left alone", history: []events.Event{started(),
+			session.Revoked{SessionID: sessionID, UserID: userID, Reason: session.ReasonLogout, RevokedAt: t0.Add(time.Minute)}},
+			claims: admin, now: t0.Add(time.Hour)},
+		{name: "an expired session is left alone", history: []events.Event{started()}, claims: admin, now: t0.Add(8 * day)},
+		{name: "a session started without claims gets them", history: []events.Event{func() events.Event {
+			s := started()
+			s.Claims = nil
+			return s
+		}()}, claims: admin, now: t0.Add(time.Hour), want: []events.Event{updated}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := given(t, tc.history...)
+			if err := s.UpdateClaims(tc.claims, tc.now); err != nil {
+				t.Fatal(err)
+			}
+			thenEvents(t, s, tc.want...)
+		})
+	}
+	if err := given(t).UpdateClaims(admin, t0); !errors.Is(err, session.ErrNotStarted) {
+		t.Fatalf("empty stream: %v", err)
+	}
+
+	// The next refresh carries the new claims, and a session resumed from
+	// that refresh has them.
+	s := given(t, started(), updated)
+	if err := s.Refresh(session.RefreshParams{Presented: tok(0), Next: tok(1)}, t0.Add(2*time.Hour), policy); err != nil {
+		t.Fatal(err)
+	}
+	r, ok := session.Resume(s.Changes()[0], 3)
+	if !ok {
+		t.Fatal("Resume = false")
+	}
+	for _, got := range []*session.Session{s, r} {
+		if c, ok := got.Claims(); !ok || !c.Equal(admin) {
+			t.Fatalf("claims after the update: %+v, %v", c, ok)
+		}
+	}
+	// A session whose last event is the update is folded whole.
+	if _, ok := session.Resume(updated, 2); ok {
+		t.Fatal("Resume(ClaimsUpdated) = true")
 	}
 }
 
