@@ -30,12 +30,24 @@ type Login struct {
 // LoginResult carries the tokens and who they are for. RefreshToken is the
 // only copy of the secret: the log holds its digest.
 type LoginResult struct {
-	User         *user.User
+	User         Account
 	SessionID    uuid.UUID
 	AccessToken  string
 	Claims       token.Claims
 	RefreshToken string
 	Position     eventstore.Position
+}
+
+// Account is who a pair of tokens is for, as the token response shows it.
+type Account struct {
+	ID          uuid.UUID
+	Email       string
+	DisplayName string
+}
+
+// accountClaims are the user's claims a new session carries.
+func accountClaims(u *user.User) *session.Claims {
+	return &session.Claims{Email: u.Email(), Name: u.DisplayName(), Roles: u.Roles()}
 }
 
 // LoginHandler finds the user through the reservation stream (never a read
@@ -116,9 +128,11 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 		return LoginResult{}, err
 	}
 	amr := []string{"pwd"}
+	claims := accountClaims(u)
 	s, err := session.Start(session.StartParams{
 		SessionID: sid, UserID: u.ID(), Method: session.MethodPassword, AMR: amr,
 		IP: cmd.Meta.ClientIP, UserAgent: cmd.Meta.UserAgent, RefreshDigest: session.Digest(rt.Digest()),
+		Claims: claims,
 	}, now, h.SessionPolicy)
 	if err != nil {
 		return LoginResult{}, err
@@ -128,9 +142,10 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 	if err != nil {
 		return LoginResult{}, err
 	}
-	access, claims, err := h.Issuer.Issue(token.Subject{UserID: u.ID(), SessionID: sid, Name: u.DisplayName(), AMR: amr, Roles: u.Roles()}, now)
+	access, issued, err := h.Issuer.Issue(token.Subject{UserID: u.ID(), SessionID: sid, Name: claims.Name, AMR: amr, Roles: claims.Roles}, now)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	return LoginResult{User: u, SessionID: sid, AccessToken: access, Claims: claims, RefreshToken: rt.Encode(), Position: ar.Position}, nil
+	return LoginResult{User: Account{ID: u.ID(), Email: claims.Email, DisplayName: claims.Name}, SessionID: sid,
+		AccessToken: access, Claims: issued, RefreshToken: rt.Encode(), Position: ar.Position}, nil
 }

@@ -15,27 +15,33 @@ import (
 	"github.com/authledger/authledger/eventstore"
 )
 
-// identityHandlers are login and refresh over one store; sessions reads
-// through store, which may wrap the users' store.
+// identityHandlers are login, refresh and the claims sync over one store;
+// all but registration read through a store that may wrap it.
 type identityHandlers struct {
 	reg      *commands.RegisterHandler
 	login    *commands.LoginHandler
 	refresh  *commands.RefreshHandler
+	sync     *commands.SyncSessionClaimsHandler
+	users    *commands.Repository[*user.User]
 	sessions *commands.Repository[*session.Session]
 }
 
 func newIdentityHandlers(t *testing.T, wrap func(eventstore.Store) eventstore.Store) identityHandlers {
 	t.Helper()
-	reg, users := newRegister(t)
-	sreg := events.NewRegistry()
-	if err := session.RegisterEvents(sreg); err != nil {
+	reg, _ := newRegister(t)
+	r := events.NewRegistry()
+	if err := errors.Join(user.RegisterEvents(r), session.RegisterEvents(r)); err != nil {
 		t.Fatal(err)
 	}
 	store := reg.Users.Store()
 	if wrap != nil {
 		store = wrap(store)
 	}
-	sessions, err := commands.NewRepository(store, sreg, session.FromHistory)
+	users, err := commands.NewRepository(store, r, user.FromHistory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions, err := commands.NewRepository(store, r, session.FromHistory)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +64,8 @@ func newIdentityHandlers(t *testing.T, wrap func(eventstore.Store) eventstore.St
 		login: &commands.LoginHandler{Reservations: reg.Reservations, Users: users, Sessions: sessions, Hasher: reg.Hasher, Issuer: issuer,
 			Lockout: lockout, SessionPolicy: session.DefaultPolicy(), ReservationKey: reg.ReservationKey},
 		refresh:  &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: session.DefaultPolicy()},
+		sync:     &commands.SyncSessionClaimsHandler{Users: users, Sessions: sessions},
+		users:    users,
 		sessions: sessions,
 	}
 }
@@ -89,7 +97,7 @@ func TestLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	revoke := &commands.RevokeSessionHandler{Sessions: sessions}
-	if _, err := revoke.Handle(ctx, commands.RevokeSession{SessionID: r3.SessionID, UserID: r.User.ID() /* same user */, Reason: session.ReasonLogout}); err != nil {
+	if _, err := revoke.Handle(ctx, commands.RevokeSession{SessionID: r3.SessionID, UserID: r.User.ID /* same user */, Reason: session.ReasonLogout}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := revoke.Handle(ctx, commands.RevokeSession{SessionID: r3.SessionID, UserID: r.SessionID, Reason: session.ReasonDeleted}); !errors.Is(err, commands.ErrSessionNotFound) {

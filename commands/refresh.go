@@ -25,7 +25,10 @@ type Refresh struct {
 // RefreshHandler loads the one session the token names (strongly
 // consistent), rotates the token, and appends. A reused token records
 // ReuseDetected and Revoked, which are appended before the refusal, so the
-// token issued in its place stops working too.
+// token issued in its place stops working too. The access token takes its
+// name and roles from the session's claims, which the sessionclaims policy
+// keeps current (ADR 0006); only a session started before sessions carried
+// claims has its user stream read.
 type RefreshHandler struct {
 	Sessions      *Repository[*session.Session]
 	Users         *Repository[*user.User]
@@ -100,15 +103,20 @@ func (h *RefreshHandler) Handle(ctx context.Context, cmd Refresh) (LoginResult, 
 		if decideErr != nil {
 			return LoginResult{}, fmt.Errorf("%w: %w", ErrInvalidToken, decideErr)
 		}
-		u, err := h.Users.Load(ctx, user.StreamName(s.UserID()))
+		claims, ok := s.Claims()
+		if !ok {
+			u, err := h.Users.Load(ctx, user.StreamName(s.UserID()))
+			if err != nil {
+				return LoginResult{}, err
+			}
+			claims = *accountClaims(u)
+		}
+		access, issued, err := h.Issuer.Issue(token.Subject{UserID: s.UserID(), SessionID: sid, Name: claims.Name, AMR: s.AMR(), Roles: claims.Roles}, now)
 		if err != nil {
 			return LoginResult{}, err
 		}
-		access, claims, err := h.Issuer.Issue(token.Subject{UserID: u.ID(), SessionID: sid, Name: u.DisplayName(), AMR: s.AMR(), Roles: u.Roles()}, now)
-		if err != nil {
-			return LoginResult{}, err
-		}
-		return LoginResult{User: u, SessionID: sid, AccessToken: access, Claims: claims, RefreshToken: next.Encode(), Position: ar.Position}, nil
+		return LoginResult{User: Account{ID: s.UserID(), Email: claims.Email, DisplayName: claims.Name}, SessionID: sid,
+			AccessToken: access, Claims: issued, RefreshToken: next.Encode(), Position: ar.Position}, nil
 	}
 	return LoginResult{}, fmt.Errorf("%w: %s", ErrConflict, stream)
 }

@@ -121,7 +121,7 @@ func (d Deps) tokenResponse(c *gin.Context, r commands.LoginResult) {
 		"expires_in":    int(time.Until(r.Claims.ExpiresAt).Round(time.Second).Seconds()),
 		"refresh_token": r.RefreshToken,
 		"session_id":    r.SessionID,
-		"user":          gin.H{"id": r.User.ID(), "email": r.User.Email(), "display_name": r.User.DisplayName()},
+		"user":          gin.H{"id": r.User.ID, "email": r.User.Email, "display_name": r.User.DisplayName},
 	})
 }
 

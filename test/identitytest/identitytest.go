@@ -42,6 +42,8 @@ type Stack struct {
 	Login    *commands.LoginHandler
 	Refresh  *commands.RefreshHandler
 	Revoke   *commands.RevokeSessionHandler
+	// SyncClaims is the sessionclaims policy's command.
+	SyncClaims *commands.SyncSessionClaimsHandler
 }
 
 // New builds the stack on store; pool holds the signing_keys table (the
@@ -92,7 +94,8 @@ func New(t testing.TB, ctx context.Context, store eventstore.Store, pool *pgxpoo
 		Register: &commands.RegisterHandler{Reservations: res, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: rkey},
 		Login: &commands.LoginHandler{Reservations: res, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,
 			Lockout: user.DefaultLockoutPolicy(), SessionPolicy: session.DefaultPolicy(), ReservationKey: rkey},
-		Refresh: &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: session.DefaultPolicy()},
-		Revoke:  &commands.RevokeSessionHandler{Sessions: sessions},
+		Refresh:    &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: session.DefaultPolicy()},
+		Revoke:     &commands.RevokeSessionHandler{Sessions: sessions},
+		SyncClaims: &commands.SyncSessionClaimsHandler{Users: users, Sessions: sessions},
 	}
 }
