@@ -28,6 +28,7 @@ import (
 	"github.com/authledger/authledger/projections"
 	"github.com/authledger/authledger/projections/audit"
 	projruntime "github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/reactors/sessionclaims"
 )
 
 // runProjections dispatches `authledger projections <status|rebuild>`.
@@ -186,7 +187,9 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 		return code
 	}
 	defer c.close()
-	st, err := projections.Status(ctx, c.pool, c.store)
+	// The read models, and the sessionclaims policy, which the server runs
+	// beside them (status reads only its name and checkpoint).
+	st, err := projruntime.Status(ctx, c.pool, c.store, append(projections.Builtin(), sessionclaims.New(nil, nil))...)
 	if err != nil {
 		fmt.Fprintf(stderr, "authledger projections status: %v\n", err)
 		return exitError

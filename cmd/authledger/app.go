@@ -29,6 +29,7 @@ import (
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections"
 	projruntime "github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/reactors/sessionclaims"
 	"github.com/authledger/authledger/reactors/sessionlimit"
 	"github.com/authledger/authledger/readapi"
 )
@@ -102,20 +103,6 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		}},
 	}
 
-	// Projections: the read models, fed by the log. A failed projection
-	// stops alone and shows in /readyz; the API keeps serving.
-	runner, err := projections.NewRunner(projections.Config{
-		Store:      a.store,
-		Pool:       a.db,
-		Logger:     log,
-		Registerer: registry,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("projections: %w", err)
-	}
-	a.background("projections", runner.Run)
-	checks = append(checks, httpapi.Check{Name: "projections", Func: runner.Readiness})
-
 	// Identity: keys, tokens, passwords, the command handlers, and the
 	// revocation set fed by the log (so that a logout bites on every
 	// instance).
@@ -123,6 +110,23 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	if err != nil {
 		return nil, err
 	}
+
+	// Projections: the read models, fed by the log, and the policy that
+	// keeps sessions' claims current (it runs, and resumes from its
+	// checkpoint, like a read model). A failed projection stops alone and
+	// shows in /readyz; the API keeps serving.
+	runner, err := projections.NewRunner(projections.Config{
+		Store:       a.store,
+		Pool:        a.db,
+		Logger:      log,
+		Registerer:  registry,
+		Projections: append(projections.Builtin(), sessionclaims.New(ident.claimsSync, nil)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("projections: %w", err)
+	}
+	a.background("projections", runner.Run)
+	checks = append(checks, httpapi.Check{Name: "projections", Func: runner.Readiness})
 	a.background("revocations", func(ctx context.Context) error { return ident.revocations.Run(ctx, a.store) })
 	a.background("signing-keys", ident.refreshKeyRing(log))
 

@@ -49,6 +49,8 @@ type identityCore struct {
 	revocations *authn.Revocations
 	keyManager  *handlers.KeyManager
 	ring        *keys.RingHolder
+	// claimsSync is the command of the sessionclaims policy.
+	claimsSync *handlers.SyncSessionClaimsHandler
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -208,6 +210,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		revocations: rev,
 		keyManager:  km,
 		ring:        holder,
+		claimsSync:  &handlers.SyncSessionClaimsHandler{Users: users, Sessions: sessions},
 		deps: identityhttp.Deps{
 			Register: &handlers.RegisterHandler{Reservations: reservations, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: reservationKey},
 			Login: &handlers.LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,
