@@ -64,6 +64,7 @@ type identityRig struct {
 	refresh  *commands.RefreshHandler
 	users    []uuid.UUID
 	emails   []string
+	claims   []*session.Claims // each user's, as a login copies them into its session
 	policy   session.Policy
 }
 
@@ -141,7 +142,7 @@ func benchMeta(worker int) commands.Meta {
 // registerUsers registers n accounts through the Register handler (each
 // spends one hash), two at a time.
 func (r *identityRig) registerUsers(ctx context.Context, n int) error {
-	r.users, r.emails = make([]uuid.UUID, n), make([]string, n)
+	r.users, r.emails, r.claims = make([]uuid.UUID, n), make([]string, n), make([]*session.Claims, n)
 	return parallel(ctx, n, 2, func(ctx context.Context, i int) error {
 		email := fmt.Sprintf("bench-user-%d@example.test", i)
 		res, err := r.register.Handle(ctx, commands.Register{Email: email, Password: benchPassword,
@@ -149,7 +150,12 @@ func (r *identityRig) registerUsers(ctx context.Context, n int) error {
 		if err != nil {
 			return fmt.Errorf("register %s: %w", email, err)
 		}
+		u, err := r.register.Users.Load(ctx, user.StreamName(res.UserID))
+		if err != nil {
+			return err
+		}
 		r.users[i], r.emails[i] = res.UserID, email
+		r.claims[i] = &session.Claims{Email: u.Email(), Name: u.DisplayName(), Roles: u.Roles()}
 		return nil
 	})
 }
@@ -168,9 +174,10 @@ func (r *identityRig) startSessions(ctx context.Context, n int) ([]string, error
 		if err != nil {
 			return err
 		}
-		s, err := session.Start(session.StartParams{SessionID: sid, UserID: r.users[i%len(r.users)], Method: session.MethodPassword,
-			AMR: []string{"pwd"}, IP: "192.0.2.10", UserAgent: "authledger-bench/1.0", RefreshDigest: session.Digest(rt.Digest())},
-			time.Now(), r.policy)
+		u := i % len(r.users)
+		s, err := session.Start(session.StartParams{SessionID: sid, UserID: r.users[u], Method: session.MethodPassword,
+			AMR: []string{"pwd"}, IP: "192.0.2.10", UserAgent: "authledger-bench/1.0", RefreshDigest: session.Digest(rt.Digest()),
+			Claims: r.claims[u]}, time.Now(), r.policy)
 		if err != nil {
 			return err
 		}
