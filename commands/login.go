@@ -137,15 +137,15 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 	if err != nil {
 		return LoginResult{}, err
 	}
-	meta := cmd.Meta
-	ar, err := h.Sessions.Append(ctx, session.StreamName(sid), 0, meta, s.Changes())
+	signed := signAsync(h.Issuer, token.Subject{UserID: u.ID(), SessionID: sid, Name: claims.Name, AMR: amr, Roles: claims.Roles}, now)
+	ar, err := h.Sessions.Append(ctx, session.StreamName(sid), 0, cmd.Meta, s.Changes())
 	if err != nil {
 		return LoginResult{}, err
 	}
-	access, issued, err := h.Issuer.Issue(token.Subject{UserID: u.ID(), SessionID: sid, Name: claims.Name, AMR: amr, Roles: claims.Roles}, now)
-	if err != nil {
-		return LoginResult{}, err
+	i := <-signed
+	if i.err != nil {
+		return LoginResult{}, i.err
 	}
 	return LoginResult{User: Account{ID: u.ID(), Email: claims.Email, DisplayName: claims.Name}, SessionID: sid,
-		AccessToken: access, Claims: issued, RefreshToken: rt.Encode(), Position: ar.Position}, nil
+		AccessToken: i.access, Claims: i.claims, RefreshToken: rt.Encode(), Position: ar.Position}, nil
 }

@@ -55,6 +55,26 @@ func (h *RefreshHandler) resume(ctx context.Context, stream string) (*session.Se
 	return h.Sessions.Load(ctx, stream)
 }
 
+// issued is an access token signed beside an append.
+type issued struct {
+	access string
+	claims token.Claims
+	err    error
+}
+
+// signAsync issues sub's access token on another goroutine, so that the
+// signature is made while the append of the session's event waits for its
+// commit. The caller hands the token out only once that append succeeded.
+func signAsync(iss *token.Issuer, sub token.Subject, now time.Time) <-chan issued {
+	c := make(chan issued, 1) // never blocks: a caller that gave up leaves it
+	go func() {
+		var i issued
+		i.access, i.claims, i.err = iss.Issue(sub, now)
+		c <- i
+	}()
+	return c
+}
+
 // Handle refreshes. Every refusal is ErrInvalidToken.
 func (h *RefreshHandler) Handle(ctx context.Context, cmd Refresh) (LoginResult, error) {
 	now := time.Now()
@@ -93,6 +113,19 @@ func (h *RefreshHandler) Handle(ctx context.Context, cmd Refresh) (LoginResult, 
 		if version == 0 {
 			return LoginResult{}, ErrInvalidToken
 		}
+		var claims session.Claims
+		var signed <-chan issued
+		if decideErr == nil {
+			var ok bool
+			if claims, ok = s.Claims(); !ok {
+				u, err := h.Users.Load(ctx, user.StreamName(s.UserID()))
+				if err != nil {
+					return LoginResult{}, err
+				}
+				claims = *accountClaims(u)
+			}
+			signed = signAsync(h.Issuer, token.Subject{UserID: s.UserID(), SessionID: sid, Name: claims.Name, AMR: s.AMR(), Roles: claims.Roles}, now)
+		}
 		ar, err := h.Sessions.Append(ctx, stream, version, cmd.Meta, s.Changes())
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 			continue
@@ -103,20 +136,12 @@ func (h *RefreshHandler) Handle(ctx context.Context, cmd Refresh) (LoginResult, 
 		if decideErr != nil {
 			return LoginResult{}, fmt.Errorf("%w: %w", ErrInvalidToken, decideErr)
 		}
-		claims, ok := s.Claims()
-		if !ok {
-			u, err := h.Users.Load(ctx, user.StreamName(s.UserID()))
-			if err != nil {
-				return LoginResult{}, err
-			}
-			claims = *accountClaims(u)
-		}
-		access, issued, err := h.Issuer.Issue(token.Subject{UserID: s.UserID(), SessionID: sid, Name: claims.Name, AMR: s.AMR(), Roles: claims.Roles}, now)
-		if err != nil {
-			return LoginResult{}, err
+		i := <-signed
+		if i.err != nil {
+			return LoginResult{}, i.err
 		}
 		return LoginResult{User: Account{ID: s.UserID(), Email: claims.Email, DisplayName: claims.Name}, SessionID: sid,
-			AccessToken: access, Claims: issued, RefreshToken: next.Encode(), Position: ar.Position}, nil
+			AccessToken: i.access, Claims: i.claims, RefreshToken: next.Encode(), Position: ar.Position}, nil
 	}
 	return LoginResult{}, fmt.Errorf("%w: %s", ErrConflict, stream)
 }

@@ -6,11 +6,11 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	fastjson "github.com/goccy/go-json"
 	"github.com/google/uuid"
 
 	"github.com/authledger/authledger/events"
@@ -179,7 +179,7 @@ func EncodeEvents(changes []events.Event, meta Meta, now time.Time) ([]eventstor
 		if err != nil {
 			return nil, fmt.Errorf("commands: event id: %w", err)
 		}
-		md, err := json.Marshal(events.Metadata{
+		md, err := fastjson.Marshal(events.Metadata{
 			EventID:       id,
 			OccurredAt:    now.UTC(),
 			CorrelationID: meta.CorrelationID,

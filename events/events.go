@@ -162,9 +162,10 @@ func (r *Registry) Decode(name string, data json.RawMessage) (Event, error) {
 	return v.Elem().Interface().(Event), nil
 }
 
-// Encode returns an event's name and JSON.
+// Encode returns an event's name and JSON (goccy/go-json too: every
+// command encodes what it appends).
 func Encode(e Event) (string, json.RawMessage, error) {
-	b, err := json.Marshal(e)
+	b, err := fastjson.Marshal(e)
 	if err != nil {
 		return "", nil, fmt.Errorf("events: encode %s: %w", e.EventName(), err)
 	}
