@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -57,24 +56,7 @@ func newProjections(t *testing.T) (*identity.Profiles, *identity.Sessions) {
 func run(t *testing.T, env *projtest.Env) (stop func()) {
 	t.Helper()
 	p, s := newProjections(t)
-	r, err := runtime.NewRunner(env.Config(p, s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("runner: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return env.Run(t, p, s)
 }
 
 // story drives the commands: two users, logins, a refresh, a logout, a

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -118,6 +119,30 @@ func (e *Env) AppendN(t testing.TB, ctx context.Context, n int, streams int) eve
 		last = res.Position
 	}
 	return last
+}
+
+// Run starts a runner over ps until the returned stop is called or the
+// test ends; stop reports the runner's error.
+func (e *Env) Run(t testing.TB, ps ...runtime.Projection) (stop func()) {
+	t.Helper()
+	r, err := runtime.NewRunner(e.Config(ps...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("runner: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // WaitCaughtUp waits until the projections' checkpoints reach pos (use the

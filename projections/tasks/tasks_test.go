@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +22,7 @@ import (
 // run starts a runner over the tasks projection until the test ends.
 func run(t *testing.T, env *projtest.Env) (stop func()) {
 	t.Helper()
-	r, err := runtime.NewRunner(env.Config(tasks.New()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("runner: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return env.Run(t, tasks.New())
 }
 
 // scenario is a mix of every lifecycle for two users, all created on day1

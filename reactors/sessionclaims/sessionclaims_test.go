@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/projtest"
-	"github.com/authledger/authledger/projections/runtime"
 	"github.com/authledger/authledger/reactors/sessionclaims"
 	"github.com/authledger/authledger/test/identitytest"
 )
@@ -37,24 +35,7 @@ func newRig(t *testing.T) *rig {
 // run starts a runner of the policy alone until stop or the test's end.
 func (r *rig) run(t *testing.T) (stop func()) {
 	t.Helper()
-	runner, err := runtime.NewRunner(r.env.Config(sessionclaims.New(r.st.SyncClaims, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("runner: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return r.env.Run(t, sessionclaims.New(r.st.SyncClaims, nil))
 }
 
 func (r *rig) register(t *testing.T, email string) {
