@@ -50,6 +50,26 @@ func accountClaims(u *user.User) *session.Claims {
 	return &session.Claims{Email: u.Email(), Name: u.DisplayName(), Roles: u.Roles()}
 }
 
+// issued is an access token signed beside an append.
+type issued struct {
+	access string
+	claims token.Claims
+	err    error
+}
+
+// signAsync issues sub's access token on another goroutine, so that the
+// signature is made while the append of the session's event waits for its
+// commit. The caller hands the token out only once that append succeeded.
+func signAsync(iss *token.Issuer, sub token.Subject, now time.Time) <-chan issued {
+	c := make(chan issued, 1) // never blocks: a caller that gave up leaves it
+	go func() {
+		var i issued
+		i.access, i.claims, i.err = iss.Issue(sub, now)
+		c <- i
+	}()
+	return c
+}
+
 // LoginHandler finds the user through the reservation stream (never a read
 // model), checks the lockout and the password, records a failure on the
 // user stream, and on success appends only to the new session stream.

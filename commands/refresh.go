@@ -55,26 +55,6 @@ func (h *RefreshHandler) resume(ctx context.Context, stream string) (*session.Se
 	return h.Sessions.Load(ctx, stream)
 }
 
-// issued is an access token signed beside an append.
-type issued struct {
-	access string
-	claims token.Claims
-	err    error
-}
-
-// signAsync issues sub's access token on another goroutine, so that the
-// signature is made while the append of the session's event waits for its
-// commit. The caller hands the token out only once that append succeeded.
-func signAsync(iss *token.Issuer, sub token.Subject, now time.Time) <-chan issued {
-	c := make(chan issued, 1) // never blocks: a caller that gave up leaves it
-	go func() {
-		var i issued
-		i.access, i.claims, i.err = iss.Issue(sub, now)
-		c <- i
-	}()
-	return c
-}
-
 // Handle refreshes. Every refusal is ErrInvalidToken.
 func (h *RefreshHandler) Handle(ctx context.Context, cmd Refresh) (LoginResult, error) {
 	now := time.Now()

@@ -383,13 +383,10 @@ func (s *Session) Revoke(reason Reason, now time.Time) error {
 // can still be refreshed at now: a revoked or expired session issues no
 // more tokens, so it is left as it is (and nil is returned).
 func (s *Session) UpdateClaims(c Claims, now time.Time) error {
-	if !s.started {
-		return ErrNotStarted
-	}
-	if s.revoked {
-		return nil
-	}
-	if _, expired := s.expiry(now); expired {
+	if err := s.CheckActive(now); err != nil {
+		if errors.Is(err, ErrNotStarted) {
+			return err
+		}
 		return nil
 	}
 	if s.claims != nil && s.claims.Equal(c) {

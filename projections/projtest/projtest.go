@@ -121,11 +121,11 @@ func (e *Env) AppendN(t testing.TB, ctx context.Context, n int, streams int) eve
 	return last
 }
 
-// Run starts a runner over ps until the returned stop is called or the
-// test ends; stop reports the runner's error.
-func (e *Env) Run(t testing.TB, ps ...runtime.Projection) (stop func()) {
+// StartRunner runs a runner of cfg until the returned stop is called or
+// the test ends; stop reports the runner's error.
+func StartRunner(t testing.TB, cfg runtime.Config) (*runtime.Runner, func()) {
 	t.Helper()
-	r, err := runtime.NewRunner(e.Config(ps...))
+	r, err := runtime.NewRunner(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func (e *Env) Run(t testing.TB, ps ...runtime.Projection) (stop func()) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	var once sync.Once
-	stop = func() {
+	stop := func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -142,6 +142,13 @@ func (e *Env) Run(t testing.TB, ps ...runtime.Projection) (stop func()) {
 		})
 	}
 	t.Cleanup(stop)
+	return r, stop
+}
+
+// Run runs a runner over ps, configured by Config, as StartRunner does.
+func (e *Env) Run(t testing.TB, ps ...runtime.Projection) (stop func()) {
+	t.Helper()
+	_, stop = StartRunner(t, e.Config(ps...))
 	return stop
 }
 

@@ -46,29 +46,6 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, projection strin
 	return 0
 }
 
-// startRunner runs a runner until the returned stop is called.
-func startRunner(t *testing.T, cfg runtime.Config) (*runtime.Runner, func()) {
-	t.Helper()
-	r, err := runtime.NewRunner(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("runner: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return r, stop
-}
-
 func TestRunnerAppliesEventsAndWaiterSeesThem(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -79,7 +56,7 @@ func TestRunnerAppliesEventsAndWaiterSeesThem(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cfg := env.Config(c, audit.New())
 	cfg.Registerer = reg
-	r, _ := startRunner(t, cfg)
+	r, _ := projtest.StartRunner(t, cfg)
 	w := runtime.NewWaiter(env.Pool, r, 0)
 
 	last := env.AppendN(t, ctx, 30, 7)
@@ -139,8 +116,8 @@ func TestOneInstanceRunsAProjection(t *testing.T) {
 	defer cancel()
 	env := projtest.New(t)
 	c := &projtest.Counter{ProjectionName: "counter"}
-	r1, stop1 := startRunner(t, env.Config(c))
-	r2, _ := startRunner(t, env.Config(c))
+	r1, stop1 := projtest.StartRunner(t, env.Config(c))
+	r2, _ := projtest.StartRunner(t, env.Config(c))
 	last := env.AppendN(t, ctx, 20, 3)
 	env.WaitCaughtUp(t, ctx, last, "counter")
 	deadline := time.Now().Add(5 * time.Second)
@@ -187,7 +164,7 @@ func TestFailingHandlerStopsProjectionUntilFixedAndRestarted(t *testing.T) {
 
 	cfg := env.Config(c)
 	cfg.MaxAttempts = 3
-	r, stop := startRunner(t, cfg)
+	r, stop := projtest.StartRunner(t, cfg)
 	deadline := time.Now().Add(20 * time.Second)
 	for r.States()["counter"] != runtime.StateFailed {
 		if time.Now().After(deadline) {
@@ -226,7 +203,7 @@ func TestFailingHandlerStopsProjectionUntilFixedAndRestarted(t *testing.T) {
 
 	// Fix the cause and restart: the event is applied, never skipped.
 	c.Fail.Store(nil)
-	r2, _ := startRunner(t, env.Config(c))
+	r2, _ := projtest.StartRunner(t, env.Config(c))
 	waitState(t, r2, "counter", runtime.StateRunning)
 	env.WaitCaughtUp(t, ctx, last, "counter")
 	if got, want := env.Counts(t, ctx, "counter_counts"), env.ExpectedCounts(t, ctx, last); !reflect.DeepEqual(got, want) {
@@ -335,7 +312,7 @@ func TestKilledRunnerLosesNothingAndAppliesNothingTwice(t *testing.T) {
 		}
 		cfg := env.Config(c, audit.New())
 		cfg.BatchSize = 1 + rand.IntN(200)
-		_, stop := startRunner(t, cfg)
+		_, stop := projtest.StartRunner(t, cfg)
 		time.Sleep(time.Duration(5+rand.IntN(150)) * time.Millisecond)
 		switch rand.IntN(3) {
 		case 0: // connection cut under a running runner: it must recover by itself
@@ -369,7 +346,7 @@ func TestKilledRunnerLosesNothingAndAppliesNothingTwice(t *testing.T) {
 	}
 	t.Logf("%d rounds, %d connections terminated, %d events appended meanwhile", rounds, kills, appended)
 
-	_, stop := startRunner(t, env.Config(c, audit.New()))
+	_, stop := projtest.StartRunner(t, env.Config(c, audit.New()))
 	env.WaitCaughtUp(t, ctx, last, "counter", audit.Name)
 	stop()
 
@@ -412,7 +389,7 @@ func TestRebuildWhileServingLosesNothing(t *testing.T) {
 	last := env.AppendN(t, ctx, 2000, 17)
 	cfg := env.Config(c, audit.New())
 	cfg.BatchSize = 50 // small batches make the rebuild long enough to overlap appends
-	r, _ := startRunner(t, cfg)
+	r, _ := projtest.StartRunner(t, cfg)
 	env.WaitCaughtUp(t, ctx, last, "counter", audit.Name)
 	stopAppending := appender(t, env, 200)
 
@@ -534,7 +511,7 @@ func TestFilteredProgressIsWrittenLazily(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
 	cfg.CheckpointInterval = 300 * time.Millisecond
-	r, _ := startRunner(t, cfg)
+	r, _ := projtest.StartRunner(t, cfg)
 	local := runtime.NewWaiter(env.Pool, r, 0)
 	commits := func() float64 {
 		return counterValue(t, reg, "authledger_projection_batches_committed_total", "wanted")
@@ -585,7 +562,7 @@ func TestCommitIntervalGathersEventsIntoOneBatch(t *testing.T) {
 	cfg.CommitInterval = time.Hour
 	cfg.BatchTimeout = time.Hour
 	cfg.BatchSize = 5
-	r, stop := startRunner(t, cfg)
+	r, stop := projtest.StartRunner(t, cfg)
 	defer stop()
 	waitState(t, r, "counter", runtime.StateRunning)
 
@@ -656,7 +633,7 @@ func TestBatchesCommitWithoutWaitingForTheFlush(t *testing.T) {
 	}
 	env.Pool.Reset()
 	c := &commitModeSeen{Counter: &projtest.Counter{ProjectionName: "counter"}}
-	r, stop := startRunner(t, env.Config(c))
+	r, stop := projtest.StartRunner(t, env.Config(c))
 	defer stop()
 	waitState(t, r, "counter", runtime.StateRunning)
 	last := env.AppendN(t, ctx, 3, 1)
