@@ -3,7 +3,7 @@ package pg
 import (
 	"context"
 	"errors"
-	"hash/fnv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -13,27 +13,30 @@ import (
 
 // Group commit. Every append pays a round trip, a statement and a commit
 // (a WAL flush) whatever it writes; under concurrency those fixed costs,
-// not the rows, bound throughput. Append therefore hands its request to a
-// batcher: while a batch is being written, the calls that arrive queue up
-// and the next batch writes all of them in one statement and one commit.
-// An idle store writes a lone call at once, so grouping adds no wait; it
-// only changes who shares a transaction.
+// not the rows, bound throughput. Appends therefore share statements and
+// commits: up to AppendBatchers batches are written at once, each on its
+// own connection. A call that finds a connection free and no call waiting
+// writes itself, alone, on its own goroutine: grouping then costs neither
+// a wait nor a hand-over to another goroutine. Calls that arrive while
+// every connection is busy queue up, and the next free connection writes
+// all of them in one statement and one commit.
 //
-// Streams are spread over the batchers by hash, and a batch holds at most
-// one append per stream (later ones wait for the next batch), so the
-// appends of one stream are written in call order and never race each
-// other. Each append keeps its own outcome: a wrong expected revision in
-// one does not affect the others. A statement error (a concurrent writer of
-// another process took a revision, invalid JSON, a lost connection) fails
-// the whole batch; its appends are then retried one by one, which is safe
-// because an append already written is recognised as a re-append.
+// A batch holds at most one append per stream, and an append waits while
+// another append of its stream is being written (it goes in a later
+// batch), so the appends of one stream are written in call order and
+// never race each other. Each append keeps its own outcome: a wrong
+// expected revision in one does not affect the others. A statement error
+// (a concurrent writer of another process took a revision, invalid JSON, a
+// lost connection) fails the whole batch; its appends are then retried one
+// by one, which is safe because an append already written is recognised
+// as a re-append.
 
-// openAppendPool opens the batchers' own connections, one each. They run
-// appendSQL only, with generic plans: its plan is the same for every batch
-// (index probes per stream, checked on an empty log too), while custom
-// plans would make PostgreSQL plan it anew on every call, because a generic
-// estimate of unnest's rows looks dearer, and planning costs about as much
-// as executing.
+// openAppendPool opens the batcher's connections, one per batch written at
+// once. They run appendSQL only, with generic plans: its plan is the same
+// for every batch (index probes per stream, checked on an empty log too),
+// while custom plans would make PostgreSQL plan it anew on every call,
+// because a generic estimate of unnest's rows looks dearer, and planning
+// costs about as much as executing.
 func openAppendPool(ctx context.Context, pc *pgxpool.Config, n int) (*pgxpool.Pool, error) {
 	return openSidePool(ctx, pc, "append", int32(n), //nolint:gosec // validated: at most 64
 		map[string]string{"plan_cache_mode": "force_generic_plan"})
@@ -48,7 +51,7 @@ const (
 	pendingAbandoned
 )
 
-// pending is one Append call waiting in a batcher.
+// pending is one Append call given to the batcher.
 type pending struct {
 	req   *appendReq
 	state atomic.Int32
@@ -61,26 +64,45 @@ type batchReply struct {
 }
 
 type batcher struct {
-	s    *Store
-	reqs chan *pending
+	s *Store
+
+	mu      sync.Mutex
+	queue   []*pending      // calls waiting for a connection, in call order
+	writing map[string]bool // streams of the batches being written
+	busy    int             // connections writing a batch
+	closed  bool            // the store is closing: start nothing more
 }
 
-// submit queues r on the batcher of its stream and waits for its outcome.
+func newBatcher(s *Store) *batcher {
+	return &batcher{s: s, writing: map[string]bool{}}
+}
+
+// submit writes r in a batch and waits for its outcome: at once on the
+// caller's goroutine when a connection is free and no call waits, or
+// queued for the next batch.
 func (s *Store) submit(ctx context.Context, r *appendReq) (appendOutcome, error) {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(r.stream))
-	b := s.batchers[h.Sum32()%uint32(len(s.batchers))] //nolint:gosec // the batcher count is small and positive
 	if err := ctx.Err(); err != nil {
 		return appendOutcome{}, err
 	}
+	b := s.batcher
 	p := &pending{req: r, done: make(chan batchReply, 1)}
-	select {
-	case b.reqs <- p:
-	case <-ctx.Done():
-		return appendOutcome{}, ctx.Err()
-	case <-s.bg.Done():
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
 		return appendOutcome{}, errStoreClosed
 	}
+	if len(b.queue) == 0 && b.busy < s.cfg.AppendBatchers && !b.writing[r.stream] {
+		p.state.Store(pendingTaken)
+		b.begin([]*pending{p})
+		b.mu.Unlock()
+		b.write(ctx, []*pending{p})
+		b.end([]*pending{p})
+		rep := <-p.done
+		return rep.out, rep.err
+	}
+	b.queue = append(b.queue, p)
+	b.startQueued()
+	b.mu.Unlock()
 	select {
 	case rep := <-p.done:
 		return rep.out, rep.err
@@ -96,46 +118,62 @@ func (s *Store) submit(ctx context.Context, r *appendReq) (appendOutcome, error)
 
 var errStoreClosed = errors.New("pg: store closed")
 
-// run writes batches until the store closes.
-func (b *batcher) run() {
-	defer b.s.wg.Done()
-	var queue []*pending
-	for {
-		if len(queue) == 0 {
-			select {
-			case <-b.s.bg.Done():
-				return
-			case p := <-b.reqs:
-				queue = append(queue, p)
-			}
-		}
-		// Take what has arrived meanwhile, without waiting for more.
-	drain:
-		for len(queue) < 4*b.s.cfg.AppendBatch {
-			select {
-			case p := <-b.reqs:
-				queue = append(queue, p)
-			default:
-				break drain
-			}
-		}
-		var batch []*pending
-		batch, queue = b.pick(queue)
-		if len(batch) > 0 {
-			b.write(batch)
-		}
+// begin takes a connection for batch. Called with b.mu held.
+func (b *batcher) begin(batch []*pending) {
+	b.busy++
+	for _, p := range batch {
+		b.writing[p.req.stream] = true
 	}
 }
 
-// pick takes, in order, the first waiting call of each stream up to the
-// batch limits; the rest stays queued in order.
-func (b *batcher) pick(queue []*pending) (batch, rest []*pending) {
+// end gives back batch's connection and starts what queued meanwhile.
+func (b *batcher) end(batch []*pending) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.busy--
+	for _, p := range batch {
+		delete(b.writing, p.req.stream)
+	}
+	b.startQueued()
+}
+
+// startQueued writes the queued calls on the free connections, each batch
+// on a goroutine of its own (their callers are waiting on theirs). Called
+// with b.mu held.
+func (b *batcher) startQueued() {
+	for !b.closed && b.busy < b.s.cfg.AppendBatchers && len(b.queue) > 0 {
+		var batch []*pending
+		batch, b.queue = b.pick(b.queue, b.writing)
+		if len(batch) == 0 {
+			return
+		}
+		b.begin(batch)
+		b.s.wg.Add(1)
+		go func() {
+			defer b.s.wg.Done()
+			b.write(b.s.bg, batch)
+			b.end(batch)
+		}()
+	}
+}
+
+// close makes the batcher start no more batches; Store.Close calls it
+// before waiting for the ones running.
+func (b *batcher) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+}
+
+// pick takes, in order, the first waiting call of each stream that is not
+// being written, up to the batch limits; the rest stays queued in order.
+func (b *batcher) pick(queue []*pending, writing map[string]bool) (batch, rest []*pending) {
 	seen := make(map[string]bool, len(queue))
 	events := 0
 	for _, p := range queue {
 		full := len(batch) >= b.s.cfg.AppendBatch ||
 			(len(batch) > 0 && events+len(p.req.events) > b.s.cfg.AppendBatchEvents)
-		if seen[p.req.stream] || full {
+		if seen[p.req.stream] || writing[p.req.stream] || full {
 			seen[p.req.stream] = true
 			rest = append(rest, p)
 			continue
@@ -150,7 +188,8 @@ func (b *batcher) pick(queue []*pending) (batch, rest []*pending) {
 	return batch, rest
 }
 
-func (b *batcher) write(batch []*pending) {
+// write writes batch and answers each of its calls.
+func (b *batcher) write(ctx context.Context, batch []*pending) {
 	reqs := make([]*appendReq, len(batch))
 	for i, p := range batch {
 		reqs[i] = p.req
@@ -160,7 +199,7 @@ func (b *batcher) write(batch []*pending) {
 	for i, j := range order {
 		sorted[i] = reqs[j]
 	}
-	out, err := execAppends(b.s.bg, b.s.appendPool, sorted)
+	out, err := execAppends(ctx, b.s.appendPool, sorted)
 	if err != nil {
 		for _, p := range batch {
 			p.done <- batchReply{err: errBatchFailed}
@@ -180,10 +219,10 @@ func (b *batcher) write(batch []*pending) {
 	}
 }
 
-// appendOnce is one attempt of Append: through a batcher, or alone when
+// appendOnce is one attempt of Append: through the batcher, or alone when
 // grouping is off or the batch failed.
 func (s *Store) appendOnce(ctx context.Context, r *appendReq) (eventstore.AppendResult, error) {
-	if len(s.batchers) > 0 {
+	if s.batcher != nil {
 		out, err := s.submit(ctx, r)
 		if !errors.Is(err, errBatchFailed) {
 			if err != nil {

@@ -86,8 +86,9 @@ func TestAppendsInOneStatementKeepTheirOwnOutcomes(t *testing.T) {
 	}
 }
 
-// The batcher's choice: in call order, one append per stream, within the
-// limits; calls given up are dropped, the rest stays queued in order.
+// The batcher's choice: in call order, one append per stream and none of a
+// stream being written, within the limits; calls given up are dropped, the
+// rest stays queued in order.
 func TestPickKeepsOneAppendPerStreamInOrder(t *testing.T) {
 	b := &batcher{s: &Store{cfg: Config{AppendBatch: 3, AppendBatchEvents: 4}}}
 	mk := func(stream string, n int) *pending {
@@ -99,7 +100,7 @@ func TestPickKeepsOneAppendPerStreamInOrder(t *testing.T) {
 	}
 	q := []*pending{mk("a", 1), mk("a", 1), mk("b", 1), mk("gone", 1), mk("c", 1), mk("d", 1)}
 	q[3].state.Store(pendingAbandoned)
-	batch, rest := b.pick(q)
+	batch, rest := b.pick(q, nil)
 	if got := names(batch); got != "a b c" {
 		t.Errorf("batch = %s, want a b c", got)
 	}
@@ -113,9 +114,15 @@ func TestPickKeepsOneAppendPerStreamInOrder(t *testing.T) {
 	}
 	// The event cap: a large append goes alone, and nothing overtakes a
 	// deferred call of the same stream.
-	batch, rest = b.pick([]*pending{mk("big", 9), mk("x", 1), mk("big", 1)})
+	batch, rest = b.pick([]*pending{mk("big", 9), mk("x", 1), mk("big", 1)}, nil)
 	if names(batch) != "big" || names(rest) != "x big" {
 		t.Errorf("batch %q, rest %q; want big alone, then x big", names(batch), names(rest))
+	}
+	// A stream whose batch is still being written on another connection
+	// waits, and so does every later call of it.
+	batch, rest = b.pick([]*pending{mk("w", 1), mk("y", 1), mk("w", 1)}, map[string]bool{"w": true})
+	if names(batch) != "y" || names(rest) != "w w" {
+		t.Errorf("batch %q, rest %q; want y, then w w", names(batch), names(rest))
 	}
 }
 
@@ -138,8 +145,8 @@ func TestFailedBatchFallsBackToSingleAppends(t *testing.T) {
 	good := &pending{req: req(t, "fb-good", eventstore.NoStream{}, event("t.v1")), done: make(chan batchReply, 1)}
 	bad := eventstore.EventData{ID: uuid.New(), Type: "t.v1", Data: json.RawMessage(`{not json`)}
 	badP := &pending{req: req(t, "fb-bad", eventstore.NoStream{}, bad), done: make(chan batchReply, 1)}
-	b := s.batchers[0]
-	b.write([]*pending{good, badP})
+	b := s.batcher
+	b.write(t.Context(), []*pending{good, badP})
 	for _, p := range []*pending{good, badP} {
 		if rep := <-p.done; !errors.Is(rep.err, errBatchFailed) {
 			t.Fatalf("%s: reply %+v, want errBatchFailed", p.req.stream, rep)

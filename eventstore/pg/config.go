@@ -20,7 +20,7 @@ type Config struct {
 	// one, the one that reads single streams and the one that reads $all
 	// (see openStreamPool and openAllPool); connections open on demand.
 	// Each Subscribe holds no connection between polls; the LISTEN
-	// connection and the batchers' connections (AppendBatchers) are
+	// connection and the batcher's connections (AppendBatchers) are
 	// separate.
 	MaxConns int32
 
@@ -70,11 +70,11 @@ type Config struct {
 	AppendBatchEvents int
 
 	// AppendBatchers is the number of batches written at once, each on its
-	// own connection; streams are spread over them by hash. The default is
-	// DefaultAppendBatchers(): one per two CPUs, from one to four. Every
-	// batch pays a statement and a commit whatever it holds, so fewer
-	// batchers make larger batches (8 writers over 4 batchers made batches
-	// of about two); more let PostgreSQL run batches on several cores.
+	// own connection (see batcher). The default is DefaultAppendBatchers():
+	// one per two CPUs, from two to four. Every batch pays a statement and
+	// a commit whatever it holds, so fewer connections make larger batches;
+	// more let a batch be written while another commits, and PostgreSQL run
+	// batches on several cores.
 	AppendBatchers int
 }
 
@@ -92,11 +92,12 @@ const (
 	DefaultAppendBatchEvents        = 1024
 )
 
-// DefaultAppendBatchers is the batcher count for a zero
-// Config.AppendBatchers: runtime.NumCPU()/2, at least 1, at most 4. On a
-// two-core machine one batcher took downloads (an append each, 8 clients)
-// from about 770 to 1,150 per second against four (docs/benchmarks.md).
-func DefaultAppendBatchers() int { return min(max(runtime.NumCPU()/2, 1), 4) }
+// DefaultAppendBatchers is the batch count for a zero
+// Config.AppendBatchers: runtime.NumCPU()/2, at least 2, at most 4. With
+// one, an append that arrives while a batch commits waits for that commit
+// before its own: two writers on two cores appended at about half the rate
+// of two plain INSERTs (docs/benchmarks.md).
+func DefaultAppendBatchers() int { return min(max(runtime.NumCPU()/2, 2), 4) }
 
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 

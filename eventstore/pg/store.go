@@ -81,8 +81,8 @@ type Store struct {
 	cfg  Config
 	pool *pgxpool.Pool
 
-	batchers   []*batcher    // group concurrent appends; none when grouping is off
-	appendPool *pgxpool.Pool // the batchers' connections
+	batcher    *batcher      // groups concurrent appends; nil when grouping is off
+	appendPool *pgxpool.Pool // the batcher's connections
 	streamPool *pgxpool.Pool // reads of one stream, with generic plans
 	allPool    *pgxpool.Pool // reads of $all, with one pinned plan
 
@@ -149,12 +149,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
-		s.batchers = make([]*batcher, cfg.AppendBatchers)
-		for i := range s.batchers {
-			s.batchers[i] = &batcher{s: s, reqs: make(chan *pending, 4*cfg.AppendBatch)}
-			s.wg.Add(1)
-			go s.batchers[i].run()
-		}
+		s.batcher = newBatcher(s)
 	}
 	return s, nil
 }
@@ -242,6 +237,9 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 func (s *Store) Close() error {
 	s.closed.Do(func() {
 		s.stop()
+		if s.batcher != nil {
+			s.batcher.close()
+		}
 		s.wg.Wait()
 		if s.appendPool != nil {
 			s.appendPool.Close()
