@@ -404,5 +404,6 @@ func sessionsFor(c int, d time.Duration) int {
 const maxRefreshRate = 5000
 
 // interleavedRounds is how many alternating slices each row's duration
-// is cut into (see loadgen.Interleaved).
-const interleavedRounds = 3
+// is cut into; even, so that the slices' order alternates evenly (see
+// loadgen.Interleaved).
+const interleavedRounds = 4

@@ -90,13 +90,21 @@ func Latencies(ctx context.Context, workers int, d time.Duration, op Op) ([]time
 // Interleaved measures ops side by side: each runs for d in total, in
 // rounds alternating slices, so that a baseline and the row compared with
 // it see the same background load (the machine is shared, and a load that
-// changes between two back-to-back rows would skew their ratio). Each op's
-// i keeps counting across its slices; latencies are pooled.
+// changes between two back-to-back rows would skew their ratio). Every
+// other round runs the ops in reverse order (A B, B A, A B, ...), so that
+// over an even number of rounds a load that rises or falls steadily
+// weighs on each op alike. Each op's i keeps counting across its slices;
+// latencies are pooled.
 func Interleaved(ctx context.Context, workers int, d time.Duration, rounds int, ops ...Op) ([]Result, error) {
 	lat := make([][]time.Duration, len(ops))
 	elapsed := make([]time.Duration, len(ops))
-	for range rounds {
-		for k, op := range ops {
+	for r := range rounds {
+		for j := range ops {
+			k := j
+			if r%2 == 1 {
+				k = len(ops) - 1 - j
+			}
+			op := ops[k]
 			offset := len(lat[k])
 			l, e, err := Latencies(ctx, workers, d/time.Duration(rounds), func(ctx context.Context, worker, i int) error {
 				return op(ctx, worker, offset+i)

@@ -3,6 +3,7 @@ package loadgen_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,5 +75,30 @@ func TestInterleavedKeepsCountingAcrossSlices(t *testing.T) {
 	}
 	if len(rs) != 2 || rs[0].Ops != len(seen) || rs[0].Ops < 3 {
 		t.Fatalf("results %+v, %d indexes", rs, len(seen))
+	}
+}
+
+// Slices alternate their order every round: A B, B A, A B, B A runs as
+// A, B B, A A, B B, A (five runs of one op).
+func TestInterleavedAlternatesTheOrderOfItsSlices(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var runs []string
+	op := func(name string) loadgen.Op {
+		return func(context.Context, int, int) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(runs) == 0 || runs[len(runs)-1] != name {
+				runs = append(runs, name)
+			}
+			time.Sleep(time.Millisecond)
+			return nil
+		}
+	}
+	if _, err := loadgen.Interleaved(t.Context(), 1, 40*time.Millisecond, 4, op("A"), op("B")); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(runs, " "); got != "A B A B A" {
+		t.Fatalf("runs %q, want A B A B A (A, B B, A A, B B, A)", got)
 	}
 }

@@ -561,8 +561,9 @@ func kib(n int) string {
 }
 
 // interleavedRounds is how many alternating slices the download row and
-// its baseline are cut into (see loadgen.Interleaved).
-const interleavedRounds = 3
+// its baseline are cut into; even, so that the slices' order alternates
+// evenly (see loadgen.Interleaved).
+const interleavedRounds = 4
 
 // ratioGoal renders "vs baseline" and "goal" for a row measured against a
 // baseline, rounded down so that a ratio shown as the goal has met it.
