@@ -561,9 +561,9 @@ func kib(n int) string {
 }
 
 // interleavedRounds is how many alternating slices the download row and
-// its baseline are cut into; even, so that the slices' order alternates
-// evenly (see loadgen.Interleaved).
-const interleavedRounds = 4
+// its baseline are cut into: two (A B, then B A) cancel a steady drift of
+// the machine (see loadgen.Interleaved).
+const interleavedRounds = 2
 
 // ratioGoal renders "vs baseline" and "goal" for a row measured against a
 // baseline, rounded down so that a ratio shown as the goal has met it.

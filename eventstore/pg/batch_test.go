@@ -126,6 +126,30 @@ func TestPickKeepsOneAppendPerStreamInOrder(t *testing.T) {
 	}
 }
 
+// When a batch may start on a free connection while another is being
+// written: at once for few writers, after the batch being written for
+// many, unless enough calls wait to be worth a connection.
+func TestMayStartGroupsUnderLoad(t *testing.T) {
+	queued := func(n int) []*pending { return make([]*pending, n) }
+	for _, c := range []struct {
+		name   string
+		b      *batcher
+		starts bool
+	}{
+		{"nothing being written", &batcher{size: 4}, true},
+		{"few calls per batch", &batcher{busy: 1, size: 1.2}, true},
+		{"many calls per batch, few queued", &batcher{busy: 1, size: 3, queue: queued(spreadQueue - 1)}, false},
+		{"many calls per batch, enough queued", &batcher{busy: 1, size: 3, queue: queued(spreadQueue)}, true},
+		{"every connection busy", &batcher{busy: 2, size: 1, queue: queued(10)}, false},
+		{"closing", &batcher{closed: true}, false},
+	} {
+		c.b.s = &Store{cfg: Config{AppendBatchers: 2}}
+		if got := c.b.mayStart(); got != c.starts {
+			t.Errorf("%s: mayStart = %v, want %v", c.name, got, c.starts)
+		}
+	}
+}
+
 func names(ps []*pending) string {
 	s := ""
 	for i, p := range ps {

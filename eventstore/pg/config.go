@@ -69,12 +69,12 @@ type Config struct {
 	AppendBatch       int
 	AppendBatchEvents int
 
-	// AppendBatchers is the number of batches written at once, each on its
-	// own connection (see batcher). The default is DefaultAppendBatchers():
+	// AppendBatchers is the most batches written at once, each on its own
+	// connection (see batcher). The default is DefaultAppendBatchers():
 	// one per two CPUs, from two to four. Every batch pays a statement and
 	// a commit whatever it holds, so fewer connections make larger batches;
-	// more let a batch be written while another commits, and PostgreSQL run
-	// batches on several cores.
+	// more let a few writers append without waiting for each other's
+	// commits, and PostgreSQL run batches on several cores.
 	AppendBatchers int
 }
 
@@ -94,9 +94,9 @@ const (
 
 // DefaultAppendBatchers is the batch count for a zero
 // Config.AppendBatchers: runtime.NumCPU()/2, at least 2, at most 4. With
-// one, an append that arrives while a batch commits waits for that commit
-// before its own: two writers on two cores appended at about half the rate
-// of two plain INSERTs (docs/benchmarks.md).
+// one, an append that arrives while a batch commits always waits for that
+// commit before its own: two writers on two cores appended at about half
+// the rate of two plain INSERTs (docs/benchmarks.md).
 func DefaultAppendBatchers() int { return min(max(runtime.NumCPU()/2, 2), 4) }
 
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
