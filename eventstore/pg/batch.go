@@ -98,9 +98,9 @@ func newBatcher(s *Store) *batcher {
 	return &batcher{s: s, writing: map[string]bool{}, size: 1}
 }
 
-// submit writes r in a batch and waits for its outcome: at once on the
-// caller's goroutine when a connection is free and no call waits, or
-// queued for the next batch.
+// submit writes r in a batch and waits for its outcome: at once, alone, on
+// the caller's goroutine when no call waits and a batch may start, or
+// queued for a later batch.
 func (s *Store) submit(ctx context.Context, r *appendReq) (appendOutcome, error) {
 	if err := ctx.Err(); err != nil {
 		return appendOutcome{}, err
@@ -114,10 +114,11 @@ func (s *Store) submit(ctx context.Context, r *appendReq) (appendOutcome, error)
 	}
 	if len(b.queue) == 0 && b.mayStart() && !b.writing[r.stream] {
 		p.state.Store(pendingTaken)
-		b.begin([]*pending{p})
+		alone := []*pending{p}
+		b.begin(alone)
 		b.mu.Unlock()
-		b.write(ctx, []*pending{p})
-		b.end([]*pending{p})
+		b.write(ctx, alone)
+		b.end(alone)
 		rep := <-p.done
 		return rep.out, rep.err
 	}
@@ -173,7 +174,7 @@ func (b *batcher) mayStart() bool {
 func (b *batcher) startQueued() {
 	for len(b.queue) > 0 && b.mayStart() {
 		var batch []*pending
-		batch, b.queue = b.pick(b.queue, b.writing)
+		batch, b.queue = b.pick(b.queue)
 		if len(batch) == 0 {
 			return
 		}
@@ -197,13 +198,13 @@ func (b *batcher) close() {
 
 // pick takes, in order, the first waiting call of each stream that is not
 // being written, up to the batch limits; the rest stays queued in order.
-func (b *batcher) pick(queue []*pending, writing map[string]bool) (batch, rest []*pending) {
+func (b *batcher) pick(queue []*pending) (batch, rest []*pending) {
 	seen := make(map[string]bool, len(queue))
 	events := 0
 	for _, p := range queue {
 		full := len(batch) >= b.s.cfg.AppendBatch ||
 			(len(batch) > 0 && events+len(p.req.events) > b.s.cfg.AppendBatchEvents)
-		if seen[p.req.stream] || writing[p.req.stream] || full {
+		if seen[p.req.stream] || b.writing[p.req.stream] || full {
 			seen[p.req.stream] = true
 			rest = append(rest, p)
 			continue
