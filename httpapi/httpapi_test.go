@@ -341,6 +341,49 @@ func TestPanicBecomesLoggedProblem(t *testing.T) {
 	}
 }
 
+// A handler that cuts the connection after its response began
+// (http.ErrAbortHandler) is neither turned into a 500 nor lost: the client
+// sees a failed transfer, and the request is logged as aborted, with its
+// error, and counted.
+func TestAbortedRequestIsCutLoggedAndCounted(t *testing.T) {
+	t.Parallel()
+	f := newEngine(t, nil)
+	f.engine.GET("/stream", func(c *gin.Context) {
+		c.Status(http.StatusOK)
+		_, _ = c.Writer.WriteString("first part\n")
+		c.Writer.Flush()
+		_ = c.Error(errors.New("the source failed"))
+		panic(http.ErrAbortHandler)
+	})
+	srv := httptest.NewServer(f.engine)
+	defer srv.Close()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/stream", nil)
+	req.Header.Set(httpapi.HeaderRequestID, "cut-1")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "first part\n" || err == nil {
+		t.Fatalf("status %d, body %q, read error %v; want 200, the first part, then an error", resp.StatusCode, body, err)
+	}
+	srv.Close() // the handler has returned: its log line is written
+	var line map[string]any
+	for _, l := range f.logs.lines(t) {
+		if l["msg"] == "http request" && l["request_id"] == "cut-1" {
+			line = l
+		}
+	}
+	if line == nil || line["aborted"] != true || line["level"] != "ERROR" || !strings.Contains(fmt.Sprint(line["error"]), "the source failed") {
+		t.Fatalf("access log line %v, want an aborted ERROR line with the error", line)
+	}
+	rec := f.do(t, http.MethodGet, "/metrics", nil)
+	if want := `authledger_http_requests_total{method="GET",route="/stream",status="200"} 1`; !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("/metrics lacks %q", want)
+	}
+}
+
 func TestAccessLog(t *testing.T) {
 	t.Parallel()
 	f := newEngine(t, nil)

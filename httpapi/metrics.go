@@ -45,19 +45,23 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 func (m *httpMetrics) middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
+		// Deferred, so that a request whose handler cut the connection
+		// (http.ErrAbortHandler) is counted too.
+		defer func() {
+			// The route template, never the raw path: ids in paths would
+			// make one series per resource.
+			route := c.FullPath()
+			if route == "" {
+				route = "unmatched"
+			}
+			method := c.Request.Method
+			if !knownMethods[method] {
+				method = "other"
+			}
+			m.requests.WithLabelValues(method, route, strconv.Itoa(c.Writer.Status())).Inc()
+			m.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
+		}()
 		c.Next()
-		// The route template, never the raw path: ids in paths would make
-		// one series per resource.
-		route := c.FullPath()
-		if route == "" {
-			route = "unmatched"
-		}
-		method := c.Request.Method
-		if !knownMethods[method] {
-			method = "other"
-		}
-		m.requests.WithLabelValues(method, route, strconv.Itoa(c.Writer.Status())).Inc()
-		m.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 	}
 }
 

@@ -87,39 +87,52 @@ var quietPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": 
 func accessLog(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
+		finished := false
+		// Deferred, so that a request whose handler cut the connection
+		// (http.ErrAbortHandler, which recovery lets through) is logged
+		// too, as aborted.
+		defer func() { logRequest(log, c, start, !finished) }()
 		c.Next()
-		status := c.Writer.Status()
-		level := slog.LevelInfo
-		switch {
-		case status >= 500:
-			level = slog.LevelError
-		case quietPaths[c.Request.URL.Path] && status < 400:
-			level = slog.LevelDebug
-		}
-		ctx := c.Request.Context()
-		if !log.Enabled(ctx, level) {
-			return
-		}
-		attrs := []slog.Attr{
-			slog.String("request_id", RequestID(c)),
-			slog.String("method", c.Request.Method),
-			slog.String("path", c.Request.URL.Path),
-			slog.String("route", c.FullPath()),
-			slog.Int("status", status),
-			slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
-			slog.Int("bytes", c.Writer.Size()),
-			slog.String("client_ip", c.ClientIP()),
-		}
-		if uid := c.GetString(keyUserID); uid != "" {
-			attrs = append(attrs, slog.String("user_id", uid))
-		}
-		if len(c.Errors) > 0 {
-			// Causes are for operators: they may name internals the client
-			// never sees.
-			attrs = append(attrs, slog.String("error", c.Errors.String()))
-		}
-		log.LogAttrs(ctx, level, "http request", attrs...)
+		finished = true
 	}
+}
+
+// logRequest writes the access log line of a request (see accessLog).
+func logRequest(log *slog.Logger, c *gin.Context, start time.Time, aborted bool) {
+	status := c.Writer.Status()
+	level := slog.LevelInfo
+	switch {
+	case status >= 500 || aborted:
+		level = slog.LevelError
+	case quietPaths[c.Request.URL.Path] && status < 400:
+		level = slog.LevelDebug
+	}
+	ctx := c.Request.Context()
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", RequestID(c)),
+		slog.String("method", c.Request.Method),
+		slog.String("path", c.Request.URL.Path),
+		slog.String("route", c.FullPath()),
+		slog.Int("status", status),
+		slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.Int("bytes", c.Writer.Size()),
+		slog.String("client_ip", c.ClientIP()),
+	}
+	if uid := c.GetString(keyUserID); uid != "" {
+		attrs = append(attrs, slog.String("user_id", uid))
+	}
+	if aborted {
+		attrs = append(attrs, slog.Bool("aborted", true))
+	}
+	if len(c.Errors) > 0 {
+		// Causes are for operators: they may name internals the client
+		// never sees.
+		attrs = append(attrs, slog.String("error", c.Errors.String()))
+	}
+	log.LogAttrs(ctx, level, "http request", attrs...)
 }
 
 // recovery turns a panic into a logged 500 problem, so one bad handler

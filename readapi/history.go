@@ -210,9 +210,12 @@ func (h *taskHandlers) export(c *gin.Context) {
 			httpapi.WriteError(c, err)
 			return
 		}
-		// Headers are gone: the response ends short (a JSON export is then
-		// visibly incomplete); the error is logged.
+		// The status and some rows are gone. Ending the response normally
+		// would hand the client a short file that looks complete (a CSV
+		// one cannot tell), so the connection is cut instead: the client
+		// sees a failed transfer. The access log records the error.
 		_ = c.Error(err)
+		panic(http.ErrAbortHandler)
 	}
 }
 

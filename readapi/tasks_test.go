@@ -27,6 +27,7 @@ import (
 	"github.com/authledger/authledger/projections/projtest"
 	"github.com/authledger/authledger/projections/runtime"
 	"github.com/authledger/authledger/projections/tasks"
+	"github.com/authledger/authledger/projections/tasks/tasksbench"
 	"github.com/authledger/authledger/projections/tasks/taskstest"
 	"github.com/authledger/authledger/readapi"
 )
@@ -534,5 +535,53 @@ func TestHistoryExport(t *testing.T) {
 		{"", []string{"body"}},
 	} {
 		assertInvalid(t, export(f.alice, c.body), c.fields...)
+	}
+}
+
+// An export that fails after its response began (here: a row it cannot
+// read, standing for a lost connection or any other failure) is cut off,
+// not ended cleanly: the client sees a failed transfer, not a short file
+// that looks complete.
+func TestHistoryExportFailingMidwayIsCutOff(t *testing.T) {
+	t.Parallel()
+	s := newTaskServer(t)
+	alice := uuid.New()
+	rows := readapi.ExportFlushEvery + 44 // past the first flush: the status and those rows go out
+	if _, err := tasksbench.Seed(s.ctx, s.env.Pool, alice, rows); err != nil {
+		t.Fatal(err)
+	}
+	var gen int
+	if err := s.env.Pool.QueryRow(s.ctx, "SELECT generation FROM projection_checkpoints WHERE name = $1", tasks.Name).Scan(&gen); err != nil {
+		t.Fatal(err)
+	}
+	// The oldest task is the last row of an export (newest first); a NULL
+	// file name cannot be read into one.
+	history := runtime.Tables{Generation: gen}.Ident(tasks.TableHistory)
+	if _, err := s.env.Pool.Exec(s.ctx, `UPDATE `+history+` SET file_names = ARRAY[NULL]::text[]
+		WHERE task_id = (SELECT task_id FROM `+history+` WHERE owner_id = $1 ORDER BY created_at LIMIT 1)`, alice); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.engine)
+	defer srv.Close()
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, srv.URL+"/v1/history/export", strings.NewReader(`{"format": "csv"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Test-User", alice.String())
+	req.Header.Set("X-Test-Roles", "user")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200 (the first rows were flushed before the failure)", resp.StatusCode)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Fatalf("the export ended cleanly after %d lines of %d", bytes.Count(body, []byte("\n")), rows+1)
+	}
+	if n := bytes.Count(body, []byte("\n")); n < 2 || n > rows {
+		t.Fatalf("%d lines came before the cut, want some, not all", n)
 	}
 }
