@@ -215,6 +215,9 @@ func (h *taskHandlers) export(c *gin.Context) {
 		// one cannot tell), so the connection is cut instead: the client
 		// sees a failed transfer. The access log records the error.
 		_ = c.Error(err)
+		if c.Request.Context().Err() != nil {
+			return // the client left: there is no transfer to cut
+		}
 		panic(http.ErrAbortHandler)
 	}
 }
