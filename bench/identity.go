@@ -302,7 +302,7 @@ func identity(ctx context.Context, w io.Writer, store *pg.Store, cfg Config, lev
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "row\tconcurrency\tops\tops/s\tp50\tp99\tvs baseline\tgoal\t")
 	for _, c := range levels {
-		rs, err := loadgen.Interleaved(ctx, c, cfg.RowDuration, interleavedRounds,
+		rs, err := loadgen.Interleaved(ctx, c, cfg.RowDuration, loadgen.Rounds(cfg.RowDuration),
 			func(ctx context.Context, _, _ int) error {
 				_, err := rig.hasher.Hash(ctx, benchPassword)
 				return err
@@ -328,7 +328,7 @@ func identity(ctx context.Context, w io.Writer, store *pg.Store, cfg Config, lev
 			return fmt.Errorf("bench: start sessions: %w", err)
 		}
 		rw := newRefreshWorkers(tokens, c)
-		rs, err := loadgen.Interleaved(ctx, c, cfg.RowDuration, interleavedRounds,
+		rs, err := loadgen.Interleaved(ctx, c, cfg.RowDuration, loadgen.Rounds(cfg.RowDuration),
 			func(ctx context.Context, _, _ int) error {
 				return insertRow(ctx, store.Pool())
 			},
@@ -402,10 +402,3 @@ func sessionsFor(c int, d time.Duration) int {
 // maxRefreshRate is the refreshes/s the session pool is sized for (several
 // times what a 2-core machine does).
 const maxRefreshRate = 5000
-
-// interleavedRounds is how many alternating slices each row's duration
-// is cut into: two (A B, then B A) cancel a steady drift of the machine
-// (see loadgen.Interleaved) and keep each slice long, since a slice ends
-// by waiting for its slowest call (a login at 32 clients: over half a
-// second).
-const interleavedRounds = 2

@@ -7,6 +7,7 @@ package loadgen
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -85,6 +86,21 @@ func Latencies(ctx context.Context, workers int, d time.Duration, op Op) ([]time
 		firstErr = ctx.Err()
 	}
 	return lat, time.Since(start), firstErr
+}
+
+// Slice is about how long Rounds makes each slice of an interleaved row:
+// long enough to outlast a slice's drain (a slice ends by waiting for its
+// slowest call, over half a second for a password login at 32 clients),
+// short enough that a 3 s row still alternates A B, B A.
+const Slice = 1500 * time.Millisecond
+
+// Rounds is how many rounds of Interleaved cut a row of duration d into
+// slices of about Slice each: an even number, so that the A B and B A
+// rounds pair up, and at least two. A longer row then alternates more
+// often instead of running longer slices, so that a machine whose speed
+// wanders weighs on a baseline and its row alike.
+func Rounds(d time.Duration) int {
+	return max(2, 2*int(math.Round(float64(d)/float64(2*Slice))))
 }
 
 // Interleaved measures ops side by side: each runs for d in total, in

@@ -102,3 +102,21 @@ func TestInterleavedAlternatesTheOrderOfItsSlices(t *testing.T) {
 		t.Fatalf("runs %q, want A B A B A (A, B B, A A, B B, A)", got)
 	}
 }
+
+func TestRoundsCutsARowIntoAnEvenNumberOfSlicesOfAboutSlice(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		d    time.Duration
+		want int
+	}{
+		{2 * loadgen.Slice, 2},
+		{loadgen.Slice / 2, 2},
+		{8 * loadgen.Slice, 8},
+		{6*loadgen.Slice + loadgen.Slice*2/3, 6}, // 6.7 slices: the nearest even count
+		{7*loadgen.Slice + loadgen.Slice/2, 8},   // 7.5 slices
+	} {
+		if got := loadgen.Rounds(tc.d); got != tc.want {
+			t.Errorf("Rounds(%v) = %d, want %d", tc.d, got, tc.want)
+		}
+	}
+}

@@ -153,7 +153,7 @@ func benchTasks(ctx context.Context, w io.Writer, cfg tasksBenchConfig) error {
 			return fmt.Errorf("bench: tasks: %w", err)
 		}
 	}
-	rs, err := loadgen.Interleaved(ctx, c, cfg.RowDuration, interleavedRounds,
+	rs, err := loadgen.Interleaved(ctx, c, cfg.RowDuration, loadgen.Rounds(cfg.RowDuration),
 		func(ctx context.Context, worker, _ int) error {
 			f := files[worker]
 			return svc.expect(ctx, http.MethodGet, "/v1/tasks/"+f.taskID, uploaders[worker].withoutToken(), nil, http.StatusOK, nil)
@@ -559,11 +559,6 @@ func kib(n int) string {
 	}
 	return fmt.Sprintf("%.1f KiB", float64(n)/1024)
 }
-
-// interleavedRounds is how many alternating slices the download row and
-// its baseline are cut into: two (A B, then B A) cancel a steady drift of
-// the machine (see loadgen.Interleaved).
-const interleavedRounds = 2
 
 // ratioGoal renders "vs baseline" and "goal" for a row measured against a
 // baseline, rounded down so that a ratio shown as the goal has met it.
