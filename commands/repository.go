@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	fastjson "github.com/goccy/go-json"
@@ -44,7 +45,11 @@ type Meta struct {
 type Repository[A Aggregate] struct {
 	store    eventstore.Store
 	registry *events.Registry
-	fold     func([]events.Event) (A, error)
+	// foldFrom folds a stream's events from revision base on.
+	foldFrom func(base int, history []events.Event) (A, error)
+	// summaryType, when set, names the event type a load may start at
+	// (NewSummarizedRepository).
+	summaryType string
 	// MaxAttempts bounds the retries on conflict; 0 means 5.
 	MaxAttempts int
 	// Now is the clock for occurred-at; nil means time.Now.
@@ -57,16 +62,45 @@ func NewRepository[A Aggregate](store eventstore.Store, registry *events.Registr
 	if store == nil || registry == nil || fold == nil {
 		return nil, errors.New("commands: NewRepository needs a store, a registry and a fold function")
 	}
-	return &Repository[A]{store: store, registry: registry, fold: fold}, nil
+	return &Repository[A]{store: store, registry: registry,
+		foldFrom: func(_ int, history []events.Event) (A, error) { return fold(history) }}, nil
 }
+
+// NewSummarizedRepository returns a repository for streams that restate
+// their aggregate now and then in an event of summaryType (task.Quota's
+// QuotaSummarized): Load reads such a stream backwards to its last summary
+// and calls foldFrom with that event's revision and the events from it on
+// (base 0 and the whole stream when it has none), so that a load costs
+// what the aggregate holds, not the stream's whole history.
+func NewSummarizedRepository[A Aggregate](store eventstore.Store, registry *events.Registry, summaryType string,
+	foldFrom func(base int, history []events.Event) (A, error)) (*Repository[A], error) {
+	if store == nil || registry == nil || foldFrom == nil || summaryType == "" {
+		return nil, errors.New("commands: NewSummarizedRepository needs a store, a registry, a summary type and a fold function")
+	}
+	return &Repository[A]{store: store, registry: registry, foldFrom: foldFrom, summaryType: summaryType}, nil
+}
+
+// summaryPage is how many events a summarized load reads per backwards
+// page while it looks for the last summary.
+const summaryPage = 256
 
 // Load folds a stream. A stream with no event folds to the aggregate's zero
 // state (fold(nil)).
 func (r *Repository[A]) Load(ctx context.Context, stream string) (A, error) {
-	recs, err := r.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{})
+	var recs []eventstore.RecordedEvent
+	var err error
+	if r.summaryType != "" {
+		recs, err = r.readSinceSummary(ctx, stream)
+	} else {
+		recs, err = r.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{})
+	}
 	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
 		var zero A
 		return zero, fmt.Errorf("commands: read %s: %w", stream, err)
+	}
+	base := 0
+	if len(recs) > 0 {
+		base = int(recs[0].Revision)
 	}
 	history := make([]events.Event, 0, len(recs))
 	for _, rec := range recs {
@@ -77,12 +111,39 @@ func (r *Repository[A]) Load(ctx context.Context, stream string) (A, error) {
 		}
 		history = append(history, e)
 	}
-	a, err := r.fold(history)
+	a, err := r.foldFrom(base, history)
 	if err != nil {
 		var zero A
 		return zero, fmt.Errorf("commands: fold %s: %w", stream, err)
 	}
 	return a, nil
+}
+
+// readSinceSummary reads stream from its last event of r.summaryType on
+// (the whole stream when it has none), oldest first, paging backwards.
+func (r *Repository[A]) readSinceSummary(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error) {
+	var newestFirst []eventstore.RecordedEvent
+	from := eventstore.End
+	for {
+		page, err := r.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{
+			Direction: eventstore.Backwards, From: from, Limit: summaryPage})
+		if err != nil {
+			return nil, err
+		}
+		for i, rec := range page {
+			if rec.Type == r.summaryType {
+				newestFirst = append(newestFirst, page[:i+1]...)
+				slices.Reverse(newestFirst)
+				return newestFirst, nil
+			}
+		}
+		newestFirst = append(newestFirst, page...)
+		if len(page) < summaryPage || page[len(page)-1].Revision == 0 {
+			slices.Reverse(newestFirst)
+			return newestFirst, nil
+		}
+		from = page[len(page)-1].Revision - 1
+	}
 }
 
 // Last reads only the last event of stream: the event, decoded, and the

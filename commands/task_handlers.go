@@ -93,7 +93,7 @@ func NewTaskHandlers(store eventstore.Store, registry *events.Registry, cfg Task
 	if err != nil {
 		return nil, err
 	}
-	quotas, err := NewRepository(store, registry, task.QuotaFromHistory)
+	quotas, err := NewSummarizedRepository(store, registry, task.EventQuotaSummarized, task.QuotaFrom)
 	if err != nil {
 		return nil, err
 	}

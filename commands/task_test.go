@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -731,4 +732,61 @@ func TestTaskResultTextIsMadeLoggable(t *testing.T) {
 			t.Fatalf("case %d: stored %s", i, data)
 		}
 	}
+}
+
+// A user's quota stream grows with every task they ever had; creations
+// summarize it (task.QuotaSummarized) and the repository loads it from its
+// last summary, counting exactly what a fold of the whole stream counts,
+// so the limits hold across the summary.
+func TestQuotaStreamIsLoadedFromItsLastSummary(t *testing.T) {
+	t.Parallel()
+	cfg := commands.DefaultTaskConfig()
+	cfg.Limits.MaxActiveTasks = 3
+	e := newTaskEnv(t, cfg)
+	ctx := context.Background()
+	owner := uuid.New()
+	stream := task.QuotaStream(owner)
+	// Each task created and cancelled adds two events and stays stored.
+	for range task.SummarizeAfter/2 + 1 {
+		cmd := e.create(t, owner)
+		if _, err := e.h.Cancel.Handle(ctx, commands.CancelTask{TaskID: cmd.TaskID, UserID: owner, Meta: userMeta(owner)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	active := []commands.CreateTask{e.create(t, owner), e.create(t, owner), e.create(t, owner)}
+
+	recs, err := e.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := make([]events.Event, len(recs))
+	summaries := 0
+	for i, rec := range recs {
+		if whole[i], err = e.reg.Decode(rec.Type, rec.Data); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Type == task.EventQuotaSummarized {
+			summaries++
+		}
+	}
+	if summaries != 1 {
+		t.Fatalf("%d summaries in %d events", summaries, len(recs))
+	}
+	want, err := task.QuotaFromHistory(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.quota(t, owner)
+	if got.ActiveTasks() != 3 || got.StoredBytes() != want.StoredBytes() || got.Version() != len(recs) ||
+		!reflect.DeepEqual(got.Reservations(), want.Reservations()) {
+		t.Fatalf("loaded %d active, %d bytes, version %d; the whole stream: %d, %d, %d",
+			got.ActiveTasks(), got.StoredBytes(), got.Version(), want.ActiveTasks(), want.StoredBytes(), len(recs))
+	}
+	if _, err := e.h.Create.Handle(ctx, commands.CreateTask{TaskID: uuid.New(), OwnerID: owner, Files: []task.File{file("4")}, Meta: userMeta(owner)}); !errors.Is(err, task.ErrQuotaExceeded) {
+		t.Fatalf("a fourth active task past the summary: %v", err)
+	}
+	if _, err := e.h.Cancel.Handle(ctx, commands.CancelTask{TaskID: active[0].TaskID, UserID: owner, Meta: userMeta(owner)}); err != nil {
+		t.Fatal(err)
+	}
+	e.create(t, owner)
 }

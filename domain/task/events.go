@@ -12,22 +12,23 @@ import (
 // Event names. They are data in the log: never change one; add a .v2 type
 // and an upcaster instead.
 const (
-	EventCreated       = "task.created.v1"
-	EventFileAttached  = "task.file_attached.v1"
-	EventClaimed       = "task.claimed.v1"
-	EventClaimRenewed  = "task.claim_renewed.v1"
-	EventClaimReleased = "task.claim_released.v1"
-	EventCompleted     = "task.completed.v1"
-	EventFailed        = "task.failed.v1"
-	EventRetried       = "task.retried.v1"
-	EventCancelled     = "task.cancelled.v1"
-	EventDeleted       = "task.deleted.v1"
-	EventExpired       = "task.expired.v1"
-	EventFileAccessed  = "task.file_accessed.v1"
-	EventViewed        = "task.viewed.v1"
-	EventAccessDenied  = "access.denied.v1"
-	EventQuotaReserved = "quota.reserved.v1"
-	EventQuotaReleased = "quota.released.v1"
+	EventCreated         = "task.created.v1"
+	EventFileAttached    = "task.file_attached.v1"
+	EventClaimed         = "task.claimed.v1"
+	EventClaimRenewed    = "task.claim_renewed.v1"
+	EventClaimReleased   = "task.claim_released.v1"
+	EventCompleted       = "task.completed.v1"
+	EventFailed          = "task.failed.v1"
+	EventRetried         = "task.retried.v1"
+	EventCancelled       = "task.cancelled.v1"
+	EventDeleted         = "task.deleted.v1"
+	EventExpired         = "task.expired.v1"
+	EventFileAccessed    = "task.file_accessed.v1"
+	EventViewed          = "task.viewed.v1"
+	EventAccessDenied    = "access.denied.v1"
+	EventQuotaReserved   = "quota.reserved.v1"
+	EventQuotaReleased   = "quota.released.v1"
+	EventQuotaSummarized = "quota.summarized.v1"
 )
 
 // Stream name prefixes (for subscription filters).
@@ -292,22 +293,42 @@ type QuotaReleased struct {
 	ReleasedAt time.Time `json:"released_at"`
 }
 
-func (Created) EventName() string       { return EventCreated }
-func (FileAttached) EventName() string  { return EventFileAttached }
-func (Claimed) EventName() string       { return EventClaimed }
-func (ClaimRenewed) EventName() string  { return EventClaimRenewed }
-func (ClaimReleased) EventName() string { return EventClaimReleased }
-func (Completed) EventName() string     { return EventCompleted }
-func (Failed) EventName() string        { return EventFailed }
-func (Retried) EventName() string       { return EventRetried }
-func (Cancelled) EventName() string     { return EventCancelled }
-func (Deleted) EventName() string       { return EventDeleted }
-func (Expired) EventName() string       { return EventExpired }
-func (FileAccessed) EventName() string  { return EventFileAccessed }
-func (Viewed) EventName() string        { return EventViewed }
-func (AccessDenied) EventName() string  { return EventAccessDenied }
-func (QuotaReserved) EventName() string { return EventQuotaReserved }
-func (QuotaReleased) EventName() string { return EventQuotaReleased }
+// QuotaSummarized restates everything a quota stream counts at this point
+// (Held: every reservation still active or stored), so that a load can
+// start here instead of folding the stream from its first event (see
+// Quota.Reserve and QuotaFrom). It changes nothing the stream counts.
+type QuotaSummarized struct {
+	OwnerID      uuid.UUID   `json:"owner_id"`
+	Held         []QuotaHeld `json:"held"`
+	SummarizedAt time.Time   `json:"summarized_at"`
+}
+
+// QuotaHeld is one reservation in a QuotaSummarized.
+type QuotaHeld struct {
+	TaskID     uuid.UUID `json:"task_id"`
+	Bytes      int64     `json:"bytes"`
+	Active     bool      `json:"active"`
+	Stored     bool      `json:"stored"`
+	ReservedAt time.Time `json:"reserved_at"`
+}
+
+func (Created) EventName() string         { return EventCreated }
+func (FileAttached) EventName() string    { return EventFileAttached }
+func (Claimed) EventName() string         { return EventClaimed }
+func (ClaimRenewed) EventName() string    { return EventClaimRenewed }
+func (ClaimReleased) EventName() string   { return EventClaimReleased }
+func (Completed) EventName() string       { return EventCompleted }
+func (Failed) EventName() string          { return EventFailed }
+func (Retried) EventName() string         { return EventRetried }
+func (Cancelled) EventName() string       { return EventCancelled }
+func (Deleted) EventName() string         { return EventDeleted }
+func (Expired) EventName() string         { return EventExpired }
+func (FileAccessed) EventName() string    { return EventFileAccessed }
+func (Viewed) EventName() string          { return EventViewed }
+func (AccessDenied) EventName() string    { return EventAccessDenied }
+func (QuotaReserved) EventName() string   { return EventQuotaReserved }
+func (QuotaReleased) EventName() string   { return EventQuotaReleased }
+func (QuotaSummarized) EventName() string { return EventQuotaSummarized }
 
 // AllEvents lists one zero value of every event type of this package, the
 // table RegisterEvents installs. Adding a type means adding it here.
@@ -315,7 +336,7 @@ func AllEvents() []events.Event {
 	return []events.Event{
 		Created{}, FileAttached{}, Claimed{}, ClaimRenewed{}, ClaimReleased{}, Completed{}, Failed{},
 		Retried{}, Cancelled{}, Deleted{}, Expired{}, FileAccessed{}, Viewed{}, AccessDenied{},
-		QuotaReserved{}, QuotaReleased{},
+		QuotaReserved{}, QuotaReleased{}, QuotaSummarized{},
 	}
 }
 

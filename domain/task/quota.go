@@ -65,18 +65,49 @@ type Reservation struct {
 //     its stream (Reconcile) and releases what the stream says is over,
 //     and a reservation without a task stream once it is older than a
 //     grace period, then tries again in the same append.
+//
+// The stream grows by about three events a task for as long as the user
+// has an account, so a reservation also records QuotaSummarized once
+// enough events have followed the last one (SummarizeAfter): a load reads
+// the stream back to its last summary and folds from there (QuotaFrom),
+// and its cost follows what is counted, not the user's history.
 type Quota struct {
 	owner   uuid.UUID
 	held    map[uuid.UUID]Reservation
 	active  int
 	stored  int64
 	version int
-	changes []events.Event
+	// sinceSummary counts the events folded after the last QuotaSummarized
+	// (all of them when there is none).
+	sinceSummary int
+	changes      []events.Event
 }
 
-// QuotaFromHistory folds a quota stream, oldest first.
-func QuotaFromHistory(history []events.Event) (*Quota, error) {
-	q := &Quota{held: map[uuid.UUID]Reservation{}}
+// SummarizeAfter is the fewest events after the last QuotaSummarized (or
+// the stream's start) at which a reservation records a new one. It is at
+// least the number of reservations counted, so that summaries take no more
+// room in the stream than the events they stand for.
+const SummarizeAfter = 200
+
+// QuotaFromHistory folds a whole quota stream, oldest first.
+func QuotaFromHistory(history []events.Event) (*Quota, error) { return QuotaFrom(0, history) }
+
+// QuotaFrom folds the end of a quota stream: history holds its events from
+// revision base on, oldest first, and must start at a QuotaSummarized
+// unless base is 0. The quota's version is base+len(history).
+func QuotaFrom(base int, history []events.Event) (*Quota, error) {
+	if base < 0 {
+		return nil, fmt.Errorf("task: quota stream folded from revision %d", base)
+	}
+	if base > 0 {
+		if len(history) == 0 {
+			return nil, fmt.Errorf("task: quota stream folded from revision %d with no event", base)
+		}
+		if _, ok := history[0].(QuotaSummarized); !ok {
+			return nil, fmt.Errorf("task: quota stream folded from revision %d, which is a %T, not a summary", base, history[0])
+		}
+	}
+	q := &Quota{held: map[uuid.UUID]Reservation{}, version: base}
 	for _, e := range history {
 		if err := q.apply(e); err != nil {
 			return nil, err
@@ -133,7 +164,20 @@ func (q *Quota) Reserve(owner, taskID uuid.UUID, bytes int64, limits Limits, now
 		return fmt.Errorf("%w: %d + %d bytes over %d", ErrQuotaExceeded, q.stored, bytes, limits.MaxStoredBytes)
 	}
 	q.record(QuotaReserved{OwnerID: owner, TaskID: taskID, Bytes: bytes, ReservedAt: now.UTC()})
+	if q.sinceSummary >= max(SummarizeAfter, len(q.held)) {
+		q.record(q.summary(now))
+	}
 	return nil
+}
+
+// summary restates what q counts, oldest reservation first.
+func (q *Quota) summary(now time.Time) QuotaSummarized {
+	rs := q.Reservations()
+	held := make([]QuotaHeld, len(rs))
+	for i, r := range rs {
+		held[i] = QuotaHeld{TaskID: r.TaskID, Bytes: r.Bytes, Active: r.Active, Stored: r.Stored, ReservedAt: r.ReservedAt}
+	}
+	return QuotaSummarized{OwnerID: q.owner, Held: held, SummarizedAt: now.UTC()}
 }
 
 // Release stops counting a task as active and/or its bytes as stored. What
@@ -186,7 +230,27 @@ func (q *Quota) record(e events.Event) {
 }
 
 func (q *Quota) apply(e events.Event) error {
+	q.sinceSummary++
 	switch e := e.(type) {
+	case QuotaSummarized:
+		q.owner = e.OwnerID
+		q.held = make(map[uuid.UUID]Reservation, len(e.Held))
+		q.active, q.stored, q.sinceSummary = 0, 0, 0
+		for _, h := range e.Held {
+			if _, dup := q.held[h.TaskID]; dup {
+				return fmt.Errorf("task: quota summary counts task %s twice", h.TaskID)
+			}
+			if !h.Active && !h.Stored {
+				continue
+			}
+			q.held[h.TaskID] = Reservation{TaskID: h.TaskID, Bytes: h.Bytes, Active: h.Active, Stored: h.Stored, ReservedAt: h.ReservedAt}
+			if h.Active {
+				q.active++
+			}
+			if h.Stored {
+				q.stored += h.Bytes
+			}
+		}
 	case QuotaReserved:
 		q.owner = e.OwnerID
 		q.held[e.TaskID] = Reservation{TaskID: e.TaskID, Bytes: e.Bytes, Active: true, Stored: true, ReservedAt: e.ReservedAt}

@@ -2,6 +2,7 @@ package task_test
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -199,5 +200,132 @@ func TestQuotaFromHistoryRefusesForeignEvents(t *testing.T) {
 	t.Parallel()
 	if _, err := task.QuotaFromHistory([]events.Event{task.Created{}}); err == nil {
 		t.Fatal("a task event folded into a quota")
+	}
+}
+
+// churn is n events of tasks reserved and released whole: they lengthen
+// the stream and leave nothing counted.
+func churn(n int) []events.Event {
+	var out []events.Event
+	for len(out) < n {
+		id := uuid.New()
+		out = append(out, reserved(id, 1))
+		if len(out) < n {
+			out = append(out, released(id, 1, true, true))
+		}
+	}
+	return out
+}
+
+var roomy = task.Limits{MaxActiveTasks: 1000, MaxStoredBytes: 1 << 40}
+
+func TestReserveSummarizesOnceEnoughEventsFollowTheLastSummary(t *testing.T) {
+	t.Parallel()
+	kept, fresh := uuid.New(), uuid.New()
+	history := append([]events.Event{reserved(kept, 5)}, churn(task.SummarizeAfter-2)...)
+
+	// One event short (the churn's last release cut off, so its task still
+	// counts): the reservation alone.
+	q := givenQuota(t, history[:len(history)-1]...)
+	if err := q.Reserve(ownerID, fresh, 7, roomy, t0); err != nil {
+		t.Fatal(err)
+	}
+	thenQuota(t, q, 3, 13, reserved(fresh, 7))
+
+	// The reservation is the SummarizeAfter-th event: it is followed by a
+	// summary of both tasks counted, oldest first, in the same append.
+	q = givenQuota(t, history...)
+	if err := q.Reserve(ownerID, fresh, 7, roomy, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got := q.Changes()
+	if len(got) != 2 || got[0] != events.Event(task.QuotaReserved{OwnerID: ownerID, TaskID: fresh, Bytes: 7, ReservedAt: t0.Add(time.Second)}) {
+		t.Fatalf("changes %#v", got)
+	}
+	want := task.QuotaSummarized{OwnerID: ownerID, SummarizedAt: t0.Add(time.Second), Held: []task.QuotaHeld{
+		{TaskID: kept, Bytes: 5, Active: true, Stored: true, ReservedAt: t0},
+		{TaskID: fresh, Bytes: 7, Active: true, Stored: true, ReservedAt: t0.Add(time.Second)},
+	}}
+	if !reflect.DeepEqual(got[1], want) {
+		t.Fatalf("summary\n got %#v\nwant %#v", got[1], want)
+	}
+	if q.ActiveTasks() != 2 || q.StoredBytes() != 12 || q.Version() != len(history) {
+		t.Fatalf("after the summary: %d active, %d bytes, version %d", q.ActiveTasks(), q.StoredBytes(), q.Version())
+	}
+}
+
+// A summary is never longer than the events since the last one: with more
+// reservations counted than SummarizeAfter, it waits for as many events.
+func TestReserveSummarizesNoMoreOftenThanTheReservationsCounted(t *testing.T) {
+	t.Parallel()
+	held := make([]task.QuotaHeld, task.SummarizeAfter+50)
+	for i := range held {
+		held[i] = task.QuotaHeld{TaskID: uuid.New(), Bytes: 1, Active: false, Stored: true, ReservedAt: t0}
+	}
+	start := task.QuotaSummarized{OwnerID: ownerID, Held: held, SummarizedAt: t0}
+	n := len(held) + 1 // counted after the next reservation
+
+	q := givenQuota(t, append([]events.Event{start}, churn(n-2)...)...)
+	if err := q.Reserve(ownerID, uuid.New(), 1, roomy, t0); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.Changes()) != 1 {
+		t.Fatalf("summarized after %d events with %d counted", n-1, n)
+	}
+	q = givenQuota(t, append([]events.Event{start}, churn(n-1)...)...)
+	if err := q.Reserve(ownerID, uuid.New(), 1, roomy, t0); err != nil {
+		t.Fatal(err)
+	}
+	if c := q.Changes(); len(c) != 2 || len(c[1].(task.QuotaSummarized).Held) != n {
+		t.Fatalf("changes after %d events with %d counted: %d", n, n, len(c))
+	}
+}
+
+// Folding from the last summary gives what folding the whole stream gives.
+func TestQuotaFromTheLastSummaryAgreesWithTheWholeStream(t *testing.T) {
+	t.Parallel()
+	a, b, c := uuid.New(), uuid.New(), uuid.New()
+	history := append([]events.Event{reserved(a, 5), reserved(b, 6), released(b, 6, true, false)}, churn(task.SummarizeAfter)...)
+	q := givenQuota(t, history...)
+	if err := q.Reserve(ownerID, c, 7, roomy, t0); err != nil {
+		t.Fatal(err)
+	}
+	history = append(history, q.Changes()...)
+	base := len(history) - 1
+	if _, ok := history[base].(task.QuotaSummarized); !ok {
+		t.Fatalf("no summary at the end: %T", history[base])
+	}
+	history = append(history, released(a, 5, true, true), released(c, 7, true, false))
+
+	whole := givenQuota(t, history...)
+	tail, err := task.QuotaFrom(base, history[base:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if whole.ActiveTasks() != 0 || whole.StoredBytes() != 13 {
+		t.Fatalf("whole stream: %d active, %d bytes", whole.ActiveTasks(), whole.StoredBytes())
+	}
+	if tail.ActiveTasks() != whole.ActiveTasks() || tail.StoredBytes() != whole.StoredBytes() || tail.Version() != whole.Version() ||
+		!reflect.DeepEqual(tail.Reservations(), whole.Reservations()) {
+		t.Fatalf("from the summary: %d active, %d bytes, version %d, %v\nwhole: %d, %d, %d, %v",
+			tail.ActiveTasks(), tail.StoredBytes(), tail.Version(), tail.Reservations(),
+			whole.ActiveTasks(), whole.StoredBytes(), whole.Version(), whole.Reservations())
+	}
+}
+
+func TestQuotaFromRefusesATailThatDoesNotStartAtASummary(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		base    int
+		history []events.Event
+	}{
+		"negative":      {-1, nil},
+		"empty":         {3, nil},
+		"not a summary": {3, []events.Event{reserved(uuid.New(), 1)}},
+		"a task twice":  {0, []events.Event{task.QuotaSummarized{OwnerID: ownerID, Held: []task.QuotaHeld{{TaskID: ownerID, Active: true}, {TaskID: ownerID, Active: true}}}}},
+	} {
+		if _, err := task.QuotaFrom(tc.base, tc.history); err == nil {
+			t.Errorf("%s: folded", name)
+		}
 	}
 }
