@@ -175,7 +175,7 @@ func (q *Quota) summary(now time.Time) QuotaSummarized {
 	rs := q.Reservations()
 	held := make([]QuotaHeld, len(rs))
 	for i, r := range rs {
-		held[i] = QuotaHeld{TaskID: r.TaskID, Bytes: r.Bytes, Active: r.Active, Stored: r.Stored, ReservedAt: r.ReservedAt}
+		held[i] = QuotaHeld(r)
 	}
 	return QuotaSummarized{OwnerID: q.owner, Held: held, SummarizedAt: now.UTC()}
 }
@@ -243,7 +243,7 @@ func (q *Quota) apply(e events.Event) error {
 			if !h.Active && !h.Stored {
 				continue
 			}
-			q.held[h.TaskID] = Reservation{TaskID: h.TaskID, Bytes: h.Bytes, Active: h.Active, Stored: h.Stored, ReservedAt: h.ReservedAt}
+			q.held[h.TaskID] = Reservation(h)
 			if h.Active {
 				q.active++
 			}
