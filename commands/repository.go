@@ -80,9 +80,13 @@ func NewSummarizedRepository[A Aggregate](store eventstore.Store, registry *even
 	return &Repository[A]{store: store, registry: registry, foldFrom: foldFrom, summaryType: summaryType}, nil
 }
 
-// summaryPage is how many events a summarized load reads per backwards
-// page while it looks for the last summary.
-const summaryPage = 256
+// A summarized load reads backwards in pages that double from
+// firstSummaryPage events up to maxSummaryPage, so that a stream written
+// before its first summary takes a few reads, not one per page.
+const (
+	firstSummaryPage = 256
+	maxSummaryPage   = 16384
+)
 
 // Load folds a stream. A stream with no event folds to the aggregate's zero
 // state (fold(nil)).
@@ -123,10 +127,10 @@ func (r *Repository[A]) Load(ctx context.Context, stream string) (A, error) {
 // (the whole stream when it has none), oldest first, paging backwards.
 func (r *Repository[A]) readSinceSummary(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error) {
 	var newestFirst []eventstore.RecordedEvent
-	from := eventstore.End
+	from, size := eventstore.End, firstSummaryPage
 	for {
 		page, err := r.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{
-			Direction: eventstore.Backwards, From: from, Limit: summaryPage})
+			Direction: eventstore.Backwards, From: from, Limit: size})
 		if err != nil {
 			return nil, err
 		}
@@ -138,11 +142,11 @@ func (r *Repository[A]) readSinceSummary(ctx context.Context, stream string) ([]
 			}
 		}
 		newestFirst = append(newestFirst, page...)
-		if len(page) < summaryPage || page[len(page)-1].Revision == 0 {
+		if len(page) < size || page[len(page)-1].Revision == 0 {
 			slices.Reverse(newestFirst)
 			return newestFirst, nil
 		}
-		from = page[len(page)-1].Revision - 1
+		from, size = page[len(page)-1].Revision-1, min(2*size, maxSummaryPage)
 	}
 }
 

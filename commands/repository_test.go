@@ -22,7 +22,7 @@ import (
 
 const testHash = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNo"
 
-func newRepo(t *testing.T) (*commands.Repository[*user.User], eventstore.Store) {
+func newRepo(t testing.TB) (*commands.Repository[*user.User], eventstore.Store) {
 	t.Helper()
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
