@@ -83,10 +83,11 @@ type Quota struct {
 	changes      []events.Event
 }
 
-// SummarizeAfter is the fewest events after the last QuotaSummarized (or
-// the stream's start) at which a reservation records a new one. It is at
-// least the number of reservations counted, so that summaries take no more
-// room in the stream than the events they stand for.
+// SummarizeAfter: a reservation records a new QuotaSummarized once at
+// least max(SummarizeAfter, reservations counted) events follow the last
+// one (or the stream's start), so that summaries, which list every
+// reservation counted, take no more room in the stream than the events
+// they stand for.
 const SummarizeAfter = 200
 
 // QuotaFromHistory folds a whole quota stream, oldest first.
