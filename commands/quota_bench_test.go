@@ -13,7 +13,7 @@ import (
 )
 
 // BenchmarkQuotaLoad loads the quota stream of a user with a long task
-// history (10,000 tasks created and deleted, 100 still stored: 30,100
+// history (10,000 tasks created and deleted, 100 still stored: 30,202
 // events) as a creation does, folding the whole stream and folding from
 // its last summary, 100 events back (ADR 0003):
 //
