@@ -50,6 +50,9 @@ type Config struct {
 	// ConsistencyWait bounds how long a query carrying X-Consistency-Token
 	// waits for the read models before answering 503.
 	ConsistencyWait time.Duration
+	// ReadyMaxLag is how far behind the log a projection or a log follower
+	// may fall before /readyz answers 503.
+	ReadyMaxLag time.Duration
 	// MigrateOnStart makes serve apply migrations before it listens.
 	MigrateOnStart bool
 	// StartupTimeout bounds connecting to the stores and migrating.
@@ -201,6 +204,12 @@ var table = []Var{
 		Default:     "2s",
 		Description: "How long a query with X-Consistency-Token waits for the read models before answering 503.",
 		set:         duration(func(c *Config) *time.Duration { return &c.ConsistencyWait }),
+	},
+	{
+		Name:        "AUTHLEDGER_READY_MAX_LAG",
+		Default:     "30s",
+		Description: "How far behind the log (age of the oldest event not yet handled) a projection, policy or log follower may be before /readyz answers 503 naming it.",
+		set:         duration(func(c *Config) *time.Duration { return &c.ReadyMaxLag }),
 	},
 	{
 		Name:        "AUTHLEDGER_MIGRATE_ON_START",
@@ -570,6 +579,7 @@ func (c Config) Validate() error {
 		d    time.Duration
 	}{
 		{"AUTHLEDGER_CONSISTENCY_WAIT", c.ConsistencyWait},
+		{"AUTHLEDGER_READY_MAX_LAG", c.ReadyMaxLag},
 		{"AUTHLEDGER_STARTUP_TIMEOUT", c.StartupTimeout},
 		{"AUTHLEDGER_SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
 		{"AUTHLEDGER_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout},

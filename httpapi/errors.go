@@ -11,6 +11,7 @@ import (
 
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi/problem"
+	"github.com/authledger/authledger/outage"
 )
 
 // ContentTypeProblem is the media type of every error body (RFC 9457).
@@ -29,9 +30,15 @@ func WriteError(c *gin.Context, err error) {
 	}
 }
 
+// OutageRetryAfter is the Retry-After of an answer to a request that failed
+// because a dependency is down.
+const OutageRetryAfter = time.Second
+
 // Problem maps any error to the problem vocabulary: a *problem.Error (or a
 // problem.Kind) in the chain wins; a few well-known errors of lower layers
-// get their natural meaning; everything else is an internal error. Problem(nil)
+// get their natural meaning (a conflict, a timeout, a full disk: 507, a
+// dependency down: 503 with Retry-After, see package outage); everything
+// else is an internal error. Problem(nil)
 // is an internal error too: a handler that calls WriteError without an error
 // has a bug.
 func Problem(err error) *problem.Error {
@@ -51,8 +58,16 @@ func Problem(err error) *problem.Error {
 		return problem.Unavailable(time.Second, "The request was cancelled.").WithCause(err)
 	}
 	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
+	switch {
+	case errors.As(err, &tooLarge):
 		return problem.TooLarge("The request body exceeds the limit of this endpoint.").WithCause(err)
+	case outage.StorageFull(err):
+		return problem.StorageFull("There is no room to store this request; nothing was kept. Retry once space is freed.").WithCause(err)
+	case outage.Is(err) || outage.Contention(err):
+		// The database, the event store or the file store is down or did
+		// not answer: the request may succeed in a moment. A bug is not
+		// retryable and stays a 500.
+		return problem.Unavailable(OutageRetryAfter, "A service this request needs is unavailable; retry shortly.").WithCause(err)
 	}
 	return problem.From(err)
 }

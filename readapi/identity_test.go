@@ -49,8 +49,7 @@ func newIdentityServer(t *testing.T, startRunner bool) *idServer {
 	s := &idServer{t: t, ctx: ctx, env: env}
 
 	st := identitytest.New(t, ctx, env.Store, env.Store.Pool())
-	rev := authn.NewRevocations(st.TokenConfig.MaxKeyRetention())
-	go func() { _ = rev.Run(ctx, env.Store) }()
+	rev := st.Revocations(t, env.Store, env.Store.Pool())
 
 	profiles, sessProj := identity.NewProfiles(), identity.NewSessions()
 	r, err := runtime.NewRunner(env.Config(profiles, sessProj))

@@ -5,6 +5,7 @@
 #
 #   scripts/pg.sh install              install PostgreSQL if missing (apt when root)
 #   scripts/pg.sh start DIR [fast]     start (or reuse) the cluster in DIR; prints its DATABASE_URL
+#                                      (a restarted cluster keeps its port while it is free)
 #   scripts/pg.sh stop DIR             stop it
 #   scripts/pg.sh with-temp CMD...     run CMD with DATABASE_URL set to a throwaway cluster,
 #                                      stopped and removed on exit
@@ -68,6 +69,10 @@ start_cluster() {
   if as_pg "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1 && [ -f "$dir/port" ]; then
     port=$(cat "$dir/port")
   else
+    # A cluster started before comes back on its port when that is free, so
+    # that its DATABASE_URL (and clients holding it) stay valid.
+    local last=""
+    if [ -f "$dir/port" ]; then last=$(cat "$dir/port"); fi
     # Clients connect over TCP; the Unix socket is a convenience for psql. A
     # socket path over 107 bytes makes PostgreSQL refuse to start, so a deep
     # checkout goes without one.
@@ -81,7 +86,11 @@ start_cluster() {
     fi
     local tries=0
     while :; do
-      port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+      if [ -n "$last" ]; then
+        port=$last last=""
+      else
+        port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+      fi
       port_free "$port" || continue
       if as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" -w -t 60 -o "-p $port $opts" start >/dev/null 2>&1; then
         break
@@ -103,7 +112,6 @@ stop_cluster() {
   bindir=$(find_bindir) || return 0
   [ -f "$dir/data/PG_VERSION" ] || return 0
   as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
-  rm -f "$dir/port"
 }
 
 case "${1:-}" in

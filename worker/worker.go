@@ -19,6 +19,7 @@ import (
 	"github.com/authledger/authledger/blob"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/projections/runtime"
 )
 
 // Config tunes a worker. The zero value of every field means its default.
@@ -173,9 +174,9 @@ type Deps struct {
 	ReadModel ReadModel
 	Blobs     blob.Store
 	Processor Processor
-	// Log, when set, wakes the worker as soon as a task is queued (created,
-	// retried, released) instead of at the next poll, and gives the head
-	// position the collector waits for. Optional.
+	// Log, when set, gives the head position the collector waits for.
+	// Optional. (Wake-ups as soon as a task is queued come from Follower,
+	// which the projection runtime runs.)
 	Log eventstore.Store
 	// Waiter and Projection (the tasks projection's name) let the worker
 	// remove an expired task's blobs at once and run the collector only on
@@ -241,9 +242,6 @@ func (w *Worker) Run(ctx context.Context) error {
 				}
 			}
 		})
-	}
-	if w.d.Log != nil {
-		wg.Go(func() { w.subscribe(ctx) })
 	}
 	wg.Go(func() { w.every(ctx, w.cfg.ReleaseInterval, w.releaseStale) })
 	if w.cfg.RetentionDays > 0 {
@@ -320,45 +318,31 @@ func (w *Worker) dispatch(ctx context.Context, out chan<- uuid.UUID) {
 	}
 }
 
-// subscribe turns queued-task events into wake-ups. It starts at the head:
-// older tasks are found by the poll. The wake-ups are hints like the poll:
-// a full channel drops them.
-func (w *Worker) subscribe(ctx context.Context) {
-	for ctx.Err() == nil {
-		head, err := w.d.Log.Head(ctx)
-		if err == nil && head.IsZero() {
-			// An empty log, or (PostgreSQL) a transaction older than every
-			// event still open: subscribing from zero would replay the whole
-			// log. Ask again later; the poll covers the meantime.
-			select {
-			case <-ctx.Done():
-			case <-time.After(w.cfg.PollInterval):
-			}
-			continue
-		}
-		if err == nil {
-			err = w.d.Log.Subscribe(ctx, eventstore.SubscribeOptions{
-				After:  head,
-				Filter: eventstore.Filter{EventTypes: []string{task.EventCreated, task.EventRetried, task.EventClaimReleased}},
-			}, func(_ context.Context, e eventstore.RecordedEvent) error {
-				id, perr := uuid.Parse(strings.TrimPrefix(e.Stream, task.StreamPrefix))
-				if perr == nil {
-					select {
-					case w.wake <- id:
-					default: // full: the poll finds it
-					}
+// WakeFollowerName names the worker's wake-up follower.
+const WakeFollowerName = "worker_wakeups"
+
+// Follower turns queued-task events into wake-ups: run it as a local
+// follower of the projection runtime beside Run (runtime.Runner), which
+// resumes it after any failure. It starts at the head: older tasks are
+// found by the poll. The wake-ups are hints like the poll: a full channel
+// drops them.
+func (w *Worker) Follower() runtime.Follower {
+	return runtime.Follower{
+		Name:   WakeFollowerName,
+		Filter: eventstore.Filter{EventTypes: []string{task.EventCreated, task.EventRetried, task.EventClaimReleased}},
+		Start: func(ctx context.Context, store eventstore.Store) (eventstore.Position, error) {
+			return store.Head(ctx)
+		},
+		Handle: func(_ context.Context, e eventstore.RecordedEvent) error {
+			id, err := uuid.Parse(strings.TrimPrefix(e.Stream, task.StreamPrefix))
+			if err == nil {
+				select {
+				case w.wake <- id:
+				default: // full: the poll finds it
 				}
-				return nil
-			})
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		w.log.Warn("worker: wake-up subscription ended; polling only until it restarts", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(5 * time.Second):
-		}
+			}
+			return nil
+		},
 	}
 }
 

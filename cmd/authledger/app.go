@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,6 +26,7 @@ import (
 	"github.com/authledger/authledger/eventstore/esdb"
 	"github.com/authledger/authledger/eventstore/pg"
 	"github.com/authledger/authledger/httpapi"
+	"github.com/authledger/authledger/httpapi/authn"
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections"
@@ -111,23 +113,40 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		return nil, err
 	}
 
-	// Projections: the read models, fed by the log, and the policy that
-	// keeps sessions' claims current (it runs, and resumes from its
-	// checkpoint, like a read model). A failed projection stops alone and
-	// shows in /readyz; the API keeps serving.
+	// Projections: the read models, fed by the log, and the policies that
+	// keep sessions' claims current and (AUTHLEDGER_MAX_SESSIONS_PER_USER)
+	// cap each user's sessions; they run, and resume from their
+	// checkpoints, like read models. Beside them, the local followers of
+	// this process: the revocation feed of the token check and the
+	// worker's wake-ups. A failed projection stops alone and shows in
+	// /readyz; the API keeps serving. A follower never stops: it resumes
+	// after any outage, and /readyz says 503 while it does.
+	policies := []projruntime.Projection{sessionclaims.New(ident.claimsSync, nil)}
+	if cfg.Identity.MaxSessionsPerUser > 0 {
+		limit, err := sessionlimit.New(sessionlimit.Config{
+			Pool: a.db, Waiter: projruntime.NewWaiter(a.db, nil, 0), Revoke: ident.deps.Revoke, Registry: ident.registry,
+			Limit: cfg.Identity.MaxSessionsPerUser, Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		policies = append(policies, limit)
+	}
 	runner, err := projections.NewRunner(projections.Config{
 		Store:       a.store,
 		Pool:        a.db,
 		Logger:      log,
 		Registerer:  registry,
-		Projections: append(projections.Builtin(), sessionclaims.New(ident.claimsSync, nil)),
+		Projections: append(projections.Builtin(), policies...),
+		Followers:   []projruntime.Follower{{Name: authn.FeedName, Filter: ident.revocations.Filter(), Handle: ident.revocations.Apply}},
+		MaxLag:      cfg.ReadyMaxLag,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("projections: %w", err)
 	}
+	ident.revocations.Watch(func() time.Time { t, _ := runner.VouchedAt(authn.FeedName); return t })
 	a.background("projections", runner.Run)
 	checks = append(checks, httpapi.Check{Name: "projections", Func: runner.Readiness})
-	a.background("revocations", func(ctx context.Context) error { return ident.revocations.Run(ctx, a.store) })
 	a.background("signing-keys", ident.refreshKeyRing(log))
 
 	// Tasks and files: blobs under the data directory, the task commands,
@@ -138,15 +157,12 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		return nil, err
 	}
 	waiter := projruntime.NewWaiter(a.db, runner, 0)
-	if cfg.Identity.MaxSessionsPerUser > 0 {
-		a.background("session-limit", (&sessionlimit.Enforcer{
-			Store: a.store, Pool: a.db, Waiter: waiter, Revoke: ident.deps.Revoke,
-			Limit: cfg.Identity.MaxSessionsPerUser, Logger: log,
-		}).Run)
-	}
 	if cfg.Tasks.Workers > 0 {
 		w, err := tasks.newWorker(startCtx, cfg, cfg.Tasks.Workers, a.store, waiter, log)
 		if err != nil {
+			return nil, err
+		}
+		if err := runner.AddFollower(w.Follower()); err != nil {
 			return nil, err
 		}
 		a.background("worker", w.Run)
@@ -188,6 +204,9 @@ func openReadModelPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, 
 		pc.ConnConfig.RuntimeParams["application_name"] = "authledger"
 	}
 	pc.AfterConnect = pg.RegisterTypes
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		pc.ConnConfig.ConnectTimeout = pg.DefaultConnectTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL (DATABASE_URL): %w", err)

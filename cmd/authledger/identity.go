@@ -51,6 +51,8 @@ type identityCore struct {
 	ring        *keys.RingHolder
 	// claimsSync is the command of the sessionclaims policy.
 	claimsSync *handlers.SyncSessionClaimsHandler
+	// registry decodes the identity events (users, sessions, keys).
+	registry *events.Registry
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -201,7 +203,10 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	if err != nil {
 		return nil, err
 	}
-	rev := authn.NewRevocations(tc.MaxKeyRetention())
+	rev, err := authn.NewRevocations(authn.RevocationsConfig{TTL: tc.MaxKeyRetention(), Store: store, Registry: reg})
+	if err != nil {
+		return nil, err
+	}
 	var rl *identityhttp.RateLimiter
 	if cfg.Identity.RateLimitPerSecond > 0 {
 		rl = &identityhttp.RateLimiter{PerSecond: cfg.Identity.RateLimitPerSecond, Burst: float64(cfg.Identity.RateLimitBurst)}
@@ -211,6 +216,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		keyManager:  km,
 		ring:        holder,
 		claimsSync:  &handlers.SyncSessionClaimsHandler{Users: users, Sessions: sessions},
+		registry:    reg,
 		deps: identityhttp.Deps{
 			Register: &handlers.RegisterHandler{Reservations: reservations, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: reservationKey},
 			Login: &handlers.LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,

@@ -191,7 +191,12 @@ func TestServeEndToEnd(t *testing.T) {
 	if status, body := get("/healthz"); status != http.StatusOK {
 		t.Errorf("healthz: %d %s", status, body)
 	}
+	// Ready once every log follower has subscribed: moments after start.
 	status, body := get("/readyz")
+	for deadline := time.Now().Add(10 * time.Second); status != http.StatusOK && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		status, body = get("/readyz")
+	}
 	var ready struct {
 		Status string                    `json:"status"`
 		Checks map[string]map[string]any `json:"checks"`

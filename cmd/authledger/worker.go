@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 
 	"github.com/authledger/authledger/config"
 	projruntime "github.com/authledger/authledger/projections/runtime"
@@ -71,8 +72,18 @@ func work(ctx context.Context, cfg config.Config, n int, log *slog.Logger) error
 	if err != nil {
 		return err
 	}
+	// The wake-up follower runs under the projection runtime (no read
+	// model here), which resumes it after any outage.
+	followers, err := projruntime.NewRunner(projruntime.Config{Store: store, Pool: db, Logger: log,
+		Followers: []projruntime.Follower{w.Follower()}, MaxLag: cfg.ReadyMaxLag})
+	if err != nil {
+		return err
+	}
 	log.Info("worker running", slog.String("id", w.ID()), slog.Int("concurrency", n))
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = followers.Run(ctx) })
 	err = w.Run(ctx)
+	wg.Wait()
 	if ctx.Err() != nil {
 		log.Info("worker stopped")
 		return nil

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/outage"
 )
 
 var (
@@ -26,8 +27,9 @@ var (
 
 // mapError is the one place where the client's errors become the port's:
 // wrong expected version (*eventstore.WrongExpectedVersionError, with the
-// current revision), stream not found, stream deleted, and the caller's
-// context. Everything else is wrapped with the operation and the stream.
+// current revision), stream not found, stream deleted, the caller's
+// context, and the server being unreachable (outage.ErrUnavailable).
+// Everything else is wrapped with the operation and the stream.
 func (s *Store) mapError(ctx context.Context, op, stream string, expected eventstore.ExpectedRevision, err error) error {
 	if err == nil {
 		return nil
@@ -46,7 +48,12 @@ func (s *Store) mapError(ctx context.Context, op, stream string, expected events
 			return fmt.Errorf("esdb: %s %q: %w", op, stream, eventstore.ErrStreamNotFound)
 		case client.ErrorCodeDeadlineExceeded:
 			return fmt.Errorf("esdb: %s %q: %w: %w", op, stream, context.DeadlineExceeded, err)
+		case client.ErrorCodeConnectionClosed, client.ErrorCodeNotLeader:
+			return fmt.Errorf("esdb: %s %q: %w: %w", op, stream, outage.ErrUnavailable, err)
 		}
+	}
+	if st, ok := status.FromError(err); ok && (st.Code() == codes.Unavailable || st.Code() == codes.ResourceExhausted) {
+		return fmt.Errorf("esdb: %s %q: %w: %w", op, stream, outage.ErrUnavailable, err)
 	}
 	if st, ok := status.FromError(err); ok && st.Code() == codes.FailedPrecondition &&
 		strings.Contains(strings.ToLower(st.Message()), "wrongexpectedversion") {

@@ -80,7 +80,10 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultMaxConns                 = 16
+	DefaultMaxConns = 16
+	// DefaultConnectTimeout bounds a new connection when the connection
+	// string sets no connect_timeout.
+	DefaultConnectTimeout           = 5 * time.Second
 	DefaultPollInterval             = time.Second
 	DefaultNotifyChannel            = "authledger_events"
 	DefaultNotifyInterval           = 5 * time.Millisecond

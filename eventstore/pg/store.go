@@ -113,6 +113,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	pc.MaxConns = cfg.MaxConns
 	pc.AfterConnect = RegisterTypes
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		// An unreachable server (not one that refuses) must fail an append
+		// in bounded time, as an outage (503), not hang the request.
+		pc.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
 	rp := pc.ConnConfig.RuntimeParams
 	rp["idle_in_transaction_session_timeout"] = strconv.FormatInt(cfg.IdleInTransactionTimeout.Milliseconds(), 10)
 	if rp["application_name"] == "" {

@@ -2,7 +2,6 @@ package authn_test
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,23 +11,30 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
-	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/session"
-	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore/pg"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/authn"
 	"github.com/authledger/authledger/migrations"
+	"github.com/authledger/authledger/test/identitytest"
 	"github.com/authledger/authledger/test/pgtest"
 )
 
-func TestMiddlewareRejectsRevokedSessionsWithinASecond(t *testing.T) {
-	t.Parallel()
+// env is the identity write side on a migrated database, with a probe
+// route behind the middleware.
+type env struct {
+	t     *testing.T
+	ctx   context.Context
+	store *pg.Store
+	st    *identitytest.Stack
+}
+
+func newEnv(t *testing.T, url string) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	url := pgtest.NewDatabase(t)
 	if err := migrations.Migrate(ctx, url); err != nil {
 		t.Fatal(err)
 	}
@@ -37,81 +43,160 @@ func TestMiddlewareRejectsRevokedSessionsWithinASecond(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
+	return &env{t: t, ctx: ctx, store: store, st: identitytest.New(t, ctx, store, store.Pool())}
+}
 
-	now := time.Now()
-	k, _ := keys.Generate(keys.DefaultAlgorithm)
-	ring, err := keys.NewKeyRing(keys.Entry{Key: k, Lifecycle: keys.Lifecycle{AddedAt: now.Add(-time.Hour), ActivatedAt: now.Add(-time.Hour)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := token.DefaultConfig("https://id.example.test")
-	issuer, _ := token.NewIssuer(cfg, ring)
-	verifier, err := token.NewVerifier(cfg, ring)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rev := authn.NewRevocations(cfg.MaxKeyRetention())
-	go func() { _ = rev.Run(ctx, store) }()
-
+// serve mounts the middleware with rev in front of a probe route.
+func (e *env) serve(rev *authn.Revocations) func(bearer string) *http.Response {
 	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), OpenAPI: []byte("openapi: 3.1.0")})
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	engine.GET("/probe", authn.Middleware(verifier, rev), func(c *gin.Context) {
+	engine.GET("/probe", authn.Middleware(e.st.Verifier, rev), func(c *gin.Context) {
 		cl, _ := authn.Claims(c)
 		c.JSON(200, gin.H{"sub": cl.UserID})
 	})
 	srv := httptest.NewServer(engine)
-	t.Cleanup(srv.Close)
-
-	reg := events.NewRegistry()
-	_ = session.RegisterEvents(reg)
-	repo, _ := commands.NewRepository(store, reg, session.FromHistory)
-	uid, sid := uuid.New(), uuid.New()
-	rt, _ := token.NewRefreshToken(sid)
-	s, err := session.Start(session.StartParams{SessionID: sid, UserID: uid, Method: session.MethodPassword, AMR: []string{"pwd"}, RefreshDigest: session.Digest(rt.Digest())}, now, session.DefaultPolicy())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := repo.Append(ctx, session.StreamName(sid), 0, commands.Meta{}, s.Changes()); err != nil {
-		t.Fatal(err)
-	}
-	access, _, _ := issuer.Issue(token.Subject{UserID: uid, SessionID: sid, AMR: []string{"pwd"}, Roles: []string{"user"}}, now)
-
-	get := func(authz string) (int, string) {
+	e.t.Cleanup(srv.Close)
+	return func(bearer string) *http.Response {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/probe", nil)
-		if authz != "" {
-			req.Header.Set("Authorization", authz)
+		if bearer != "" {
+			req.Header.Set("Authorization", bearer)
 		}
 		resp, err := srv.Client().Do(req)
 		if err != nil {
-			t.Fatal(err)
+			e.t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		var body map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&body)
-		return resp.StatusCode, resp.Header.Get("Content-Type")
+		_ = resp.Body.Close()
+		return resp
 	}
-	if code, _ := get("Bearer " + access); code != 200 {
-		t.Fatalf("valid token: %d", code)
+}
+
+// session starts a session in the log and returns its ids and an access
+// token for it.
+func (e *env) session() (uid, sid uuid.UUID, access string) {
+	e.t.Helper()
+	now := time.Now()
+	uid, sid = uuid.New(), uuid.New()
+	rt, _ := token.NewRefreshToken(sid)
+	s, err := session.Start(session.StartParams{SessionID: sid, UserID: uid, Method: session.MethodPassword, AMR: []string{"pwd"}, RefreshDigest: session.Digest(rt.Digest())}, now, session.DefaultPolicy())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.st.Sessions.Append(e.ctx, session.StreamName(sid), 0, commands.Meta{}, s.Changes()); err != nil {
+		e.t.Fatal(err)
+	}
+	access, _, err = e.st.TokenIssuer.Issue(token.Subject{UserID: uid, SessionID: sid, AMR: []string{"pwd"}, Roles: []string{"user"}}, now)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return uid, sid, access
+}
+
+func (e *env) revoke(uid, sid uuid.UUID) {
+	e.t.Helper()
+	if _, err := e.st.Revoke.Handle(e.ctx, commands.RevokeSession{SessionID: sid, UserID: uid, Reason: session.ReasonLogout}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func TestMiddlewareRejectsRevokedSessionsWithinASecond(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, pgtest.NewDatabase(t))
+	get := e.serve(e.st.Revocations(t, e.store, e.store.Pool()))
+	uid, sid, access := e.session()
+	if resp := get("Bearer " + access); resp.StatusCode != 200 {
+		t.Fatalf("valid token: %d", resp.StatusCode)
 	}
 	for _, bad := range []string{"", "Bearer", "Basic abc", "Bearer not.a.jwt"} {
-		if code, ct := get(bad); code != 401 || ct != "application/problem+json" {
-			t.Fatalf("%q: %d %s", bad, code, ct)
+		if resp := get(bad); resp.StatusCode != 401 || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("%q: %d %s", bad, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 	}
-	revoke := &commands.RevokeSessionHandler{Sessions: repo}
-	if _, err := revoke.Handle(ctx, commands.RevokeSession{SessionID: sid, UserID: uid, Reason: session.ReasonLogout}); err != nil {
-		t.Fatal(err)
-	}
+	e.revoke(uid, sid)
 	deadline := time.Now().Add(time.Second)
-	for {
-		code, _ := get("Bearer " + access)
-		if code == 401 {
-			break
-		}
+	for get("Bearer "+access).StatusCode != 401 {
 		if time.Now().After(deadline) {
 			t.Fatal("revoked session still accepted after one second")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A set whose feed cannot vouch for it (never started here, as after an
+// outage that stalled it) is not trusted: the session stream decides.
+func TestABlindRevocationSetReadsTheSessionStream(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, pgtest.NewDatabase(t))
+	rev, err := authn.NewRevocations(authn.RevocationsConfig{TTL: time.Hour, Store: e.store, Registry: e.st.Registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := time.Now().Add(-time.Minute)
+	rev.Watch(func() time.Time { return stale })
+	get := e.serve(rev)
+
+	uid, sid, access := e.session()
+	_, _, other := e.session()
+	if resp := get("Bearer " + access); resp.StatusCode != 200 {
+		t.Fatalf("open session: %d", resp.StatusCode)
+	}
+	e.revoke(uid, sid)
+	// No feed runs: only the stream read can see the revocation, and it
+	// must, at once.
+	if resp := get("Bearer " + access); resp.StatusCode != 401 {
+		t.Fatalf("revoked session while the feed is blind: %d, want 401", resp.StatusCode)
+	}
+	if resp := get("Bearer " + other); resp.StatusCode != 200 {
+		t.Fatalf("another open session while the feed is blind: %d, want 200", resp.StatusCode)
+	}
+	// A session the log does not have is refused.
+	forged, _, err := e.st.TokenIssuer.Issue(token.Subject{UserID: uuid.New(), SessionID: uuid.New(), AMR: []string{"pwd"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := get("Bearer " + forged); resp.StatusCode != 401 {
+		t.Fatalf("token of an unknown session: %d, want 401", resp.StatusCode)
+	}
+}
+
+// With the database down, the feed cannot vouch and the stream cannot be
+// read: a valid token is refused with 503 and Retry-After, never accepted
+// blind; once the database is back, a logout bites within a second.
+func TestTheTokenCheckFailsClosedWhileTheLogIsDown(t *testing.T) {
+	t.Parallel()
+	cluster := pgtest.StartCluster(t)
+	e := newEnv(t, cluster.URL)
+	get := e.serve(e.st.Revocations(t, e.store, e.store.Pool()))
+	uid, sid, access := e.session()
+	if resp := get("Bearer " + access); resp.StatusCode != 200 {
+		t.Fatalf("before the outage: %d", resp.StatusCode)
+	}
+
+	cluster.Stop()
+	// The set is trusted for DefaultFreshness after its last vouch; past
+	// it every answer is 503.
+	time.Sleep(authn.DefaultFreshness + 300*time.Millisecond)
+	resp := get("Bearer " + access)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("during the outage: %d Retry-After=%q %s, want 503 problem with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("Content-Type"))
+	}
+
+	cluster.Start()
+	deadline := time.Now().Add(30 * time.Second)
+	for get("Bearer "+access).StatusCode != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("the token check did not recover after the database came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.revoke(uid, sid)
+	deadline = time.Now().Add(time.Second)
+	for get("Bearer "+access).StatusCode != 401 {
+		if time.Now().After(deadline) {
+			t.Fatal("after the outage, a revoked session is still accepted after one second")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

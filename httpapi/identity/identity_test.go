@@ -78,8 +78,7 @@ func newServer(t *testing.T, rl *identity.RateLimiter) client {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	st := identitytest.New(t, ctx, store, store.Pool())
-	rev := authn.NewRevocations(st.TokenConfig.MaxKeyRetention())
-	go func() { _ = rev.Run(ctx, store) }()
+	rev := st.Revocations(t, store, store.Pool())
 	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), OpenAPI: []byte("openapi: 3.1.0")})
 	if err != nil {
 		t.Fatal(err)

@@ -36,6 +36,7 @@ const (
 	KindTooLarge         Kind = "too-large"
 	KindUnsupportedType  Kind = "unsupported-type"
 	KindUnavailable      Kind = "unavailable"
+	KindStorageFull      Kind = "storage-full"
 	KindMethodNotAllowed Kind = "method-not-allowed"
 	// KindInternal is what every error outside this vocabulary becomes. Its
 	// detail never reveals the cause.
@@ -67,6 +68,8 @@ func (k Kind) Status() int {
 		return 415
 	case KindUnavailable:
 		return 503
+	case KindStorageFull:
+		return 507
 	case KindMethodNotAllowed:
 		return 405
 	case KindInternal:
@@ -97,6 +100,8 @@ func (k Kind) Title() string {
 		return "Unsupported media type"
 	case KindUnavailable:
 		return "Service unavailable"
+	case KindStorageFull:
+		return "Insufficient storage"
 	case KindMethodNotAllowed:
 		return "Method not allowed"
 	case KindInternal:
@@ -225,6 +230,10 @@ func UnsupportedType(detail string) *Error {
 func Unavailable(retryAfter time.Duration, detail string) *Error {
 	return &Error{Kind: KindUnavailable, RetryAfter: retryAfter, Detail: detail}
 }
+
+// StorageFull: the disk or quota the request would write to is full; the
+// request wrote nothing and may succeed once space is freed.
+func StorageFull(detail string) *Error { return &Error{Kind: KindStorageFull, Detail: detail} }
 
 // From returns the *Error in err's chain, or an internal error wrapping err
 // (with a detail that reveals nothing) when there is none. From(nil) is nil.

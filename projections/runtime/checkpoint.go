@@ -202,18 +202,24 @@ func dropStaleGenerations(ctx context.Context, pool *pgxpool.Pool, p Projection)
 // (outside any batch, so that it survives a rolled-back batch).
 func setState(ctx context.Context, pool *pgxpool.Pool, name, state string, fail *failure) error {
 	var err error
-	if fail != nil {
+	switch {
+	case fail != nil && fail.EventID == uuid.Nil:
+		// Not an event's failure: the store or the database is away.
+		_, err = pool.Exec(ctx, `UPDATE projection_checkpoints SET state = $2, last_error = $3, failed_event_id = NULL,
+			failed_event_type = NULL, failed_position = NULL, updated_at = now() WHERE name = $1`, name, state, fail.Err.Error())
+	case fail != nil:
 		_, err = pool.Exec(ctx, `UPDATE projection_checkpoints SET state = $2, last_error = $3, failed_event_id = $4,
 			failed_event_type = $5, failed_position = $6, updated_at = now() WHERE name = $1`,
 			name, state, fail.Err.Error(), fail.EventID, fail.EventType, fail.Position.String())
-	} else {
+	default:
 		_, err = pool.Exec(ctx, `UPDATE projection_checkpoints SET state = $2, last_error = NULL, failed_event_id = NULL,
 			failed_event_type = NULL, failed_position = NULL, updated_at = now() WHERE name = $1`, name, state)
 	}
 	return err
 }
 
-// failure describes the event a projection could not apply.
+// failure describes the event a projection could not apply, or (EventID
+// nil) the outage it is retrying through.
 type failure struct {
 	EventID   uuid.UUID
 	EventType string

@@ -2,9 +2,12 @@ package runtime
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,6 +23,12 @@ type Config struct {
 	Pool *pgxpool.Pool
 	// Projections run by the runner. Names must be unique.
 	Projections []Projection
+	// Followers are the local followers the runner runs beside the
+	// projections (see Follower). Names must differ from each other and
+	// from the projections'.
+	Followers []Follower
+	// Instance names this process in log_followers (default: a new id).
+	Instance string
 	// Logger receives the runtime's logs (slog.Default() when nil).
 	Logger *slog.Logger
 	// Registerer receives the metrics (a private registry when nil).
@@ -73,6 +82,17 @@ type Config struct {
 	// to deliver before the rebuild counts as caught up and swaps (default
 	// 300ms).
 	RebuildIdle time.Duration
+	// MaxLag is how far behind the log a projection or a local follower
+	// may be before readiness fails (default 30s).
+	MaxLag time.Duration
+	// VouchInterval is how often the local followers are vouched for
+	// (default 200ms); the token check trusts its revocation set only
+	// while it was vouched for recently, so this bounds how soon it
+	// notices a stalled feed.
+	VouchInterval time.Duration
+	// StatusInterval is how often the local followers' states are
+	// recorded in log_followers (default 2s).
+	StatusInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -105,6 +125,12 @@ func (c *Config) setDefaults() {
 	def(&c.HeartbeatInterval, time.Second)
 	def(&c.LagInterval, 5*time.Second)
 	def(&c.RebuildIdle, 300*time.Millisecond)
+	def(&c.MaxLag, 30*time.Second)
+	def(&c.VouchInterval, 200*time.Millisecond)
+	def(&c.StatusInterval, 2*time.Second)
+	if c.Instance == "" {
+		c.Instance = defaultInstance()
+	}
 }
 
 // Validate reports every problem of the configuration at once.
@@ -129,12 +155,32 @@ func (c Config) Validate() error {
 		}
 		seen[p.Name()] = true
 	}
+	for _, f := range c.Followers {
+		switch {
+		case f.Name == "" || f.Handle == nil:
+			errs = append(errs, errors.New("projections: a follower needs a Name and a Handle"))
+		case seen[f.Name]:
+			errs = append(errs, errors.New("projections: duplicate projection or follower "+f.Name))
+		}
+		seen[f.Name] = true
+	}
 	if c.BatchSize < 0 || c.BufferSize < 0 || c.MaxAttempts < 0 {
 		errs = append(errs, errors.New("projections: BatchSize, BufferSize and MaxAttempts must not be negative"))
 	}
 	if c.BatchTimeout < 0 || c.RetryBackoff < 0 || c.MaxBackoff < 0 || c.LockPollInterval < 0 ||
-		c.HeartbeatInterval < 0 || c.LagInterval < 0 || c.RebuildIdle < 0 {
+		c.HeartbeatInterval < 0 || c.LagInterval < 0 || c.RebuildIdle < 0 || c.MaxLag < 0 ||
+		c.VouchInterval < 0 || c.StatusInterval < 0 {
 		errs = append(errs, errors.New("projections: durations must not be negative"))
 	}
 	return errors.Join(errs...)
+}
+
+// defaultInstance names this process: host, pid and a random suffix, so
+// that two processes on one host (or a restarted one) never share a row.
+func defaultInstance() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString()[:8])
 }

@@ -15,6 +15,10 @@ type metrics struct {
 	lagEvents  *prometheus.GaugeVec
 	lagSeconds *prometheus.GaugeVec
 	failed     *prometheus.GaugeVec
+
+	followerRetries   *prometheus.CounterVec
+	followerLag       *prometheus.GaugeVec
+	followerFollowing *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -47,6 +51,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "authledger", Subsystem: "projection", Name: "failed",
 			Help: "1 while the projection is stopped on an event it cannot apply.",
 		}, []string{"projection"}),
+		followerRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "authledger", Subsystem: "follower", Name: "retries_total",
+			Help: "Times a local log follower (revocation feed, worker wake-ups) resumed after its subscription or handler failed.",
+		}, []string{"follower"}),
+		followerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "authledger", Subsystem: "follower", Name: "lag_seconds",
+			Help: "Time since a local log follower was last known to have handled every event of its filter.",
+		}, []string{"follower"}),
+		followerFollowing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "authledger", Subsystem: "follower", Name: "following",
+			Help: "1 while a local log follower's subscription runs, 0 while it retries.",
+		}, []string{"follower"}),
 	}
 	var err error
 	m.applied, err = registerVec(reg, m.applied)
@@ -69,6 +85,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.failed, err = registerVec(reg, m.failed); err != nil {
+		return nil, err
+	}
+	if m.followerRetries, err = registerVec(reg, m.followerRetries); err != nil {
+		return nil, err
+	}
+	if m.followerLag, err = registerVec(reg, m.followerLag); err != nil {
+		return nil, err
+	}
+	if m.followerFollowing, err = registerVec(reg, m.followerFollowing); err != nil {
 		return nil, err
 	}
 	return m, nil

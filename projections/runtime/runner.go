@@ -26,8 +26,16 @@ type Runner struct {
 	router *message.Router
 	hub    *Hub
 
+	// followers are the local followers (Config.Followers); started is
+	// when the runner was built, the reference of a follower's lag before
+	// it was first vouched for.
+	followers []*follower
+	started   time.Time
+
 	mu     sync.Mutex
 	states map[string]localState
+	// lag is each projection's last measured lag in seconds (lagLoop).
+	lag map[string]float64
 }
 
 type localState struct {
@@ -54,7 +62,7 @@ func NewRunner(cfg Config) (*Runner, error) {
 	// PoisonQueue middleware: see the package documentation.
 	wmetrics.NewPrometheusMetricsBuilder(cfg.Registerer, "authledger", "watermill").AddPrometheusRouterMetrics(router)
 
-	r := &Runner{e: e, sub: newSubscriber(e), router: router, hub: newHub(), states: map[string]localState{}}
+	r := &Runner{e: e, sub: newSubscriber(e), router: router, hub: newHub(), states: map[string]localState{}, lag: map[string]float64{}, started: time.Now()}
 	for _, p := range cfg.Projections {
 		name := p.Name()
 		r.states[name] = localState{State: StateIdle}
@@ -78,13 +86,52 @@ func NewRunner(cfg Config) (*Runner, error) {
 		})
 		router.AddConsumerHandler(name, name, r.sub, handlerFunc)
 	}
+	for _, f := range cfg.Followers {
+		if err := r.AddFollower(f); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
+// AddFollower adds a local follower (see Follower) to a runner that has not
+// started yet: one built before its dependencies, such as the worker, which
+// waits on this runner.
+func (r *Runner) AddFollower(f Follower) error {
+	for _, g := range r.followers {
+		if g.spec.Name == f.Name {
+			return fmt.Errorf("projections: duplicate follower %s", f.Name)
+		}
+	}
+	if _, ok := r.states[f.Name]; ok || f.Name == "" || f.Handle == nil {
+		return fmt.Errorf("projections: follower %q needs a unique name and a Handle", f.Name)
+	}
+	r.followers = append(r.followers, &follower{spec: f, state: FollowerStarting, since: time.Now()})
+	r.e.metrics.followerRetries.WithLabelValues(f.Name)
+	r.e.metrics.followerLag.WithLabelValues(f.Name)
+	r.e.metrics.followerFollowing.WithLabelValues(f.Name).Set(0)
+	return nil
+}
+
 // Run sets up the projections' tables (Setup) and runs the router until
-// ctx is done. A projection that fails stops alone; the others go on. Run
-// returns nil after ctx is cancelled, or the setup or router error.
+// ctx is done; the local followers run from the start, beside it. A
+// projection that fails stops alone; the others go on. Run returns nil
+// after ctx is cancelled, or the setup or router error.
 func (r *Runner) Run(ctx context.Context) error {
+	var followersDone sync.WaitGroup
+	defer followersDone.Wait()
+	for _, f := range r.followers {
+		followersDone.Go(func() { r.runFollower(ctx, f) })
+	}
+	if len(r.followers) > 0 {
+		followersDone.Go(func() { r.vouchLoop(ctx) })
+		followersDone.Go(func() { r.statusLoop(ctx) })
+	}
+	if len(r.e.cfg.Projections) == 0 {
+		// Followers only (`authledger worker`): no router to run.
+		<-ctx.Done()
+		return nil
+	}
 	for attempt := 1; ; attempt++ {
 		err := Setup(ctx, r.e.pool, r.e.cfg.Projections...)
 		if err == nil {
@@ -169,6 +216,13 @@ func (r *Runner) Running() <-chan struct{} { return r.router.Running() }
 // local waiters) also finds it in the row (a waiter reading the row saw a
 // restarted projection as still failed).
 func (r *Runner) setState(name, state string, f *failure) {
+	r.mu.Lock()
+	same := r.states[name].State == state && state != StateFailed
+	r.mu.Unlock()
+	if same {
+		// Recorded already: a retry after another outage, a reload.
+		return
+	}
 	if state != StateStandby {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := setState(ctx, r.e.pool, name, state, f); err != nil {
@@ -203,19 +257,26 @@ func (r *Runner) States() map[string]string {
 var ErrNotReady = errors.New("projections: not ready")
 
 // Ready is the readiness check for /readyz: it fails while a projection of
-// this runner is failed here, or marked failed in the database by another
-// instance, naming the projection, the event and the error.
+// this runner is failed or retrying here, marked failed in the database by
+// another instance, or behind the log by more than MaxLag, and while a
+// local follower is not following or not vouched for within MaxLag; it
+// names each.
 func (r *Runner) Ready(ctx context.Context) error {
+	errs := []error{r.followersReady()}
 	r.mu.Lock()
-	var errs []error
 	for name, s := range r.states {
-		if s.State == StateFailed && s.Fail != nil {
+		switch {
+		case s.State == StateFailed && s.Fail != nil:
 			errs = append(errs, fmt.Errorf("%w: projection %s failed on event %s (%s): %v", ErrNotReady, name, s.Fail.EventID, s.Fail.EventType, s.Fail.Err))
+		case s.State == StateRetrying && s.Fail != nil:
+			errs = append(errs, fmt.Errorf("%w: projection %s is retrying: %v", ErrNotReady, name, s.Fail.Err))
+		case r.lag[name] > r.e.cfg.MaxLag.Seconds():
+			errs = append(errs, fmt.Errorf("%w: projection %s is %.1fs behind the log (bound %s)", ErrNotReady, name, r.lag[name], r.e.cfg.MaxLag))
 		}
 	}
 	r.mu.Unlock()
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	names := make([]string, 0, len(r.e.cfg.Projections))
 	for _, p := range r.e.cfg.Projections {
@@ -242,9 +303,13 @@ func (r *Runner) Ready(ctx context.Context) error {
 
 // Readiness is Ready in the shape of an httpapi readiness check
 // (httpapi.Check{Name: "projections", Func: runner.Readiness}): the details
-// are each projection's state in this process.
+// are each projection's and local follower's state in this process.
 func (r *Runner) Readiness(ctx context.Context) (any, error) {
-	return r.States(), r.Ready(ctx)
+	states := r.States()
+	for _, f := range r.Followers() {
+		states[f.Name] = f.State
+	}
+	return states, r.Ready(ctx)
 }
 
 // Hub is the runner's in-process broadcast of checkpoint advances (used by
@@ -267,6 +332,11 @@ func (r *Runner) lagLoop(ctx context.Context) {
 			}
 			continue
 		}
+		r.mu.Lock()
+		for _, s := range st {
+			r.lag[s.Name] = s.LagSeconds
+		}
+		r.mu.Unlock()
 		for _, s := range st {
 			r.e.metrics.lagEvents.WithLabelValues(s.Name).Set(float64(s.LagEvents))
 			r.e.metrics.lagSeconds.WithLabelValues(s.Name).Set(s.LagSeconds)

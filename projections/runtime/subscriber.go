@@ -4,20 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/outage"
 )
 
 // Subscriber is a Watermill message.Subscriber over the event store: the
@@ -160,45 +157,11 @@ var (
 )
 
 // isTransient tells infrastructure failures (connection dropped, server
-// shutting down, timeouts, deadlocks) from failures to apply an event: only
-// the latter count towards MaxAttempts; the former are retried forever.
+// shutting down, timeouts, deadlocks: outage.Retryable) from failures to
+// apply an event: only the latter count towards MaxAttempts; the former
+// are retried forever.
 func isTransient(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, errStale) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed) || errors.Is(err, pgx.ErrTxClosed) {
-		return true
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch {
-		case strings.HasPrefix(pe.Code, "08"), // connection exception
-			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // shutdown, cannot connect now
-			pe.Code == "57014",                     // query canceled
-			pe.Code == "40001", pe.Code == "40P01", // serialization failure, deadlock
-			pe.Code == "55P03", // lock not available
-			pe.Code == "25P02": // in failed transaction (after a dropped statement)
-			return true
-		}
-		return false
-	}
-	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
-		return true
-	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
-		return true
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "conn busy") ||
-		strings.Contains(msg, "connection reset") || strings.Contains(msg, "broken pipe") ||
-		strings.Contains(msg, "unexpected EOF") || strings.Contains(msg, "closed pool")
+	return errors.Is(err, context.Canceled) || errors.Is(err, errStale) || outage.Retryable(err)
 }
 
 // retryState follows the failing event across attempts.
@@ -248,7 +211,9 @@ func (b *binding) supervise(ctx context.Context, out chan<- *message.Message) {
 		for runCtx.Err() == nil && !stop {
 			cp, err := b.sink.load(runCtx, b.e.pool)
 			if err == nil {
-				if b.onState != nil && rs.attempts == 0 && transientFails == 0 {
+				if b.onState != nil && rs.attempts == 0 {
+					// The checkpoint loaded: the database answers again
+					// after an outage (the state is recorded on change).
 					b.onState(StateRunning, nil)
 				}
 				err = b.runOnce(runCtx, cp, out, rs, &transientFails)
@@ -295,6 +260,9 @@ func (b *binding) supervise(ctx context.Context, out chan<- *message.Message) {
 			default:
 				transientFails++
 				log.Warn("projection interrupted; resuming from the checkpoint", "error", err, "retry", transientFails)
+				if b.onState != nil && rs.attempts == 0 {
+					b.onState(StateRetrying, &failure{Err: err})
+				}
 				sleep(runCtx, backoff(b.e.cfg.RetryBackoff, b.e.cfg.MaxBackoff, transientFails))
 			}
 		}
@@ -506,6 +474,10 @@ func (b *binding) runOnce(ctx context.Context, cp checkpoint, out chan<- *messag
 		cp = c.cp
 		rs.committed(cp.Position)
 		*transientFails = 0
+		if b.onState != nil && rs.attempts == 0 {
+			// Past the failing event, or through the outage.
+			b.onState(StateRunning, nil)
+		}
 		if b.onCommit != nil {
 			b.onCommit(cp, c.n)
 		}

@@ -10,22 +10,35 @@
 // revocation itself is the ordinary command, which re-checks on each
 // session's stream. The cap is therefore enforced within moments of a
 // login, not atomically with it.
+//
+// The policy runs under the projection runtime like a read model
+// (runtime.Projection, with no table of its own): it resumes from its
+// checkpoint after a restart or an outage of any length, one instance runs
+// it at a time, and `projections status` shows it. Its revocations are
+// outside the checkpoint's transaction, so a login may be handled twice
+// after a failure; the second pass finds nothing beyond the cap.
 package sessionlimit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/outage"
 	"github.com/authledger/authledger/projections/identity"
+	"github.com/authledger/authledger/projections/runtime"
 )
+
+// Name is the policy's checkpoint name.
+const Name = "session_limit"
 
 // Waiter waits until projections have passed a log position
 // (projections/runtime.Waiter).
@@ -33,72 +46,122 @@ type Waiter interface {
 	WaitFor(ctx context.Context, pos eventstore.Position, projections ...string) error
 }
 
-// Enforcer is the policy. Build it with its fields set and call Run.
-type Enforcer struct {
-	Store  eventstore.Store
-	Pool   identity.Querier
+// Config is what the policy needs. Every field but ReadModelWait, Now and
+// Logger is required.
+type Config struct {
+	// Pool reads the sessions read model.
+	Pool identity.Querier
+	// Waiter waits for the sessions read model to include a login.
 	Waiter Waiter
+	// Revoke is the command that ends a session.
 	Revoke *commands.RevokeSessionHandler
-	// Limit is the cap; Run returns at once when it is 0 (no cap).
-	Limit  int
-	Logger *slog.Logger
-	// ReadModelWait bounds the wait for the sessions projection (default
-	// 10s); past it the login is skipped, and the user's next login
-	// enforces the cap again.
+	// Registry decodes session.started.v1 (session.RegisterEvents).
+	Registry *events.Registry
+	// Limit is the cap (at least 1).
+	Limit int
+	// ReadModelWait bounds one wait for the sessions projection (default
+	// 10s); past it the login is tried again later (a stopped sessions
+	// projection skips it: the user's next login enforces the cap again).
 	ReadModelWait time.Duration
 	// Now is the clock deciding which sessions have expired (time.Now).
-	Now func() time.Time
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
-// Run follows the log from its current head until ctx is done. Logins
-// before the start were handled by the previous run (or are at the next
-// login of the same user).
-func (e *Enforcer) Run(ctx context.Context) error {
-	if e.Limit <= 0 {
-		return nil
+// New returns the policy, run like a projection (runtime.Runner).
+func New(cfg Config) (runtime.Projection, error) {
+	var errs []error
+	if cfg.Pool == nil || cfg.Waiter == nil || cfg.Revoke == nil || cfg.Registry == nil {
+		errs = append(errs, errors.New("sessionlimit: Pool, Waiter, Revoke and Registry are required"))
 	}
-	if e.Store == nil || e.Pool == nil || e.Waiter == nil || e.Revoke == nil {
-		return errors.New("sessionlimit: Store, Pool, Waiter and Revoke are required")
+	if cfg.Limit < 1 {
+		errs = append(errs, fmt.Errorf("sessionlimit: Limit must be at least 1, got %d", cfg.Limit))
 	}
-	head, err := e.Store.Head(ctx)
-	if err != nil {
-		return fmt.Errorf("sessionlimit: %w", err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
-	return e.Store.Subscribe(ctx, eventstore.SubscribeOptions{
-		After:  head,
-		Filter: eventstore.Filter{EventTypes: []string{session.EventStarted}},
-	}, func(ctx context.Context, ev eventstore.RecordedEvent) error {
-		if err := e.enforce(ctx, ev); err != nil && ctx.Err() == nil {
-			// One user's failure must not stop the policy for everyone.
-			e.logger().Warn("session limit not enforced for a login", slog.String("event_id", ev.ID.String()), slog.String("error", err.Error()))
-		}
-		return nil
-	})
+	if cfg.ReadModelWait <= 0 {
+		cfg.ReadModelWait = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &policy{cfg: cfg}, nil
 }
+
+type policy struct{ cfg Config }
+
+// Name implements runtime.Projection.
+func (*policy) Name() string { return Name }
+
+// Filter implements runtime.Projection.
+func (*policy) Filter() eventstore.Filter {
+	return eventstore.Filter{EventTypes: []string{session.EventStarted}}
+}
+
+// Tables implements runtime.Projection: the policy keeps no table.
+func (*policy) Tables() []string { return nil }
+
+// CreateTables implements runtime.Projection.
+func (*policy) CreateTables(context.Context, pgx.Tx, runtime.Tables) error { return nil }
+
+// Begin implements runtime.Projection. The batch writes nothing but the
+// checkpoint: a transaction that had written would hold back every
+// subscriber of the PostgreSQL store while the policy waits and revokes.
+func (p *policy) Begin(context.Context, pgx.Tx, runtime.Tables) (runtime.Batch, error) {
+	return batch{p}, nil
+}
+
+type batch struct{ p *policy }
+
+// Apply enforces the cap after one login. An outage is returned (the
+// runtime retries it, forever); any other failure for this login is logged
+// and the login skipped, so that one user's problem cannot stop the policy
+// for everyone.
+func (b batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
+	err := b.p.enforce(ctx, ev)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil || outage.Retryable(err):
+		return err
+	}
+	b.p.cfg.Logger.Warn("session limit not enforced for a login", slog.String("event_id", ev.ID.String()), slog.String("error", err.Error()))
+	return nil
+}
+
+// Flush implements runtime.Batch.
+func (batch) Flush(context.Context) error { return nil }
 
 // enforce handles one login.
-func (e *Enforcer) enforce(ctx context.Context, ev eventstore.RecordedEvent) error {
-	var started session.Started
-	if err := json.Unmarshal(ev.Data, &started); err != nil {
+func (p *policy) enforce(ctx context.Context, ev eventstore.RecordedEvent) error {
+	decoded, err := p.cfg.Registry.Decode(ev.Type, ev.Data)
+	if err != nil {
 		return fmt.Errorf("decode %s: %w", ev.Type, err)
 	}
-	wait := e.ReadModelWait
-	if wait <= 0 {
-		wait = 10 * time.Second
+	started, ok := decoded.(session.Started)
+	if !ok {
+		return fmt.Errorf("%s decoded as %T", ev.Type, decoded)
 	}
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	err := e.Waiter.WaitFor(wctx, ev.Position, identity.SessionsName)
+	now := p.cfg.Now()
+	if !started.ExpiresAt.After(now) {
+		// Over already (a replay of old logins): it holds no place.
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, p.cfg.ReadModelWait)
+	err = p.cfg.Waiter.WaitFor(wctx, ev.Position, identity.SessionsName)
 	cancel()
 	if err != nil {
+		// A timeout is retried (the read model is catching up after an
+		// outage); a failed sessions projection skips the login.
 		return fmt.Errorf("wait for the sessions read model: %w", err)
-	}
-	now := time.Now()
-	if e.Now != nil {
-		now = e.Now()
 	}
 	// All of the user's active sessions: the oldest are the ones to go,
 	// and a user's active sessions are few.
-	active, _, err := identity.ListActiveSessions(ctx, e.Pool, started.UserID, now, 1, 10_000)
+	active, _, err := identity.ListActiveSessions(ctx, p.cfg.Pool, started.UserID, now, 1, 10_000)
 	if err != nil {
 		return err
 	}
@@ -118,20 +181,13 @@ func (e *Enforcer) enforce(ctx context.Context, ev eventstore.RecordedEvent) err
 	var errs []error
 	// OldestBeyondLimit makes room for one more; here the one more is
 	// already counted.
-	for _, id := range session.OldestBeyondLimit(all, e.Limit+1) {
-		_, err := e.Revoke.Handle(ctx, commands.RevokeSession{SessionID: id, UserID: started.UserID, Reason: session.ReasonLimitExceeded, Meta: meta})
+	for _, id := range session.OldestBeyondLimit(all, p.cfg.Limit+1) {
+		_, err := p.cfg.Revoke.Handle(ctx, commands.RevokeSession{SessionID: id, UserID: started.UserID, Reason: session.ReasonLimitExceeded, Meta: meta})
 		if err != nil && !errors.Is(err, commands.ErrSessionNotFound) {
 			errs = append(errs, fmt.Errorf("revoke %s: %w", id, err))
 			continue
 		}
-		e.logger().Info("session revoked: concurrent session limit", slog.String("user_id", started.UserID.String()), slog.String("session_id", id.String()), slog.Int("limit", e.Limit))
+		p.cfg.Logger.Info("session revoked: concurrent session limit", slog.String("user_id", started.UserID.String()), slog.String("session_id", id.String()), slog.Int("limit", p.cfg.Limit))
 	}
 	return errors.Join(errs...)
-}
-
-func (e *Enforcer) logger() *slog.Logger {
-	if e.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return e.Logger
 }

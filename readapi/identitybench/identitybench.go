@@ -150,12 +150,24 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 		return Result{}, err
 	}
 
-	profiles, sessions := identity.NewProfiles(), identity.NewSessions()
-	runner, err := runtime.NewRunner(runtime.Config{Store: cfg.Store, Pool: cfg.Pool, Logger: cfg.Logger,
-		Projections: []runtime.Projection{profiles, sessions}})
+	reg := events.NewRegistry()
+	if err := session.RegisterEvents(reg); err != nil {
+		return Result{}, fmt.Errorf("identitybench: %w", err)
+	}
+	rev, err := authn.NewRevocations(authn.RevocationsConfig{TTL: tcfg.MaxKeyRetention(), Store: cfg.Store, Registry: reg})
 	if err != nil {
 		return Result{}, fmt.Errorf("identitybench: %w", err)
 	}
+	profiles, sessions := identity.NewProfiles(), identity.NewSessions()
+	// The revocation feed runs as in serve, so the token check answers
+	// from its set, not from the session streams.
+	runner, err := runtime.NewRunner(runtime.Config{Store: cfg.Store, Pool: cfg.Pool, Logger: cfg.Logger,
+		Projections: []runtime.Projection{profiles, sessions},
+		Followers:   []runtime.Follower{{Name: authn.FeedName, Filter: rev.Filter(), Handle: rev.Apply}}})
+	if err != nil {
+		return Result{}, fmt.Errorf("identitybench: %w", err)
+	}
+	rev.Watch(func() time.Time { t, _ := runner.VouchedAt(authn.FeedName); return t })
 	runErr := make(chan error, 1)
 	go func() { runErr <- runner.Run(ctx) }()
 	defer func() {
@@ -174,7 +186,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 		return Result{}, fmt.Errorf("identitybench: read models never caught up: %w", err)
 	}
 
-	url, stop, err := serve(ctx, cfg, verifier, waiter, tcfg)
+	url, stop, err := serve(ctx, cfg, verifier, rev, waiter)
 	if err != nil {
 		return Result{}, err
 	}
@@ -314,12 +326,12 @@ func encode(evs []events.Event, now time.Time) ([]eventstore.EventData, error) {
 }
 
 // serve starts the engine on a loopback port.
-func serve(ctx context.Context, cfg Config, verifier *token.Verifier, waiter readapi.Waiter, tcfg token.Config) (string, func(), error) {
+func serve(ctx context.Context, cfg Config, verifier *token.Verifier, rev *authn.Revocations, waiter readapi.Waiter) (string, func(), error) {
 	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), OpenAPI: []byte("openapi: 3.1.0\n")})
 	if err != nil {
 		return "", nil, err
 	}
-	v1 := engine.Group("/v1", authn.Middleware(verifier, authn.NewRevocations(tcfg.MaxKeyRetention())))
+	v1 := engine.Group("/v1", authn.Middleware(verifier, rev))
 	if err := readapi.MountIdentity(v1, readapi.IdentityConfig{Pool: cfg.Pool, Waiter: waiter}); err != nil {
 		return "", nil, err
 	}

@@ -22,6 +22,8 @@ import (
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/httpapi/authn"
+	"github.com/authledger/authledger/projections/runtime"
 )
 
 // Issuer is the iss (and aud) of the tokens a Stack issues.
@@ -98,4 +100,31 @@ func New(t testing.TB, ctx context.Context, store eventstore.Store, pool *pgxpoo
 		Revoke:     &commands.RevokeSessionHandler{Sessions: sessions},
 		SyncClaims: &commands.SyncSessionClaimsHandler{Users: users, Sessions: sessions},
 	}
+}
+
+// Revocations returns the token check's revocation set on store, fed as
+// serve feeds it: by the revocation follower under a projection runner
+// (with no read model), which runs until the test ends.
+func (s *Stack) Revocations(t testing.TB, store eventstore.Store, pool *pgxpool.Pool) *authn.Revocations {
+	t.Helper()
+	rev, err := authn.NewRevocations(authn.RevocationsConfig{TTL: s.TokenConfig.MaxKeyRetention(), Store: store, Registry: s.Registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := runtime.NewRunner(runtime.Config{Store: store, Pool: pool,
+		Followers: []runtime.Follower{{Name: authn.FeedName, Filter: rev.Filter(), Handle: rev.Apply}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev.Watch(func() time.Time { at, _ := runner.VouchedAt(authn.FeedName); return at })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("revocation feed: %v", err)
+		}
+	})
+	return rev
 }
