@@ -313,7 +313,7 @@ func (r *Runner) statusLoop(ctx context.Context) {
 // LogFollowerRow is one local follower as a process last recorded it
 // (log_followers).
 type LogFollowerRow struct {
-	Instance  string
+	Instance string
 	FollowerStatus
 	UpdatedAt time.Time
 }
