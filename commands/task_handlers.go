@@ -73,6 +73,7 @@ type TaskHandlers struct {
 	Claim             *ClaimTaskHandler
 	RenewClaim        *RenewClaimHandler
 	ReleaseStaleClaim *ReleaseStaleClaimHandler
+	GiveBack          *GiveBackTaskHandler
 	Complete          *CompleteTaskHandler
 	Fail              *FailTaskHandler
 	Retry             *RetryTaskHandler
@@ -104,6 +105,7 @@ func NewTaskHandlers(store eventstore.Store, registry *events.Registry, cfg Task
 		Claim:             &ClaimTaskHandler{TaskCommon: c, Lease: cfg.ClaimLease},
 		RenewClaim:        &RenewClaimHandler{TaskCommon: c, Lease: cfg.ClaimLease},
 		ReleaseStaleClaim: &ReleaseStaleClaimHandler{TaskCommon: c},
+		GiveBack:          &GiveBackTaskHandler{TaskCommon: c},
 		Complete:          &CompleteTaskHandler{TaskCommon: c},
 		Fail:              &FailTaskHandler{TaskCommon: c},
 		Retry:             &RetryTaskHandler{TaskCommon: c},

@@ -19,7 +19,7 @@ type Commands struct {
 
 // NewCommands adapts the task handlers to Lifecycle.
 func NewCommands(h *commands.TaskHandlers) (*Commands, error) {
-	if h == nil || h.Claim == nil || h.RenewClaim == nil || h.Complete == nil || h.Fail == nil || h.ReleaseStaleClaim == nil || h.Expire == nil {
+	if h == nil || h.Claim == nil || h.RenewClaim == nil || h.Complete == nil || h.Fail == nil || h.ReleaseStaleClaim == nil || h.GiveBack == nil || h.Expire == nil {
 		return nil, errors.New("worker: NewCommands needs the claim, renew, complete, fail, release and expire handlers")
 	}
 	return &Commands{h: h}, nil
@@ -65,6 +65,12 @@ func (c *Commands) Complete(ctx context.Context, taskID uuid.UUID, workerID, res
 // Fail implements Lifecycle.
 func (c *Commands) Fail(ctx context.Context, taskID uuid.UUID, workerID, reason string) error {
 	_, err := c.h.Fail.Handle(ctx, commands.FailTask{TaskID: taskID, WorkerID: workerID, Error: reason, Meta: meta(workerID)})
+	return err
+}
+
+// GiveBack implements Lifecycle.
+func (c *Commands) GiveBack(ctx context.Context, taskID uuid.UUID, workerID, reason string) error {
+	_, err := c.h.GiveBack.Handle(ctx, commands.GiveBackTask{TaskID: taskID, WorkerID: workerID, Reason: reason, Meta: meta(workerID)})
 	return err
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/authledger/authledger/blob"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/outage"
 	"github.com/authledger/authledger/projections/runtime"
 )
 
@@ -58,6 +59,10 @@ type Config struct {
 	// ReadModelWait bounds a wait for the tasks projection (before blobs
 	// are removed); default 10s.
 	ReadModelWait time.Duration
+	// StorageFullPause is how long a worker slot rests after giving a task
+	// back because a disk was full (the task stays queued, its attempt not
+	// counted); default 30s.
+	StorageFullPause time.Duration
 }
 
 // DefaultConfig is the zero Config with its defaults filled in.
@@ -92,6 +97,7 @@ func (c Config) withDefaults() Config {
 		c.BatchSize = 100
 	}
 	def(&c.ReadModelWait, 10*time.Second)
+	def(&c.StorageFullPause, 30*time.Second)
 	return c
 }
 
@@ -103,7 +109,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("worker: Concurrency must be at least 1"))
 	}
 	for name, d := range map[string]time.Duration{"PollInterval": c.PollInterval, "Lease": c.Lease, "Heartbeat": c.Heartbeat,
-		"ReleaseInterval": c.ReleaseInterval, "RetentionInterval": c.RetentionInterval, "GCMinAge": c.GCMinAge, "ReadModelWait": c.ReadModelWait} {
+		"ReleaseInterval": c.ReleaseInterval, "RetentionInterval": c.RetentionInterval, "GCMinAge": c.GCMinAge, "ReadModelWait": c.ReadModelWait, "StorageFullPause": c.StorageFullPause} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("worker: %s must not be negative", name))
 		}
@@ -146,6 +152,8 @@ type Lifecycle interface {
 	Renew(ctx context.Context, taskID uuid.UUID, workerID string, lease time.Duration) error
 	Complete(ctx context.Context, taskID uuid.UUID, workerID, result string) error
 	Fail(ctx context.Context, taskID uuid.UUID, workerID, reason string) error
+	// GiveBack queues the task again without counting the attempt.
+	GiveBack(ctx context.Context, taskID uuid.UUID, workerID, reason string) error
 	ReleaseStale(ctx context.Context, taskID uuid.UUID) error
 	// Expire ends the task if it was created before cutoff(owner).
 	Expire(ctx context.Context, taskID uuid.UUID, cutoff func(owner uuid.UUID) time.Time) (Expired, error)
@@ -408,6 +416,17 @@ func (w *Worker) runOne(ctx context.Context, id uuid.UUID) {
 	}
 	rctx, rcancel := record(ctx)
 	defer rcancel()
+	if outage.StorageFull(perr) {
+		// Not the task's fault: give it back, attempt uncounted, and rest
+		// this slot so that a full disk does not spin claims.
+		if err := w.d.Tasks.GiveBack(rctx, id, w.cfg.ID, task.ReleaseReasonStorageFull); err != nil {
+			log.Warn("worker: give the task back", "err", err)
+		}
+		log.Warn("worker: no space to process the task; gave it back and pausing", "err", perr, "pause", w.cfg.StorageFullPause)
+		rcancel()
+		sleepCtx(ctx, w.cfg.StorageFullPause)
+		return
+	}
 	if perr != nil {
 		err = w.d.Tasks.Fail(rctx, id, w.cfg.ID, perr.Error())
 		log.Info("worker: task failed", "err", perr)
@@ -566,4 +585,14 @@ func (w *Worker) collect(ctx context.Context) {
 		return
 	}
 	w.log.Info("worker: collector", "scanned", res.Scanned, "removed", res.Removed, "bytes", res.RemovedBytes, "young", res.Young)
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }

@@ -13,9 +13,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/authledger/authledger/test/smallfs"
 	"github.com/authledger/authledger/test/testimage"
 
 	"github.com/google/uuid"
@@ -389,4 +391,47 @@ func testLogger(t *testing.T) *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// A processor that finds its disk full (a real ENOSPC from a full tmpfs)
+// does not fail the task: the worker gives it back with its attempt
+// uncounted, however often it happens, and the next worker completes it.
+func TestATaskThatFindsTheDiskFullStaysRetryable(t *testing.T) {
+	t.Parallel()
+	smallfs.Run(t, 64<<10, func(dir string) {
+		e := newEnv(t)
+		id := e.create(uuid.New(), map[string][]byte{"a.png": []byte("\x89PNG\r\n\x1a\nscratch")}, "a.png")
+		// More give-backs than the attempts a task is allowed.
+		var given atomic.Int32
+		enough := make(chan struct{})
+		e.run(e.worker(worker.Config{ID: "cramped", StorageFullPause: 10 * time.Millisecond}, worker.ProcessorFunc(func(_ context.Context, j worker.Job) (string, error) {
+			// Scratch space on a file system with no room.
+			err := os.WriteFile(filepath.Join(dir, "scratch-"+uuid.NewString()), bytes.Repeat([]byte{1}, 128<<10), 0o600)
+			if err == nil {
+				t.Error("a 128 KiB file fitted on a 64 KiB file system")
+			}
+			if given.Add(1) == task.DefaultMaxAttempts+1 {
+				close(enough)
+			}
+			return "", fmt.Errorf("write scratch: %w", err)
+		})))
+		select {
+		case <-enough:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("the task was not given back %d times: %v", task.DefaultMaxAttempts+1, e.typesOf(id))
+		}
+		tk := e.waitStatus(id, task.StatusQueued, task.StatusProcessing)
+		if tk.Status() == task.StatusFailed {
+			t.Fatalf("task failed on a full disk: %v", e.typesOf(id))
+		}
+		types := e.typesOf(id)
+		if count(types, task.EventFailed) != 0 || count(types, task.EventClaimReleased) < task.DefaultMaxAttempts {
+			t.Fatalf("a task given back on a full disk: %v", types)
+		}
+		// Room again: another worker completes it, within the attempts.
+		e.run(e.worker(worker.Config{ID: "roomy"}, worker.ProcessorFunc(func(context.Context, worker.Job) (string, error) { return "ok", nil })))
+		if tk := e.waitStatus(id, task.StatusCompleted); tk.Attempt() > task.DefaultMaxAttempts {
+			t.Fatalf("completed at attempt %d of %d", tk.Attempt(), task.DefaultMaxAttempts)
+		}
+	})
 }

@@ -66,6 +66,11 @@ const (
 // heartbeating.
 const ReleaseReasonLeaseExpired = "lease_expired"
 
+// ReleaseReasonStorageFull is ClaimReleased.Reason when the worker gave the
+// task back because a disk it needed was full: the task is not at fault,
+// and the attempt does not count.
+const ReleaseReasonStorageFull = "storage_full"
+
 // FailureClaimExpired is Failed.Error when the lease of the last allowed
 // attempt ran out: the task fails for good instead of being queued again,
 // so a file that crashes every worker cannot loop forever.
@@ -163,6 +168,10 @@ type ClaimReleased struct {
 	WorkerID   string    `json:"worker_id"`
 	Reason     string    `json:"reason"`
 	ReleasedAt time.Time `json:"released_at"`
+	// AttemptRefunded: the released attempt does not count towards the
+	// task's maximum (the worker gave it back for reasons not the task's).
+	// Absent in releases of stale claims, whose attempt counts.
+	AttemptRefunded bool `json:"attempt_refunded,omitempty"`
 }
 
 // Completed records the processor's result (the OCR text).

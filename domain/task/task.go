@@ -265,6 +265,21 @@ func (t *Task) ReleaseStaleClaim(now time.Time) error {
 	return nil
 }
 
+// GiveBack is the holding worker returning its claim without an outcome,
+// because something the task does not control failed (reason, such as
+// ReleaseReasonStorageFull): the task is queued again and the attempt is
+// not counted, so it stays retryable however often it happens.
+func (t *Task) GiveBack(workerID, reason string, now time.Time) error {
+	if err := t.mustHold(workerID); err != nil {
+		return err
+	}
+	if reason == "" {
+		return invalid("reason is required")
+	}
+	t.record(ClaimReleased{TaskID: t.id, OwnerID: t.owner, WorkerID: workerID, Reason: reason, ReleasedAt: now.UTC(), AttemptRefunded: true})
+	return nil
+}
+
 // Complete records workerID's result. Only the claim holder may complete:
 // anyone else (or a holder whose claim was released) gets ErrLeaseLost.
 func (t *Task) Complete(workerID, result string, now time.Time) error {
@@ -401,6 +416,9 @@ func (t *Task) apply(e events.Event) error {
 		t.leaseUntil = e.LeaseUntil
 	case ClaimReleased:
 		t.status = StatusQueued
+		if e.AttemptRefunded && t.attempt > 0 {
+			t.attempt--
+		}
 		t.clearClaim()
 	case Completed:
 		t.status = StatusCompleted

@@ -263,6 +263,32 @@ func TestReleaseStaleClaim(t *testing.T) {
 	thenRefused(t, tk, tk.ReleaseStaleClaim(after), task.ErrNotFound)
 }
 
+func TestGiveBack(t *testing.T) {
+	t.Parallel()
+	// On its last allowed attempt, a task given back is queued again, not
+	// failed: the attempt is not counted.
+	tk := taskWith(t, claimed(1), task.ClaimReleased{TaskID: taskID, OwnerID: ownerID, WorkerID: "w1", Reason: task.ReleaseReasonLeaseExpired, ReleasedAt: t0},
+		claimed(2), task.ClaimReleased{TaskID: taskID, OwnerID: ownerID, WorkerID: "w1", Reason: task.ReleaseReasonLeaseExpired, ReleasedAt: t0}, claimed(3))
+	if err := tk.GiveBack("w1", task.ReleaseReasonStorageFull, t0); err != nil {
+		t.Fatal(err)
+	}
+	thenEvents(t, tk, task.ClaimReleased{TaskID: taskID, OwnerID: ownerID, WorkerID: "w1", Reason: task.ReleaseReasonStorageFull, ReleasedAt: t0, AttemptRefunded: true})
+	if tk.Status() != task.StatusQueued || tk.Attempt() != 2 || !tk.Active() {
+		t.Fatalf("state after GiveBack: status %s attempt %d", tk.Status(), tk.Attempt())
+	}
+	if err := tk.Claim("w2", lease, t0); err != nil || tk.Attempt() != 3 {
+		t.Fatalf("claim after GiveBack: %v, attempt %d", err, tk.Attempt())
+	}
+
+	tk = processingTask(t)
+	thenRefused(t, tk, tk.GiveBack("w2", task.ReleaseReasonStorageFull, t0), task.ErrLeaseLost)
+	thenRefused(t, tk, tk.GiveBack("w1", "", t0), task.ErrInvalidInput)
+	for _, mk := range []func(*testing.T) *task.Task{queuedTask, completedTask, failedTask, deletedTask} {
+		tk := mk(t)
+		thenRefused(t, tk, tk.GiveBack("w1", task.ReleaseReasonStorageFull, t0), task.ErrLeaseLost)
+	}
+}
+
 func TestComplete(t *testing.T) {
 	t.Parallel()
 	tk := processingTask(t)

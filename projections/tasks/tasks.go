@@ -541,11 +541,15 @@ func (b *batch) released(ctx context.Context, ev eventstore.RecordedEvent) error
 		return err
 	}
 	when := at(e.ReleasedAt, ev)
+	refund := 0
+	if e.AttemptRefunded {
+		refund = 1 // given back by the worker: the attempt does not count
+	}
 	if _, err := b.tx.Exec(ctx, `UPDATE `+b.tasks+` SET status = $2, worker_id = NULL, lease_until = NULL, queued_at = $3,
-		updated_at = $3, revision = $4 WHERE task_id = $1`, e.TaskID, StatusQueued, when, int64(ev.Revision)); err != nil {
+		updated_at = $3, revision = $4, attempts = GREATEST(attempts - $5, 0) WHERE task_id = $1`, e.TaskID, StatusQueued, when, int64(ev.Revision), refund); err != nil {
 		return err
 	}
-	_, err = b.tx.Exec(ctx, `UPDATE `+b.history+` SET status = $2 WHERE task_id = $1`, e.TaskID, StatusQueued)
+	_, err = b.tx.Exec(ctx, `UPDATE `+b.history+` SET status = $2, attempts = GREATEST(attempts - $3, 0) WHERE task_id = $1`, e.TaskID, StatusQueued, refund)
 	return err
 }
 
