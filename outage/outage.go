@@ -60,8 +60,12 @@ func Is(err error) bool {
 	if pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
 		return true
 	}
+	// A network operation that failed (dial, read, write), or timed out.
+	// Not any net.Error: a syscall.Errno is one too, ENOSPC included.
+	var oe *net.OpError
+	var de *net.DNSError
 	var ne net.Error
-	return errors.As(err, &ne)
+	return errors.As(err, &oe) || errors.As(err, &de) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // unavailableState reports whether a SQLSTATE says the server cannot serve

@@ -29,6 +29,7 @@ import (
 	"github.com/authledger/authledger/projections/audit"
 	projruntime "github.com/authledger/authledger/projections/runtime"
 	"github.com/authledger/authledger/reactors/sessionclaims"
+	"github.com/authledger/authledger/reactors/sessionlimit"
 )
 
 // runProjections dispatches `authledger projections <status|rebuild>`.
@@ -124,7 +125,13 @@ func openAdmin(ctx context.Context, name string, withStore bool, getenv env, std
 // statusJSON is one projection in `projections status -json`. The field
 // names are an interface for scripts: add, never rename.
 type statusJSON struct {
-	Name             string       `json:"name"`
+	Name string `json:"name"`
+	// Kind is read_model, policy (a durable reaction to the log, with a
+	// checkpoint) or follower (a per-process follower such as the
+	// revocation feed, one entry per running instance).
+	Kind             string       `json:"kind"`
+	Instance         string       `json:"instance,omitempty"`
+	Retries          int          `json:"retries,omitempty"`
 	Generation       int          `json:"generation"`
 	State            string       `json:"state"`
 	Position         string       `json:"position"`
@@ -187,17 +194,38 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 		return code
 	}
 	defer c.close()
-	// The read models, and the sessionclaims policy, which the server runs
-	// beside them (status reads only its name and checkpoint).
-	st, err := projruntime.Status(ctx, c.pool, c.store, append(projections.Builtin(), sessionclaims.New(nil, nil))...)
+	// The read models, and the policies the server runs beside them
+	// (status reads only their names and checkpoints).
+	policies := []projruntime.Projection{sessionclaims.New(nil, nil)}
+	if c.cfg.Identity.MaxSessionsPerUser > 0 {
+		policies = append(policies, sessionlimit.ForStatus())
+	}
+	readModels := projections.Builtin()
+	st, err := projruntime.Status(ctx, c.pool, c.store, append(readModels, policies...)...)
+	if err != nil {
+		fmt.Fprintf(stderr, "authledger projections status: %v\n", err)
+		return exitError
+	}
+	// Each running process's log followers, as it last recorded them.
+	followers, err := projruntime.LogFollowers(ctx, c.pool, followerStatusMaxAge)
 	if err != nil {
 		fmt.Fprintf(stderr, "authledger projections status: %v\n", err)
 		return exitError
 	}
 	if *asJSON {
-		out := make([]statusJSON, len(st))
+		out := make([]statusJSON, 0, len(st)+len(followers))
 		for i, s := range st {
-			out[i] = toStatusJSON(s)
+			j := toStatusJSON(s)
+			j.Kind = "read_model"
+			if i >= len(readModels) {
+				j.Kind = "policy"
+			}
+			out = append(out, j)
+		}
+		for _, f := range followers {
+			u := f.UpdatedAt.UTC()
+			out = append(out, statusJSON{Name: f.Name, Kind: "follower", Instance: f.Instance, State: f.State,
+				Position: f.Position.String(), LagSeconds: f.LagSeconds, Retries: f.Retries, LastError: f.LastError, UpdatedAt: &u})
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -208,7 +236,38 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 		return exitOK
 	}
 	printStatusTable(stdout, st, time.Now())
+	printFollowersTable(stdout, followers, time.Now())
 	return exitOK
+}
+
+// followerStatusMaxAge hides the rows of processes gone for longer (a
+// process deletes its rows when it stops; one killed leaves them).
+const followerStatusMaxAge = 10 * time.Minute
+
+// printFollowersTable writes each process's log followers after the read
+// models: they have no checkpoint, so the lag is the time since the
+// follower was last known to have handled every event of its filter.
+func printFollowersTable(w io.Writer, fs []projruntime.LogFollowerRow, now time.Time) {
+	fmt.Fprintln(w)
+	if len(fs) == 0 {
+		fmt.Fprintln(w, "No log follower recorded in the last", followerStatusMaxAge, "(no server or worker running).")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "FOLLOWER\tINSTANCE\tSTATE\tPOSITION\tLAG SECONDS\tRETRIES\tUPDATED")
+	for _, f := range fs {
+		lag := "-"
+		if f.LagSeconds >= 0 {
+			lag = fmt.Sprintf("%.1f", f.LagSeconds)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s ago\n", f.Name, f.Instance, f.State, f.Position.String(), lag, f.Retries, now.Sub(f.UpdatedAt).Round(time.Second))
+	}
+	_ = tw.Flush()
+	for _, f := range fs {
+		if f.State != projruntime.FollowerFollowing && f.LastError != "" {
+			fmt.Fprintf(w, "\n%s (%s): %s\n", f.Name, f.Instance, f.LastError)
+		}
+	}
 }
 
 // printStatusTable writes the human form of the status; details (a

@@ -9,9 +9,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/authledger/authledger/httpapi/authn"
 	"github.com/authledger/authledger/projections/audit"
 	"github.com/authledger/authledger/projections/projtest"
 	projruntime "github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/reactors/sessionlimit"
+	"github.com/authledger/authledger/test/pgtest"
 )
 
 func TestAdminCommandsHelpAndUsage(t *testing.T) {
@@ -285,5 +288,52 @@ func TestProgressBarOnATerminal(t *testing.T) {
 	plain.report(p)
 	if got := out.String(); strings.Contains(got, "\r") || strings.Count(got, "\n") != 2 {
 		t.Fatalf("plain output: %q", got)
+	}
+}
+
+// A running server's log followers and its policies show beside the read
+// models, with their state and lag.
+func TestProjectionsStatusShowsFollowersAndPolicies(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	r := startService(t, map[string]string{"DATABASE_URL": db, "AUTHLEDGER_MAX_SESSIONS_PER_USER": "3"})
+	r.waitReady(30 * time.Second)
+	envm := map[string]string{"DATABASE_URL": db, "AUTHLEDGER_MAX_SESSIONS_PER_USER": "3", "AUTHLEDGER_LOG_LEVEL": "warn"}
+	// The server records its followers every couple of seconds.
+	var feed statusJSON
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		code, out, errOut := runCmd(t, envm, "projections", "status", "-json")
+		if code != exitOK {
+			t.Fatalf("projections status -json: exit %d: %s", code, errOut)
+		}
+		var st []statusJSON
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("status JSON: %v\n%s", err, out)
+		}
+		for _, s := range st {
+			if s.Name == authn.FeedName {
+				feed = s
+			}
+		}
+		if feed.Kind == "follower" && feed.State == projruntime.FollowerFollowing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never showed the revocation feed following:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if feed.Instance == "" || feed.LagSeconds < 0 || feed.LagSeconds > 30 {
+		t.Errorf("revocation feed row: %+v", feed)
+	}
+	if s := statusOf(t, envm, sessionlimit.Name); s.Kind != "policy" {
+		t.Errorf("session limit policy row: %+v", s)
+	}
+	if s := statusOf(t, envm, audit.Name); s.Kind != "read_model" {
+		t.Errorf("audit row: %+v", s)
+	}
+	code, out, _ := runCmd(t, envm, "projections", "status")
+	if code != exitOK || !strings.Contains(out, "FOLLOWER") || !strings.Contains(out, "worker_wakeups") {
+		t.Errorf("status table lacks the followers:\n%s", out)
 	}
 }

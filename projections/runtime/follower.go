@@ -298,6 +298,12 @@ func (r *Runner) statusLoop(ctx context.Context) {
 	}
 	t := time.NewTicker(r.e.cfg.StatusInterval)
 	defer t.Stop()
+	defer func() {
+		// This process stops following: its rows would only age.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_, _ = r.e.pool.Exec(dctx, "DELETE FROM log_followers WHERE instance = $1", r.e.cfg.Instance)
+	}()
 	for {
 		select {
 		case <-ctx.Done():

@@ -94,6 +94,10 @@ func New(cfg Config) (runtime.Projection, error) {
 
 type policy struct{ cfg Config }
 
+// ForStatus is the policy as `projections status` reads it: its name and
+// filter only. It cannot run.
+func ForStatus() runtime.Projection { return &policy{} }
+
 // Name implements runtime.Projection.
 func (*policy) Name() string { return Name }
 
