@@ -44,6 +44,7 @@ func Is(err error) bool {
 	for _, errno := range []syscall.Errno{
 		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.EPIPE,
 		syscall.ETIMEDOUT, syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ENETDOWN,
+		syscall.EIO, syscall.ESTALE, // the file store's disk or network mount failing
 	} {
 		if errors.Is(err, errno) {
 			return true
