@@ -46,7 +46,9 @@ func newServerProcess(t *testing.T, env map[string]string) *serverProcess {
 	t.Cleanup(func() {
 		if p.cmd != nil && p.cmd.ProcessState == nil {
 			_ = p.cmd.Process.Kill()
-			<-p.done
+			if err := <-p.done; err != nil {
+				t.Logf("server process at the end of the test: %v", err)
+			}
 		}
 	})
 	return p
@@ -65,8 +67,9 @@ func (p *serverProcess) start() {
 	p.done = make(chan error, 1)
 	go func() { p.done <- p.cmd.Wait() }()
 	deadline := time.Now().Add(60 * time.Second)
+	client := &http.Client{Timeout: 5 * time.Second}
 	for {
-		resp, err := http.Get(p.base + "/readyz")
+		resp, err := client.Get(p.base + "/readyz")
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -91,7 +94,9 @@ func (p *serverProcess) kill() {
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		p.t.Fatal(err)
 	}
-	<-p.done
+	if err := <-p.done; err == nil {
+		p.t.Fatal("the server exited normally, not killed")
+	}
 }
 
 // post sends JSON and decodes the answer; err is a transport failure (the

@@ -143,7 +143,7 @@ func TestAfterADatabaseOutageRevocationsStillBiteWithinASecond(t *testing.T) {
 	if logs := r.logs.String(); strings.Contains(logs, "background task stopped") {
 		t.Errorf("a background task stopped during the outage:\n%s", logs)
 	}
-	resp, err := http.Get(r.base + "/metrics")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(r.base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

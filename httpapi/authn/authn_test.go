@@ -46,8 +46,14 @@ func newEnv(t *testing.T, url string) *env {
 	return &env{t: t, ctx: ctx, store: store, st: identitytest.New(t, ctx, store, store.Pool())}
 }
 
+// answer is a probe's status and headers.
+type answer struct {
+	Status int
+	Header http.Header
+}
+
 // serve mounts the middleware with rev in front of a probe route.
-func (e *env) serve(rev *authn.Revocations) func(bearer string) *http.Response {
+func (e *env) serve(rev *authn.Revocations) func(bearer string) answer {
 	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), OpenAPI: []byte("openapi: 3.1.0")})
 	if err != nil {
 		e.t.Fatal(err)
@@ -58,7 +64,7 @@ func (e *env) serve(rev *authn.Revocations) func(bearer string) *http.Response {
 	})
 	srv := httptest.NewServer(engine)
 	e.t.Cleanup(srv.Close)
-	return func(bearer string) *http.Response {
+	return func(bearer string) answer {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/probe", nil)
 		if bearer != "" {
 			req.Header.Set("Authorization", bearer)
@@ -68,7 +74,7 @@ func (e *env) serve(rev *authn.Revocations) func(bearer string) *http.Response {
 			e.t.Fatal(err)
 		}
 		_ = resp.Body.Close()
-		return resp
+		return answer{Status: resp.StatusCode, Header: resp.Header}
 	}
 }
 
@@ -105,17 +111,17 @@ func TestMiddlewareRejectsRevokedSessionsWithinASecond(t *testing.T) {
 	e := newEnv(t, pgtest.NewDatabase(t))
 	get := e.serve(e.st.Revocations(t, e.store, e.store.Pool()))
 	uid, sid, access := e.session()
-	if resp := get("Bearer " + access); resp.StatusCode != 200 {
-		t.Fatalf("valid token: %d", resp.StatusCode)
+	if resp := get("Bearer " + access); resp.Status != http.StatusOK {
+		t.Fatalf("valid token: %d", resp.Status)
 	}
 	for _, bad := range []string{"", "Bearer", "Basic abc", "Bearer not.a.jwt"} {
-		if resp := get(bad); resp.StatusCode != 401 || resp.Header.Get("Content-Type") != "application/problem+json" {
-			t.Fatalf("%q: %d %s", bad, resp.StatusCode, resp.Header.Get("Content-Type"))
+		if resp := get(bad); resp.Status != http.StatusUnauthorized || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("%q: %d %s", bad, resp.Status, resp.Header.Get("Content-Type"))
 		}
 	}
 	e.revoke(uid, sid)
 	deadline := time.Now().Add(time.Second)
-	for get("Bearer "+access).StatusCode != 401 {
+	for get("Bearer "+access).Status != http.StatusUnauthorized {
 		if time.Now().After(deadline) {
 			t.Fatal("revoked session still accepted after one second")
 		}
@@ -138,25 +144,25 @@ func TestABlindRevocationSetReadsTheSessionStream(t *testing.T) {
 
 	uid, sid, access := e.session()
 	_, _, other := e.session()
-	if resp := get("Bearer " + access); resp.StatusCode != 200 {
-		t.Fatalf("open session: %d", resp.StatusCode)
+	if resp := get("Bearer " + access); resp.Status != http.StatusOK {
+		t.Fatalf("open session: %d", resp.Status)
 	}
 	e.revoke(uid, sid)
 	// No feed runs: only the stream read can see the revocation, and it
 	// must, at once.
-	if resp := get("Bearer " + access); resp.StatusCode != 401 {
-		t.Fatalf("revoked session while the feed is blind: %d, want 401", resp.StatusCode)
+	if resp := get("Bearer " + access); resp.Status != http.StatusUnauthorized {
+		t.Fatalf("revoked session while the feed is blind: %d, want 401", resp.Status)
 	}
-	if resp := get("Bearer " + other); resp.StatusCode != 200 {
-		t.Fatalf("another open session while the feed is blind: %d, want 200", resp.StatusCode)
+	if resp := get("Bearer " + other); resp.Status != http.StatusOK {
+		t.Fatalf("another open session while the feed is blind: %d, want 200", resp.Status)
 	}
 	// A session the log does not have is refused.
 	forged, _, err := e.st.TokenIssuer.Issue(token.Subject{UserID: uuid.New(), SessionID: uuid.New(), AMR: []string{"pwd"}}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp := get("Bearer " + forged); resp.StatusCode != 401 {
-		t.Fatalf("token of an unknown session: %d, want 401", resp.StatusCode)
+	if resp := get("Bearer " + forged); resp.Status != http.StatusUnauthorized {
+		t.Fatalf("token of an unknown session: %d, want 401", resp.Status)
 	}
 }
 
@@ -169,8 +175,8 @@ func TestTheTokenCheckFailsClosedWhileTheLogIsDown(t *testing.T) {
 	e := newEnv(t, cluster.URL)
 	get := e.serve(e.st.Revocations(t, e.store, e.store.Pool()))
 	uid, sid, access := e.session()
-	if resp := get("Bearer " + access); resp.StatusCode != 200 {
-		t.Fatalf("before the outage: %d", resp.StatusCode)
+	if resp := get("Bearer " + access); resp.Status != http.StatusOK {
+		t.Fatalf("before the outage: %d", resp.Status)
 	}
 
 	cluster.Stop()
@@ -178,15 +184,15 @@ func TestTheTokenCheckFailsClosedWhileTheLogIsDown(t *testing.T) {
 	// it every answer is 503.
 	time.Sleep(authn.DefaultFreshness + 300*time.Millisecond)
 	resp := get("Bearer " + access)
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+	if resp.Status != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
 		resp.Header.Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("during the outage: %d Retry-After=%q %s, want 503 problem with Retry-After",
-			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("Content-Type"))
+			resp.Status, resp.Header.Get("Retry-After"), resp.Header.Get("Content-Type"))
 	}
 
 	cluster.Start()
 	deadline := time.Now().Add(30 * time.Second)
-	for get("Bearer "+access).StatusCode != 200 {
+	for get("Bearer "+access).Status != http.StatusOK {
 		if time.Now().After(deadline) {
 			t.Fatal("the token check did not recover after the database came back")
 		}
@@ -194,7 +200,7 @@ func TestTheTokenCheckFailsClosedWhileTheLogIsDown(t *testing.T) {
 	}
 	e.revoke(uid, sid)
 	deadline = time.Now().Add(time.Second)
-	for get("Bearer "+access).StatusCode != 401 {
+	for get("Bearer "+access).Status != http.StatusUnauthorized {
 		if time.Now().After(deadline) {
 			t.Fatal("after the outage, a revoked session is still accepted after one second")
 		}
