@@ -80,20 +80,17 @@ func (c *Commands) ReleaseStale(ctx context.Context, taskID uuid.UUID) error {
 	return err
 }
 
-// Expire implements Lifecycle. The owner (for a per-user cut-off) and the
-// creation time (for blob removal) are read from the task stream first;
-// the command re-checks the cut-off on the stream it appends to.
-func (c *Commands) Expire(ctx context.Context, taskID uuid.UUID, cutoff func(owner uuid.UUID) time.Time) (Expired, error) {
+// Expire implements Lifecycle. The owner (for a per-user cut-off) is read
+// from the task stream first; the command re-checks the cut-off on the
+// stream it appends to.
+func (c *Commands) Expire(ctx context.Context, taskID uuid.UUID, cutoff func(owner uuid.UUID) time.Time) error {
 	t, err := c.h.Expire.Tasks.Load(ctx, task.StreamName(taskID))
 	if err != nil {
-		return Expired{}, err
+		return err
 	}
 	if !t.Live() {
-		return Expired{}, task.ErrNotFound
+		return task.ErrNotFound
 	}
-	r, err := c.h.Expire.Handle(ctx, commands.ExpireTask{TaskID: taskID, CreatedBefore: cutoff(t.Owner()), Meta: meta("")})
-	if err != nil {
-		return Expired{}, err
-	}
-	return Expired{Position: r.Position, CreatedAt: t.CreatedAt(), Files: files(r.Files)}, nil
+	_, err = c.h.Expire.Handle(ctx, commands.ExpireTask{TaskID: taskID, CreatedBefore: cutoff(t.Owner()), Meta: meta("")})
+	return err
 }

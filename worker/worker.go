@@ -135,14 +135,6 @@ type Claimed struct {
 	Files   []File
 }
 
-// Expired is what a successful expiry hands the worker, to remove the
-// task's blobs.
-type Expired struct {
-	Position  eventstore.Position
-	CreatedAt time.Time
-	Files     []File
-}
-
 // Lifecycle is the task commands the worker runs; Commands (over
 // commands.TaskHandlers) implements it. Errors are the domain's:
 // task.ErrAlreadyClaimed, task.ErrInvalidTransition, task.ErrNotFound,
@@ -156,7 +148,7 @@ type Lifecycle interface {
 	GiveBack(ctx context.Context, taskID uuid.UUID, workerID, reason string) error
 	ReleaseStale(ctx context.Context, taskID uuid.UUID) error
 	// Expire ends the task if it was created before cutoff(owner).
-	Expire(ctx context.Context, taskID uuid.UUID, cutoff func(owner uuid.UUID) time.Time) (Expired, error)
+	Expire(ctx context.Context, taskID uuid.UUID, cutoff func(owner uuid.UUID) time.Time) error
 }
 
 // ReadModel is the worker's view of the tasks projection;
@@ -187,9 +179,9 @@ type Deps struct {
 	// which the projection runtime runs.)
 	Log eventstore.Store
 	// Waiter and Projection (the tasks projection's name) let the worker
-	// remove an expired task's blobs at once and run the collector only on
-	// an up-to-date read model. Without them expired blobs are not
-	// removed and the collector does not run.
+	// run the collector only on an up-to-date read model; without them the
+	// collector does not run. (An expired task's blobs are removed by the
+	// blob-release policy, reactors/blobrelease.)
 	Waiter     Waiter
 	Projection string
 	Logger     *slog.Logger
@@ -518,39 +510,18 @@ func (w *Worker) expire(ctx context.Context) {
 func (w *Worker) expireAll(ctx context.Context, ids []uuid.UUID, cut func(uuid.UUID) time.Time) int {
 	n := 0
 	for _, id := range ids {
-		exp, err := w.d.Tasks.Expire(ctx, id, cut)
+		err := w.d.Tasks.Expire(ctx, id, cut)
 		switch {
 		case err == nil:
+			// The blob-release policy removes its files.
 			n++
 			w.log.Info("worker: task expired", "task_id", id)
-			w.removeBlobs(ctx, exp)
 		case errors.Is(err, task.ErrInvalidTransition), errors.Is(err, task.ErrNotFound):
 		case ctx.Err() == nil:
 			w.log.Warn("worker: expire", "task_id", id, "err", err)
 		}
 	}
 	return n
-}
-
-// removeBlobs deletes an expired task's blobs that no live task uses, once
-// the read model has seen the expiry (or it would still count this task).
-// Anything left is the collector's.
-func (w *Worker) removeBlobs(ctx context.Context, exp Expired) {
-	if w.d.Waiter == nil {
-		return
-	}
-	wctx, cancel := context.WithTimeout(ctx, w.cfg.ReadModelWait)
-	err := w.d.Waiter.WaitFor(wctx, exp.Position, w.d.Projection)
-	cancel()
-	if err != nil {
-		w.log.Warn("worker: read model behind; blobs left to the collector", "err", err)
-		return
-	}
-	for _, f := range exp.Files {
-		if _, err := blob.ReleaseIfUnused(ctx, w.d.Blobs, f.SHA256, exp.CreatedAt, w.d.ReadModel.BlobReferenced); err != nil {
-			w.log.Warn("worker: remove blob", "sha256", f.SHA256, "err", err)
-		}
-	}
 }
 
 // collect runs the blob collector, but only on a read model that has

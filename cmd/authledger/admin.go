@@ -28,6 +28,7 @@ import (
 	"github.com/authledger/authledger/projections"
 	"github.com/authledger/authledger/projections/audit"
 	projruntime "github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/reactors/blobrelease"
 	"github.com/authledger/authledger/reactors/sessionclaims"
 	"github.com/authledger/authledger/reactors/sessionlimit"
 )
@@ -196,7 +197,7 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 	defer c.close()
 	// The read models, and the policies the server runs beside them
 	// (status reads only their names and checkpoints).
-	policies := []projruntime.Projection{sessionclaims.New(nil, nil)}
+	policies := []projruntime.Projection{sessionclaims.New(nil, nil), blobrelease.ForStatus()}
 	if c.cfg.Identity.MaxSessionsPerUser > 0 {
 		policies = append(policies, sessionlimit.ForStatus())
 	}

@@ -113,15 +113,27 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		return nil, err
 	}
 
+	// Tasks and files: blobs under the data directory, the task commands
+	// (mounted below) and the policy that removes an ended task's files.
+	tasks, err := newTaskCore(cfg, a.store, a.db)
+	if err != nil {
+		return nil, err
+	}
+	release, err := tasks.blobRelease(projruntime.NewWaiter(a.db, nil, 0), log)
+	if err != nil {
+		return nil, err
+	}
+
 	// Projections: the read models, fed by the log, and the policies that
-	// keep sessions' claims current and (AUTHLEDGER_MAX_SESSIONS_PER_USER)
-	// cap each user's sessions; they run, and resume from their
-	// checkpoints, like read models. Beside them, the local followers of
-	// this process: the revocation feed of the token check and the
-	// worker's wake-ups. A failed projection stops alone and shows in
-	// /readyz; the API keeps serving. A follower never stops: it resumes
-	// after any outage, and /readyz says 503 while it does.
-	policies := []projruntime.Projection{sessionclaims.New(ident.claimsSync, nil)}
+	// keep sessions' claims current, remove ended tasks' files and
+	// (AUTHLEDGER_MAX_SESSIONS_PER_USER) cap each user's sessions; they
+	// run, and resume from their checkpoints, like read models. Beside
+	// them, the local followers of this process: the revocation feed of
+	// the token check and the worker's wake-ups. A failed projection stops
+	// alone and shows in /readyz; the API keeps serving. A follower never
+	// stops: it resumes after any outage, and /readyz says 503 while it
+	// does.
+	policies := []projruntime.Projection{sessionclaims.New(ident.claimsSync, nil), release}
 	if cfg.Identity.MaxSessionsPerUser > 0 {
 		limit, err := sessionlimit.New(sessionlimit.Config{
 			Pool: a.db, Waiter: projruntime.NewWaiter(a.db, nil, 0), Revoke: ident.deps.Revoke, Registry: ident.registry,
@@ -149,13 +161,8 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	checks = append(checks, httpapi.Check{Name: "projections", Func: runner.Readiness})
 	a.background("signing-keys", ident.refreshKeyRing(log))
 
-	// Tasks and files: blobs under the data directory, the task commands,
-	// and the embedded worker (AUTHLEDGER_WORKERS; 0 leaves processing to
+	// The embedded worker (AUTHLEDGER_WORKERS; 0 leaves processing to
 	// `authledger worker`).
-	tasks, err := newTaskCore(cfg, a.store, a.db)
-	if err != nil {
-		return nil, err
-	}
 	waiter := projruntime.NewWaiter(a.db, runner, 0)
 	if cfg.Tasks.Workers > 0 {
 		w, err := tasks.newWorker(startCtx, cfg, cfg.Tasks.Workers, a.store, waiter, log)

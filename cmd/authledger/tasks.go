@@ -23,7 +23,9 @@ import (
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
 	taskshttp "github.com/authledger/authledger/httpapi/tasks"
+	projruntime "github.com/authledger/authledger/projections/runtime"
 	projtasks "github.com/authledger/authledger/projections/tasks"
+	"github.com/authledger/authledger/reactors/blobrelease"
 	"github.com/authledger/authledger/readapi"
 	"github.com/authledger/authledger/worker"
 )
@@ -62,6 +64,13 @@ func newTaskCore(cfg config.Config, store eventstore.Store, db *pgxpool.Pool) (*
 	return &taskCore{handlers: h, blobs: blobs, queue: projtasks.NewQueue(db), types: types}, nil
 }
 
+// blobRelease is the policy that removes an ended task's files
+// (reactors/blobrelease), run by the projection runner.
+func (tc *taskCore) blobRelease(waiter blobrelease.Waiter, log *slog.Logger) (projruntime.Projection, error) {
+	return blobrelease.New(blobrelease.Config{Tasks: tc.handlers.Delete.Tasks, Blobs: tc.blobs, Referenced: tc.queue.BlobReferenced,
+		Waiter: waiter, Projection: projtasks.Name, Logger: log})
+}
+
 // mount registers the task commands and queries on the authenticated /v1
 // group.
 func (tc *taskCore) mount(v1 *gin.RouterGroup, cfg config.Config, store eventstore.Store, db *pgxpool.Pool, waiter readapi.Waiter, log *slog.Logger) error {
@@ -69,8 +78,6 @@ func (tc *taskCore) mount(v1 *gin.RouterGroup, cfg config.Config, store eventsto
 		Tasks:      tc.handlers,
 		Blobs:      tc.blobs,
 		Referenced: tc.queue.BlobReferenced,
-		Waiter:     waiter,
-		Projection: projtasks.Name,
 		Config: taskshttp.Config{
 			MaxFileBytes:    cfg.Tasks.MaxFileBytes,
 			MaxRequestBytes: cfg.Tasks.MaxRequestBytes,

@@ -50,10 +50,6 @@ type Config struct {
 	// Types are the accepted content types, sniffed from the bytes; the
 	// zero value accepts blob.DefaultTypes.
 	Types blob.Types
-	// ReadModelWait bounds the wait for the tasks projection before a
-	// deleted task's blobs are removed; past it they are left to the
-	// collector. Default 2s.
-	ReadModelWait time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -66,9 +62,6 @@ func (c Config) withDefaults() Config {
 	if c.MaxFiles == 0 {
 		c.MaxFiles = 10
 	}
-	if c.ReadModelWait == 0 {
-		c.ReadModelWait = 2 * time.Second
-	}
 	return c
 }
 
@@ -79,7 +72,7 @@ func DefaultConfig() Config { return Config{}.withDefaults() }
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
-	if c.MaxFileBytes < 1 || c.MaxRequestBytes < 1 || c.MaxFiles < 1 || c.ReadModelWait < 0 {
+	if c.MaxFileBytes < 1 || c.MaxRequestBytes < 1 || c.MaxFiles < 1 {
 		errs = append(errs, errors.New("httpapi/tasks: limits must be positive"))
 	}
 	if c.MaxFileBytes > c.MaxRequestBytes {
@@ -88,23 +81,15 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Waiter waits until projections reach a log position;
-// projections/runtime.Waiter implements it.
-type Waiter interface {
-	WaitFor(ctx context.Context, pos eventstore.Position, projections ...string) error
-}
-
 // Deps are what the endpoints need, built by cmd/.
 type Deps struct {
 	Tasks *commands.TaskHandlers
 	Blobs blob.Store
 	// Referenced answers whether a live task uses a blob
-	// (projections/tasks.Queue.BlobReferenced).
+	// (projections/tasks.Queue.BlobReferenced): a failed upload removes
+	// only the blobs no task uses. A deleted task's blobs are removed by
+	// the blob-release policy (reactors/blobrelease).
 	Referenced blob.Referenced
-	// Waiter and Projection (projections/tasks.Name) let DELETE remove the
-	// task's blobs once the read model has seen the deletion.
-	Waiter     Waiter
-	Projection string
 	Config     Config
 	Logger     *slog.Logger
 }
@@ -116,8 +101,8 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 	if d.Tasks == nil || d.Tasks.Create == nil || d.Tasks.Delete == nil || d.Tasks.Retry == nil || d.Tasks.AccessFile == nil {
 		errs = append(errs, errors.New("httpapi/tasks: Deps.Tasks needs the create, delete, retry and access-file handlers"))
 	}
-	if d.Blobs == nil || d.Referenced == nil || d.Waiter == nil || d.Projection == "" {
-		errs = append(errs, errors.New("httpapi/tasks: Deps needs Blobs, Referenced, Waiter and Projection"))
+	if d.Blobs == nil || d.Referenced == nil {
+		errs = append(errs, errors.New("httpapi/tasks: Deps needs Blobs and Referenced"))
 	}
 	errs = append(errs, d.Config.Validate())
 	if err := errors.Join(errs...); err != nil {
@@ -327,34 +312,8 @@ func (h *handlers) delete(c *gin.Context) {
 		httpapi.WriteError(c, err)
 		return
 	}
-	h.removeBlobs(ctx, res)
 	consistency(c, res.Position)
 	c.Status(http.StatusNoContent)
-}
-
-// removeBlobs deletes a deleted task's blobs that no live task uses, once
-// the read model has seen the deletion (before, it would count the task
-// itself). Whatever it cannot remove now, the collector removes later.
-func (h *handlers) removeBlobs(ctx context.Context, res commands.TaskResult) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.d.Config.ReadModelWait+10*time.Second)
-	defer cancel()
-	t, err := h.d.Tasks.Delete.Tasks.Load(ctx, task.StreamName(res.TaskID))
-	if err != nil {
-		h.d.Logger.Warn("tasks: blobs of a deleted task left to the collector", "task_id", res.TaskID, "err", err)
-		return
-	}
-	wctx, wcancel := context.WithTimeout(ctx, h.d.Config.ReadModelWait)
-	err = h.d.Waiter.WaitFor(wctx, res.Position, h.d.Projection)
-	wcancel()
-	if err != nil {
-		h.d.Logger.Warn("tasks: blobs of a deleted task left to the collector", "task_id", res.TaskID, "err", err)
-		return
-	}
-	for _, f := range res.Files {
-		if _, err := blob.ReleaseIfUnused(ctx, h.d.Blobs, f.SHA256, t.CreatedAt(), h.d.Referenced); err != nil {
-			h.d.Logger.Warn("tasks: remove blob", "sha256", f.SHA256, "err", err)
-		}
-	}
 }
 
 func (h *handlers) retry(c *gin.Context) {

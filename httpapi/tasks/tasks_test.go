@@ -34,6 +34,7 @@ import (
 	"github.com/authledger/authledger/projections/projtest"
 	"github.com/authledger/authledger/projections/runtime"
 	"github.com/authledger/authledger/projections/tasks"
+	"github.com/authledger/authledger/reactors/blobrelease"
 )
 
 type server struct {
@@ -51,7 +52,30 @@ func newServer(t *testing.T, limits task.Limits) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	pe := projtest.New(t)
-	runner, err := runtime.NewRunner(pe.Config(tasks.New()))
+	reg := events.NewRegistry()
+	if err := task.RegisterEvents(reg); err != nil {
+		t.Fatal(err)
+	}
+	tcfg := commands.DefaultTaskConfig()
+	tcfg.Limits = limits
+	h, err := commands.NewTaskHandlers(pe.Store, reg, tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	blobs, err := blob.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := tasks.NewQueue(pe.Pool)
+	// The tasks read model, and the policy that removes a deleted task's
+	// blobs, as serve runs them.
+	release, err := blobrelease.New(blobrelease.Config{Tasks: h.Delete.Tasks, Blobs: blobs, Referenced: queue.BlobReferenced,
+		Waiter: runtime.NewWaiter(pe.Pool, nil, 0), Projection: tasks.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := runtime.NewRunner(pe.Config(tasks.New(), release))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,22 +93,6 @@ func newServer(t *testing.T, limits task.Limits) *server {
 	case <-runner.Running():
 	case err := <-done:
 		t.Fatalf("runner: %v", err)
-	}
-
-	reg := events.NewRegistry()
-	if err := task.RegisterEvents(reg); err != nil {
-		t.Fatal(err)
-	}
-	tcfg := commands.DefaultTaskConfig()
-	tcfg.Limits = limits
-	h, err := commands.NewTaskHandlers(pe.Store, reg, tcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	blobs, err := blob.NewLocal(dir)
-	if err != nil {
-		t.Fatal(err)
 	}
 
 	now := time.Now()
@@ -105,8 +113,7 @@ func newServer(t *testing.T, limits task.Limits) *server {
 	}
 	v1 := engine.Group("/v1", authn.Middleware(verifier, nil))
 	err = taskshttp.Mount(v1, taskshttp.Deps{
-		Tasks: h, Blobs: blobs, Referenced: tasks.NewQueue(pe.Pool).BlobReferenced,
-		Waiter: runtime.NewWaiter(pe.Pool, runner, 0), Projection: tasks.Name,
+		Tasks: h, Blobs: blobs, Referenced: queue.BlobReferenced,
 		Config: taskshttp.Config{MaxFileBytes: 4 << 10, MaxRequestBytes: 16 << 10, MaxFiles: 3},
 	})
 	if err != nil {
@@ -190,6 +197,22 @@ func (s *server) upload(tok string, parts ...part) resp {
 	}
 	_ = mw.Close()
 	return s.do("POST", "/v1/tasks", tok, mw.FormDataContentType(), &buf)
+}
+
+// waitBlobs waits (bounded) until the stored blobs satisfy ok.
+func (s *server) waitBlobs(ok func([]string) bool, want string) {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b := s.blobs()
+		if ok(b) {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("blobs %v, want %s", b, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (s *server) blobs() []string {
@@ -386,18 +409,15 @@ func TestDeleteRemovesUnsharedBlobs(t *testing.T) {
 	if r.status != http.StatusNoContent || r.header.Get("X-Consistency-Token") == "" {
 		t.Fatalf("delete: %d %s", r.status, r.body)
 	}
-	if b := s.blobs(); len(b) != 1 || b[0] != s.load(second).Files()[0].SHA256 {
-		t.Fatalf("after delete: blobs %v (the shared one must stay)", b)
-	}
+	// The blob-release policy follows the deletion a moment later.
+	s.waitBlobs(func(b []string) bool { return len(b) == 1 && b[0] == s.load(second).Files()[0].SHA256 }, "only the shared blob (still used by another task)")
 	if r := s.do("DELETE", "/v1/tasks/"+first.String(), tok, "", nil); r.status != http.StatusNotFound {
 		t.Fatalf("delete again: %d", r.status)
 	}
 	if r := s.do("DELETE", "/v1/tasks/"+second.String(), tok, "", nil); r.status != http.StatusNoContent {
 		t.Fatalf("delete second: %d", r.status)
 	}
-	if b := s.blobs(); len(b) != 0 {
-		t.Fatalf("blobs after deleting every task: %v", b)
-	}
+	s.waitBlobs(func(b []string) bool { return len(b) == 0 }, "no blob after deleting every task")
 	if st := s.load(first).Status(); st != task.StatusDeleted {
 		t.Fatalf("status %s", st)
 	}
