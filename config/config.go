@@ -624,6 +624,11 @@ func (c Config) Validate() error {
 		{"AUTHLEDGER_STARTUP_TIMEOUT", c.StartupTimeout},
 		{"AUTHLEDGER_SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
 		{"AUTHLEDGER_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout},
+		{"AUTHLEDGER_READ_TIMEOUT", c.HTTP.ReadTimeout},
+		{"AUTHLEDGER_WRITE_TIMEOUT", c.HTTP.WriteTimeout},
+		{"AUTHLEDGER_IDLE_TIMEOUT", c.HTTP.IdleTimeout},
+		{"AUTHLEDGER_STREAM_TIMEOUT", c.HTTP.StreamTimeout},
+		{"AUTHLEDGER_UPLOAD_TIMEOUT", c.HTTP.UploadTimeout},
 	} {
 		if d.d <= 0 {
 			bad(d.name, "must be positive, got %s", d.d)

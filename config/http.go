@@ -30,21 +30,9 @@ type HTTP struct {
 // above what one process serves, low enough to catch a typo of a digit.
 const maxConnections = 1_000_000
 
+// validate checks what the durations' positivity (checked with the
+// others in Config.Validate) leaves: how the bounds relate.
 func (h HTTP) validate(c Config, bad func(name, format string, args ...any)) {
-	for _, d := range []struct {
-		name string
-		d    time.Duration
-	}{
-		{"AUTHLEDGER_READ_TIMEOUT", h.ReadTimeout},
-		{"AUTHLEDGER_WRITE_TIMEOUT", h.WriteTimeout},
-		{"AUTHLEDGER_IDLE_TIMEOUT", h.IdleTimeout},
-		{"AUTHLEDGER_STREAM_TIMEOUT", h.StreamTimeout},
-		{"AUTHLEDGER_UPLOAD_TIMEOUT", h.UploadTimeout},
-	} {
-		if d.d <= 0 {
-			bad(d.name, "must be positive, got %s", d.d)
-		}
-	}
 	if h.ReadTimeout > 0 && h.ReadTimeout < c.ReadHeaderTimeout {
 		bad("AUTHLEDGER_READ_TIMEOUT", "must be at least AUTHLEDGER_READ_HEADER_TIMEOUT (%s)", c.ReadHeaderTimeout)
 	}

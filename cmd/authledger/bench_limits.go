@@ -10,8 +10,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,9 +24,6 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
-
-	"github.com/authledger/authledger/bench"
-	"github.com/authledger/authledger/migrations"
 )
 
 // limitsBenchConfig bounds the limits section; zero fields take defaults.
@@ -174,34 +169,18 @@ type limitsServer struct {
 }
 
 func startLimitsServer(ctx context.Context, cfg limitsBenchConfig) (_ *limitsServer, err error) {
-	var cleanup []func()
-	stop := func() {
-		for i := len(cleanup) - 1; i >= 0; i-- {
-			cleanup[i]()
-		}
+	// Everything acquired is undone in sc, last first: by stop, or here
+	// on error.
+	sc, err := newBenchScratch(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
 	}
+	stop := sc.undo
 	defer func() {
 		if err != nil {
 			stop()
 		}
 	}()
-	dbURL, drop, err := bench.ScratchDatabase(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, err
-	}
-	cleanup = append(cleanup, drop)
-	if err := migrations.Migrate(ctx, dbURL); err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
-	}
-	dir, err := os.MkdirTemp("", "authledger-bench-limits-")
-	if err != nil {
-		return nil, err
-	}
-	cleanup = append(cleanup, func() { _ = os.RemoveAll(dir) })
-	var key [32]byte
-	if _, err := rand.Read(key[:]); err != nil {
-		return nil, err
-	}
 	bin := cfg.Server
 	if bin == "" {
 		if bin, err = os.Executable(); err != nil {
@@ -211,9 +190,9 @@ func startLimitsServer(ctx context.Context, cfg limitsBenchConfig) (_ *limitsSer
 	cmd := exec.CommandContext(ctx, bin, "serve") //nolint:gosec // the binary is this one or the operator's -server
 	cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
-		"DATABASE_URL=" + dbURL,
-		"AUTHLEDGER_DATA_DIR=" + dir,
-		"AUTHLEDGER_MASTER_KEY=" + base64.StdEncoding.EncodeToString(key[:]),
+		"DATABASE_URL=" + sc.dbURL,
+		"AUTHLEDGER_DATA_DIR=" + sc.dir,
+		"AUTHLEDGER_MASTER_KEY=" + sc.masterKey,
 		"AUTHLEDGER_LISTEN=127.0.0.1:0",
 		"AUTHLEDGER_MIGRATE_ON_START=false",
 		"AUTHLEDGER_WORKERS=0",
@@ -228,7 +207,7 @@ func startLimitsServer(ctx context.Context, cfg limitsBenchConfig) (_ *limitsSer
 		return nil, fmt.Errorf("start %s serve: %w", bin, err)
 	}
 	exited := make(chan struct{})
-	cleanup = append(cleanup, func() {
+	sc.cleanup = append(sc.cleanup, func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		select {
 		case <-exited:

@@ -21,9 +21,9 @@ func routeLimits(cfg config.Config) httpapi.Limits {
 			"POST /v1/auth/logout":   auth,
 			// The upload bounds its multipart body itself
 			// (AUTHLEDGER_UPLOAD_MAX_REQUEST_BYTES).
-			"POST /v1/tasks":                  {MaxBody: httpapi.NoBodyLimit, Timeout: cfg.HTTP.UploadTimeout},
+			"POST /v1/tasks":                   {MaxBody: httpapi.NoBodyLimit, Timeout: cfg.HTTP.UploadTimeout},
 			"GET /v1/tasks/:id/files/:file_id": stream,
-			"POST /v1/history/export":         stream,
+			"POST /v1/history/export":          stream,
 		},
 	}
 }

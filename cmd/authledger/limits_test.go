@@ -40,8 +40,16 @@ func (r *running) dial() net.Conn {
 	return c
 }
 
+// answer is an HTTP answer read off a raw connection.
+type answer struct {
+	StatusCode int
+	Header     http.Header
+	// Close is set when the server closes the connection after it.
+	Close bool
+}
+
 // readAnswer reads one HTTP answer from c within d.
-func readAnswer(t *testing.T, c net.Conn, br *bufio.Reader, d time.Duration) (*http.Response, []byte) {
+func readAnswer(t *testing.T, c net.Conn, br *bufio.Reader, d time.Duration) (answer, []byte) {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(d))
 	resp, err := http.ReadResponse(br, nil)
@@ -50,7 +58,7 @@ func readAnswer(t *testing.T, c net.Conn, br *bufio.Reader, d time.Duration) (*h
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	return resp, body
+	return answer{resp.StatusCode, resp.Header, resp.Close}, body
 }
 
 func problemType(t *testing.T, body []byte) string {
@@ -115,16 +123,11 @@ func TestJSONBodiesAreStrict(t *testing.T) {
 	r := startService(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "AUTHLEDGER_RATE_LIMIT_PER_SECOND": "0"})
 	send := func(path, body string) (int, string) {
 		t.Helper()
-		resp, err := http.Post(r.base+path, "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
+		status, raw := r.post(path, body)
+		if status >= 400 {
+			return status, problemType(t, raw)
 		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode >= 400 {
-			return resp.StatusCode, problemType(t, raw)
-		}
-		return resp.StatusCode, ""
+		return status, ""
 	}
 	for _, tc := range []struct{ name, body string }{
 		{"invalid UTF-8", "{\"email\":\"u1@example.com\",\"password\":\"a long enough secret\",\"display_name\":\"A\xff\xfeB\"}"},
@@ -148,13 +151,8 @@ func TestJSONBodiesAreStrict(t *testing.T) {
 		fmt.Fprintf(&pw, "é%d", i)
 	}
 	body := fmt.Sprintf(`{"email":"%s@example.com","password":"%s","display_name":"%s"}`, strings.Repeat("l", 64), pw.String(), name)
-	resp, err := http.Post(r.base+"/v1/auth/register", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if raw, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusCreated {
-		t.Errorf("the largest valid registration (%d bytes): %d %s", len(body), resp.StatusCode, raw)
+	if status, raw := r.post("/v1/auth/register", body); status != http.StatusCreated {
+		t.Errorf("the largest valid registration (%d bytes): %d %s", len(body), status, raw)
 	}
 }
 
@@ -262,6 +260,24 @@ func TestConnectionCapKeepsHealthAndLoginsAnswered(t *testing.T) {
 	}
 }
 
+// post sends body as it is (call marshals, which would repair invalid
+// UTF-8) and returns the status and the answer's body.
+func (r *running) post(path, body string) (int, []byte) {
+	r.t.Helper()
+	req, err := http.NewRequestWithContext(r.t.Context(), http.MethodPost, r.base+path, strings.NewReader(body))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
+}
+
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error) //nolint:errorlint // net.Error is an interface the conn returns directly
 	return ok && ne.Timeout()
@@ -340,8 +356,12 @@ func TestStreamsOutliveTheServerTimeouts(t *testing.T) {
 	fmt.Fprintf(dc, "GET /v1/tasks/%s/files/%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", created.TaskID, fileID, access)
 	_ = dc.SetReadDeadline(time.Now().Add(30 * time.Second))
 	dresp, err := http.ReadResponse(bufio.NewReader(dc), nil)
-	if err != nil || dresp.StatusCode != http.StatusOK {
-		t.Fatalf("download: %v %v", err, dresp)
+	if err != nil {
+		t.Fatalf("download: %v", err)
+	}
+	defer dresp.Body.Close()
+	if dresp.StatusCode != http.StatusOK {
+		t.Fatalf("download: %d", dresp.StatusCode)
 	}
 	start, n := time.Now(), 0
 	buf := make([]byte, 64<<10)

@@ -547,4 +547,3 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return b
 }
-

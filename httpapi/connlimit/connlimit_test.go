@@ -157,8 +157,13 @@ func TestRefusesWhenEveryConnectionIsAnswering(t *testing.T) {
 	close(release)
 	for _, c := range busy {
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("blocked request: %v %v", resp, err)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("blocked request: %v", err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("blocked request: %d", resp.StatusCode)
 		}
 	}
 	get(t, dial(t, addr), "/")
