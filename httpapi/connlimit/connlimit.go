@@ -132,6 +132,16 @@ func (c *conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// ReadFrom hands r to the connection's own ReadFrom: net/http sends a
+// file with the kernel's sendfile only when its connection has one, and a
+// wrapper without it would copy every download through user space.
+func (c *conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
 // Close closes the connection and frees its place.
 func (c *conn) Close() error {
 	c.release()

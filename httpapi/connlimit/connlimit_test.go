@@ -190,3 +190,34 @@ func TestNewRefusesAZeroCap(t *testing.T) {
 		t.Fatal("New(0) succeeded")
 	}
 }
+
+// The connections the server sees keep the TCP connection's ReadFrom, so
+// downloads still go out with sendfile.
+func TestConnectionsKeepReadFrom(t *testing.T) {
+	t.Parallel()
+	l, err := connlimit.New(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client := make(chan net.Conn, 1)
+	go func() {
+		c, _ := net.Dial("tcp", ln.Addr().String())
+		client <- c
+	}()
+	c, err := l.Listener(ln).Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if cc := <-client; cc != nil {
+		defer cc.Close()
+	}
+	if _, ok := c.(io.ReaderFrom); !ok {
+		t.Fatalf("%T has no ReadFrom", c)
+	}
+}
