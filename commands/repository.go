@@ -252,7 +252,7 @@ func EncodeEvents(changes []events.Event, meta Meta, now time.Time) ([]eventstor
 			Actor:         meta.Actor,
 			ClientIP:      meta.ClientIP,
 			UserAgent:     meta.UserAgent,
-		})
+		}.Bounded())
 		if err != nil {
 			return nil, fmt.Errorf("commands: metadata: %w", err)
 		}

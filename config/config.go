@@ -63,6 +63,9 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	// TrustedProxies are IPs or CIDRs whose forwarding headers are believed.
 	TrustedProxies []string
+	// HTTP bounds what one client can hold of the server: request bodies,
+	// connection time, connections (docs/adr/0008).
+	HTTP HTTP
 
 	Identity Identity
 	Tasks    Tasks
@@ -241,6 +244,54 @@ var table = []Var{
 		Default:     "10s",
 		Description: "Bound on reading a request's headers.",
 		set:         duration(func(c *Config) *time.Duration { return &c.ReadHeaderTimeout }),
+	},
+	{
+		Name:        "AUTHLEDGER_READ_TIMEOUT",
+		Default:     "30s",
+		Description: "Bound on reading a whole request, body included (uploads: AUTHLEDGER_UPLOAD_TIMEOUT); it also bounds the handling of a request that is not a stream.",
+		set:         duration(func(c *Config) *time.Duration { return &c.HTTP.ReadTimeout }),
+	},
+	{
+		Name:        "AUTHLEDGER_WRITE_TIMEOUT",
+		Default:     "30s",
+		Description: "Bound on answering a request, from the end of its headers (downloads and exports: AUTHLEDGER_STREAM_TIMEOUT).",
+		set:         duration(func(c *Config) *time.Duration { return &c.HTTP.WriteTimeout }),
+	},
+	{
+		Name:        "AUTHLEDGER_IDLE_TIMEOUT",
+		Default:     "60s",
+		Description: "How long a keep-alive connection may wait for its next request.",
+		set:         duration(func(c *Config) *time.Duration { return &c.HTTP.IdleTimeout }),
+	},
+	{
+		Name:        "AUTHLEDGER_STREAM_TIMEOUT",
+		Default:     "10m",
+		Description: "Bound on a file download (GET /v1/tasks/{id}/files/{file_id}) or a history export (POST /v1/history/export), instead of the read and write timeouts.",
+		set:         duration(func(c *Config) *time.Duration { return &c.HTTP.StreamTimeout }),
+	},
+	{
+		Name:        "AUTHLEDGER_UPLOAD_TIMEOUT",
+		Default:     "10m",
+		Description: "Bound on a multipart upload (POST /v1/tasks), reading and answering, instead of the read and write timeouts.",
+		set:         duration(func(c *Config) *time.Duration { return &c.HTTP.UploadTimeout }),
+	},
+	{
+		Name:        "AUTHLEDGER_MAX_CONNECTIONS",
+		Default:     "1024",
+		Description: "Open client connections at most; past it a new connection closes an idle or the slowest unfinished one (docs/adr/0008), or is refused when every one is being answered.",
+		set:         integer(func(c *Config) *int { return &c.HTTP.MaxConnections }),
+	},
+	{
+		Name:        "AUTHLEDGER_AUTH_MAX_BODY_BYTES",
+		Default:     "8192",
+		Description: "Largest request body of register, login, refresh and logout (bytes); larger answers 413 too-large without being read.",
+		set:         integer64(func(c *Config) *int64 { return &c.HTTP.AuthMaxBodyBytes }),
+	},
+	{
+		Name:        "AUTHLEDGER_JSON_MAX_BYTES",
+		Default:     "65536",
+		Description: "Largest request body of every other route but the upload (bytes; POST /v1/history/export among them); larger answers 413 too-large without being read.",
+		set:         integer64(func(c *Config) *int64 { return &c.HTTP.JSONMaxBytes }),
 	},
 	{
 		Name:        "AUTHLEDGER_TRUSTED_PROXIES",
@@ -583,11 +634,17 @@ func (c Config) Validate() error {
 		{"AUTHLEDGER_STARTUP_TIMEOUT", c.StartupTimeout},
 		{"AUTHLEDGER_SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
 		{"AUTHLEDGER_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout},
+		{"AUTHLEDGER_READ_TIMEOUT", c.HTTP.ReadTimeout},
+		{"AUTHLEDGER_WRITE_TIMEOUT", c.HTTP.WriteTimeout},
+		{"AUTHLEDGER_IDLE_TIMEOUT", c.HTTP.IdleTimeout},
+		{"AUTHLEDGER_STREAM_TIMEOUT", c.HTTP.StreamTimeout},
+		{"AUTHLEDGER_UPLOAD_TIMEOUT", c.HTTP.UploadTimeout},
 	} {
 		if d.d <= 0 {
 			bad(d.name, "must be positive, got %s", d.d)
 		}
 	}
+	c.HTTP.validate(c, bad)
 	c.Identity.validate(bad)
 	c.Tasks.validate(bad)
 	for _, p := range c.TrustedProxies {

@@ -181,3 +181,36 @@ func TestUsageListsEveryVariableWithItsDefault(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPLimits(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(lookup(map[string]string{"DATABASE_URL": "postgres://db/a"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.HTTP{ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute,
+		StreamTimeout: 10 * time.Minute, UploadTimeout: 10 * time.Minute, MaxConnections: 1024,
+		AuthMaxBodyBytes: 8192, JSONMaxBytes: 65536}
+	if c.HTTP != want {
+		t.Errorf("defaults:\n got %+v\nwant %+v", c.HTTP, want)
+	}
+	_, err = config.Load(lookup(map[string]string{
+		"DATABASE_URL":                   "postgres://db/a",
+		"AUTHLEDGER_READ_HEADER_TIMEOUT": "20s",
+		"AUTHLEDGER_READ_TIMEOUT":        "15s",
+		"AUTHLEDGER_WRITE_TIMEOUT":       "1s",
+		"AUTHLEDGER_IDLE_TIMEOUT":        "0s",
+		"AUTHLEDGER_STREAM_TIMEOUT":      "-1s",
+		"AUTHLEDGER_UPLOAD_TIMEOUT":      "0s",
+		"AUTHLEDGER_MAX_CONNECTIONS":     "0",
+		"AUTHLEDGER_AUTH_MAX_BODY_BYTES": "10",
+		"AUTHLEDGER_JSON_MAX_BYTES":      "-5",
+	}))
+	for _, name := range []string{"AUTHLEDGER_READ_TIMEOUT: must be at least AUTHLEDGER_READ_HEADER_TIMEOUT",
+		"AUTHLEDGER_WRITE_TIMEOUT: must exceed AUTHLEDGER_CONSISTENCY_WAIT", "AUTHLEDGER_IDLE_TIMEOUT", "AUTHLEDGER_STREAM_TIMEOUT",
+		"AUTHLEDGER_UPLOAD_TIMEOUT", "AUTHLEDGER_MAX_CONNECTIONS", "AUTHLEDGER_AUTH_MAX_BODY_BYTES", "AUTHLEDGER_JSON_MAX_BYTES"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s: %v", name, err)
+		}
+	}
+}

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	fastjson "github.com/goccy/go-json"
 	"github.com/google/uuid"
@@ -47,6 +49,45 @@ type Metadata struct {
 	Actor         Actor     `json:"actor"`
 	ClientIP      string    `json:"client_ip,omitempty"`
 	UserAgent     string    `json:"user_agent,omitempty"`
+}
+
+// Bounds of the client-supplied text in Metadata, in bytes. The log keeps
+// every event forever: a client must not choose how much of it one
+// request takes (a 500 KB User-Agent on an anonymous login).
+const (
+	MaxUserAgentBytes = 512
+	// MaxMetadataTextBytes bounds the other text fields (correlation and
+	// causation ids, actor id, client IP): all far shorter when well formed.
+	MaxMetadataTextBytes = 256
+)
+
+// Bounded returns m with every text field cut to its bound (Truncate).
+// Whatever builds metadata for the log passes it through Bounded.
+func (m Metadata) Bounded() Metadata {
+	m.CorrelationID = Truncate(m.CorrelationID, MaxMetadataTextBytes)
+	m.CausationID = Truncate(m.CausationID, MaxMetadataTextBytes)
+	m.Actor.ID = Truncate(m.Actor.ID, MaxMetadataTextBytes)
+	m.ClientIP = Truncate(m.ClientIP, MaxMetadataTextBytes)
+	m.UserAgent = Truncate(m.UserAgent, MaxUserAgentBytes)
+	return m
+}
+
+// Truncate returns s as valid UTF-8 of at most n bytes: invalid bytes
+// become U+FFFD (as JSON encoding would make them anyway) and the cut
+// falls between characters. It reads at most about n bytes of s.
+func Truncate(s string, n int) string {
+	if len(s) <= n && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(min(len(s), n))
+	for _, r := range s { // an invalid byte comes as utf8.RuneError
+		if b.Len()+utf8.RuneLen(r) > n {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Event is implemented by every event payload type. EventName must return a

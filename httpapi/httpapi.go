@@ -43,6 +43,9 @@ type Config struct {
 	Registry *prometheus.Registry
 	// OpenAPI is the specification served at /openapi.yaml.
 	OpenAPI []byte
+	// Limits bounds request bodies (every route: DefaultMaxBody unless
+	// set) and the deadlines of routes that stream.
+	Limits Limits
 }
 
 // Validate reports every problem of c at once.
@@ -56,6 +59,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReadinessTimeout < 0 {
 		errs = append(errs, errors.New("httpapi: ReadinessTimeout must not be negative"))
+	}
+	if err := c.Limits.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	for i, chk := range c.Readiness {
 		if chk.Name == "" || chk.Func == nil {
@@ -106,6 +112,7 @@ func New(cfg Config) (*gin.Engine, error) {
 		metrics.middleware(),
 		recovery(cfg.Logger),
 		secureHeaders(),
+		limits(cfg.Limits),
 	)
 	e.NoRoute(func(c *gin.Context) {
 		WriteError(c, problem.NotFound("No resource at this path."))

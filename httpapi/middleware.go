@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/httpapi/origin"
 	"github.com/authledger/authledger/httpapi/problem"
 )
@@ -52,8 +53,8 @@ func ValidRequestID(id string) bool {
 }
 
 // requestID echoes a valid client X-Request-ID or makes one (UUIDv7, so ids
-// sort by time in logs), and puts it with the client IP and user agent in
-// the request context (package origin) for event metadata.
+// sort by time in logs), bounds the User-Agent, and puts them with the
+// client IP in the request context (package origin) for event metadata.
 func requestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.GetHeader(HeaderRequestID)
@@ -62,6 +63,14 @@ func requestID() gin.HandlerFunc {
 		}
 		c.Set(keyRequestID, id)
 		c.Header(HeaderRequestID, id)
+		// The user agent is cut here, in the request itself, so that every
+		// later reader (event metadata, sessions, the audit trail) sees the
+		// bounded one; commands bound metadata again (events.Metadata.Bounded).
+		if ua := c.Request.UserAgent(); ua != "" {
+			if cut := events.Truncate(ua, events.MaxUserAgentBytes); cut != ua {
+				c.Request.Header.Set("User-Agent", cut)
+			}
+		}
 		c.Request = c.Request.WithContext(origin.With(c.Request.Context(), origin.Origin{
 			RequestID: id,
 			ClientIP:  c.ClientIP(),

@@ -154,10 +154,17 @@ func parseAuditQuery(c *gin.Context, withActor bool) (audit.Filter, int, int, er
 	if page > 1_000_000 {
 		fields = append(fields, problem.FieldError{Field: "page", Message: "is too large"})
 	}
-	f.EventType = c.Query("type")
-	f.Stream = c.Query("stream")
+	text := func(name string) string {
+		v := c.Query(name)
+		if !validText(v) {
+			fields = append(fields, problem.FieldError{Field: name, Message: textRule})
+		}
+		return v
+	}
+	f.EventType = text("type")
+	f.Stream = text("stream")
 	if withActor {
-		f.ActorID = c.Query("actor")
+		f.ActorID = text("actor")
 	}
 	parseTime := func(name string) time.Time {
 		v := c.Query(name)

@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -108,9 +107,6 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// maxExportBody bounds the export request body.
-const maxExportBody = 64 << 10
-
 // exportFlushEvery is how many rows are written between flushes, so the
 // client receives the export while it is produced.
 const exportFlushEvery = 256
@@ -122,11 +118,8 @@ func (h *taskHandlers) export(c *gin.Context) {
 		return
 	}
 	var req exportRequest
-	dec := json.NewDecoder(io.LimitReader(c.Request.Body, maxExportBody+1))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		httpapi.WriteError(c, problem.Invalid("The request body is not a valid export request.",
-			problem.FieldError{Field: "body", Message: bodyMessage(err)}).WithCause(err))
+	if err := httpapi.BindJSON(c, &req); err != nil {
+		httpapi.WriteError(c, err)
 		return
 	}
 	var fields []problem.FieldError
@@ -220,20 +213,6 @@ func (h *taskHandlers) export(c *gin.Context) {
 		}
 		panic(http.ErrAbortHandler)
 	}
-}
-
-func bodyMessage(err error) string {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &typ):
-		return fmt.Sprintf("%s has the wrong type", typ.Field)
-	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return "must be a JSON object such as {\"format\": \"csv\", \"filters\": {}}"
-	case strings.HasPrefix(err.Error(), "json: unknown field"):
-		return strings.TrimPrefix(err.Error(), "json: ")
-	}
-	return "must be a JSON object such as {\"format\": \"csv\", \"filters\": {}}"
 }
 
 // exportWriter writes one export format row by row.

@@ -289,7 +289,10 @@ func parseTaskQuery(get params, statuses []string, withPage bool) (taskQuery, er
 		bad("to", "must be after from")
 	}
 	q.filter.Query = strings.TrimSpace(get("q"))
-	if len([]rune(q.filter.Query)) > maxQueryLen {
+	switch {
+	case !validText(q.filter.Query):
+		bad("q", textRule)
+	case len([]rune(q.filter.Query)) > maxQueryLen:
 		bad("q", fmt.Sprintf("must be at most %d characters", maxQueryLen))
 	}
 	if len(fields) > 0 {

@@ -27,6 +27,7 @@ import (
 	"github.com/authledger/authledger/eventstore/pg"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/authn"
+	"github.com/authledger/authledger/httpapi/connlimit"
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections"
@@ -46,6 +47,8 @@ type app struct {
 	db     *pgxpool.Pool
 	store  eventstore.Store
 	engine *gin.Engine
+	// conns caps the server's open connections (AUTHLEDGER_MAX_CONNECTIONS).
+	conns *connlimit.Limiter
 
 	// tasks run beside the HTTP server until shutdown (projection runner,
 	// workers). A task that fails is logged and reported, not fatal: a
@@ -182,8 +185,15 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		Readiness:      checks,
 		Registry:       registry,
 		OpenAPI:        authledger.OpenAPI,
+		Limits:         routeLimits(cfg),
 	})
 	if err != nil {
+		return nil, err
+	}
+	if a.conns, err = connlimit.New(cfg.HTTP.MaxConnections); err != nil {
+		return nil, err
+	}
+	if err := a.conns.Register(registry); err != nil {
 		return nil, err
 	}
 	identityhttp.Mount(a.engine, ident.deps)
@@ -276,12 +286,22 @@ func (a *app) run(ctx context.Context) error {
 // AUTHLEDGER_SHUTDOWN_TIMEOUT) and stops the tasks. It does not release the
 // app's resources (run does).
 func (a *app) serve(ctx context.Context, ln net.Listener) error {
+	// The timeouts bound every connection; the routes that stream or
+	// upload set their own deadlines (routeLimits), and a.conns keeps the
+	// open connections under the cap, closing idle and slow ones first
+	// (docs/adr/0008).
 	srv := &http.Server{
-		Handler:           a.engine,
+		Handler:           a.conns.Handler(a.engine),
 		ReadHeaderTimeout: a.cfg.ReadHeaderTimeout,
+		ReadTimeout:       a.cfg.HTTP.ReadTimeout,
+		WriteTimeout:      a.cfg.HTTP.WriteTimeout,
+		IdleTimeout:       a.cfg.HTTP.IdleTimeout,
+		ConnState:         a.conns.ConnState,
+		ConnContext:       a.conns.ConnContext,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	ln = a.conns.Listener(ln)
 
 	taskCtx, stopTasks := context.WithCancel(ctx)
 	defer stopTasks()

@@ -274,38 +274,22 @@ type benchService struct {
 }
 
 func startBenchService(ctx context.Context, cfg tasksBenchConfig) (_ *benchService, err error) {
-	var cleanup []func()
-	stop := func() {
-		for i := len(cleanup) - 1; i >= 0; i-- {
-			cleanup[i]()
-		}
+	// Everything acquired is undone in sc, last first: by stop, or here
+	// on error.
+	sc, err := newBenchScratch(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
 	}
+	stop := sc.undo
 	defer func() {
 		if err != nil {
 			stop()
 		}
 	}()
-	dbURL, drop, err := bench.ScratchDatabase(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, err
-	}
-	cleanup = append(cleanup, drop)
-	if err := migrations.Migrate(ctx, dbURL); err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
-	}
-	dir, err := os.MkdirTemp("", "authledger-bench-")
-	if err != nil {
-		return nil, err
-	}
-	cleanup = append(cleanup, func() { _ = os.RemoveAll(dir) })
-	var key [32]byte
-	if _, err := rand.Read(key[:]); err != nil {
-		return nil, err
-	}
 	vars := map[string]string{
-		"DATABASE_URL":                     dbURL,
-		"AUTHLEDGER_DATA_DIR":              dir,
-		"AUTHLEDGER_MASTER_KEY":            base64.StdEncoding.EncodeToString(key[:]),
+		"DATABASE_URL":                     sc.dbURL,
+		"AUTHLEDGER_DATA_DIR":              sc.dir,
+		"AUTHLEDGER_MASTER_KEY":            sc.masterKey,
 		"AUTHLEDGER_MIGRATE_ON_START":      "false",
 		"AUTHLEDGER_RATE_LIMIT_PER_SECOND": "0",
 		// No OCR competing for the two cores while uploads are measured.
@@ -326,7 +310,7 @@ func startBenchService(ctx context.Context, cfg tasksBenchConfig) (_ *benchServi
 	if err != nil {
 		return nil, err
 	}
-	cleanup = append(cleanup, func() { _ = a.close() })
+	sc.cleanup = append(sc.cleanup, func() { _ = a.close() })
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -335,20 +319,63 @@ func startBenchService(ctx context.Context, cfg tasksBenchConfig) (_ *benchServi
 	sctx, cancel := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() { served <- a.serve(sctx, ln) }()
-	cleanup = append(cleanup, func() {
+	sc.cleanup = append(sc.cleanup, func() {
 		cancel()
 		if err := <-served; err != nil {
 			fmt.Fprintf(cfg.Stderr, "authledger bench: tasks: the service stopped with: %v\n", err)
 		}
 	})
 	transport := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}
-	cleanup = append(cleanup, transport.CloseIdleConnections)
+	sc.cleanup = append(sc.cleanup, transport.CloseIdleConnections)
 	return &benchService{
 		app:    a,
 		base:   "http://" + ln.Addr().String(),
 		client: &http.Client{Timeout: 5 * time.Minute, Transport: transport},
 		stop:   stop,
 	}, nil
+}
+
+// benchScratch is what a section running the service needs of its own: a
+// migrated scratch database, a temporary data directory, a master key.
+type benchScratch struct {
+	dbURL, dir, masterKey string
+	cleanup               []func()
+}
+
+// undo removes what newBenchScratch made, last first.
+func (s *benchScratch) undo() {
+	for i := len(s.cleanup) - 1; i >= 0; i-- {
+		s.cleanup[i]()
+	}
+}
+
+// newBenchScratch makes a benchScratch beside the database of baseURL; on
+// error it leaves nothing behind.
+func newBenchScratch(ctx context.Context, baseURL string) (_ *benchScratch, err error) {
+	s := &benchScratch{}
+	defer func() {
+		if err != nil {
+			s.undo()
+		}
+	}()
+	dbURL, drop, err := bench.ScratchDatabase(ctx, baseURL)
+	if err != nil {
+		return nil, err
+	}
+	s.dbURL, s.cleanup = dbURL, append(s.cleanup, drop)
+	if err := migrations.Migrate(ctx, dbURL); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if s.dir, err = os.MkdirTemp("", "authledger-bench-"); err != nil {
+		return nil, err
+	}
+	s.cleanup = append(s.cleanup, func() { _ = os.RemoveAll(s.dir) })
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, err
+	}
+	s.masterKey = base64.StdEncoding.EncodeToString(key[:])
+	return s, nil
 }
 
 // benchUser is an account logged in over HTTP. consistency is the token

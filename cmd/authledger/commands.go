@@ -95,7 +95,9 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	duration := fs.Duration("duration", 3*time.Second, "how long each throughput row runs")
 	writers := fs.String("writers", "1,8,32", "comma-separated writer counts of the append rows")
-	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run: eventstore, projections, identity, tasks")
+	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run: eventstore, projections, identity, tasks, limits")
+	server := fs.String("server", "", "limits section: the authledger binary to run as the server (default: this one)")
+	slow := fs.Int("slow", 1000, "limits section: the slow connections of the held row (twice as many in the row after)")
 	historyTasks := fs.Int("history-tasks", 100_000, "tasks section: the history user's tasks (seeded into the read models)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to this file (go tool pprof)")
 	fs.Usage = func() {
@@ -105,7 +107,9 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		fmt.Fprintln(w, "databases it creates and drops, and prints tables. Sections: eventstore")
 		fmt.Fprintln(w, "(appends, subscription), projections, identity (logins, refreshes,")
 		fmt.Fprintln(w, "GET /v1/me), tasks (the assembled service over loopback HTTP: uploads,")
-		fmt.Fprintln(w, "downloads, history, export). Only DATABASE_URL is read from the environment.")
+		fmt.Fprintln(w, "downloads, history, export), limits (serve as its own process under a 300 MB")
+		fmt.Fprintln(w, "body and slow connections: peak memory, health and logins answered).")
+		fmt.Fprintln(w, "Only DATABASE_URL is read from the environment.")
 		fmt.Fprintln(w, "\nflags:")
 		fs.PrintDefaults()
 	}
@@ -166,7 +170,17 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		return bench.Run(ctx, stdout, c)
 	}
 	for _, s := range cfg.Sections {
-		if s != "tasks" {
+		var run func() error
+		switch s {
+		case "tasks":
+			run = func() error {
+				return benchTasks(ctx, stdout, tasksBenchConfig{DatabaseURL: dbURL, RowDuration: *duration, HistoryTasks: *historyTasks, Stderr: stderr})
+			}
+		case "limits":
+			run = func() error {
+				return benchLimits(ctx, stdout, limitsBenchConfig{DatabaseURL: dbURL, Hold: *duration, Slow: *slow, Server: *server, Stderr: stderr})
+			}
+		default:
 			group = append(group, s)
 			continue
 		}
@@ -174,7 +188,7 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 			fmt.Fprintf(stderr, "authledger bench: %v\n", err)
 			return exitError
 		}
-		if err := benchTasks(ctx, stdout, tasksBenchConfig{DatabaseURL: dbURL, RowDuration: *duration, HistoryTasks: *historyTasks, Stderr: stderr}); err != nil {
+		if err := run(); err != nil {
 			fmt.Fprintf(stderr, "authledger bench: %v\n", err)
 			return exitError
 		}

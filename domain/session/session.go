@@ -249,7 +249,7 @@ type StartParams struct {
 }
 
 // MaxUserAgentLength bounds the user agent kept (longer ones are cut).
-const MaxUserAgentLength = 512
+const MaxUserAgentLength = events.MaxUserAgentBytes
 
 // Start opens a session at now under policy p.
 func Start(sp StartParams, now time.Time, p Policy) (*Session, error) {
@@ -274,7 +274,7 @@ func Start(sp StartParams, now time.Time, p Policy) (*Session, error) {
 	s := &Session{}
 	s.record(Started{
 		SessionID: sp.SessionID, UserID: sp.UserID, Method: sp.Method, AMR: slices.Clone(sp.AMR),
-		IP: sp.IP, UserAgent: truncate(sp.UserAgent, MaxUserAgentLength), RefreshDigest: sp.RefreshDigest,
+		IP: sp.IP, UserAgent: events.Truncate(sp.UserAgent, MaxUserAgentLength), RefreshDigest: sp.RefreshDigest,
 		StartedAt: now, IdleExpiresAt: minTime(now.Add(p.IdleTimeout), now.Add(p.AbsoluteLifetime)),
 		ExpiresAt: now.Add(p.AbsoluteLifetime), Claims: claims,
 	})
@@ -319,7 +319,7 @@ func (s *Session) Refresh(rp RefreshParams, now time.Time, p Policy) error {
 	if rp.Next.IsZero() || rp.Next.Equal(rp.Presented) {
 		return fmt.Errorf("%w: the next digest must be new", ErrInvalidInput)
 	}
-	ua := truncate(rp.UserAgent, MaxUserAgentLength)
+	ua := events.Truncate(rp.UserAgent, MaxUserAgentLength)
 	refreshed := Refreshed{
 		SessionID: s.id, RefreshDigest: rp.Next, PreviousDigest: rp.Presented, Generation: s.generation + 1,
 		RefreshedAt: now, IdleExpiresAt: minTime(now.Add(p.IdleTimeout), s.expiresAt), IP: rp.IP, UserAgent: ua,
@@ -546,15 +546,4 @@ func minTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	// cut on a rune boundary
-	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
 }

@@ -74,8 +74,8 @@ func consistency(c *gin.Context, p eventstore.Position) {
 }
 
 func bind(c *gin.Context, v any) bool {
-	if err := c.ShouldBindJSON(v); err != nil {
-		httpapi.WriteError(c, problem.Invalid("The body is not valid JSON for this endpoint.", problem.FieldError{Field: "body", Message: "malformed JSON"}))
+	if err := httpapi.BindJSON(c, v); err != nil {
+		httpapi.WriteError(c, err)
 		return false
 	}
 	return true

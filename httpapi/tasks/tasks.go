@@ -152,6 +152,14 @@ func consistency(c *gin.Context, p eventstore.Position) {
 	}
 }
 
+// quotaRetryAfter is the Retry-After of a task-quota answer: a task
+// stops counting as active once the worker has processed it (seconds to
+// a minute of OCR) or its owner deletes it, so retrying sooner mostly
+// fails again and much later keeps a client waiting for nothing. Stored
+// bytes free up only when the owner deletes tasks: the same interval
+// keeps such a client polling gently.
+const quotaRetryAfter = 30 * time.Second
+
 var (
 	errNoTask = problem.NotFound("No such task.")
 	errNoFile = problem.NotFound("No such file.")
@@ -190,7 +198,7 @@ func (h *handlers) create(c *gin.Context) {
 		h.undo(c.Request.Context(), up)
 		switch {
 		case errors.Is(err, task.ErrQuotaExceeded):
-			err = problem.RateLimited("task-quota", 0, "You have reached your limit of active tasks or stored bytes.")
+			err = problem.RateLimited("task-quota", quotaRetryAfter, "You have reached your limit of active tasks or stored bytes.")
 		case errors.Is(err, task.ErrInvalidInput):
 			err = problem.Invalid("The upload is invalid.").WithCause(err)
 		}
