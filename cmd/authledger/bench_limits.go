@@ -467,7 +467,15 @@ func (s *limitsServer) connMetrics(ctx context.Context) (map[string]float64, err
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.probe.Do(req)
+	// At the cap, the server may close this connection to make room
+	// before it has read the request (that is the cap working): ask again.
+	var resp *http.Response
+	for attempt := 1; ; attempt++ {
+		if resp, err = s.probe.Do(req); err == nil || attempt == 5 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
