@@ -165,8 +165,9 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	}
 	identityhttp.Mount(a.engine, ident.deps)
 	// Everything under /v1 but register, login and refresh (mounted above)
-	// requires an access token: the queries and the task commands.
-	v1 := a.engine.Group("/v1", ident.deps.Auth)
+	// requires an access token, and is rate-limited per user: the queries
+	// and the task commands.
+	v1 := a.engine.Group("/v1", ident.deps.Authenticated()...)
 	if err := readapi.Mount(v1, readapi.Config{Pool: a.db, Waiter: waiter, ConsistencyTimeout: cfg.ConsistencyWait}); err != nil {
 		return nil, err
 	}

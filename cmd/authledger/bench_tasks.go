@@ -303,11 +303,12 @@ func startBenchService(ctx context.Context, cfg tasksBenchConfig) (_ *benchServi
 		return nil, err
 	}
 	vars := map[string]string{
-		"DATABASE_URL":                     dbURL,
-		"AUTHLEDGER_DATA_DIR":              dir,
-		"AUTHLEDGER_MASTER_KEY":            base64.StdEncoding.EncodeToString(key[:]),
-		"AUTHLEDGER_MIGRATE_ON_START":      "false",
-		"AUTHLEDGER_RATE_LIMIT_PER_SECOND": "0",
+		"DATABASE_URL":                          dbURL,
+		"AUTHLEDGER_DATA_DIR":                   dir,
+		"AUTHLEDGER_MASTER_KEY":                 base64.StdEncoding.EncodeToString(key[:]),
+		"AUTHLEDGER_MIGRATE_ON_START":           "false",
+		"AUTHLEDGER_RATE_LIMIT_PER_SECOND":      "0",
+		"AUTHLEDGER_USER_RATE_LIMIT_PER_SECOND": "0",
 		// No OCR competing for the two cores while uploads are measured.
 		"AUTHLEDGER_WORKERS": "0",
 		// Every upload stays queued: the quotas must not refuse them.
