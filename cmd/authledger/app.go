@@ -138,6 +138,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		return nil, err
 	}
 	waiter := projruntime.NewWaiter(a.db, runner, 0)
+	a.background("access-denials", tasks.handlers.Denials.Run)
 	if cfg.Identity.MaxSessionsPerUser > 0 {
 		a.background("session-limit", (&sessionlimit.Enforcer{
 			Store: a.store, Pool: a.db, Waiter: waiter, Revoke: ident.deps.Revoke,
