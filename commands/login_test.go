@@ -129,7 +129,9 @@ func TestLogin(t *testing.T) {
 // trustAll is a second factor that accepts one code.
 type trustAll struct{ code string }
 
-func (f trustAll) Verify(_ context.Context, _ uuid.UUID, code string) (bool, error) { return code == f.code, nil }
+func (f trustAll) Verify(_ context.Context, _ uuid.UUID, code string) (bool, error) {
+	return code == f.code, nil
+}
 
 // The seam for multi-factor login: a verified second factor trusts the
 // attempt like a known device, a wrong one does not.
