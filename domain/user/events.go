@@ -79,7 +79,7 @@ type LoginFailuresCleared struct {
 
 // Locked records a lockout of the former policy, which locked the account
 // itself after five failures. It is no longer recorded (the throttle
-// replaced it, docs/adr/0007); in old streams it still forgets the
+// replaced it, docs/login-throttling.md); in old streams it still forgets the
 // failures before it, and locks nothing.
 type Locked struct {
 	UserID      uuid.UUID `json:"user_id"`

@@ -139,7 +139,7 @@ func tell(t *testing.T, ctx context.Context, c *cmds) *story {
 		t.Fatal("reused refresh token accepted")
 	}
 	// Five wrong passwords for Bob, then a lockout as the former policy
-	// recorded it (the throttle records none, docs/adr/0007, but old
+	// recorded it (the throttle records none, docs/login-throttling.md, but old
 	// streams hold them and the profile still shows them).
 	for range 5 {
 		if _, err := c.login.Handle(ctx, commands.Login{Email: "bob@example.com", Password: "wrong password!", Meta: meta("192.0.2.66", "thief")}); err == nil {
