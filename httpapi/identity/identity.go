@@ -168,7 +168,9 @@ func (d Deps) setDeviceCookie(c *gin.Context, r commands.LoginResult) {
 	if u, err := url.Parse(d.PublicURL); err == nil {
 		path, secure = strings.TrimRight(u.Path, "/")+path, u.Scheme == "https"
 	}
-	http.SetCookie(c.Writer, &http.Cookie{
+	// Secure follows the public URL: a development server on plain http
+	// would otherwise hand out a cookie its clients never send back.
+	http.SetCookie(c.Writer, &http.Cookie{ //nolint:gosec // Secure is set behind https, see above
 		Name: DeviceCookie, Value: r.DeviceToken, Path: path, Expires: r.DeviceExpiresAt,
 		MaxAge: int(time.Until(r.DeviceExpiresAt).Seconds()), Secure: secure, HttpOnly: true, SameSite: http.SameSiteStrictMode,
 	})
