@@ -62,6 +62,8 @@ func newIdentityHandlers(t *testing.T, wrap func(eventstore.Store) eventstore.St
 		t.Fatal(err)
 	}
 	throttle := user.DefaultThrottlePolicy()
+	// Waits long enough that no test outruns them, however slow the machine.
+	throttle.Delay, throttle.MaxDelay = time.Hour, time.Hour
 	return identityHandlers{
 		reg: reg,
 		login: &commands.LoginHandler{Reservations: reg.Reservations, Users: users, Sessions: sessions, Hasher: reg.Hasher, Issuer: issuer,

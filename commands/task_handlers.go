@@ -33,15 +33,15 @@ type TaskConfig struct {
 	// (default 60): concurrent creations by one user conflict there by
 	// design, and each round lets one of them through.
 	QuotaMaxAttempts int
-	// DenialWindow coalesces each requester's refusals (Denials): 0
-	// records every one in full (default 1 minute).
+	// DenialWindow coalesces each requester's refusals (Denials): 0, the
+	// default here, records every one in full; the service sets it from
+	// AUTHLEDGER_ACCESS_DENIAL_WINDOW (1 minute).
 	DenialWindow time.Duration
 }
 
 // DefaultTaskConfig returns the defaults.
 func DefaultTaskConfig() TaskConfig {
-	return TaskConfig{Limits: task.DefaultLimits(), ClaimLease: time.Minute, ReservationGrace: 15 * time.Minute, ReconcileLimit: 100, QuotaMaxAttempts: 60,
-		DenialWindow: time.Minute}
+	return TaskConfig{Limits: task.DefaultLimits(), ClaimLease: time.Minute, ReservationGrace: 15 * time.Minute, ReconcileLimit: 100, QuotaMaxAttempts: 60}
 }
 
 // Validate reports every problem at once.

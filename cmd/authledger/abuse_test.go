@@ -116,6 +116,8 @@ func TestAStrangerCannotLockTheOwnerOutOfTheService(t *testing.T) {
 	r := startService(t, map[string]string{
 		"DATABASE_URL": pgtest.NewDatabase(t), "AUTHLEDGER_WORKERS": "0",
 		"AUTHLEDGER_TRUSTED_PROXIES": "127.0.0.1", "AUTHLEDGER_RATE_LIMIT_PER_SECOND": "0",
+		// A wait no slow machine outruns between two guesses.
+		"AUTHLEDGER_LOCKOUT_DURATION": "1h", "AUTHLEDGER_LOCKOUT_MAX_DURATION": "1h",
 	})
 	if status, _, body := r.call("POST", "/v1/auth/register", "", map[string]string{"email": "owner@example.com", "password": "a long enough secret", "display_name": "O"}); status != http.StatusCreated {
 		t.Fatalf("register: %d %v", status, body)
