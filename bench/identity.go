@@ -129,7 +129,7 @@ func newIdentityRig(ctx context.Context, store *pg.Store) (*identityRig, error) 
 		register: &commands.RegisterHandler{Reservations: reservations, Users: users, Hasher: hasher,
 			Policy: password.DefaultPolicy(), ReservationKey: reservationKey[:]},
 		login: &commands.LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,
-			Lockout: user.DefaultLockoutPolicy(), SessionPolicy: policy, ReservationKey: reservationKey[:]},
+			Throttle: user.DefaultThrottlePolicy(), SessionPolicy: policy, ReservationKey: reservationKey[:]},
 		refresh: &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: policy},
 		policy:  policy,
 	}, nil

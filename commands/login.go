@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
@@ -15,27 +17,40 @@ import (
 	"github.com/authledger/authledger/eventstore"
 )
 
-// ErrInvalidCredentials is the one answer to an unknown email, a wrong
-// password and a locked account, so that none of them tells whether an
-// account exists.
+// ErrInvalidCredentials is the one answer to an unknown email and a wrong
+// password, so that neither tells whether an account exists. An attempt
+// that comes too soon after failures is a *user.ThrottledError instead,
+// for an unknown address exactly as for an account.
 var ErrInvalidCredentials = errors.New("commands: invalid credentials")
 
 // Login asks for a session with an email and a password.
 type Login struct {
 	Email    string
 	Password string
-	Meta     Meta
+	// DeviceToken is the known-device token the client kept from an
+	// earlier login (token.DeviceToken), "" when it has none. One that
+	// does not check out is ignored, never an error.
+	DeviceToken string
+	// SecondFactor is a second factor's code, for LoginHandler.SecondFactor
+	// (nothing reads it until multi-factor login exists).
+	SecondFactor string
+	Meta         Meta
 }
 
-// LoginResult carries the tokens and who they are for. RefreshToken is the
-// only copy of the secret: the log holds its digest.
+// LoginResult carries the tokens and who they are for. RefreshToken and
+// DeviceToken are the only copies of their secrets: the log holds their
+// digests.
 type LoginResult struct {
 	User         Account
 	SessionID    uuid.UUID
 	AccessToken  string
 	Claims       token.Claims
 	RefreshToken string
-	Position     eventstore.Position
+	// DeviceToken marks the client as a known device at its next logins,
+	// until DeviceExpiresAt; "" when LoginHandler.KnownDeviceTTL is 0.
+	DeviceToken     string
+	DeviceExpiresAt time.Time
+	Position        eventstore.Position
 }
 
 // Account is who a pair of tokens is for, as the token response shows it.
@@ -70,24 +85,58 @@ func signAsync(iss *token.Issuer, sub token.Subject, now time.Time) <-chan issue
 	return c
 }
 
-// LoginHandler finds the user through the reservation stream (never a read
-// model), checks the lockout and the password, records a failure on the
-// user stream, and on success appends only to the new session stream.
-type LoginHandler struct {
-	Reservations   *Repository[*user.EmailReservation]
-	Users          *Repository[*user.User]
-	Sessions       *Repository[*session.Session]
-	Hasher         *password.Hasher
-	Issuer         *token.Issuer
-	Lockout        user.LockoutPolicy
-	SessionPolicy  session.Policy
-	ReservationKey []byte
-	Now            func() time.Time
+// SecondFactor verifies a second factor presented with a login. There is
+// no implementation yet (multi-factor login is a later issue): this is
+// where one plugs in. A login whose factor verifies is trusted, like one
+// from a known device: it is held only to its own source's failures, not
+// slowed for failures from other sources. An implementation must throttle
+// guesses at the factor itself.
+type SecondFactor interface {
+	Verify(ctx context.Context, userID uuid.UUID, code string) (bool, error)
 }
 
-// Handle logs in. Every refusal is ErrInvalidCredentials and spends one
-// hash, whether the address is unknown, the account locked or the password
-// wrong.
+// DefaultStrangerCapacity bounds the unknown addresses whose failed logins
+// LoginHandler remembers (in memory) when StrangerCapacity is 0.
+const DefaultStrangerCapacity = 10_000
+
+// LoginHandler finds the user through the reservation stream (never a read
+// model), asks the login throttle whether the attempt may go ahead, checks
+// the password, records a failure on the user stream, and on success
+// appends to the new session stream (and, when the source had failures,
+// their clearing to the user stream).
+//
+// An address with no account has no stream to count failures on: the
+// handler keeps its failures in memory (bounded, per instance) and folds
+// them with the same rule, so that an unknown address is throttled like a
+// known one. Nothing about unknown addresses reaches the log.
+type LoginHandler struct {
+	Reservations *Repository[*user.EmailReservation]
+	Users        *Repository[*user.User]
+	Sessions     *Repository[*session.Session]
+	Hasher       *password.Hasher
+	Issuer       *token.Issuer
+	Throttle     user.ThrottlePolicy
+	// KnownDeviceTTL is how long the device token handed out at a login
+	// marks its holder as a known device; 0 hands none out.
+	KnownDeviceTTL time.Duration
+	// SecondFactor, when set, may trust a login (see SecondFactor); nil
+	// trusts only known devices.
+	SecondFactor SecondFactor
+	// StrangerCapacity bounds the unknown addresses remembered
+	// (DefaultStrangerCapacity when 0); past it the least recently tried
+	// is forgotten.
+	StrangerCapacity int
+	SessionPolicy    session.Policy
+	ReservationKey   []byte
+	Now              func() time.Time
+
+	strangersOnce sync.Once
+	strangers     *strangers
+}
+
+// Handle logs in. A refusal is ErrInvalidCredentials after one hash spent,
+// whether the address is unknown or the password wrong, or a
+// *user.ThrottledError with no hash spent and nothing recorded.
 func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, error) {
 	now := time.Now()
 	if h.Now != nil {
@@ -95,50 +144,115 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 	}
 	email, err := user.NormalizeEmail(cmd.Email)
 	if err != nil {
+		// No account can have this address: nothing to throttle.
 		_ = h.Hasher.DummyVerify(ctx, cmd.Password)
 		return LoginResult{}, ErrInvalidCredentials
 	}
-	res, err := h.Reservations.Load(ctx, user.EmailReservationStream(h.ReservationKey, email))
+	attempt := user.LoginAttempt{Source: user.Source(cmd.Meta.ClientIP)}
+	resStream := user.EmailReservationStream(h.ReservationKey, email)
+	res, err := h.Reservations.Load(ctx, resStream)
 	if err != nil {
 		return LoginResult{}, err
 	}
 	holder, held := res.Holder()
 	if !held {
-		_ = h.Hasher.DummyVerify(ctx, cmd.Password)
-		return LoginResult{}, ErrInvalidCredentials
+		return LoginResult{}, h.stranger(ctx, resStream, attempt, cmd.Password, now)
 	}
 	u, err := h.Users.Load(ctx, user.StreamName(holder))
 	if err != nil {
 		return LoginResult{}, err
 	}
 	if !u.Registered() {
-		_ = h.Hasher.DummyVerify(ctx, cmd.Password)
-		return LoginResult{}, ErrInvalidCredentials
+		return LoginResult{}, h.stranger(ctx, resStream, attempt, cmd.Password, now)
 	}
-	if err := u.CheckCanLogin(now); err != nil {
-		_ = h.Hasher.DummyVerify(ctx, cmd.Password)
-		return LoginResult{}, ErrInvalidCredentials
+	if attempt, err = h.trust(ctx, u.ID(), attempt, cmd, now); err != nil {
+		return LoginResult{}, err
+	}
+	if wait := u.LoginRetryAfter(attempt, now, h.Throttle); wait > 0 {
+		return LoginResult{}, &user.ThrottledError{RetryAfter: wait}
 	}
 	ok, err := h.Hasher.Verify(ctx, cmd.Password, u.PasswordHash())
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("commands: verify password: %w", err)
 	}
 	if !ok {
+		// A concurrent failure may have throttled the source meanwhile:
+		// this attempt was checked already, so it stays a wrong password.
 		if _, err := h.Users.Update(ctx, user.StreamName(holder), cmd.Meta, func(u *user.User) error {
-			return u.RecordLoginFailure(now, h.Lockout)
-		}); err != nil && !errors.Is(err, user.ErrLocked) {
+			return u.RecordLoginFailure(attempt, now, h.Throttle)
+		}); err != nil && !errors.Is(err, user.ErrThrottled) {
 			return LoginResult{}, err
 		}
 		return LoginResult{}, ErrInvalidCredentials
 	}
-	if h.Hasher.NeedsRehash(u.PasswordHash()) {
-		// Best effort: a failed rehash must not fail the login.
-		if hash, err := h.Hasher.Hash(ctx, cmd.Password); err == nil {
-			_, _ = h.Users.Update(ctx, user.StreamName(holder), cmd.Meta, func(u *user.User) error {
-				return u.Rehash(hash, now)
-			})
+	h.afterSuccess(ctx, u, attempt, cmd, now)
+	return h.startSession(ctx, u, cmd.Meta, now)
+}
+
+// trust completes the attempt with what the client proved: a known device
+// of this user, or a second factor.
+func (h *LoginHandler) trust(ctx context.Context, userID uuid.UUID, a user.LoginAttempt, cmd Login, now time.Time) (user.LoginAttempt, error) {
+	device, err := h.knownDevice(ctx, userID, cmd.DeviceToken, now)
+	if err != nil {
+		return a, err
+	}
+	a.Device, a.Trusted = device, device != ""
+	if !a.Trusted && h.SecondFactor != nil && cmd.SecondFactor != "" {
+		if a.Trusted, err = h.SecondFactor.Verify(ctx, userID, cmd.SecondFactor); err != nil {
+			return a, fmt.Errorf("commands: second factor: %w", err)
 		}
 	}
+	return a, nil
+}
+
+// knownDevice returns the id of the device raw proves (the session whose
+// login issued it), or "" when raw is empty, malformed, another user's,
+// expired or unknown.
+func (h *LoginHandler) knownDevice(ctx context.Context, userID uuid.UUID, raw string, now time.Time) (string, error) {
+	if raw == "" || h.KnownDeviceTTL <= 0 {
+		return "", nil
+	}
+	dt, err := token.ParseDeviceToken(raw)
+	if err != nil {
+		return "", nil
+	}
+	first, err := h.Sessions.First(ctx, session.StreamName(dt.SessionID()))
+	if err != nil {
+		return "", err
+	}
+	st, ok := first.(session.Started)
+	if !ok || st.UserID != userID || st.DeviceDigest == nil || !dt.Matches(*st.DeviceDigest) ||
+		!now.Before(st.StartedAt.Add(h.KnownDeviceTTL)) {
+		return "", nil
+	}
+	return dt.SessionID().String(), nil
+}
+
+// afterSuccess clears the source's failures and upgrades an outdated hash,
+// in one append. Best effort: neither must fail the login.
+func (h *LoginHandler) afterSuccess(ctx context.Context, u *user.User, a user.LoginAttempt, cmd Login, now time.Time) {
+	rehash := ""
+	if h.Hasher.NeedsRehash(u.PasswordHash()) {
+		if hash, err := h.Hasher.Hash(ctx, cmd.Password); err == nil {
+			rehash = hash
+		}
+	}
+	if rehash == "" && !u.HasLoginFailures(a) {
+		return
+	}
+	_, _ = h.Users.Update(ctx, user.StreamName(u.ID()), cmd.Meta, func(u *user.User) error {
+		if rehash != "" {
+			if err := u.Rehash(rehash, now); err != nil {
+				return err
+			}
+		}
+		return u.RecordLoginSuccess(a, now)
+	})
+}
+
+// startSession appends the new session, with a new device token's digest,
+// and signs its access token meanwhile.
+func (h *LoginHandler) startSession(ctx context.Context, u *user.User, meta Meta, now time.Time) (LoginResult, error) {
 	sid, err := uuid.NewV7()
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("commands: session id: %w", err)
@@ -147,18 +261,26 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 	if err != nil {
 		return LoginResult{}, err
 	}
+	var device token.DeviceToken
+	var deviceDigest session.Digest
+	if h.KnownDeviceTTL > 0 {
+		if device, err = token.NewDeviceToken(sid); err != nil {
+			return LoginResult{}, err
+		}
+		deviceDigest = session.Digest(device.Digest())
+	}
 	amr := []string{"pwd"}
 	claims := accountClaims(u)
 	s, err := session.Start(session.StartParams{
 		SessionID: sid, UserID: u.ID(), Method: session.MethodPassword, AMR: amr,
-		IP: cmd.Meta.ClientIP, UserAgent: cmd.Meta.UserAgent, RefreshDigest: session.Digest(rt.Digest()),
-		Claims: claims,
+		IP: meta.ClientIP, UserAgent: meta.UserAgent, RefreshDigest: session.Digest(rt.Digest()),
+		Claims: claims, DeviceDigest: deviceDigest,
 	}, now, h.SessionPolicy)
 	if err != nil {
 		return LoginResult{}, err
 	}
 	signed := signAsync(h.Issuer, token.Subject{UserID: u.ID(), SessionID: sid, Name: claims.Name, AMR: amr, Roles: claims.Roles}, now)
-	ar, err := h.Sessions.Append(ctx, session.StreamName(sid), 0, cmd.Meta, s.Changes())
+	ar, err := h.Sessions.Append(ctx, session.StreamName(sid), 0, meta, s.Changes())
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -166,6 +288,70 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 	if i.err != nil {
 		return LoginResult{}, i.err
 	}
-	return LoginResult{User: Account{ID: u.ID(), Email: claims.Email, DisplayName: claims.Name}, SessionID: sid,
-		AccessToken: i.access, Claims: i.claims, RefreshToken: rt.Encode(), Position: ar.Position}, nil
+	r := LoginResult{User: Account{ID: u.ID(), Email: claims.Email, DisplayName: claims.Name}, SessionID: sid,
+		AccessToken: i.access, Claims: i.claims, RefreshToken: rt.Encode(), Position: ar.Position}
+	if h.KnownDeviceTTL > 0 {
+		r.DeviceToken, r.DeviceExpiresAt = device.Encode(), now.Add(h.KnownDeviceTTL)
+	}
+	return r, nil
+}
+
+// stranger answers a login for an address with no account, throttled by
+// the same rule as an account, its failures kept in memory under the
+// reservation stream's name (an HMAC: no address is held).
+func (h *LoginHandler) stranger(ctx context.Context, key string, a user.LoginAttempt, pw string, now time.Time) error {
+	s := h.strangerTable()
+	if wait := s.retryAfter(key, a, now, h.Throttle); wait > 0 {
+		return &user.ThrottledError{RetryAfter: wait}
+	}
+	_ = h.Hasher.DummyVerify(ctx, pw)
+	s.failed(key, a, now)
+	return ErrInvalidCredentials
+}
+
+func (h *LoginHandler) strangerTable() *strangers {
+	h.strangersOnce.Do(func() {
+		n := h.StrangerCapacity
+		if n <= 0 {
+			n = DefaultStrangerCapacity
+		}
+		h.strangers = newStrangers(n)
+	})
+	return h.strangers
+}
+
+// strangers are the throttles of addresses without an account, in a
+// bounded LRU. Forgetting one gives that address its free attempts back,
+// which throttles less, never more.
+type strangers struct {
+	mu    sync.Mutex
+	table *lru.Cache[string, *user.LoginThrottle]
+}
+
+func newStrangers(n int) *strangers {
+	table, _ := lru.New[string, *user.LoginThrottle](n) // only fails for n <= 0
+	return &strangers{table: table}
+}
+
+func (s *strangers) retryAfter(key string, a user.LoginAttempt, now time.Time, p user.ThrottlePolicy) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.table.Get(key)
+	if !ok {
+		return 0
+	}
+	return t.RetryAfter(a, now, p)
+}
+
+// failed counts a failure as the user stream would: the same event, folded
+// and never appended.
+func (s *strangers) failed(key string, a user.LoginAttempt, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.table.Get(key)
+	if !ok {
+		t = &user.LoginThrottle{}
+		s.table.Add(key, t)
+	}
+	t.Observe(user.LoginFailed{FailedAt: now.UTC(), Source: a.Source, Device: a.Device})
 }

@@ -155,7 +155,17 @@ func (r *Repository[A]) readSinceSummary(ctx context.Context, stream string) ([]
 // nil event and version 0. It is for aggregates that can resume from their
 // last event (session.Resume) instead of folding the whole stream.
 func (r *Repository[A]) Last(ctx context.Context, stream string) (events.Event, int, error) {
-	recs, err := r.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: eventstore.End, Limit: 1})
+	e, rev, err := r.one(ctx, stream, eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: eventstore.End, Limit: 1})
+	if e == nil || err != nil {
+		return nil, 0, err
+	}
+	return e, int(rev) + 1, nil
+}
+
+// one reads the single event opts selects, decoded, with its revision; a
+// nil event when the stream has none.
+func (r *Repository[A]) one(ctx context.Context, stream string, opts eventstore.ReadStreamOptions) (events.Event, uint64, error) {
+	recs, err := r.store.ReadStream(ctx, stream, opts)
 	switch {
 	case errors.Is(err, eventstore.ErrStreamNotFound):
 		return nil, 0, nil
@@ -169,7 +179,15 @@ func (r *Repository[A]) Last(ctx context.Context, stream string) (events.Event, 
 	if err != nil {
 		return nil, 0, fmt.Errorf("commands: decode %s@%d: %w", stream, rec.Revision, err)
 	}
-	return e, int(rec.Revision) + 1, nil
+	return e, rec.Revision, nil
+}
+
+// First reads only the first event of stream, decoded; nil for a stream
+// with no event. It is for a stream whose first event holds what a command
+// needs (a session's Started names its user and its device digest).
+func (r *Repository[A]) First(ctx context.Context, stream string) (events.Event, error) {
+	e, _, err := r.one(ctx, stream, eventstore.ReadStreamOptions{Limit: 1})
+	return e, err
 }
 
 // Update loads stream, calls decide on the aggregate, and appends what it

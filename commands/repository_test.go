@@ -62,15 +62,15 @@ func TestRepositoryRetriesConflictsAndCarriesMetadata(t *testing.T) {
 	if _, err := repo.Append(ctx, user.StreamName(id), 0, meta, u.Changes()); !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 		t.Fatalf("want wrong expected version, got %v", err)
 	}
-	policy := user.DefaultLockoutPolicy()
-	policy.MaxFailures = 100
+	policy := user.DefaultThrottlePolicy()
+	policy.MaxFailures, policy.AccountMaxFailures = 100, 100
 	// Concurrent updates all land: each conflict reloads and decides again.
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for range 4 {
 		wg.Go(func() {
 			_, err := repo.Update(ctx, user.StreamName(id), meta, func(u *user.User) error {
-				return u.RecordLoginFailure(time.Now(), policy)
+				return u.RecordLoginFailure(user.LoginAttempt{Source: "192.0.2.1"}, time.Now(), policy)
 			})
 			errs <- err
 		})

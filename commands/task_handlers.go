@@ -33,6 +33,10 @@ type TaskConfig struct {
 	// (default 60): concurrent creations by one user conflict there by
 	// design, and each round lets one of them through.
 	QuotaMaxAttempts int
+	// DenialWindow coalesces each requester's refusals (Denials): 0, the
+	// default here, records every one in full; the service sets it from
+	// AUTHLEDGER_ACCESS_DENIAL_WINDOW (1 minute).
+	DenialWindow time.Duration
 }
 
 // DefaultTaskConfig returns the defaults.
@@ -55,14 +59,19 @@ func (c TaskConfig) Validate() error {
 	if c.QuotaMaxAttempts < 1 {
 		errs = append(errs, errors.New("commands: quota max attempts must be at least 1"))
 	}
+	if c.DenialWindow < 0 {
+		errs = append(errs, errors.New("commands: denial window must not be negative"))
+	}
 	return errors.Join(errs...)
 }
 
 // TaskCommon is what every task command needs: the task and quota
-// repositories and the clock.
+// repositories, the refusal recorder and the clock.
 type TaskCommon struct {
 	Tasks  *Repository[*task.Task]
 	Quotas *Repository[*task.Quota]
+	// Denials records refusals; nil appends each one in full.
+	Denials *Denials
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -82,6 +91,9 @@ type TaskHandlers struct {
 	Expire            *ExpireTaskHandler
 	AccessFile        *AccessFileHandler
 	AuthorizeRead     *AuthorizeTaskReadHandler
+	// Denials is the refusal recorder every handler shares; run its Run
+	// beside the server, so that counted refusals are written out.
+	Denials *Denials
 }
 
 // NewTaskHandlers builds every task command on store. registry must hold
@@ -99,7 +111,11 @@ func NewTaskHandlers(store eventstore.Store, registry *events.Registry, cfg Task
 		return nil, err
 	}
 	quotas.MaxAttempts = cfg.QuotaMaxAttempts
-	c := TaskCommon{Tasks: tasks, Quotas: quotas}
+	denials, err := NewDenials(store, cfg.DenialWindow, 0, nil)
+	if err != nil {
+		return nil, err
+	}
+	c := TaskCommon{Tasks: tasks, Quotas: quotas, Denials: denials}
 	return &TaskHandlers{
 		Create:            &CreateTaskHandler{TaskCommon: c, Limits: cfg.Limits, ReservationGrace: cfg.ReservationGrace, ReconcileLimit: cfg.ReconcileLimit},
 		Claim:             &ClaimTaskHandler{TaskCommon: c, Lease: cfg.ClaimLease},
@@ -114,6 +130,7 @@ func NewTaskHandlers(store eventstore.Store, registry *events.Registry, cfg Task
 		Expire:            &ExpireTaskHandler{TaskCommon: c},
 		AccessFile:        &AccessFileHandler{TaskCommon: c},
 		AuthorizeRead:     &AuthorizeTaskReadHandler{TaskCommon: c},
+		Denials:           denials,
 	}, nil
 }
 
@@ -180,15 +197,22 @@ func (c *TaskCommon) access(ctx context.Context, meta Meta, userID uuid.UUID, e 
 	return res.Position, nil
 }
 
-// deny audits a refused request and returns task.ErrNotFound, the same
+// deny audits a refused request (through Denials, which coalesces a
+// requester's repeated refusals) and returns task.ErrNotFound, the same
 // answer as for a missing resource. When the audit cannot be written the
 // request fails with that error instead: an unaudited refusal is not an
 // option, and the failure says nothing about the resource.
 func (c *TaskCommon) deny(ctx context.Context, meta Meta, userID uuid.UUID, kind string, resourceID, taskID uuid.UUID, reason string, now time.Time) error {
-	_, err := c.access(ctx, meta, userID, task.AccessDenied{
+	d := task.AccessDenied{
 		UserID: userID, ResourceKind: kind, ResourceID: resourceID, TaskID: taskID,
 		IP: meta.ClientIP, RequestID: meta.CorrelationID, Reason: reason, DeniedAt: now.UTC(),
-	}, now)
+	}
+	var err error
+	if c.Denials != nil {
+		err = c.Denials.Record(ctx, meta, d)
+	} else {
+		_, err = c.access(ctx, meta, userID, d, now)
+	}
 	if err != nil {
 		return err
 	}

@@ -89,6 +89,10 @@ type Tasks struct {
 	// RetentionByUser overrides RetentionDays for some users.
 	RetentionByUser map[string]int
 	Lease           time.Duration
+	// AccessDenialWindow coalesces a user's refused reads: the first in a
+	// window is recorded, the rest counted into one event (0: each one
+	// recorded).
+	AccessDenialWindow time.Duration
 	// Tesseract is the OCR binary; OCRLanguages its -l argument.
 	Tesseract    string
 	OCRLanguages string
@@ -116,15 +120,27 @@ type Identity struct {
 	Argon2MemoryKiB   int
 	Argon2Iterations  int
 	Argon2Parallelism int
-	// Lockout after LockoutMaxFailures failures within LockoutWindow, for
-	// LockoutDuration (doubling on repeat).
-	LockoutMaxFailures int
-	LockoutWindow      time.Duration
-	LockoutDuration    time.Duration
+	// The login throttle (user.ThrottlePolicy, docs/login-throttling.md):
+	// past LockoutMaxFailures failures of one source on one account (or
+	// LockoutAccountMaxFailures on the account from sources that are not
+	// known devices) within LockoutWindow, the next attempt waits
+	// LockoutDuration, doubling per failure up to LockoutMaxDuration.
+	LockoutMaxFailures        int
+	LockoutAccountMaxFailures int
+	LockoutWindow             time.Duration
+	LockoutDuration           time.Duration
+	LockoutMaxDuration        time.Duration
+	// KnownDeviceTTL is how long a login's device token marks a known
+	// device (0: none issued).
+	KnownDeviceTTL time.Duration
 	// RateLimitPerSecond and RateLimitBurst bound register, login and
 	// refresh per client IP (0 per second: no limit).
 	RateLimitPerSecond float64
 	RateLimitBurst     int
+	// UserRateLimitPerSecond and UserRateLimitBurst bound every
+	// authenticated request per user (0 per second: no limit).
+	UserRateLimitPerSecond float64
+	UserRateLimitBurst     int
 }
 
 // Var is one environment variable of the table.
@@ -382,39 +398,62 @@ var table = []Var{
 	{
 		Name:        "AUTHLEDGER_LOCKOUT_MAX_FAILURES",
 		Default:     "5",
-		Description: "Failed logins within AUTHLEDGER_LOCKOUT_WINDOW that lock the account.",
+		Description: "Failed logins of one source (network or known device) on one account within AUTHLEDGER_LOCKOUT_WINDOW before that source must wait between attempts (429 rate-limited); nothing locks the account (docs/login-throttling.md).",
 		set:         integer(func(c *Config) *int { return &c.Identity.LockoutMaxFailures }),
 	},
 	{
+		Name:        "AUTHLEDGER_LOCKOUT_ACCOUNT_MAX_FAILURES",
+		Default:     "20",
+		Description: "Failed logins on one account from all sources within AUTHLEDGER_LOCKOUT_WINDOW before every attempt not from a known device waits too.",
+		set:         integer(func(c *Config) *int { return &c.Identity.LockoutAccountMaxFailures }),
+	},
+	{
 		Name:        "AUTHLEDGER_LOCKOUT_WINDOW",
-		Default:     "15m",
+		Default:     "24h",
 		Description: "How far back failed logins count.",
 		set:         duration(func(c *Config) *time.Duration { return &c.Identity.LockoutWindow }),
 	},
 	{
 		Name:        "AUTHLEDGER_LOCKOUT_DURATION",
-		Default:     "15m",
-		Description: "First lockout's length; each consecutive lockout doubles it (up to 24h).",
+		Default:     "1s",
+		Description: "Wait after the failure that reaches a threshold; each further failure doubles it.",
 		set:         duration(func(c *Config) *time.Duration { return &c.Identity.LockoutDuration }),
+	},
+	{
+		Name:        "AUTHLEDGER_LOCKOUT_MAX_DURATION",
+		Default:     "15m",
+		Description: "Longest wait between attempts (at most AUTHLEDGER_LOCKOUT_WINDOW).",
+		set:         duration(func(c *Config) *time.Duration { return &c.Identity.LockoutMaxDuration }),
+	},
+	{
+		Name:        "AUTHLEDGER_KNOWN_DEVICE_TTL",
+		Default:     "2160h",
+		Description: "How long the device token a login hands out (cookie and device_token) lets that device in while strangers are throttled; 0 hands none out.",
+		set:         duration(func(c *Config) *time.Duration { return &c.Identity.KnownDeviceTTL }),
 	},
 	{
 		Name:        "AUTHLEDGER_RATE_LIMIT_PER_SECOND",
 		Default:     "5",
-		Description: "Register, login and refresh requests per second per client IP (token bucket); 0 turns the limit off.",
-		set: func(c *Config, v string) error {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return errors.New("not a number")
-			}
-			c.Identity.RateLimitPerSecond = f
-			return nil
-		},
+		Description: "Register, login and refresh requests per second per client IP (token bucket; an IPv6 client is its /64); 0 turns the limit off.",
+		set:         float(func(c *Config) *float64 { return &c.Identity.RateLimitPerSecond }),
 	},
 	{
 		Name:        "AUTHLEDGER_RATE_LIMIT_BURST",
 		Default:     "20",
 		Description: "Burst of the per-IP rate limit.",
 		set:         integer(func(c *Config) *int { return &c.Identity.RateLimitBurst }),
+	},
+	{
+		Name:        "AUTHLEDGER_USER_RATE_LIMIT_PER_SECOND",
+		Default:     "20",
+		Description: "Authenticated requests per second per user (token bucket); 0 turns the limit off.",
+		set:         float(func(c *Config) *float64 { return &c.Identity.UserRateLimitPerSecond }),
+	},
+	{
+		Name:        "AUTHLEDGER_USER_RATE_LIMIT_BURST",
+		Default:     "100",
+		Description: "Burst of the per-user rate limit.",
+		set:         integer(func(c *Config) *int { return &c.Identity.UserRateLimitBurst }),
 	},
 	{
 		Name:        "AUTHLEDGER_WORKERS",
@@ -502,6 +541,12 @@ var table = []Var{
 		set:         duration(func(c *Config) *time.Duration { return &c.Tasks.Lease }),
 	},
 	{
+		Name:        "AUTHLEDGER_ACCESS_DENIAL_WINDOW",
+		Default:     "1m",
+		Description: "A user's refused reads of tasks and files (404 for another user's or a missing id) within this window after the first are counted into one access.denials_counted.v1 event instead of one access.denied.v1 each; 0 records each one.",
+		set:         duration(func(c *Config) *time.Duration { return &c.Tasks.AccessDenialWindow }),
+	},
+	{
 		Name:        "AUTHLEDGER_TESSERACT",
 		Default:     "tesseract",
 		Description: "The tesseract binary the OCR processor runs (Debian: apt-get install tesseract-ocr).",
@@ -522,6 +567,17 @@ func integer64(field func(*Config) *int64) func(*Config, string) error {
 			return errors.New("not an integer")
 		}
 		*field(c) = n
+		return nil
+	}
+}
+
+func float(field func(*Config) *float64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return errors.New("not a number")
+		}
+		*field(c) = f
 		return nil
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"strings"
 	"time"
 )
@@ -47,16 +48,34 @@ func (i Identity) validate(bad func(name, format string, args ...any)) {
 	if i.LockoutMaxFailures < 1 || i.LockoutMaxFailures > 100 {
 		bad("AUTHLEDGER_LOCKOUT_MAX_FAILURES", "must be between 1 and 100")
 	}
+	if i.LockoutAccountMaxFailures < i.LockoutMaxFailures || i.LockoutAccountMaxFailures > 100 {
+		bad("AUTHLEDGER_LOCKOUT_ACCOUNT_MAX_FAILURES", "must be between AUTHLEDGER_LOCKOUT_MAX_FAILURES and 100")
+	}
 	if i.LockoutWindow <= 0 {
 		bad("AUTHLEDGER_LOCKOUT_WINDOW", "must be positive")
 	}
-	if i.LockoutDuration <= 0 || i.LockoutDuration > 24*time.Hour {
-		bad("AUTHLEDGER_LOCKOUT_DURATION", "must be between 0 and 24h")
+	if i.LockoutDuration <= 0 {
+		bad("AUTHLEDGER_LOCKOUT_DURATION", "must be positive")
 	}
-	if i.RateLimitPerSecond < 0 {
-		bad("AUTHLEDGER_RATE_LIMIT_PER_SECOND", "must not be negative")
+	if i.LockoutMaxDuration < i.LockoutDuration || i.LockoutMaxDuration > i.LockoutWindow {
+		bad("AUTHLEDGER_LOCKOUT_MAX_DURATION", "must be between AUTHLEDGER_LOCKOUT_DURATION and AUTHLEDGER_LOCKOUT_WINDOW")
 	}
-	if i.RateLimitPerSecond > 0 && i.RateLimitBurst < 1 {
-		bad("AUTHLEDGER_RATE_LIMIT_BURST", "must be at least 1 when the rate limit is on")
+	if i.KnownDeviceTTL < 0 {
+		bad("AUTHLEDGER_KNOWN_DEVICE_TTL", "must not be negative")
+	}
+	for _, l := range []struct {
+		rate, burst string
+		perSecond   float64
+		n           int
+	}{
+		{"AUTHLEDGER_RATE_LIMIT_PER_SECOND", "AUTHLEDGER_RATE_LIMIT_BURST", i.RateLimitPerSecond, i.RateLimitBurst},
+		{"AUTHLEDGER_USER_RATE_LIMIT_PER_SECOND", "AUTHLEDGER_USER_RATE_LIMIT_BURST", i.UserRateLimitPerSecond, i.UserRateLimitBurst},
+	} {
+		if l.perSecond < 0 || math.IsNaN(l.perSecond) || math.IsInf(l.perSecond, 0) {
+			bad(l.rate, "must be a number, at least 0")
+		}
+		if l.perSecond > 0 && l.n < 1 {
+			bad(l.burst, "must be at least 1 when the rate limit is on")
+		}
 	}
 }

@@ -22,6 +22,9 @@ func (t Tasks) validate(bad func(name, format string, args ...any)) {
 	if len(t.Types) == 0 {
 		bad("AUTHLEDGER_UPLOAD_TYPES", "must name at least one type")
 	}
+	if t.AccessDenialWindow < 0 || t.AccessDenialWindow > time.Hour {
+		bad("AUTHLEDGER_ACCESS_DENIAL_WINDOW", "must be between 0s and 1h")
+	}
 	if t.MaxActiveTasks < 1 {
 		bad("AUTHLEDGER_TASK_MAX_ACTIVE", "must be positive")
 	}

@@ -1,7 +1,9 @@
 package readapi
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
 	"github.com/authledger/authledger/projections/audit"
@@ -117,16 +120,70 @@ func (h *auditHandlers) mine(c *gin.Context) {
 	}
 	p, _ := PrincipalFrom(c)
 	f.Subject = p.UserID
-	h.respond(c, f, page, size)
+	h.respond(c, f, page, size, hideDenialReasons)
 }
 
-func (h *auditHandlers) respond(c *gin.Context, f audit.Filter, page, size int) {
+func (h *auditHandlers) respond(c *gin.Context, f audit.Filter, page, size int, views ...func([]audit.Entry) error) {
 	items, total, err := audit.List(c.Request.Context(), h.pool, f, page, size)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
+	for _, v := range views {
+		if err := v(items); err != nil {
+			httpapi.WriteError(c, err)
+			return
+		}
+	}
 	c.JSON(http.StatusOK, auditPage{Items: items, Page: page, PageSize: size, Total: total})
+}
+
+// ReasonNotFound is the one reason the caller's own trail (GET
+// /v1/me/audit) shows for a refused read of a task or file that belongs to
+// someone else or does not exist: the 404 answered both alike, and the
+// trail must not tell them apart either (it would tell which ids exist).
+// The auditors' trail (GET /v1/audit) keeps the true reason.
+const ReasonNotFound = "not_found"
+
+// hidden are the reasons ReasonNotFound stands for. task.DenyGone stays: a
+// caller is only ever told "gone" about a task of their own.
+var hidden = map[string]bool{task.DenyNotOwner: true, task.DenyMissing: true}
+
+// hideDenialReasons rewrites the reasons of refusals in entries for the
+// caller's view: access.denied.v1's reason, and the split of
+// access.denials_counted.v1's reasons. The entry's hash is that of the
+// recorded summary, which the caller's view no longer shows verbatim.
+func hideDenialReasons(entries []audit.Entry) error {
+	for i, e := range entries {
+		if e.Type != task.EventAccessDenied && e.Type != task.EventDenialsCounted {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(e.Summary, &m); err != nil {
+			return fmt.Errorf("readapi: audit summary of %s: %w", e.EventID, err)
+		}
+		if r, ok := m["reason"].(string); ok && hidden[r] {
+			m["reason"] = ReasonNotFound
+		}
+		if rs, ok := m["reasons"].(map[string]any); ok {
+			merged := map[string]any{}
+			for r, n := range rs {
+				if hidden[r] {
+					r = ReasonNotFound
+				}
+				c, _ := merged[r].(float64)
+				k, _ := n.(float64)
+				merged[r] = c + k
+			}
+			m["reasons"] = merged
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		entries[i].Summary = b
+	}
+	return nil
 }
 
 // parseAuditQuery reads page, page_size, type, stream, from, to and (when

@@ -1,7 +1,6 @@
 package readapi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,8 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authledger/authledger/domain/task"
-	"github.com/authledger/authledger/events"
-	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
 	"github.com/authledger/authledger/projections/tasks"
@@ -29,19 +26,17 @@ type TasksConfig struct {
 	Waiter Waiter
 	// ConsistencyTimeout bounds a consistency wait (default 2s).
 	ConsistencyTimeout time.Duration
-	// Store receives access.denied.v1 on access-<requester> whenever a
-	// GET /tasks/{id} answers 404 for an id (another user's task, a missing
-	// or a removed one alike, so that neither the answer nor its timing
-	// tells them apart). Required.
-	Store eventstore.Store
-	// AdminRead, when set, lets a caller with the admin role read another
-	// user's task: it is called before the task is sent and must record
-	// the read in the log; an error refuses the read with that error. When
-	// nil, an administrator reads only their own tasks, like anyone: an
-	// unaudited read must not happen.
-	AdminRead func(c *gin.Context, taskID, ownerID uuid.UUID) error
-	// Now is the clock for event times (time.Now when nil).
-	Now func() time.Time
+	// Authorize is the command that decides on the task stream, and
+	// records in the log, what a read the read model cannot answer from
+	// the caller's own tasks is (commands.AuthorizeTaskReadHandler, wired
+	// by cmd/: the read side never writes the log itself). It is called
+	// with asAdmin false when GET /tasks/{id} finds no task of the caller
+	// (another user's, a missing or a removed one alike, so that neither
+	// the answer nor its timing tells them apart): it records the refusal
+	// and returns task.ErrNotFound. It is called with asAdmin true before
+	// a caller with the admin role is shown another user's task: it
+	// records the read, and an error refuses it. Required.
+	Authorize func(c *gin.Context, taskID uuid.UUID, asAdmin bool) error
 }
 
 // Validate reports every problem of c at once.
@@ -53,8 +48,8 @@ func (c TasksConfig) Validate() error {
 	if c.Waiter == nil {
 		errs = append(errs, errors.New("readapi: tasks: Waiter is required"))
 	}
-	if c.Store == nil {
-		errs = append(errs, errors.New("readapi: tasks: Store is required"))
+	if c.Authorize == nil {
+		errs = append(errs, errors.New("readapi: tasks: Authorize is required"))
 	}
 	if c.ConsistencyTimeout < 0 {
 		errs = append(errs, errors.New("readapi: tasks: ConsistencyTimeout must not be negative"))
@@ -77,9 +72,6 @@ func (c TasksConfig) Validate() error {
 func MountTasks(rg *gin.RouterGroup, cfg TasksConfig) error {
 	if err := cfg.Validate(); err != nil {
 		return err
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
 	}
 	h := &taskHandlers{cfg: cfg}
 	consistent := Consistency(cfg.Waiter, cfg.ConsistencyTimeout, tasks.Name)
@@ -151,7 +143,7 @@ func (h *taskHandlers) get(c *gin.Context) {
 		return
 	}
 	asOwner := me
-	if p.HasRole(RoleAdmin) && h.cfg.AdminRead != nil {
+	if p.HasRole(RoleAdmin) {
 		asOwner = uuid.Nil
 	}
 	ctx := c.Request.Context()
@@ -161,7 +153,10 @@ func (h *taskHandlers) get(c *gin.Context) {
 		return
 	}
 	if look != tasks.Found {
-		if err := h.denied(c, me, id, look); err != nil {
+		// The command reads the task stream, records why (coalesced per
+		// requester) and says not found; a task the read model has not
+		// reached yet is not found either, for now.
+		if err := h.cfg.Authorize(c, id, false); err != nil && !errors.Is(err, task.ErrNotFound) {
 			httpapi.WriteError(c, err)
 			return
 		}
@@ -169,46 +164,15 @@ func (h *taskHandlers) get(c *gin.Context) {
 		return
 	}
 	if t.OwnerID != me {
-		if err := h.cfg.AdminRead(c, id, t.OwnerID); err != nil {
+		if err := h.cfg.Authorize(c, id, true); err != nil {
+			if errors.Is(err, task.ErrNotFound) {
+				err = errTaskNotFound
+			}
 			httpapi.WriteError(c, err)
 			return
 		}
 	}
 	c.JSON(http.StatusOK, t)
-}
-
-// denied appends access.denied.v1 to the requester's access stream (with
-// Any: it never conflicts and creates no task stream).
-func (h *taskHandlers) denied(c *gin.Context, me, id uuid.UUID, look tasks.Lookup) error {
-	reason := task.DenyMissing
-	switch look {
-	case tasks.NotOwner:
-		reason = task.DenyNotOwner
-	case tasks.Gone:
-		reason = task.DenyGone
-	}
-	now := h.cfg.Now().UTC()
-	ev := task.AccessDenied{UserID: me, ResourceKind: task.ResourceKindTask, ResourceID: id, TaskID: id,
-		IP: c.ClientIP(), RequestID: httpapi.RequestID(c), Reason: reason, DeniedAt: now}
-	name, data, err := events.Encode(ev)
-	if err != nil {
-		return err
-	}
-	evID, err := uuid.NewV7()
-	if err != nil {
-		return fmt.Errorf("readapi: event id: %w", err)
-	}
-	md, err := json.Marshal(events.Metadata{EventID: evID, OccurredAt: now, CorrelationID: httpapi.RequestID(c),
-		Actor: events.Actor{Kind: events.ActorUser, ID: me.String()}, ClientIP: c.ClientIP(), UserAgent: c.Request.UserAgent()})
-	if err != nil {
-		return err
-	}
-	_, err = h.cfg.Store.Append(c.Request.Context(), task.AccessStream(me), eventstore.Any{},
-		eventstore.EventData{ID: evID, Type: name, Data: data, Metadata: md})
-	if err != nil {
-		return fmt.Errorf("readapi: record access denial: %w", err)
-	}
-	return nil
 }
 
 // taskQuery is a parsed list query.

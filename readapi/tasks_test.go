@@ -19,7 +19,9 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/task"
+	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
@@ -39,7 +41,14 @@ type taskServer struct {
 	ctx    context.Context
 	waiter *runtime.Waiter
 	engine *gin.Engine
+	// cmds are the task commands readapi reaches the log through, as
+	// cmd/authledger wires them.
+	cmds *commands.TaskHandlers
 }
+
+// denialWindow of the task servers: 0 records every refusal in full, which
+// the isolation test counts one by one (coalescing has its own test).
+const denialWindow = 0
 
 func newTaskServer(t *testing.T) *taskServer {
 	t.Helper()
@@ -60,20 +69,54 @@ func newTaskServer(t *testing.T) *taskServer {
 		}
 	})
 	s := &taskServer{env: env, ctx: ctx, waiter: runtime.NewWaiter(env.Pool, r, 0)}
+	s.cmds = newTaskCommands(t, s.env, denialWindow)
 	s.engine = s.newEngine(t, nil)
 	return s
 }
 
-// newEngine builds an engine whose task routes use adminRead.
-func (s *taskServer) newEngine(t *testing.T, adminRead func(*gin.Context, uuid.UUID, uuid.UUID) error) *gin.Engine {
+// newTaskCommands builds the task commands on env's store.
+func newTaskCommands(t *testing.T, env *projtest.Env, window time.Duration) *commands.TaskHandlers {
 	t.Helper()
+	reg := events.NewRegistry()
+	if err := task.RegisterEvents(reg); err != nil {
+		t.Fatal(err)
+	}
+	cfg := commands.DefaultTaskConfig()
+	cfg.DenialWindow = window
+	h, err := commands.NewTaskHandlers(env.Store, reg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// authorize is the hook as cmd/authledger wires it: the AuthorizeTaskRead
+// command, as the principal.
+func (s *taskServer) authorize(c *gin.Context, taskID uuid.UUID, asAdmin bool) error {
+	p, _ := readapi.PrincipalFrom(c)
+	meta := commands.AnonymousMeta(httpapi.RequestID(c), c.ClientIP(), c.Request.UserAgent())
+	meta.Actor = events.Actor{Kind: events.ActorUser, ID: p.UserID}
+	_, err := s.cmds.AuthorizeRead.Handle(c.Request.Context(), commands.AuthorizeTaskRead{UserID: uuid.MustParse(p.UserID), TaskID: taskID, AsAdmin: asAdmin, Meta: meta})
+	return err
+}
+
+// newEngine builds an engine whose task routes use authorize (s.authorize
+// when nil).
+func (s *taskServer) newEngine(t *testing.T, authorize func(*gin.Context, uuid.UUID, bool) error) *gin.Engine {
+	t.Helper()
+	if authorize == nil {
+		authorize = s.authorize
+	}
 	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), OpenAPI: []byte("openapi: 3.1.0\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v1 := engine.Group("/v1", testAuth)
-	if err := readapi.MountTasks(v1, readapi.TasksConfig{Pool: s.env.Pool, Waiter: s.waiter, Store: s.env.Store,
-		ConsistencyTimeout: 5 * time.Second, AdminRead: adminRead}); err != nil {
+	if err := readapi.MountTasks(v1, readapi.TasksConfig{Pool: s.env.Pool, Waiter: s.waiter,
+		ConsistencyTimeout: 5 * time.Second, Authorize: authorize}); err != nil {
+		t.Fatal(err)
+	}
+	if err := readapi.Mount(v1, readapi.Config{Pool: s.env.Pool, Waiter: s.waiter, ConsistencyTimeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	return engine
@@ -375,36 +418,45 @@ func TestTaskByIDIsolation(t *testing.T) {
 		t.Fatalf("audit trail has %d denials of alice (%v)", len(entries), err)
 	}
 
-	// An administrator reads another user's task only through the audit hook.
+	// An administrator reads another user's task through the command,
+	// which records the read.
 	admin := uuid.New()
-	w := s.do(t, nil, http.MethodGet, "/v1/tasks/"+f.bobs.ID.String(), nil, admin, "admin")
-	if w.Code != http.StatusNotFound {
-		t.Fatalf("admin read without an audit hook: %d", w.Code)
-	}
-	var mu sync.Mutex
-	var audited [][2]uuid.UUID
-	engine := s.newEngine(t, func(_ *gin.Context, id, owner uuid.UUID) error {
-		mu.Lock()
-		defer mu.Unlock()
-		audited = append(audited, [2]uuid.UUID{id, owner})
-		if owner == f.alice {
-			return problem.Forbidden("not today")
-		}
-		return nil
-	})
-	got = decodeAs[tasks.Task](t, s.do(t, engine, http.MethodGet, "/v1/tasks/"+f.bobs.ID.String(), nil, admin, "admin"))
+	got = decodeAs[tasks.Task](t, s.do(t, nil, http.MethodGet, "/v1/tasks/"+f.bobs.ID.String(), nil, admin, "admin"))
 	if got.TaskID != f.bobs.ID || got.OwnerID != f.bob || *got.Result != "bob's text" {
 		t.Fatalf("admin read = %+v", got)
 	}
-	if w := s.do(t, engine, http.MethodGet, "/v1/tasks/"+f.invoice.ID.String(), nil, admin, "admin"); w.Code != http.StatusForbidden {
-		t.Fatalf("a refusing audit hook: %d", w.Code)
+	viewed, err := s.env.Store.ReadStream(s.ctx, task.AccessStream(admin), eventstore.ReadStreamOptions{})
+	if err != nil || len(viewed) != 1 || viewed[0].Type != task.EventViewed {
+		t.Fatalf("the admin's access stream: %v %v", viewed, err)
 	}
-	// A non-admin on the same engine still gets 404, and the hook is not asked.
+	var mu sync.Mutex
+	type call struct {
+		id      uuid.UUID
+		asAdmin bool
+	}
+	var calls []call
+	engine := s.newEngine(t, func(c *gin.Context, id uuid.UUID, asAdmin bool) error {
+		mu.Lock()
+		calls = append(calls, call{id, asAdmin})
+		mu.Unlock()
+		if asAdmin {
+			return problem.Forbidden("not today")
+		}
+		return s.authorize(c, id, asAdmin)
+	})
+	if w := s.do(t, engine, http.MethodGet, "/v1/tasks/"+f.invoice.ID.String(), nil, admin, "admin"); w.Code != http.StatusForbidden {
+		t.Fatalf("a refusing hook: %d", w.Code)
+	}
+	// A non-admin on the same engine gets 404, the refusal going through
+	// the hook too; the owner's read asks nothing.
 	if w := s.do(t, engine, http.MethodGet, "/v1/tasks/"+f.bobs.ID.String(), nil, f.alice, "user"); w.Code != http.StatusNotFound {
 		t.Fatalf("non-admin on the admin engine: %d", w.Code)
 	}
-	if want := [][2]uuid.UUID{{f.bobs.ID, f.bob}, {f.invoice.ID, f.alice}}; !slices.Equal(audited, want) {
-		t.Fatalf("audit hook calls %v, want %v", audited, want)
+	if w := s.do(t, engine, http.MethodGet, "/v1/tasks/"+f.invoice.ID.String(), nil, f.alice, "user"); w.Code != http.StatusOK {
+		t.Fatalf("owner on the admin engine: %d", w.Code)
+	}
+	if want := []call{{f.invoice.ID, true}, {f.bobs.ID, false}}; !slices.Equal(calls, want) {
+		t.Fatalf("hook calls %v, want %v", calls, want)
 	}
 }
 

@@ -79,6 +79,11 @@ var rules = []rule{
 		Forbidden: func(d string) bool { return under(d, project("commands")) },
 	},
 	{
+		Name:      "readapi never writes the log: no event store adapter (see also TestReadAPINeverWritesTheLog)",
+		Subject:   func(p string) bool { return under(p, project("readapi")) },
+		Forbidden: func(d string) bool { return under(d, project("eventstore/pg"), project("eventstore/esdb")) },
+	},
+	{
 		Name:      "commands read only the event store: no readapi or projections import",
 		Subject:   func(p string) bool { return under(p, project("commands")) },
 		Forbidden: func(d string) bool { return under(d, project("readapi"), project("projections")) },
@@ -236,6 +241,10 @@ func TestRulesCatchViolations(t *testing.T) {
 			p("projections/audit"): {p("auth/token")},
 			p("auth/token"):        {p("commands/identity")},
 		}, []string{p("projections/audit"), p("auth/token"), p("commands/identity")}},
+		{"readapi reaches an event store adapter", map[string][]string{
+			p("readapi"):    {p("auth/token")},
+			p("auth/token"): {p("eventstore/pg")},
+		}, []string{p("readapi"), p("auth/token"), p("eventstore/pg")}},
 		{"commands read a read model", map[string][]string{p("commands"): {p("projections/identity")}}, []string{p("commands"), p("projections/identity")}},
 		{"commands reach readapi through another package", map[string][]string{
 			p("commands"):   {p("auth/token")},
@@ -253,7 +262,7 @@ func TestRulesCatchViolations(t *testing.T) {
 			p("domain/user"):               {p("events"), p("httpapi/problem"), "errors", "github.com/google/uuid"},
 			p("events"):                    {"encoding/json", "github.com/google/uuid"},
 			p("commands/identity"):         {p("domain/user"), p("eventstore")},
-			p("readapi"):                   {p("projections"), "github.com/jackc/pgx/v5", "github.com/gin-gonic/gin"},
+			p("readapi"):                   {p("projections"), p("eventstore"), "github.com/jackc/pgx/v5", "github.com/gin-gonic/gin"},
 			p("test/pgtest"):               {p("test/esdbserver")},
 			p("cmd/authledger"):            {p("commands/identity"), p("readapi"), "net/http"},
 		}, nil},

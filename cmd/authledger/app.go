@@ -167,6 +167,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	// The embedded worker (AUTHLEDGER_WORKERS; 0 leaves processing to
 	// `authledger worker`).
 	waiter := projruntime.NewWaiter(a.db, runner, 0)
+	a.background("access-denials", tasks.handlers.Denials.Run)
 	if cfg.Tasks.Workers > 0 {
 		w, err := tasks.newWorker(startCtx, cfg, cfg.Tasks.Workers, a.store, waiter, log)
 		if err != nil {
@@ -198,8 +199,9 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	}
 	identityhttp.Mount(a.engine, ident.deps)
 	// Everything under /v1 but register, login and refresh (mounted above)
-	// requires an access token: the queries and the task commands.
-	v1 := a.engine.Group("/v1", ident.deps.Auth)
+	// requires an access token, and is rate-limited per user: the queries
+	// and the task commands.
+	v1 := a.engine.Group("/v1", ident.deps.Authenticated()...)
 	if err := readapi.Mount(v1, readapi.Config{Pool: a.db, Waiter: waiter, ConsistencyTimeout: cfg.ConsistencyWait}); err != nil {
 		return nil, err
 	}

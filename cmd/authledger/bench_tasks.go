@@ -287,11 +287,12 @@ func startBenchService(ctx context.Context, cfg tasksBenchConfig) (_ *benchServi
 		}
 	}()
 	vars := map[string]string{
-		"DATABASE_URL":                     sc.dbURL,
-		"AUTHLEDGER_DATA_DIR":              sc.dir,
-		"AUTHLEDGER_MASTER_KEY":            sc.masterKey,
-		"AUTHLEDGER_MIGRATE_ON_START":      "false",
-		"AUTHLEDGER_RATE_LIMIT_PER_SECOND": "0",
+		"DATABASE_URL":                          sc.dbURL,
+		"AUTHLEDGER_DATA_DIR":                   sc.dir,
+		"AUTHLEDGER_MASTER_KEY":                 sc.masterKey,
+		"AUTHLEDGER_MIGRATE_ON_START":           "false",
+		"AUTHLEDGER_RATE_LIMIT_PER_SECOND":      "0",
+		"AUTHLEDGER_USER_RATE_LIMIT_PER_SECOND": "0",
 		// No OCR competing for the two cores while uploads are measured.
 		"AUTHLEDGER_WORKERS": "0",
 		// Every upload stays queued: the quotas must not refuse them.

@@ -28,6 +28,7 @@ import (
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi/authn"
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
+	"github.com/authledger/authledger/httpapi/ratelimit"
 )
 
 // devMasterKeyFile is where serve keeps a generated master key when none is
@@ -174,11 +175,14 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	if err != nil {
 		return nil, fmt.Errorf("AUTHLEDGER_ARGON2_*: %w", err)
 	}
-	lockout := user.DefaultLockoutPolicy()
-	lockout.MaxFailures = cfg.Identity.LockoutMaxFailures
-	lockout.Window = cfg.Identity.LockoutWindow
-	lockout.BaseDuration = cfg.Identity.LockoutDuration
-	if err := lockout.Validate(); err != nil {
+	throttle := user.ThrottlePolicy{
+		MaxFailures:        cfg.Identity.LockoutMaxFailures,
+		AccountMaxFailures: cfg.Identity.LockoutAccountMaxFailures,
+		Window:             cfg.Identity.LockoutWindow,
+		Delay:              cfg.Identity.LockoutDuration,
+		MaxDelay:           cfg.Identity.LockoutMaxDuration,
+	}
+	if err := throttle.Validate(); err != nil {
 		return nil, fmt.Errorf("AUTHLEDGER_LOCKOUT_*: %w", err)
 	}
 	sp := session.Policy{
@@ -207,9 +211,13 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	if err != nil {
 		return nil, err
 	}
-	var rl *identityhttp.RateLimiter
-	if cfg.Identity.RateLimitPerSecond > 0 {
-		rl = &identityhttp.RateLimiter{PerSecond: cfg.Identity.RateLimitPerSecond, Burst: float64(cfg.Identity.RateLimitBurst)}
+	ipLimit, err := ratelimit.New(ratelimit.Config{PerSecond: cfg.Identity.RateLimitPerSecond, Burst: cfg.Identity.RateLimitBurst})
+	if err != nil {
+		return nil, fmt.Errorf("AUTHLEDGER_RATE_LIMIT_*: %w", err)
+	}
+	userLimit, err := ratelimit.New(ratelimit.Config{PerSecond: cfg.Identity.UserRateLimitPerSecond, Burst: cfg.Identity.UserRateLimitBurst})
+	if err != nil {
+		return nil, fmt.Errorf("AUTHLEDGER_USER_RATE_LIMIT_*: %w", err)
 	}
 	return &identityCore{
 		revocations: rev,
@@ -220,15 +228,16 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		deps: identityhttp.Deps{
 			Register: &handlers.RegisterHandler{Reservations: reservations, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: reservationKey},
 			Login: &handlers.LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,
-				Lockout: lockout, SessionPolicy: sp, ReservationKey: reservationKey},
-			Refresh:    &handlers.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: sp},
-			Revoke:     &handlers.RevokeSessionHandler{Sessions: sessions},
-			Auth:       authn.Middleware(verifier, rev),
-			Ring:       holder,
-			PublicURL:  cfg.PublicURL,
-			Algorithms: []string{km.Algorithm.String()},
-			AccessTTL:  tc.AccessTokenTTL,
-			RateLimit:  rl,
+				Throttle: throttle, KnownDeviceTTL: cfg.Identity.KnownDeviceTTL, SessionPolicy: sp, ReservationKey: reservationKey},
+			Refresh:       &handlers.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: sp},
+			Revoke:        &handlers.RevokeSessionHandler{Sessions: sessions},
+			Auth:          authn.Middleware(verifier, rev),
+			Ring:          holder,
+			PublicURL:     cfg.PublicURL,
+			Algorithms:    []string{km.Algorithm.String()},
+			AccessTTL:     tc.AccessTokenTTL,
+			RateLimit:     ipLimit,
+			UserRateLimit: userLimit,
 		},
 	}, nil
 }

@@ -49,6 +49,7 @@ func newTaskCore(cfg config.Config, store eventstore.Store, db *pgxpool.Pool) (*
 	tc := handlers.DefaultTaskConfig()
 	tc.Limits = domaintask.Limits{MaxActiveTasks: cfg.Tasks.MaxActiveTasks, MaxStoredBytes: cfg.Tasks.MaxStoredBytes}
 	tc.ClaimLease = cfg.Tasks.Lease
+	tc.DenialWindow = cfg.Tasks.AccessDenialWindow
 	h, err := handlers.NewTaskHandlers(store, reg, tc)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
@@ -92,14 +93,14 @@ func (tc *taskCore) mount(v1 *gin.RouterGroup, cfg config.Config, store eventsto
 		Pool:               db,
 		Waiter:             waiter,
 		ConsistencyTimeout: cfg.ConsistencyWait,
-		Store:              store,
-		AdminRead:          tc.adminRead,
+		Authorize:          tc.authorizeRead,
 	})
 }
 
-// adminRead records an administrator's read of another user's task
-// (task.viewed.v1) before readapi sends it.
-func (tc *taskCore) adminRead(c *gin.Context, taskID, _ uuid.UUID) error {
+// authorizeRead is readapi's way to the log: the AuthorizeTaskRead command
+// records a refused read (access.denied.v1, coalesced) or an
+// administrator's read of another user's task (task.viewed.v1).
+func (tc *taskCore) authorizeRead(c *gin.Context, taskID uuid.UUID, asAdmin bool) error {
 	p, ok := readapi.PrincipalFrom(c)
 	if !ok {
 		return errors.New("no principal")
@@ -110,7 +111,7 @@ func (tc *taskCore) adminRead(c *gin.Context, taskID, _ uuid.UUID) error {
 	}
 	meta := handlers.AnonymousMeta(httpapi.RequestID(c), c.ClientIP(), c.Request.UserAgent())
 	meta.Actor = events.Actor{Kind: events.ActorUser, ID: p.UserID}
-	_, err = tc.handlers.AuthorizeRead.Handle(c.Request.Context(), handlers.AuthorizeTaskRead{UserID: uid, TaskID: taskID, AsAdmin: true, Meta: meta})
+	_, err = tc.handlers.AuthorizeRead.Handle(c.Request.Context(), handlers.AuthorizeTaskRead{UserID: uid, TaskID: taskID, AsAdmin: asAdmin, Meta: meta})
 	return err
 }
 

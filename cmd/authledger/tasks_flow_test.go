@@ -30,14 +30,8 @@ func TestMain(m *testing.M) {
 // login registers a user and returns an access token.
 func (r *running) login(email string) string {
 	r.t.Helper()
-	if status, _, body := r.call("POST", "/v1/auth/register", "", map[string]string{"email": email, "password": "a long enough secret", "display_name": "T"}); status != http.StatusCreated {
-		r.t.Fatalf("register: %d %v", status, body)
-	}
-	status, _, tok := r.call("POST", "/v1/auth/login", "", map[string]string{"email": email, "password": "a long enough secret"})
-	if status != http.StatusOK {
-		r.t.Fatalf("login: %d %v", status, tok)
-	}
-	return tok["access_token"].(string)
+	access, _ := r.loginAs(email)
+	return access
 }
 
 // upload posts one file as a new task.

@@ -40,6 +40,11 @@ type Started struct {
 	// the session carry them. Absent in events recorded before sessions
 	// carried them; a refresh of such a session reads the user stream.
 	Claims *Claims `json:"claims,omitempty"`
+	// DeviceDigest is the SHA-256 of the known-device token handed out
+	// with this login (token.DeviceToken), never the token: presenting it
+	// at a later login of the same user proves a device that logged in
+	// before (docs/login-throttling.md). Absent when none was issued.
+	DeviceDigest *Digest `json:"device_digest,omitempty"`
 }
 
 // Refreshed rotates the refresh token. PreviousDigest is the digest that

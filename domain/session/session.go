@@ -246,10 +246,20 @@ type StartParams struct {
 	RefreshDigest Digest
 	// Claims are the user's at login (see Started.Claims).
 	Claims *Claims
+	// DeviceDigest is the digest of the known-device token issued with
+	// the login, zero for none (see Started.DeviceDigest).
+	DeviceDigest Digest
 }
 
 // MaxUserAgentLength bounds the user agent kept (longer ones are cut).
 const MaxUserAgentLength = events.MaxUserAgentBytes
+
+func optionalDigest(d Digest) *Digest {
+	if d.IsZero() {
+		return nil
+	}
+	return &d
+}
 
 // Start opens a session at now under policy p.
 func Start(sp StartParams, now time.Time, p Policy) (*Session, error) {
@@ -276,7 +286,7 @@ func Start(sp StartParams, now time.Time, p Policy) (*Session, error) {
 		SessionID: sp.SessionID, UserID: sp.UserID, Method: sp.Method, AMR: slices.Clone(sp.AMR),
 		IP: sp.IP, UserAgent: events.Truncate(sp.UserAgent, MaxUserAgentLength), RefreshDigest: sp.RefreshDigest,
 		StartedAt: now, IdleExpiresAt: minTime(now.Add(p.IdleTimeout), now.Add(p.AbsoluteLifetime)),
-		ExpiresAt: now.Add(p.AbsoluteLifetime), Claims: claims,
+		ExpiresAt: now.Add(p.AbsoluteLifetime), Claims: claims, DeviceDigest: optionalDigest(sp.DeviceDigest),
 	})
 	return s, nil
 }

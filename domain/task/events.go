@@ -26,6 +26,7 @@ const (
 	EventFileAccessed    = "task.file_accessed.v1"
 	EventViewed          = "task.viewed.v1"
 	EventAccessDenied    = "access.denied.v1"
+	EventDenialsCounted  = "access.denials_counted.v1"
 	EventQuotaReserved   = "quota.reserved.v1"
 	EventQuotaReleased   = "quota.released.v1"
 	EventQuotaSummarized = "quota.summarized.v1"
@@ -282,6 +283,25 @@ type AccessDenied struct {
 	DeniedAt     time.Time `json:"denied_at"`
 }
 
+// DenialsCounted records the refusals a requester met within a coalescing
+// window after the one recorded in full (AccessDenied, whose event id is
+// OpenedBy), so that repeated refused reads cannot grow the log one event
+// each (DenialWindow). Count is how many; Reasons and ResourceKinds split
+// it; the times bound the counted refusals, the window's bounds follow the
+// opening one. The metadata (correlation id, client IP, user agent) is the
+// last counted request's; the causation id is OpenedBy.
+type DenialsCounted struct {
+	UserID        uuid.UUID      `json:"user_id"`
+	OpenedBy      uuid.UUID      `json:"opened_by,omitempty"`
+	Count         int            `json:"count"`
+	Reasons       map[string]int `json:"reasons"`
+	ResourceKinds map[string]int `json:"resource_kinds"`
+	FirstDeniedAt time.Time      `json:"first_denied_at"`
+	LastDeniedAt  time.Time      `json:"last_denied_at"`
+	WindowStart   time.Time      `json:"window_start"`
+	WindowEnd     time.Time      `json:"window_end"`
+}
+
 // QuotaReserved counts a new task (active, Bytes stored) against its
 // owner's limits, on the quota stream.
 type QuotaReserved struct {
@@ -335,6 +355,7 @@ func (Expired) EventName() string         { return EventExpired }
 func (FileAccessed) EventName() string    { return EventFileAccessed }
 func (Viewed) EventName() string          { return EventViewed }
 func (AccessDenied) EventName() string    { return EventAccessDenied }
+func (DenialsCounted) EventName() string  { return EventDenialsCounted }
 func (QuotaReserved) EventName() string   { return EventQuotaReserved }
 func (QuotaReleased) EventName() string   { return EventQuotaReleased }
 func (QuotaSummarized) EventName() string { return EventQuotaSummarized }
@@ -345,7 +366,7 @@ func AllEvents() []events.Event {
 	return []events.Event{
 		Created{}, FileAttached{}, Claimed{}, ClaimRenewed{}, ClaimReleased{}, Completed{}, Failed{},
 		Retried{}, Cancelled{}, Deleted{}, Expired{}, FileAccessed{}, Viewed{}, AccessDenied{},
-		QuotaReserved{}, QuotaReleased{}, QuotaSummarized{},
+		DenialsCounted{}, QuotaReserved{}, QuotaReleased{}, QuotaSummarized{},
 	}
 }
 

@@ -8,9 +8,6 @@ var (
 	// ErrEmailTaken: the address is reserved by another user. The HTTP
 	// layer answers 409 email-taken.
 	ErrEmailTaken = errors.New("user: email taken")
-	// ErrLocked: the account is locked out. A login handler must answer it
-	// exactly as a wrong password (same status, body and timing).
-	ErrLocked = errors.New("user: account locked")
 	// ErrNotRegistered: a command on a user stream with no registration.
 	ErrNotRegistered = errors.New("user: not registered")
 	// ErrAlreadyRegistered: Register on a stream that already has a user.

@@ -11,17 +11,18 @@ import (
 // Event names. They are data in the log: never change one; add a .v2 type
 // and an upcaster instead.
 const (
-	EventRegistered         = "user.registered.v1"
-	EventPasswordChanged    = "user.password_changed.v1"
-	EventPasswordRehashed   = "user.password_rehashed.v1"
-	EventLoginFailed        = "user.login_failed.v1"
-	EventLocked             = "user.locked.v1"
-	EventUnlocked           = "user.unlocked.v1"
-	EventRoleGranted        = "user.role_granted.v1"
-	EventRoleRevoked        = "user.role_revoked.v1"
-	EventDisplayNameChanged = "user.display_name_changed.v1"
-	EventEmailReserved      = "email.reserved.v1"
-	EventEmailReleased      = "email.released.v1"
+	EventRegistered           = "user.registered.v1"
+	EventPasswordChanged      = "user.password_changed.v1"
+	EventPasswordRehashed     = "user.password_rehashed.v1"
+	EventLoginFailed          = "user.login_failed.v1"
+	EventLoginFailuresCleared = "user.login_failures_cleared.v1"
+	EventLocked               = "user.locked.v1"
+	EventUnlocked             = "user.unlocked.v1"
+	EventRoleGranted          = "user.role_granted.v1"
+	EventRoleRevoked          = "user.role_revoked.v1"
+	EventDisplayNameChanged   = "user.display_name_changed.v1"
+	EventEmailReserved        = "email.reserved.v1"
+	EventEmailReleased        = "email.released.v1"
 )
 
 // Registered starts a user stream. PasswordHash is an argon2id PHC string,
@@ -51,17 +52,35 @@ type PasswordRehashed struct {
 	RehashedAt   time.Time `json:"rehashed_at"`
 }
 
-// LoginFailed records one wrong password for an existing, unlocked account.
-// The time is in the data (not only in the metadata) because the lockout
-// rule folds it.
+// LoginFailed records one wrong password for an existing account, from an
+// attempt the throttle let through. The time and the source are in the
+// data (not only in the metadata) because the throttle folds them. Source
+// is the client's network (Source), Device the known device the attempt
+// came from ("" for none). Both are absent in events recorded before the
+// throttle counted per source: those count against the empty source.
 type LoginFailed struct {
 	UserID   uuid.UUID `json:"user_id"`
 	FailedAt time.Time `json:"failed_at"`
+	Source   string    `json:"source,omitempty"`
+	Device   string    `json:"device,omitempty"`
 }
 
-// Locked records a lockout, appended together with the failure that caused
-// it. Lockout counts consecutive lockouts (1 for the first); the duration
-// doubles with it.
+// LoginFailuresCleared records a successful login from a source that had
+// failures: the throttle forgets that source's failures (and only that
+// source's: a success from the owner's laptop does not give a stranger's
+// address its free attempts back). It is appended only when there is
+// something to clear, so successful logins stay off the user stream.
+type LoginFailuresCleared struct {
+	UserID    uuid.UUID `json:"user_id"`
+	Source    string    `json:"source,omitempty"`
+	Device    string    `json:"device,omitempty"`
+	ClearedAt time.Time `json:"cleared_at"`
+}
+
+// Locked records a lockout of the former policy, which locked the account
+// itself after five failures. It is no longer recorded (the throttle
+// replaced it, docs/login-throttling.md); in old streams it still forgets the
+// failures before it, and locks nothing.
 type Locked struct {
 	UserID      uuid.UUID `json:"user_id"`
 	LockedAt    time.Time `json:"locked_at"`
@@ -69,9 +88,8 @@ type Locked struct {
 	Lockout     int       `json:"lockout"`
 }
 
-// Unlocked records an administrator lifting a lockout early; it also
-// clears the failure count and the doubling. An expiring lockout needs no
-// event.
+// Unlocked records an administrator clearing every failure the throttle
+// counts for the account (it once lifted a lockout early).
 type Unlocked struct {
 	UserID     uuid.UUID `json:"user_id"`
 	UnlockedAt time.Time `json:"unlocked_at"`
@@ -113,23 +131,24 @@ type EmailReleased struct {
 	ReleasedAt time.Time `json:"released_at"`
 }
 
-func (Registered) EventName() string         { return EventRegistered }
-func (PasswordChanged) EventName() string    { return EventPasswordChanged }
-func (PasswordRehashed) EventName() string   { return EventPasswordRehashed }
-func (LoginFailed) EventName() string        { return EventLoginFailed }
-func (Locked) EventName() string             { return EventLocked }
-func (Unlocked) EventName() string           { return EventUnlocked }
-func (RoleGranted) EventName() string        { return EventRoleGranted }
-func (RoleRevoked) EventName() string        { return EventRoleRevoked }
-func (DisplayNameChanged) EventName() string { return EventDisplayNameChanged }
-func (EmailReserved) EventName() string      { return EventEmailReserved }
-func (EmailReleased) EventName() string      { return EventEmailReleased }
+func (Registered) EventName() string           { return EventRegistered }
+func (PasswordChanged) EventName() string      { return EventPasswordChanged }
+func (PasswordRehashed) EventName() string     { return EventPasswordRehashed }
+func (LoginFailed) EventName() string          { return EventLoginFailed }
+func (LoginFailuresCleared) EventName() string { return EventLoginFailuresCleared }
+func (Locked) EventName() string               { return EventLocked }
+func (Unlocked) EventName() string             { return EventUnlocked }
+func (RoleGranted) EventName() string          { return EventRoleGranted }
+func (RoleRevoked) EventName() string          { return EventRoleRevoked }
+func (DisplayNameChanged) EventName() string   { return EventDisplayNameChanged }
+func (EmailReserved) EventName() string        { return EventEmailReserved }
+func (EmailReleased) EventName() string        { return EventEmailReleased }
 
 // AllEvents lists one zero value of every event type of this package, the
 // table RegisterEvents installs. Adding a type means adding it here.
 func AllEvents() []events.Event {
 	return []events.Event{
-		Registered{}, PasswordChanged{}, PasswordRehashed{}, LoginFailed{}, Locked{}, Unlocked{},
+		Registered{}, PasswordChanged{}, PasswordRehashed{}, LoginFailed{}, LoginFailuresCleared{}, Locked{}, Unlocked{},
 		RoleGranted{}, RoleRevoked{}, DisplayNameChanged{}, EmailReserved{}, EmailReleased{},
 	}
 }

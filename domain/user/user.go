@@ -2,7 +2,7 @@
 // addresses unique.
 //
 // A user stream ("user-<id>") holds registration, password hashes, failed
-// logins and lockouts, and roles. Successful logins are not written here
+// logins (which the login throttle folds, lockout.go), and roles. Successful logins are not written here
 // (the session stream records them), so the stream stays short. The package
 // is pure: it decides which events a command produces and folds events into
 // state; time comes in as an argument, hashes are made outside.
@@ -57,9 +57,7 @@ type User struct {
 	roles        []string
 	registeredAt time.Time
 
-	failures    []time.Time // failed logins since the last lockout ended
-	lockedUntil time.Time
-	lockouts    int // consecutive lockouts, for the doubling
+	throttle LoginThrottle
 
 	version int
 	changes []events.Event
@@ -174,65 +172,52 @@ func (u *User) Version() int { return u.version }
 // Changes are the events recorded by commands since loading, to append.
 func (u *User) Changes() []events.Event { return slices.Clone(u.changes) }
 
-// LockedUntil returns the end of the current lockout, or false when the
-// account is not locked at now.
-func (u *User) LockedUntil(now time.Time) (time.Time, bool) {
-	if now.Before(u.lockedUntil) {
-		return u.lockedUntil, true
-	}
-	return time.Time{}, false
+// LoginRetryAfter is how long the attempt must wait before its password
+// is checked (0: go ahead). A login handler calls it before verifying the
+// password and, when it is positive, answers 429 without verifying: a
+// throttled guess learns nothing.
+func (u *User) LoginRetryAfter(a LoginAttempt, now time.Time, p ThrottlePolicy) time.Duration {
+	return u.throttle.RetryAfter(a, now, p)
 }
 
-// CheckCanLogin returns ErrLocked while a lockout lasts, ErrNotRegistered
-// for an empty stream, nil otherwise. A login handler calls it before
-// verifying the password, and answers ErrLocked exactly as a wrong password
-// (after spending the same hash).
-func (u *User) CheckCanLogin(now time.Time) error {
+// RecordLoginFailure records a wrong password from a at now. A throttled
+// attempt records nothing and returns a *ThrottledError: attempts that
+// come too soon neither extend the wait nor grow the stream (the per-IP
+// rate limit is what slows a flood of them).
+func (u *User) RecordLoginFailure(a LoginAttempt, now time.Time, p ThrottlePolicy) error {
 	if !u.registered {
 		return ErrNotRegistered
 	}
-	if _, locked := u.LockedUntil(now); locked {
-		return ErrLocked
+	if wait := u.LoginRetryAfter(a, now, p); wait > 0 {
+		return &ThrottledError{RetryAfter: wait}
 	}
+	u.record(LoginFailed{UserID: u.id, FailedAt: now.UTC(), Source: a.Source, Device: a.Device})
 	return nil
 }
 
-// RecordLoginFailure records a wrong password at now and, when it is the
-// MaxFailures-th within the window, a lockout in the same append. While a
-// lockout lasts it records nothing and returns ErrLocked: attempts against a
-// locked account neither extend the lockout nor grow the stream (per-IP rate
-// limiting is what slows a flood of them).
-func (u *User) RecordLoginFailure(now time.Time, p LockoutPolicy) error {
-	if err := u.CheckCanLogin(now); err != nil {
-		return err
+// RecordLoginSuccess forgets the failures of a's source after a correct
+// password. It records nothing when that source has none.
+func (u *User) RecordLoginSuccess(a LoginAttempt, now time.Time) error {
+	if !u.registered {
+		return ErrNotRegistered
 	}
-	now = now.UTC()
-	u.record(LoginFailed{UserID: u.id, FailedAt: now})
-	recent := 0
-	for _, f := range u.failures {
-		if now.Sub(f) < p.Window {
-			recent++
-		}
-	}
-	if recent < p.MaxFailures {
+	if !u.throttle.HasFailures(a) {
 		return nil
 	}
-	n := 1
-	if u.lockouts > 0 && now.Sub(u.lockedUntil) <= p.ResetAfter {
-		n = u.lockouts + 1
-	}
-	u.record(Locked{UserID: u.id, LockedAt: now, LockedUntil: now.Add(p.duration(n)), Lockout: n})
+	u.record(LoginFailuresCleared{UserID: u.id, Source: a.Source, Device: a.Device, ClearedAt: now.UTC()})
 	return nil
 }
 
-// Unlock lifts a lockout early and forgets the failures and the doubling.
-// It records nothing when the account is neither locked nor has failures.
+// HasLoginFailures reports whether a success from a would clear failures.
+func (u *User) HasLoginFailures(a LoginAttempt) bool { return u.throttle.HasFailures(a) }
+
+// Unlock forgets every failure the throttle counts for the account (an
+// administrator's action). It records nothing when there is none.
 func (u *User) Unlock(now time.Time) error {
 	if !u.registered {
 		return ErrNotRegistered
 	}
-	_, locked := u.LockedUntil(now)
-	if !locked && len(u.failures) == 0 && u.lockouts == 0 {
+	if len(u.throttle.failures) == 0 {
 		return nil
 	}
 	u.record(Unlocked{UserID: u.id, UnlockedAt: now.UTC()})
@@ -347,15 +332,8 @@ func (u *User) apply(e events.Event) error {
 		u.passwordHash = e.PasswordHash
 	case PasswordRehashed:
 		u.passwordHash = e.PasswordHash
-	case LoginFailed:
-		u.failures = append(u.failures, e.FailedAt)
-		if len(u.failures) > maxRememberedFailures {
-			u.failures = slices.Delete(u.failures, 0, len(u.failures)-maxRememberedFailures)
-		}
-	case Locked:
-		u.lockedUntil, u.lockouts, u.failures = e.LockedUntil, e.Lockout, nil
-	case Unlocked:
-		u.lockedUntil, u.lockouts, u.failures = time.Time{}, 0, nil
+	case LoginFailed, LoginFailuresCleared, Locked, Unlocked:
+		u.throttle.Observe(e)
 	case RoleGranted:
 		if !slices.Contains(u.roles, e.Role) {
 			u.roles = append(u.roles, e.Role)

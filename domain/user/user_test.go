@@ -19,7 +19,7 @@ const hash = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXN
 var (
 	t0     = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	userID = uuid.MustParse("0b8f7f0e-7c55-4b5e-9f59-8f6f3f2a9a10")
-	policy = user.DefaultLockoutPolicy()
+	policy = user.DefaultThrottlePolicy()
 )
 
 // given folds history into a user, as a repository would after a load.
@@ -40,8 +40,6 @@ func registeredUser(t *testing.T, more ...events.Event) *user.User {
 	t.Helper()
 	return given(t, append([]events.Event{registered()}, more...)...)
 }
-
-func failed(at time.Time) user.LoginFailed { return user.LoginFailed{UserID: userID, FailedAt: at} }
 
 func thenEvents(t *testing.T, u *user.User, want ...events.Event) {
 	t.Helper()
@@ -186,106 +184,6 @@ func TestEmailReservation(t *testing.T) {
 	}
 }
 
-func TestLoginFailuresAndLockout(t *testing.T) {
-	t.Parallel()
-	min := time.Minute
-	fourFailures := []events.Event{failed(t0), failed(t0.Add(1 * min)), failed(t0.Add(2 * min)), failed(t0.Add(3 * min))}
-
-	t.Run("a failure below the threshold is recorded", func(t *testing.T) {
-		t.Parallel()
-		u := registeredUser(t)
-		if err := u.RecordLoginFailure(t0, policy); err != nil {
-			t.Fatal(err)
-		}
-		thenEvents(t, u, failed(t0))
-	})
-	t.Run("the fifth failure in the window locks for 15 minutes", func(t *testing.T) {
-		t.Parallel()
-		u := registeredUser(t, fourFailures...)
-		now := t0.Add(4 * min)
-		if err := u.RecordLoginFailure(now, policy); err != nil {
-			t.Fatal(err)
-		}
-		thenEvents(t, u, failed(now), user.Locked{UserID: userID, LockedAt: now, LockedUntil: now.Add(15 * min), Lockout: 1})
-		if err := u.CheckCanLogin(now.Add(14 * min)); !errors.Is(err, user.ErrLocked) {
-			t.Fatalf("CheckCanLogin during lockout = %v", err)
-		}
-		if err := u.CheckCanLogin(now.Add(15 * min)); err != nil {
-			t.Fatalf("CheckCanLogin after lockout = %v", err)
-		}
-	})
-	t.Run("failures outside the window do not count", func(t *testing.T) {
-		t.Parallel()
-		u := registeredUser(t, fourFailures...)
-		now := t0.Add(15 * min) // the first failure has left the window
-		_ = u.RecordLoginFailure(now, policy)
-		thenEvents(t, u, failed(now))
-	})
-	t.Run("a locked account records nothing", func(t *testing.T) {
-		t.Parallel()
-		u := registeredUser(t, append(fourFailures, failed(t0.Add(4*min)),
-			user.Locked{UserID: userID, LockedAt: t0.Add(4 * min), LockedUntil: t0.Add(19 * min), Lockout: 1})...)
-		if err := u.RecordLoginFailure(t0.Add(5*min), policy); !errors.Is(err, user.ErrLocked) {
-			t.Fatalf("RecordLoginFailure = %v", err)
-		}
-		thenEvents(t, u)
-	})
-	t.Run("failures before a lockout do not count after it", func(t *testing.T) {
-		t.Parallel()
-		u := registeredUser(t, append(fourFailures, failed(t0.Add(4*min)),
-			user.Locked{UserID: userID, LockedAt: t0.Add(4 * min), LockedUntil: t0.Add(5 * min), Lockout: 1})...)
-		now := t0.Add(6 * min)
-		_ = u.RecordLoginFailure(now, policy)
-		thenEvents(t, u, failed(now))
-	})
-	t.Run("a repeat lockout doubles", func(t *testing.T) {
-		t.Parallel()
-		end := t0.Add(19 * min)
-		h := append(fourFailures, failed(t0.Add(4*min)), user.Locked{UserID: userID, LockedAt: t0.Add(4 * min), LockedUntil: end, Lockout: 1})
-		for i := range 4 {
-			h = append(h, failed(end.Add(time.Duration(i)*time.Second)))
-		}
-		u := registeredUser(t, h...)
-		now := end.Add(10 * time.Second)
-		_ = u.RecordLoginFailure(now, policy)
-		thenEvents(t, u, failed(now), user.Locked{UserID: userID, LockedAt: now, LockedUntil: now.Add(30 * min), Lockout: 2})
-	})
-	t.Run("the doubling resets after a quiet day", func(t *testing.T) {
-		t.Parallel()
-		end := t0.Add(19 * min)
-		later := end.Add(25 * time.Hour)
-		h := append(fourFailures, failed(t0.Add(4*min)), user.Locked{UserID: userID, LockedAt: t0.Add(4 * min), LockedUntil: end, Lockout: 3})
-		for i := range 4 {
-			h = append(h, failed(later.Add(time.Duration(i)*time.Second)))
-		}
-		u := registeredUser(t, h...)
-		now := later.Add(10 * time.Second)
-		_ = u.RecordLoginFailure(now, policy)
-		thenEvents(t, u, failed(now), user.Locked{UserID: userID, LockedAt: now, LockedUntil: now.Add(15 * min), Lockout: 1})
-	})
-	t.Run("the doubling is capped", func(t *testing.T) {
-		t.Parallel()
-		end := t0.Add(time.Hour)
-		h := []events.Event{user.Locked{UserID: userID, LockedAt: t0, LockedUntil: end, Lockout: 20}}
-		for i := range 4 {
-			h = append(h, failed(end.Add(time.Duration(i)*time.Second)))
-		}
-		u := registeredUser(t, h...)
-		now := end.Add(10 * time.Second)
-		_ = u.RecordLoginFailure(now, policy)
-		thenEvents(t, u, failed(now), user.Locked{UserID: userID, LockedAt: now, LockedUntil: now.Add(24 * time.Hour), Lockout: 21})
-	})
-	t.Run("unlock clears", func(t *testing.T) {
-		t.Parallel()
-		u := registeredUser(t, user.Locked{UserID: userID, LockedAt: t0, LockedUntil: t0.Add(time.Hour), Lockout: 2})
-		_ = u.Unlock(t0.Add(min))
-		thenEvents(t, u, user.Unlocked{UserID: userID, UnlockedAt: t0.Add(min)})
-		if err := u.CheckCanLogin(t0.Add(min)); err != nil {
-			t.Fatal(err)
-		}
-	})
-}
-
 func TestPasswordsRolesNames(t *testing.T) {
 	t.Parallel()
 	const newHash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdG5ld3NhbHQ$bmV3aGFzaG5ld2hhc2huZXdoYXNobmV3aGFzaG5ldw"
@@ -334,10 +232,11 @@ func TestCommandsOnAnUnregisteredUser(t *testing.T) {
 	t.Parallel()
 	u := given(t)
 	for name, err := range map[string]error{
-		"login":  u.CheckCanLogin(t0),
-		"fail":   u.RecordLoginFailure(t0, policy),
-		"role":   u.GrantRole("admin", t0),
-		"rename": u.ChangeDisplayName("x", t0),
+		"fail":    u.RecordLoginFailure(user.LoginAttempt{Source: "192.0.2.1"}, t0, policy),
+		"success": u.RecordLoginSuccess(user.LoginAttempt{Source: "192.0.2.1"}, t0),
+		"unlock":  u.Unlock(t0),
+		"role":    u.GrantRole("admin", t0),
+		"rename":  u.ChangeDisplayName("x", t0),
 	} {
 		if !errors.Is(err, user.ErrNotRegistered) {
 			t.Errorf("%s: %v", name, err)
@@ -345,15 +244,5 @@ func TestCommandsOnAnUnregisteredUser(t *testing.T) {
 	}
 	if _, err := user.FromHistory([]events.Event{registered(), registered()}); !errors.Is(err, user.ErrAlreadyRegistered) {
 		t.Fatalf("double registration folded: %v", err)
-	}
-}
-
-func TestLockoutPolicyValidate(t *testing.T) {
-	t.Parallel()
-	if err := user.DefaultLockoutPolicy().Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if err := (user.LockoutPolicy{}).Validate(); err == nil {
-		t.Fatal("zero policy is valid")
 	}
 }

@@ -6,6 +6,7 @@ package identity
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/authn"
 	"github.com/authledger/authledger/httpapi/problem"
+	"github.com/authledger/authledger/httpapi/ratelimit"
 )
 
 // ConsistencyHeader carries the log position a command wrote.
@@ -38,21 +40,46 @@ type Deps struct {
 	PublicURL  string // issuer, base of jwks_uri
 	Algorithms []string
 	AccessTTL  time.Duration
-	// RateLimit guards register, login and refresh per client IP; nil
-	// means no limit.
-	RateLimit *RateLimiter
+	// RateLimit guards register, login and refresh per client network
+	// (user.Source of the client IP); nil means no limit.
+	RateLimit *ratelimit.Limiter
+	// UserRateLimit guards every authenticated route per user (the
+	// token's subject), after Auth; nil means no limit.
+	UserRateLimit *ratelimit.Limiter
 }
 
 // Mount registers the endpoints on e.
 func Mount(e *gin.Engine, d Deps) {
-	rl := d.RateLimit.Middleware()
+	rl := d.RateLimit.Middleware(clientNetwork, "Too many requests from this address; retry later.")
 	e.POST("/v1/auth/register", rl, d.register)
 	e.POST("/v1/auth/login", rl, d.login)
 	e.POST("/v1/auth/refresh", rl, d.refresh)
-	e.POST("/v1/auth/logout", d.Auth, d.logout)
-	e.DELETE("/v1/auth/sessions/:id", d.Auth, d.deleteSession)
+	e.POST("/v1/auth/logout", append(d.Authenticated(), d.logout)...)
+	e.DELETE("/v1/auth/sessions/:id", append(d.Authenticated(), d.deleteSession)...)
 	e.GET("/.well-known/jwks.json", d.jwks)
 	e.GET("/.well-known/openid-configuration", d.discovery)
+}
+
+// Authenticated is the chain every authenticated route starts with: the
+// Bearer middleware, then the per-user rate limit. Mount the /v1 group
+// with it.
+func (d Deps) Authenticated() []gin.HandlerFunc {
+	return []gin.HandlerFunc{d.Auth, d.UserRateLimit.Middleware(subject, "Too many requests for this account; retry later.")}
+}
+
+// clientNetwork keys the anonymous routes' limit: an IPv6 client is one
+// /64, as in the login throttle, or a single client could spread over
+// 2^64 buckets.
+func clientNetwork(c *gin.Context) (string, bool) { return user.Source(c.ClientIP()), true }
+
+// subject keys the authenticated routes' limit by user; a request the
+// Bearer middleware let through without claims is not limited here.
+func subject(c *gin.Context) (string, bool) {
+	cl, ok := authn.Claims(c)
+	if !ok {
+		return "", false
+	}
+	return cl.UserID.String(), true
 }
 
 func anonymous(c *gin.Context) commands.Meta {
@@ -115,34 +142,67 @@ func (d Deps) register(c *gin.Context) {
 func (d Deps) tokenResponse(c *gin.Context, r commands.LoginResult) {
 	consistency(c, r.Position)
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, gin.H{
+	body := gin.H{
 		"access_token":  r.AccessToken,
 		"token_type":    "Bearer",
 		"expires_in":    int(time.Until(r.Claims.ExpiresAt).Round(time.Second).Seconds()),
 		"refresh_token": r.RefreshToken,
 		"session_id":    r.SessionID,
 		"user":          gin.H{"id": r.User.ID, "email": r.User.Email, "display_name": r.User.DisplayName},
+	}
+	if r.DeviceToken != "" {
+		body["device_token"] = r.DeviceToken
+		d.setDeviceCookie(c, r)
+	}
+	c.JSON(http.StatusOK, body)
+}
+
+// DeviceCookie carries the known-device token of a browser between logins
+// (a client without cookies sends the login's device_token back instead).
+const DeviceCookie = "authledger_device"
+
+// setDeviceCookie keeps the device token where only the login endpoint
+// sees it: HttpOnly, SameSite=Strict, Secure behind an https public URL.
+func (d Deps) setDeviceCookie(c *gin.Context, r commands.LoginResult) {
+	path, secure := "/v1/auth/login", false
+	if u, err := url.Parse(d.PublicURL); err == nil {
+		path, secure = strings.TrimRight(u.Path, "/")+path, u.Scheme == "https"
+	}
+	// Secure follows the public URL: a development server on plain http
+	// would otherwise hand out a cookie its clients never send back.
+	http.SetCookie(c.Writer, &http.Cookie{ //nolint:gosec // Secure is set behind https, see above
+		Name: DeviceCookie, Value: r.DeviceToken, Path: path, Expires: r.DeviceExpiresAt,
+		MaxAge: int(time.Until(r.DeviceExpiresAt).Seconds()), Secure: secure, HttpOnly: true, SameSite: http.SameSiteStrictMode,
 	})
 }
 
 func (d Deps) login(c *gin.Context) {
 	var body struct {
-		Email    string `json:"email"`
-		Password string `json:"password"`
+		Email       string `json:"email"`
+		Password    string `json:"password"`
+		DeviceToken string `json:"device_token"`
 	}
 	if !bind(c, &body) {
 		return
 	}
-	r, err := d.Login.Handle(c.Request.Context(), commands.Login{Email: body.Email, Password: body.Password, Meta: anonymous(c)})
-	if errors.Is(err, commands.ErrInvalidCredentials) {
+	device := body.DeviceToken
+	if device == "" {
+		device, _ = c.Cookie(DeviceCookie)
+	}
+	r, err := d.Login.Handle(c.Request.Context(), commands.Login{Email: body.Email, Password: body.Password, DeviceToken: device, Meta: anonymous(c)})
+	var throttled *user.ThrottledError
+	switch {
+	case errors.Is(err, commands.ErrInvalidCredentials):
 		httpapi.WriteError(c, problem.Unauthenticated("invalid-credentials", "The email or password is incorrect."))
-		return
-	}
-	if err != nil {
+	case errors.As(err, &throttled):
+		// Answered at once, never by holding the request: a waiting
+		// attacker costs nothing but this response.
+		httpapi.WriteError(c, problem.RateLimited("rate-limited", throttled.RetryAfter, "Too many failed logins from here; retry later."))
+	case err != nil:
 		httpapi.WriteError(c, err)
-		return
+	default:
+		d.tokenResponse(c, r)
 	}
-	d.tokenResponse(c, r)
 }
 
 func (d Deps) refresh(c *gin.Context) {

@@ -66,6 +66,7 @@ type story struct {
 	aliceS1, aliceS2 uuid.UUID // s1 refreshed from a new address; s2 logged out
 	aliceS3          uuid.UUID // revoked by reuse detection
 	bobS1            uuid.UUID
+	bobLockedUntil   time.Time // of a lockout under the former policy
 	last             eventstore.Position
 }
 
@@ -137,13 +138,27 @@ func tell(t *testing.T, ctx context.Context, c *cmds) *story {
 	if _, err := c.refresh.Handle(ctx, commands.Refresh{RefreshToken: l3.RefreshToken, Meta: meta("192.0.2.66", "thief")}); err == nil {
 		t.Fatal("reused refresh token accepted")
 	}
-	// Five wrong passwords lock Bob (default policy).
+	// Five wrong passwords for Bob, then a lockout as the former policy
+	// recorded it (the throttle records none, docs/login-throttling.md, but old
+	// streams hold them and the profile still shows them).
 	for range 5 {
 		if _, err := c.login.Handle(ctx, commands.Login{Email: "bob@example.com", Password: "wrong password!", Meta: meta("192.0.2.66", "thief")}); err == nil {
 			t.Fatal("wrong password accepted")
 		}
 	}
 	m := commands.Meta{Actor: events.Actor{Kind: events.ActorSystem, ID: "test"}}
+	bobU, err := c.users.Load(ctx, user.StreamName(s.bob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockedAt := time.Now().UTC().Truncate(time.Microsecond)
+	s.bobLockedUntil = lockedAt.Add(15 * time.Minute)
+	locked, err := c.users.Append(ctx, user.StreamName(s.bob), bobU.Version(), m,
+		[]events.Event{user.Locked{UserID: s.bob, LockedAt: lockedAt, LockedUntil: s.bobLockedUntil, Lockout: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	note(locked.Position)
 	res, err = c.users.Update(ctx, user.StreamName(s.alice), m, func(u *user.User) error {
 		if err := u.GrantRole("auditor", time.Now()); err != nil {
 			return err
@@ -220,11 +235,9 @@ func TestProjectionsFollowTheCommands(t *testing.T) {
 	if alice.LastLoginAt == nil || !alice.LastLoginAt.Equal(us(s3.StartedAt())) || alice.LockedUntil != nil || alice.Lockouts != 0 {
 		t.Fatalf("alice last login %v (want %s), locked %v", alice.LastLoginAt, s3.StartedAt(), alice.LockedUntil)
 	}
-	bobU, _ := c.users.Load(ctx, user.StreamName(s.bob))
-	bobUntil, locked := bobU.LockedUntil(time.Now())
 	bob, _ := identity.GetProfile(ctx, db, s.bob)
-	if !locked || bob.LockedUntil == nil || !bob.LockedUntil.Equal(us(bobUntil)) || bob.Lockouts != 1 || bob.LastFailedLoginAt == nil || bob.LastLoginAt == nil {
-		t.Fatalf("bob = %+v (aggregate locked until %s, %v)", bob, bobUntil, locked)
+	if bob.LockedUntil == nil || !bob.LockedUntil.Equal(s.bobLockedUntil) || bob.Lockouts != 1 || bob.LastFailedLoginAt == nil || bob.LastLoginAt == nil {
+		t.Fatalf("bob = %+v (locked until %s under the former policy)", bob, s.bobLockedUntil)
 	}
 	if _, err := identity.GetProfile(ctx, db, uuid.New()); !errors.Is(err, identity.ErrNotFound) {
 		t.Fatalf("unknown profile: %v", err)

@@ -95,7 +95,7 @@ func New(t testing.TB, ctx context.Context, store eventstore.Store, pool *pgxpoo
 		TokenConfig: tcfg, Ring: holder, TokenIssuer: issuer, Verifier: verifier,
 		Register: &commands.RegisterHandler{Reservations: res, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: rkey},
 		Login: &commands.LoginHandler{Reservations: res, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,
-			Lockout: user.DefaultLockoutPolicy(), SessionPolicy: session.DefaultPolicy(), ReservationKey: rkey},
+			Throttle: user.DefaultThrottlePolicy(), KnownDeviceTTL: 90 * 24 * time.Hour, SessionPolicy: session.DefaultPolicy(), ReservationKey: rkey},
 		Refresh:    &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: session.DefaultPolicy()},
 		Revoke:     &commands.RevokeSessionHandler{Sessions: sessions},
 		SyncClaims: &commands.SyncSessionClaimsHandler{Users: users, Sessions: sessions},
