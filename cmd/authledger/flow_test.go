@@ -45,8 +45,8 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// startService builds the app from env (over testConfig's defaults) and
-// serves it until the test ends.
+// startService builds the app from env (over testConfig's defaults),
+// serves it until the test ends, and returns once it is ready.
 func startService(t *testing.T, env map[string]string) *running {
 	t.Helper()
 	vars := map[string]string{
@@ -82,7 +82,11 @@ func startService(t *testing.T, env map[string]string) *running {
 		}
 		_ = a.close()
 	})
-	return &running{t: t, base: "http://" + ln.Addr().String(), logs: logs}
+	r := &running{t: t, base: "http://" + ln.Addr().String(), logs: logs}
+	// As an orchestrator would: traffic once every projection, policy and
+	// log follower runs.
+	r.waitReady(60 * time.Second)
+	return r
 }
 
 // call sends a JSON request and decodes a JSON answer.

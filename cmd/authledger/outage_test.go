@@ -74,6 +74,11 @@ func TestAfterADatabaseOutageRevocationsStillBiteWithinASecond(t *testing.T) {
 	cluster := pgtest.StartCluster(t)
 	r := startService(t, map[string]string{"DATABASE_URL": cluster.URL, "AUTHLEDGER_RATE_LIMIT_PER_SECOND": "0"})
 	r.waitReady(30 * time.Second)
+	defer func() {
+		if t.Failed() {
+			t.Log(r.logs.String())
+		}
+	}()
 
 	email := "outage@example.com"
 	access := r.login(email)

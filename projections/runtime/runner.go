@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -31,6 +32,11 @@ type Runner struct {
 	// it was first vouched for.
 	followers []*follower
 	started   time.Time
+
+	// setUp is set once the projections' tables exist (Setup); setupErr is
+	// the last set-up failure before that.
+	setUp    atomic.Bool
+	setupErr atomic.Value
 
 	mu     sync.Mutex
 	states map[string]localState
@@ -132,18 +138,24 @@ func (r *Runner) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	// Set-up is retried whatever the error, forever: an outage during
+	// start-up must not leave the projections stopped behind a server that
+	// answers. Until it succeeds, Ready says so.
 	for attempt := 1; ; attempt++ {
 		err := Setup(ctx, r.e.pool, r.e.cfg.Projections...)
 		if err == nil {
+			r.setUp.Store(true)
 			break
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
+		r.setupErr.Store(err.Error())
+		level := slog.LevelWarn
 		if !isTransient(err) {
-			return err
+			level = slog.LevelError
 		}
-		r.e.logger.Warn("projection setup failed; retrying", "error", err, "attempt", attempt)
+		r.e.logger.Log(ctx, level, "projection setup failed; retrying", "error", err, "attempt", attempt)
 		sleep(ctx, backoff(r.e.cfg.RetryBackoff, r.e.cfg.MaxBackoff, attempt))
 	}
 	for _, p := range r.e.cfg.Projections {
@@ -263,9 +275,18 @@ var ErrNotReady = errors.New("projections: not ready")
 // names each.
 func (r *Runner) Ready(ctx context.Context) error {
 	errs := []error{r.followersReady()}
+	if len(r.e.cfg.Projections) > 0 && !r.setUp.Load() {
+		msg := "projections are not set up yet"
+		if e, ok := r.setupErr.Load().(string); ok {
+			msg += ": " + e
+		}
+		errs = append(errs, fmt.Errorf("%w: %s", ErrNotReady, msg))
+	}
 	r.mu.Lock()
 	for name, s := range r.states {
 		switch {
+		case s.State == StateIdle:
+			errs = append(errs, fmt.Errorf("%w: projection %s has not started", ErrNotReady, name))
 		case s.State == StateFailed && s.Fail != nil:
 			errs = append(errs, fmt.Errorf("%w: projection %s failed on event %s (%s): %v", ErrNotReady, name, s.Fail.EventID, s.Fail.EventType, s.Fail.Err))
 		case s.State == StateRetrying && s.Fail != nil:
