@@ -467,6 +467,10 @@ func TestSanitizeAndContentDisposition(t *testing.T) {
 		"":                       "file-3",
 		"..":                     "file-3",
 		"\xff\xfe.png":           "\uFFFD.png",
+		"evil\u202egnp.exe":      "evilgnp.exe",
+		"\u200fשלום\u200e.png":   "שלום.png",
+		"\ufeffzero\u200bwidth":  "zerowidth",
+		"می\u200cخواهم.png":      "می\u200cخواهم.png", // ZWNJ is spelling
 		strings.Repeat("é", 200): strings.Repeat("é", 127),
 	} {
 		if got := taskshttp.SanitizeFileName(in, 3); got != want {
@@ -475,5 +479,69 @@ func TestSanitizeAndContentDisposition(t *testing.T) {
 	}
 	if got := taskshttp.ContentDisposition(`a"b\c;d.png`); got != `attachment; filename="a_b_c;d.png"; filename*=UTF-8''a%22b%5Cc%3Bd.png` {
 		t.Errorf("ContentDisposition = %s", got)
+	}
+	// A name stored before bidi controls were stripped is served without them.
+	if got := taskshttp.ContentDisposition("evil\u202egnp.exe"); got != `attachment; filename="evilgnp.exe"; filename*=UTF-8''evilgnp.exe` {
+		t.Errorf("ContentDisposition = %s", got)
+	}
+}
+
+// rawUpload sends a multipart body whose part headers are given verbatim
+// (mime/multipart's writer would escape what these tests need to send).
+func (s *server) rawUpload(tok string, headersAndContents ...string) resp {
+	s.t.Helper()
+	var b strings.Builder
+	for i := 0; i+1 < len(headersAndContents); i += 2 {
+		b.WriteString("--BOUNDARY\r\n" + headersAndContents[i] + "\r\n\r\n" + headersAndContents[i+1] + "\r\n")
+	}
+	b.WriteString("--BOUNDARY--\r\n")
+	return s.do("POST", "/v1/tasks", tok, "multipart/form-data; boundary=BOUNDARY", strings.NewReader(b.String()))
+}
+
+// A part the server cannot read is refused as a whole (400), never
+// answered 500 nor dropped while the rest is accepted.
+func TestUploadRefusesPartsItCannotRead(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, task.DefaultLimits())
+	tok := s.token(uuid.New())
+	good := `Content-Disposition: form-data; name="files"; filename="ok.png"`
+	img := string(pngBytes("good"))
+	for _, tc := range []struct{ name, header string }{
+		{"NUL in the file name", "Content-Disposition: form-data; name=\"files\"; filename=\"evil.exe\x00.png\""},
+		{"NUL in an RFC 2231 file name", `Content-Disposition: form-data; name="files"; filename*=UTF-8''evil.exe%00.png`},
+		{"a file name given twice", `Content-Disposition: form-data; name="files"; filename="a.png"; filename="b.png"`},
+		{"an unterminated quote", `Content-Disposition: form-data; name="files"; filename="a.png`},
+		{"no colon", `Content-Disposition form-data; name="files"`},
+		{"not form-data", `Content-Disposition: attachment; name="files"; filename="a.png"`},
+		{"no Content-Disposition", `Content-Type: image/png`},
+	} {
+		r := s.rawUpload(tok, good, img, tc.header, string(pngBytes(tc.name)))
+		if r.status != http.StatusBadRequest || r.problemType() != "invalid-input" {
+			t.Errorf("%s: %d %s", tc.name, r.status, r.body)
+		}
+	}
+	if b := s.blobs(); len(b) != 0 {
+		t.Fatalf("refused uploads left blobs %v", b)
+	}
+}
+
+// Bidi controls would make a name display as something it is not
+// ("evil\u202egnp.exe" shows as "evilexe.png"): they are stripped, so the
+// name is stored and served in its logical order.
+func TestUploadStripsBidiControlsFromFileNames(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, task.DefaultLimits())
+	alice := uuid.New()
+	tok := s.token(alice)
+	id := created(t, s.rawUpload(tok,
+		"Content-Disposition: form-data; name=\"files\"; filename=\"evil\u202egnp.exe\"", string(pngBytes("bidi")),
+		"Content-Disposition: form-data; name=\"files\"; filename=\"\u2067rtl\u2069\u200b.png\"", string(pngBytes("isolate"))))
+	fs := s.load(id).Files()
+	if len(fs) != 2 || fs[0].Name != "evilgnp.exe" || fs[1].Name != "rtl.png" {
+		t.Fatalf("stored names %+v", fs)
+	}
+	r := s.do("GET", fmt.Sprintf("/v1/tasks/%s/files/%s", id, fs[0].ID), tok, "", nil)
+	if cd := r.header.Get("Content-Disposition"); r.status != http.StatusOK || cd != `attachment; filename="evilgnp.exe"; filename*=UTF-8''evilgnp.exe` {
+		t.Fatalf("download: %d %s", r.status, cd)
 	}
 }
