@@ -52,6 +52,13 @@ type Config struct {
 	// Types are the accepted content types, sniffed from the bytes; the
 	// zero value accepts blob.DefaultTypes.
 	Types blob.Types
+	// MaxImagePixels bounds width × height of each image (each TIFF
+	// page), read from its header; default 100 megapixels (an A3 page
+	// scanned at 600 dpi is 70). Bytes do not bound pixels: a PNG of
+	// 30000×30000 black pixels compresses to under 1 MB.
+	MaxImagePixels int64
+	// MaxImageSide bounds each image's width and height; default 20000.
+	MaxImageSide int
 	// ReadModelWait bounds the wait for the tasks projection before a
 	// deleted task's blobs are removed; past it they are left to the
 	// collector. Default 2s.
@@ -71,8 +78,20 @@ func (c Config) withDefaults() Config {
 	if c.ReadModelWait == 0 {
 		c.ReadModelWait = 2 * time.Second
 	}
+	if c.MaxImagePixels == 0 {
+		c.MaxImagePixels = DefaultMaxImagePixels
+	}
+	if c.MaxImageSide == 0 {
+		c.MaxImageSide = DefaultMaxImageSide
+	}
 	return c
 }
+
+// Defaults of Config.MaxImagePixels and Config.MaxImageSide.
+const (
+	DefaultMaxImagePixels = 100_000_000
+	DefaultMaxImageSide   = 20000
+)
 
 // DefaultConfig is the zero Config with its defaults filled in.
 func DefaultConfig() Config { return Config{}.withDefaults() }
@@ -81,7 +100,7 @@ func DefaultConfig() Config { return Config{}.withDefaults() }
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
-	if c.MaxFileBytes < 1 || c.MaxRequestBytes < 1 || c.MaxFiles < 1 || c.ReadModelWait < 0 {
+	if c.MaxFileBytes < 1 || c.MaxRequestBytes < 1 || c.MaxFiles < 1 || c.ReadModelWait < 0 || c.MaxImagePixels < 1 || c.MaxImageSide < 1 {
 		errs = append(errs, errors.New("httpapi/tasks: limits must be positive"))
 	}
 	if c.MaxFileBytes > c.MaxRequestBytes {
@@ -282,6 +301,9 @@ func (h *handlers) receive(c *gin.Context, up *upload) error {
 			return bodyError(err)
 		}
 		up.stored = append(up.stored, info)
+		if err := h.checkPixels(ctx, name, typ, info.SHA256); err != nil {
+			return err
+		}
 		up.files = append(up.files, task.File{ID: uuid.New(), Name: name, ContentType: typ, Size: info.Size, SHA256: info.SHA256})
 	}
 	if len(up.files) == 0 {
@@ -290,6 +312,41 @@ func (h *handlers) receive(c *gin.Context, up *upload) error {
 	}
 	return nil
 }
+
+// checkPixels bounds the dimensions of a stored image from its header
+// (blob.ImageSizes), before any task refers to it: a decompression bomb is
+// small in bytes and huge in pixels, and OCR would decode every pixel.
+// The check reads the stored blob, not the request, because a header can
+// sit anywhere in the first megabytes (JPEG metadata, TIFF pages), and the
+// blob is undone with the rest of a refused upload.
+func (h *handlers) checkPixels(ctx context.Context, name, typ, sha string) error {
+	if !blob.HasPixels(typ) {
+		return nil
+	}
+	rc, _, err := h.d.Blobs.Open(ctx, sha)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	sizes, err := blob.ImageSizes(typ, rc)
+	if err == nil {
+		err = blob.PixelLimit{MaxPixels: h.d.Config.MaxImagePixels, MaxSide: h.d.Config.MaxImageSide}.Check(sizes)
+	}
+	var tooLarge *blob.ImageTooLargeError
+	switch {
+	case errors.As(err, &tooLarge):
+		return (&problem.Error{Kind: problem.KindTooLarge, Slug: SlugImageTooLarge,
+			Detail: fmt.Sprintf("%q is too large to process: %s (at most %d pixels and %d on a side).",
+				name, tooLarge.Reason, h.d.Config.MaxImagePixels, h.d.Config.MaxImageSide)}).WithCause(err)
+	case errors.Is(err, blob.ErrUnreadableImage):
+		return problem.UnsupportedType(fmt.Sprintf("%q looks like %s but its header cannot be read.", name, typ)).WithCause(err)
+	}
+	return err
+}
+
+// SlugImageTooLarge is the problem type (413) of an image whose pixel
+// dimensions exceed Config.MaxImagePixels or Config.MaxImageSide.
+const SlugImageTooLarge = "image-too-large"
 
 // partName reads a part's Content-Disposition (RFC 7578: every part has
 // one, of type form-data): its field name and, for a file, the client's
