@@ -93,16 +93,10 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 	if h.Now != nil {
 		now = h.Now()
 	}
-	email, err := user.NormalizeEmail(cmd.Email)
-	if err != nil {
-		_ = h.Hasher.DummyVerify(ctx, cmd.Password)
-		return LoginResult{}, ErrInvalidCredentials
-	}
-	res, err := h.Reservations.Load(ctx, user.EmailReservationStream(h.ReservationKey, email))
+	holder, held, err := emailHolder(ctx, h.Reservations, h.ReservationKey, cmd.Email)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	holder, held := res.Holder()
 	if !held {
 		_ = h.Hasher.DummyVerify(ctx, cmd.Password)
 		return LoginResult{}, ErrInvalidCredentials

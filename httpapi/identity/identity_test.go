@@ -66,6 +66,14 @@ func (c client) do(method, path, authz string, body any) (reply, map[string]any)
 
 func newServer(t *testing.T, rl *identity.RateLimiter) client {
 	t.Helper()
+	c, _ := newServerAndStack(t, rl)
+	return c
+}
+
+// newServerAndStack also returns the command stack, for a test that writes
+// to the log what an older version would have.
+func newServerAndStack(t *testing.T, rl *identity.RateLimiter) (client, *identitytest.Stack) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	url := pgtest.NewDatabase(t)
@@ -100,7 +108,7 @@ func newServer(t *testing.T, rl *identity.RateLimiter) client {
 	engine.GET("/v1/auth/probe", authn.Middleware(st.Verifier, rev), func(c *gin.Context) { c.Status(http.StatusNoContent) })
 	srv := httptest.NewServer(engine)
 	t.Cleanup(srv.Close)
-	return client{t: t, url: srv.URL}
+	return client{t: t, url: srv.URL}, st
 }
 
 func TestIdentityFlow(t *testing.T) {
