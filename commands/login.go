@@ -142,19 +142,20 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 	if h.Now != nil {
 		now = h.Now()
 	}
-	email, err := user.NormalizeEmail(cmd.Email)
-	if err != nil {
+	attempt := user.LoginAttempt{Source: user.Source(cmd.Meta.ClientIP)}
+	streams := user.EmailReservationStreams(h.ReservationKey, cmd.Email)
+	if len(streams) == 0 {
 		// No account can have this address: nothing to throttle.
 		_ = h.Hasher.DummyVerify(ctx, cmd.Password)
 		return LoginResult{}, ErrInvalidCredentials
 	}
-	attempt := user.LoginAttempt{Source: user.Source(cmd.Meta.ClientIP)}
-	resStream := user.EmailReservationStream(h.ReservationKey, email)
-	res, err := h.Reservations.Load(ctx, resStream)
+	// A stranger's throttle counts under the address's first reservation
+	// stream: one key per address, whichever of its spellings is typed.
+	resStream := streams[0]
+	holder, held, err := emailHolder(ctx, h.Reservations, h.ReservationKey, cmd.Email)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	holder, held := res.Holder()
 	if !held {
 		return LoginResult{}, h.stranger(ctx, resStream, attempt, cmd.Password, now)
 	}

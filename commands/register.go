@@ -32,7 +32,9 @@ type RegisterResult struct {
 }
 
 // RegisterHandler holds an address with the reservation stream (NoStream),
-// then writes the user stream (NoStream). When the reservation is already
+// then writes the user stream (NoStream). An address a registered user
+// holds under another spelling reserved before the current normal form
+// (user.EmailReservationStreams) is taken too. When the reservation is already
 // held by an id whose user stream is missing (a registration that crashed
 // between its two appends), it completes that registration under the held
 // id instead of refusing the address: nobody owns it yet.
@@ -77,6 +79,13 @@ func (h *RegisterHandler) Handle(ctx context.Context, cmd Register) (RegisterRes
 		return RegisterResult{}, fmt.Errorf("commands: hash password: %w", err)
 	}
 	resStream := user.EmailReservationStream(h.ReservationKey, email)
+	taken, err := heldUnderAnotherSpelling(ctx, h.Reservations, h.Users, h.ReservationKey, cmd.Email, resStream)
+	if err != nil {
+		return RegisterResult{}, err
+	}
+	if taken {
+		return RegisterResult{}, user.ErrEmailTaken
+	}
 	var pos eventstore.Position
 	_, err = h.Reservations.Update(ctx, resStream, cmd.Meta, func(r *user.EmailReservation) error {
 		if holder, held := r.Holder(); held && holder != id {

@@ -81,7 +81,11 @@ type Tasks struct {
 	MaxFiles        int
 	// Types are the accepted content types (png, jpeg, tiff, webp, pdf,
 	// gif, bmp or media types), sniffed from the bytes.
-	Types          []string
+	Types []string
+	// MaxImagePixels and MaxImageSide bound each uploaded image's (each
+	// TIFF page's) dimensions, read from its header.
+	MaxImagePixels int64
+	MaxImageSide   int
 	MaxActiveTasks int
 	MaxStoredBytes int64
 	// RetentionDays expires tasks older than this (0: keep forever).
@@ -96,6 +100,10 @@ type Tasks struct {
 	// Tesseract is the OCR binary; OCRLanguages its -l argument.
 	Tesseract    string
 	OCRLanguages string
+	// OCRTimeout bounds the OCR of one file; OCRMaxMemoryBytes is each
+	// tesseract process's address-space limit (0: none).
+	OCRTimeout        time.Duration
+	OCRMaxMemoryBytes int64
 }
 
 // Identity is the configuration of registration, login, sessions and keys.
@@ -494,6 +502,18 @@ var table = []Var{
 		},
 	},
 	{
+		Name:        "AUTHLEDGER_UPLOAD_MAX_IMAGE_PIXELS",
+		Default:     "100000000",
+		Description: "Largest accepted image (each TIFF page), in pixels (width × height, read from its header; 100 megapixels); more answers 413 image-too-large.",
+		set:         integer64(func(c *Config) *int64 { return &c.Tasks.MaxImagePixels }),
+	},
+	{
+		Name:        "AUTHLEDGER_UPLOAD_MAX_IMAGE_SIDE",
+		Default:     "20000",
+		Description: "Largest accepted image width or height, in pixels; more answers 413 image-too-large.",
+		set:         integer(func(c *Config) *int { return &c.Tasks.MaxImageSide }),
+	},
+	{
 		Name:        "AUTHLEDGER_TASK_MAX_ACTIVE",
 		Default:     "10",
 		Description: "Active (queued, processing, retryable) tasks per user; more answers 429 task-quota.",
@@ -557,6 +577,18 @@ var table = []Var{
 		Default:     "eng",
 		Description: "tesseract languages (-l), such as eng or eng+deu.",
 		set:         func(c *Config, v string) error { c.Tasks.OCRLanguages = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_OCR_TIMEOUT",
+		Default:     "2m",
+		Description: "Bound on the OCR of one file; past it tesseract is killed and the task fails, saying so.",
+		set:         duration(func(c *Config) *time.Duration { return &c.Tasks.OCRTimeout }),
+	},
+	{
+		Name:        "AUTHLEDGER_OCR_MAX_MEMORY_BYTES",
+		Default:     "2147483648",
+		Description: "Address-space limit (RLIMIT_AS) of each tesseract process (bytes; 2 GiB); an image that needs more fails its task, saying so. 0 means none (only where prlimit(2) is missing: not Linux).",
+		set:         integer64(func(c *Config) *int64 { return &c.Tasks.OCRMaxMemoryBytes }),
 	},
 }
 

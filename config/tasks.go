@@ -45,4 +45,18 @@ func (t Tasks) validate(bad func(name, format string, args ...any)) {
 	if t.Tesseract == "" {
 		bad("AUTHLEDGER_TESSERACT", "must not be empty")
 	}
+	if t.MaxImagePixels < 1 {
+		bad("AUTHLEDGER_UPLOAD_MAX_IMAGE_PIXELS", "must be positive")
+	}
+	if t.MaxImageSide < 1 {
+		bad("AUTHLEDGER_UPLOAD_MAX_IMAGE_SIDE", "must be positive")
+	}
+	if t.OCRTimeout < time.Second {
+		bad("AUTHLEDGER_OCR_TIMEOUT", "must be at least 1s")
+	}
+	// tesseract needs about 100 MiB of address space before it reads an
+	// image (its own code and the language data).
+	if t.OCRMaxMemoryBytes != 0 && t.OCRMaxMemoryBytes < 128<<20 {
+		bad("AUTHLEDGER_OCR_MAX_MEMORY_BYTES", "must be 0 (none) or at least 134217728 (128 MiB)")
+	}
 }

@@ -55,8 +55,15 @@ type TesseractConfig struct {
 	Binary string
 	// Languages is tesseract's -l argument; default "eng".
 	Languages string
-	// FileTimeout bounds the OCR of one file; default 2 minutes.
+	// FileTimeout bounds the OCR of one file (wall clock); past it the
+	// tesseract process group is killed and the attempt fails, saying so.
+	// Default 2 minutes.
 	FileTimeout time.Duration
+	// MaxMemoryBytes is the address-space limit (RLIMIT_AS) of each
+	// tesseract process; an image that needs more fails its attempt with
+	// a reason that says so. Default 2 GiB; negative means no limit (for
+	// platforms without prlimit(2): on Linux there is no reason for it).
+	MaxMemoryBytes int64
 	// MaxResultBytes caps the stored text (it goes into an event); longer
 	// output is cut with a marker. Default 1 MiB.
 	MaxResultBytes int
@@ -75,6 +82,9 @@ func (c TesseractConfig) withDefaults() TesseractConfig {
 	if c.FileTimeout <= 0 {
 		c.FileTimeout = 2 * time.Minute
 	}
+	if c.MaxMemoryBytes == 0 {
+		c.MaxMemoryBytes = DefaultOCRMemoryBytes
+	}
 	if c.MaxResultBytes <= 0 {
 		c.MaxResultBytes = 1 << 20
 	}
@@ -84,10 +94,33 @@ func (c TesseractConfig) withDefaults() TesseractConfig {
 	return c
 }
 
+// DefaultOCRMemoryBytes is TesseractConfig.MaxMemoryBytes' default, 2 GiB:
+// tesseract 5 needs about 400 MB of address space for a 100-megapixel
+// page (the upload limit), 3.3 GB for a 30000×30000 one.
+const DefaultOCRMemoryBytes = 2 << 30
+
 // Tesseract is the built-in processor: it runs the tesseract binary on
 // every image file of a task (the image on stdin, the text on stdout) and
 // returns the text; with several files each file's text is preceded by a
 // "== name ==" line.
+//
+// Each tesseract process is bounded, so that one hostile image cannot
+// take the machine or the worker (docs/adr: OCR resource limits):
+//   - memory: RLIMIT_AS (MaxMemoryBytes) is set on the child with
+//     prlimit(2) after it starts and before it is sent a byte of the
+//     image, so every allocation the image causes is under the limit.
+//     tesseract reports a failed allocation on stderr (leptonica's
+//     "malloc fail", libpng's "Out of memory") and sometimes still exits
+//     0 with a partial result: such output is discarded and the attempt
+//     fails with "needs more memory than its limit".
+//   - time: FileTimeout; the child runs in its own process group, and
+//     the whole group is killed (SIGKILL) when the time is up or the
+//     task is cancelled. RLIMIT_CPU (FileTimeout per thread, plus a
+//     second) stops it even if this process dies without killing it.
+//
+// A failed attempt is recorded with its reason (task.failed.v1, shown to
+// the owner); it is retried only when the owner asks, within the task's
+// max_attempts.
 //
 // PDF files are stored and downloadable but not OCR'd: tesseract cannot
 // read PDF, and rasterising needs poppler's pdftoppm, which is not part of
@@ -100,10 +133,14 @@ type Tesseract struct {
 // PDFNotProcessed is the text a PDF file gets in a result.
 const PDFNotProcessed = "[PDF not OCR'd: only images are processed]"
 
-// NewTesseract checks that the binary runs (tesseract --version) so that a
-// missing package is reported at start-up, not as failed tasks.
+// NewTesseract checks that the binary runs (tesseract --version) and that
+// the memory limit can be kept, so that a missing package is reported at
+// start-up, not as failed tasks.
 func NewTesseract(ctx context.Context, cfg TesseractConfig) (*Tesseract, error) {
 	cfg = cfg.withDefaults()
+	if cfg.MaxMemoryBytes > 0 && !canLimitMemory {
+		return nil, errors.New("worker: the OCR memory limit needs Linux (prlimit(2)); configure none to run without it")
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, cfg.Binary, "--version").CombinedOutput() // #nosec G204 -- the binary is configuration, not input
@@ -173,24 +210,72 @@ func (t *Tesseract) file(ctx context.Context, job Job, f File) (string, error) {
 	fctx, cancel := context.WithTimeout(ctx, t.cfg.FileTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(fctx, t.cfg.Binary, "stdin", "stdout", "-l", t.cfg.Languages) // #nosec G204 -- binary and languages are configuration; the file goes through stdin
-	cmd.Stdin = rc
 	cmd.Env = append(os.Environ(), fmt.Sprintf("OMP_THREAD_LIMIT=%d", t.cfg.Threads))
+	ownProcessGroup(cmd)
 	cmd.WaitDelay = 5 * time.Second
-	var stderr strings.Builder
-	cmd.Stderr = &limitedWriter{w: &stderr, n: 4096}
-	out, err := cmd.Output()
+	// The image goes through a pipe written only once the limits are set.
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
+		return "", fmt.Errorf("%s: OCR: %w", f.Name, err)
+	}
+	var stdout, stderr strings.Builder
+	cmd.Stdout = &limitedWriter{w: &stdout, n: t.cfg.MaxResultBytes + 1}
+	cmd.Stderr = &limitedWriter{w: &stderr, n: 4096}
+	if err := cmd.Start(); err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
-		if fctx.Err() != nil {
-			return "", fmt.Errorf("%s: OCR took longer than %s", f.Name, t.cfg.FileTimeout)
+		return "", fmt.Errorf("%s: OCR could not start: %w", f.Name, err)
+	}
+	cpu := time.Duration(t.cfg.Threads)*t.cfg.FileTimeout + time.Second
+	if err := limitProcess(cmd.Process.Pid, t.cfg.MaxMemoryBytes, cpu); err != nil {
+		_ = cmd.Cancel()
+		_ = cmd.Wait()
+		return "", fmt.Errorf("%s: OCR: limit the process: %w", f.Name, err)
+	}
+	copied := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(stdin, rc)
+		copied <- errors.Join(err, stdin.Close())
+	}()
+	err = cmd.Wait()
+	if err == nil {
+		// tesseract read to the end; a read error of ours would have cut
+		// the image short. (Wait closed stdin, so the copy has ended.)
+		if cerr := <-copied; cerr != nil && !errors.Is(cerr, os.ErrClosed) {
+			return "", fmt.Errorf("%s: read: %w", f.Name, cerr)
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return "", ctx.Err()
+	case fctx.Err() != nil:
+		return "", fmt.Errorf("%s: OCR took longer than its time limit of %s and was stopped", f.Name, t.cfg.FileTimeout)
+	case t.cfg.MaxMemoryBytes > 0 && outOfMemory(stderr.String()):
+		return "", fmt.Errorf("%s: OCR needs more memory than its limit of %d MiB: the image is too large to process", f.Name, t.cfg.MaxMemoryBytes>>20)
+	case err != nil:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exitSignal(exit) != "" && t.cfg.MaxMemoryBytes > 0 {
+			return "", fmt.Errorf("%s: OCR crashed (%s), perhaps at its memory limit of %d MiB", f.Name, exitSignal(exit), t.cfg.MaxMemoryBytes>>20)
 		}
 		// tesseract's stderr names the problem ("Image file stdin cannot
 		// be read") without paths of ours, since the file came on stdin.
 		return "", fmt.Errorf("%s: OCR failed: %s", f.Name, firstLine([]byte(stderr.String())))
 	}
-	return strings.TrimSpace(string(out)), nil
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+// outOfMemory reports whether tesseract's stderr tells of a failed
+// allocation: leptonica ("pixdata_malloc fail for data", "calloc fail"),
+// libpng ("Out of memory"), the C++ runtime ("std::bad_alloc").
+func outOfMemory(stderr string) bool {
+	s := strings.ToLower(stderr)
+	for _, m := range []string{"malloc fail", "calloc fail", "realloc fail", "out of memory", "bad_alloc", "cannot allocate memory"} {
+		if strings.Contains(s, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // limitedWriter keeps the first n bytes and drops the rest without failing

@@ -5,7 +5,9 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/authledger/authledger/test/testimage"
 
@@ -81,5 +83,71 @@ func TestTesseractFailures(t *testing.T) {
 	long, err := small.Process(ctx, jobOf(map[string][]byte{"a.png": testimage.TextPNG(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789")}, "a.png"))
 	if err != nil || len(long) > 24 || !strings.HasSuffix(long, "[result truncated]") {
 		t.Fatalf("truncation: %q %v", long, err)
+	}
+}
+
+// A decompression bomb that got past the upload check (or a limit set
+// higher there) cannot take the machine: tesseract runs under its memory
+// limit, and the attempt fails saying why, while an ordinary image under
+// the same limit is read.
+func TestTesseractMemoryLimit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p, err := worker.NewTesseract(ctx, worker.TesseractConfig{MaxMemoryBytes: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 16000×16000 grey: 256 MB of pixels once decoded, 250 KB as a PNG.
+	bomb := testimage.BlankPNG(t, 16000, 16000)
+	_, err = p.Process(ctx, jobOf(map[string][]byte{"bomb.png": bomb}, "bomb.png"))
+	if err == nil || err.Error() != "bomb.png: OCR needs more memory than its limit of 256 MiB: the image is too large to process" {
+		t.Fatalf("bomb: %v", err)
+	}
+	text, err := p.Process(ctx, jobOf(map[string][]byte{"a.png": testimage.TextPNG(t, "UNDER THE LIMIT")}, "a.png"))
+	if err != nil || normalise(text) != "UNDER THE LIMIT" {
+		t.Fatalf("an ordinary image under the limit: %q %v", text, err)
+	}
+}
+
+// stalling yields a PNG's first bytes, then blocks until closed: tesseract
+// waits for the rest of its stdin for ever, so only the time limit ends it.
+type stalling struct {
+	head   []byte
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (s *stalling) Read(p []byte) (int, error) {
+	if len(s.head) > 0 {
+		n := copy(p, s.head)
+		s.head = s.head[n:]
+		return n, nil
+	}
+	<-s.closed
+	return 0, io.ErrClosedPipe
+}
+
+func (s *stalling) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	return nil
+}
+
+func TestTesseractTimeLimitKillsTheProcess(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p, err := worker.NewTesseract(ctx, worker.TesseractConfig{FileTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testimage.TextPNG(t, "NEVER READ")
+	job := jobOf(map[string][]byte{"slow.png": img}, "slow.png")
+	job.Open = func(context.Context, worker.File) (io.ReadCloser, error) {
+		return &stalling{head: img[:len(img)/2], closed: make(chan struct{})}, nil
+	}
+	// Process returns only once tesseract is gone: it never gets the end
+	// of its input, so without the kill this call would not return.
+	_, err = p.Process(ctx, job)
+	if err == nil || err.Error() != "slow.png: OCR took longer than its time limit of 300ms and was stopped" {
+		t.Fatalf("stalled OCR: %v", err)
 	}
 }

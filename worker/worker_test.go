@@ -275,6 +275,34 @@ func TestFailuresAreRecordedAndPanicsContained(t *testing.T) {
 	}
 }
 
+// A task whose image needs more memory than tesseract may use fails with
+// that reason on its first attempt (shown to the owner in task.failed.v1)
+// instead of taking the machine down, and is not claimed again: the worker
+// goes on to the next task.
+func TestATaskOverTheOCRMemoryLimitFailsWithTheReason(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ocr, err := worker.NewTesseract(e.ctx, worker.TesseractConfig{MaxMemoryBytes: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := uuid.New()
+	bomb := e.create(owner, map[string][]byte{"bomb.png": testimage.BlankPNG(t, 16000, 16000)}, "bomb.png")
+	after := e.create(owner, map[string][]byte{"next.png": testimage.TextPNG(t, "NEXT IN LINE")}, "next.png")
+	e.run(e.worker(worker.Config{}, ocr))
+	e.waitStatus(bomb, task.StatusFailed)
+	recs, _ := e.pe.Store.ReadStream(e.ctx, task.StreamName(bomb), eventstore.ReadStreamOptions{})
+	var f task.Failed
+	if err := json.Unmarshal(recs[len(recs)-1].Data, &f); err != nil || f.Attempt != 1 ||
+		f.Error != "bomb.png: OCR needs more memory than its limit of 256 MiB: the image is too large to process" {
+		t.Fatalf("failure: %+v %v", f, err)
+	}
+	e.waitStatus(after, task.StatusCompleted)
+	if types := e.typesOf(bomb); count(types, task.EventClaimed) != 1 {
+		t.Fatalf("the failed task was claimed again: %v", types)
+	}
+}
+
 func TestStaleClaimIsReleasedAndTakenAgain(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

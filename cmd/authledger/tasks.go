@@ -84,6 +84,8 @@ func (tc *taskCore) mount(v1 *gin.RouterGroup, cfg config.Config, store eventsto
 			MaxRequestBytes: cfg.Tasks.MaxRequestBytes,
 			MaxFiles:        cfg.Tasks.MaxFiles,
 			Types:           tc.types,
+			MaxImagePixels:  cfg.Tasks.MaxImagePixels,
+			MaxImageSide:    cfg.Tasks.MaxImageSide,
 		},
 		Logger: log,
 	}); err != nil {
@@ -119,7 +121,12 @@ func (tc *taskCore) authorizeRead(c *gin.Context, taskID uuid.UUID, asAdmin bool
 // waiter may come from the local projection runner (serve) or poll the
 // checkpoints alone (`authledger worker`).
 func (tc *taskCore) newWorker(ctx context.Context, cfg config.Config, n int, store eventstore.Store, waiter worker.Waiter, log *slog.Logger) (*worker.Worker, error) {
-	ocr, err := worker.NewTesseract(ctx, worker.TesseractConfig{Binary: cfg.Tasks.Tesseract, Languages: cfg.Tasks.OCRLanguages})
+	memory := cfg.Tasks.OCRMaxMemoryBytes
+	if memory == 0 {
+		memory = -1 // none; the processor's zero would be its default
+	}
+	ocr, err := worker.NewTesseract(ctx, worker.TesseractConfig{Binary: cfg.Tasks.Tesseract, Languages: cfg.Tasks.OCRLanguages,
+		FileTimeout: cfg.Tasks.OCRTimeout, MaxMemoryBytes: memory})
 	if err != nil {
 		return nil, fmt.Errorf("OCR processor (AUTHLEDGER_TESSERACT; Debian: apt-get install tesseract-ocr): %w", err)
 	}

@@ -83,6 +83,14 @@ func withRateLimit(cfg ratelimit.Config) serverOption {
 
 func newServer(t *testing.T, opts ...serverOption) client {
 	t.Helper()
+	c, _ := newServerAndStack(t, opts...)
+	return c
+}
+
+// newServerAndStack also returns the command stack, for a test that writes
+// to the log what an older version would have.
+func newServerAndStack(t *testing.T, opts ...serverOption) (client, *identitytest.Stack) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	url := pgtest.NewDatabase(t)
@@ -122,7 +130,7 @@ func newServer(t *testing.T, opts ...serverOption) client {
 	engine.GET("/v1/auth/probe", authn.Middleware(st.Verifier, rev), func(c *gin.Context) { c.Status(http.StatusNoContent) })
 	srv := httptest.NewServer(engine)
 	t.Cleanup(srv.Close)
-	return client{t: t, url: srv.URL}
+	return client{t: t, url: srv.URL}, st
 }
 
 func TestIdentityFlow(t *testing.T) {

@@ -14,7 +14,9 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"time"
 	"unicode"
@@ -50,6 +52,13 @@ type Config struct {
 	// Types are the accepted content types, sniffed from the bytes; the
 	// zero value accepts blob.DefaultTypes.
 	Types blob.Types
+	// MaxImagePixels bounds width × height of each image (each TIFF
+	// page), read from its header; default 100 megapixels (an A3 page
+	// scanned at 600 dpi is 70). Bytes do not bound pixels: a PNG of
+	// 30000×30000 black pixels compresses to under 1 MB.
+	MaxImagePixels int64
+	// MaxImageSide bounds each image's width and height; default 20000.
+	MaxImageSide int
 }
 
 func (c Config) withDefaults() Config {
@@ -62,8 +71,20 @@ func (c Config) withDefaults() Config {
 	if c.MaxFiles == 0 {
 		c.MaxFiles = 10
 	}
+	if c.MaxImagePixels == 0 {
+		c.MaxImagePixels = DefaultMaxImagePixels
+	}
+	if c.MaxImageSide == 0 {
+		c.MaxImageSide = DefaultMaxImageSide
+	}
 	return c
 }
+
+// Defaults of Config.MaxImagePixels and Config.MaxImageSide.
+const (
+	DefaultMaxImagePixels = 100_000_000
+	DefaultMaxImageSide   = 20000
+)
 
 // DefaultConfig is the zero Config with its defaults filled in.
 func DefaultConfig() Config { return Config{}.withDefaults() }
@@ -72,7 +93,7 @@ func DefaultConfig() Config { return Config{}.withDefaults() }
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
-	if c.MaxFileBytes < 1 || c.MaxRequestBytes < 1 || c.MaxFiles < 1 {
+	if c.MaxFileBytes < 1 || c.MaxRequestBytes < 1 || c.MaxFiles < 1 || c.MaxImagePixels < 1 || c.MaxImageSide < 1 {
 		errs = append(errs, errors.New("httpapi/tasks: limits must be positive"))
 	}
 	if c.MaxFileBytes > c.MaxRequestBytes {
@@ -232,7 +253,12 @@ func (h *handlers) receive(c *gin.Context, up *upload) error {
 		if err != nil {
 			return bodyError(err)
 		}
-		if part.FormName() != "files" {
+		field, rawName, err := partName(part)
+		if err != nil {
+			_ = part.Close()
+			return err
+		}
+		if field != "files" {
 			// Other fields are ignored; NextPart discards what is unread.
 			_ = part.Close()
 			continue
@@ -241,7 +267,14 @@ func (h *handlers) receive(c *gin.Context, up *upload) error {
 			_ = part.Close()
 			return problem.TooLarge(fmt.Sprintf("A task holds at most %d files.", cfg.MaxFiles))
 		}
-		name := SanitizeFileName(part.FileName(), len(up.files)+1)
+		if strings.ContainsRune(rawName, 0) {
+			// No file system allows a NUL in a name; one here is a
+			// truncation trick ("evil.exe\x00.png"), not a typo.
+			_ = part.Close()
+			return problem.Invalid("A file name must not contain a NUL character.",
+				problem.FieldError{Field: fmt.Sprintf("files[%d]", len(up.files)), Message: "file name contains NUL"})
+		}
+		name := SanitizeFileName(rawName, len(up.files)+1)
 		typ, r, err := blob.SniffReader(part)
 		if err != nil {
 			_ = part.Close()
@@ -261,6 +294,9 @@ func (h *handlers) receive(c *gin.Context, up *upload) error {
 			return bodyError(err)
 		}
 		up.stored = append(up.stored, info)
+		if err := h.checkPixels(ctx, name, typ, info.SHA256); err != nil {
+			return err
+		}
 		up.files = append(up.files, task.File{ID: uuid.New(), Name: name, ContentType: typ, Size: info.Size, SHA256: info.SHA256})
 	}
 	if len(up.files) == 0 {
@@ -270,15 +306,66 @@ func (h *handlers) receive(c *gin.Context, up *upload) error {
 	return nil
 }
 
+// checkPixels bounds the dimensions of a stored image from its header
+// (blob.ImageSizes), before any task refers to it: a decompression bomb is
+// small in bytes and huge in pixels, and OCR would decode every pixel.
+// The check reads the stored blob, not the request, because a header can
+// sit anywhere in the first megabytes (JPEG metadata, TIFF pages), and the
+// blob is undone with the rest of a refused upload.
+func (h *handlers) checkPixels(ctx context.Context, name, typ, sha string) error {
+	if !blob.HasPixels(typ) {
+		return nil
+	}
+	rc, _, err := h.d.Blobs.Open(ctx, sha)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	sizes, err := blob.ImageSizes(typ, rc)
+	if err == nil {
+		err = blob.PixelLimit{MaxPixels: h.d.Config.MaxImagePixels, MaxSide: h.d.Config.MaxImageSide}.Check(sizes)
+	}
+	var tooLarge *blob.ImageTooLargeError
+	switch {
+	case errors.As(err, &tooLarge):
+		return (&problem.Error{Kind: problem.KindTooLarge, Slug: SlugImageTooLarge,
+			Detail: fmt.Sprintf("%q is too large to process: %s (at most %d pixels and %d on a side).",
+				name, tooLarge.Reason, h.d.Config.MaxImagePixels, h.d.Config.MaxImageSide)}).WithCause(err)
+	case errors.Is(err, blob.ErrUnreadableImage):
+		return problem.UnsupportedType(fmt.Sprintf("%q looks like %s but its header cannot be read.", name, typ)).WithCause(err)
+	}
+	return err
+}
+
+// SlugImageTooLarge is the problem type (413) of an image whose pixel
+// dimensions exceed Config.MaxImagePixels or Config.MaxImageSide.
+const SlugImageTooLarge = "image-too-large"
+
+// partName reads a part's Content-Disposition (RFC 7578: every part has
+// one, of type form-data): its field name and, for a file, the client's
+// file name (filename*, RFC 2231, decoded). mime/multipart ignores a header
+// it cannot parse and reports no name, which made such a file part vanish
+// from an upload that still succeeded; here it is a 400.
+func partName(part *multipart.Part) (field, fileName string, err error) {
+	disp, params, perr := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
+	if perr != nil || disp != "form-data" || params["name"] == "" {
+		return "", "", problem.Invalid("Every part needs a readable Content-Disposition: form-data header with a name.",
+			problem.FieldError{Field: "files", Message: "a part's Content-Disposition cannot be read"}).WithCause(perr)
+	}
+	return params["name"], params["filename"], nil
+}
+
 // bodyError maps a failure while reading the request: past the request
-// limit is 413; a malformed body 400; the rest (a client gone, a disk
-// error) stays as it is.
+// limit is 413; a malformed body (bad framing, a part header textproto
+// refuses, such as one with a NUL or no colon) 400; the rest (a client
+// gone, a disk error) stays as it is.
 func bodyError(err error) error {
 	var tooLarge *http.MaxBytesError
+	var badHeader textproto.ProtocolError
 	switch {
 	case errors.As(err, &tooLarge):
 		return problem.TooLarge("The request exceeds the upload limit.").WithCause(err)
-	case errors.Is(err, io.ErrUnexpectedEOF), strings.Contains(err.Error(), "multipart"):
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &badHeader), strings.Contains(err.Error(), "multipart"):
 		return problem.Invalid("The multipart body is malformed.").WithCause(err)
 	}
 	return err
@@ -426,17 +513,20 @@ func (w *fileWriter) Size() int {
 // SanitizeFileName keeps the last path element of a client's file name,
 // as valid UTF-8 without control characters, at most 255 bytes; an empty
 // result becomes "file-<n>".
+//
+// Invisible format characters (Unicode category Cf) are stripped too, the
+// bidi controls above all: "evil\u202egnp.exe" displays as "evilexe.png"
+// but is an .exe, and the stripped name ("evilgnp.exe") shows what it is.
+// They are stripped rather than refused because the name is the client's
+// label, not an identifier: nothing else in it is refused either. The
+// zero-width (non-)joiners stay, since Persian, Indic and emoji names need
+// them and they reorder nothing.
 func SanitizeFileName(name string, n int) string {
 	name = strings.ToValidUTF8(name, "\uFFFD")
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
 	}
-	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, name)
+	name = stripInvisible(name)
 	name = strings.TrimSpace(name)
 	for len(name) > 255 {
 		_, size := utf8.DecodeLastRuneInString(name)
@@ -448,11 +538,24 @@ func SanitizeFileName(name string, n int) string {
 	return name
 }
 
+// stripInvisible drops control characters and every format character
+// but the zero-width non-joiner and joiner.
+func stripInvisible(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) && r != '\u200c' && r != '\u200d' {
+			return -1
+		}
+		return r
+	}, s)
+}
+
 // ContentDisposition is an RFC 6266 attachment header for name: an ASCII
 // fallback in filename (quotes, backslashes and non-ASCII replaced) and
 // the exact name in filename* (RFC 8187 UTF-8 percent-encoding), which
-// current browsers prefer.
+// current browsers prefer. Control and bidi characters are dropped as
+// SanitizeFileName drops them, for names stored before it did.
 func ContentDisposition(name string) string {
+	name = stripInvisible(name)
 	var ascii strings.Builder
 	for _, r := range name {
 		switch {

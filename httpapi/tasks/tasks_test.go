@@ -3,9 +3,13 @@ package tasks_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"image"
+	"image/png"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -14,6 +18,7 @@ import (
 	"net/http/httptest"
 	"net/textproto"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -35,6 +40,7 @@ import (
 	"github.com/authledger/authledger/projections/runtime"
 	"github.com/authledger/authledger/projections/tasks"
 	"github.com/authledger/authledger/reactors/blobrelease"
+	"github.com/authledger/authledger/test/testimage"
 )
 
 type server struct {
@@ -48,6 +54,11 @@ type server struct {
 }
 
 func newServer(t *testing.T, limits task.Limits) *server {
+	t.Helper()
+	return newServerWith(t, limits, taskshttp.Config{MaxFileBytes: 4 << 10, MaxRequestBytes: 16 << 10, MaxFiles: 3})
+}
+
+func newServerWith(t *testing.T, limits task.Limits, upload taskshttp.Config) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -114,7 +125,7 @@ func newServer(t *testing.T, limits task.Limits) *server {
 	v1 := engine.Group("/v1", authn.Middleware(verifier, nil))
 	err = taskshttp.Mount(v1, taskshttp.Deps{
 		Tasks: h, Blobs: blobs, Referenced: queue.BlobReferenced,
-		Config: taskshttp.Config{MaxFileBytes: 4 << 10, MaxRequestBytes: 16 << 10, MaxFiles: 3},
+		Config: upload,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +193,26 @@ func file(name string, content []byte) part {
 	return part{field: "files", name: name, content: content}
 }
 
-func pngBytes(s string) []byte { return append([]byte("\x89PNG\r\n\x1a\n"), s...) }
+// onePixel is a valid 1×1 PNG up to its IEND chunk (the last 12 bytes).
+var onePixel = func() []byte {
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 1, 1))); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}()
+
+// pngBytes is a valid 1×1 PNG that carries s in a tEXt chunk, so that
+// every s is distinct content of about len(s) bytes.
+func pngBytes(s string) []byte {
+	body := append([]byte("Comment\x00"), s...)
+	out := slices.Clone(onePixel[:len(onePixel)-12])
+	out = binary.BigEndian.AppendUint32(out, uint32(len(body)))
+	chunk := append([]byte("tEXt"), body...)
+	out = append(out, chunk...)
+	out = binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(chunk))
+	return append(out, onePixel[len(onePixel)-12:]...)
+}
 
 func (s *server) upload(tok string, parts ...part) resp {
 	s.t.Helper()
@@ -321,17 +351,23 @@ func TestUploadRefusals(t *testing.T) {
 			t.Errorf("%s: %d %s", tc.name, tc.r.status, tc.r.body)
 		}
 	}
-	// Every refusal undid its writes: no blob, no task, no quota held.
+	s.nothingLeft()
+}
+
+// nothingLeft checks that every refusal undid its writes: no blob, no
+// task, no quota held.
+func (s *server) nothingLeft() {
+	s.t.Helper()
 	if b := s.blobs(); len(b) != 0 {
-		t.Fatalf("refused uploads left blobs %v", b)
+		s.t.Fatalf("refused uploads left blobs %v", b)
 	}
 	all, err := s.store.ReadAll(s.ctx, eventstore.ReadAllOptions{})
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
 	for _, e := range all {
 		if e.Type == task.EventCreated || e.Type == task.EventQuotaReserved {
-			t.Fatalf("a refused upload wrote %s", e.Type)
+			s.t.Fatalf("a refused upload wrote %s", e.Type)
 		}
 	}
 }
@@ -487,6 +523,10 @@ func TestSanitizeAndContentDisposition(t *testing.T) {
 		"":                       "file-3",
 		"..":                     "file-3",
 		"\xff\xfe.png":           "\uFFFD.png",
+		"evil\u202egnp.exe":      "evilgnp.exe",
+		"\u200fשלום\u200e.png":   "שלום.png",
+		"\ufeffzero\u200bwidth":  "zerowidth",
+		"می\u200cخواهم.png":      "می\u200cخواهم.png", // ZWNJ is spelling
 		strings.Repeat("é", 200): strings.Repeat("é", 127),
 	} {
 		if got := taskshttp.SanitizeFileName(in, 3); got != want {
@@ -495,5 +535,118 @@ func TestSanitizeAndContentDisposition(t *testing.T) {
 	}
 	if got := taskshttp.ContentDisposition(`a"b\c;d.png`); got != `attachment; filename="a_b_c;d.png"; filename*=UTF-8''a%22b%5Cc%3Bd.png` {
 		t.Errorf("ContentDisposition = %s", got)
+	}
+	// A name stored before bidi controls were stripped is served without them.
+	if got := taskshttp.ContentDisposition("evil\u202egnp.exe"); got != `attachment; filename="evilgnp.exe"; filename*=UTF-8''evilgnp.exe` {
+		t.Errorf("ContentDisposition = %s", got)
+	}
+}
+
+// rawUpload sends a multipart body whose part headers are given verbatim
+// (mime/multipart's writer would escape what these tests need to send).
+func (s *server) rawUpload(tok string, headersAndContents ...string) resp {
+	s.t.Helper()
+	var b strings.Builder
+	for i := 0; i+1 < len(headersAndContents); i += 2 {
+		b.WriteString("--BOUNDARY\r\n" + headersAndContents[i] + "\r\n\r\n" + headersAndContents[i+1] + "\r\n")
+	}
+	b.WriteString("--BOUNDARY--\r\n")
+	return s.do("POST", "/v1/tasks", tok, "multipart/form-data; boundary=BOUNDARY", strings.NewReader(b.String()))
+}
+
+// A part the server cannot read is refused as a whole (400), never
+// answered 500 nor dropped while the rest is accepted.
+func TestUploadRefusesPartsItCannotRead(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, task.DefaultLimits())
+	tok := s.token(uuid.New())
+	good := `Content-Disposition: form-data; name="files"; filename="ok.png"`
+	img := string(pngBytes("good"))
+	for _, tc := range []struct{ name, header string }{
+		{"NUL in the file name", "Content-Disposition: form-data; name=\"files\"; filename=\"evil.exe\x00.png\""},
+		{"NUL in an RFC 2231 file name", `Content-Disposition: form-data; name="files"; filename*=UTF-8''evil.exe%00.png`},
+		{"a file name given twice", `Content-Disposition: form-data; name="files"; filename="a.png"; filename="b.png"`},
+		{"an unterminated quote", `Content-Disposition: form-data; name="files"; filename="a.png`},
+		{"no colon", `Content-Disposition form-data; name="files"`},
+		{"not form-data", `Content-Disposition: attachment; name="files"; filename="a.png"`},
+		{"no Content-Disposition", `Content-Type: image/png`},
+	} {
+		r := s.rawUpload(tok, good, img, tc.header, string(pngBytes(tc.name)))
+		if r.status != http.StatusBadRequest || r.problemType() != "invalid-input" {
+			t.Errorf("%s: %d %s", tc.name, r.status, r.body)
+		}
+	}
+	s.nothingLeft()
+}
+
+// Bidi controls would make a name display as something it is not
+// ("evil\u202egnp.exe" shows as "evilexe.png"): they are stripped, so the
+// name is stored and served in its logical order.
+func TestUploadStripsBidiControlsFromFileNames(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, task.DefaultLimits())
+	alice := uuid.New()
+	tok := s.token(alice)
+	id := created(t, s.rawUpload(tok,
+		"Content-Disposition: form-data; name=\"files\"; filename=\"evil\u202egnp.exe\"", string(pngBytes("bidi")),
+		"Content-Disposition: form-data; name=\"files\"; filename=\"\u2067rtl\u2069\u200b.png\"", string(pngBytes("isolate"))))
+	fs := s.load(id).Files()
+	if len(fs) != 2 || fs[0].Name != "evilgnp.exe" || fs[1].Name != "rtl.png" {
+		t.Fatalf("stored names %+v", fs)
+	}
+	r := s.do("GET", fmt.Sprintf("/v1/tasks/%s/files/%s", id, fs[0].ID), tok, "", nil)
+	if cd := r.header.Get("Content-Disposition"); r.status != http.StatusOK || cd != `attachment; filename="evilgnp.exe"; filename*=UTF-8''evilgnp.exe` {
+		t.Fatalf("download: %d %s", r.status, cd)
+	}
+}
+
+// Decompression bombs: an image whose header declares more pixels than
+// OCR should be given is refused from its header alone, whatever its
+// size in bytes (the 30000×30000 PNG here is under 1 MB, within the byte
+// limits), and leaves nothing behind.
+func TestUploadRefusesImagesWithTooManyPixels(t *testing.T) {
+	t.Parallel()
+	s := newServerWith(t, task.DefaultLimits(), taskshttp.Config{MaxFileBytes: 2 << 20, MaxRequestBytes: 8 << 20, MaxFiles: 3})
+	tok := s.token(uuid.New())
+	bomb := testimage.BlankPNG(t, 30000, 30000)
+	// A TIFF whose first page is small and whose second page is not: every
+	// page is OCR'd, so every page is checked.
+	le := binary.LittleEndian
+	tif := []byte("II*\x00\x08\x00\x00\x00")
+	for i, side := range []uint32{100, 40000} {
+		tif = le.AppendUint16(tif, 2)
+		for _, tag := range []uint16{256, 257} {
+			tif = le.AppendUint16(tif, tag)
+			tif = le.AppendUint16(tif, 4) // LONG
+			tif = le.AppendUint32(tif, 1)
+			tif = le.AppendUint32(tif, side)
+		}
+		next := uint32(len(tif) + 4)
+		if i == 1 {
+			next = 0
+		}
+		tif = le.AppendUint32(tif, next)
+	}
+	for _, tc := range []struct {
+		name   string
+		r      resp
+		status int
+		slug   string
+	}{
+		{"a 30000×30000 PNG of 890 KB", s.upload(tok, file("ok.png", pngBytes("fine")), file("bomb.png", bomb)), 413, "image-too-large"},
+		{"a PNG longer than the side limit", s.upload(tok, file("strip.png", testimage.BlankPNG(t, 1, 20001))), 413, "image-too-large"},
+		{"a TIFF with a huge second page", s.upload(tok, file("pages.tif", tif)), 413, "image-too-large"},
+		{"a PNG whose header cannot be read", s.upload(tok, file("broken.png", append([]byte("\x89PNG\r\n\x1a\n"), "not a header"...))), 415, "unsupported-type"},
+	} {
+		if tc.r.status != tc.status || tc.r.problemType() != tc.slug {
+			t.Errorf("%s: %d %s", tc.name, tc.r.status, tc.r.body)
+		}
+	}
+	s.nothingLeft()
+	// Within the limits (the default 100 megapixels, 20000 on a side) an
+	// image is accepted; PDF has no pixels to count.
+	id := created(t, s.upload(tok, file("page.png", testimage.BlankPNG(t, 4960, 7016)), file("doc.pdf", []byte("%PDF-1.7\n%%EOF\n"))))
+	if fs := s.load(id).Files(); len(fs) != 2 {
+		t.Fatalf("files %+v", fs)
 	}
 }

@@ -21,9 +21,11 @@
 // # The address
 //
 // user.registered.v1 carries the address in clear, in its normalised form
-// (trimmed, NFC, lower-cased: user.NormalizeEmail); the letter case the user
-// typed is not in the log, so "Dave@Example.com" reads back as
-// "dave@example.com". The reservation streams hold only an HMAC of it.
+// (trimmed, NFKC, lower-cased, an internationalised domain in its xn--
+// form: user.NormalizeEmail; accounts registered before NFKC and IDNA keep
+// the NFC form they had); the letter case the user typed is not in the
+// log, so "Dave@Example.com" reads back as "dave@example.com". The
+// reservation streams hold only an HMAC of it.
 //
 // # Writing
 //
