@@ -118,7 +118,9 @@ func newServerWith(t *testing.T, limits task.Limits, upload taskshttp.Config) *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), OpenAPI: []byte("openapi: 3.1.0")})
+	// The upload bounds its multipart body itself, as in serve.
+	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), OpenAPI: []byte("openapi: 3.1.0"),
+		Limits: httpapi.Limits{Routes: map[string]httpapi.RouteLimit{"POST /v1/tasks": {MaxBody: httpapi.NoBodyLimit}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
