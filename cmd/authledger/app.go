@@ -120,7 +120,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		Pool:        a.db,
 		Logger:      log,
 		Registerer:  registry,
-		Projections: append(projections.Builtin(), sessionclaims.New(ident.claimsSync, nil)),
+		Projections: append(projections.Builtin(ident.auditKey), sessionclaims.New(ident.claimsSync, nil)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("projections: %w", err)

@@ -51,6 +51,8 @@ type identityCore struct {
 	ring        *keys.RingHolder
 	// claimsSync is the command of the sessionclaims policy.
 	claimsSync *handlers.SyncSessionClaimsHandler
+	// auditKey chains the audit trail's rows (derived from the master key).
+	auditKey []byte
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -138,6 +140,10 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	if err != nil {
 		return nil, err
 	}
+	auditKeys, err := deriveAuditKeys(master)
+	if err != nil {
+		return nil, err
+	}
 	reg, err := newRegistry()
 	if err != nil {
 		return nil, err
@@ -211,6 +217,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		keyManager:  km,
 		ring:        holder,
 		claimsSync:  &handlers.SyncSessionClaimsHandler{Users: users, Sessions: sessions},
+		auditKey:    auditKeys.chain,
 		deps: identityhttp.Deps{
 			Register: &handlers.RegisterHandler{Reservations: reservations, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: reservationKey},
 			Login: &handlers.LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,
