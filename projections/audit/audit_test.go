@@ -17,6 +17,7 @@ import (
 
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/audit"
+	"github.com/authledger/authledger/projections/projbench"
 	"github.com/authledger/authledger/projections/projtest"
 	"github.com/authledger/authledger/projections/runtime"
 )
@@ -80,7 +81,7 @@ func trail(t *testing.T, n int) (*projtest.Env, context.Context) {
 
 // catchUp runs a runner with a fresh audit projection (as a restarted
 // server would) until the trail reaches last, and stops it.
-func catchUp(t *testing.T, ctx context.Context, env *projtest.Env, last eventstore.Position) {
+func catchUp(t testing.TB, ctx context.Context, env *projtest.Env, last eventstore.Position) {
 	t.Helper()
 	r, err := runtime.NewRunner(env.Config(audit.New(projtest.AuditKey)))
 	if err != nil {
@@ -96,7 +97,7 @@ func catchUp(t *testing.T, ctx context.Context, env *projtest.Env, last eventsto
 	}
 }
 
-func verify(t *testing.T, ctx context.Context, env *projtest.Env, head *audit.Head) audit.Report {
+func verify(t testing.TB, ctx context.Context, env *projtest.Env, head *audit.Head) audit.Report {
 	t.Helper()
 	rep, err := audit.Verify(ctx, env.Admin, env.Store, audit.VerifyOptions{Key: projtest.AuditKey, Head: head, PageSize: 5})
 	if err != nil {
@@ -521,4 +522,51 @@ func TestCanonicalMatchesItsDefinition(t *testing.T) {
 			t.Errorf("Canonical(%q) =\n %s\nwant\n %s", s, got, want)
 		}
 	}
+}
+
+// BenchmarkVerify measures audit verify's pass over a log and its trail of
+// 20,000 events (events/s: log events compared with their rows per second).
+func BenchmarkVerify(b *testing.B) {
+	ctx := b.Context()
+	env := projtest.New(b)
+	const n = 20_000
+	if err := projbench.Fill(ctx, env.Store, n); err != nil {
+		b.Fatal(err)
+	}
+	head, err := env.Store.Head(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	catchUp(b, ctx, env, head)
+	b.ResetTimer()
+	for b.Loop() {
+		rep, err := audit.Verify(ctx, env.Admin, env.Store, audit.VerifyOptions{Key: projtest.AuditKey})
+		if err != nil || !rep.OK || rep.Events != n {
+			b.Fatalf("verify: %+v %v", rep, err)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkRowAndLink measures the projection's CPU work per event outside
+// the database: the row (summary and event digest) and its keyed link.
+func BenchmarkRowAndLink(b *testing.B) {
+	ev := benchEvent()
+	prev := make([]byte, sha256.Size)
+	for b.Loop() {
+		r := audit.RowFromEvent(ev)
+		r.Seq = 1
+		prev = audit.Link(projtest.AuditKey, prev, r)
+	}
+}
+
+// benchEvent is a login-sized event with full metadata.
+func benchEvent() eventstore.RecordedEvent {
+	e := projtest.Event("session.started.v1", map[string]any{
+		"session_id": uuid.NewString(), "user_id": uuid.NewString(), "refresh_token_digest": strings.Repeat("a", 64),
+		"expires_at": time.Now().Format(time.RFC3339Nano), "amr": []string{"pwd"},
+		"claims": map[string]any{"email": "ada@example.com", "name": "Ada", "roles": []string{"user"}},
+	}, uuid.NewString())
+	return eventstore.RecordedEvent{ID: e.ID, Stream: "session-" + uuid.NewString(), Revision: 3,
+		Position: eventstore.Position{Commit: 123456, Prepare: 7}, Type: e.Type, Data: e.Data, Metadata: e.Metadata, RecordedAt: time.Now()}
 }
