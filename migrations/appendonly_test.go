@@ -33,6 +33,19 @@ func connect(t *testing.T, ctx context.Context, url string) *pgx.Conn {
 	return c
 }
 
+// migrated is a connection, as the cluster's superuser, to a new migrated
+// database, and a context bounding the test.
+func migrated(t *testing.T) (context.Context, *pgx.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	t.Cleanup(cancel)
+	url := pgtest.NewDatabase(t)
+	if err := Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, connect(t, ctx, url)
+}
+
 // refused reports whether err is PostgreSQL refusing a statement, and
 // with which message.
 func refused(err error) (string, bool) {
@@ -49,13 +62,7 @@ func refused(err error) (string, bool) {
 // detects) gets through.
 func TestEventsAreAppendOnlyForTheOwner(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	url := pgtest.NewDatabase(t)
-	if err := Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	c := connect(t, ctx, url)
+	ctx, c := migrated(t)
 	if _, err := c.Exec(ctx, insertEvent, 0); err != nil {
 		t.Fatalf("insert: %v", err)
 	}
@@ -164,13 +171,8 @@ func TestServiceRoleCannotChangeTheLog(t *testing.T) {
 // ServiceGrants.
 func TestServiceGrantsCoverEveryTable(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	url := pgtest.NewDatabase(t)
-	if err := Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := connect(t, ctx, url).Query(ctx, `SELECT table_name::text FROM information_schema.tables
+	ctx, c := migrated(t)
+	rows, err := c.Query(ctx, `SELECT table_name::text FROM information_schema.tables
 		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)

@@ -89,10 +89,26 @@ func addAuditFlags(fs *flag.FlagSet) auditFlags {
 	return auditFlags{head: fs.String("head", "", "a `FILE` printed by authledger audit head: fail unless the log and the trail still pass through that head")}
 }
 
-// verifyLog runs the verification of `audit verify` and `audit head`: the
-// report, the parsed -head (nil without), the keys, or a printed error and
-// the exit code.
-func verifyLog(ctx context.Context, name string, f auditFlags, getenv env, stderr io.Writer) (audit.Report, *audit.Head, auditKeys, int) {
+// usageTail ends a verify or head --help: the flags and the environment.
+func usageTail(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprintln(w, "\nflags:")
+	fs.PrintDefaults()
+	envHelp(w)
+}
+
+// verifyLog parses the flags and runs the verification of `audit verify`
+// and `audit head`: the report, the parsed -head (nil without) and the
+// keys, or done with the exit code (help printed, bad flags, an error
+// printed).
+func verifyLog(ctx context.Context, fs *flag.FlagSet, f auditFlags, args []string, getenv env, stdout, stderr io.Writer) (audit.Report, *audit.Head, auditKeys, bool, int) {
+	if done, code := parseFlags(fs, args, stdout, stderr); done {
+		return audit.Report{}, nil, auditKeys{}, true, code
+	}
+	rep, head, k, code := verifyWith(ctx, fs.Name(), f, getenv, stderr)
+	return rep, head, k, code != exitOK, code
+}
+
+func verifyWith(ctx context.Context, name string, f auditFlags, getenv env, stderr io.Writer) (audit.Report, *audit.Head, auditKeys, int) {
 	c, code := openAdmin(ctx, name, true, getenv, stderr)
 	if c == nil {
 		return audit.Report{}, nil, auditKeys{}, code
@@ -157,15 +173,10 @@ func runAuditVerify(ctx context.Context, args []string, getenv env, stdout, stde
 		verifyHelp(w)
 		fmt.Fprintln(w, "\nPrints the rows and events checked and the chain head, or the first broken")
 		fmt.Fprintln(w, "link, and exits 1 when the chain is broken.")
-		fmt.Fprintln(w, "\nflags:")
-		fs.PrintDefaults()
-		envHelp(w)
+		usageTail(fs, w)
 	}
-	if done, code := parseFlags(fs, args, stdout, stderr); done {
-		return code
-	}
-	rep, head, _, code := verifyLog(ctx, "audit verify", af, getenv, stderr)
-	if code != exitOK {
+	rep, head, _, done, code := verifyLog(ctx, fs, af, args, getenv, stdout, stderr)
+	if done {
 		return code
 	}
 	switch {
@@ -214,15 +225,10 @@ func runAuditHead(ctx context.Context, args []string, getenv env, stdout, stderr
 		fmt.Fprintln(w, "Exits 1 without printing a head when the chain is broken.")
 		fmt.Fprintln(w)
 		verifyHelp(w)
-		fmt.Fprintln(w, "\nflags:")
-		fs.PrintDefaults()
-		envHelp(w)
+		usageTail(fs, w)
 	}
-	if done, code := parseFlags(fs, args, stdout, stderr); done {
-		return code
-	}
-	rep, _, k, code := verifyLog(ctx, "audit head", af, getenv, stderr)
-	if code != exitOK {
+	rep, _, k, done, code := verifyLog(ctx, fs, af, args, getenv, stdout, stderr)
+	if done {
 		return code
 	}
 	if !rep.OK {

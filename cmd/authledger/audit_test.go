@@ -34,14 +34,21 @@ type tamperEnv struct {
 func newTamperEnv(t *testing.T) *tamperEnv {
 	t.Helper()
 	url := pgtest.NewDatabase(t)
-	env := map[string]string{
-		"DATABASE_URL":                     url,
-		"AUTHLEDGER_DATA_DIR":              t.TempDir(),
-		"AUTHLEDGER_RATE_LIMIT_PER_SECOND": "0",
-		"AUTHLEDGER_LOG_LEVEL":             "warn",
+	return startTamperEnv(t, url, map[string]string{"DATABASE_URL": url})
+}
+
+// startTamperEnv starts the service on env (with a data directory of its
+// own unless env names one, no rate limit, quiet logs) and opens a pool on
+// superuserURL, the same database as the cluster's superuser.
+func startTamperEnv(t *testing.T, superuserURL string, env map[string]string) *tamperEnv {
+	t.Helper()
+	for k, v := range map[string]string{"AUTHLEDGER_DATA_DIR": t.TempDir(), "AUTHLEDGER_RATE_LIMIT_PER_SECOND": "0", "AUTHLEDGER_LOG_LEVEL": "warn"} {
+		if _, ok := env[k]; !ok {
+			env[k] = v
+		}
 	}
 	r := startService(t, env)
-	db, err := pgxpool.New(t.Context(), url)
+	db, err := pgxpool.New(t.Context(), superuserURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +67,17 @@ func (e *tamperEnv) account(t *testing.T, email string) (userID, access, token s
 	userID = body["user_id"].(string)
 	access, token = e.login(t, email)
 	return userID, access, token
+}
+
+// stopAudited registers and logs in a user, waits until the audit trail
+// has it all, and stops the service, so that nothing appends while the
+// attacker works.
+func (e *tamperEnv) stopAudited(t *testing.T, email string) (userID string) {
+	t.Helper()
+	userID, access, tok := e.account(t, email)
+	e.settle(t, access, tok)
+	e.r.stop()
+	return userID
 }
 
 func (e *tamperEnv) login(t *testing.T, email string) (access, token string) {
@@ -168,9 +186,7 @@ func TestAuditVerifyCatchesAnEventRewrittenToGrantAdmin(t *testing.T) {
 func TestAuditVerifyCatchesATrailRechainedWithPlainSHA256(t *testing.T) {
 	t.Parallel()
 	e := newTamperEnv(t)
-	_, access, tok := e.account(t, "eve@example.com")
-	e.settle(t, access, tok)
-	e.r.stop()
+	e.stopAudited(t, "eve@example.com")
 
 	tamper(t, e.db, func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "UPDATE audit_log SET client_ip = '203.0.113.66' WHERE event_type = 'session.started.v1'"); err != nil {
@@ -215,9 +231,7 @@ func TestAuditVerifyCatchesATrailRechainedWithPlainSHA256(t *testing.T) {
 func TestAuditVerifyHeadCatchesTheLastRowDeletedWithItsCheckpoint(t *testing.T) {
 	t.Parallel()
 	e := newTamperEnv(t)
-	_, access, tok := e.account(t, "trudy@example.com")
-	e.settle(t, access, tok)
-	e.r.stop()
+	e.stopAudited(t, "trudy@example.com")
 	head := e.head(t)
 	if code, out := e.verify(t, "-head", head); code != exitOK {
 		t.Fatalf("verify -head before the attack: exit %d\n%s", code, out)
@@ -262,9 +276,7 @@ func TestAuditVerifyCatchesDeletedAndTruncatedEvents(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			e := newTamperEnv(t)
-			_, access, tok := e.account(t, "oscar@example.com")
-			e.settle(t, access, tok)
-			e.r.stop()
+			e.stopAudited(t, "oscar@example.com")
 			var args []string
 			if c.withHead {
 				args = []string{"-head", e.head(t)}
@@ -296,23 +308,15 @@ func TestServeAsTheServiceRole(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("migrate -service-role: exit %d\n%s", code, errOut)
 	}
-	env := map[string]string{
-		"DATABASE_URL":                     pgtest.AsRole(t, url, service),
-		"AUTHLEDGER_MIGRATE_ON_START":      "false",
-		"AUTHLEDGER_DATA_DIR":              dataDir,
-		"AUTHLEDGER_RATE_LIMIT_PER_SECOND": "0",
-		"AUTHLEDGER_LOG_LEVEL":             "warn",
-	}
-	db, err := pgxpool.New(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	e := &tamperEnv{env: env, r: startService(t, env), db: db}
+	e := startTamperEnv(t, url, map[string]string{
+		"DATABASE_URL":                pgtest.AsRole(t, url, service),
+		"AUTHLEDGER_MIGRATE_ON_START": "false",
+		"AUTHLEDGER_DATA_DIR":         dataDir,
+	})
 	userID, access, tok := e.account(t, "svc@example.com")
 	e.settle(t, access, tok)
 
-	svc, err := pgxpool.New(t.Context(), env["DATABASE_URL"])
+	svc, err := pgxpool.New(t.Context(), e.env["DATABASE_URL"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,20 +353,7 @@ func TestAuditVerifyOnESDB(t *testing.T) {
 	}
 	t.Cleanup(srv.Close)
 	url := pgtest.NewDatabase(t)
-	env := map[string]string{
-		"DATABASE_URL":                     url,
-		"AUTHLEDGER_EVENT_STORE":           "esdb",
-		"ESDB_URL":                         srv.URL(),
-		"AUTHLEDGER_DATA_DIR":              t.TempDir(),
-		"AUTHLEDGER_RATE_LIMIT_PER_SECOND": "0",
-		"AUTHLEDGER_LOG_LEVEL":             "warn",
-	}
-	db, err := pgxpool.New(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	e := &tamperEnv{env: env, r: startService(t, env), db: db}
+	e := startTamperEnv(t, url, map[string]string{"DATABASE_URL": url, "AUTHLEDGER_EVENT_STORE": "esdb", "ESDB_URL": srv.URL()})
 	_, access, tok := e.account(t, "esdb@example.com")
 	e.login(t, "esdb@example.com")
 	_, tok2 := e.login(t, "esdb@example.com")
