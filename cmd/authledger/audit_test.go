@@ -245,6 +245,10 @@ func TestAuditVerifyHeadCatchesTheLastRowDeletedWithItsCheckpoint(t *testing.T) 
 	if code != exitError || !strings.Contains(out, "before the exported head") {
 		t.Fatalf("verify -head after the last row went: exit %d\n%s", code, out)
 	}
+	// Nor is a new head signed over it.
+	if code, out, errOut := runCmd(t, e.env, "audit", "head", "-head", head); code != exitError || out != "" || !strings.Contains(errOut, "no head signed") {
+		t.Fatalf("audit head -head after the last row went: exit %d\n%s%s", code, out, errOut)
+	}
 	// Without the head it looks like lag: the event is still in the log,
 	// and a running server would audit it again (with the same link).
 	if code, out := e.verify(t); code != exitOK || !strings.Contains(out, "not audited yet (projection lag; not checked): 1") {

@@ -234,6 +234,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		{name: "deleted row", stmts: []string{"DELETE FROM audit_log_g1 WHERE seq = 5"}, seq: 5, wantMsg: "row missing"},
 		{name: "deleted first row", stmts: []string{"DELETE FROM audit_log_g1 WHERE seq = 1"}, seq: 1, wantMsg: "row missing"},
 		{name: "deleted last row", stmts: []string{"DELETE FROM audit_log_g1 WHERE seq = 12"}, seq: 12, wantMsg: "rows removed from the trail's end"},
+		{name: "checkpoint deleted", stmts: []string{"DELETE FROM projection_checkpoints WHERE name = 'audit'"}, seq: 13, wantMsg: "the projection applied 0 events"},
 		{name: "reordered rows", stmts: []string{
 			"CREATE TEMP TABLE saved ON COMMIT DROP AS SELECT * FROM audit_log_g1 WHERE seq IN (4, 7)",
 			"UPDATE audit_log_g1 SET event_id = gen_random_uuid() WHERE seq IN (4, 7)",

@@ -114,11 +114,14 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, opt
 		var applied int64
 		var lastEvent *uuid.UUID
 		var pos string
-		if err := tx.QueryRow(ctx, "SELECT events_applied, last_event_id, position FROM projection_checkpoints WHERE name = $1", Name).
-			Scan(&applied, &lastEvent, &pos); err != nil {
+		// No checkpoint row: the projection never ran (or the row was
+		// deleted); the trail must then be empty, and the log is all lag.
+		pos = eventstore.Position{}.String()
+		err := tx.QueryRow(ctx, "SELECT events_applied, last_event_id, position FROM projection_checkpoints WHERE name = $1", Name).
+			Scan(&applied, &lastEvent, &pos)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("audit: read checkpoint: %w", err)
 		}
-		var err error
 		if v.checkpt, err = eventstore.ParsePosition(pos); err != nil {
 			return fmt.Errorf("audit: checkpoint position %q: %w", pos, err)
 		}
