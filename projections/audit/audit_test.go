@@ -449,6 +449,9 @@ func TestKeylessProjectionAndUnkeyedTrail(t *testing.T) {
 		t.Fatal(err)
 	}
 	failedWith(audit.New(projtest.AuditKey), audit.ErrUnkeyedTrail)
+	if _, err := audit.Verify(ctx, env.Admin, env.Store, audit.VerifyOptions{Key: projtest.AuditKey}); !errors.Is(err, audit.ErrUnkeyedTrail) {
+		t.Fatalf("Verify of an unkeyed trail: %v", err)
+	}
 	if _, err := runtime.Rebuild(ctx, env.Config(audit.New(projtest.AuditKey)), audit.Name, runtime.RebuildOptions{}); err != nil {
 		t.Fatal(err)
 	}

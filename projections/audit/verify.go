@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authledger/authledger/eventstore"
@@ -113,10 +114,9 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, opt
 	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var applied int64
 		var lastEvent *uuid.UUID
-		var pos string
 		// No checkpoint row: the projection never ran (or the row was
 		// deleted); the trail must then be empty, and the log is all lag.
-		pos = eventstore.Position{}.String()
+		pos := eventstore.Position{}.String()
 		err := tx.QueryRow(ctx, "SELECT events_applied, last_event_id, position FROM projection_checkpoints WHERE name = $1", Name).
 			Scan(&applied, &lastEvent, &pos)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -129,7 +129,7 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, opt
 			actor_kind, actor_id, correlation_id, causation_id, client_ip, user_agent, summary, event_digest, hash
 			FROM `+Table+` ORDER BY seq`)
 		if err != nil {
-			return fmt.Errorf("audit: read trail: %w", err)
+			return readErr(err)
 		}
 		defer rows.Close()
 		for rows.Next() {
@@ -150,7 +150,7 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, opt
 			}
 		}
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("audit: read trail: %w", err)
+			return readErr(err)
 		}
 		return v.end(ctx, applied, lastEvent)
 	})
@@ -159,6 +159,16 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, opt
 	}
 	v.rep.OK = v.rep.Broken == nil
 	return v.rep, nil
+}
+
+// readErr names a trail from before the keyed chain (no event_digest
+// column) for what it is.
+func readErr(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42703" { // undefined_column
+		return ErrUnkeyedTrail
+	}
+	return fmt.Errorf("audit: read trail: %w", err)
 }
 
 type verifier struct {
