@@ -413,24 +413,33 @@ func RowFromEvent(ev eventstore.RecordedEvent) Row {
 // bytes; either is the same at every read). The lengths keep one field's
 // bytes from being read as another's.
 func EventDigest(ev eventstore.RecordedEvent) []byte {
-	h := sha256.New()
-	h.Write([]byte("authledger event digest v1"))
-	var n [8]byte
+	const prefix = "authledger event digest v1"
+	pos := ev.Position.String()
+	// One buffer, hashed at once: nine fields, each with its 8-byte length.
+	buf := make([]byte, 0, len(prefix)+9*8+16+len(ev.Stream)+8+len(pos)+len(ev.Type)+len(ev.Data)+len(ev.Metadata)+8)
+	buf = append(buf, prefix...)
 	field := func(b []byte) {
-		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
-		h.Write(n[:])
-		h.Write(b)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(len(b)))
+		buf = append(buf, b...)
 	}
-	u64 := func(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+	str := func(s string) {
+		buf = binary.BigEndian.AppendUint64(buf, uint64(len(s)))
+		buf = append(buf, s...)
+	}
+	u64 := func(v uint64) {
+		buf = binary.BigEndian.AppendUint64(buf, 8)
+		buf = binary.BigEndian.AppendUint64(buf, v)
+	}
 	field(ev.ID[:])
-	field([]byte(ev.Stream))
-	field(u64(ev.Revision))
-	field([]byte(ev.Position.String()))
-	field([]byte(ev.Type))
+	str(ev.Stream)
+	u64(ev.Revision)
+	str(pos)
+	str(ev.Type)
 	field(ev.Data)
 	field(ev.Metadata)
-	field(u64(uint64(ev.RecordedAt.UTC().Truncate(time.Microsecond).UnixMicro()))) //nolint:gosec // a bit pattern, not a quantity
-	return h.Sum(nil)
+	u64(uint64(ev.RecordedAt.UTC().Truncate(time.Microsecond).UnixMicro())) //nolint:gosec // a bit pattern, not a quantity
+	sum := sha256.Sum256(buf)
+	return sum[:]
 }
 
 // metadata is the part of events.Metadata the trail records, decoded

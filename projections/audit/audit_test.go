@@ -546,26 +546,3 @@ func BenchmarkVerify(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
-
-// BenchmarkRowAndLink measures the projection's CPU work per event outside
-// the database: the row (summary and event digest) and its keyed link.
-func BenchmarkRowAndLink(b *testing.B) {
-	ev := benchEvent()
-	prev := make([]byte, sha256.Size)
-	for b.Loop() {
-		r := audit.RowFromEvent(ev)
-		r.Seq = 1
-		prev = audit.Link(projtest.AuditKey, prev, r)
-	}
-}
-
-// benchEvent is a login-sized event with full metadata.
-func benchEvent() eventstore.RecordedEvent {
-	e := projtest.Event("session.started.v1", map[string]any{
-		"session_id": uuid.NewString(), "user_id": uuid.NewString(), "refresh_token_digest": strings.Repeat("a", 64),
-		"expires_at": time.Now().Format(time.RFC3339Nano), "amr": []string{"pwd"},
-		"claims": map[string]any{"email": "ada@example.com", "name": "Ada", "roles": []string{"user"}},
-	}, uuid.NewString())
-	return eventstore.RecordedEvent{ID: e.ID, Stream: "session-" + uuid.NewString(), Revision: 3,
-		Position: eventstore.Position{Commit: 123456, Prepare: 7}, Type: e.Type, Data: e.Data, Metadata: e.Metadata, RecordedAt: time.Now()}
-}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -105,7 +106,7 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, opt
 		opts.PageSize = 1000
 	}
 	v := &verifier{
-		key:     opts.Key,
+		mac:     hmac.New(sha256.New, opts.Key),
 		head:    opts.Head,
 		log:     &logReader{store: store, page: opts.PageSize},
 		prevLog: make([]byte, sha256.Size),
@@ -172,7 +173,7 @@ func readErr(err error) error {
 }
 
 type verifier struct {
-	key  []byte
+	mac  hash.Hash // the chain key's HMAC, reset for each link
 	head *Head
 	log  *logReader
 	rep  Report
@@ -208,8 +209,8 @@ func (v *verifier) row(ctx context.Context, r Row) error {
 	}
 	want := RowFromEvent(ev)
 	want.Seq = r.Seq
-	link := Link(v.key, v.prevLog, want)
-	rowHolds := hmac.Equal(Link(v.key, v.prevRow, r), r.Hash)
+	link := chainLink(v.mac, v.prevLog, want)
+	rowHolds := hmac.Equal(chainLink(v.mac, v.prevRow, r), r.Hash)
 	switch {
 	case !bytes.Equal(Canonical(want), Canonical(r)):
 		if rowHolds {
