@@ -1,9 +1,11 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -545,4 +547,46 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// EventDigest is a format (every link depends on it): hold it to its
+// definition, written out independently here.
+func TestEventDigestMatchesItsDefinition(t *testing.T) {
+	t.Parallel()
+	ev := eventstore.RecordedEvent{ID: uuid.MustParse("0b0e8f8e-6c4b-4a43-9d5e-6a1f7f1c2b3a"), Stream: "user-1", Revision: 7,
+		Position: eventstore.Position{Commit: 0x10, Prepare: 0x2a}, Type: "user.registered.v1",
+		Data: json.RawMessage(`{"roles": ["user"]}`), Metadata: json.RawMessage(`{"client_ip": "192.0.2.1"}`),
+		RecordedAt: time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.FixedZone("x", 3600))}
+	var ref bytes.Buffer
+	ref.WriteString("authledger event digest v1")
+	for _, f := range [][]byte{ev.ID[:], []byte("user-1"), {0, 0, 0, 0, 0, 0, 0, 7}, []byte("0000000000000010000000000000002a"),
+		[]byte("user.registered.v1"), ev.Data, ev.Metadata} {
+		_ = binary.Write(&ref, binary.BigEndian, uint64(len(f)))
+		ref.Write(f)
+	}
+	_ = binary.Write(&ref, binary.BigEndian, uint64(8))
+	_ = binary.Write(&ref, binary.BigEndian, time.Date(2026, 1, 2, 2, 4, 5, 123456000, time.UTC).UnixMicro())
+	want := sha256.Sum256(ref.Bytes())
+	if got := audit.EventDigest(ev); !bytes.Equal(got, want[:]) {
+		t.Fatalf("EventDigest = %x, want %x", got, want)
+	}
+	// Every field counts.
+	for name, change := range map[string]func(e *eventstore.RecordedEvent){
+		"id":       func(e *eventstore.RecordedEvent) { e.ID = uuid.New() },
+		"stream":   func(e *eventstore.RecordedEvent) { e.Stream = "user-2" },
+		"revision": func(e *eventstore.RecordedEvent) { e.Revision++ },
+		"position": func(e *eventstore.RecordedEvent) { e.Position.Prepare++ },
+		"type":     func(e *eventstore.RecordedEvent) { e.Type = "user.role_granted.v1" },
+		"data":     func(e *eventstore.RecordedEvent) { e.Data = json.RawMessage(`{"roles": ["admin"]}`) },
+		"metadata": func(e *eventstore.RecordedEvent) { e.Metadata = nil },
+		"recorded": func(e *eventstore.RecordedEvent) { e.RecordedAt = e.RecordedAt.Add(time.Microsecond) },
+		// A byte moved from the data to the type is still a change.
+		"boundary": func(e *eventstore.RecordedEvent) { e.Type += "{"; e.Data = e.Data[1:] },
+	} {
+		e := ev
+		change(&e)
+		if bytes.Equal(audit.EventDigest(e), want[:]) {
+			t.Errorf("changing the %s leaves the digest", name)
+		}
+	}
 }
