@@ -16,14 +16,17 @@ import (
 	"github.com/authledger/authledger/projections/tasks"
 )
 
-// Builtin returns the read models every server runs. A projection added
-// here is set up (generation 1) and caught up from the start of the log by
-// the next runner start.
-func Builtin() []runtime.Projection {
-	return []runtime.Projection{audit.New(), identity.NewProfiles(), identity.NewSessions(), tasks.New()}
+// Builtin returns the read models every server runs, the audit trail
+// chained under auditKey (derived from the master key; see audit.New). A
+// projection added here is set up (generation 1) and caught up from the
+// start of the log by the next runner start. Without a key the audit trail
+// still names its tables (for Status and Names) but applies nothing.
+func Builtin(auditKey []byte) []runtime.Projection {
+	return []runtime.Projection{audit.New(auditKey), identity.NewProfiles(), identity.NewSessions(), tasks.New()}
 }
 
-// Config is runtime.Config; Projections defaults to Builtin().
+// Config is runtime.Config; Projections defaults to Builtin(nil), whose
+// audit trail fails for want of its key: set Projections.
 type Config = runtime.Config
 
 // NewRunner returns the live runner of the built-in projections (or of
@@ -32,7 +35,7 @@ type Config = runtime.Config
 // the readapi consistency middleware.
 func NewRunner(cfg Config) (*runtime.Runner, error) {
 	if cfg.Projections == nil {
-		cfg.Projections = Builtin()
+		cfg.Projections = Builtin(nil)
 	}
 	return runtime.NewRunner(cfg)
 }
@@ -40,7 +43,7 @@ func NewRunner(cfg Config) (*runtime.Runner, error) {
 // Status reports every built-in projection's position, lag and state
 // (`authledger projections status`).
 func Status(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store) ([]runtime.ProjectionStatus, error) {
-	return runtime.Status(ctx, pool, store, Builtin()...)
+	return runtime.Status(ctx, pool, store, Builtin(nil)...)
 }
 
 // Rebuild rebuilds the built-in projection called name without downtime
@@ -48,7 +51,7 @@ func Status(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store) ([]
 // events/s and ETA periodically. See runtime.Rebuild.
 func Rebuild(ctx context.Context, cfg Config, name string, progress func(runtime.Progress)) (runtime.Progress, error) {
 	if cfg.Projections == nil {
-		cfg.Projections = Builtin()
+		cfg.Projections = Builtin(nil)
 	}
 	return runtime.Rebuild(ctx, cfg, name, runtime.RebuildOptions{Progress: progress})
 }
@@ -56,7 +59,7 @@ func Rebuild(ctx context.Context, cfg Config, name string, progress func(runtime
 // Names lists the built-in projections' names.
 func Names() []string {
 	var out []string
-	for _, p := range Builtin() {
+	for _, p := range Builtin(nil) {
 		out = append(out, p.Name())
 	}
 	return out

@@ -47,7 +47,7 @@ func newServer(t *testing.T, extra ...runtime.Projection) *server {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	env := projtest.New(t)
-	r, err := runtime.NewRunner(env.Config(append([]runtime.Projection{audit.New()}, extra...)...))
+	r, err := runtime.NewRunner(env.Config(append([]runtime.Projection{audit.New(projtest.AuditKey)}, extra...)...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func newTaskServer(t *testing.T) *taskServer {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 	env := projtest.New(t)
-	r, err := runtime.NewRunner(env.Config(tasks.New(), audit.New()))
+	r, err := runtime.NewRunner(env.Config(tasks.New(), audit.New(projtest.AuditKey)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,11 @@
 package main
 
 // admin.go holds the operator subcommands that work on a running
-// installation's database: `projections status`, `projections rebuild NAME`
-// and `audit verify`. They read the configuration from the environment like
-// serve and migrate do, never migrate, and talk to the same store and
-// read-model database as the server (it may keep running meanwhile).
+// installation's database: `projections status` and `projections rebuild
+// NAME` (the audit subcommands are in audit.go). They read the
+// configuration from the environment like serve and migrate do, never
+// migrate, and talk to the same store and read-model database as the
+// server (it may keep running meanwhile).
 
 import (
 	"context"
@@ -38,13 +39,6 @@ func runProjections(ctx context.Context, args []string, getenv env, stdout, stde
 	return runGroup(ctx, "projections", "inspect and rebuild the read models", []command{
 		{"status", "print each projection's generation, position, lag and state", runProjectionsStatus},
 		{"rebuild", "rebuild one projection from the start of the log, without downtime", runProjectionsRebuild},
-	}, args, getenv, stdout, stderr)
-}
-
-// runAudit dispatches `authledger audit verify`.
-func runAudit(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
-	return runGroup(ctx, "audit", "check the audit trail", []command{
-		{"verify", "walk the audit trail's hash chain and report the first broken link", runAuditVerify},
 	}, args, getenv, stdout, stderr)
 }
 
@@ -201,7 +195,7 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 	if c.cfg.Identity.MaxSessionsPerUser > 0 {
 		policies = append(policies, sessionlimit.ForStatus())
 	}
-	readModels := projections.Builtin()
+	readModels := projections.Builtin(nil)
 	st, err := projruntime.Status(ctx, c.pool, c.store, append(readModels, policies...)...)
 	if err != nil {
 		fmt.Fprintf(stderr, "authledger projections status: %v\n", err)
@@ -347,10 +341,22 @@ func runProjectionsRebuild(ctx context.Context, args []string, getenv env, stdou
 		return code
 	}
 	defer c.close()
+	// Only the audit trail needs the master key: its rows are chained under
+	// a key derived from it.
+	var auditKey []byte
+	if name == audit.Name {
+		ak, err := loadAuditKeys(c.cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "authledger projections rebuild: %v\n", err)
+			return exitError
+		}
+		auditKey = ak.chain
+	}
 	bar := newProgressBar(stderr)
 	// Logs go through the bar, which clears its line first on a terminal.
 	log := newLogger(c.cfg, bar)
-	final, err := projections.Rebuild(ctx, projections.Config{Store: c.store, Pool: c.pool, Logger: log}, name, bar.report)
+	final, err := projections.Rebuild(ctx, projections.Config{Store: c.store, Pool: c.pool, Logger: log, Projections: projections.Builtin(auditKey)},
+		name, bar.report)
 	bar.finish()
 	switch {
 	case errors.Is(err, projruntime.ErrRebuildRunning):
@@ -464,67 +470,4 @@ func progressLine(p projruntime.Progress) string {
 		fmt.Fprintf(&sb, "  ETA %s", p.ETA.Round(time.Second))
 	}
 	return sb.String()
-}
-
-func runAuditVerify(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintln(w, "usage: authledger audit verify [-json]")
-		fmt.Fprintln(w, "\nWalks the audit trail in order, recomputing each row's link")
-		fmt.Fprintln(w, "hash = SHA-256(previous hash || canonical row), and checks the row count and")
-		fmt.Fprintln(w, "last event against the projection's checkpoint. Prints the rows checked and")
-		fmt.Fprintln(w, "the chain head, or the first broken link (a row changed, removed or")
-		fmt.Fprintln(w, "reordered) and exits 1. Reads one consistent snapshot: safe while the")
-		fmt.Fprintln(w, "server runs.")
-		fmt.Fprintln(w, "\nflags:")
-		fs.PrintDefaults()
-		envHelp(w)
-	}
-	if done, code := parseFlags(fs, args, stdout, stderr); done {
-		return code
-	}
-	c, code := openAdmin(ctx, "audit verify", false, getenv, stderr)
-	if c == nil {
-		return code
-	}
-	defer c.close()
-	rep, err := audit.Verify(ctx, c.pool)
-	if err != nil {
-		fmt.Fprintf(stderr, "authledger audit verify: %v\n", err)
-		return exitError
-	}
-	if *asJSON {
-		out := struct {
-			OK       bool   `json:"ok"`
-			Rows     int64  `json:"rows"`
-			LastSeq  int64  `json:"last_seq"`
-			LastHash string `json:"last_hash"`
-			Broken   *struct {
-				Seq     int64  `json:"seq"`
-				EventID string `json:"event_id,omitempty"`
-				Reason  string `json:"reason"`
-			} `json:"broken,omitempty"`
-		}{OK: rep.OK, Rows: rep.Rows, LastSeq: rep.LastSeq, LastHash: rep.LastHash}
-		if b := rep.Broken; b != nil {
-			out.Broken = &struct {
-				Seq     int64  `json:"seq"`
-				EventID string `json:"event_id,omitempty"`
-				Reason  string `json:"reason"`
-			}{b.Seq, b.EventID, b.Reason}
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(out)
-	} else if rep.OK {
-		fmt.Fprintf(stdout, "audit trail OK: %d rows checked; head seq %d, hash %s\n", rep.Rows, rep.LastSeq, rep.LastHash)
-	} else {
-		fmt.Fprintf(stdout, "audit trail BROKEN at %s\n%d rows read; the chain holds up to seq %d (hash %s)\n",
-			rep.Broken, rep.Rows, rep.LastSeq, rep.LastHash)
-	}
-	if !rep.OK {
-		return exitError
-	}
-	return exitOK
 }

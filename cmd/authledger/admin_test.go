@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/httpapi/authn"
 	"github.com/authledger/authledger/projections/audit"
 	"github.com/authledger/authledger/projections/projtest"
@@ -33,7 +34,8 @@ func TestAdminCommandsHelpAndUsage(t *testing.T) {
 	}{
 		{[]string{"projections", "status", "--help"}, []string{"-json", "lag", "DATABASE_URL"}},
 		{[]string{"projections", "rebuild", "-h"}, []string{"NAME", audit.Name, "DATABASE_URL"}},
-		{[]string{"audit", "verify", "-help"}, []string{"-json", "broken link", "DATABASE_URL"}},
+		{[]string{"audit", "verify", "-help"}, []string{"-json", "-head", "broken link", "HMAC-SHA256", "the log", "DATABASE_URL"}},
+		{[]string{"audit", "head", "-help"}, []string{"-head", "JWS", "outside", "DATABASE_URL"}},
 	} {
 		code, out, _ := runCmd(t, nil, c.args...)
 		for _, w := range c.want {
@@ -49,6 +51,7 @@ func TestAdminCommandsHelpAndUsage(t *testing.T) {
 		{[]string{"projections"}, "status"},
 		{[]string{"projections", "frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"audit", "verify", "extra"}, "unexpected argument"},
+		{[]string{"audit", "head", "extra"}, "unexpected argument"},
 		{[]string{"projections", "rebuild"}, "which projection? (one of: " + audit.Name},
 		// An unknown name is refused before any connection, naming the known ones.
 		{[]string{"projections", "rebuild", "nope"}, `unknown projection "nope" (known: ` + audit.Name},
@@ -80,6 +83,24 @@ func statusOf(t *testing.T, envm map[string]string, name string) statusJSON {
 	return statusJSON{}
 }
 
+// testMasterKey is a master key for tests that run a projection beside the
+// commands (base64 of 32 bytes).
+const testMasterKey = "dGVzdCBtYXN0ZXIga2V5IG9mIDMyIGJ5dGVzLCBvayE="
+
+// testAuditKeys are the audit keys the commands derive from testMasterKey.
+func testAuditKeys(t *testing.T) auditKeys {
+	t.Helper()
+	m, err := keys.ParseMasterKey(testMasterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := deriveAuditKeys(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 // trailDump is the audit trail's every column, in order, as text.
 func trailDump(t *testing.T, ctx context.Context, env *projtest.Env) string {
 	t.Helper()
@@ -99,7 +120,7 @@ func TestProjectionsStatusRebuildAndAuditVerify(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
 	defer cancel()
 	env := projtest.New(t)
-	envm := map[string]string{"DATABASE_URL": env.URL, "AUTHLEDGER_LOG_LEVEL": "warn"}
+	envm := map[string]string{"DATABASE_URL": env.URL, "AUTHLEDGER_LOG_LEVEL": "warn", "AUTHLEDGER_MASTER_KEY": testMasterKey}
 	const n = 30
 	last := env.AppendN(t, ctx, n, 3)
 
@@ -109,7 +130,8 @@ func TestProjectionsStatusRebuildAndAuditVerify(t *testing.T) {
 		t.Fatalf("status before the runner: %+v", s)
 	}
 
-	r, err := projruntime.NewRunner(env.Config(audit.New()))
+	// The runner chains under the key the commands derive from the master key.
+	r, err := projruntime.NewRunner(env.Config(audit.New(testAuditKeys(t).chain)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +175,7 @@ func TestProjectionsStatusRebuildAndAuditVerify(t *testing.T) {
 	}
 
 	code, out, errOut = runCmd(t, envm, "audit", "verify")
-	if code != exitOK || !strings.Contains(out, "audit trail OK: 30 rows checked; head seq 30") {
+	if code != exitOK || !strings.Contains(out, "audit trail OK: 30 rows checked against 30 events of the log; head seq 30") {
 		t.Fatalf("verify on an untouched trail: exit %d\n%s\n%s", code, out, errOut)
 	}
 
@@ -175,7 +197,7 @@ func TestProjectionsStatusRebuildAndAuditVerify(t *testing.T) {
 	}
 	code, out, _ = runCmd(t, envm, "audit", "verify")
 	t.Logf("verify after tampering:\n%s", out)
-	if code != exitError || !strings.Contains(out, "BROKEN at seq 7 (event "+eventID+"): hash does not match") ||
+	if code != exitError || !strings.Contains(out, "BROKEN at seq 7 (event "+eventID+"): the row was changed") ||
 		!strings.Contains(out, "holds up to seq 6") {
 		t.Fatalf("verify after tampering: exit %d\n%s", code, out)
 	}

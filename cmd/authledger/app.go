@@ -152,7 +152,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		Pool:        a.db,
 		Logger:      log,
 		Registerer:  registry,
-		Projections: append(projections.Builtin(), policies...),
+		Projections: append(projections.Builtin(ident.auditKey), policies...),
 		Followers:   []projruntime.Follower{{Name: authn.FeedName, Filter: ident.revocations.Filter(), Handle: ident.revocations.Apply}},
 		MaxLag:      cfg.ReadyMaxLag,
 	})

@@ -66,11 +66,20 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 
 func runMigrate(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	serviceRole := fs.String("service-role", "", "after migrating, grant this `ROLE` exactly what serve and worker need (SELECT and INSERT on the log, never UPDATE, DELETE or TRUNCATE)")
 	fs.Usage = func() {
 		w := fs.Output()
-		fmt.Fprintln(w, "usage: authledger migrate")
+		fmt.Fprintln(w, "usage: authledger migrate [-service-role ROLE]")
 		fmt.Fprintln(w, "\nApplies the embedded migrations to DATABASE_URL and exits. Safe to run")
 		fmt.Fprintln(w, "concurrently and repeatedly.")
+		fmt.Fprintln(w, "\nIn production, migrate as the role that owns the tables and let serve and")
+		fmt.Fprintln(w, "worker connect as another (AUTHLEDGER_MIGRATE_ON_START=false): with")
+		fmt.Fprintln(w, "-service-role, migrate grants that role only what it needs, so that the")
+		fmt.Fprintln(w, "service cannot change or remove an event (docs/database-roles.md). It")
+		fmt.Fprintln(w, "refuses a superuser or the events table's owner. Run it again after")
+		fmt.Fprintln(w, "every upgrade.")
+		fmt.Fprintln(w, "\nflags:")
+		fs.PrintDefaults()
 		envHelp(w)
 	}
 	if done, code := parseFlags(fs, args, stdout, stderr); done {
@@ -88,6 +97,13 @@ func runMigrate(ctx context.Context, args []string, getenv env, stdout, stderr i
 		return exitError
 	}
 	log.Info("database migrated")
+	if *serviceRole != "" {
+		if err := migrations.GrantService(ctx, cfg.DatabaseURL, *serviceRole); err != nil {
+			log.Error("granting the service role failed", slog.String("role", *serviceRole), slog.String("error", err.Error()))
+			return exitError
+		}
+		log.Info("service role granted", slog.String("role", *serviceRole))
+	}
 	return exitOK
 }
 

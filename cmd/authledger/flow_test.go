@@ -24,6 +24,8 @@ type running struct {
 	t    *testing.T
 	base string
 	logs *lockedBuffer
+	// stop shuts the service down (once; the test's cleanup calls it too).
+	stop func()
 }
 
 // lockedBuffer collects the log, which background tasks write while the
@@ -75,14 +77,18 @@ func startService(t *testing.T, env map[string]string) *running {
 	}
 	served := make(chan error, 1)
 	go func() { served <- a.serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		_ = a.close()
-	})
-	r := &running{t: t, base: "http://" + ln.Addr().String(), logs: logs}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-served; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+			_ = a.close()
+		})
+	}
+	t.Cleanup(stop)
+	r := &running{t: t, base: "http://" + ln.Addr().String(), logs: logs, stop: stop}
 	// As an orchestrator would: traffic once every projection, policy and
 	// log follower runs.
 	r.waitReady(60 * time.Second)

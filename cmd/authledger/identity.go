@@ -54,6 +54,8 @@ type identityCore struct {
 	claimsSync *handlers.SyncSessionClaimsHandler
 	// registry decodes the identity events (users, sessions, keys).
 	registry *events.Registry
+	// auditKey chains the audit trail's rows (derived from the master key).
+	auditKey []byte
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -141,6 +143,10 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	if err != nil {
 		return nil, err
 	}
+	auditKeys, err := deriveAuditKeys(master)
+	if err != nil {
+		return nil, err
+	}
 	reg, err := newRegistry()
 	if err != nil {
 		return nil, err
@@ -225,6 +231,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		ring:        holder,
 		claimsSync:  &handlers.SyncSessionClaimsHandler{Users: users, Sessions: sessions},
 		registry:    reg,
+		auditKey:    auditKeys.chain,
 		deps: identityhttp.Deps{
 			Register: &handlers.RegisterHandler{Reservations: reservations, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: reservationKey},
 			Login: &handlers.LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,

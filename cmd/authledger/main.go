@@ -5,7 +5,7 @@
 //	authledger migrate      apply database migrations and exit
 //	authledger worker       process tasks beside serve
 //	authledger projections  read-model status and rebuilds
-//	authledger audit        verify the audit trail's hash chain
+//	authledger audit        check the log against the audit trail's keyed chain; sign heads
 //	authledger keys         rotate the signing key
 //	authledger bench        measure and print tables
 //	authledger version      print the version
@@ -58,7 +58,7 @@ func commands() []command {
 		{"version", "print the version and exit", runVersion},
 		{"bench", "measure the event store, projections, identity and tasks on DATABASE_URL's server and print tables", runBench},
 		{"projections", "print the read models' status (`projections status`) or rebuild one (`projections rebuild NAME`)", runProjections},
-		{"audit", "verify the audit trail's hash chain (`audit verify`)", runAudit},
+		{"audit", "check the log against the audit trail's keyed chain (`audit verify`) and export signed heads (`audit head`)", runAudit},
 		{"worker", "process tasks (OCR) beside serve: claims, heartbeats, retention, file collection", runWorker},
 		{"keys", "manage signing keys: `keys rotate` adds one (published now, signing after AUTHLEDGER_KEY_OVERLAP)", runKeys},
 	}

@@ -1,9 +1,10 @@
 // Package audit is the audit trail: a projection of every event of the log
-// into an append-only, hash-chained table.
+// into an append-only table whose rows are chained by a keyed MAC.
 //
 // Each row records who (actor), what (event type, stream, revision), when
 // (occurred and recorded), from where (client IP, user agent, correlation
-// id = request id, causation id) and a redacted summary of the event's data.
+// id = request id, causation id), a redacted summary of the event's data,
+// and a digest of the whole event as the log holds it.
 //
 // # Append-only
 //
@@ -11,30 +12,43 @@
 // triggers that refuse UPDATE, DELETE and TRUNCATE (migration
 // audit_log_refuse_change), and those privileges are revoked from PUBLIC. A
 // rebuild creates a new generation and drops the old one; it never updates
-// a row.
+// a row. The log itself is append-only the same way (migration 007).
 //
-// # Hash chain
+// # Keyed chain
 //
 // Rows are numbered seq = 1, 2, 3... in log order, and
 //
-//	hash(row) = SHA-256(hash(previous row) || canonical(row))
+//	hash(row) = HMAC-SHA256(K, hash(previous row) || canonical(row))
 //
-// with 32 zero bytes as the hash before the first row. canonical(row) is
+// with 32 zero bytes as the hash before the first row. K is the chain key,
+// derived from the master key (HKDF, purpose "audit chain v1"): the
+// database never holds it, so whoever can write to the database but lacks
+// the master key cannot compute a link, and a re-chained trail (with plain
+// SHA-256, or under another key) fails at its first row. canonical(row) is
 // the UTF-8 JSON object of the row's stored columns except hash, with keys
 // in byte order and no insignificant whitespace, strings escaped as Go's
 // encoding/json does with HTML escaping off:
 //
 //	{"actor_id":"…","actor_kind":"…","causation_id":"…","client_ip":"…",
-//	 "correlation_id":"…","event_id":"<uuid>","event_type":"…",
-//	 "occurred_at":"2006-01-02T15:04:05.000000Z","position":"<32 hex>",
-//	 "recorded_at":"…","revision":<int>,"seq":<int>,"stream":"…",
-//	 "summary":"<the summary JSON, as a string>","user_agent":"…"}
+//	 "correlation_id":"…","event_digest":"<64 hex>","event_id":"<uuid>",
+//	 "event_type":"…","occurred_at":"2006-01-02T15:04:05.000000Z",
+//	 "position":"<32 hex>","recorded_at":"…","revision":<int>,"seq":<int>,
+//	 "stream":"…","summary":"<the summary JSON, as a string>",
+//	 "user_agent":"…"}
 //
 // (one line; times in UTC with exactly six fractional digits, which is what
-// PostgreSQL stores). Changing, removing or reordering a row breaks every
-// later link; Verify also checks the row count and last event against the
-// projection's checkpoint, which catches a removed tail. The chain depends
-// only on the log, so a rebuild produces the same hashes.
+// PostgreSQL stores). event_digest is EventDigest: SHA-256 over every field
+// of the event as the log returns it, the data and metadata included, so a
+// row binds its event even where the summary leaves a field out. The chain
+// depends only on the log and K, so a rebuild produces the same hashes.
+//
+// Verify walks the log (the store's $all read, on either store) beside the
+// trail and recomputes the chain from the log: a changed, removed,
+// inserted or reordered event, or a changed, removed or re-chained row,
+// breaks it. A Head (signed, kept outside the database) pins the chain at
+// one moment, so that a later Verify also proves nothing before it was
+// truncated or rewritten. docs/adr/0013-tamper-evident-log.md says what
+// this does and does not hold against.
 //
 // # Redaction
 //
@@ -53,13 +67,18 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -67,6 +86,7 @@ import (
 	fastjson "github.com/goccy/go-json"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
@@ -80,11 +100,58 @@ const Name = "audit"
 // Table is the view the audit trail is served through.
 const Table = "audit_log"
 
-// Projection is the audit trail projection.
-type Projection struct{}
+// KeySize is the chain key's length: an HKDF-SHA256 output of 32 bytes.
+const KeySize = 32
 
-// New returns the audit trail projection.
-func New() *Projection { return &Projection{} }
+var (
+	// ErrNoKey: the projection was built without a chain key (New(nil)); it
+	// refuses to write rows nobody could verify.
+	ErrNoKey = errors.New("audit: no chain key (derive one from the master key)")
+	// ErrUnkeyedTrail: the serving generation was written before the chain
+	// was keyed (no event_digest column). Rebuild it: `authledger
+	// projections rebuild audit` writes a keyed generation beside it and
+	// swaps.
+	ErrUnkeyedTrail = errors.New("audit: the serving audit trail predates the keyed chain; run `authledger projections rebuild audit`")
+	// ErrTrailRewritten: the trail went backwards, or a row this process
+	// had read as the chain's last link changed, under the running
+	// projection. It stops rather than extend (and so bless) a rewritten
+	// trail.
+	ErrTrailRewritten = errors.New("audit: the audit trail was rewritten under the running projection")
+)
+
+// Projection is the audit trail projection.
+type Projection struct {
+	key []byte
+
+	// heads is, per physical table, what this process knows of the
+	// chain's end: the trail only grows, so a later batch finding fewer
+	// rows, or another hash at a known seq, means someone rewrote it
+	// (ErrTrailRewritten).
+	mu    sync.Mutex
+	heads map[string]*knownHead
+}
+
+// knownHead is the last link known to be committed, and the one the last
+// batch wrote, with its transaction id: whether that transaction
+// committed (pg_xact_status) decides, at the next batch, which of the two
+// the trail must still hold.
+type knownHead struct {
+	confirmed link
+	pending   link
+	pendingTx int64
+}
+
+type link struct {
+	seq  int64
+	hash []byte
+}
+
+// New returns the audit trail projection chaining rows under key (KeySize
+// bytes, derived from the master key). A projection without a valid key
+// fails every batch with ErrNoKey; it still names its tables (for status).
+func New(key []byte) *Projection {
+	return &Projection{key: bytes.Clone(key), heads: map[string]*knownHead{}}
+}
 
 var (
 	_ runtime.Projection = (*Projection)(nil)
@@ -121,6 +188,7 @@ func (*Projection) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables
 			client_ip      text        NOT NULL,
 			user_agent     text        NOT NULL,
 			summary        text        NOT NULL,
+			event_digest   bytea       NOT NULL,
 			hash           bytea       NOT NULL
 		)`,
 		`CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON ` + tbl + ` FOR EACH ROW EXECUTE FUNCTION audit_log_refuse_change()`,
@@ -157,29 +225,82 @@ func (*Projection) CreateIndexes(ctx context.Context, tx pgx.Tx, t runtime.Table
 	return nil
 }
 
-// Begin implements runtime.Projection: it reads the chain's last link.
-func (*Projection) Begin(ctx context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
-	b := &batch{tx: tx, table: t.Name(Table)}
-	err := tx.QueryRow(ctx, "SELECT seq, hash FROM "+t.Ident(Table)+" ORDER BY seq DESC LIMIT 1").Scan(&b.seq, &b.prev)
-	if errors.Is(err, pgx.ErrNoRows) {
-		b.seq, b.prev = 0, make([]byte, sha256.Size)
-	} else if err != nil {
-		return nil, fmt.Errorf("audit: read last link: %w", err)
+// Begin implements runtime.Projection: it reads the chain's last link,
+// and checks that the trail still holds the last link this process knows
+// to be committed.
+func (p *Projection) Begin(ctx context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
+	if len(p.key) < KeySize {
+		return nil, ErrNoKey
 	}
+	table := t.Name(Table)
+	p.mu.Lock()
+	known := p.heads[table]
+	if known == nil {
+		known = &knownHead{}
+		p.heads[table] = known
+	}
+	kc, kp, ktx := known.confirmed, known.pending, known.pendingTx
+	p.mu.Unlock()
+
+	b := &batch{p: p, tx: tx, table: table, mac: hmac.New(sha256.New, p.key)}
+	var lastSeq *int64
+	var atConfirmed, atPending []byte
+	var pendingStatus *string
+	// One row whatever the table holds; event_digest is named so that a
+	// generation from before the keyed chain fails here (42703).
+	err := tx.QueryRow(ctx, `SELECT l.seq, l.hash,
+			(SELECT e.hash FROM `+t.Ident(Table)+` e WHERE e.seq = $1),
+			(SELECT e.hash FROM `+t.Ident(Table)+` e WHERE e.seq = $2),
+			pg_xact_status(nullif($3::bigint, 0)::text::xid8)
+		FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+			SELECT seq, hash, event_digest FROM `+t.Ident(Table)+` ORDER BY seq DESC LIMIT 1) AS l ON true`,
+		kc.seq, kp.seq, ktx).Scan(&lastSeq, &b.prev, &atConfirmed, &atPending, &pendingStatus)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "42703": // undefined_column: event_digest
+		return nil, fmt.Errorf("%w (table %s)", ErrUnkeyedTrail, table)
+	case err != nil:
+		return nil, fmt.Errorf("audit: read last link: %w", err)
+	case lastSeq == nil:
+		b.seq, b.prev = 0, make([]byte, sha256.Size)
+	default:
+		b.seq = *lastSeq
+	}
+	// The last batch's rows count once its transaction committed; rolled
+	// back (or unknown), the trail must still hold what it held before.
+	want, at := kc, atConfirmed
+	if ktx != 0 && pendingStatus != nil && *pendingStatus == "committed" {
+		want, at = kp, atPending
+	}
+	if want.seq > 0 {
+		switch {
+		case b.seq < want.seq:
+			return nil, fmt.Errorf("%w: %s held %d rows, now %d", ErrTrailRewritten, table, want.seq, b.seq)
+		case !hmac.Equal(at, want.hash):
+			return nil, fmt.Errorf("%w: the link of seq %d in %s changed", ErrTrailRewritten, want.seq, table)
+		}
+	}
+	p.mu.Lock()
+	known.confirmed = link{seq: b.seq, hash: bytes.Clone(b.prev)}
+	known.pending, known.pendingTx = link{}, 0
+	p.mu.Unlock()
 	return b, nil
 }
 
 // batch buffers rows and writes them with COPY at Flush.
 type batch struct {
+	p     *Projection
 	tx    pgx.Tx
 	table string
+	mac   hash.Hash
 	seq   int64
 	prev  []byte
 	rows  [][]any
 }
 
 // Prepare implements runtime.Preparer: the row without its place in the
-// chain, built ahead on the subscription's goroutine.
+// chain (its summary and event digest), built ahead on the subscription's
+// goroutine.
 func (*Projection) Prepare(ev eventstore.RecordedEvent) any { return RowFromEvent(ev) }
 
 func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
@@ -191,17 +312,17 @@ func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
 	}
 	b.seq++
 	r.Seq = b.seq
-	r.Hash = Link(b.prev, r)
+	r.Hash = chainLink(b.mac, b.prev, r)
 	b.prev = r.Hash
 	b.rows = append(b.rows, []any{r.Seq, r.EventID, r.Position, r.Stream, int64(r.Revision), r.EventType,
 		r.OccurredAt, r.RecordedAt, r.ActorKind, r.ActorID, r.CorrelationID, r.CausationID, r.ClientIP,
-		r.UserAgent, r.Summary, r.Hash})
+		r.UserAgent, r.Summary, r.EventDigest, r.Hash})
 	return nil
 }
 
 var columns = []string{"seq", "event_id", "position", "stream", "revision", "event_type", "occurred_at",
 	"recorded_at", "actor_kind", "actor_id", "correlation_id", "causation_id", "client_ip", "user_agent",
-	"summary", "hash"}
+	"summary", "event_digest", "hash"}
 
 func (b *batch) Flush(ctx context.Context) error {
 	if len(b.rows) == 0 {
@@ -211,6 +332,18 @@ func (b *batch) Flush(ctx context.Context) error {
 		return fmt.Errorf("audit: write %d rows: %w", len(b.rows), err)
 	}
 	b.rows = b.rows[:0]
+	// The rows gave the transaction its id (no earlier: an id held from the
+	// batch's start would hold the log's subscribers back). The next Begin
+	// asks whether it committed.
+	var xid int64
+	if err := b.tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text::bigint").Scan(&xid); err != nil {
+		return fmt.Errorf("audit: transaction id: %w", err)
+	}
+	b.p.mu.Lock()
+	if k := b.p.heads[b.table]; k != nil {
+		k.pending, k.pendingTx = link{seq: b.seq, hash: bytes.Clone(b.prev)}, xid
+	}
+	b.p.mu.Unlock()
 	return nil
 }
 
@@ -232,7 +365,9 @@ type Row struct {
 	UserAgent     string
 	// Summary is the redacted event data, as JSON text.
 	Summary string
-	Hash    []byte
+	// EventDigest is EventDigest of the event the row records.
+	EventDigest []byte
+	Hash        []byte
 }
 
 // RowFromEvent builds the row of an event (without Seq and Hash). Metadata
@@ -258,11 +393,53 @@ func RowFromEvent(ev eventstore.RecordedEvent) Row {
 		ClientIP:      md.ClientIP,
 		UserAgent:     md.UserAgent,
 		Summary:       Summarize(ev.Data),
+		EventDigest:   EventDigest(ev),
 	}
 	if occurred.IsZero() {
 		r.OccurredAt = r.RecordedAt
 	}
 	return r
+}
+
+// EventDigest is SHA-256 over every field of ev as the store returns it:
+//
+//	"authledger event digest v1" || f(id) || f(stream) || f(revision) ||
+//	f(position) || f(type) || f(data) || f(metadata) || f(recorded_at)
+//
+// where f(x) is x's length as 8 bytes big-endian followed by x; id is its
+// 16 bytes, revision 8 bytes big-endian, position its 32 hex digits,
+// recorded_at the Unix time in microseconds as 8 bytes big-endian, data and
+// metadata their bytes (PostgreSQL's jsonb text, or EventStoreDB's stored
+// bytes; either is the same at every read). The lengths keep one field's
+// bytes from being read as another's.
+func EventDigest(ev eventstore.RecordedEvent) []byte {
+	const prefix = "authledger event digest v1"
+	pos := ev.Position.String()
+	// One buffer, hashed at once: nine fields, each with its 8-byte length.
+	buf := make([]byte, 0, len(prefix)+9*8+16+len(ev.Stream)+8+len(pos)+len(ev.Type)+len(ev.Data)+len(ev.Metadata)+8)
+	buf = append(buf, prefix...)
+	field := func(b []byte) {
+		buf = binary.BigEndian.AppendUint64(buf, uint64(len(b)))
+		buf = append(buf, b...)
+	}
+	str := func(s string) {
+		buf = binary.BigEndian.AppendUint64(buf, uint64(len(s)))
+		buf = append(buf, s...)
+	}
+	u64 := func(v uint64) {
+		buf = binary.BigEndian.AppendUint64(buf, 8)
+		buf = binary.BigEndian.AppendUint64(buf, v)
+	}
+	field(ev.ID[:])
+	str(ev.Stream)
+	u64(ev.Revision)
+	str(pos)
+	str(ev.Type)
+	field(ev.Data)
+	field(ev.Metadata)
+	u64(uint64(ev.RecordedAt.UTC().Truncate(time.Microsecond).UnixMicro())) //nolint:gosec // a bit pattern, not a quantity
+	sum := sha256.Sum256(buf)
+	return sum[:]
 }
 
 // metadata is the part of events.Metadata the trail records, decoded
@@ -283,11 +460,11 @@ var _ = events.Metadata{} // metadata mirrors its JSON names
 
 const timeLayout = "2006-01-02T15:04:05.000000Z"
 
-// Canonical is the canonical form of r hashed into the chain (see the
+// Canonical is the canonical form of r chained into the trail (see the
 // package documentation). It is written by hand for speed; TestCanonical
 // holds it to encoding/json's output.
 func Canonical(r Row) []byte {
-	b := make([]byte, 0, 512+len(r.Summary)+len(r.UserAgent))
+	b := make([]byte, 0, 600+len(r.Summary)+len(r.UserAgent))
 	str := func(key, v string) {
 		b = append(b, key...)
 		b = appendJSONString(b, v)
@@ -297,6 +474,9 @@ func Canonical(r Row) []byte {
 	str(`,"causation_id":`, r.CausationID)
 	str(`,"client_ip":`, r.ClientIP)
 	str(`,"correlation_id":`, r.CorrelationID)
+	b = append(b, `,"event_digest":"`...)
+	b = hex.AppendEncode(b, r.EventDigest)
+	b = append(b, '"')
 	str(`,"event_id":`, r.EventID.String())
 	str(`,"event_type":`, r.EventType)
 	str(`,"occurred_at":`, r.OccurredAt.UTC().Format(timeLayout))
@@ -331,12 +511,18 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// Link is SHA-256(prev || Canonical(r)).
-func Link(prev []byte, r Row) []byte {
-	h := sha256.New()
-	h.Write(prev)
-	h.Write(Canonical(r))
-	return h.Sum(nil)
+// Link is the chain link of r after prev: HMAC-SHA256(key, prev ||
+// Canonical(r)).
+func Link(key, prev []byte, r Row) []byte {
+	return chainLink(hmac.New(sha256.New, key), prev, r)
+}
+
+// chainLink is Link with a reusable MAC (reset here).
+func chainLink(mac hash.Hash, prev []byte, r Row) []byte {
+	mac.Reset()
+	mac.Write(prev)
+	mac.Write(Canonical(r))
+	return mac.Sum(nil)
 }
 
 // Summarize returns the redacted summary of an event's data as JSON text:

@@ -29,6 +29,10 @@ import (
 // drop exactly the runner's connections.
 const RunnerApp = "projtest-runner"
 
+// AuditKey is the chain key of the tests' audit trails (audit.New,
+// audit.VerifyOptions.Key). Production derives its key from the master key.
+var AuditKey = []byte("projtest audit chain key, 32 B..")
+
 // Env is one test's database.
 type Env struct {
 	URL   string

@@ -54,7 +54,7 @@ func TestRunnerAppliesEventsAndWaiterSeesThem(t *testing.T) {
 	c := &projtest.Counter{ProjectionName: "counter"}
 	env.AppendN(t, ctx, 50, 5)
 	reg := prometheus.NewRegistry()
-	cfg := env.Config(c, audit.New())
+	cfg := env.Config(c, audit.New(projtest.AuditKey))
 	cfg.Registerer = reg
 	r, _ := projtest.StartRunner(t, cfg)
 	w := runtime.NewWaiter(env.Pool, r, 0)
@@ -310,7 +310,7 @@ func TestKilledRunnerLosesNothingAndAppliesNothingTwice(t *testing.T) {
 		if res.Position.Compare(last) > 0 {
 			last = res.Position
 		}
-		cfg := env.Config(c, audit.New())
+		cfg := env.Config(c, audit.New(projtest.AuditKey))
 		cfg.BatchSize = 1 + rand.IntN(200)
 		_, stop := projtest.StartRunner(t, cfg)
 		time.Sleep(time.Duration(5+rand.IntN(150)) * time.Millisecond)
@@ -346,7 +346,7 @@ func TestKilledRunnerLosesNothingAndAppliesNothingTwice(t *testing.T) {
 	}
 	t.Logf("%d rounds, %d connections terminated, %d events appended meanwhile", rounds, kills, appended)
 
-	_, stop := projtest.StartRunner(t, env.Config(c, audit.New()))
+	_, stop := projtest.StartRunner(t, env.Config(c, audit.New(projtest.AuditKey)))
 	env.WaitCaughtUp(t, ctx, last, "counter", audit.Name)
 	stop()
 
@@ -354,7 +354,7 @@ func TestKilledRunnerLosesNothingAndAppliesNothingTwice(t *testing.T) {
 	if got := env.Counts(t, ctx, "counter_counts"); !reflect.DeepEqual(got, want) {
 		t.Fatalf("counts after kills differ from the log: %s", countsDiff(got, want))
 	}
-	rep, err := audit.Verify(ctx, env.Admin)
+	rep, err := audit.Verify(ctx, env.Admin, env.Store, audit.VerifyOptions{Key: projtest.AuditKey})
 	if err != nil || !rep.OK {
 		t.Fatalf("audit verify: %+v, %v", rep, err)
 	}
@@ -366,7 +366,7 @@ func TestKilledRunnerLosesNothingAndAppliesNothingTwice(t *testing.T) {
 	liveAudit := snapshotTable(t, ctx, env, auditSnapshot)
 
 	// A fresh rebuild of each read model equals the one that survived the kills.
-	cfg := env.Config(c, audit.New())
+	cfg := env.Config(c, audit.New(projtest.AuditKey))
 	for _, name := range []string{"counter", audit.Name} {
 		if _, err := runtime.Rebuild(ctx, cfg, name, runtime.RebuildOptions{}); err != nil {
 			t.Fatalf("rebuild %s: %v", name, err)
@@ -387,7 +387,7 @@ func TestRebuildWhileServingLosesNothing(t *testing.T) {
 	env := projtest.New(t)
 	c := &projtest.Counter{ProjectionName: "counter"}
 	last := env.AppendN(t, ctx, 2000, 17)
-	cfg := env.Config(c, audit.New())
+	cfg := env.Config(c, audit.New(projtest.AuditKey))
 	cfg.BatchSize = 50 // small batches make the rebuild long enough to overlap appends
 	r, _ := projtest.StartRunner(t, cfg)
 	env.WaitCaughtUp(t, ctx, last, "counter", audit.Name)
@@ -458,7 +458,7 @@ func TestRebuildWhileServingLosesNothing(t *testing.T) {
 	if got, want := env.Counts(t, ctx, "counter_counts"), env.ExpectedCounts(t, ctx, last); !reflect.DeepEqual(got, want) {
 		t.Fatalf("counts after rebuild differ from the log: %s", countsDiff(got, want))
 	}
-	rep, err := audit.Verify(ctx, env.Admin)
+	rep, err := audit.Verify(ctx, env.Admin, env.Store, audit.VerifyOptions{Key: projtest.AuditKey})
 	if err != nil || !rep.OK {
 		t.Fatalf("audit verify after rebuild: %+v %v", rep, err)
 	}
