@@ -10,9 +10,10 @@ import (
 )
 
 // The testdata/jwx-v2-* files were written by this package when it was
-// built on lestrrat-go/jwx/v2 (see the jwx v3 ADR in docs/adr): three keys generated, sealed at
-// t0 under the master key below, their public JWKs (the signing_key.added
-// event's payload) and the JWKS of a ring holding all three. A server
+// built on lestrrat-go/jwx/v2 (see the jwx v3 ADR in docs/adr): three keys
+// generated, sealed at t0 under the master key below, their public JWKs
+// (the signing_key.added event's payload) and the JWKS of a ring holding
+// all three. A server
 // upgraded from v2 opens the rows it sealed then and must publish the same
 // bytes, or verifiers that cached our JWKS and the events already in the
 // log would disagree with it.

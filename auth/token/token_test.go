@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/token"
@@ -148,7 +148,7 @@ func TestAttacksOnTheVerifier(t *testing.T) {
 	now := t0.Add(time.Minute)
 
 	var pub any
-	if err := f.key.PublicKey().Raw(&pub); err != nil {
+	if err := jwk.Export(f.key.PublicKey(), &pub); err != nil {
 		t.Fatal(err)
 	}
 	der, _ := x509.MarshalPKIXPublicKey(pub)
