@@ -9,52 +9,19 @@ import (
 	"time"
 
 	"github.com/authledger/authledger/auth/keys"
+	"github.com/authledger/authledger/auth/keys/keystest"
 	"github.com/authledger/authledger/auth/token"
 )
 
-// goldenRing opens the keys that auth/keys sealed when it was built on
-// lestrrat-go/jwx/v2 (see auth/keys/compat_test.go).
-func goldenRing(t *testing.T) *keys.KeyRing {
-	t.Helper()
-	b := make([]byte, keys.MasterKeySize)
-	for i := range b {
-		b[i] = byte(i + 1)
-	}
-	m, err := keys.NewMasterKey(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile("../keys/testdata/jwx-v2-sealed.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sealed []keys.SealedKey
-	if err := json.Unmarshal(raw, &sealed); err != nil {
-		t.Fatal(err)
-	}
-	var entries []keys.Entry
-	for _, s := range sealed {
-		k, err := m.Open(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		entries = append(entries, keys.Entry{Key: k, Lifecycle: keys.Lifecycle{AddedAt: t0, ActivatedAt: t0}})
-	}
-	ring, err := keys.NewKeyRing(entries...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ring
-}
-
 // Tokens issued before the move to jwx v3 (testdata/jwx-v2-tokens.json:
-// one per algorithm, issued at t0 for subject by the v2 build) verify
-// after it under the same rules, and a token issued now is the same token
-// but for its jti and signature: an upgrade logs nobody out, and resource
-// servers see the same header and claims.
+// one per algorithm, issued at t0 for subject by the v2 build with the
+// keys of package keystest) verify after it under the same rules, and a
+// token issued now is the same token but for its jti and signature: an
+// upgrade logs nobody out, and resource servers see the same header and
+// claims.
 func TestTokensIssuedWithJWXv2(t *testing.T) {
 	t.Parallel()
-	ring := goldenRing(t)
+	ring := keystest.Ring(t)
 	raw, err := os.ReadFile("testdata/jwx-v2-tokens.json")
 	if err != nil {
 		t.Fatal(err)
