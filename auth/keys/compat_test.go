@@ -3,8 +3,12 @@ package keys_test
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/keys/keystest"
 )
 
@@ -40,6 +44,19 @@ func TestKeysSealedUnderJWXv2OpenAndPublishTheSameJWKS(t *testing.T) {
 			t.Errorf("%s public JWK:\n got %s\nwant %s", s.Algorithm, got, want.Bytes())
 		}
 	}
+	// A key generated now has the members the v2 build gave one of its
+	// algorithm (values differ: it is another key).
+	for _, s := range sealed {
+		alg, _ := keys.ParseAlgorithm(s.Algorithm)
+		fresh, err := keys.Generate(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := fresh.PublicJSON()
+		if a, b := members(t, got), members(t, public[s.ID]); a != b {
+			t.Errorf("%s: a new key's public JWK has %s, the v2 build's had %s", s.Algorithm, a, b)
+		}
+	}
 	got, err := keystest.Ring(t).JWKSJSON(keystest.SealedAt)
 	if err != nil {
 		t.Fatal(err)
@@ -47,4 +64,14 @@ func TestKeysSealedUnderJWXv2OpenAndPublishTheSameJWKS(t *testing.T) {
 	if want := bytes.TrimSpace(keystest.JWKS()); !bytes.Equal(got, want) {
 		t.Errorf("JWKS:\n got %s\nwant %s", got, want)
 	}
+}
+
+// members lists a JSON object's member names, sorted.
+func members(t *testing.T, b []byte) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(slices.Sorted(maps.Keys(m)), ",")
 }
