@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/domain/signingkey"

@@ -231,7 +231,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		}, []string{p("domain/user"), p("auth/token"), "github.com/gin-gonic/gin"}},
 		{"domain imports net/http", map[string][]string{p("domain"): {"net/http"}}, []string{p("domain"), "net/http"}},
 		{"domain imports database/sql", map[string][]string{p("domain/x"): {"database/sql"}}, []string{p("domain/x"), "database/sql"}},
-		{"domain imports jwx", map[string][]string{p("domain/x"): {"github.com/lestrrat-go/jwx/v2/jwt"}}, []string{p("domain/x"), "github.com/lestrrat-go/jwx/v2/jwt"}},
+		{"domain imports jwx", map[string][]string{p("domain/x"): {"github.com/lestrrat-go/jwx/v3/jwt"}}, []string{p("domain/x"), "github.com/lestrrat-go/jwx/v3/jwt"}},
 		{"domain imports watermill", map[string][]string{p("domain/x"): {"github.com/ThreeDotsLabs/watermill/message"}}, []string{p("domain/x"), "github.com/ThreeDotsLabs/watermill/message"}},
 		{"domain imports the ESDB client", map[string][]string{p("domain/x"): {"github.com/EventStore/EventStore-Client-Go/v4/esdb"}}, []string{p("domain/x"), "github.com/EventStore/EventStore-Client-Go/v4/esdb"}},
 		{"domain imports grpc", map[string][]string{p("domain/x"): {"google.golang.org/grpc"}}, []string{p("domain/x"), "google.golang.org/grpc"}},

@@ -1,5 +1,5 @@
 // Package keys holds the server's JWT signing keys: generating them (jwx
-// jwk), sealing private keys under the master key (AES-256-GCM) for the
+// v3 jwk), sealing private keys under the master key (AES-256-GCM) for the
 // encrypted key table, and the KeyRing that picks the current signer and
 // publishes the JWKS.
 //
@@ -20,22 +20,27 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
 )
 
 // Supported signature algorithms. The set is closed on purpose: the
 // verifier accepts only these, so "none" and the HMAC family can never be
-// chosen by a token.
-const (
-	ES256 = jwa.ES256
-	RS256 = jwa.RS256
-	EdDSA = jwa.EdDSA
+// chosen by a token. (jwx v3's algorithms are values returned by
+// functions, not string constants, hence vars; nothing assigns them.)
+var (
+	ES256 = jwa.ES256()
+	RS256 = jwa.RS256()
+	// EdDSA is the "EdDSA" algorithm over Ed25519. RFC 9864 deprecates the
+	// name in favour of "Ed25519" and jwx v3 marks it deprecated, but it
+	// still signs and verifies it, and it is the name every verifier of
+	// our tokens and the keys already published know.
+	EdDSA = jwa.EdDSA()
 )
 
 // DefaultAlgorithm is ES256: small keys and signatures, fast to verify,
 // supported by every JOSE library.
-const DefaultAlgorithm = jwa.ES256
+var DefaultAlgorithm = ES256
 
 // RSABits is the modulus size of generated RS256 keys.
 const RSABits = 2048
@@ -46,11 +51,12 @@ var ErrUnsupportedAlgorithm = errors.New("keys: unsupported signing algorithm (w
 
 // ParseAlgorithm accepts "ES256", "RS256" or "EdDSA" (as configured).
 func ParseAlgorithm(s string) (jwa.SignatureAlgorithm, error) {
-	switch a := jwa.SignatureAlgorithm(s); a {
-	case ES256, RS256, EdDSA:
-		return a, nil
+	for _, a := range []jwa.SignatureAlgorithm{ES256, RS256, EdDSA} {
+		if a.String() == s {
+			return a, nil
+		}
 	}
-	return "", fmt.Errorf("%w: %q", ErrUnsupportedAlgorithm, s)
+	return jwa.EmptySignatureAlgorithm(), fmt.Errorf("%w: %q", ErrUnsupportedAlgorithm, s)
 }
 
 // Supported reports whether alg is one this package generates and the
@@ -73,8 +79,11 @@ type SigningKey struct {
 
 // Generate makes a new key pair for alg with crypto/rand.
 func Generate(alg jwa.SignatureAlgorithm) (*SigningKey, error) {
+	alg, err := ParseAlgorithm(alg.String())
+	if err != nil {
+		return nil, err
+	}
 	var raw crypto.Signer
-	var err error
 	switch alg {
 	case ES256:
 		raw, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -88,7 +97,7 @@ func Generate(alg jwa.SignatureAlgorithm) (*SigningKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: generate %s: %w", alg, err)
 	}
-	priv, err := jwk.FromRaw(raw)
+	priv, err := jwk.Import(raw)
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
@@ -98,8 +107,11 @@ func Generate(alg jwa.SignatureAlgorithm) (*SigningKey, error) {
 // fromPrivate completes a private JWK (kid, alg, use) and derives its
 // public half.
 func fromPrivate(priv jwk.Key, alg jwa.SignatureAlgorithm) (*SigningKey, error) {
-	if !Supported(alg) {
-		return nil, fmt.Errorf("%w: %q", ErrUnsupportedAlgorithm, alg)
+	// Normalised by name, so that the switches below, which compare
+	// values, see our own ES256, RS256 or EdDSA.
+	alg, err := ParseAlgorithm(alg.String())
+	if err != nil {
+		return nil, err
 	}
 	if err := checkKeyType(priv, alg); err != nil {
 		return nil, err
@@ -125,18 +137,18 @@ func checkKeyType(k jwk.Key, alg jwa.SignatureAlgorithm) error {
 	var want jwa.KeyType
 	switch alg {
 	case ES256:
-		want = jwa.EC
-		if ec, ok := k.(jwk.ECDSAPrivateKey); !ok || ec.Crv() != jwa.P256 {
+		want = jwa.EC()
+		if ec, ok := k.(jwk.ECDSAPrivateKey); !ok || !hasCurve(ec.Crv, jwa.P256()) {
 			return fmt.Errorf("keys: ES256 needs a P-256 private key")
 		}
 	case RS256:
-		want = jwa.RSA
+		want = jwa.RSA()
 		if _, ok := k.(jwk.RSAPrivateKey); !ok {
 			return fmt.Errorf("keys: RS256 needs an RSA private key")
 		}
 	case EdDSA:
-		want = jwa.OKP
-		if o, ok := k.(jwk.OKPPrivateKey); !ok || o.Crv() != jwa.Ed25519 {
+		want = jwa.OKP()
+		if o, ok := k.(jwk.OKPPrivateKey); !ok || !hasCurve(o.Crv, jwa.Ed25519()) {
 			return fmt.Errorf("keys: EdDSA needs an Ed25519 private key")
 		}
 	}
@@ -144,6 +156,13 @@ func checkKeyType(k jwk.Key, alg jwa.SignatureAlgorithm) error {
 		return fmt.Errorf("keys: %s needs key type %s, got %s", alg, want, k.KeyType())
 	}
 	return nil
+}
+
+// hasCurve reports whether a key's crv (jwx v3 accessors say whether the
+// field is present) is want.
+func hasCurve(crv func() (jwa.EllipticCurveAlgorithm, bool), want jwa.EllipticCurveAlgorithm) bool {
+	c, ok := crv()
+	return ok && c == want
 }
 
 // ID is the key id ("kid").

@@ -20,8 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v3/jwk"
 )
 
 // MasterKeySize is the master key length: 32 bytes, for AES-256.
@@ -222,7 +221,11 @@ func (m *MasterKey) Open(s SealedKey) (*SigningKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: key %s: %v", ErrCorrupt, s.ID, err)
 	}
-	k, err := fromPrivate(priv, jwa.SignatureAlgorithm(s.Algorithm))
+	alg, err := ParseAlgorithm(s.Algorithm)
+	if err != nil {
+		return nil, fmt.Errorf("%w: key %s: %v", ErrCorrupt, s.ID, err)
+	}
+	k, err := fromPrivate(priv, alg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: key %s: %v", ErrCorrupt, s.ID, err)
 	}

@@ -1,5 +1,5 @@
 // Package token issues and verifies access tokens (JWTs, signed with
-// lestrrat-go/jwx/v2 and nothing hand-rolled) and makes and parses opaque
+// lestrrat-go/jwx/v3 and nothing hand-rolled) and makes and parses opaque
 // refresh tokens.
 //
 // Access tokens follow RFC 9068's shape: header typ "at+jwt" and kid;
@@ -19,10 +19,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
-	"github.com/lestrrat-go/jwx/v2/jwt"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/authledger/authledger/auth/keys"
 )
@@ -244,7 +243,8 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
 		return Claims{}, invalid("want exactly one signature")
 	}
 	h := sigs[0].ProtectedHeaders()
-	kid, alg := h.KeyID(), h.Algorithm()
+	kid, _ := h.KeyID()
+	alg, _ := h.Algorithm()
 	if kid == "" {
 		return Claims{}, invalid("no kid")
 	}
@@ -255,21 +255,28 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
 	if !ok {
 		return Claims{}, invalid("unknown kid %q", kid)
 	}
-	if key.Algorithm().String() != alg.String() {
-		return Claims{}, invalid("kid %q is an %s key, token says %s", kid, key.Algorithm(), alg)
+	keyAlg, ok := key.Algorithm()
+	if !ok || keyAlg.String() != alg.String() {
+		return Claims{}, invalid("kid %q is an %v key, token says %s", kid, keyAlg, alg)
 	}
-	if typ := strings.ToLower(h.Type()); typ != AccessTokenType && typ != "application/"+AccessTokenType {
-		return Claims{}, invalid("typ %q is not %s", h.Type(), AccessTokenType)
+	typ, _ := h.Type()
+	if lower := strings.ToLower(typ); lower != AccessTokenType && lower != "application/"+AccessTokenType {
+		return Claims{}, invalid("typ %q is not %s", typ, AccessTokenType)
 	}
-	if len(h.Critical()) > 0 {
+	if crit, _ := h.Critical(); len(crit) > 0 {
 		return Claims{}, invalid("crit header not understood")
 	}
 	tok, err := jwt.Parse([]byte(token),
-		jwt.WithKey(jwa.SignatureAlgorithm(alg.String()), key),
+		jwt.WithKey(alg, key),
 		jwt.WithValidate(true),
 		jwt.WithIssuer(v.cfg.Issuer),
 		jwt.WithAudience(v.cfg.Audience),
 		jwt.WithAcceptableSkew(v.cfg.Leeway),
+		// v2 compared times truncated to the second; v3 compares them
+		// exactly unless told. Our claims are whole seconds, so either
+		// gives the same answer for our tokens; this keeps v2's rule for
+		// any other.
+		jwt.WithTruncation(time.Second),
 		jwt.WithClock(jwt.ClockFunc(func() time.Time { return now })),
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
 		jwt.WithRequiredClaim(jwt.IssuedAtKey),
@@ -278,7 +285,7 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
 		jwt.WithRequiredClaim(ClaimSessionID),
 	)
 	if err != nil {
-		if errors.Is(err, jwt.ErrTokenExpired()) {
+		if errors.Is(err, jwt.TokenExpiredError()) {
 			return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, ErrExpired)
 		}
 		return Claims{}, invalid("%v", err)
@@ -287,23 +294,27 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
 }
 
 func claimsOf(tok jwt.Token, kid string) (Claims, error) {
-	uid, err := uuid.Parse(tok.Subject())
+	sub, _ := tok.Subject()
+	uid, err := uuid.Parse(sub)
 	if err != nil {
 		return Claims{}, invalid("sub is not a user id")
 	}
-	sidRaw, _ := tok.Get(ClaimSessionID)
-	sidStr, _ := sidRaw.(string)
+	var sidStr string
+	_ = tok.Get(ClaimSessionID, &sidStr) // a non-string fails to parse below
 	sid, err := uuid.Parse(sidStr)
 	if err != nil {
 		return Claims{}, invalid("sid is not a session id")
 	}
+	iss, _ := tok.Issuer()
+	aud, _ := tok.Audience()
+	jti, _ := tok.JwtID()
+	iat, _ := tok.IssuedAt()
+	exp, _ := tok.Expiration()
 	c := Claims{
-		Issuer: tok.Issuer(), Audience: tok.Audience(), UserID: uid, SessionID: sid, ID: tok.JwtID(),
-		IssuedAt: tok.IssuedAt().UTC(), ExpiresAt: tok.Expiration().UTC(), KeyID: kid,
+		Issuer: iss, Audience: aud, UserID: uid, SessionID: sid, ID: jti,
+		IssuedAt: iat.UTC(), ExpiresAt: exp.UTC(), KeyID: kid,
 	}
-	if n, ok := tok.Get(ClaimName); ok {
-		c.Name, _ = n.(string)
-	}
+	_ = tok.Get(ClaimName, &c.Name) // absent, null or not a string: ""
 	c.AMR, err = stringList(tok, ClaimAMR)
 	if err != nil {
 		return Claims{}, err
@@ -316,8 +327,8 @@ func claimsOf(tok jwt.Token, kid string) (Claims, error) {
 }
 
 func stringList(tok jwt.Token, name string) ([]string, error) {
-	v, ok := tok.Get(name)
-	if !ok || v == nil {
+	var v any
+	if tok.Get(name, &v) != nil || v == nil { // absent or null
 		return []string{}, nil
 	}
 	list, ok := v.([]any)

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/token"
@@ -109,6 +109,29 @@ func TestExpiryAndLeeway(t *testing.T) {
 	}
 }
 
+// A token whose exp is 0 (1970) is expired. jwx v2 skipped its expiry
+// check for a zero exp, so such a token, had we ever signed one, would
+// never have expired; v3 checks every exp present (see the jwx v3 ADR).
+func TestZeroExpiryIsExpired(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, keys.ES256)
+	good, _ := f.issue(t)
+	payload := decodeSegment(t, good, 1)
+	payload["exp"] = 0
+	b, _ := json.Marshal(payload)
+	h := jws.NewHeaders()
+	if err := errors.Join(h.Set(jws.KeyIDKey, f.key.ID()), h.Set(jws.TypeKey, token.AccessTokenType)); err != nil {
+		t.Fatal(err)
+	}
+	signed, err := jws.Sign(b, jws.WithKey(f.key.Algorithm(), f.key.PrivateKey(), jws.WithProtectedHeaders(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.verifier.Verify(string(signed), t0.Add(time.Minute)); !errors.Is(err, token.ErrExpired) {
+		t.Fatalf("exp 0: Verify = %v, want ErrExpired", err)
+	}
+}
+
 func decodeSegment(t *testing.T, tok string, i int) map[string]any {
 	t.Helper()
 	b, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[i])
@@ -148,7 +171,7 @@ func TestAttacksOnTheVerifier(t *testing.T) {
 	now := t0.Add(time.Minute)
 
 	var pub any
-	if err := f.key.PublicKey().Raw(&pub); err != nil {
+	if err := jwk.Export(f.key.PublicKey(), &pub); err != nil {
 		t.Fatal(err)
 	}
 	der, _ := x509.MarshalPKIXPublicKey(pub)

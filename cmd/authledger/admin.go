@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/term"
 
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/eventstore"
@@ -395,15 +396,12 @@ func newProgressBar(w io.Writer) *progressBar {
 	return &progressBar{w: w, tty: isTerminal(w)}
 }
 
-// isTerminal reports whether w is a character device (a terminal), without
-// a dependency: redirected output is a file or a pipe.
+// isTerminal reports whether w is a terminal. It asks the terminal driver
+// (golang.org/x/term): a character-device mode bit alone also holds for
+// /dev/null, which is no terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // Write writes a log line, first clearing the bar (redrawn at the next

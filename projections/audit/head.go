@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jws"
 )
 
 // HeadType is the JWS "typ" of a signed head, so that no other JWS signed
@@ -52,7 +52,7 @@ func SignHead(h Head, key []byte) ([]byte, error) {
 	if err := hdr.Set(jws.TypeKey, HeadType); err != nil {
 		return nil, fmt.Errorf("audit: head: %w", err)
 	}
-	out, err := jws.Sign(payload, jws.WithKey(jwa.HS256, key, jws.WithProtectedHeaders(hdr)))
+	out, err := jws.Sign(payload, jws.WithKey(jwa.HS256(), key, jws.WithProtectedHeaders(hdr)))
 	if err != nil {
 		return nil, fmt.Errorf("audit: sign head: %w", err)
 	}
@@ -63,11 +63,15 @@ func SignHead(h Head, key []byte) ([]byte, error) {
 // key and returns it.
 func ParseHead(b, key []byte) (Head, error) {
 	msg := jws.NewMessage()
-	payload, err := jws.Verify(bytes.TrimSpace(b), jws.WithKey(jwa.HS256, key), jws.WithCompact(), jws.WithMessage(msg))
+	payload, err := jws.Verify(bytes.TrimSpace(b), jws.WithKey(jwa.HS256(), key), jws.WithCompact(), jws.WithMessage(msg))
 	if err != nil {
 		return Head{}, fmt.Errorf("%w: %v", ErrBadHead, err)
 	}
-	if sigs := msg.Signatures(); len(sigs) != 1 || sigs[0].ProtectedHeaders().Type() != HeadType {
+	sigs := msg.Signatures()
+	if len(sigs) != 1 {
+		return Head{}, fmt.Errorf("%w: it has %d signatures", ErrBadHead, len(sigs))
+	}
+	if typ, _ := sigs[0].ProtectedHeaders().Type(); typ != HeadType {
 		return Head{}, fmt.Errorf("%w: its type is not %s", ErrBadHead, HeadType)
 	}
 	var h Head
