@@ -192,9 +192,9 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 	defer c.close()
 	// The read models, and the policies the server runs beside them
 	// (status reads only their names and checkpoints).
-	policies := []projruntime.Projection{sessionclaims.New(nil, nil), blobrelease.ForStatus()}
+	policies := []projruntime.Projection{sessionclaims.New(nil, nil), projruntime.Descriptor(blobrelease.Name, blobrelease.Filter)}
 	if c.cfg.Identity.MaxSessionsPerUser > 0 {
-		policies = append(policies, sessionlimit.ForStatus())
+		policies = append(policies, projruntime.Descriptor(sessionlimit.Name, sessionlimit.Filter))
 	}
 	readModels := projections.Builtin(nil)
 	st, err := projruntime.Status(ctx, c.pool, c.store, append(readModels, policies...)...)

@@ -20,12 +20,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/authledger/authledger/blob"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/eventstore"
-	"github.com/authledger/authledger/outage"
 	"github.com/authledger/authledger/projections/runtime"
 )
 
@@ -60,7 +58,12 @@ type Config struct {
 	Logger        *slog.Logger
 }
 
-// New returns the policy, run like a projection (runtime.Runner).
+// Filter selects the events that end a task.
+var Filter = eventstore.Filter{EventTypes: []string{task.EventDeleted, task.EventExpired}}
+
+// New returns the policy, run like a projection (runtime.Runner). An
+// outage is retried; any other failure for one task is logged and its
+// files left to the collector.
 func New(cfg Config) (runtime.Projection, error) {
 	if cfg.Tasks == nil || cfg.Blobs == nil || cfg.Referenced == nil || cfg.Waiter == nil || cfg.Projection == "" {
 		return nil, errors.New("blobrelease: Tasks, Blobs, Referenced, Waiter and Projection are required")
@@ -68,58 +71,11 @@ func New(cfg Config) (runtime.Projection, error) {
 	if cfg.ReadModelWait <= 0 {
 		cfg.ReadModelWait = 10 * time.Second
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	return &policy{cfg: cfg}, nil
+	p := &policy{cfg: cfg}
+	return runtime.NewSideEffect(runtime.SideEffect{Name: Name, Filter: Filter, Apply: p.release, Logger: cfg.Logger})
 }
 
 type policy struct{ cfg Config }
-
-// ForStatus is the policy as `projections status` reads it: its name and
-// filter only. It cannot run.
-func ForStatus() runtime.Projection { return &policy{} }
-
-// Name implements runtime.Projection.
-func (*policy) Name() string { return Name }
-
-// Filter implements runtime.Projection.
-func (*policy) Filter() eventstore.Filter {
-	return eventstore.Filter{EventTypes: []string{task.EventDeleted, task.EventExpired}}
-}
-
-// Tables implements runtime.Projection: the policy keeps no table.
-func (*policy) Tables() []string { return nil }
-
-// CreateTables implements runtime.Projection.
-func (*policy) CreateTables(context.Context, pgx.Tx, runtime.Tables) error { return nil }
-
-// Begin implements runtime.Projection. The batch writes nothing but the
-// checkpoint (a transaction that had written would hold every subscriber
-// of the PostgreSQL store back while the policy waits).
-func (p *policy) Begin(context.Context, pgx.Tx, runtime.Tables) (runtime.Batch, error) {
-	return batch{p}, nil
-}
-
-type batch struct{ p *policy }
-
-// Apply releases the files of the task the event ended. An outage is
-// returned (the runtime retries it, forever); anything else is logged and
-// left to the collector.
-func (b batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
-	err := b.p.release(ctx, ev)
-	switch {
-	case err == nil:
-		return nil
-	case ctx.Err() != nil || outage.Retryable(err):
-		return err
-	}
-	b.p.cfg.Logger.Warn("blobs of an ended task left to the collector", slog.String("event_id", ev.ID.String()), slog.String("error", err.Error()))
-	return nil
-}
-
-// Flush implements runtime.Batch.
-func (batch) Flush(context.Context) error { return nil }
 
 func (p *policy) release(ctx context.Context, ev eventstore.RecordedEvent) error {
 	id, err := uuid.Parse(strings.TrimPrefix(ev.Stream, task.StreamPrefix))

@@ -26,13 +26,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
-	"github.com/authledger/authledger/outage"
 	"github.com/authledger/authledger/projections/identity"
 	"github.com/authledger/authledger/projections/runtime"
 )
@@ -68,7 +65,13 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// New returns the policy, run like a projection (runtime.Runner).
+// Filter selects the logins.
+var Filter = eventstore.Filter{EventTypes: []string{session.EventStarted}}
+
+// New returns the policy, run like a projection (runtime.Runner). An
+// outage is retried, forever; any other failure for one login is logged
+// and the login passed over, so that one user's problem cannot stop the
+// policy for everyone (the user's next login enforces the cap again).
 func New(cfg Config) (runtime.Projection, error) {
 	var errs []error
 	if cfg.Pool == nil || cfg.Waiter == nil || cfg.Revoke == nil || cfg.Registry == nil {
@@ -89,56 +92,11 @@ func New(cfg Config) (runtime.Projection, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &policy{cfg: cfg}, nil
+	p := &policy{cfg: cfg}
+	return runtime.NewSideEffect(runtime.SideEffect{Name: Name, Filter: Filter, Apply: p.enforce, Logger: cfg.Logger})
 }
 
 type policy struct{ cfg Config }
-
-// ForStatus is the policy as `projections status` reads it: its name and
-// filter only. It cannot run.
-func ForStatus() runtime.Projection { return &policy{} }
-
-// Name implements runtime.Projection.
-func (*policy) Name() string { return Name }
-
-// Filter implements runtime.Projection.
-func (*policy) Filter() eventstore.Filter {
-	return eventstore.Filter{EventTypes: []string{session.EventStarted}}
-}
-
-// Tables implements runtime.Projection: the policy keeps no table.
-func (*policy) Tables() []string { return nil }
-
-// CreateTables implements runtime.Projection.
-func (*policy) CreateTables(context.Context, pgx.Tx, runtime.Tables) error { return nil }
-
-// Begin implements runtime.Projection. The batch writes nothing but the
-// checkpoint: a transaction that had written would hold back every
-// subscriber of the PostgreSQL store while the policy waits and revokes.
-func (p *policy) Begin(context.Context, pgx.Tx, runtime.Tables) (runtime.Batch, error) {
-	return batch{p}, nil
-}
-
-type batch struct{ p *policy }
-
-// Apply enforces the cap after one login. An outage is returned (the
-// runtime retries it, forever); any other failure for this login is logged
-// and the login skipped, so that one user's problem cannot stop the policy
-// for everyone.
-func (b batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
-	err := b.p.enforce(ctx, ev)
-	switch {
-	case err == nil:
-		return nil
-	case ctx.Err() != nil || outage.Retryable(err):
-		return err
-	}
-	b.p.cfg.Logger.Warn("session limit not enforced for a login", slog.String("event_id", ev.ID.String()), slog.String("error", err.Error()))
-	return nil
-}
-
-// Flush implements runtime.Batch.
-func (batch) Flush(context.Context) error { return nil }
 
 // enforce handles one login.
 func (p *policy) enforce(ctx context.Context, ev eventstore.RecordedEvent) error {
