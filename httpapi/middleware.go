@@ -52,6 +52,14 @@ func ValidRequestID(id string) bool {
 	return true
 }
 
+// withErrors makes t the table WriteError maps errors with.
+func withErrors(t ErrorTable) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Set(keyErrorTable, t)
+		c.Next()
+	}
+}
+
 // requestID echoes a valid client X-Request-ID or makes one (UUIDv7, so ids
 // sort by time in logs), bounds the User-Agent, and puts them with the
 // client IP in the request context (package origin) for event metadata.

@@ -28,6 +28,7 @@ import (
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/authn"
 	"github.com/authledger/authledger/httpapi/connlimit"
+	"github.com/authledger/authledger/httpapi/errtable"
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections"
@@ -187,6 +188,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		Registry:       registry,
 		OpenAPI:        authledger.OpenAPI,
 		Limits:         routeLimits(cfg),
+		Errors:         errtable.Table(),
 	})
 	if err != nil {
 		return nil, err
