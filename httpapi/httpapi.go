@@ -5,7 +5,8 @@
 // (WriteError).
 //
 // Feature packages register their routes on the engine New returns; they
-// report failures with the vocabulary of httpapi/problem and WriteError.
+// pass errors to WriteError, which maps them with the engine's error table
+// (Config.Errors), and read the caller with Caller.
 package httpapi
 
 import (
@@ -105,7 +106,7 @@ func New(cfg Config) (*gin.Engine, error) {
 	e.RedirectFixedPath = false
 	e.HandleMethodNotAllowed = true
 	// Handlers may pass c as a context.Context; let it see the request's
-	// values (origin) and cancellation.
+	// deadline and cancellation.
 	e.ContextWithFallback = true
 
 	// Order matters: the error table is there before anything can fail;
