@@ -121,5 +121,11 @@ func (h *RegisterHandler) Handle(ctx context.Context, cmd Register) (RegisterRes
 
 // AnonymousMeta is the metadata of a request made before authentication.
 func AnonymousMeta(requestID, clientIP, userAgent string) Meta {
-	return Meta{CorrelationID: requestID, Actor: events.Actor{Kind: events.ActorAnonymous}, ClientIP: clientIP, UserAgent: userAgent}
+	return RequestMeta(requestID, clientIP, userAgent, events.Actor{Kind: events.ActorAnonymous})
+}
+
+// RequestMeta is the metadata of a request made by actor: the request id
+// is the correlation id of every event it appends.
+func RequestMeta(requestID, clientIP, userAgent string, actor events.Actor) Meta {
+	return Meta{CorrelationID: requestID, Actor: actor, ClientIP: clientIP, UserAgent: userAgent}
 }

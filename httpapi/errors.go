@@ -18,12 +18,16 @@ import (
 const ContentTypeProblem = "application/problem+json"
 
 // WriteError is the one place where an error becomes an HTTP answer: it
-// maps err to a problem (see Problem), writes it as
-// application/problem+json with Retry-After where one applies, records err
-// for the access log and aborts the handler chain. Errors outside the
-// problem vocabulary answer 500 without revealing their text.
+// maps err with the engine's error table (Config.Errors, see
+// ErrorTable.Problem), writes the problem as application/problem+json with
+// Retry-After where one applies, records err for the access log and aborts
+// the handler chain. Errors outside the table and the problem vocabulary
+// answer 500 without revealing their text.
+//
+// Handlers pass domain and command errors as they are: the table, not the
+// handler, decides their status and type.
 func WriteError(c *gin.Context, err error) {
-	pe := Problem(err)
+	pe := errorTable(c).Problem(err)
 	writeProblem(c, pe, pe.Document(instance(c)))
 	if err != nil {
 		_ = c.Error(err)
@@ -34,20 +38,77 @@ func WriteError(c *gin.Context, err error) {
 // because a dependency is down.
 const OutageRetryAfter = time.Second
 
-// Problem maps any error to the problem vocabulary: a *problem.Error (or a
-// problem.Kind) in the chain wins; a few well-known errors of lower layers
-// get their natural meaning (a conflict, a timeout, a full disk: 507, a
-// dependency down: 503 with Retry-After, see package outage); everything
-// else is an internal error. Problem(nil)
-// is an internal error too: a handler that calls WriteError without an error
-// has a bug.
-func Problem(err error) *problem.Error {
-	var pe *problem.Error
+// ErrorRule maps every error that matches Err (errors.Is) to Problem.
+type ErrorRule struct {
+	// Err is the domain or command error (a sentinel, or the sentinel a
+	// typed error matches with its Is method).
+	Err error
+	// Problem is the answer. Its kind (hence status) and type slug are the
+	// contract clients branch on; its detail must not tell whether an
+	// account exists.
+	Problem *problem.Error
+	// Details, when set, adds what the matched error carries (the invalid
+	// fields, a wait) to a copy of Problem. It cannot change the kind or
+	// the slug.
+	Details func(err error, p *problem.Error)
+}
+
+// ErrorTable is the table from the application's domain and command
+// errors to problems (package httpapi/errtable builds it; cmd hands it to
+// the engine as Config.Errors). Rules are tried in order and the first
+// whose Err matches wins, so a rule for an error that wraps another comes
+// before the rule for the wrapped one.
+type ErrorTable []ErrorRule
+
+// Problem maps any error to the problem vocabulary:
+//
+//  1. a *problem.Error (or a problem.Kind) in the chain wins: what a
+//     handler built from the request itself (a malformed body, a bad
+//     query parameter);
+//  2. then the first rule of t that matches;
+//  3. then the errors of lower layers, with their natural meaning: a
+//     conflict on append (409), a timeout, a body past its limit (413), a
+//     full disk (507), a dependency down (503 with Retry-After, see
+//     package outage);
+//  4. everything else is an internal error (500), as is Problem(nil): a
+//     handler that calls WriteError without an error has a bug.
+//
+// A nil table maps only steps 1, 3 and 4.
+func (t ErrorTable) Problem(err error) *problem.Error {
+	var (
+		pe *problem.Error
+		k  problem.Kind
+	)
 	switch {
 	case err == nil:
 		return problem.From(errors.New("httpapi: WriteError called with a nil error"))
 	case errors.As(err, &pe):
 		return pe
+	case errors.As(err, &k):
+		return problem.From(err)
+	}
+	for _, r := range t {
+		if errors.Is(err, r.Err) {
+			return r.apply(err)
+		}
+	}
+	return lowerLayers(err)
+}
+
+func (r ErrorRule) apply(err error) *problem.Error {
+	p := r.Problem.WithCause(err)
+	if r.Details != nil {
+		r.Details(err, p)
+		p.Kind, p.Slug = r.Problem.Kind, r.Problem.Slug
+	}
+	return p
+}
+
+// lowerLayers maps the errors of the layers below the commands (the event
+// store port, the standard library, package outage), which every
+// deployment shares whatever its table.
+func lowerLayers(err error) *problem.Error {
+	switch {
 	case errors.Is(err, eventstore.ErrWrongExpectedVersion):
 		// A command retries on conflict; reaching here means it gave up.
 		return problem.Conflict("", "The resource was changed concurrently; retry the request.").WithCause(err)
@@ -70,6 +131,15 @@ func Problem(err error) *problem.Error {
 		return problem.Unavailable(OutageRetryAfter, "A service this request needs is unavailable; retry shortly.").WithCause(err)
 	}
 	return problem.From(err)
+}
+
+const keyErrorTable = "authledger.error_table"
+
+// errorTable is the table of the engine that serves c (nil outside one).
+func errorTable(c *gin.Context) ErrorTable {
+	v, _ := c.Get(keyErrorTable)
+	t, _ := v.(ErrorTable)
+	return t
 }
 
 func writeProblem(c *gin.Context, pe *problem.Error, body any) {

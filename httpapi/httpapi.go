@@ -5,7 +5,8 @@
 // (WriteError).
 //
 // Feature packages register their routes on the engine New returns; they
-// report failures with the vocabulary of httpapi/problem and WriteError.
+// pass errors to WriteError, which maps them with the engine's error table
+// (Config.Errors), and read the caller with Caller.
 package httpapi
 
 import (
@@ -46,6 +47,11 @@ type Config struct {
 	// Limits bounds request bodies (every route: DefaultMaxBody unless
 	// set) and the deadlines of routes that stream.
 	Limits Limits
+	// Errors is the table from domain and command errors to problems that
+	// WriteError applies (errtable.Table). Nil maps only the problem
+	// vocabulary and the errors of lower layers: a domain error then
+	// answers 500.
+	Errors ErrorTable
 }
 
 // Validate reports every problem of c at once.
@@ -100,13 +106,15 @@ func New(cfg Config) (*gin.Engine, error) {
 	e.RedirectFixedPath = false
 	e.HandleMethodNotAllowed = true
 	// Handlers may pass c as a context.Context; let it see the request's
-	// values (origin) and cancellation.
+	// deadline and cancellation.
 	e.ContextWithFallback = true
 
-	// Order matters: the request id exists before anything logs; the access
+	// Order matters: the error table is there before anything can fail;
+	// the request id exists before anything logs; the access
 	// log and metrics wrap recovery so that a panic is logged as the 500 it
 	// became.
 	e.Use(
+		withErrors(cfg.Errors),
 		requestID(),
 		accessLog(cfg.Logger),
 		metrics.middleware(),

@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/authledger/authledger/events"
-	"github.com/authledger/authledger/httpapi/origin"
 	"github.com/authledger/authledger/httpapi/problem"
 )
 
@@ -22,17 +21,11 @@ const HeaderRequestID = "X-Request-ID"
 // replaced, not truncated, so that two different ids never collide.
 const MaxRequestIDLength = 128
 
-const (
-	keyRequestID = "authledger.request_id"
-	keyUserID    = "authledger.user_id"
-)
+const keyRequestID = "authledger.request_id"
 
-// RequestID returns the request's id (set by the request-id middleware).
+// RequestID returns the request's id (set by the request-id middleware):
+// the correlation id of every event the request appends.
 func RequestID(c *gin.Context) string { return c.GetString(keyRequestID) }
-
-// SetUserID records the authenticated user of the request for the access
-// log. The authentication middleware calls it once the token is verified.
-func SetUserID(c *gin.Context, userID string) { c.Set(keyUserID, userID) }
 
 // ValidRequestID reports whether a client-supplied id may be echoed: 1 to
 // 128 characters from a set that is safe in headers, logs and URNs.
@@ -52,9 +45,17 @@ func ValidRequestID(id string) bool {
 	return true
 }
 
+// withErrors makes t the table WriteError maps errors with.
+func withErrors(t ErrorTable) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Set(keyErrorTable, t)
+		c.Next()
+	}
+}
+
 // requestID echoes a valid client X-Request-ID or makes one (UUIDv7, so ids
-// sort by time in logs), bounds the User-Agent, and puts them with the
-// client IP in the request context (package origin) for event metadata.
+// sort by time in logs) and bounds the User-Agent: handlers read both, with
+// c.ClientIP(), into the metadata of the events they append.
 func requestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.GetHeader(HeaderRequestID)
@@ -71,11 +72,6 @@ func requestID() gin.HandlerFunc {
 				c.Request.Header.Set("User-Agent", cut)
 			}
 		}
-		c.Request = c.Request.WithContext(origin.With(c.Request.Context(), origin.Origin{
-			RequestID: id,
-			ClientIP:  c.ClientIP(),
-			UserAgent: c.Request.UserAgent(),
-		}))
 		c.Next()
 	}
 }
@@ -130,8 +126,8 @@ func logRequest(log *slog.Logger, c *gin.Context, start time.Time, aborted bool)
 		slog.Int("bytes", c.Writer.Size()),
 		slog.String("client_ip", c.ClientIP()),
 	}
-	if uid := c.GetString(keyUserID); uid != "" {
-		attrs = append(attrs, slog.String("user_id", uid))
+	if p, ok := principal(c); ok {
+		attrs = append(attrs, slog.String("user_id", p.UserID.String()))
 	}
 	if aborted {
 		attrs = append(attrs, slog.Bool("aborted", true))

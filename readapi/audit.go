@@ -2,98 +2,18 @@ package readapi
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
 	"github.com/authledger/authledger/projections/audit"
 )
-
-// Roles that may read the whole audit trail.
-const (
-	RoleAuditor = "auditor"
-	RoleAdmin   = "admin"
-)
-
-// Page size limits of list endpoints.
-const (
-	DefaultPageSize = 20
-	MaxPageSize     = 100
-)
-
-// Config is what the read API needs.
-type Config struct {
-	// Pool holds the read models. Required.
-	Pool *pgxpool.Pool
-	// Waiter serves X-Consistency-Token (runtime.NewWaiter). Required.
-	Waiter Waiter
-	// ConsistencyTimeout bounds a consistency wait (default 2s).
-	ConsistencyTimeout time.Duration
-}
-
-// Validate reports every problem of c at once.
-func (c Config) Validate() error {
-	var errs []error
-	if c.Pool == nil {
-		errs = append(errs, errors.New("readapi: Pool is required"))
-	}
-	if c.Waiter == nil {
-		errs = append(errs, errors.New("readapi: Waiter is required"))
-	}
-	if c.ConsistencyTimeout < 0 {
-		errs = append(errs, errors.New("readapi: ConsistencyTimeout must not be negative"))
-	}
-	return errors.Join(errs...)
-}
-
-// Mount registers the read endpoints on rg (the /v1 group, behind the
-// authentication middleware that calls SetPrincipal):
-//
-//	GET audit     the whole trail; role auditor or admin
-//	GET me/audit  the caller's own trail (events the caller caused)
-//
-// Both honour X-Consistency-Token against the audit projection.
-func Mount(rg *gin.RouterGroup, cfg Config) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	h := &auditHandlers{pool: cfg.Pool}
-	consistent := Consistency(cfg.Waiter, cfg.ConsistencyTimeout, audit.Name)
-	rg.GET("/audit", requirePrincipal, requireRole(RoleAuditor, RoleAdmin), consistent, h.list)
-	rg.GET("/me/audit", requirePrincipal, consistent, h.mine)
-	return nil
-}
-
-func requirePrincipal(c *gin.Context) {
-	if _, ok := PrincipalFrom(c); !ok {
-		httpapi.WriteError(c, problem.Unauthenticated("", "Authentication is required."))
-		return
-	}
-	c.Next()
-}
-
-func requireRole(roles ...string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		p, _ := PrincipalFrom(c)
-		if !p.HasRole(roles...) {
-			httpapi.WriteError(c, problem.Forbidden("This endpoint needs one of the roles auditor or admin."))
-			return
-		}
-		c.Next()
-	}
-}
-
-type auditHandlers struct {
-	pool *pgxpool.Pool
-}
 
 // auditPage is the list body: {items, page, page_size, total}.
 type auditPage struct {
@@ -103,28 +23,32 @@ type auditPage struct {
 	Total    int64         `json:"total"`
 }
 
-func (h *auditHandlers) list(c *gin.Context) {
+func (h *handlers) audit(c *gin.Context) {
 	f, page, size, err := parseAuditQuery(c, true)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
-	h.respond(c, f, page, size)
+	h.auditPage(c, f, page, size)
 }
 
-func (h *auditHandlers) mine(c *gin.Context) {
+func (h *handlers) myAudit(c *gin.Context) {
+	p, err := httpapi.Caller(c)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
 	f, page, size, err := parseAuditQuery(c, false)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
-	p, _ := PrincipalFrom(c)
-	f.Subject = p.UserID
-	h.respond(c, f, page, size, hideDenialReasons)
+	f.Subject = p.UserID.String()
+	h.auditPage(c, f, page, size, hideDenialReasons)
 }
 
-func (h *auditHandlers) respond(c *gin.Context, f audit.Filter, page, size int, views ...func([]audit.Entry) error) {
-	items, total, err := audit.List(c.Request.Context(), h.pool, f, page, size)
+func (h *handlers) auditPage(c *gin.Context, f audit.Filter, page, size int, views ...func([]audit.Entry) error) {
+	items, total, err := audit.List(c.Request.Context(), h.d.Pool, f, page, size)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return

@@ -12,10 +12,6 @@ import (
 	"github.com/authledger/authledger/httpapi/problem"
 )
 
-// HeaderConsistencyToken carries a log position (eventstore.Position.String)
-// from a command response back to a query (ARCHITECTURE.md rule 6).
-const HeaderConsistencyToken = "X-Consistency-Token"
-
 // DefaultConsistencyTimeout bounds the wait for a consistency token.
 const DefaultConsistencyTimeout = 2 * time.Second
 
@@ -37,7 +33,7 @@ func Consistency(w Waiter, timeout time.Duration, projections ...string) gin.Han
 	}
 	retryAfter := max(time.Second, timeout/2)
 	return func(c *gin.Context) {
-		tok := c.GetHeader(HeaderConsistencyToken)
+		tok := c.GetHeader(httpapi.HeaderConsistencyToken)
 		if tok == "" {
 			c.Next()
 			return
@@ -45,7 +41,7 @@ func Consistency(w Waiter, timeout time.Duration, projections ...string) gin.Han
 		pos, err := eventstore.ParsePosition(tok)
 		if err != nil {
 			httpapi.WriteError(c, problem.Invalid("The consistency token is malformed.",
-				problem.FieldError{Field: HeaderConsistencyToken, Message: "must be a token returned by a command response"}))
+				problem.FieldError{Field: httpapi.HeaderConsistencyToken, Message: "must be a token returned by a command response"}))
 			c.Abort()
 			return
 		}

@@ -18,8 +18,8 @@ import (
 	"github.com/authledger/authledger/projections/tasks"
 )
 
-func (h *taskHandlers) history(c *gin.Context) {
-	_, owner, err := caller(c)
+func (h *handlers) history(c *gin.Context) {
+	p, err := httpapi.Caller(c)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -29,8 +29,8 @@ func (h *taskHandlers) history(c *gin.Context) {
 		httpapi.WriteError(c, err)
 		return
 	}
-	q.filter.Owner = owner
-	items, total, err := tasks.ListHistory(c.Request.Context(), h.cfg.Pool, q.filter, q.sort, q.page, q.size)
+	q.filter.Owner = p.UserID
+	items, total, err := tasks.ListHistory(c.Request.Context(), h.d.Pool, q.filter, q.sort, q.page, q.size)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -40,8 +40,8 @@ func (h *taskHandlers) history(c *gin.Context) {
 
 // stats answers the caller's statistics over whole UTC days: every day the
 // range [from, to) touches (the read model keeps them per day of creation).
-func (h *taskHandlers) stats(c *gin.Context) {
-	_, owner, err := caller(c)
+func (h *handlers) stats(c *gin.Context) {
+	p, err := httpapi.Caller(c)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -67,7 +67,7 @@ func (h *taskHandlers) stats(c *gin.Context) {
 		// The day holding the last instant before to, included.
 		toDay = tasks.Day(to.Add(-time.Nanosecond)).AddDate(0, 0, 1)
 	}
-	s, err := tasks.StatsFor(c.Request.Context(), h.cfg.Pool, owner, from, toDay)
+	s, err := tasks.StatsFor(c.Request.Context(), h.d.Pool, p.UserID, from, toDay)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -111,8 +111,8 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 // client receives the export while it is produced.
 const exportFlushEvery = 256
 
-func (h *taskHandlers) export(c *gin.Context) {
-	_, owner, err := caller(c)
+func (h *handlers) export(c *gin.Context) {
+	p, err := httpapi.Caller(c)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -152,7 +152,7 @@ func (h *taskHandlers) export(c *gin.Context) {
 		httpapi.WriteError(c, problem.Invalid("The export request is invalid.", fields...))
 		return
 	}
-	q.filter.Owner = owner
+	q.filter.Owner = p.UserID
 
 	var w exportWriter
 	if req.Format == "csv" {
@@ -170,7 +170,7 @@ func (h *taskHandlers) export(c *gin.Context) {
 		c.Status(http.StatusOK)
 	}
 	n := 0
-	err = tasks.EachHistory(c.Request.Context(), h.cfg.Pool, q.filter, q.sort, func(e tasks.HistoryEntry) error {
+	err = tasks.EachHistory(c.Request.Context(), h.d.Pool, q.filter, q.sort, func(e tasks.HistoryEntry) error {
 		if !started {
 			start()
 			if err := w.begin(); err != nil {

@@ -1,78 +1,17 @@
 package readapi
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
 	"github.com/authledger/authledger/projections/identity"
 )
-
-// IdentityConfig is what the identity read endpoints need.
-type IdentityConfig struct {
-	// Pool holds the read models. Required.
-	Pool *pgxpool.Pool
-	// Waiter serves X-Consistency-Token (runtime.NewWaiter). Required.
-	Waiter Waiter
-	// ConsistencyTimeout bounds a consistency wait (default 2s).
-	ConsistencyTimeout time.Duration
-	// Now is the clock that decides which sessions have expired (default
-	// time.Now).
-	Now func() time.Time
-}
-
-// Validate reports every problem of c at once.
-func (c IdentityConfig) Validate() error {
-	var errs []error
-	if c.Pool == nil {
-		errs = append(errs, errors.New("readapi: identity: Pool is required"))
-	}
-	if c.Waiter == nil {
-		errs = append(errs, errors.New("readapi: identity: Waiter is required"))
-	}
-	if c.ConsistencyTimeout < 0 {
-		errs = append(errs, errors.New("readapi: identity: ConsistencyTimeout must not be negative"))
-	}
-	return errors.Join(errs...)
-}
-
-// MountIdentity registers the identity read endpoints on rg (the /v1 group,
-// behind the authentication middleware that calls SetPrincipal with the
-// user id and the session id of the token):
-//
-//	GET me             the caller's profile (projection user_profiles)
-//	GET auth/sessions  the caller's active sessions (projection sessions)
-//
-// Each honours X-Consistency-Token against the one projection it reads, so
-// the token of a register or login response makes the next read see it.
-// Without a token a read may briefly miss a write just made: /v1/me of a
-// user who has just registered and logged in can answer 404 until the
-// profile projection catches up (typically milliseconds).
-func MountIdentity(rg *gin.RouterGroup, cfg IdentityConfig) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
-	h := &identityHandlers{pool: cfg.Pool, now: now}
-	rg.GET("/me", requirePrincipal, Consistency(cfg.Waiter, cfg.ConsistencyTimeout, identity.ProfilesName), h.me)
-	rg.GET("/auth/sessions", requirePrincipal, Consistency(cfg.Waiter, cfg.ConsistencyTimeout, identity.SessionsName), h.sessions)
-	return nil
-}
-
-type identityHandlers struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
-}
 
 // MeResponse is the body of GET /v1/me. Email is the normalised address
 // (the log holds no other spelling); LastLoginAt is null until the first
@@ -86,25 +25,16 @@ type MeResponse struct {
 	LastLoginAt *time.Time `json:"last_login_at"`
 }
 
-// notFoundProfile is the one answer for a caller without a profile row: a
-// token whose subject is not one of our user ids, or a registration the
-// projection has not reached (the caller sent no consistency token).
-func notFoundProfile() error {
-	return problem.NotFound("No profile for this account yet. If you have just registered or logged in, send the X-Consistency-Token of that response.")
-}
-
-func (h *identityHandlers) me(c *gin.Context) {
-	p, _ := PrincipalFrom(c)
-	id, err := uuid.Parse(p.UserID)
+func (h *handlers) me(c *gin.Context) {
+	p, err := httpapi.Caller(c)
 	if err != nil {
-		httpapi.WriteError(c, notFoundProfile())
+		httpapi.WriteError(c, err)
 		return
 	}
-	prof, err := identity.GetProfile(c.Request.Context(), h.pool, id)
-	if errors.Is(err, identity.ErrNotFound) {
-		httpapi.WriteError(c, notFoundProfile())
-		return
-	}
+	// Not found: a token whose subject is not one of our users, or a
+	// registration the projection has not reached (the caller sent no
+	// consistency token).
+	prof, err := identity.GetProfile(c.Request.Context(), h.d.Pool, p.UserID)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -141,23 +71,20 @@ type SessionsPage struct {
 	Total    int64         `json:"total"`
 }
 
-func (h *identityHandlers) sessions(c *gin.Context) {
+func (h *handlers) sessions(c *gin.Context) {
+	p, err := httpapi.Caller(c)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
 	page, size, err := parsePage(c)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
-	p, _ := PrincipalFrom(c)
 	body := SessionsPage{Items: []SessionItem{}, Page: page, PageSize: size}
 	c.Header("Cache-Control", "private, no-store")
-	uid, err := uuid.Parse(p.UserID)
-	if err != nil {
-		// Not one of our users: they have no session here.
-		c.JSON(http.StatusOK, body)
-		return
-	}
-	now := h.now()
-	list, total, err := identity.ListActiveSessions(c.Request.Context(), h.pool, uid, now, page, size)
+	list, total, err := identity.ListActiveSessions(c.Request.Context(), h.d.Pool, p.UserID, h.d.Now(), page, size)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -173,7 +100,7 @@ func (h *identityHandlers) sessions(c *gin.Context) {
 		body.Items = append(body.Items, SessionItem{
 			ID: s.SessionID, StartedAt: s.StartedAt.UTC(), LastUsedAt: s.LastUsedAt.UTC(), IP: s.IP,
 			UserAgent: s.UserAgent, Method: s.Method, AMR: s.AMR, ExpiresAt: exp.UTC(),
-			Current: p.SessionID != "" && s.SessionID.String() == p.SessionID,
+			Current: s.SessionID == p.SessionID,
 		})
 	}
 	c.JSON(http.StatusOK, body)

@@ -19,6 +19,7 @@ import (
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/authn"
+	"github.com/authledger/authledger/httpapi/errtable"
 	httpidentity "github.com/authledger/authledger/httpapi/identity"
 	"github.com/authledger/authledger/projections/identity"
 	"github.com/authledger/authledger/projections/projtest"
@@ -28,7 +29,7 @@ import (
 
 // idServer is the whole identity stack on one real gin engine: the write
 // endpoints (httpapi/identity), the real Bearer middleware, and
-// MountIdentity on the /v1 group behind it, over a runner of the two
+// readapi.Mount on the /v1 group behind it, over a runner of the two
 // identity projections.
 type idServer struct {
 	t      *testing.T
@@ -79,12 +80,12 @@ func newIdentityServer(t *testing.T, startRunner bool) *idServer {
 		t.Fatal(err)
 	}
 
-	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), OpenAPI: []byte("openapi: 3.1.0\n")})
+	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), OpenAPI: []byte("openapi: 3.1.0\n"), Errors: errtable.Table()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	auth := authn.Middleware(st.Verifier, rev)
-	httpidentity.Mount(engine, httpidentity.Deps{
+	err = httpidentity.Mount(&engine.RouterGroup, httpidentity.Deps{
 		Register:   st.Register,
 		Login:      st.Login,
 		Refresh:    st.Refresh,
@@ -94,10 +95,14 @@ func newIdentityServer(t *testing.T, startRunner bool) *idServer {
 		PublicURL:  identitytest.Issuer,
 		Algorithms: []string{"ES256"},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	v1 := engine.Group("/v1", auth)
-	err = readapi.MountIdentity(v1, readapi.IdentityConfig{
+	err = readapi.Mount(v1, readapi.Deps{
 		Pool: env.Pool, Waiter: runtime.NewWaiter(env.Pool, r, 0), ConsistencyTimeout: 300 * time.Millisecond,
-		Now: func() time.Time { return time.Now().Add(time.Duration(s.skew.Load())) },
+		Now:       func() time.Time { return time.Now().Add(time.Duration(s.skew.Load())) },
+		Authorize: refuseTaskReads,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +163,7 @@ func (s *idServer) register(email, name string) (userID, consistency string) {
 		s.t.Fatalf("register %s: %d %s", email, r.code, r.body)
 	}
 	r.json(s.t, &b)
-	return b.UserID, r.hdr.Get(readapi.HeaderConsistencyToken)
+	return b.UserID, r.hdr.Get(httpapi.HeaderConsistencyToken)
 }
 
 func (s *idServer) login(email, ua string) loggedIn {
@@ -172,14 +177,14 @@ func (s *idServer) login(email, ua string) loggedIn {
 		SessionID   string `json:"session_id"`
 	}
 	r.json(s.t, &b)
-	return loggedIn{access: b.AccessToken, sessionID: b.SessionID, consistency: r.hdr.Get(readapi.HeaderConsistencyToken)}
+	return loggedIn{access: b.AccessToken, sessionID: b.SessionID, consistency: r.hdr.Get(httpapi.HeaderConsistencyToken)}
 }
 
 func (s *idServer) sessions(l loggedIn, token string, query string) readapi.SessionsPage {
 	s.t.Helper()
 	var hdr []string
 	if token != "" {
-		hdr = []string{readapi.HeaderConsistencyToken, token}
+		hdr = []string{httpapi.HeaderConsistencyToken, token}
 	}
 	r := s.do("GET", "/v1/auth/sessions"+query, l.access, nil, hdr...)
 	if r.code != http.StatusOK {
@@ -200,7 +205,7 @@ func TestIdentityReadEndpoints(t *testing.T) {
 	b1 := s.login("bob@example.com", "Bob's phone")
 
 	// /v1/me: read your writes with the login's token.
-	r := s.do("GET", "/v1/me", a1.access, nil, readapi.HeaderConsistencyToken, a2.consistency)
+	r := s.do("GET", "/v1/me", a1.access, nil, httpapi.HeaderConsistencyToken, a2.consistency)
 	if r.code != http.StatusOK || r.hdr.Get("Cache-Control") != "private, no-store" {
 		t.Fatalf("me: %d %s", r.code, r.body)
 	}
@@ -218,7 +223,7 @@ func TestIdentityReadEndpoints(t *testing.T) {
 	if typed.LastLoginAt.Before(typed.CreatedAt) {
 		t.Fatalf("last login %s before registration %s", typed.LastLoginAt, typed.CreatedAt)
 	}
-	r = s.do("GET", "/v1/me", b1.access, nil, readapi.HeaderConsistencyToken, b1.consistency)
+	r = s.do("GET", "/v1/me", b1.access, nil, httpapi.HeaderConsistencyToken, b1.consistency)
 	r.json(t, &me)
 	if me["id"] != bobID || me["email"] != "bob@example.com" {
 		t.Fatalf("bob's me = %v", me)
@@ -257,7 +262,7 @@ func TestIdentityReadEndpoints(t *testing.T) {
 	if r.code != http.StatusNoContent {
 		t.Fatalf("logout: %d %s", r.code, r.body)
 	}
-	p = s.sessions(a2, r.hdr.Get(readapi.HeaderConsistencyToken), "")
+	p = s.sessions(a2, r.hdr.Get(httpapi.HeaderConsistencyToken), "")
 	if p.Total != 1 || len(p.Items) != 1 || p.Items[0].ID.String() != a2.sessionID {
 		t.Fatalf("after logout = %+v", p)
 	}
@@ -289,9 +294,9 @@ func TestIdentityReadEndpoints(t *testing.T) {
 		{"me with a forged token", "GET", "/v1/me", a3.access + "x", nil, 401, "invalid-token"},
 		{"page_size too large", "GET", "/v1/auth/sessions?page_size=101", a3.access, nil, 400, "invalid-input"},
 		{"page zero", "GET", "/v1/auth/sessions?page=0", a3.access, nil, 400, "invalid-input"},
-		{"malformed consistency token", "GET", "/v1/me", a3.access, []string{readapi.HeaderConsistencyToken, "nope"}, 400, "invalid-input"},
-		{"unreached consistency token", "GET", "/v1/me", a3.access, []string{readapi.HeaderConsistencyToken, eventstore.Position{Commit: 1 << 40}.String()}, 503, "unavailable"},
-		{"unreached consistency token on sessions", "GET", "/v1/auth/sessions", a3.access, []string{readapi.HeaderConsistencyToken, eventstore.Position{Commit: 1 << 40}.String()}, 503, "unavailable"},
+		{"malformed consistency token", "GET", "/v1/me", a3.access, []string{httpapi.HeaderConsistencyToken, "nope"}, 400, "invalid-input"},
+		{"unreached consistency token", "GET", "/v1/me", a3.access, []string{httpapi.HeaderConsistencyToken, eventstore.Position{Commit: 1 << 40}.String()}, 503, "unavailable"},
+		{"unreached consistency token on sessions", "GET", "/v1/auth/sessions", a3.access, []string{httpapi.HeaderConsistencyToken, eventstore.Position{Commit: 1 << 40}.String()}, 503, "unavailable"},
 	} {
 		r := s.do(c.method, c.path, c.bearer, nil, c.hdr...)
 		var prob struct {
@@ -320,14 +325,14 @@ func TestMeWaitsForTheConsistencyToken(t *testing.T) {
 	if r := s.do("GET", "/v1/me", l.access, nil); r.code != http.StatusNotFound {
 		t.Fatalf("before the projection ran, without a token: %d %s", r.code, r.body)
 	}
-	if r := s.do("GET", "/v1/me", l.access, nil, readapi.HeaderConsistencyToken, l.consistency); r.code != http.StatusServiceUnavailable {
+	if r := s.do("GET", "/v1/me", l.access, nil, httpapi.HeaderConsistencyToken, l.consistency); r.code != http.StatusServiceUnavailable {
 		t.Fatalf("before the projection ran, with the token: %d %s", r.code, r.body)
 	}
 	s.start()
-	r := s.do("GET", "/v1/me", l.access, nil, readapi.HeaderConsistencyToken, l.consistency)
+	r := s.do("GET", "/v1/me", l.access, nil, httpapi.HeaderConsistencyToken, l.consistency)
 	// The runner may still be setting up: a 503 is a retry, as for a client.
 	for deadline := time.Now().Add(20 * time.Second); r.code == http.StatusServiceUnavailable && time.Now().Before(deadline); {
-		r = s.do("GET", "/v1/me", l.access, nil, readapi.HeaderConsistencyToken, l.consistency)
+		r = s.do("GET", "/v1/me", l.access, nil, httpapi.HeaderConsistencyToken, l.consistency)
 	}
 	var me readapi.MeResponse
 	if r.code != http.StatusOK {
@@ -343,17 +348,17 @@ func TestMeWaitsForTheConsistencyToken(t *testing.T) {
 	}
 }
 
-func TestMountIdentityValidates(t *testing.T) {
+func TestMountValidates(t *testing.T) {
 	t.Parallel()
 	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), OpenAPI: []byte("openapi: 3.1.0\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = readapi.MountIdentity(engine.Group("/v1"), readapi.IdentityConfig{ConsistencyTimeout: -1})
+	err = readapi.Mount(engine.Group("/v1"), readapi.Deps{ConsistencyTimeout: -1})
 	if err == nil {
-		t.Fatal("an empty config was accepted")
+		t.Fatal("empty Deps were accepted")
 	}
-	for _, want := range []string{"Pool", "Waiter", "ConsistencyTimeout"} {
+	for _, want := range []string{"Pool", "Waiter", "Authorize", "ConsistencyTimeout"} {
 		if !bytes.Contains([]byte(err.Error()), []byte(want)) {
 			t.Errorf("error %q does not name %s", err, want)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,9 +14,12 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
+	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
+	"github.com/authledger/authledger/httpapi/errtable"
 	"github.com/authledger/authledger/projections/audit"
 	"github.com/authledger/authledger/projections/projtest"
 	"github.com/authledger/authledger/projections/runtime"
@@ -23,17 +27,47 @@ import (
 )
 
 // testAuth stands in for the authentication middleware: it trusts test
-// headers and records the principal the way the real one will.
+// headers and records the caller the way the real one does.
 func testAuth(c *gin.Context) {
 	if u := c.GetHeader("X-Test-User"); u != "" {
 		var roles []string
 		if r := c.GetHeader("X-Test-Roles"); r != "" {
 			roles = strings.Split(r, ",")
 		}
-		readapi.SetPrincipal(c, readapi.Principal{UserID: u, Roles: roles})
+		httpapi.SetPrincipal(c, httpapi.Principal{UserID: testUser(u), SessionID: uuid.New(), Roles: roles})
 	}
 	c.Next()
 }
+
+// testUser is the user id of a caller a test names ("boss", "user-0"),
+// or the id itself when the name is one.
+func testUser(name string) uuid.UUID {
+	if id, err := uuid.Parse(name); err == nil {
+		return id
+	}
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("authledger-test:"+name))
+}
+
+// appendByUsers appends n events over three streams (thing-0..2), caused
+// in turn by user-0, user-1 and user-2 (their testUser ids), and returns
+// the last position.
+func appendByUsers(t *testing.T, s *server, n int) eventstore.Position {
+	t.Helper()
+	var last eventstore.Position
+	for i := range n {
+		ev := projtest.Event("thing.happened.v1", map[string]any{"i": i, "password_hash": "x"}, testUser(fmt.Sprintf("user-%d", i%3)).String())
+		res, err := s.env.Store.Append(s.ctx, fmt.Sprintf("thing-%d", i%3), eventstore.Any{}, ev)
+		if err != nil {
+			t.Fatalf("append: %v", err)
+		}
+		last = res.Position
+	}
+	return last
+}
+
+// refuseTaskReads is the Authorize hook of servers whose tests read no
+// task: it records nothing and refuses.
+func refuseTaskReads(*gin.Context, uuid.UUID, bool) error { return task.ErrNotFound }
 
 type server struct {
 	env    *projtest.Env
@@ -62,14 +96,15 @@ func newServer(t *testing.T, extra ...runtime.Projection) *server {
 	})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	engine, err := httpapi.New(httpapi.Config{
-		Logger: logger, OpenAPI: []byte("openapi: 3.1.0\n"),
+		Logger: logger, OpenAPI: []byte("openapi: 3.1.0\n"), Errors: errtable.Table(),
 		Readiness: []httpapi.Check{{Name: "projections", Func: r.Readiness}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v1 := engine.Group("/v1", testAuth)
-	if err := readapi.Mount(v1, readapi.Config{Pool: env.Pool, Waiter: runtime.NewWaiter(env.Pool, r, 0), ConsistencyTimeout: 300 * time.Millisecond}); err != nil {
+	if err := readapi.Mount(v1, readapi.Deps{Pool: env.Pool, Waiter: runtime.NewWaiter(env.Pool, r, 0), ConsistencyTimeout: 300 * time.Millisecond,
+		Authorize: refuseTaskReads}); err != nil {
 		t.Fatal(err)
 	}
 	return &server{env: env, engine: engine, runner: r, ctx: ctx}
@@ -112,11 +147,11 @@ func decode(t *testing.T, w *httptest.ResponseRecorder) page {
 func TestAuditEndpoints(t *testing.T) {
 	t.Parallel()
 	s := newServer(t)
-	last := s.env.AppendN(t, s.ctx, 30, 3) // actors user-0, user-1, user-2
+	last := appendByUsers(t, s, 30)
 	tok := last.String()
 
 	// Read your writes: the token makes the query wait for the audit trail.
-	p := decode(t, s.get(t, "/v1/audit?page_size=100", "boss", "admin", readapi.HeaderConsistencyToken, tok))
+	p := decode(t, s.get(t, "/v1/audit?page_size=100", "boss", "admin", httpapi.HeaderConsistencyToken, tok))
 	if p.Total != 30 || len(p.Items) != 30 || p.Page != 1 || p.PageSize != 100 {
 		t.Fatalf("page = %d items of %d (page %d size %d)", len(p.Items), p.Total, p.Page, p.PageSize)
 	}
@@ -128,12 +163,12 @@ func TestAuditEndpoints(t *testing.T) {
 		t.Fatalf("summary leaks a secret field: %s", e.Summary)
 	}
 
-	p = decode(t, s.get(t, "/v1/audit?actor=user-1&page=2&page_size=4", "eve", "auditor", readapi.HeaderConsistencyToken, tok))
+	p = decode(t, s.get(t, "/v1/audit?actor="+testUser("user-1").String()+"&page=2&page_size=4", "eve", "auditor", httpapi.HeaderConsistencyToken, tok))
 	if p.Total != 10 || len(p.Items) != 4 || p.Page != 2 {
 		t.Fatalf("filtered page = %d items of %d", len(p.Items), p.Total)
 	}
 	for _, it := range p.Items {
-		if it.Actor.ID != "user-1" {
+		if it.Actor.ID != testUser("user-1").String() {
 			t.Fatalf("actor filter leaked %+v", it)
 		}
 	}
@@ -143,12 +178,12 @@ func TestAuditEndpoints(t *testing.T) {
 	}
 
 	// The caller's own trail, whatever actor filter they try.
-	p = decode(t, s.get(t, "/v1/me/audit?actor=user-2", "user-0", "", readapi.HeaderConsistencyToken, tok))
+	p = decode(t, s.get(t, "/v1/me/audit?actor="+testUser("user-2").String(), "user-0", "", httpapi.HeaderConsistencyToken, tok))
 	if p.Total != 10 {
 		t.Fatalf("own trail total %d", p.Total)
 	}
 	for _, it := range p.Items {
-		if it.Actor.ID != "user-0" {
+		if it.Actor.ID != testUser("user-0").String() {
 			t.Fatalf("own trail shows %+v", it)
 		}
 	}
@@ -164,9 +199,9 @@ func TestAuditEndpoints(t *testing.T) {
 		{"/v1/audit", "user-0", "user", nil, 403, "forbidden"},
 		{"/v1/audit?page_size=101", "boss", "admin", nil, 400, "invalid-input"},
 		{"/v1/audit?page=0&from=yesterday", "boss", "admin", nil, 400, "invalid-input"},
-		{"/v1/audit", "boss", "admin", []string{readapi.HeaderConsistencyToken, "not-a-token"}, 400, "invalid-input"},
+		{"/v1/audit", "boss", "admin", []string{httpapi.HeaderConsistencyToken, "not-a-token"}, 400, "invalid-input"},
 		// A token the read models do not reach in time: 503 + Retry-After.
-		{"/v1/audit", "boss", "admin", []string{readapi.HeaderConsistencyToken, eventstore.Position{Commit: last.Commit + 1_000_000}.String()}, 503, "unavailable"},
+		{"/v1/audit", "boss", "admin", []string{httpapi.HeaderConsistencyToken, eventstore.Position{Commit: last.Commit + 1_000_000}.String()}, 503, "unavailable"},
 	} {
 		start := time.Now()
 		w := s.get(t, c.path, c.user, c.roles, c.hdr...)

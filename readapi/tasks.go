@@ -10,82 +10,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
 	"github.com/authledger/authledger/projections/tasks"
 )
-
-// TasksConfig is what the task and history endpoints need.
-type TasksConfig struct {
-	// Pool holds the read models. Required.
-	Pool *pgxpool.Pool
-	// Waiter serves X-Consistency-Token (runtime.NewWaiter). Required.
-	Waiter Waiter
-	// ConsistencyTimeout bounds a consistency wait (default 2s).
-	ConsistencyTimeout time.Duration
-	// Authorize is the command that decides on the task stream, and
-	// records in the log, what a read the read model cannot answer from
-	// the caller's own tasks is (commands.AuthorizeTaskReadHandler, wired
-	// by cmd/: the read side never writes the log itself). It is called
-	// with asAdmin false when GET /tasks/{id} finds no task of the caller
-	// (another user's, a missing or a removed one alike, so that neither
-	// the answer nor its timing tells them apart): it records the refusal
-	// and returns task.ErrNotFound. It is called with asAdmin true before
-	// a caller with the admin role is shown another user's task: it
-	// records the read, and an error refuses it. Required.
-	Authorize func(c *gin.Context, taskID uuid.UUID, asAdmin bool) error
-}
-
-// Validate reports every problem of c at once.
-func (c TasksConfig) Validate() error {
-	var errs []error
-	if c.Pool == nil {
-		errs = append(errs, errors.New("readapi: tasks: Pool is required"))
-	}
-	if c.Waiter == nil {
-		errs = append(errs, errors.New("readapi: tasks: Waiter is required"))
-	}
-	if c.Authorize == nil {
-		errs = append(errs, errors.New("readapi: tasks: Authorize is required"))
-	}
-	if c.ConsistencyTimeout < 0 {
-		errs = append(errs, errors.New("readapi: tasks: ConsistencyTimeout must not be negative"))
-	}
-	return errors.Join(errs...)
-}
-
-// MountTasks registers the task read endpoints on rg (the /v1 group,
-// behind the authentication middleware that calls SetPrincipal):
-//
-//	GET  tasks            the caller's live tasks (?status=&from=&to=&q=&sort=&page=&page_size=)
-//	GET  tasks/:id        one task with its files and result (404 for another user's)
-//	GET  history          every task of the caller, deleted and expired ones included
-//	GET  history/stats    {total, by_status, success_rate, avg_processing_ms, files, bytes}
-//	POST history/export   {format: "csv"|"json", filters}, streamed
-//
-// The :id wildcard is named "id": other GET routes under tasks/:id (file
-// downloads) must use the same name. Every route honours
-// X-Consistency-Token against the tasks projection (tasks.Name).
-func MountTasks(rg *gin.RouterGroup, cfg TasksConfig) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	h := &taskHandlers{cfg: cfg}
-	consistent := Consistency(cfg.Waiter, cfg.ConsistencyTimeout, tasks.Name)
-	rg.GET("/tasks", requirePrincipal, consistent, h.list)
-	rg.GET("/tasks/:id", requirePrincipal, consistent, h.get)
-	rg.GET("/history", requirePrincipal, consistent, h.history)
-	rg.GET("/history/stats", requirePrincipal, consistent, h.stats)
-	rg.POST("/history/export", requirePrincipal, consistent, h.export)
-	return nil
-}
-
-type taskHandlers struct {
-	cfg TasksConfig
-}
 
 // taskPage is the list body: {items, page, page_size, total}.
 type taskPage[T any] struct {
@@ -95,19 +25,8 @@ type taskPage[T any] struct {
 	Total    int64 `json:"total"`
 }
 
-// caller is the principal's user id. Tokens name users by uuid; anything
-// else is not a caller this API knows.
-func caller(c *gin.Context) (Principal, uuid.UUID, error) {
-	p, _ := PrincipalFrom(c)
-	id, err := uuid.Parse(p.UserID)
-	if err != nil {
-		return p, uuid.Nil, problem.Unauthenticated("", "Authentication is required.")
-	}
-	return p, id, nil
-}
-
-func (h *taskHandlers) list(c *gin.Context) {
-	_, owner, err := caller(c)
+func (h *handlers) tasks(c *gin.Context) {
+	p, err := httpapi.Caller(c)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -117,8 +36,8 @@ func (h *taskHandlers) list(c *gin.Context) {
 		httpapi.WriteError(c, err)
 		return
 	}
-	q.filter.Owner = owner
-	items, total, err := tasks.ListTasks(c.Request.Context(), h.cfg.Pool, q.filter, q.sort, q.page, q.size)
+	q.filter.Owner = p.UserID
+	items, total, err := tasks.ListTasks(c.Request.Context(), h.d.Pool, q.filter, q.sort, q.page, q.size)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -126,12 +45,11 @@ func (h *taskHandlers) list(c *gin.Context) {
 	c.JSON(http.StatusOK, taskPage[tasks.Task]{Items: items, Page: q.page, PageSize: q.size, Total: total})
 }
 
-// errTaskNotFound is the one answer for a task the caller may not see,
-// whatever the reason.
-var errTaskNotFound = problem.NotFound("No such task.")
-
-func (h *taskHandlers) get(c *gin.Context) {
-	p, me, err := caller(c)
+// task answers one task: the caller's own, or, to an administrator,
+// anyone's (the read is recorded). Every other case answers
+// task.ErrNotFound, whatever the reason, and is recorded as refused.
+func (h *handlers) task(c *gin.Context) {
+	p, err := httpapi.Caller(c)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -139,15 +57,15 @@ func (h *taskHandlers) get(c *gin.Context) {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
 		// No task can have this id; there is nothing to name in an event.
-		httpapi.WriteError(c, errTaskNotFound)
+		httpapi.WriteError(c, task.ErrNotFound)
 		return
 	}
-	asOwner := me
-	if p.HasRole(RoleAdmin) {
+	asOwner := p.UserID
+	if p.Admin() {
 		asOwner = uuid.Nil
 	}
 	ctx := c.Request.Context()
-	t, look, err := tasks.Get(ctx, h.cfg.Pool, id, asOwner)
+	t, look, err := tasks.Get(ctx, h.d.Pool, id, asOwner)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -156,18 +74,15 @@ func (h *taskHandlers) get(c *gin.Context) {
 		// The command reads the task stream, records why (coalesced per
 		// requester) and says not found; a task the read model has not
 		// reached yet is not found either, for now.
-		if err := h.cfg.Authorize(c, id, false); err != nil && !errors.Is(err, task.ErrNotFound) {
+		if err := h.d.Authorize(c, id, false); err != nil && !errors.Is(err, task.ErrNotFound) {
 			httpapi.WriteError(c, err)
 			return
 		}
-		httpapi.WriteError(c, errTaskNotFound)
+		httpapi.WriteError(c, task.ErrNotFound)
 		return
 	}
-	if t.OwnerID != me {
-		if err := h.cfg.Authorize(c, id, true); err != nil {
-			if errors.Is(err, task.ErrNotFound) {
-				err = errTaskNotFound
-			}
+	if t.OwnerID != p.UserID {
+		if err := h.d.Authorize(c, id, true); err != nil {
 			httpapi.WriteError(c, err)
 			return
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
+	"github.com/authledger/authledger/httpapi/errtable"
 	"github.com/authledger/authledger/httpapi/problem"
 	"github.com/authledger/authledger/projections/audit"
 	"github.com/authledger/authledger/projections/projtest"
@@ -93,10 +94,12 @@ func newTaskCommands(t *testing.T, env *projtest.Env, window time.Duration) *com
 // authorize is the hook as cmd/authledger wires it: the AuthorizeTaskRead
 // command, as the principal.
 func (s *taskServer) authorize(c *gin.Context, taskID uuid.UUID, asAdmin bool) error {
-	p, _ := readapi.PrincipalFrom(c)
-	meta := commands.AnonymousMeta(httpapi.RequestID(c), c.ClientIP(), c.Request.UserAgent())
-	meta.Actor = events.Actor{Kind: events.ActorUser, ID: p.UserID}
-	_, err := s.cmds.AuthorizeRead.Handle(c.Request.Context(), commands.AuthorizeTaskRead{UserID: uuid.MustParse(p.UserID), TaskID: taskID, AsAdmin: asAdmin, Meta: meta})
+	p, err := httpapi.Caller(c)
+	if err != nil {
+		return err
+	}
+	meta := commands.RequestMeta(httpapi.RequestID(c), c.ClientIP(), c.Request.UserAgent(), p.Actor())
+	_, err = s.cmds.AuthorizeRead.Handle(c.Request.Context(), commands.AuthorizeTaskRead{UserID: p.UserID, TaskID: taskID, AsAdmin: asAdmin, Meta: meta})
 	return err
 }
 
@@ -107,16 +110,14 @@ func (s *taskServer) newEngine(t *testing.T, authorize func(*gin.Context, uuid.U
 	if authorize == nil {
 		authorize = s.authorize
 	}
-	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), OpenAPI: []byte("openapi: 3.1.0\n")})
+	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), OpenAPI: []byte("openapi: 3.1.0\n"),
+		Errors: errtable.Table()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v1 := engine.Group("/v1", testAuth)
-	if err := readapi.MountTasks(v1, readapi.TasksConfig{Pool: s.env.Pool, Waiter: s.waiter,
+	if err := readapi.Mount(v1, readapi.Deps{Pool: s.env.Pool, Waiter: s.waiter,
 		ConsistencyTimeout: 5 * time.Second, Authorize: authorize}); err != nil {
-		t.Fatal(err)
-	}
-	if err := readapi.Mount(v1, readapi.Config{Pool: s.env.Pool, Waiter: s.waiter, ConsistencyTimeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	return engine
@@ -220,7 +221,7 @@ func TestTaskListsFiltersSortAndPages(t *testing.T) {
 	s := newTaskServer(t)
 	f := seed(t, s)
 	// Read your writes: the token makes the first query wait for the projection.
-	w := s.do(t, nil, http.MethodGet, "/v1/tasks?page_size=100", nil, f.alice, "user", readapi.HeaderConsistencyToken, f.last.String())
+	w := s.do(t, nil, http.MethodGet, "/v1/tasks?page_size=100", nil, f.alice, "user", httpapi.HeaderConsistencyToken, f.last.String())
 	all := decodeAs[list[tasks.Task]](t, w)
 	if all.Total != 15 || len(all.Items) != 15 || all.PageSize != 100 {
 		t.Fatalf("alice's live tasks: %d items of %d", len(all.Items), all.Total)

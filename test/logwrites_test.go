@@ -18,7 +18,7 @@ import (
 // readapi package must not refer to the port's writing vocabulary: the
 // Append or Tombstone method of any type of the eventstore packages, or
 // the types an append is made of. A query that must leave a trace asks a
-// command through a hook wired in cmd/ (readapi.TasksConfig.Authorize).
+// command through a hook wired in cmd/ (readapi.Deps.Authorize).
 var logWriting = map[string]bool{
 	"Append": true, "Tombstone": true, // methods of the port and the adapters
 	"EventData": true, "ExpectedRevision": true, "Any": true, "NoStream": true, "StreamExists": true, "Revision": true,

@@ -28,6 +28,7 @@ import (
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/authn"
 	"github.com/authledger/authledger/httpapi/connlimit"
+	"github.com/authledger/authledger/httpapi/errtable"
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections"
@@ -187,6 +188,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		Registry:       registry,
 		OpenAPI:        authledger.OpenAPI,
 		Limits:         routeLimits(cfg),
+		Errors:         errtable.Table(),
 	})
 	if err != nil {
 		return nil, err
@@ -197,18 +199,17 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	if err := a.conns.Register(registry); err != nil {
 		return nil, err
 	}
-	identityhttp.Mount(a.engine, ident.deps)
+	if err := identityhttp.Mount(&a.engine.RouterGroup, ident.deps); err != nil {
+		return nil, err
+	}
 	// Everything under /v1 but register, login and refresh (mounted above)
 	// requires an access token, and is rate-limited per user: the queries
 	// and the task commands.
 	v1 := a.engine.Group("/v1", ident.deps.Authenticated()...)
-	if err := readapi.Mount(v1, readapi.Config{Pool: a.db, Waiter: waiter, ConsistencyTimeout: cfg.ConsistencyWait}); err != nil {
+	if err := readapi.Mount(v1, readapi.Deps{Pool: a.db, Waiter: waiter, ConsistencyTimeout: cfg.ConsistencyWait, Authorize: tasks.authorizeRead}); err != nil {
 		return nil, err
 	}
-	if err := readapi.MountIdentity(v1, readapi.IdentityConfig{Pool: a.db, Waiter: waiter, ConsistencyTimeout: cfg.ConsistencyWait}); err != nil {
-		return nil, err
-	}
-	if err := tasks.mount(v1, cfg, a.store, a.db, waiter, log); err != nil {
+	if err := tasks.mount(v1, cfg, log); err != nil {
 		return nil, err
 	}
 	return a, nil

@@ -36,9 +36,9 @@ import (
 	"github.com/authledger/authledger/bench"
 	"github.com/authledger/authledger/bench/loadgen"
 	"github.com/authledger/authledger/config"
+	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections/tasks/tasksbench"
-	"github.com/authledger/authledger/readapi"
 )
 
 // Goals of issue 6, printed beside the rows (never asserted: the figures
@@ -400,7 +400,7 @@ func (s *benchService) newUser(ctx context.Context, email string) (benchUser, er
 	err := s.do(ctx, http.MethodPost, "/v1/auth/register", benchUser{}, jsonBody(map[string]string{
 		"email": email, "password": benchUserPassword, "display_name": "Bench",
 	}), "application/json", http.StatusCreated, func(r *http.Response) error {
-		u.consistency = r.Header.Get(readapi.HeaderConsistencyToken)
+		u.consistency = r.Header.Get(httpapi.HeaderConsistencyToken)
 		return json.NewDecoder(r.Body).Decode(&reg)
 	})
 	if err != nil {
@@ -443,7 +443,7 @@ func (s *benchService) upload(ctx context.Context, u benchUser, content []byte) 
 	}
 	var out uploaded
 	err = s.do(ctx, http.MethodPost, "/v1/tasks", u, &body, mw.FormDataContentType(), http.StatusAccepted, func(r *http.Response) error {
-		out.consistency = r.Header.Get(readapi.HeaderConsistencyToken)
+		out.consistency = r.Header.Get(httpapi.HeaderConsistencyToken)
 		return json.NewDecoder(r.Body).Decode(&res)
 	})
 	out.taskID = res.TaskID
@@ -505,7 +505,7 @@ func (s *benchService) do(ctx context.Context, method, path string, u benchUser,
 		req.Header.Set("Authorization", "Bearer "+u.access)
 	}
 	if u.consistency != "" {
-		req.Header.Set(readapi.HeaderConsistencyToken, u.consistency)
+		req.Header.Set(httpapi.HeaderConsistencyToken, u.consistency)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {

@@ -242,7 +242,6 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 			Ring:          holder,
 			PublicURL:     cfg.PublicURL,
 			Algorithms:    []string{km.Algorithm.String()},
-			AccessTTL:     tc.AccessTokenTTL,
 			RateLimit:     ipLimit,
 			UserRateLimit: userLimit,
 		},

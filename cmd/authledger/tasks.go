@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -26,7 +25,6 @@ import (
 	projruntime "github.com/authledger/authledger/projections/runtime"
 	projtasks "github.com/authledger/authledger/projections/tasks"
 	"github.com/authledger/authledger/reactors/blobrelease"
-	"github.com/authledger/authledger/readapi"
 	"github.com/authledger/authledger/worker"
 )
 
@@ -72,10 +70,11 @@ func (tc *taskCore) blobRelease(waiter blobrelease.Waiter, log *slog.Logger) (pr
 		Waiter: waiter, Projection: projtasks.Name, Logger: log})
 }
 
-// mount registers the task commands and queries on the authenticated /v1
-// group.
-func (tc *taskCore) mount(v1 *gin.RouterGroup, cfg config.Config, store eventstore.Store, db *pgxpool.Pool, waiter readapi.Waiter, log *slog.Logger) error {
-	if err := taskshttp.Mount(v1, taskshttp.Deps{
+// mount registers the task commands on the authenticated /v1 group (the
+// task queries are readapi's, which reaches the log through
+// authorizeRead).
+func (tc *taskCore) mount(v1 *gin.RouterGroup, cfg config.Config, log *slog.Logger) error {
+	return taskshttp.Mount(v1, taskshttp.Deps{
 		Tasks:      tc.handlers,
 		Blobs:      tc.blobs,
 		Referenced: tc.queue.BlobReferenced,
@@ -88,14 +87,6 @@ func (tc *taskCore) mount(v1 *gin.RouterGroup, cfg config.Config, store eventsto
 			MaxImageSide:    cfg.Tasks.MaxImageSide,
 		},
 		Logger: log,
-	}); err != nil {
-		return err
-	}
-	return readapi.MountTasks(v1, readapi.TasksConfig{
-		Pool:               db,
-		Waiter:             waiter,
-		ConsistencyTimeout: cfg.ConsistencyWait,
-		Authorize:          tc.authorizeRead,
 	})
 }
 
@@ -103,17 +94,12 @@ func (tc *taskCore) mount(v1 *gin.RouterGroup, cfg config.Config, store eventsto
 // records a refused read (access.denied.v1, coalesced) or an
 // administrator's read of another user's task (task.viewed.v1).
 func (tc *taskCore) authorizeRead(c *gin.Context, taskID uuid.UUID, asAdmin bool) error {
-	p, ok := readapi.PrincipalFrom(c)
-	if !ok {
-		return errors.New("no principal")
-	}
-	uid, err := uuid.Parse(p.UserID)
+	p, err := httpapi.Caller(c)
 	if err != nil {
 		return err
 	}
-	meta := handlers.AnonymousMeta(httpapi.RequestID(c), c.ClientIP(), c.Request.UserAgent())
-	meta.Actor = events.Actor{Kind: events.ActorUser, ID: p.UserID}
-	_, err = tc.handlers.AuthorizeRead.Handle(c.Request.Context(), handlers.AuthorizeTaskRead{UserID: uid, TaskID: taskID, AsAdmin: asAdmin, Meta: meta})
+	meta := handlers.RequestMeta(httpapi.RequestID(c), c.ClientIP(), c.Request.UserAgent(), p.Actor())
+	_, err = tc.handlers.AuthorizeRead.Handle(c.Request.Context(), handlers.AuthorizeTaskRead{UserID: p.UserID, TaskID: taskID, AsAdmin: asAdmin, Meta: meta})
 	return err
 }
 

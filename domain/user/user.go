@@ -36,8 +36,17 @@ const StreamPrefix = "user-"
 // StreamName is the user's stream.
 func StreamName(id uuid.UUID) string { return StreamPrefix + id.String() }
 
-// DefaultRole is granted at registration.
-const DefaultRole = "user"
+// The roles the service itself gives meaning to. Any other valid role
+// (ValidateRole) may be granted; access tokens carry them all.
+const (
+	// DefaultRole is granted at registration.
+	DefaultRole = "user"
+	// RoleAdmin may read and delete any user's task (each such read is
+	// recorded) and read the whole audit trail.
+	RoleAdmin = "admin"
+	// RoleAuditor may read the whole audit trail.
+	RoleAuditor = "auditor"
+)
 
 // MaxDisplayNameLength in code points.
 const MaxDisplayNameLength = 100

@@ -21,8 +21,6 @@ import (
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
-	"github.com/authledger/authledger/httpapi/problem"
-	"github.com/authledger/authledger/readapi"
 )
 
 // FeedName is the name of the revocation feed: the local log follower
@@ -203,34 +201,24 @@ func (r *Revocations) streamRevoked(ctx context.Context, sid uuid.UUID) (bool, e
 	}
 }
 
-const claimsKey = "authledger.authn.claims"
-
-// Claims returns the verified claims the middleware stored.
-func Claims(c *gin.Context) (token.Claims, bool) {
-	v, ok := c.Get(claimsKey)
-	if !ok {
-		return token.Claims{}, false
-	}
-	cl, ok := v.(token.Claims)
-	return cl, ok
-}
-
 // Middleware requires a valid Bearer access token of a session not
-// revoked; it answers 401 problem+json otherwise. It sets readapi's
-// Principal and httpapi's user id.
+// revoked, and records its caller (httpapi.SetPrincipal) for the handlers
+// (httpapi.Caller) and the access log. Without a token it answers 401
+// unauthenticated; with an invalid, expired or revoked one, 401
+// invalid-token (the error table's answer to token.ErrInvalidToken).
 func Middleware(v *token.Verifier, rev *Revocations) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		h := c.GetHeader("Authorization")
 		scheme, raw, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
 			c.Header("WWW-Authenticate", `Bearer`)
-			httpapi.WriteError(c, problem.Unauthenticated("", "A Bearer access token is required."))
+			httpapi.WriteError(c, httpapi.ErrUnauthenticated)
 			return
 		}
 		cl, err := v.Verify(strings.TrimSpace(raw), time.Now())
 		if err != nil {
 			c.Header("WWW-Authenticate", `Bearer error="invalid_token"`)
-			httpapi.WriteError(c, problem.Unauthenticated("invalid-token", "The access token is invalid or expired.").WithCause(err))
+			httpapi.WriteError(c, err)
 			return
 		}
 		if rev != nil {
@@ -243,13 +231,11 @@ func Middleware(v *token.Verifier, rev *Revocations) gin.HandlerFunc {
 			}
 			if revoked {
 				c.Header("WWW-Authenticate", `Bearer error="invalid_token"`)
-				httpapi.WriteError(c, problem.Unauthenticated("invalid-token", "The access token is invalid or expired."))
+				httpapi.WriteError(c, fmt.Errorf("%w: its session %s is revoked", token.ErrInvalidToken, cl.SessionID))
 				return
 			}
 		}
-		c.Set(claimsKey, cl)
-		readapi.SetPrincipal(c, readapi.Principal{UserID: cl.UserID.String(), SessionID: cl.SessionID.String(), Roles: cl.Roles})
-		httpapi.SetUserID(c, cl.UserID.String())
+		httpapi.SetPrincipal(c, httpapi.Principal{UserID: cl.UserID, SessionID: cl.SessionID, Roles: cl.Roles})
 		c.Next()
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/authledger/authledger/eventstore/pg"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/authn"
+	"github.com/authledger/authledger/httpapi/errtable"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/test/identitytest"
 	"github.com/authledger/authledger/test/pgtest"
@@ -54,13 +55,13 @@ type answer struct {
 
 // serve mounts the middleware with rev in front of a probe route.
 func (e *env) serve(rev *authn.Revocations) func(bearer string) answer {
-	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), OpenAPI: []byte("openapi: 3.1.0")})
+	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), OpenAPI: []byte("openapi: 3.1.0"), Errors: errtable.Table()})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	engine.GET("/probe", authn.Middleware(e.st.Verifier, rev), func(c *gin.Context) {
-		cl, _ := authn.Claims(c)
-		c.JSON(200, gin.H{"sub": cl.UserID})
+		p, _ := httpapi.Caller(c)
+		c.JSON(200, gin.H{"sub": p.UserID})
 	})
 	srv := httptest.NewServer(engine)
 	e.t.Cleanup(srv.Close)

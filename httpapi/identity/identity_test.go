@@ -20,6 +20,7 @@ import (
 	"github.com/authledger/authledger/eventstore/pg"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/authn"
+	"github.com/authledger/authledger/httpapi/errtable"
 	"github.com/authledger/authledger/httpapi/identity"
 	"github.com/authledger/authledger/httpapi/ratelimit"
 	"github.com/authledger/authledger/migrations"
@@ -107,7 +108,7 @@ func newServerAndStack(t *testing.T, opts ...serverOption) (client, *identitytes
 	// The loopback peer is a trusted proxy, so a test names the client's
 	// address in X-Forwarded-For.
 	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), OpenAPI: []byte("openapi: 3.1.0"),
-		TrustedProxies: []string{"127.0.0.1", "::1"}})
+		TrustedProxies: []string{"127.0.0.1", "::1"}, Errors: errtable.Table()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,9 @@ func newServerAndStack(t *testing.T, opts ...serverOption) (client, *identitytes
 	for _, o := range opts {
 		o(st, &deps)
 	}
-	identity.Mount(engine, deps)
+	if err := identity.Mount(&engine.RouterGroup, deps); err != nil {
+		t.Fatal(err)
+	}
 	// A protected route of the test's own: it answers 204 exactly when the
 	// authentication middleware accepts the token.
 	engine.GET("/v1/auth/probe", authn.Middleware(st.Verifier, rev), func(c *gin.Context) { c.Status(http.StatusNoContent) })

@@ -28,18 +28,9 @@ import (
 	"github.com/authledger/authledger/blob"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/task"
-	"github.com/authledger/authledger/events"
-	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
-	"github.com/authledger/authledger/httpapi/authn"
 	"github.com/authledger/authledger/httpapi/problem"
 )
-
-// ConsistencyHeader carries the log position a command wrote.
-const ConsistencyHeader = "X-Consistency-Token"
-
-// RoleAdmin may read and delete any user's task (audited as such).
-const RoleAdmin = "admin"
 
 // Config holds the upload limits. Zero fields take the defaults of API.md.
 type Config struct {
@@ -143,52 +134,26 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 
 type handlers struct{ d Deps }
 
-// caller is the authenticated requester.
+// caller is the authenticated requester and the metadata of the events
+// its request appends.
 type caller struct {
-	id    uuid.UUID
-	admin bool
-	meta  commands.Meta
+	httpapi.Principal
+	meta commands.Meta
 }
 
 func who(c *gin.Context) (caller, bool) {
-	cl, ok := authn.Claims(c)
-	if !ok || cl.UserID == uuid.Nil {
-		httpapi.WriteError(c, problem.Unauthenticated("", "A Bearer access token is required."))
+	p, err := httpapi.Caller(c)
+	if err != nil {
+		httpapi.WriteError(c, err)
 		return caller{}, false
 	}
-	admin := false
-	for _, r := range cl.Roles {
-		if r == RoleAdmin {
-			admin = true
-		}
-	}
-	m := commands.AnonymousMeta(httpapi.RequestID(c), c.ClientIP(), c.Request.UserAgent())
-	m.Actor = events.Actor{Kind: events.ActorUser, ID: cl.UserID.String()}
-	return caller{id: cl.UserID, admin: admin, meta: m}, true
+	return caller{Principal: p, meta: commands.RequestMeta(httpapi.RequestID(c), c.ClientIP(), c.Request.UserAgent(), p.Actor())}, true
 }
 
-func consistency(c *gin.Context, p eventstore.Position) {
-	if !p.IsZero() {
-		c.Header(ConsistencyHeader, p.String())
-	}
-}
-
-// quotaRetryAfter is the Retry-After of a task-quota answer: a task
-// stops counting as active once the worker has processed it (seconds to
-// a minute of OCR) or its owner deletes it, so retrying sooner mostly
-// fails again and much later keeps a client waiting for nothing. Stored
-// bytes free up only when the owner deletes tasks: the same interval
-// keeps such a client polling gently.
-const quotaRetryAfter = 30 * time.Second
-
-var (
-	errNoTask = problem.NotFound("No such task.")
-	errNoFile = problem.NotFound("No such file.")
-)
-
-// taskID parses the :id parameter; anything but a UUID is a missing task.
-func taskID(c *gin.Context) (uuid.UUID, bool) {
-	id, err := uuid.Parse(c.Param("id"))
+// pathID parses a path parameter; anything but a UUID (the nil one
+// included) names no task or file.
+func pathID(c *gin.Context, name string) (uuid.UUID, bool) {
+	id, err := uuid.Parse(c.Param(name))
 	if err != nil || id == uuid.Nil {
 		return uuid.Nil, false
 	}
@@ -213,20 +178,14 @@ func (h *handlers) create(c *gin.Context) {
 	var res commands.TaskResult
 	err := h.receive(c, up)
 	if err == nil {
-		res, err = h.d.Tasks.Create.Handle(c.Request.Context(), commands.CreateTask{TaskID: uuid.New(), OwnerID: who.id, Files: up.files, Meta: who.meta})
+		res, err = h.d.Tasks.Create.Handle(c.Request.Context(), commands.CreateTask{TaskID: uuid.New(), OwnerID: who.UserID, Files: up.files, Meta: who.meta})
 	}
 	if err != nil {
 		h.undo(c.Request.Context(), up)
-		switch {
-		case errors.Is(err, task.ErrQuotaExceeded):
-			err = problem.RateLimited("task-quota", quotaRetryAfter, "You have reached your limit of active tasks or stored bytes.")
-		case errors.Is(err, task.ErrInvalidInput):
-			err = problem.Invalid("The upload is invalid.").WithCause(err)
-		}
 		httpapi.WriteError(c, err)
 		return
 	}
-	consistency(c, res.Position)
+	httpapi.SetConsistencyToken(c, res.Position)
 	c.JSON(http.StatusAccepted, gin.H{"task_id": res.TaskID, "status": res.Status})
 }
 
@@ -392,22 +351,17 @@ func (h *handlers) delete(c *gin.Context) {
 	if !ok {
 		return
 	}
-	id, ok := taskID(c)
+	id, ok := pathID(c, "id")
 	if !ok {
-		httpapi.WriteError(c, errNoTask)
+		httpapi.WriteError(c, task.ErrNotFound)
 		return
 	}
-	ctx := c.Request.Context()
-	res, err := h.d.Tasks.Delete.Handle(ctx, commands.DeleteTask{TaskID: id, UserID: who.id, AsAdmin: who.admin, Meta: who.meta})
-	if errors.Is(err, task.ErrNotFound) {
-		httpapi.WriteError(c, errNoTask)
-		return
-	}
+	res, err := h.d.Tasks.Delete.Handle(c.Request.Context(), commands.DeleteTask{TaskID: id, UserID: who.UserID, AsAdmin: who.Admin(), Meta: who.meta})
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
-	consistency(c, res.Position)
+	httpapi.SetConsistencyToken(c, res.Position)
 	c.Status(http.StatusNoContent)
 }
 
@@ -416,23 +370,18 @@ func (h *handlers) retry(c *gin.Context) {
 	if !ok {
 		return
 	}
-	id, ok := taskID(c)
+	id, ok := pathID(c, "id")
 	if !ok {
-		httpapi.WriteError(c, errNoTask)
+		httpapi.WriteError(c, task.ErrNotFound)
 		return
 	}
-	res, err := h.d.Tasks.Retry.Handle(c.Request.Context(), commands.RetryTask{TaskID: id, UserID: who.id, Meta: who.meta})
-	switch {
-	case errors.Is(err, task.ErrNotFound):
-		httpapi.WriteError(c, errNoTask)
-	case errors.Is(err, task.ErrNotRetryable):
-		httpapi.WriteError(c, problem.Conflict("not-retryable", "Only a failed task with attempts left can be retried."))
-	case err != nil:
+	res, err := h.d.Tasks.Retry.Handle(c.Request.Context(), commands.RetryTask{TaskID: id, UserID: who.UserID, Meta: who.meta})
+	if err != nil {
 		httpapi.WriteError(c, err)
-	default:
-		consistency(c, res.Position)
-		c.JSON(http.StatusAccepted, gin.H{"task_id": res.TaskID, "status": res.Status})
+		return
 	}
+	httpapi.SetConsistencyToken(c, res.Position)
+	c.JSON(http.StatusAccepted, gin.H{"task_id": res.TaskID, "status": res.Status})
 }
 
 func (h *handlers) download(c *gin.Context) {
@@ -440,36 +389,31 @@ func (h *handlers) download(c *gin.Context) {
 	if !ok {
 		return
 	}
-	id, ok := taskID(c)
-	fileID, err := uuid.Parse(c.Param("file_id"))
-	if !ok || err != nil {
-		httpapi.WriteError(c, errNoFile)
+	id, okTask := pathID(c, "id")
+	fileID, okFile := pathID(c, "file_id")
+	if !okTask || !okFile {
+		httpapi.WriteError(c, task.ErrNotFound)
 		return
 	}
 	ctx := c.Request.Context()
 	// The access is recorded before a byte leaves (or the refusal, with
 	// the same 404 as a missing file).
-	res, err := h.d.Tasks.AccessFile.Handle(ctx, commands.AccessFile{UserID: who.id, TaskID: id, FileID: fileID, AsAdmin: who.admin, Meta: who.meta})
-	if errors.Is(err, task.ErrNotFound) {
-		httpapi.WriteError(c, errNoFile)
-		return
-	}
+	res, err := h.d.Tasks.AccessFile.Handle(ctx, commands.AccessFile{UserID: who.UserID, TaskID: id, FileID: fileID, AsAdmin: who.Admin(), Meta: who.meta})
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
 	rc, _, err := h.d.Blobs.Open(ctx, res.File.SHA256)
 	if errors.Is(err, blob.ErrNotFound) {
-		// Deleted between the check and the read.
-		httpapi.WriteError(c, errNoFile.WithCause(err))
-		return
+		// Deleted between the check and the read: the file is gone.
+		err = fmt.Errorf("%w: %w", task.ErrNotFound, err)
 	}
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
 	defer rc.Close()
-	consistency(c, res.Position)
+	httpapi.SetConsistencyToken(c, res.Position)
 	hd := c.Writer.Header()
 	hd.Set("Content-Type", res.File.ContentType)
 	hd.Set("Content-Disposition", ContentDisposition(res.File.Name))

@@ -31,10 +31,12 @@ import (
 	"github.com/authledger/authledger/blob"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/task"
+	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/authn"
+	"github.com/authledger/authledger/httpapi/errtable"
 	taskshttp "github.com/authledger/authledger/httpapi/tasks"
 	"github.com/authledger/authledger/projections/projtest"
 	"github.com/authledger/authledger/projections/runtime"
@@ -120,7 +122,8 @@ func newServerWith(t *testing.T, limits task.Limits, upload taskshttp.Config) *s
 	}
 	// The upload bounds its multipart body itself, as in serve.
 	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.DiscardHandler), OpenAPI: []byte("openapi: 3.1.0"),
-		Limits: httpapi.Limits{Routes: map[string]httpapi.RouteLimit{"POST /v1/tasks": {MaxBody: httpapi.NoBodyLimit}}}})
+		Limits: httpapi.Limits{Routes: map[string]httpapi.RouteLimit{"POST /v1/tasks": {MaxBody: httpapi.NoBodyLimit}}},
+		Errors: errtable.Table()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,7 +507,7 @@ func TestAnotherUsersTaskIsNotFound(t *testing.T) {
 		t.Fatalf("a request for a missing id created its stream: %v", got)
 	}
 	// An administrator may read it, and the access says so.
-	r := s.do("GET", fmt.Sprintf("/v1/tasks/%s/files/%s", id, fileID), s.token(admin, taskshttp.RoleAdmin), "", nil)
+	r := s.do("GET", fmt.Sprintf("/v1/tasks/%s/files/%s", id, fileID), s.token(admin, user.RoleAdmin), "", nil)
 	if r.status != http.StatusOK || !bytes.Equal(r.body, pngBytes("alice's")) {
 		t.Fatalf("admin download: %d %s", r.status, r.body)
 	}

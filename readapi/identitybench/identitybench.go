@@ -1,7 +1,7 @@
 // Package identitybench measures GET /v1/me through the real stack: an
 // HTTP server on a loopback port running the gin engine of httpapi.New
 // (request id, JSON access log, metrics, recovery), the real Bearer
-// middleware verifying ES256 access tokens, readapi.MountIdentity and a
+// middleware verifying ES256 access tokens, readapi.Mount and a
 // primary-key read of the user_profiles read model, which a live runner of
 // the identity projections built from events appended to the log.
 //
@@ -30,6 +30,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -38,6 +39,7 @@ import (
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/bench/loadgen"
 	"github.com/authledger/authledger/domain/session"
+	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
@@ -332,7 +334,9 @@ func serve(ctx context.Context, cfg Config, verifier *token.Verifier, rev *authn
 		return "", nil, err
 	}
 	v1 := engine.Group("/v1", authn.Middleware(verifier, rev))
-	if err := readapi.MountIdentity(v1, readapi.IdentityConfig{Pool: cfg.Pool, Waiter: waiter}); err != nil {
+	// Only /v1/me is measured; task reads are refused unrecorded.
+	refuse := func(*gin.Context, uuid.UUID, bool) error { return task.ErrNotFound }
+	if err := readapi.Mount(v1, readapi.Deps{Pool: cfg.Pool, Waiter: waiter, Authorize: refuse}); err != nil {
 		return "", nil, err
 	}
 	var lc net.ListenConfig

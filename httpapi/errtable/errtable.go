@@ -1,0 +1,94 @@
+// Package errtable is the one table from the domain's and the commands'
+// errors to the problems clients see: which status and which `type` slug
+// each answers, and the detail shown with it. cmd hands it to the engine
+// (httpapi.Config.Errors); httpapi.WriteError applies it to every error a
+// handler passes, so no handler maps errors itself.
+//
+// The table is not compiled into package httpapi because it names command
+// errors, and readapi, which writes its errors with httpapi.WriteError,
+// must not depend on the commands (ARCHITECTURE.md; docs/adr/0015).
+//
+// The slugs are part of the API contract (openapi.yaml, API.md): never
+// rename one. Details must not tell whether an account exists. The test
+// beside it fails when a package the table draws on exports an Err*
+// variable that is neither mapped nor listed as deliberately absent.
+package errtable
+
+import (
+	"errors"
+	"time"
+
+	"github.com/authledger/authledger/auth/password"
+	"github.com/authledger/authledger/auth/token"
+	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/task"
+	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/httpapi"
+	"github.com/authledger/authledger/httpapi/problem"
+	"github.com/authledger/authledger/projections/identity"
+)
+
+// QuotaRetryAfter is the Retry-After of a task-quota answer: a task stops
+// counting as active once the worker has processed it (seconds to a
+// minute of OCR) or its owner deletes it, so retrying sooner mostly fails
+// again and much later keeps a client waiting for nothing. Stored bytes
+// free up only when the owner deletes tasks: the same interval keeps such
+// a client polling gently.
+const QuotaRetryAfter = 30 * time.Second
+
+// Table returns the table, in the order it is walked: an error that wraps
+// another is listed before it (a refused refresh wraps the session's own
+// reason, which must not decide the answer).
+func Table() httpapi.ErrorTable {
+	invalid := problem.Invalid("Some fields are invalid.")
+	return httpapi.ErrorTable{
+		// Commands.
+		{Err: commands.ErrConflict, Problem: problem.Conflict("", "The resource kept changing while the request ran; nothing was written. Retry the request.")},
+		// One answer for an unknown email and a wrong password.
+		{Err: commands.ErrInvalidCredentials, Problem: problem.Unauthenticated("invalid-credentials", "The email or password is incorrect.")},
+		{Err: commands.ErrInvalidToken, Problem: problem.Unauthenticated("invalid-token", "The refresh token is invalid, expired or revoked.")},
+		// No such session, or another user's: not told apart.
+		{Err: commands.ErrSessionNotFound, Problem: problem.NotFound("No such session.")},
+
+		// Users and passwords.
+		{Err: user.ErrThrottled, Problem: problem.RateLimited("rate-limited", time.Second, "Too many failed logins from here; retry later."), Details: throttleWait},
+		{Err: user.ErrEmailTaken, Problem: problem.Conflict("email-taken", "This email address is already registered.")},
+		{Err: user.ErrInvalidInput, Problem: invalid, Details: invalidFields},
+		{Err: password.ErrPolicy, Problem: invalid, Details: invalidFields},
+
+		// Tasks and files. Another user's task or file answers exactly as
+		// a missing one.
+		{Err: task.ErrNotFound, Problem: problem.NotFound("No such task or file.")},
+		{Err: task.ErrNotRetryable, Problem: problem.Conflict("not-retryable", "Only a failed task with attempts left can be retried.")},
+		{Err: task.ErrQuotaExceeded, Problem: problem.RateLimited("task-quota", QuotaRetryAfter, "You have reached your limit of active tasks or stored bytes.")},
+		{Err: task.ErrInvalidInput, Problem: problem.Invalid("The task request is invalid.")},
+
+		// Access tokens (the authentication middleware).
+		{Err: token.ErrInvalidToken, Problem: problem.Unauthenticated("invalid-token", "The access token is invalid or expired.")},
+
+		// Read models: a row the projection has not reached yet looks the
+		// same as one that does not exist.
+		{Err: identity.ErrNotFound, Problem: problem.NotFound("Not found. If you have just registered or logged in, send the X-Consistency-Token of that response.")},
+	}
+}
+
+// throttleWait answers with the throttle's own wait.
+func throttleWait(err error, p *problem.Error) {
+	var t *user.ThrottledError
+	if errors.As(err, &t) && t.RetryAfter > 0 {
+		p.RetryAfter = t.RetryAfter
+	}
+}
+
+// invalidFields lists every invalid field the error carries: a
+// registration reports its email, display name and password problems
+// together (errors.Join).
+func invalidFields(err error, p *problem.Error) {
+	for _, fe := range user.FieldErrors(err) {
+		p.Fields = append(p.Fields, problem.FieldError{Field: fe.Field, Message: fe.Message})
+	}
+	var pe *password.PolicyError
+	if errors.As(err, &pe) {
+		p.Fields = append(p.Fields, problem.FieldError{Field: "password", Message: pe.Message})
+	}
+}

@@ -1,0 +1,72 @@
+package httpapi
+
+import (
+	"slices"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/httpapi/problem"
+)
+
+// Principal is the authenticated caller of a request, as the
+// authentication middleware (httpapi/authn) established it from a
+// verified access token. It is the only record of the caller on a
+// request: handlers read it with Caller, the access log with it.
+type Principal struct {
+	// UserID is the token's subject.
+	UserID uuid.UUID
+	// SessionID is the session the access token belongs to (the sid
+	// claim): logout ends it, a session list marks it as the caller's own.
+	SessionID uuid.UUID
+	// Roles are the token's roles claim (user.DefaultRole, user.RoleAdmin,
+	// user.RoleAuditor, ...), as the session carried them at issue.
+	Roles []string
+}
+
+// HasRole reports whether p has one of roles.
+func (p Principal) HasRole(roles ...string) bool {
+	return slices.ContainsFunc(p.Roles, func(r string) bool { return slices.Contains(roles, r) })
+}
+
+// Admin reports whether p has the admin role, which reads and deletes any
+// user's task (audited as such) and reads the whole audit trail.
+func (p Principal) Admin() bool { return p.HasRole(user.RoleAdmin) }
+
+// Actor is p as the actor of the events its requests append.
+func (p Principal) Actor() events.Actor {
+	return events.Actor{Kind: events.ActorUser, ID: p.UserID.String()}
+}
+
+const keyPrincipal = "authledger.principal"
+
+// SetPrincipal records the caller of the request. Only the authentication
+// middleware calls it, once, after verifying the access token; p.UserID is
+// never uuid.Nil.
+func SetPrincipal(c *gin.Context, p Principal) { c.Set(keyPrincipal, p) }
+
+// ErrUnauthenticated is the answer to a request without a caller: no
+// Bearer token, or a route that is not behind the authentication
+// middleware (a wiring mistake, refused rather than served anonymously).
+var ErrUnauthenticated = problem.Unauthenticated("", "A Bearer access token is required.")
+
+// Caller returns the authenticated caller of the request, or
+// ErrUnauthenticated when it has none.
+func Caller(c *gin.Context) (Principal, error) {
+	p, ok := principal(c)
+	if !ok {
+		return Principal{}, ErrUnauthenticated
+	}
+	return p, nil
+}
+
+func principal(c *gin.Context) (Principal, bool) {
+	v, ok := c.Get(keyPrincipal)
+	if !ok {
+		return Principal{}, false
+	}
+	p, ok := v.(Principal)
+	return p, ok && p.UserID != uuid.Nil
+}
