@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authledger/authledger/eventstore"
@@ -14,10 +13,11 @@ import (
 // pass is one subscription of a binding, from a loaded checkpoint until
 // an error ends it (errDone: a rebuild that caught up). It reads batches
 // from its feed, applies each in one transaction, commits it with the
-// checkpoint, and reports the commit.
+// checkpoint, and reports the commit. All of it runs on the goroutine
+// that owns the transaction; only the store subscription (and Prepare)
+// reads ahead on its own.
 type pass struct {
 	b    *binding
-	out  chan<- *message.Message
 	rs   *retryState
 	feed *feed
 	// cp is the last committed checkpoint: where the next batch starts,
@@ -35,15 +35,19 @@ type txBatch struct {
 	n       int // events applied in it
 	first   eventstore.RecordedEvent
 	started time.Time
+	// delivery is what Apply finds in its context (DeliveryFrom), one per
+	// batch, set for each event.
+	delivery *Delivery
+	ctx      context.Context
 }
 
 // run subscribes from cp and applies batches until an error. An open
 // batch is rolled back on return.
-func (b *binding) run(ctx context.Context, cp checkpoint, out chan<- *message.Message, rs *retryState) error {
+func (b *binding) run(ctx context.Context, cp checkpoint, rs *retryState) error {
 	if b.reached(cp) {
 		return errDone
 	}
-	p := &pass{b: b, out: out, rs: rs, cp: cp, feed: b.subscribe(ctx, cp.Position)}
+	p := &pass{b: b, rs: rs, cp: cp, feed: b.subscribe(ctx, cp.Position)}
 	defer p.feed.close()
 	for {
 		start, err := p.feed.next(ctx, p.cp.Position)
@@ -111,11 +115,13 @@ func (p *pass) open(ctx context.Context, first *eventstore.RecordedEvent) (*txBa
 		}
 		return nil, fmt.Errorf("begin batch: %w", err)
 	}
+	bt.delivery = &Delivery{Tx: tx, Tables: bt.tables, Batch: bt.batch}
+	bt.ctx = context.WithValue(ctx, deliveryKey{}, bt.delivery)
 	return bt, nil
 }
 
-// add applies one item to the open batch: an event, through the router,
-// or a position the checkpoint advances to without one.
+// add applies one item to the open batch: an event, or a position the
+// checkpoint advances to without one.
 func (p *pass) add(ctx context.Context, bt *txBatch, it item) error {
 	if it.ev == nil {
 		if it.pos.Compare(bt.cp.Position) > 0 {
@@ -123,10 +129,10 @@ func (p *pass) add(ctx context.Context, bt *txBatch, it item) error {
 		}
 		return nil
 	}
-	if err := deliver(ctx, p.out, bt, it); err != nil {
-		return err
-	}
 	ev := *it.ev
+	if err := bt.apply(ev, it.prepared); err != nil {
+		return &applyFailure{ev: ev, err: err}
+	}
 	if bt.n == 0 {
 		bt.first = ev
 	}
@@ -165,26 +171,40 @@ func (p *pass) commit(ctx context.Context, bt *txBatch) error {
 		return bt.fail(fmt.Errorf("commit: %w", err))
 	}
 	p.cp = bt.cp
-	p.report(bt.n)
+	p.report(bt.n, time.Since(bt.started))
 	if p.b.reached(p.cp) {
 		return errDone
 	}
 	return nil
 }
 
-// report tells of a commit of n events: the feed (CommitInterval), the
-// retry state (past the failing event, through the outage), the
-// binding's state and its listeners (metrics, waiters, a rebuild's
-// progress).
-func (p *pass) report(n int) {
+// report tells of a commit of n events, open for d: the feed
+// (CommitInterval), the retry state (past the failing event, through the
+// outage), the binding's state and its listeners (metrics, waiters, a
+// rebuild's progress).
+func (p *pass) report(n int, d time.Duration) {
 	p.feed.committed()
 	p.rs.committed(p.cp.Position)
 	if p.b.onState != nil && p.rs.attempts == 0 {
 		p.b.onState(StateRunning, nil)
 	}
 	if p.b.onCommit != nil {
-		p.b.onCommit(p.cp, n)
+		p.b.onCommit(p.cp, n, d)
 	}
+}
+
+// apply hands one event to the projection's batch. The projection finds
+// the transaction and its Prepare result in Apply's context
+// (DeliveryFrom). A panic fails the event like an error: the batch rolls
+// back and the event is retried, never skipped.
+func (bt *txBatch) apply(ev eventstore.RecordedEvent, prepared any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	bt.delivery.Event, bt.delivery.Prepared = ev, prepared
+	return bt.batch.Apply(bt.ctx, ev)
 }
 
 // fail attributes a failure to flush or commit: to the batch's one event,

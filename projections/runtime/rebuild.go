@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -160,7 +159,7 @@ func Rebuild(ctx context.Context, cfg Config, name string, opts RebuildOptions) 
 	}()
 	report()
 
-	onCommit := func(cp checkpoint, _ int) {
+	onCommit := func(cp checkpoint, _ int, _ time.Duration) {
 		mu.Lock()
 		prog.Applied, prog.Position = cp.EventsApplied, cp.Position
 		mu.Unlock()
@@ -255,36 +254,12 @@ func prepareRebuild(ctx context.Context, pool *pgxpool.Pool, p Projection) (gen 
 	return gen, total, err
 }
 
-// build runs the rebuild's subscription (the same subscriber and router
-// path as the live runner, on the rebuild's own checkpoint row) until its
-// checkpoint reaches target or nothing is left to deliver.
-func build(ctx context.Context, e *engine, p Projection, target eventstore.Position, onCommit func(checkpoint, int)) error {
-	done := make(chan error, 1)
-	topic := p.Name() + "@rebuild"
-	sub := newSubscriber(e)
-	sub.bind(topic, &binding{e: e, p: p, sink: rebuildSink(p.Name()), done: done, stopAt: target, onCommit: onCommit})
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, watermillLogger(e.logger))
-	if err != nil {
-		return err
-	}
-	router.AddConsumerHandler(topic, topic, sub, handlerFunc)
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	runErr := make(chan error, 1)
-	go func() { runErr <- router.Run(rctx) }()
-	var buildErr error
-	select {
-	case buildErr = <-done:
-	case <-ctx.Done():
-		buildErr = ctx.Err()
-	}
-	cancel()
-	_ = router.Close()
-	_ = sub.Close()
-	if err := <-runErr; err != nil && buildErr == nil && ctx.Err() == nil {
-		buildErr = fmt.Errorf("rebuild router: %w", err)
-	}
-	return buildErr
+// build runs the rebuild's subscription (the same binding as the live
+// runner's, on the rebuild's own checkpoint row) until its checkpoint
+// reaches target or nothing is left to deliver.
+func build(ctx context.Context, e *engine, p Projection, target eventstore.Position, onCommit func(checkpoint, int, time.Duration)) error {
+	b := &binding{e: e, p: p, sink: rebuildSink(p.Name()), stopAt: target, onCommit: onCommit}
+	return b.supervise(ctx)
 }
 
 // behindError: the rebuild has not reached the serving generation's

@@ -12,7 +12,8 @@ import (
 	"github.com/authledger/authledger/outage"
 )
 
-// applyFailure is an event that a handler refused (error, nack, panic).
+// applyFailure is an event that a projection refused (an error or a
+// panic of Apply, or of the batch that held it alone).
 type applyFailure struct {
 	ev  eventstore.RecordedEvent
 	err error
@@ -34,10 +35,7 @@ type batchFailure struct {
 func (f *batchFailure) Error() string { return fmt.Sprintf("commit batch up to %s: %v", f.last, f.err) }
 func (f *batchFailure) Unwrap() error { return f.err }
 
-var (
-	errDone   = errors.New("projections: caught up")
-	errNacked = errors.New("handler nacked the event")
-)
+var errDone = errors.New("projections: caught up")
 
 // isTransient tells infrastructure failures (connection dropped, server
 // shutting down, timeouts, deadlocks: outage.Retryable) from failures to

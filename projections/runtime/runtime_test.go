@@ -90,7 +90,7 @@ func TestRunnerAppliesEventsAndWaiterSeesThem(t *testing.T) {
 		have[mf.GetName()] = true
 	}
 	for _, name := range []string{"authledger_projection_failures_total", "authledger_projection_checkpoint_position",
-		"authledger_watermill_handler_execution_time_seconds"} {
+		"authledger_projection_batch_duration_seconds"} {
 		if !have[name] {
 			t.Errorf("metric %s not registered (have %v)", name, have)
 		}
