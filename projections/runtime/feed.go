@@ -1,7 +1,9 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -48,9 +50,11 @@ type feed struct {
 	flush      <-chan time.Time
 	flushTimer *time.Timer
 
-	// idle (rebuilds) fires when the subscription has delivered nothing
-	// for RebuildIdle: the rebuild has caught up.
-	idle *time.Timer
+	// idle (rebuilds) fires when the pass has waited RebuildIdle for the
+	// subscription to deliver anything; caughtUp then asks the log whether
+	// the rebuild has indeed caught up.
+	idle     *time.Timer
+	caughtUp func(ctx context.Context, cp eventstore.Position) (bool, error)
 }
 
 // subscribe starts the binding's store subscription after the position.
@@ -63,7 +67,7 @@ func (b *binding) subscribe(ctx context.Context, after eventstore.Position) *fee
 		gatherTimer: stoppedTimer(), flushTimer: stoppedTimer(),
 	}
 	if !b.live {
-		f.idle = time.NewTimer(cfg.RebuildIdle)
+		f.idle, f.caughtUp = stoppedTimer(), b.caughtUp
 	}
 	send := func(ctx context.Context, it item) error {
 		select {
@@ -126,6 +130,10 @@ func (f *feed) next(ctx context.Context, cp eventstore.Position) (item, error) {
 	for {
 		it, err := f.wait(ctx)
 		switch {
+		case errors.Is(err, errIdle):
+			if done, err := f.caughtUp(ctx, cp); done || err != nil {
+				return item{}, cmp.Or(err, errDone)
+			}
 		case err != nil:
 			return item{}, err
 		case it.ev != nil:
@@ -148,11 +156,14 @@ func (f *feed) wait(ctx context.Context) (item, error) {
 	}
 	var idle <-chan time.Time
 	if f.idle != nil {
+		// Idle is time spent waiting here, not applying: a batch that
+		// took longer than RebuildIdle finds the next events waiting.
+		f.idle.Reset(f.cfg.RebuildIdle)
+		defer f.idle.Stop()
 		idle = f.idle.C
 	}
 	select {
 	case it := <-f.items:
-		f.took()
 		return f.gatherAfter(ctx, it)
 	case <-f.flush:
 		f.flush = nil
@@ -160,7 +171,7 @@ func (f *feed) wait(ctx context.Context) (item, error) {
 	case err := <-f.ended:
 		return item{}, fmt.Errorf("subscription ended: %w", err)
 	case <-idle:
-		return item{}, errDone
+		return item{}, errIdle
 	case <-ctx.Done():
 		return item{}, ctx.Err()
 	}
@@ -214,7 +225,6 @@ func (f *feed) more() (item, bool) {
 	}
 	select {
 	case it := <-f.items:
-		f.took()
 		return it, true
 	default:
 		return item{}, false
@@ -231,18 +241,24 @@ func (f *feed) pop() (item, bool) {
 	}
 	it := f.queued[0]
 	f.queued = f.queued[1:]
-	f.took()
 	return it, true
 }
 
-// took notes that the subscription delivered something: a rebuild is not
-// idle.
-func (f *feed) took() {
-	if f.idle == nil {
-		return
+// errIdle: a rebuild's subscription delivered nothing for RebuildIdle.
+var errIdle = errors.New("projections: subscription idle")
+
+// caughtUp reports whether an idle rebuild is done: no event of its filter
+// lies between its checkpoint and the head it set out to reach. A
+// subscription merely slow to deliver (a loaded database) is waited for.
+// The filter's last events may be past stopAt without the checkpoint ever
+// reaching it (nothing reports the filtered-out tail): idle is what ends
+// such a rebuild.
+func (b *binding) caughtUp(ctx context.Context, cp eventstore.Position) (bool, error) {
+	evs, err := b.e.store.ReadAll(ctx, eventstore.ReadAllOptions{After: cp, Limit: 1, Filter: b.p.Filter()})
+	if err != nil {
+		return false, fmt.Errorf("projections: is the rebuild caught up: %w", err)
 	}
-	f.idle.Stop()
-	f.idle.Reset(f.cfg.RebuildIdle)
+	return len(evs) == 0 || evs[0].Position.Compare(b.stopAt) > 0, nil
 }
 
 // scan keeps a live binding's progress through filtered-out events, and

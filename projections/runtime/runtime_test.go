@@ -652,3 +652,67 @@ func TestBatchesCommitWithoutWaitingForTheFlush(t *testing.T) {
 		t.Fatalf("counts %v, want %v", got, want)
 	}
 }
+
+// slowFlush is a counter whose batches take longer to flush than a
+// rebuild's RebuildIdle.
+type slowFlush struct {
+	*projtest.Counter
+	delay time.Duration
+}
+
+func (s slowFlush) Begin(ctx context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
+	b, err := s.Counter.Begin(ctx, tx, t)
+	return slowBatch{Batch: b, delay: s.delay}, err
+}
+
+type slowBatch struct {
+	runtime.Batch
+	delay time.Duration
+}
+
+func (b slowBatch) Flush(ctx context.Context) error {
+	time.Sleep(b.delay)
+	return b.Batch.Flush(ctx)
+}
+
+// A rebuild is caught up when its subscription has had nothing to deliver
+// for RebuildIdle, not when its own batches took that long: a rebuild
+// whose batches flush slowly still applies the whole log before it swaps
+// (it used to swap in a partial generation and leave the rest to the live
+// runner, or to nobody).
+func TestSlowBatchesDoNotCutARebuildShort(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env := projtest.New(t)
+	// Six batches of RebuildBatchSize: the first event of each arrives
+	// after the previous batch took longer than RebuildIdle.
+	const n = 6 * runtime.RebuildBatchSize
+	var last eventstore.Position
+	for i := range n / 1000 {
+		evs := make([]eventstore.EventData, 1000)
+		for j := range evs {
+			evs[j] = projtest.Event("thing.happened.v1", map[string]int{"i": i*1000 + j}, "u")
+		}
+		res, err := env.Store.Append(ctx, fmt.Sprintf("thing-%d", i), eventstore.NoStream{}, evs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = res.Position
+	}
+	cfg := env.Config()
+	cfg.RebuildIdle = 300 * time.Millisecond
+	p := slowFlush{Counter: &projtest.Counter{ProjectionName: "counter"}, delay: 2 * cfg.RebuildIdle}
+	cfg.Projections = []runtime.Projection{p}
+	final, err := runtime.Rebuild(ctx, cfg, "counter", runtime.RebuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No live runner: what the rebuild swapped in is all there is.
+	if final.Applied != n || final.Position != last {
+		t.Fatalf("rebuild swapped in %d events up to %s, want %d up to %s", final.Applied, final.Position, n, last)
+	}
+	if got, want := env.Counts(t, ctx, "counter_counts"), env.ExpectedCounts(t, ctx, last); !reflect.DeepEqual(got, want) {
+		t.Fatalf("rebuilt counts differ from the log: %s", countsDiff(got, want))
+	}
+}
