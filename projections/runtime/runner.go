@@ -120,19 +120,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	for attempt := 1; ; attempt++ {
-		err := Setup(ctx, r.e.pool, r.e.cfg.Projections...)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		if !isTransient(err) {
-			return err
-		}
-		r.e.logger.Warn("projection setup failed; retrying", "error", err, "attempt", attempt)
-		sleep(ctx, backoff(r.e.cfg.RetryBackoff, r.e.cfg.MaxBackoff, attempt))
+	if err := r.setup(ctx); err != nil || ctx.Err() != nil {
+		return err
 	}
 	for _, p := range r.e.cfg.Projections {
 		if err := dropStaleGenerations(ctx, r.e.pool, p); err != nil {
@@ -168,6 +157,22 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// setup runs Setup until it succeeds, retrying while the database is
+// away; it gives up on another error, or quietly when ctx is done.
+func (r *Runner) setup(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		err := Setup(ctx, r.e.pool, r.e.cfg.Projections...)
+		switch {
+		case err == nil, ctx.Err() != nil:
+			return nil
+		case !isTransient(err):
+			return err
+		}
+		r.e.logger.Warn("projection setup failed; retrying", "error", err, "attempt", attempt)
+		sleep(ctx, backoff(r.e.cfg.RetryBackoff, r.e.cfg.MaxBackoff, attempt))
+	}
 }
 
 // Running is closed once Run has started the projections.
