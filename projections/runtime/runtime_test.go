@@ -716,3 +716,37 @@ func TestSlowBatchesDoNotCutARebuildShort(t *testing.T) {
 		t.Fatalf("rebuilt counts differ from the log: %s", countsDiff(got, want))
 	}
 }
+
+// A projection that panics on an event fails that event like an error:
+// the process goes on, the projection retries and then stops on it, and
+// the events before it stay applied.
+func TestPanickingProjectionFailsTheEvent(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	env := projtest.New(t)
+	c := &projtest.Counter{ProjectionName: "counter"}
+	env.AppendN(t, ctx, 5, 1)
+	bad := projtest.Event("thing.broken.v1", map[string]any{"x": 1}, "u")
+	if _, err := env.Store.Append(ctx, "thing-bad", eventstore.Any{}, bad); err != nil {
+		t.Fatal(err)
+	}
+	fail := func(ev eventstore.RecordedEvent) error {
+		if ev.ID == bad.ID {
+			panic("cannot handle this one")
+		}
+		return nil
+	}
+	c.Fail.Store(&fail)
+	cfg := env.Config(c)
+	cfg.MaxAttempts = 2
+	r, _ := projtest.StartRunner(t, cfg)
+	waitState(t, r, "counter", runtime.StateFailed)
+	st, err := runtime.Status(ctx, env.Pool, env.Store, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].FailedEventID != bad.ID.String() || !strings.Contains(st[0].LastError, "panicked") || st[0].EventsApplied != 5 {
+		t.Fatalf("status = %+v", st[0])
+	}
+}
