@@ -15,6 +15,9 @@ type metrics struct {
 	lagEvents  *prometheus.GaugeVec
 	lagSeconds *prometheus.GaugeVec
 	failed     *prometheus.GaugeVec
+	// batchSeconds is how long each committed transaction was open: a
+	// long one holds back every reader of the log (the store's horizon).
+	batchSeconds *prometheus.HistogramVec
 
 	followerRetries   *prometheus.CounterVec
 	followerLag       *prometheus.GaugeVec
@@ -51,6 +54,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "authledger", Subsystem: "projection", Name: "failed",
 			Help: "1 while the projection is stopped on an event it cannot apply.",
 		}, []string{"projection"}),
+		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "authledger", Subsystem: "projection", Name: "batch_duration_seconds",
+			Help:    "Time from the start of a projection's transaction to its commit, per committed batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"projection"}),
 		followerRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "authledger", Subsystem: "follower", Name: "retries_total",
 			Help: "Times a local log follower (revocation feed, worker wake-ups) resumed after its subscription or handler failed.",
@@ -85,6 +93,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.failed, err = registerVec(reg, m.failed); err != nil {
+		return nil, err
+	}
+	if m.batchSeconds, err = registerVec(reg, m.batchSeconds); err != nil {
 		return nil, err
 	}
 	if m.followerRetries, err = registerVec(reg, m.followerRetries); err != nil {

@@ -1,32 +1,31 @@
 // Package runtime runs projections: read models in PostgreSQL built from the
 // event log, exactly-once in effect (ARCHITECTURE.md rule 5).
 //
-// The shape is Watermill's. A message.Subscriber backed by the event store's
-// $all subscription (one subscription and one checkpoint per projection)
-// feeds a message.Router, and each projection is one of the router's
-// handlers. The subscriber opens the projection's PostgreSQL transaction and
-// hands it to the handler through the message context; the ack lets the
-// subscriber commit the read-model rows and the checkpoint together, in that
-// one transaction. While catching up, several events share a transaction
-// (Config.BatchSize events or Config.BatchTimeout, whichever comes first);
-// as soon as no event is pending the batch commits, so live latency stays
-// low. Live, commits are at least Config.CommitInterval apart while events
-// keep coming: the events that arrive sooner are gathered first (outside
-// any transaction) and applied together. Batches commit without waiting for
-// the WAL flush (synchronous_commit off): the log is the durable record, and
-// a crash that loses a batch's commit loses its checkpoint with it.
+// Each projection runs as one store subscription of $all from its
+// checkpoint (one subscription and one checkpoint per projection). The
+// runtime reads what the subscription delivers in batches, applies each
+// batch in one PostgreSQL transaction by calling the projection's Batch,
+// and commits the read-model rows and the checkpoint together, in that one
+// transaction (docs/adr/0018: no Watermill router in between). While
+// catching up, several events share a transaction (Config.BatchSize events
+// or Config.BatchTimeout, whichever comes first); as soon as no event is
+// pending the batch commits, so live latency stays low. Live, commits are
+// at least Config.CommitInterval apart while events keep coming: the
+// events that arrive sooner are gathered first (outside any transaction)
+// and applied together. Batches commit without waiting for the WAL flush
+// (synchronous_commit off): the log is the durable record, and a crash
+// that loses a batch's commit loses its checkpoint with it.
 //
-// Failure policy: a handler error (or a nack, or a panic) rolls the whole
-// open batch back and the subscription resumes from the last committed
-// checkpoint, with backoff, committing one event per transaction until it is
-// past the failing event. After Config.MaxAttempts failures of the same event
-// the projection stops: its state becomes StateFailed (Runner.Ready reports
-// it, the checkpoint row says it, a metric counts it, an error log names the
-// projection, the event id and type, and the error). The event is never
-// skipped; a restarted runner resumes from the checkpoint. The router uses
-// no Retry or PoisonQueue middleware on purpose: a redelivery inside an
-// aborted PostgreSQL transaction cannot succeed, and PoisonQueue acks after
-// parking, which would skip the event.
+// Failure policy: an error (or a panic) of Apply, Flush or the commit
+// rolls the whole open batch back and the subscription resumes from the
+// last committed checkpoint, with backoff, committing one event per
+// transaction until it is past the failing event. After Config.MaxAttempts
+// failures of the same event the projection stops: its state becomes
+// StateFailed (Runner.Ready reports it, the checkpoint row says it, a
+// metric counts it, an error log names the projection, the event id and
+// type, and the error). The event is never skipped, nor parked aside; a
+// restarted runner resumes from the checkpoint. An outage (the database or
+// the store away) is retried forever and does not count as an attempt.
 //
 // Read models are versioned: a projection's tables are created per
 // generation (audit_log_g1, audit_log_g2, ...) and queries go through views
@@ -149,30 +148,31 @@ func (b funcBatch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error
 
 func (funcBatch) Flush(context.Context) error { return nil }
 
-// Delivery is what a projection handler finds in a Watermill message's
-// context: the event, the open transaction and the projection's batch.
+// Delivery is what a projection's Batch.Apply finds in its context
+// (DeliveryFrom): the event being applied, the batch's open transaction,
+// its tables and the projection's batch. It is valid during that Apply
+// only (the runtime reuses it for the batch's next event).
 type Delivery struct {
 	Event  eventstore.RecordedEvent
 	Tx     pgx.Tx
 	Tables Tables
 	Batch  Batch
-	// Prepared is the projection's Prepare result, when it is a Preparer.
+	// Prepared is the projection's Prepare result for Event, when it is a
+	// Preparer.
 	Prepared any
-	// err records the handler's error, which Watermill turns into a bare
-	// nack, so that the failure log can name it.
-	err error
 }
 
 type deliveryKey struct{}
 
-// DeliveryFrom returns the delivery carried by a message context of the
-// projection router.
+// DeliveryFrom returns the delivery in the context of a Batch.Apply call
+// made by the runtime.
 func DeliveryFrom(ctx context.Context) (*Delivery, bool) {
 	d, ok := ctx.Value(deliveryKey{}).(*Delivery)
 	return d, ok
 }
 
-// TxFrom returns the projection's open transaction from a message context.
+// TxFrom returns the projection's open transaction from the context of a
+// Batch.Apply call made by the runtime.
 func TxFrom(ctx context.Context) (pgx.Tx, bool) {
 	d, ok := DeliveryFrom(ctx)
 	if !ok {

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -81,15 +81,11 @@ func Rebuild(ctx context.Context, cfg Config, name string, opts RebuildOptions) 
 	if opts.ProgressInterval <= 0 {
 		opts.ProgressInterval = 500 * time.Millisecond
 	}
-	var p Projection
-	for _, q := range cfg.Projections {
-		if q.Name() == name {
-			p = q
-		}
-	}
-	if p == nil {
+	i := slices.IndexFunc(cfg.Projections, func(q Projection) bool { return q.Name() == name })
+	if i < 0 {
 		return Progress{}, fmt.Errorf("%w: %s", ErrUnknownProjection, name)
 	}
+	p := cfg.Projections[i]
 	if err := Setup(ctx, cfg.Pool, p); err != nil {
 		return Progress{}, err
 	}
@@ -114,105 +110,135 @@ func Rebuild(ctx context.Context, cfg Config, name string, opts RebuildOptions) 
 	if err != nil {
 		return Progress{}, fmt.Errorf("projections: head: %w", err)
 	}
-	start := time.Now()
-	var mu sync.Mutex
-	prog := Progress{Projection: name, Generation: gen, Phase: PhaseBuilding, Total: total}
-	snapshot := func() Progress {
-		mu.Lock()
-		defer mu.Unlock()
-		q := prog
-		q.Elapsed = time.Since(start)
-		if s := q.Elapsed.Seconds(); s > 0 {
-			q.EventsPerSecond = float64(q.Applied) / s
-		}
-		if q.Phase == PhaseBuilding && q.EventsPerSecond > 0 && q.Total > q.Applied {
-			q.ETA = time.Duration(float64(q.Total-q.Applied) / q.EventsPerSecond * float64(time.Second))
-		}
-		return q
-	}
-	report := func() {
-		if opts.Progress != nil {
-			opts.Progress(snapshot())
-		}
-	}
-	stopReport := make(chan struct{})
-	reportDone := make(chan struct{})
-	go func() {
-		defer close(reportDone)
-		t := time.NewTicker(opts.ProgressInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopReport:
-				return
-			case <-t.C:
-				report()
-			}
-		}
-	}()
-	defer func() {
-		select {
-		case <-stopReport:
-		default:
-			close(stopReport)
-		}
-		<-reportDone
-	}()
-	report()
-
-	onCommit := func(cp checkpoint, _ int) {
-		mu.Lock()
-		prog.Applied, prog.Position = cp.EventsApplied, cp.Position
-		mu.Unlock()
-	}
-	target := head
-	for round := 1; ; round++ {
-		mu.Lock()
-		prog.Phase = PhaseBuilding
-		mu.Unlock()
-		if err := build(ctx, e, p, target, onCommit); err != nil {
-			return snapshot(), fmt.Errorf("projections: rebuild of %s: %w", name, err)
-		}
-		if ix, ok := p.(Indexer); ok && round == 1 {
-			err := pgx.BeginFunc(ctx, cfg.Pool, func(tx pgx.Tx) error { return ix.CreateIndexes(ctx, tx, Tables{Generation: gen}) })
-			if err != nil {
-				return snapshot(), fmt.Errorf("projections: index generation %d of %s: %w", gen, name, err)
-			}
-		}
-		mu.Lock()
-		prog.Phase = PhaseSwapping
-		mu.Unlock()
-		report()
-		var swapErr error
-		for attempt := 1; attempt <= 10; attempt++ {
-			swapErr = swap(ctx, cfg.Pool, p, gen)
-			if swapErr == nil || !isTransient(swapErr) || ctx.Err() != nil {
-				break
-			}
-			e.logger.Warn("swap failed; retrying", "attempt", attempt, "error", swapErr)
-			sleep(ctx, backoff(cfg.RetryBackoff, cfg.MaxBackoff, attempt))
-		}
-		var behind *behindError
-		if errors.As(swapErr, &behind) && round < 100 {
-			// The serving generation is ahead (a live runner kept going):
-			// catch up with it first, so that the checkpoint never moves
-			// back and no read-your-writes wait that it satisfied is undone.
-			target = behind.live
-			continue
-		}
-		if swapErr != nil {
-			return snapshot(), fmt.Errorf("projections: swap %s to generation %d: %w", name, gen, swapErr)
-		}
-		break
+	prog := &rebuildProgress{prog: Progress{Projection: name, Generation: gen, Phase: PhaseBuilding, Total: total}, start: time.Now(), sink: opts.Progress}
+	defer prog.every(opts.ProgressInterval)()
+	prog.report()
+	if err := buildAndSwap(ctx, e, p, gen, head, prog); err != nil {
+		return prog.snapshot(), err
 	}
 	if err := dropStaleGenerations(ctx, cfg.Pool, p); err != nil {
 		e.logger.Warn("could not drop the old generation yet; the next runner start or rebuild will", "error", err)
 	}
-	mu.Lock()
-	prog.Phase = PhaseDone
-	mu.Unlock()
-	report()
-	return snapshot(), nil
+	prog.phase(PhaseDone)
+	return prog.snapshot(), nil
+}
+
+// buildAndSwap builds generation gen up to target and swaps it in, in
+// rounds: while the serving generation is ahead (a live runner kept
+// going), the rebuild first catches up with it, so that the checkpoint
+// never moves back and no read-your-writes wait that it satisfied is
+// undone.
+func buildAndSwap(ctx context.Context, e *engine, p Projection, gen int, target eventstore.Position, prog *rebuildProgress) error {
+	name := p.Name()
+	for round := 1; ; round++ {
+		prog.set(PhaseBuilding)
+		if err := build(ctx, e, p, target, prog.committed); err != nil {
+			return fmt.Errorf("projections: rebuild of %s: %w", name, err)
+		}
+		if ix, ok := p.(Indexer); ok && round == 1 {
+			err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error { return ix.CreateIndexes(ctx, tx, Tables{Generation: gen}) })
+			if err != nil {
+				return fmt.Errorf("projections: index generation %d of %s: %w", gen, name, err)
+			}
+		}
+		prog.phase(PhaseSwapping)
+		err := swapRetrying(ctx, e, p, gen)
+		var behind *behindError
+		if errors.As(err, &behind) && round < 100 {
+			target = behind.live
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("projections: swap %s to generation %d: %w", name, gen, err)
+		}
+		return nil
+	}
+}
+
+// swapRetrying swaps, retrying (up to 10 times) while it fails for a
+// transient reason.
+func swapRetrying(ctx context.Context, e *engine, p Projection, gen int) error {
+	var err error
+	for attempt := 1; attempt <= 10; attempt++ {
+		err = swap(ctx, e.pool, p, gen)
+		if err == nil || !isTransient(err) || ctx.Err() != nil {
+			return err
+		}
+		e.logger.Warn("swap failed; retrying", "attempt", attempt, "error", err)
+		sleep(ctx, backoff(e.cfg.RetryBackoff, e.cfg.MaxBackoff, attempt))
+	}
+	return err
+}
+
+// rebuildProgress is a rebuild's Progress as its commits and phases move
+// it; sink (RebuildOptions.Progress) hears of it.
+type rebuildProgress struct {
+	mu    sync.Mutex
+	prog  Progress
+	start time.Time
+	sink  func(Progress)
+}
+
+func (r *rebuildProgress) snapshot() Progress {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	q := r.prog
+	q.Elapsed = time.Since(r.start)
+	if s := q.Elapsed.Seconds(); s > 0 {
+		q.EventsPerSecond = float64(q.Applied) / s
+	}
+	if q.Phase == PhaseBuilding && q.EventsPerSecond > 0 && q.Total > q.Applied {
+		q.ETA = time.Duration(float64(q.Total-q.Applied) / q.EventsPerSecond * float64(time.Second))
+	}
+	return q
+}
+
+func (r *rebuildProgress) report() {
+	if r.sink != nil {
+		r.sink(r.snapshot())
+	}
+}
+
+func (r *rebuildProgress) set(phase string) {
+	r.mu.Lock()
+	r.prog.Phase = phase
+	r.mu.Unlock()
+}
+
+// phase enters a phase and reports it at once.
+func (r *rebuildProgress) phase(phase string) {
+	r.set(phase)
+	r.report()
+}
+
+// committed is the rebuild binding's onCommit.
+func (r *rebuildProgress) committed(cp checkpoint, _ int, _ time.Duration) {
+	r.mu.Lock()
+	r.prog.Applied, r.prog.Position = cp.EventsApplied, cp.Position
+	r.mu.Unlock()
+}
+
+// every reports every interval until the returned stop is called.
+func (r *rebuildProgress) every(interval time.Duration) (stop func()) {
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				r.report()
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
 }
 
 // prepareRebuild creates the next generation's tables and its rebuild row,
@@ -255,36 +281,12 @@ func prepareRebuild(ctx context.Context, pool *pgxpool.Pool, p Projection) (gen 
 	return gen, total, err
 }
 
-// build runs the rebuild's subscription (the same subscriber and router
-// path as the live runner, on the rebuild's own checkpoint row) until its
-// checkpoint reaches target or nothing is left to deliver.
-func build(ctx context.Context, e *engine, p Projection, target eventstore.Position, onCommit func(checkpoint, int)) error {
-	done := make(chan error, 1)
-	topic := p.Name() + "@rebuild"
-	sub := newSubscriber(e)
-	sub.bind(topic, &binding{e: e, p: p, sink: rebuildSink(p.Name()), done: done, stopAt: target, onCommit: onCommit})
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, watermillLogger(e.logger))
-	if err != nil {
-		return err
-	}
-	router.AddConsumerHandler(topic, topic, sub, handlerFunc)
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	runErr := make(chan error, 1)
-	go func() { runErr <- router.Run(rctx) }()
-	var buildErr error
-	select {
-	case buildErr = <-done:
-	case <-ctx.Done():
-		buildErr = ctx.Err()
-	}
-	cancel()
-	_ = router.Close()
-	_ = sub.Close()
-	if err := <-runErr; err != nil && buildErr == nil && ctx.Err() == nil {
-		buildErr = fmt.Errorf("rebuild router: %w", err)
-	}
-	return buildErr
+// build runs the rebuild's subscription (the same binding as the live
+// runner's, on the rebuild's own checkpoint row) until its checkpoint
+// reaches target or nothing is left to deliver.
+func build(ctx context.Context, e *engine, p Projection, target eventstore.Position, onCommit func(checkpoint, int, time.Duration)) error {
+	b := &binding{e: e, p: p, sink: rebuildSink(p.Name()), stopAt: target, onCommit: onCommit}
+	return b.supervise(ctx)
 }
 
 // behindError: the rebuild has not reached the serving generation's

@@ -9,23 +9,19 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	wmetrics "github.com/ThreeDotsLabs/watermill/components/metrics"
-	"github.com/ThreeDotsLabs/watermill/message"
-
 	"github.com/authledger/authledger/eventstore"
 )
 
-// Runner runs projections live: a Watermill router with one handler per
-// projection, fed by the event store Subscriber. Several processes may run
-// the same projections against one database: each projection runs in the
-// instance that holds its advisory lock; the others stand by and take over
-// when that instance goes away.
+// Runner runs projections live, each on its own store subscription and
+// goroutine. Several processes may run the same projections against one
+// database: each projection runs in the instance that holds its advisory
+// lock; the others stand by and take over when that instance goes away.
 type Runner struct {
-	e      *engine
-	sub    *Subscriber
-	router *message.Router
-	hub    *Hub
+	e        *engine
+	bindings []*binding
+	hub      *Hub
+	// running is closed once Run has started the projections.
+	running chan struct{}
 
 	// followers are the local followers (Config.Followers); started is
 	// when the runner was built, the reference of a follower's lag before
@@ -49,7 +45,7 @@ type localState struct {
 	Fail  *failure
 }
 
-// NewRunner validates cfg and builds the router. Nothing runs until Run.
+// NewRunner validates cfg and builds the runner. Nothing runs until Run.
 func NewRunner(cfg Config) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -60,15 +56,7 @@ func NewRunner(cfg Config) (*Runner, error) {
 		return nil, fmt.Errorf("projections: metrics: %w", err)
 	}
 	e := &engine{store: cfg.Store, pool: cfg.Pool, cfg: cfg, logger: cfg.Logger.With("component", "projections"), metrics: m}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, watermillLogger(e.logger))
-	if err != nil {
-		return nil, fmt.Errorf("projections: router: %w", err)
-	}
-	// Watermill's own handler and subscriber metrics. No Retry and no
-	// PoisonQueue middleware: see the package documentation.
-	wmetrics.NewPrometheusMetricsBuilder(cfg.Registerer, "authledger", "watermill").AddPrometheusRouterMetrics(router)
-
-	r := &Runner{e: e, sub: newSubscriber(e), router: router, hub: newHub(), states: map[string]localState{}, lag: map[string]float64{}, started: time.Now()}
+	r := &Runner{e: e, hub: newHub(), running: make(chan struct{}), states: map[string]localState{}, lag: map[string]float64{}, started: time.Now()}
 	for _, p := range cfg.Projections {
 		name := p.Name()
 		r.states[name] = localState{State: StateIdle}
@@ -79,18 +67,19 @@ func NewRunner(cfg Config) (*Runner, error) {
 		m.lagEvents.WithLabelValues(name)
 		m.lagSeconds.WithLabelValues(name)
 		m.failed.WithLabelValues(name).Set(0)
-		r.sub.bind(name, &binding{
+		m.batchSeconds.WithLabelValues(name)
+		r.bindings = append(r.bindings, &binding{
 			e: e, p: p, sink: liveSink(name), live: true,
-			onCommit: func(cp checkpoint, n int) {
+			onCommit: func(cp checkpoint, n int, open time.Duration) {
 				m.applied.WithLabelValues(name).Add(float64(n))
 				m.commits.WithLabelValues(name).Inc()
+				m.batchSeconds.WithLabelValues(name).Observe(open.Seconds())
 				m.position.WithLabelValues(name).Set(float64(cp.Position.Commit))
 				r.hub.advance(name, cp.Position)
 			},
 			onScanned: func(p eventstore.Position) { r.hub.advance(name, p) },
 			onState:   func(state string, f *failure) { r.setState(name, state, f) },
 		})
-		router.AddConsumerHandler(name, name, r.sub, handlerFunc)
 	}
 	for _, f := range cfg.Followers {
 		if err := r.AddFollower(f); err != nil {
@@ -119,10 +108,10 @@ func (r *Runner) AddFollower(f Follower) error {
 	return nil
 }
 
-// Run sets up the projections' tables (Setup) and runs the router until
-// ctx is done; the local followers run from the start, beside it. A
-// projection that fails stops alone; the others go on. Run returns nil
-// after ctx is cancelled, or the setup or router error.
+// Run sets up the projections' tables (Setup) and runs them until ctx is
+// done; the local followers run from the start, beside them. A projection
+// that fails stops alone; the others go on. Run returns nil after ctx is
+// cancelled, or the setup error.
 func (r *Runner) Run(ctx context.Context) error {
 	var followersDone sync.WaitGroup
 	defer followersDone.Wait()
@@ -134,29 +123,12 @@ func (r *Runner) Run(ctx context.Context) error {
 		followersDone.Go(func() { r.statusLoop(ctx) })
 	}
 	if len(r.e.cfg.Projections) == 0 {
-		// Followers only (`authledger worker`): no router to run.
+		// Followers only (`authledger worker`): no projection to run.
 		<-ctx.Done()
 		return nil
 	}
-	// Set-up is retried whatever the error, forever: an outage during
-	// start-up must not leave the projections stopped behind a server that
-	// answers. Until it succeeds, Ready says so.
-	for attempt := 1; ; attempt++ {
-		err := Setup(ctx, r.e.pool, r.e.cfg.Projections...)
-		if err == nil {
-			r.setUp.Store(true)
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		r.setupErr.Store(err.Error())
-		level := slog.LevelWarn
-		if !isTransient(err) {
-			level = slog.LevelError
-		}
-		r.e.logger.Log(ctx, level, "projection setup failed; retrying", "error", err, "attempt", attempt)
-		sleep(ctx, backoff(r.e.cfg.RetryBackoff, r.e.cfg.MaxBackoff, attempt))
+	if err := r.setup(ctx); err != nil || ctx.Err() != nil {
+		return err
 	}
 	for _, p := range r.e.cfg.Projections {
 		if err := dropStaleGenerations(ctx, r.e.pool, p); err != nil {
@@ -174,31 +146,15 @@ func (r *Runner) Run(ctx context.Context) error {
 		<-lagDone
 	}()
 
-	runErr := make(chan error, 1)
-	go func() { runErr <- r.router.Run(ctx) }()
-	// Closing a router that has not started its handlers waits for them
-	// until its close timeout: let it start first.
-	select {
-	case <-r.router.Running():
-	case err := <-runErr:
-		_ = r.sub.Close()
-		return err
+	var projections sync.WaitGroup
+	for _, b := range r.bindings {
+		// A projection that failed for good returns early; the others
+		// run until ctx is done.
+		projections.Go(func() { _ = b.supervise(ctx) })
 	}
-	select {
-	case err := <-runErr:
-		// Every handler stopped (all projections failed) or the router
-		// could not start.
-		_ = r.sub.Close()
-		if err != nil {
-			return err
-		}
-		<-ctx.Done()
-		return nil
-	case <-ctx.Done():
-	}
-	cerr := r.router.Close()
-	_ = r.sub.Close()
-	err := <-runErr
+	close(r.running)
+	projections.Wait()
+	<-ctx.Done()
 	// Record that nobody runs these projections any more, unless they failed.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
@@ -207,21 +163,35 @@ func (r *Runner) Run(ctx context.Context) error {
 			_ = setState(sctx, r.e.pool, name, StateStopped, nil)
 		}
 	}
-	return errors.Join(err, cerr)
+	return nil
 }
 
-// watermillLogger quiets Watermill: its per-handler chatter goes to debug
-// and its handler errors to warn (the runtime logs failures itself, with
-// the event).
-func watermillLogger(l *slog.Logger) watermill.LoggerAdapter {
-	return watermill.NewSlogLoggerWithLevelMapping(l.With("component", "watermill"), map[slog.Level]slog.Level{
-		slog.LevelInfo:  slog.LevelDebug,
-		slog.LevelError: slog.LevelWarn,
-	})
+// setup runs Setup until it succeeds, whatever the error, forever: an
+// outage during start-up must not leave the projections stopped behind a
+// server that answers. Until it succeeds, Ready says so. It returns nil
+// once set up, or quietly when ctx is done.
+func (r *Runner) setup(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		err := Setup(ctx, r.e.pool, r.e.cfg.Projections...)
+		switch {
+		case err == nil:
+			r.setUp.Store(true)
+			return nil
+		case ctx.Err() != nil:
+			return nil
+		}
+		r.setupErr.Store(err.Error())
+		level := slog.LevelWarn
+		if !isTransient(err) {
+			level = slog.LevelError
+		}
+		r.e.logger.Log(ctx, level, "projection setup failed; retrying", "error", err, "attempt", attempt)
+		sleep(ctx, backoff(r.e.cfg.RetryBackoff, r.e.cfg.MaxBackoff, attempt))
+	}
 }
 
-// Running is closed once the router runs.
-func (r *Runner) Running() <-chan struct{} { return r.router.Running() }
+// Running is closed once Run has started the projections.
+func (r *Runner) Running() <-chan struct{} { return r.running }
 
 // setState records a projection's state in its checkpoint row first and
 // in this process after, so that whoever sees the new state here (States,

@@ -90,7 +90,7 @@ func TestRunnerAppliesEventsAndWaiterSeesThem(t *testing.T) {
 		have[mf.GetName()] = true
 	}
 	for _, name := range []string{"authledger_projection_failures_total", "authledger_projection_checkpoint_position",
-		"authledger_watermill_handler_execution_time_seconds"} {
+		"authledger_projection_batch_duration_seconds"} {
 		if !have[name] {
 			t.Errorf("metric %s not registered (have %v)", name, have)
 		}
@@ -650,5 +650,103 @@ func TestBatchesCommitWithoutWaitingForTheFlush(t *testing.T) {
 	}
 	if got, want := env.Counts(t, ctx, "counter_counts"), env.ExpectedCounts(t, ctx, last); !reflect.DeepEqual(got, want) {
 		t.Fatalf("counts %v, want %v", got, want)
+	}
+}
+
+// slowFlush is a counter whose batches take longer to flush than a
+// rebuild's RebuildIdle.
+type slowFlush struct {
+	*projtest.Counter
+	delay time.Duration
+}
+
+func (s slowFlush) Begin(ctx context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
+	b, err := s.Counter.Begin(ctx, tx, t)
+	return slowBatch{Batch: b, delay: s.delay}, err
+}
+
+type slowBatch struct {
+	runtime.Batch
+	delay time.Duration
+}
+
+func (b slowBatch) Flush(ctx context.Context) error {
+	time.Sleep(b.delay)
+	return b.Batch.Flush(ctx)
+}
+
+// A rebuild is caught up when its subscription has had nothing to deliver
+// for RebuildIdle, not when its own batches took that long: a rebuild
+// whose batches flush slowly still applies the whole log before it swaps
+// (it used to swap in a partial generation and leave the rest to the live
+// runner, or to nobody).
+func TestSlowBatchesDoNotCutARebuildShort(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env := projtest.New(t)
+	// Six batches of RebuildBatchSize: the first event of each arrives
+	// after the previous batch took longer than RebuildIdle.
+	const n = 6 * runtime.RebuildBatchSize
+	var last eventstore.Position
+	for i := range n / 1000 {
+		evs := make([]eventstore.EventData, 1000)
+		for j := range evs {
+			evs[j] = projtest.Event("thing.happened.v1", map[string]int{"i": i*1000 + j}, "u")
+		}
+		res, err := env.Store.Append(ctx, fmt.Sprintf("thing-%d", i), eventstore.NoStream{}, evs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = res.Position
+	}
+	cfg := env.Config()
+	cfg.RebuildIdle = 300 * time.Millisecond
+	p := slowFlush{Counter: &projtest.Counter{ProjectionName: "counter"}, delay: 2 * cfg.RebuildIdle}
+	cfg.Projections = []runtime.Projection{p}
+	final, err := runtime.Rebuild(ctx, cfg, "counter", runtime.RebuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No live runner: what the rebuild swapped in is all there is.
+	if final.Applied != n || final.Position != last {
+		t.Fatalf("rebuild swapped in %d events up to %s, want %d up to %s", final.Applied, final.Position, n, last)
+	}
+	if got, want := env.Counts(t, ctx, "counter_counts"), env.ExpectedCounts(t, ctx, last); !reflect.DeepEqual(got, want) {
+		t.Fatalf("rebuilt counts differ from the log: %s", countsDiff(got, want))
+	}
+}
+
+// A projection that panics on an event fails that event like an error:
+// the process goes on, the projection retries and then stops on it, and
+// the events before it stay applied.
+func TestPanickingProjectionFailsTheEvent(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	env := projtest.New(t)
+	c := &projtest.Counter{ProjectionName: "counter"}
+	env.AppendN(t, ctx, 5, 1)
+	bad := projtest.Event("thing.broken.v1", map[string]any{"x": 1}, "u")
+	if _, err := env.Store.Append(ctx, "thing-bad", eventstore.Any{}, bad); err != nil {
+		t.Fatal(err)
+	}
+	fail := func(ev eventstore.RecordedEvent) error {
+		if ev.ID == bad.ID {
+			panic("cannot handle this one")
+		}
+		return nil
+	}
+	c.Fail.Store(&fail)
+	cfg := env.Config(c)
+	cfg.MaxAttempts = 2
+	r, _ := projtest.StartRunner(t, cfg)
+	waitState(t, r, "counter", runtime.StateFailed)
+	st, err := runtime.Status(ctx, env.Pool, env.Store, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].FailedEventID != bad.ID.String() || !strings.Contains(st[0].LastError, "panicked") || st[0].EventsApplied != 5 {
+		t.Fatalf("status = %+v", st[0])
 	}
 }
