@@ -100,7 +100,7 @@ func newIdentityServer(t *testing.T, startRunner bool) *idServer {
 	}
 	v1 := engine.Group("/v1", auth)
 	err = readapi.Mount(v1, readapi.Deps{
-		Pool: env.Pool, Waiter: runtime.NewWaiter(env.Pool, r, 0), ConsistencyTimeout: 300 * time.Millisecond,
+		Pool: env.Pool, Waiter: runtime.NewWaiter(env.Pool, r, 0), ConsistencyTimeout: 2 * time.Second,
 		Now:       func() time.Time { return time.Now().Add(time.Duration(s.skew.Load())) },
 		Authorize: refuseTaskReads,
 	})

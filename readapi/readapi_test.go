@@ -103,7 +103,7 @@ func newServer(t *testing.T, extra ...runtime.Projection) *server {
 		t.Fatal(err)
 	}
 	v1 := engine.Group("/v1", testAuth)
-	if err := readapi.Mount(v1, readapi.Deps{Pool: env.Pool, Waiter: runtime.NewWaiter(env.Pool, r, 0), ConsistencyTimeout: 300 * time.Millisecond,
+	if err := readapi.Mount(v1, readapi.Deps{Pool: env.Pool, Waiter: runtime.NewWaiter(env.Pool, r, 0), ConsistencyTimeout: 2 * time.Second,
 		Authorize: refuseTaskReads}); err != nil {
 		t.Fatal(err)
 	}
