@@ -214,13 +214,23 @@ func (c *Client) Close() { c.http.CloseIdleConnections() }
 // Mapping.LoginUser), the user is asked of the me path with the new
 // access token.
 func (c *Client) Login(ctx context.Context, email, password string) (*LoginResult, error) {
+	res, _, err := c.login(ctx, email, password, nil)
+	return res, err
+}
+
+// login is Login; observe, when set, sees the 2xx answer before it is
+// decoded.
+func (c *Client) login(ctx context.Context, email, password string, observe func(*answer, document)) (*LoginResult, int, error) {
 	body, err := c.cfg.Mapping.loginBody(email, password)
 	if err != nil {
-		return nil, fmt.Errorf("external auth: login: %w", err)
+		return nil, 0, fmt.Errorf("external auth: login: %w", err)
 	}
 	var res LoginResult
 	var hasUser bool
-	err = c.call(ctx, opLogin, http.MethodPost, c.cfg.LoginPath, body, "", func(a *answer, doc document) error {
+	attempts, err := c.call(ctx, opLogin, http.MethodPost, c.cfg.LoginPath, body, "", func(a *answer, doc document) error {
+		if observe != nil {
+			observe(a, doc)
+		}
 		var err error
 		if res.Tokens, err = c.cfg.Mapping.tokens(doc, a.received); err != nil {
 			return err
@@ -229,16 +239,81 @@ func (c *Client) Login(ctx context.Context, email, password string) (*LoginResul
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, attempts, err
 	}
 	if !hasUser {
 		u, err := c.Me(ctx, res.Tokens.AccessToken)
 		if err != nil {
-			return nil, err
+			return nil, attempts, err
 		}
 		res.User = *u
 	}
-	return &res, nil
+	return &res, attempts, nil
+}
+
+// FieldCheck says whether a member of the Mapping was found in an answer.
+type FieldCheck struct {
+	// Field is the Mapping field ("AccessToken"), Path its JSON path.
+	Field    string
+	Path     string
+	Required bool
+	Present  bool
+}
+
+// LoginCheck reports one login for an operator validating a provider
+// (`authledger external-auth check`): what came back and which mapped
+// members it held, never a token (Result's Tokens print fingerprints).
+type LoginCheck struct {
+	// Status is the HTTP status of the login answer (0 when none came).
+	Status   int
+	Latency  time.Duration
+	Attempts int
+	// Fields are the login answer's mapped members (empty when the
+	// answer was not a 2xx JSON object).
+	Fields []FieldCheck
+	// Result is the login, when it succeeded; Err why not.
+	Result *LoginResult
+	Err    error
+}
+
+// CheckLogin logs in once (through the same policies as Login) and
+// reports it.
+func (c *Client) CheckLogin(ctx context.Context, email, password string) LoginCheck {
+	var rep LoginCheck
+	start := time.Now()
+	m := c.cfg.Mapping
+	in := func(path string) string {
+		if m.LoginUser == "" || path == "" {
+			return path
+		}
+		return m.LoginUser + "." + path
+	}
+	rep.Result, rep.Attempts, rep.Err = c.login(ctx, email, password, func(a *answer, doc document) {
+		rep.Status = a.status
+		for _, f := range []FieldCheck{
+			{Field: "AccessToken", Path: m.AccessToken, Required: true},
+			{Field: "ExpiresIn", Path: m.ExpiresIn, Required: true},
+			{Field: "IDToken", Path: m.IDToken},
+			{Field: "RefreshToken", Path: m.RefreshToken},
+			{Field: "TokenType", Path: m.TokenType},
+			{Field: "UserID", Path: in(m.UserID)},
+			{Field: "UserEmail", Path: in(m.UserEmail)},
+			{Field: "UserName", Path: in(m.UserName)},
+		} {
+			if f.Path == "" {
+				continue
+			}
+			v, ok := doc.lookup(f.Path)
+			f.Present = ok && v != nil && v != ""
+			rep.Fields = append(rep.Fields, f)
+		}
+	})
+	rep.Latency = time.Since(start)
+	var e *Error
+	if errors.As(rep.Err, &e) && e.Op == opLogin {
+		rep.Status = e.Status
+	}
+	return rep
 }
 
 // Refresh exchanges a refresh token for new tokens. A token the provider
@@ -255,7 +330,7 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (*Tokens, err
 		return nil, fmt.Errorf("external auth: refresh: %w", err)
 	}
 	var t Tokens
-	err = c.call(ctx, opRefresh, http.MethodPost, c.cfg.RefreshPath, body, "", func(a *answer, doc document) error {
+	_, err = c.call(ctx, opRefresh, http.MethodPost, c.cfg.RefreshPath, body, "", func(a *answer, doc document) error {
 		var err error
 		t, err = c.cfg.Mapping.tokens(doc, a.received)
 		if t.RefreshToken == "" {
@@ -272,7 +347,7 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (*Tokens, err
 // Me returns the user an access token of the provider belongs to.
 func (c *Client) Me(ctx context.Context, accessToken string) (*User, error) {
 	var u User
-	err := c.call(ctx, opMe, http.MethodGet, c.cfg.MePath, nil, accessToken, func(_ *answer, doc document) error {
+	_, err := c.call(ctx, opMe, http.MethodGet, c.cfg.MePath, nil, accessToken, func(_ *answer, doc document) error {
 		var ok bool
 		var err error
 		u, ok, err = c.cfg.Mapping.user(doc, c.cfg.Mapping.MeUser)
@@ -298,9 +373,9 @@ func (c *Client) Me(ctx context.Context, accessToken string) (*User, error) {
 // failure (then anyone can open it by hanging up) or as a success (then
 // it closes on nothing). The attempt's own timeout still bounds it, and
 // no retry starts once the caller has gone.
-func (c *Client) call(ctx context.Context, op, method, path string, body []byte, bearer string, decode func(*answer, document) error) error {
+func (c *Client) call(ctx context.Context, op, method, path string, body []byte, bearer string, decode func(*answer, document) error) (attempts int, _ error) {
 	start := time.Now()
-	var attempts atomic.Int32
+	var n atomic.Int32
 	retry := retrypolicy.NewBuilder[*answer]().
 		HandleIf(failedAttempt).
 		AbortIf(func(*answer, error) bool { return ctx.Err() != nil }).
@@ -312,21 +387,22 @@ func (c *Client) call(ctx context.Context, op, method, path string, body []byte,
 	a, err := failsafe.With[*answer](retry, c.breaker, c.timeout).
 		WithContext(context.WithoutCancel(ctx)).
 		GetWithExecution(func(exec failsafe.Execution[*answer]) (*answer, error) {
-			attempts.Add(1)
+			n.Add(1)
 			return c.attempt(exec.Context(), op, method, c.cfg.URL+path, body, bearer)
 		})
+	attempts = int(n.Load())
 	e := c.classify(op, a, err, decode)
 	outcome := "ok"
 	if e != nil {
-		e.Attempts = int(attempts.Load())
+		e.Attempts = attempts
 		outcome = string(e.Reason)
 	}
 	c.metrics.calls.WithLabelValues(op, outcome).Inc()
 	c.metrics.duration.WithLabelValues(op, outcome).Observe(time.Since(start).Seconds())
 	if e != nil {
-		return e
+		return attempts, e
 	}
-	return nil
+	return attempts, nil
 }
 
 // classify turns the policies' result into nil or an *Error.

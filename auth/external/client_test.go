@@ -53,14 +53,16 @@ func newClient(t *testing.T, cfg external.Config) *external.Client {
 	return c
 }
 
-// reason asserts err is an *external.Error of class kind and reason r.
-func reason(t *testing.T, err error, kind error, r external.Reason) *external.Error {
+// reason asserts err is an *external.Error of class kind and reason r,
+// and returns a copy of it (a value, so that a call that ignores it is
+// not an unchecked error).
+func reason(t *testing.T, err error, kind error, r external.Reason) external.Error {
 	t.Helper()
 	var e *external.Error
 	if !errors.As(err, &e) || !errors.Is(err, kind) || e.Reason != r {
 		t.Fatalf("err = %v, want %v (%s)", err, kind, r)
 	}
-	return e
+	return *e
 }
 
 func TestLoginReturnsTheMappedTokensAndUser(t *testing.T) {
@@ -498,4 +500,42 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return out
+}
+
+func TestCheckLoginReportsWhichMappedFieldsCameBack(t *testing.T) {
+	t.Parallel()
+	present := func(rep external.LoginCheck) map[string]bool {
+		m := map[string]bool{}
+		for _, f := range rep.Fields {
+			m[f.Field] = f.Present
+		}
+		return m
+	}
+	p := provider(t, extauthserver.Config{})
+	rep := newClient(t, fast(p.ClientConfig())).CheckLogin(context.Background(), ada.Email, ada.Password)
+	if rep.Err != nil || rep.Status != 200 || rep.Attempts != 1 || rep.Latency <= 0 || rep.Result.User.ID != ada.ID {
+		t.Fatalf("%+v", rep)
+	}
+	for f, ok := range present(rep) {
+		if !ok {
+			t.Errorf("%s not found", f)
+		}
+	}
+	if len(rep.Fields) != 8 {
+		t.Fatalf("fields %+v", rep.Fields)
+	}
+
+	cfg := fast(p.ClientConfig())
+	cfg.Mapping = external.DefaultMapping
+	cfg.Mapping.AccessToken, cfg.Mapping.UserName = "data.access_token", "display_name"
+	rep = newClient(t, cfg).CheckLogin(context.Background(), ada.Email, ada.Password)
+	got := present(rep)
+	if !errors.Is(rep.Err, external.ErrProviderFailure) || rep.Status != 200 || got["AccessToken"] || got["UserName"] || !got["RefreshToken"] {
+		t.Fatalf("%+v %v", rep, got)
+	}
+
+	rep = newClient(t, fast(p.ClientConfig())).CheckLogin(context.Background(), ada.Email, "wrong")
+	if !errors.Is(rep.Err, external.ErrInvalidCredentials) || rep.Status != 401 || rep.Fields != nil || rep.Result != nil {
+		t.Fatalf("%+v", rep)
+	}
 }

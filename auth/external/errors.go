@@ -26,7 +26,7 @@ type Reason string
 // breaker_open, timeout, transport, server_error, rate_limited
 // (ErrUnavailable); unexpected_status, bad_body (ErrProviderFailure).
 const (
-	ReasonInvalidCredentials Reason = "invalid_credentials"
+	ReasonInvalidCredentials Reason = "invalid_credentials" // #nosec G101 -- a metric label, not a credential
 	ReasonBreakerOpen        Reason = "breaker_open"
 	ReasonTimeout            Reason = "timeout"
 	ReasonTransport          Reason = "transport"
@@ -87,5 +87,8 @@ func RetryAfter(err error) time.Duration {
 		return 0
 	}
 	d := max(e.RetryAfter, time.Second)
-	return ((d + time.Second - 1) / time.Second) * time.Second
+	if r := d % time.Second; r != 0 {
+		d += time.Second - r
+	}
+	return d
 }

@@ -75,6 +75,10 @@ type RefresherConfig struct {
 	// deleted; when it fails, the session is reported again on a later
 	// pass. Required.
 	OnGiveUp func(context.Context, GiveUp) error
+	// OnRenewed, when set, is told of each renewal after it is stored (to
+	// record the new fingerprints and expiry in the log). Its error is
+	// logged and returned by the pass; the renewal stands.
+	OnRenewed func(context.Context, Record) error
 	// Interval is the pause between passes that found nothing more to do
 	// (default 15s).
 	Interval time.Duration
@@ -249,6 +253,11 @@ func (r *Refresher) handle(ctx context.Context, c Claim) (string, error) {
 			return "failed", err
 		}
 		log.Debug("vault: tokens renewed", "access", rec.AccessFingerprint, "expires_at", rec.ExpiresAt)
+		if r.cfg.OnRenewed != nil {
+			if err := r.cfg.OnRenewed(ctx, rec); err != nil {
+				return "renewed", fmt.Errorf("vault: OnRenewed %s: %w", c.SessionID, err)
+			}
+		}
 		return "renewed", nil
 	}
 	if errors.Is(err, ErrRefreshRejected) {

@@ -114,7 +114,11 @@ func TestTheRefresherRenewsTokensBeforeTheyExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := &gaveUp{}
-	r := f.refresher(t, v, g, vault.RefresherConfig{})
+	var renewals []vault.Record
+	r := f.refresher(t, v, g, vault.RefresherConfig{OnRenewed: func(_ context.Context, rec vault.Record) error {
+		renewals = append(renewals, rec)
+		return nil
+	}})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(r)
 
@@ -135,6 +139,9 @@ func TestTheRefresherRenewsTokensBeforeTheyExpire(t *testing.T) {
 	if after.Tokens.AccessToken == before.Tokens.AccessToken || after.Tokens.RefreshToken == before.Tokens.RefreshToken ||
 		!after.ExpiresAt.After(before.ExpiresAt) || after.Version != 2 || !after.RefreshedAt.Equal(f.clk.Now()) {
 		t.Fatalf("before %+v\nafter %+v", before.Record, after.Record)
+	}
+	if len(renewals) != 1 || renewals[0].AccessFingerprint != external.Fingerprint(after.Tokens.AccessToken) || renewals[0].Version != 2 {
+		t.Fatalf("OnRenewed got %+v", renewals)
 	}
 	// The new access token is a real one of the provider.
 	tv, err := external.NewTokenValidator(f.p.ClientConfig())
@@ -355,5 +362,40 @@ func TestNewRefresherChecksItsConfig(t *testing.T) {
 	}
 	if _, err := vault.NewRefresher(v, refresh, vault.RefresherConfig{Buffer: time.Minute, OnGiveUp: report, Batch: 2, RefreshTimeout: 10 * time.Second}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// While the provider is called, no transaction of the vault is open: one
+// would hold back every subscriber of the log (docs/adr/0008).
+func TestNoTransactionIsOpenWhileTheProviderIsCalled(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, extauthserver.Config{})
+	v := f.vault(t)
+	for range 3 {
+		f.login(t, v)
+	}
+	f.clk.Add(56 * time.Minute)
+	observer := pool(t, f.url)
+	calls := 0
+	refresh := func(ctx context.Context, rt string) (external.Tokens, error) {
+		calls++
+		var open int
+		if err := observer.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()
+			  AND (backend_xid IS NOT NULL OR state LIKE 'idle in transaction%')`).Scan(&open); err != nil {
+			return external.Tokens{}, err
+		}
+		if open != 0 {
+			t.Errorf("%d transactions open during a refresh", open)
+		}
+		return vault.ClientRefresh(f.client)(ctx, rt)
+	}
+	r, err := vault.NewRefresher(v, refresh, vault.RefresherConfig{Buffer: 5 * time.Minute, OnGiveUp: (&gaveUp{}).report, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := r.RunOnce(ctx); err != nil || rep.Renewed != 3 || calls != 3 {
+		t.Fatalf("%+v %v, %d calls", rep, err, calls)
 	}
 }
