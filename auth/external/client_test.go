@@ -53,6 +53,14 @@ func newClient(t *testing.T, cfg external.Config) *external.Client {
 	return c
 }
 
+// wantHits asserts how many requests reached the provider's endpoint.
+func wantHits(t *testing.T, p *extauthserver.Server, endpoint string, n int) {
+	t.Helper()
+	if got := p.Hits(endpoint); got != n {
+		t.Fatalf("the provider's %s saw %d requests, want %d", endpoint, got, n)
+	}
+}
+
 // reason asserts err is an *external.Error of class kind and reason r,
 // and returns a copy of it (a value, so that a call that ignores it is
 // not an unchecked error).
@@ -140,9 +148,7 @@ func TestServerErrorsAreRetriedThenTheBreakerOpensAndFailsFast(t *testing.T) {
 	// breaker, which refuses the sixth without reaching the provider.
 	_, err = c.Login(context.Background(), ada.Email, ada.Password)
 	reason(t, err, external.ErrUnavailable, external.ReasonBreakerOpen)
-	if got := p.Hits(extauthserver.Login); got != 5 {
-		t.Fatalf("provider hits %d, want 5", got)
-	}
+	wantHits(t, p, extauthserver.Login, 5)
 	if s := c.BreakerState(); s != external.BreakerOpen {
 		t.Fatalf("breaker %s", s)
 	}
@@ -151,9 +157,7 @@ func TestServerErrorsAreRetriedThenTheBreakerOpensAndFailsFast(t *testing.T) {
 		_, err = c.Login(context.Background(), ada.Email, ada.Password)
 		e = reason(t, err, external.ErrUnavailable, external.ReasonBreakerOpen)
 	}
-	if got := p.Hits(extauthserver.Login); got != 5 {
-		t.Fatalf("an open breaker let %d calls through", got-5)
-	}
+	wantHits(t, p, extauthserver.Login, 5)
 	if e.RetryAfter <= 0 || e.RetryAfter > time.Minute {
 		t.Fatalf("retry after %s", e.RetryAfter)
 	}
@@ -187,9 +191,7 @@ func TestATransientServerErrorIsRetriedToSuccess(t *testing.T) {
 	if _, err := c.Login(context.Background(), ada.Email, ada.Password); err != nil {
 		t.Fatal(err)
 	}
-	if got := p.Hits(extauthserver.Login); got != 3 {
-		t.Fatalf("provider hits %d, want 3 (two 502s, then the answer)", got)
-	}
+	wantHits(t, p, extauthserver.Login, 3)
 }
 
 func TestOtherClientErrorsAreProviderFailuresNeitherRetriedNorCounted(t *testing.T) {
@@ -208,9 +210,7 @@ func TestOtherClientErrorsAreProviderFailuresNeitherRetriedNorCounted(t *testing
 					t.Fatalf("%+v", e)
 				}
 			}
-			if got := p.Hits(extauthserver.Login); got != 3 {
-				t.Fatalf("provider hits %d, want 3: a %d was retried", got, status)
-			}
+			wantHits(t, p, extauthserver.Login, 3)
 			if s := c.BreakerState(); s != external.BreakerClosed {
 				t.Fatalf("breaker %s after %ds", s, status)
 			}
@@ -225,9 +225,7 @@ func TestTooManyRequestsIsUnavailableWithTheProvidersRetryAfterAndNotRetried(t *
 	c := newClient(t, fast(p.ClientConfig()))
 	_, err := c.Login(context.Background(), ada.Email, ada.Password)
 	reason(t, err, external.ErrUnavailable, external.ReasonRateLimited)
-	if got := p.Hits(extauthserver.Login); got != 1 {
-		t.Fatalf("provider hits %d: a 429 was retried", got)
-	}
+	wantHits(t, p, extauthserver.Login, 1)
 	if external.RetryAfter(err) != time.Second {
 		t.Fatalf("retry after %s", external.RetryAfter(err))
 	}
@@ -253,9 +251,7 @@ func TestASlowProviderTimesOutEachAttempt(t *testing.T) {
 			if e := reason(t, err, external.ErrUnavailable, external.ReasonTimeout); e.Attempts != 2 {
 				t.Fatalf("%+v", e)
 			}
-			if got := p.Hits(extauthserver.Login); got != 2 {
-				t.Fatalf("provider hits %d, want 2", got)
-			}
+			wantHits(t, p, extauthserver.Login, 2)
 		})
 	}
 }
@@ -269,18 +265,14 @@ func TestADroppedConnectionIsRetried(t *testing.T) {
 	if _, err := c.Login(context.Background(), ada.Email, ada.Password); err != nil {
 		t.Fatal(err)
 	}
-	if got := p.Hits(extauthserver.Login); got != 2 {
-		t.Fatalf("provider hits %d, want 2 (dropped, then answered)", got)
-	}
+	wantHits(t, p, extauthserver.Login, 2)
 
 	p.SetFault(extauthserver.Fault{Drop: true})
 	_, err := c.Login(context.Background(), ada.Email, ada.Password)
 	if e := reason(t, err, external.ErrUnavailable, external.ReasonTransport); e.Attempts != 3 {
 		t.Fatalf("%+v", e)
 	}
-	if got := p.Hits(extauthserver.Login); got != 5 {
-		t.Fatalf("provider hits %d, want 5", got)
-	}
+	wantHits(t, p, extauthserver.Login, 5)
 }
 
 func TestTheBreakerLetsATrialThroughAfterItsDelayAndCloses(t *testing.T) {
@@ -312,9 +304,7 @@ func TestTheBreakerLetsATrialThroughAfterItsDelayAndCloses(t *testing.T) {
 	if s := c.BreakerState(); s != external.BreakerClosed {
 		t.Fatalf("breaker %s after a successful trial", s)
 	}
-	if got := p.Hits(extauthserver.Login); got != 3 {
-		t.Fatalf("provider hits %d: want the two failures and one trial", got)
-	}
+	wantHits(t, p, extauthserver.Login, 3)
 }
 
 func TestACallerHangingUpNeitherOpensTheBreakerNorEndsTheAttempt(t *testing.T) {
@@ -330,9 +320,7 @@ func TestACallerHangingUpNeitherOpensTheBreakerNorEndsTheAttempt(t *testing.T) {
 	if s := c.BreakerState(); s != external.BreakerClosed {
 		t.Fatalf("a caller that gave up opened the breaker (%s)", s)
 	}
-	if got := p.Hits(extauthserver.Login); got != 1 {
-		t.Fatalf("provider hits %d", got)
-	}
+	wantHits(t, p, extauthserver.Login, 1)
 }
 
 func TestRefreshKeepsTheRefreshTokenWhenNoneComesBackAndRefusesARevokedOne(t *testing.T) {
@@ -359,9 +347,7 @@ func TestRefreshKeepsTheRefreshTokenWhenNoneComesBackAndRefusesARevokedOne(t *te
 			p.RevokeRefreshTokens()
 			_, err = c.Refresh(context.Background(), tk.RefreshToken)
 			reason(t, err, external.ErrInvalidCredentials, external.ReasonInvalidCredentials)
-			if got := p.Hits(extauthserver.Refresh); got != 2 {
-				t.Fatalf("provider hits %d", got)
-			}
+			wantHits(t, p, extauthserver.Refresh, 2)
 		})
 	}
 }

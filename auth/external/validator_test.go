@@ -16,30 +16,10 @@ import (
 
 	"github.com/authledger/authledger/auth/external"
 	"github.com/authledger/authledger/test/extauthserver"
+	"github.com/authledger/authledger/test/testclock"
 )
 
-// clock is a clock the test moves by hand, so that "at most once a
-// minute" is checked without waiting a minute.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newValidator(t *testing.T, p *extauthserver.Server, clk *clock) *external.TokenValidator {
+func newValidator(t *testing.T, p *extauthserver.Server, clk *testclock.Clock) *external.TokenValidator {
 	t.Helper()
 	cfg := p.ClientConfig()
 	cfg.Now = clk.Now
@@ -61,7 +41,7 @@ func TestAProviderTokenIsAccepted(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			p := provider(t, cfg)
-			v := newValidator(t, p, newClock())
+			v := newValidator(t, p, testclock.New())
 			res, err := newClient(t, fast(p.ClientConfig())).Login(context.Background(), ada.Email, ada.Password)
 			if err != nil {
 				t.Fatal(err)
@@ -87,7 +67,7 @@ func TestAProviderTokenIsAccepted(t *testing.T) {
 func TestForgedProviderTokensAreRefused(t *testing.T) {
 	t.Parallel()
 	p := provider(t, extauthserver.Config{})
-	v := newValidator(t, p, newClock())
+	v := newValidator(t, p, testclock.New())
 	good := p.Token(ada, extauthserver.TokenOptions{})
 	if _, err := v.Validate(context.Background(), good); err != nil {
 		t.Fatal(err)
@@ -166,7 +146,7 @@ func keyID(t *testing.T, raw string) string {
 func TestAnUnknownKidRefetchesTheKeysAtMostOnceAMinute(t *testing.T) {
 	t.Parallel()
 	p := provider(t, extauthserver.Config{})
-	clk := newClock()
+	clk := testclock.New()
 	v := newValidator(t, p, clk)
 	if _, err := v.Validate(context.Background(), p.Token(ada, extauthserver.TokenOptions{})); err != nil {
 		t.Fatal(err)
@@ -216,7 +196,7 @@ func TestAnUnknownKidRefetchesTheKeysAtMostOnceAMinute(t *testing.T) {
 func TestConcurrentUnknownKidsShareOneFetch(t *testing.T) {
 	t.Parallel()
 	p := provider(t, extauthserver.Config{})
-	v := newValidator(t, p, newClock())
+	v := newValidator(t, p, testclock.New())
 	tok := p.Token(ada, extauthserver.TokenOptions{})
 	var wg sync.WaitGroup
 	errs := make([]error, 16)
@@ -237,7 +217,7 @@ func TestConcurrentUnknownKidsShareOneFetch(t *testing.T) {
 func TestKeysThatCannotBeHadAreUnavailableNotInvalid(t *testing.T) {
 	t.Parallel()
 	p := provider(t, extauthserver.Config{})
-	clk := newClock()
+	clk := testclock.New()
 	v := newValidator(t, p, clk)
 	tok := p.Token(ada, extauthserver.TokenOptions{TTL: 4 * time.Hour})
 

@@ -16,6 +16,7 @@ import (
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/vault"
 	"github.com/authledger/authledger/test/extauthserver"
+	"github.com/authledger/authledger/test/testclock"
 )
 
 var (
@@ -27,7 +28,7 @@ var (
 type fixture struct {
 	p      *extauthserver.Server
 	client *external.Client
-	clk    *clock
+	clk    *testclock.Clock
 	url    string
 	mk     *keys.MasterKey
 }
@@ -36,7 +37,7 @@ func newFixture(t *testing.T, pcfg extauthserver.Config) *fixture {
 	t.Helper()
 	pcfg.Users = append(pcfg.Users, ada)
 	p := extauthserver.Start(t, pcfg)
-	clk := newClock()
+	clk := testclock.New()
 	cfg := p.ClientConfig()
 	cfg.Now, cfg.Logger = clk.Now, quiet
 	cfg.MaxAttempts, cfg.RetryBackoff, cfg.RetryMaxBackoff = 1, time.Millisecond, time.Millisecond

@@ -22,28 +22,8 @@ import (
 	"github.com/authledger/authledger/auth/vault"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/test/pgtest"
+	"github.com/authledger/authledger/test/testclock"
 )
-
-// clock is moved by hand, so that leases and backoffs pass without
-// waiting.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Microsecond)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // database is a migrated database of the test's own.
 func database(t *testing.T) string {
@@ -99,7 +79,7 @@ func tokens(exp time.Time) external.Tokens {
 func TestPutGetDelete(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	clk := newClock()
+	clk := testclock.New()
 	v := newVault(t, vault.Config{Pool: pool(t, database(t)), MasterKey: masterKey(t), Now: clk.Now})
 	sess, user := uuid.New(), uuid.New()
 	tk := tokens(clk.Now().Add(time.Hour))
@@ -163,7 +143,7 @@ func TestTheTableNeverHoldsARawToken(t *testing.T) {
 	ctx := context.Background()
 	url := database(t)
 	p := pool(t, url)
-	clk := newClock()
+	clk := testclock.New()
 	v := newVault(t, vault.Config{Pool: p, MasterKey: masterKey(t), Now: clk.Now})
 	var secrets []string // every token ever stored
 	live := map[uuid.UUID]external.Tokens{}
@@ -233,7 +213,7 @@ func TestRowsOpenOnlyUnderTheirKeyAndSessionAndKeysRotate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := pool(t, database(t))
-	clk := newClock()
+	clk := testclock.New()
 	k1, k2 := masterKey(t), masterKey(t)
 	v1 := newVault(t, vault.Config{Pool: p, MasterKey: k1, Now: clk.Now})
 	a, b, user := uuid.New(), uuid.New(), uuid.New()
@@ -283,7 +263,7 @@ func TestDueClaimsEachDueRowForOneInstanceAtATime(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	url := database(t)
-	clk := newClock()
+	clk := testclock.New()
 	mk := masterKey(t)
 	// Two instances: their own pools, one database.
 	v1 := newVault(t, vault.Config{Pool: pool(t, url), MasterKey: mk, Now: clk.Now, Lease: time.Minute})
@@ -361,7 +341,7 @@ func TestDueClaimsEachDueRowForOneInstanceAtATime(t *testing.T) {
 func TestWritesAfterTheClaimWasTakenAwayAreRefused(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	clk := newClock()
+	clk := testclock.New()
 	v := newVault(t, vault.Config{Pool: pool(t, database(t)), MasterKey: masterKey(t), Now: clk.Now})
 	user := uuid.New()
 
@@ -410,7 +390,7 @@ func TestWritesAfterTheClaimWasTakenAwayAreRefused(t *testing.T) {
 func TestFailDefersTheRowAndCountsFailures(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	clk := newClock()
+	clk := testclock.New()
 	v := newVault(t, vault.Config{Pool: pool(t, database(t)), MasterKey: masterKey(t), Now: clk.Now})
 	s := uuid.New()
 	if _, err := v.Put(ctx, s, uuid.New(), tokens(clk.Now())); err != nil {
