@@ -114,6 +114,26 @@ func TestForgedProviderTokensAreRefused(t *testing.T) {
 	}
 }
 
+// Keys published without "alg" (Azure AD's way) leave the choice of
+// algorithm to the token: only Config.Algorithms bounds it.
+func TestOnlyTheConfiguredAlgorithmsAreAccepted(t *testing.T) {
+	t.Parallel()
+	p := provider(t, extauthserver.Config{KeysWithoutAlg: true})
+	ps256 := p.Token(ada, extauthserver.TokenOptions{Algorithm: jose.PS256})
+	if _, err := newValidator(t, p, testclock.New()).Validate(context.Background(), ps256); !errors.Is(err, external.ErrInvalidToken) {
+		t.Fatalf("a PS256 token was accepted with Algorithms = [RS256]: %v", err)
+	}
+	cfg := p.ClientConfig()
+	cfg.Algorithms, cfg.Logger = []string{"RS256", "PS256"}, quiet
+	v, err := external.NewTokenValidator(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Validate(context.Background(), ps256); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // tampered changes the subject of a token's payload, keeping it valid
 // JSON: only the signature can tell.
 func tampered(t *testing.T, payload string) string {

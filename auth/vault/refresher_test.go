@@ -400,3 +400,31 @@ func TestNoTransactionIsOpenWhileTheProviderIsCalled(t *testing.T) {
 		t.Fatalf("%+v %v, %d calls", rep, err, calls)
 	}
 }
+
+// A RefreshFunc whose answer has no refresh token keeps the old one.
+func TestARenewalWithoutANewRefreshTokenKeepsTheOldOne(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, extauthserver.Config{})
+	v := f.vault(t)
+	s := f.login(t, v)
+	before, err := v.Get(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clk.Add(56 * time.Minute)
+	refresh := func(context.Context, string) (external.Tokens, error) {
+		return external.Tokens{AccessToken: "eyJuZXci.a.b", ExpiresAt: f.clk.Now().Add(time.Hour)}, nil
+	}
+	r, err := vault.NewRefresher(v, refresh, vault.RefresherConfig{Buffer: 5 * time.Minute, OnGiveUp: (&gaveUp{}).report, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := r.RunOnce(ctx); err != nil || rep.Renewed != 1 {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	after, err := v.Get(ctx, s)
+	if err != nil || after.Tokens.AccessToken != "eyJuZXci.a.b" || after.Tokens.RefreshToken != before.Tokens.RefreshToken {
+		t.Fatalf("%v %v", after, err)
+	}
+}

@@ -290,6 +290,9 @@ type TokenOptions struct {
 	Key *rsa.PrivateKey
 	// Claims are added (or override the standard ones).
 	Claims map[string]any
+	// Algorithm signs with another RSA algorithm (default RS256; RS384,
+	// RS512, PS256 and so on), under the same key.
+	Algorithm jose.SignatureAlgorithm
 }
 
 // Token issues an access token for u as the provider would, changed by
@@ -384,7 +387,11 @@ func (s *Server) sign(u User, use string, o TokenOptions) (string, error) {
 		"email": u.Email, "name": u.Name, "ver": "2.0", "uti": randomString(8), "token_use": use,
 	}
 	maps.Copy(claims, o.Claims)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
+	alg := jose.RS256
+	if o.Algorithm != "" {
+		alg = o.Algorithm
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
 		(&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
 		return "", err
