@@ -65,6 +65,12 @@ type Config struct {
 	Alternate bool
 	// KeysWithoutAlg publishes keys without "alg", as Azure AD does.
 	KeysWithoutAlg bool
+	// ReuseTokens signs each user's access and ID tokens once and answers
+	// every later login and refresh with them: for benchmarks, so that the
+	// provider's RSA signatures (on the same cores as the client here, on
+	// its own machines in production) do not count as the client's
+	// overhead.
+	ReuseTokens bool
 }
 
 // AlternateMapping is the external.Mapping of a Server with Alternate.
@@ -139,6 +145,7 @@ type Server struct {
 	kid       string
 	wrongKey  *rsa.PrivateKey // signs when wrongSig; never published
 	wrongSig  bool
+	reused    map[string][2]string // ReuseTokens: user email → access, ID token
 }
 
 // Start starts a provider for the test; it stops when the test ends.
@@ -153,6 +160,7 @@ func Start(t testing.TB, cfg Config) *Server {
 	s := &Server{
 		t: t, cfg: cfg, closing: make(chan struct{}),
 		users: map[string]User{}, refresh: map[string]string{}, hits: map[string]int{},
+		reused: map[string][2]string{},
 	}
 	for _, u := range cfg.Users {
 		s.users[strings.ToLower(u.Email)] = u
@@ -536,14 +544,32 @@ func (s *Server) refreshTokens(w http.ResponseWriter, r *http.Request) {
 	s.answerTokens(w, u, s.cfg.RotateRefreshTokens)
 }
 
+// issue signs u's access and ID tokens (or reuses them, with ReuseTokens).
+func (s *Server) issue(u User) (access, id string, err error) {
+	key := strings.ToLower(u.Email)
+	s.mu.Lock()
+	r, ok := s.reused[key]
+	s.mu.Unlock()
+	if ok {
+		return r[0], r[1], nil
+	}
+	if access, err = s.sign(u, "access", TokenOptions{}); err != nil {
+		return "", "", err
+	}
+	if id, err = s.sign(u, "id", TokenOptions{}); err != nil {
+		return "", "", err
+	}
+	if s.cfg.ReuseTokens {
+		s.mu.Lock()
+		s.reused[key] = [2]string{access, id}
+		s.mu.Unlock()
+	}
+	return access, id, nil
+}
+
 // answerTokens issues tokens for u in the configured shape.
 func (s *Server) answerTokens(w http.ResponseWriter, u User, withRefresh bool) {
-	access, err := s.sign(u, "access", TokenOptions{})
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-		return
-	}
-	id, err := s.sign(u, "id", TokenOptions{})
+	access, id, err := s.issue(u)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
