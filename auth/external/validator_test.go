@@ -80,7 +80,8 @@ func TestForgedProviderTokensAreRefused(t *testing.T) {
 	hs256 := func() string {
 		// The classic confusion: HMAC with the public key's bytes as the
 		// secret, under the published kid.
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: jose.JSONWebKey{Key: []byte("the public key bytes, or any 32+ byte secret"), KeyID: keyID(t, good)}}, nil)
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte("the public key bytes, or any 32+ byte secret")},
+			(&jose.SignerOptions{}).WithHeader(jose.HeaderKey("kid"), keyID(t, good)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,6 +101,8 @@ func TestForgedProviderTokensAreRefused(t *testing.T) {
 		"unknown issuer":    p.Token(ada, extauthserver.TokenOptions{Issuer: "https://login.example.com/other/v2.0"}),
 		"no subject":        p.Token(ada, extauthserver.TokenOptions{Claims: map[string]any{"sub": ""}}),
 		"not yet valid":     p.Token(ada, extauthserver.TokenOptions{Claims: map[string]any{"nbf": time.Now().Add(time.Hour).Unix()}}),
+		"issued in future":  p.Token(ada, extauthserver.TokenOptions{Claims: map[string]any{"iat": time.Now().Add(time.Hour).Unix()}}),
+		"no expiry":         p.Token(ada, extauthserver.TokenOptions{Claims: map[string]any{"exp": nil}}),
 		"tampered payload":  parts[0] + "." + tampered(t, parts[1]) + "." + parts[2],
 		"hs256 confusion":   hs256(),
 		"signature dropped": parts[0] + "." + parts[1] + ".",
@@ -110,6 +113,7 @@ func TestForgedProviderTokensAreRefused(t *testing.T) {
 			if !errors.Is(err, external.ErrInvalidToken) {
 				t.Fatalf("err = %v, want ErrInvalidToken", err)
 			}
+			t.Log(err)
 		})
 	}
 }

@@ -296,7 +296,8 @@ type TokenOptions struct {
 	// Key signs instead of the current key (nil: the current key, or the
 	// wrong key while SignWithWrongKey is on).
 	Key *rsa.PrivateKey
-	// Claims are added (or override the standard ones).
+	// Claims are added (or override the standard ones); a nil value
+	// removes the claim.
 	Claims map[string]any
 	// Algorithm signs with another RSA algorithm (default RS256; RS384,
 	// RS512, PS256 and so on), under the same key.
@@ -395,6 +396,7 @@ func (s *Server) sign(u User, use string, o TokenOptions) (string, error) {
 		"email": u.Email, "name": u.Name, "ver": "2.0", "uti": randomString(8), "token_use": use,
 	}
 	maps.Copy(claims, o.Claims)
+	maps.DeleteFunc(claims, func(_ string, v any) bool { return v == nil })
 	alg := jose.RS256
 	if o.Algorithm != "" {
 		alg = o.Algorithm
