@@ -25,6 +25,8 @@ var ServiceGrants = []TableGrant{
 	// Each process upserts its log followers' states and deletes its rows
 	// when it stops.
 	{"log_followers", "SELECT, INSERT, UPDATE, DELETE"},
+	// The vault's rows are replaced at each refresh and deleted at logout.
+	{"external_tokens", "SELECT, INSERT, UPDATE, DELETE"},
 	{VersionTable, "SELECT"},
 }
 
