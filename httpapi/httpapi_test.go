@@ -22,6 +22,7 @@ import (
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/origin"
 	"github.com/authledger/authledger/httpapi/problem"
+	"github.com/authledger/authledger/test/openapitest"
 )
 
 // syncBuffer collects log output written from handler goroutines.
@@ -87,8 +88,26 @@ func (f fixture) do(t *testing.T, method, path string, header http.Header) *http
 		}
 	}
 	rec := httptest.NewRecorder()
-	f.engine.ServeHTTP(rec, req)
+	f.handler(t).ServeHTTP(rec, req)
 	return rec
+}
+
+// handler is the engine with every exchange checked against openapi.yaml;
+// the routes a test adds (those openapi.yaml does not describe) are the
+// test's own, whose refusals must still be the shared problem answers.
+func (f fixture) handler(t *testing.T) http.Handler {
+	t.Helper()
+	spec, err := openapitest.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own []string
+	for _, r := range f.engine.Routes() {
+		if !spec.Describes(r.Method, r.Path) {
+			own = append(own, r.Method+" "+r.Path)
+		}
+	}
+	return openapitest.Handler(t, f.engine, openapitest.TestRoutes(own...))
 }
 
 func decodeProblem(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
@@ -355,7 +374,7 @@ func TestAbortedRequestIsCutLoggedAndCounted(t *testing.T) {
 		_ = c.Error(errors.New("the source failed"))
 		panic(http.ErrAbortHandler)
 	})
-	srv := httptest.NewServer(f.engine)
+	srv := httptest.NewServer(f.handler(t))
 	defer srv.Close()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/stream", nil)
 	req.Header.Set(httpapi.HeaderRequestID, "cut-1")
