@@ -21,6 +21,7 @@ import (
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
+	"github.com/authledger/authledger/test/openapitest"
 )
 
 // syncBuffer collects log output written from handler goroutines.
@@ -57,6 +58,15 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 type fixture struct {
 	engine *gin.Engine
 	logs   *syncBuffer
+	// checked is the engine wrapped by openapitest, built at the first
+	// request (once the test has added its routes).
+	checked *checkedEngine
+}
+
+type checkedEngine struct {
+	t    *testing.T // the test that built the engine: it outlives its subtests
+	once sync.Once
+	h    http.Handler
 }
 
 func newEngine(t *testing.T, mutate func(*httpapi.Config)) fixture {
@@ -74,7 +84,7 @@ func newEngine(t *testing.T, mutate func(*httpapi.Config)) fixture {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return fixture{engine: e, logs: logs}
+	return fixture{engine: e, logs: logs, checked: &checkedEngine{t: t}}
 }
 
 func (f fixture) do(t *testing.T, method, path string, header http.Header) *httptest.ResponseRecorder {
@@ -86,8 +96,31 @@ func (f fixture) do(t *testing.T, method, path string, header http.Header) *http
 		}
 	}
 	rec := httptest.NewRecorder()
-	f.engine.ServeHTTP(rec, req)
+	f.handler(t).ServeHTTP(rec, req)
 	return rec
+}
+
+// handler is the engine with every exchange checked against openapi.yaml;
+// the routes a test adds (those openapi.yaml does not describe) are the
+// test's own, whose refusals must still be the shared problem answers.
+// It is built once, before the first request: gin builds its route trees
+// at the first request, which must not race Routes.
+func (f fixture) handler(t *testing.T) http.Handler {
+	t.Helper()
+	f.checked.once.Do(func() {
+		spec, err := openapitest.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var own []string
+		for _, r := range f.engine.Routes() {
+			if !spec.Describes(r.Method, r.Path) {
+				own = append(own, r.Method+" "+r.Path)
+			}
+		}
+		f.checked.h = openapitest.Handler(f.checked.t, f.engine, openapitest.TestRoutes(own...))
+	})
+	return f.checked.h
 }
 
 func decodeProblem(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
@@ -348,7 +381,7 @@ func TestAbortedRequestIsCutLoggedAndCounted(t *testing.T) {
 		_ = c.Error(errors.New("the source failed"))
 		panic(http.ErrAbortHandler)
 	})
-	srv := httptest.NewServer(f.engine)
+	srv := httptest.NewServer(f.handler(t))
 	defer srv.Close()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/stream", nil)
 	req.Header.Set(httpapi.HeaderRequestID, "cut-1")

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/authledger/authledger/httpapi"
+	"github.com/authledger/authledger/test/openapitest"
 )
 
 // BindJSON through an engine with a 64-byte limit on POST /small: what a
@@ -35,6 +36,8 @@ func TestBindJSON(t *testing.T) {
 	}
 	e.POST("/small", h)
 	e.POST("/default", h)
+	// The refusals are the shared answers of openapi.yaml.
+	checked := openapitest.Handler(t, e, openapitest.TestRoutes("POST /small", "POST /default"))
 	for _, tc := range []struct {
 		path, body string
 		status     int
@@ -58,7 +61,7 @@ func TestBindJSON(t *testing.T) {
 	} {
 		got = ""
 		w := httptest.NewRecorder()
-		e.ServeHTTP(w, httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader(tc.body)))
+		checked.ServeHTTP(w, httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader(tc.body)))
 		if w.Code != tc.status || got != tc.name {
 			t.Errorf("%s %.40q: %d %q, want %d %q (%s)", tc.path, tc.body, w.Code, got, tc.status, tc.name, w.Body)
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/authledger/authledger/projections/projtest"
 	"github.com/authledger/authledger/projections/runtime"
 	"github.com/authledger/authledger/readapi"
+	"github.com/authledger/authledger/test/openapitest"
 )
 
 // idServer is the whole identity stack on one real gin engine: the write
@@ -145,7 +146,7 @@ func (s *idServer) do(method, path, bearer string, body any, hdr ...string) idRe
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	w := httptest.NewRecorder()
-	s.engine.ServeHTTP(w, req)
+	openapitest.Handler(s.t, s.engine).ServeHTTP(w, req)
 	return idReply{code: w.Code, hdr: w.Header(), body: w.Body.Bytes()}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/authledger/authledger/projections/projtest"
 	"github.com/authledger/authledger/projections/runtime"
 	"github.com/authledger/authledger/readapi"
+	"github.com/authledger/authledger/test/openapitest"
 )
 
 // testAuth stands in for the authentication middleware: it trusts test
@@ -121,7 +122,7 @@ func (s *server) get(t *testing.T, path, user, roles string, hdr ...string) *htt
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	w := httptest.NewRecorder()
-	s.engine.ServeHTTP(w, req)
+	openapitest.Handler(t, s.engine, openapitest.AuthHeader("X-Test-User")).ServeHTTP(w, req)
 	return w
 }
 

@@ -48,6 +48,10 @@ type app struct {
 	db     *pgxpool.Pool
 	store  eventstore.Store
 	engine *gin.Engine
+	// handler is what serve answers with: the engine, unless a test wraps
+	// it (cmd/authledger's tests check every exchange against
+	// openapi.yaml).
+	handler http.Handler
 	// conns caps the server's open connections (AUTHLEDGER_MAX_CONNECTIONS).
 	conns *connlimit.Limiter
 
@@ -199,6 +203,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	if err := a.conns.Register(registry); err != nil {
 		return nil, err
 	}
+	a.handler = a.engine
 	if err := identityhttp.Mount(&a.engine.RouterGroup, ident.deps); err != nil {
 		return nil, err
 	}
@@ -294,7 +299,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	// open connections under the cap, closing idle and slow ones first
 	// (docs/adr/0008).
 	srv := &http.Server{
-		Handler:           a.conns.Handler(a.engine),
+		Handler:           a.conns.Handler(a.handler),
 		ReadHeaderTimeout: a.cfg.ReadHeaderTimeout,
 		ReadTimeout:       a.cfg.HTTP.ReadTimeout,
 		WriteTimeout:      a.cfg.HTTP.WriteTimeout,

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authledger/authledger/test/openapitest"
 	"github.com/authledger/authledger/test/pgtest"
 )
 
@@ -108,7 +109,9 @@ func (p *serverProcess) post(ctx context.Context, path string, body any) (int, m
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	// The server is another process: its answers are checked against
+	// openapi.yaml on this side.
+	resp, err := (&http.Client{Timeout: 30 * time.Second, Transport: openapitest.Transport(p.t, nil)}).Do(req)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/test/esdbserver"
+	"github.com/authledger/authledger/test/openapitest"
 	"github.com/authledger/authledger/test/pgtest"
 )
 
@@ -69,6 +70,8 @@ func startService(t *testing.T, env map[string]string) *running {
 		cancel()
 		t.Fatalf("newApp: %v", err)
 	}
+	// Every exchange of the test is checked against openapi.yaml.
+	a.handler = openapitest.Handler(t, a.handler)
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {

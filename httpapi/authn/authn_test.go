@@ -20,6 +20,7 @@ import (
 	"github.com/authledger/authledger/httpapi/errtable"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/test/identitytest"
+	"github.com/authledger/authledger/test/openapitest"
 	"github.com/authledger/authledger/test/pgtest"
 )
 
@@ -63,7 +64,7 @@ func (e *env) serve(rev *authn.Revocations) func(bearer string) answer {
 		p, _ := httpapi.Caller(c)
 		c.JSON(200, gin.H{"sub": p.UserID})
 	})
-	srv := httptest.NewServer(engine)
+	srv := httptest.NewServer(openapitest.Handler(e.t, engine, openapitest.TestRoutes("GET /probe")))
 	e.t.Cleanup(srv.Close)
 	return func(bearer string) answer {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/probe", nil)

@@ -24,6 +24,7 @@ import (
 	"github.com/authledger/authledger/httpapi/identity"
 	"github.com/authledger/authledger/httpapi/ratelimit"
 	"github.com/authledger/authledger/migrations"
+	"github.com/authledger/authledger/test/openapitest"
 	"github.com/authledger/authledger/test/pgtest"
 )
 
@@ -131,7 +132,7 @@ func newServerAndStack(t *testing.T, opts ...serverOption) (client, *identitytes
 	// A protected route of the test's own: it answers 204 exactly when the
 	// authentication middleware accepts the token.
 	engine.GET("/v1/auth/probe", authn.Middleware(st.Verifier, rev), func(c *gin.Context) { c.Status(http.StatusNoContent) })
-	srv := httptest.NewServer(engine)
+	srv := httptest.NewServer(openapitest.Handler(t, engine, openapitest.TestRoutes("GET /v1/auth/probe")))
 	t.Cleanup(srv.Close)
 	return client{t: t, url: srv.URL}, st
 }

@@ -42,6 +42,7 @@ import (
 	"github.com/authledger/authledger/projections/runtime"
 	"github.com/authledger/authledger/projections/tasks"
 	"github.com/authledger/authledger/reactors/blobrelease"
+	"github.com/authledger/authledger/test/openapitest"
 	"github.com/authledger/authledger/test/testimage"
 )
 
@@ -135,7 +136,7 @@ func newServerWith(t *testing.T, limits task.Limits, upload taskshttp.Config) *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(engine)
+	srv := httptest.NewServer(openapitest.Handler(t, engine))
 	t.Cleanup(srv.Close)
 	return &server{t: t, ctx: ctx, url: srv.URL, issuer: issuer, h: h, store: pe.Store, blobDir: dir}
 }
