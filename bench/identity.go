@@ -75,18 +75,6 @@ func newIdentityRig(ctx context.Context, store *pg.Store) (*identityRig, error) 
 			return nil, err
 		}
 	}
-	users, err := commands.NewRepository(store, reg, user.FromHistory)
-	if err != nil {
-		return nil, err
-	}
-	reservations, err := commands.NewRepository(store, reg, user.ReservationFromHistory)
-	if err != nil {
-		return nil, err
-	}
-	sessions, err := commands.NewRepository(store, reg, session.FromHistory)
-	if err != nil {
-		return nil, err
-	}
 	ringRepo, err := commands.NewRepository(store, reg, signingkey.FromHistory)
 	if err != nil {
 		return nil, err
@@ -121,17 +109,20 @@ func newIdentityRig(ctx context.Context, store *pg.Store) (*identityRig, error) 
 	if err != nil {
 		return nil, err
 	}
-	policy := session.DefaultPolicy()
+	ih, err := commands.NewIdentityHandlers(store, reg, commands.IdentityConfig{
+		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey[:],
+	})
+	if err != nil {
+		return nil, err
+	}
 	return &identityRig{
 		store:    store,
 		hasher:   hasher,
-		sessions: sessions,
-		register: &commands.RegisterHandler{Reservations: reservations, Users: users, Hasher: hasher,
-			Policy: password.DefaultPolicy(), ReservationKey: reservationKey[:]},
-		login: &commands.LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,
-			Throttle: user.DefaultThrottlePolicy(), SessionPolicy: policy, ReservationKey: reservationKey[:]},
-		refresh: &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: policy},
-		policy:  policy,
+		sessions: ih.Sessions,
+		register: ih.Register,
+		login:    ih.Login,
+		refresh:  ih.Refresh,
+		policy:   ih.Login.SessionPolicy,
 	}, nil
 }
 

@@ -16,7 +16,7 @@ import (
 const DefaultConsistencyTimeout = 2 * time.Second
 
 // Waiter waits until projections have applied the log up to a position.
-// runtime.Waiter (projections/runtime) implements it.
+// runtime.Waiter (projections/projector) implements it.
 type Waiter interface {
 	WaitFor(ctx context.Context, pos eventstore.Position, projections ...string) error
 }

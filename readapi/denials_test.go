@@ -13,7 +13,7 @@ import (
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/audit"
-	"github.com/authledger/authledger/projections/tasks"
+	"github.com/authledger/authledger/projections/taskviews"
 	"github.com/authledger/authledger/readapi"
 )
 
@@ -40,7 +40,7 @@ func TestRepeatedRefusalsAreCountedNotRecordedOneByOne(t *testing.T) {
 	s.cmds.AuthorizeRead.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	s.engine = s.newEngine(t, nil)
 	f := seed(t, s)
-	s.env.WaitCaughtUp(t, s.ctx, f.last, tasks.Name)
+	s.env.WaitCaughtUp(t, s.ctx, f.last, taskviews.Name)
 
 	mallory := uuid.New()
 	for i := range 200 {
@@ -104,7 +104,7 @@ func TestMyAuditShowsOneReasonForRefusedReads(t *testing.T) {
 	t.Parallel()
 	s := newTaskServer(t) // every refusal recorded in full
 	f := seed(t, s)
-	s.env.WaitCaughtUp(t, s.ctx, f.last, tasks.Name)
+	s.env.WaitCaughtUp(t, s.ctx, f.last, taskviews.Name)
 	for _, id := range []uuid.UUID{f.invoice.ID, uuid.New()} { // alice's real task, a random id
 		if w := s.get(t, "/v1/tasks/"+id.String(), f.bob); w.Code != http.StatusNotFound {
 			t.Fatalf("bob reads %s: %d", id, w.Code)
@@ -148,7 +148,7 @@ func TestMyAuditHidesTheReasonsOfCountedRefusals(t *testing.T) {
 	s.cmds = newTaskCommands(t, s.env, time.Hour)
 	s.engine = s.newEngine(t, nil)
 	f := seed(t, s)
-	s.env.WaitCaughtUp(t, s.ctx, f.last, tasks.Name)
+	s.env.WaitCaughtUp(t, s.ctx, f.last, taskviews.Name)
 	for _, id := range []uuid.UUID{uuid.New(), f.invoice.ID, uuid.New()} {
 		s.get(t, "/v1/tasks/"+id.String(), f.bob)
 	}

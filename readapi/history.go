@@ -15,7 +15,7 @@ import (
 
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
-	"github.com/authledger/authledger/projections/tasks"
+	"github.com/authledger/authledger/projections/taskviews"
 )
 
 func (h *handlers) history(c *gin.Context) {
@@ -24,18 +24,18 @@ func (h *handlers) history(c *gin.Context) {
 		httpapi.WriteError(c, err)
 		return
 	}
-	q, err := parseTaskQuery(queryParams(c), tasks.Statuses, true)
+	q, err := parseTaskQuery(queryParams(c), taskviews.Statuses, true)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
 	q.filter.Owner = p.UserID
-	items, total, err := tasks.ListHistory(c.Request.Context(), h.d.Pool, q.filter, q.sort, q.page, q.size)
+	items, total, err := taskviews.ListHistory(c.Request.Context(), h.d.Pool, q.filter, q.sort, q.page, q.size)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, taskPage[tasks.HistoryEntry]{Items: items, Page: q.page, PageSize: q.size, Total: total})
+	c.JSON(http.StatusOK, taskPage[taskviews.HistoryEntry]{Items: items, Page: q.page, PageSize: q.size, Total: total})
 }
 
 // stats answers the caller's statistics over whole UTC days: every day the
@@ -65,9 +65,9 @@ func (h *handlers) stats(c *gin.Context) {
 	var toDay time.Time
 	if !to.IsZero() {
 		// The day holding the last instant before to, included.
-		toDay = tasks.Day(to.Add(-time.Nanosecond)).AddDate(0, 0, 1)
+		toDay = taskviews.Day(to.Add(-time.Nanosecond)).AddDate(0, 0, 1)
 	}
-	s, err := tasks.StatsFor(c.Request.Context(), h.d.Pool, p.UserID, from, toDay)
+	s, err := taskviews.StatsFor(c.Request.Context(), h.d.Pool, p.UserID, from, toDay)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -141,7 +141,7 @@ func (h *handlers) export(c *gin.Context) {
 			return f.Sort
 		}
 		return ""
-	}, tasks.Statuses, false)
+	}, taskviews.Statuses, false)
 	var pe *problem.Error
 	if errors.As(err, &pe) {
 		for _, fe := range pe.Fields {
@@ -170,7 +170,7 @@ func (h *handlers) export(c *gin.Context) {
 		c.Status(http.StatusOK)
 	}
 	n := 0
-	err = tasks.EachHistory(c.Request.Context(), h.d.Pool, q.filter, q.sort, func(e tasks.HistoryEntry) error {
+	err = taskviews.EachHistory(c.Request.Context(), h.d.Pool, q.filter, q.sort, func(e taskviews.HistoryEntry) error {
 		if !started {
 			start()
 			if err := w.begin(); err != nil {
@@ -219,7 +219,7 @@ func (h *handlers) export(c *gin.Context) {
 type exportWriter interface {
 	contentType() string
 	begin() error
-	row(tasks.HistoryEntry) error
+	row(taskviews.HistoryEntry) error
 	end() error
 	flush(http.Flusher) error
 }
@@ -238,7 +238,7 @@ func (*csvExport) contentType() string { return "text/csv; charset=utf-8" }
 
 func (e *csvExport) begin() error { return e.w.Write(exportColumns) }
 
-func (e *csvExport) row(h tasks.HistoryEntry) error {
+func (e *csvExport) row(h taskviews.HistoryEntry) error {
 	ts := func(t *time.Time) string {
 		if t == nil {
 			return ""
@@ -287,7 +287,7 @@ func (*jsonExport) contentType() string { return "application/json" }
 
 func (e *jsonExport) begin() error { e.buf.WriteByte('['); return nil }
 
-func (e *jsonExport) row(h tasks.HistoryEntry) error {
+func (e *jsonExport) row(h taskviews.HistoryEntry) error {
 	if e.rows > 0 {
 		e.buf.WriteByte(',')
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
-	"github.com/authledger/authledger/projections/identity"
+	"github.com/authledger/authledger/projections/userviews"
 )
 
 // MeResponse is the body of GET /v1/me. Email is the normalised address
@@ -34,7 +34,7 @@ func (h *handlers) me(c *gin.Context) {
 	// Not found: a token whose subject is not one of our users, or a
 	// registration the projection has not reached (the caller sent no
 	// consistency token).
-	prof, err := identity.GetProfile(c.Request.Context(), h.d.Pool, p.UserID)
+	prof, err := userviews.GetProfile(c.Request.Context(), h.d.Pool, p.UserID)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -84,7 +84,7 @@ func (h *handlers) sessions(c *gin.Context) {
 	}
 	body := SessionsPage{Items: []SessionItem{}, Page: page, PageSize: size}
 	c.Header("Cache-Control", "private, no-store")
-	list, total, err := identity.ListActiveSessions(c.Request.Context(), h.d.Pool, p.UserID, h.d.Now(), page, size)
+	list, total, err := userviews.ListActiveSessions(c.Request.Context(), h.d.Pool, p.UserID, h.d.Now(), page, size)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return

@@ -21,9 +21,9 @@ import (
 	"github.com/authledger/authledger/httpapi/authn"
 	"github.com/authledger/authledger/httpapi/errtable"
 	httpidentity "github.com/authledger/authledger/httpapi/identity"
-	"github.com/authledger/authledger/projections/identity"
+	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
-	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/userviews"
 	"github.com/authledger/authledger/readapi"
 	"github.com/authledger/authledger/test/openapitest"
 )
@@ -37,7 +37,7 @@ type idServer struct {
 	ctx    context.Context
 	env    *projtest.Env
 	engine http.Handler
-	runner *runtime.Runner
+	runner *projector.Runner
 	// skew moves the read API's clock (nanoseconds), to expire sessions.
 	skew  atomic.Int64
 	start func()
@@ -53,8 +53,8 @@ func newIdentityServer(t *testing.T, startRunner bool) *idServer {
 	st := identitytest.New(t, ctx, env.Store, env.Store.Pool())
 	rev := st.Revocations(t, env.Store, env.Store.Pool())
 
-	profiles, sessProj := identity.NewProfiles(), identity.NewSessions()
-	r, err := runtime.NewRunner(env.Config(profiles, sessProj))
+	profiles, sessProj := userviews.NewProfiles(), userviews.NewSessions()
+	r, err := projector.NewRunner(env.Config(profiles, sessProj))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func newIdentityServer(t *testing.T, startRunner bool) *idServer {
 	}
 	if startRunner {
 		s.start()
-	} else if err := runtime.Setup(ctx, env.Pool, profiles, sessProj); err != nil {
+	} else if err := projector.Setup(ctx, env.Pool, profiles, sessProj); err != nil {
 		// The views exist (as in a server, whose runner sets them up
 		// before serving), but nothing is applied yet.
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func newIdentityServer(t *testing.T, startRunner bool) *idServer {
 	}
 	v1 := engine.Group("/v1", auth)
 	err = readapi.Mount(v1, readapi.Deps{
-		Pool: env.Pool, Waiter: runtime.NewWaiter(env.Pool, r, 0), ConsistencyTimeout: 2 * time.Second,
+		Pool: env.Pool, Waiter: projector.NewWaiter(env.Pool, r, 0), ConsistencyTimeout: 2 * time.Second,
 		Now:       func() time.Time { return time.Now().Add(time.Duration(s.skew.Load())) },
 		Authorize: refuseTaskReads,
 	})

@@ -16,8 +16,8 @@ import (
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
 	"github.com/authledger/authledger/projections/audit"
-	"github.com/authledger/authledger/projections/identity"
-	"github.com/authledger/authledger/projections/tasks"
+	"github.com/authledger/authledger/projections/taskviews"
+	"github.com/authledger/authledger/projections/userviews"
 )
 
 // Page size limits of list endpoints.
@@ -101,10 +101,10 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 	consistent := func(projection string) gin.HandlerFunc {
 		return Consistency(d.Waiter, d.ConsistencyTimeout, projection)
 	}
-	rg.GET("/me", consistent(identity.ProfilesName), h.me)
-	rg.GET("/auth/sessions", consistent(identity.SessionsName), h.sessions)
+	rg.GET("/me", consistent(userviews.ProfilesName), h.me)
+	rg.GET("/auth/sessions", consistent(userviews.SessionsName), h.sessions)
 
-	taskRead := consistent(tasks.Name)
+	taskRead := consistent(taskviews.Name)
 	rg.GET("/tasks", taskRead, h.tasks)
 	rg.GET("/tasks/:id", taskRead, h.task)
 	rg.GET("/history", taskRead, h.history)

@@ -21,8 +21,8 @@ import (
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/errtable"
 	"github.com/authledger/authledger/projections/audit"
+	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
-	"github.com/authledger/authledger/projections/runtime"
 	"github.com/authledger/authledger/readapi"
 	"github.com/authledger/authledger/test/openapitest"
 )
@@ -73,16 +73,16 @@ func refuseTaskReads(*gin.Context, uuid.UUID, bool) error { return task.ErrNotFo
 type server struct {
 	env    *projtest.Env
 	engine *gin.Engine
-	runner *runtime.Runner
+	runner *projector.Runner
 	ctx    context.Context
 }
 
-func newServer(t *testing.T, extra ...runtime.Projection) *server {
+func newServer(t *testing.T, extra ...projector.Projection) *server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	env := projtest.New(t)
-	r, err := runtime.NewRunner(env.Config(append([]runtime.Projection{audit.New(projtest.AuditKey)}, extra...)...))
+	r, err := projector.NewRunner(env.Config(append([]projector.Projection{audit.New(projtest.AuditKey)}, extra...)...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func newServer(t *testing.T, extra ...runtime.Projection) *server {
 		t.Fatal(err)
 	}
 	v1 := engine.Group("/v1", testAuth)
-	if err := readapi.Mount(v1, readapi.Deps{Pool: env.Pool, Waiter: runtime.NewWaiter(env.Pool, r, 0), ConsistencyTimeout: 2 * time.Second,
+	if err := readapi.Mount(v1, readapi.Deps{Pool: env.Pool, Waiter: projector.NewWaiter(env.Pool, r, 0), ConsistencyTimeout: 2 * time.Second,
 		Authorize: refuseTaskReads}); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
-	"github.com/authledger/authledger/projections/tasks"
+	"github.com/authledger/authledger/projections/taskviews"
 )
 
 // taskPage is the list body: {items, page, page_size, total}.
@@ -31,18 +31,18 @@ func (h *handlers) tasks(c *gin.Context) {
 		httpapi.WriteError(c, err)
 		return
 	}
-	q, err := parseTaskQuery(queryParams(c), tasks.LiveStatuses, true)
+	q, err := parseTaskQuery(queryParams(c), taskviews.LiveStatuses, true)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
 	q.filter.Owner = p.UserID
-	items, total, err := tasks.ListTasks(c.Request.Context(), h.d.Pool, q.filter, q.sort, q.page, q.size)
+	items, total, err := taskviews.ListTasks(c.Request.Context(), h.d.Pool, q.filter, q.sort, q.page, q.size)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, taskPage[tasks.Task]{Items: items, Page: q.page, PageSize: q.size, Total: total})
+	c.JSON(http.StatusOK, taskPage[taskviews.Task]{Items: items, Page: q.page, PageSize: q.size, Total: total})
 }
 
 // task answers one task: the caller's own, or, to an administrator,
@@ -65,12 +65,12 @@ func (h *handlers) task(c *gin.Context) {
 		asOwner = uuid.Nil
 	}
 	ctx := c.Request.Context()
-	t, look, err := tasks.Get(ctx, h.d.Pool, id, asOwner)
+	t, look, err := taskviews.Get(ctx, h.d.Pool, id, asOwner)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
-	if look != tasks.Found {
+	if look != taskviews.Found {
 		// The command reads the task stream, records why (coalesced per
 		// requester) and says not found; a task the read model has not
 		// reached yet is not found either, for now.
@@ -92,8 +92,8 @@ func (h *handlers) task(c *gin.Context) {
 
 // taskQuery is a parsed list query.
 type taskQuery struct {
-	filter     tasks.Filter
-	sort       tasks.Sort
+	filter     taskviews.Filter
+	sort       taskviews.Sort
 	page, size int
 }
 
@@ -108,7 +108,7 @@ const maxQueryLen = 200
 // parseTaskQuery reads status, from, to, q, sort and (withPage) page and
 // page_size, reporting every invalid one. statuses are the accepted ones.
 func parseTaskQuery(get params, statuses []string, withPage bool) (taskQuery, error) {
-	q := taskQuery{sort: tasks.SortCreatedDesc, page: 1, size: DefaultPageSize}
+	q := taskQuery{sort: taskviews.SortCreatedDesc, page: 1, size: DefaultPageSize}
 	var fields []problem.FieldError
 	bad := func(field, msg string) { fields = append(fields, problem.FieldError{Field: field, Message: msg}) }
 	if withPage {
@@ -144,14 +144,14 @@ func parseTaskQuery(get params, statuses []string, withPage bool) (taskQuery, er
 	}
 	if v := get("sort"); v != "" {
 		ok := false
-		for _, s := range tasks.Sorts {
+		for _, s := range taskviews.Sorts {
 			if string(s) == v {
 				q.sort, ok = s, true
 			}
 		}
 		if !ok {
-			names := make([]string, len(tasks.Sorts))
-			for i, s := range tasks.Sorts {
+			names := make([]string, len(taskviews.Sorts))
+			for i, s := range taskviews.Sorts {
 				names[i] = string(s)
 			}
 			bad("sort", "must be one of "+strings.Join(names, ", "))

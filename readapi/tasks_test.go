@@ -27,11 +27,11 @@ import (
 	"github.com/authledger/authledger/httpapi/errtable"
 	"github.com/authledger/authledger/httpapi/problem"
 	"github.com/authledger/authledger/projections/audit"
+	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
-	"github.com/authledger/authledger/projections/runtime"
-	"github.com/authledger/authledger/projections/tasks"
-	"github.com/authledger/authledger/projections/tasks/tasksbench"
-	"github.com/authledger/authledger/projections/tasks/taskstest"
+	"github.com/authledger/authledger/projections/taskviews"
+	"github.com/authledger/authledger/projections/taskviews/tasksbench"
+	"github.com/authledger/authledger/projections/taskviews/taskstest"
 	"github.com/authledger/authledger/readapi"
 	"github.com/authledger/authledger/test/openapitest"
 )
@@ -41,7 +41,7 @@ import (
 type taskServer struct {
 	env    *projtest.Env
 	ctx    context.Context
-	waiter *runtime.Waiter
+	waiter *projector.Waiter
 	engine *gin.Engine
 	// cmds are the task commands readapi reaches the log through, as
 	// cmd/authledger wires them.
@@ -57,7 +57,7 @@ func newTaskServer(t *testing.T) *taskServer {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 	env := projtest.New(t)
-	r, err := runtime.NewRunner(env.Config(tasks.New(), audit.New(projtest.AuditKey)))
+	r, err := projector.NewRunner(env.Config(taskviews.New(), audit.New(projtest.AuditKey)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func newTaskServer(t *testing.T) *taskServer {
 			t.Errorf("runner: %v", err)
 		}
 	})
-	s := &taskServer{env: env, ctx: ctx, waiter: runtime.NewWaiter(env.Pool, r, 0)}
+	s := &taskServer{env: env, ctx: ctx, waiter: projector.NewWaiter(env.Pool, r, 0)}
 	s.cmds = newTaskCommands(t, s.env, denialWindow)
 	s.engine = s.newEngine(t, nil)
 	return s
@@ -214,8 +214,8 @@ func ids[T any](items []T, id func(T) uuid.UUID) []uuid.UUID {
 	return out
 }
 
-func taskID(t tasks.Task) uuid.UUID         { return t.TaskID }
-func histID(h tasks.HistoryEntry) uuid.UUID { return h.TaskID }
+func taskID(t taskviews.Task) uuid.UUID         { return t.TaskID }
+func histID(h taskviews.HistoryEntry) uuid.UUID { return h.TaskID }
 
 func TestTaskListsFiltersSortAndPages(t *testing.T) {
 	t.Parallel()
@@ -223,7 +223,7 @@ func TestTaskListsFiltersSortAndPages(t *testing.T) {
 	f := seed(t, s)
 	// Read your writes: the token makes the first query wait for the projection.
 	w := s.do(t, nil, http.MethodGet, "/v1/tasks?page_size=100", nil, f.alice, "user", httpapi.HeaderConsistencyToken, f.last.String())
-	all := decodeAs[list[tasks.Task]](t, w)
+	all := decodeAs[list[taskviews.Task]](t, w)
 	if all.Total != 15 || len(all.Items) != 15 || all.PageSize != 100 {
 		t.Fatalf("alice's live tasks: %d items of %d", len(all.Items), all.Total)
 	}
@@ -239,11 +239,11 @@ func TestTaskListsFiltersSortAndPages(t *testing.T) {
 
 	alice := func(path string) []uuid.UUID {
 		t.Helper()
-		return ids(decodeAs[list[tasks.Task]](t, s.get(t, path, f.alice)).Items, taskID)
+		return ids(decodeAs[list[taskviews.Task]](t, s.get(t, path, f.alice)).Items, taskID)
 	}
-	hist := func(path string) list[tasks.HistoryEntry] {
+	hist := func(path string) list[taskviews.HistoryEntry] {
 		t.Helper()
-		return decodeAs[list[tasks.HistoryEntry]](t, s.get(t, path, f.alice))
+		return decodeAs[list[taskviews.HistoryEntry]](t, s.get(t, path, f.alice))
 	}
 	for _, c := range []struct {
 		path string
@@ -266,7 +266,7 @@ func TestTaskListsFiltersSortAndPages(t *testing.T) {
 			t.Errorf("GET %s = %v, want %v", c.path, got, c.want)
 		}
 	}
-	p := decodeAs[list[tasks.Task]](t, s.get(t, "/v1/tasks?page=4&page_size=4", f.alice))
+	p := decodeAs[list[taskviews.Task]](t, s.get(t, "/v1/tasks?page=4&page_size=4", f.alice))
 	if p.Total != 15 || len(p.Items) != 3 || p.Page != 4 {
 		t.Fatalf("last page: %d items of %d (page %d)", len(p.Items), p.Total, p.Page)
 	}
@@ -287,7 +287,7 @@ func TestTaskListsFiltersSortAndPages(t *testing.T) {
 		got[0].StartedAt == nil || got[0].FinishedAt == nil || got[0].FileCount != 2 || got[0].Bytes != 300 {
 		t.Fatalf("history row = %+v", got)
 	}
-	bobs := decodeAs[list[tasks.HistoryEntry]](t, s.get(t, "/v1/history?q=invoice", f.bob))
+	bobs := decodeAs[list[taskviews.HistoryEntry]](t, s.get(t, "/v1/history?q=invoice", f.bob))
 	if bobs.Total != 1 || bobs.Items[0].TaskID != f.bobs.ID {
 		t.Fatalf("bob's history search = %+v", bobs)
 	}
@@ -338,9 +338,9 @@ func TestTaskByIDIsolation(t *testing.T) {
 	t.Parallel()
 	s := newTaskServer(t)
 	f := seed(t, s)
-	s.env.WaitCaughtUp(t, s.ctx, f.last, tasks.Name)
+	s.env.WaitCaughtUp(t, s.ctx, f.last, taskviews.Name)
 
-	got := decodeAs[tasks.Task](t, s.get(t, "/v1/tasks/"+f.invoice.ID.String(), f.alice))
+	got := decodeAs[taskviews.Task](t, s.get(t, "/v1/tasks/"+f.invoice.ID.String(), f.alice))
 	if got.TaskID != f.invoice.ID || got.Status != "completed" || got.Result == nil || *got.Result != "TOTAL 42 EUR" ||
 		len(got.Files) != 2 || got.Files[0].Name != "Invoice March.png" || got.Files[0].FileID != f.invoice.Files[0].FileID ||
 		got.Files[1].Size != 200 || got.Attempts != 1 || got.ProcessingMS != 120 {
@@ -423,7 +423,7 @@ func TestTaskByIDIsolation(t *testing.T) {
 	// An administrator reads another user's task through the command,
 	// which records the read.
 	admin := uuid.New()
-	got = decodeAs[tasks.Task](t, s.do(t, nil, http.MethodGet, "/v1/tasks/"+f.bobs.ID.String(), nil, admin, "admin"))
+	got = decodeAs[taskviews.Task](t, s.do(t, nil, http.MethodGet, "/v1/tasks/"+f.bobs.ID.String(), nil, admin, "admin"))
 	if got.TaskID != f.bobs.ID || got.OwnerID != f.bob || *got.Result != "bob's text" {
 		t.Fatalf("admin read = %+v", got)
 	}
@@ -483,10 +483,10 @@ func TestHistoryStats(t *testing.T) {
 	t.Parallel()
 	s := newTaskServer(t)
 	f := seed(t, s)
-	s.env.WaitCaughtUp(t, s.ctx, f.last, tasks.Name)
-	stats := func(path string, user uuid.UUID) tasks.Stats {
+	s.env.WaitCaughtUp(t, s.ctx, f.last, taskviews.Name)
+	stats := func(path string, user uuid.UUID) taskviews.Stats {
 		t.Helper()
-		return decodeAs[tasks.Stats](t, s.get(t, path, user))
+		return decodeAs[taskviews.Stats](t, s.get(t, path, user))
 	}
 	st := stats("/v1/history/stats?from=2026-03-01&to=2026-03-02", f.alice)
 	if st.Total != 2 || st.ByStatus["completed"] != 1 || st.ByStatus["failed"] != 1 || st.ByStatus["queued"] != 0 ||
@@ -521,7 +521,7 @@ func TestHistoryExport(t *testing.T) {
 	t.Parallel()
 	s := newTaskServer(t)
 	f := seed(t, s)
-	s.env.WaitCaughtUp(t, s.ctx, f.last, tasks.Name)
+	s.env.WaitCaughtUp(t, s.ctx, f.last, taskviews.Name)
 	export := func(user uuid.UUID, body any) *httptest.ResponseRecorder {
 		t.Helper()
 		return s.do(t, nil, http.MethodPost, "/v1/history/export", body, user, "user")
@@ -551,7 +551,7 @@ func TestHistoryExport(t *testing.T) {
 	if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/json" || !strings.HasSuffix(w.Header().Get("Content-Disposition"), `.json"`) {
 		t.Fatalf("json export: %d %v", w.Code, w.Header())
 	}
-	var rows []tasks.HistoryEntry
+	var rows []taskviews.HistoryEntry
 	if err := json.Unmarshal(w.Body.Bytes(), &rows); err != nil {
 		t.Fatalf("json export is not a JSON array: %v\n%s", err, w.Body)
 	}
@@ -607,12 +607,12 @@ func TestHistoryExportFailingMidwayIsCutOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	var gen int
-	if err := s.env.Pool.QueryRow(s.ctx, "SELECT generation FROM projection_checkpoints WHERE name = $1", tasks.Name).Scan(&gen); err != nil {
+	if err := s.env.Pool.QueryRow(s.ctx, "SELECT generation FROM projection_checkpoints WHERE name = $1", taskviews.Name).Scan(&gen); err != nil {
 		t.Fatal(err)
 	}
 	// The oldest task is the last row of an export (newest first); a NULL
 	// file name cannot be read into one.
-	history := runtime.Tables{Generation: gen}.Ident(tasks.TableHistory)
+	history := projector.Tables{Generation: gen}.Ident(taskviews.TableHistory)
 	if _, err := s.env.Pool.Exec(s.ctx, `UPDATE `+history+` SET file_names = ARRAY[NULL]::text[]
 		WHERE task_id = (SELECT task_id FROM `+history+` WHERE owner_id = $1 ORDER BY created_at LIMIT 1)`, alice); err != nil {
 		t.Fatal(err)

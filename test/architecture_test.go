@@ -245,7 +245,7 @@ func TestRulesCatchViolations(t *testing.T) {
 			p("readapi"):    {p("auth/token")},
 			p("auth/token"): {p("eventstore/pg")},
 		}, []string{p("readapi"), p("auth/token"), p("eventstore/pg")}},
-		{"commands read a read model", map[string][]string{p("commands"): {p("projections/identity")}}, []string{p("commands"), p("projections/identity")}},
+		{"commands read a read model", map[string][]string{p("commands"): {p("projections/userviews")}}, []string{p("commands"), p("projections/userviews")}},
 		{"commands reach readapi through another package", map[string][]string{
 			p("commands"):   {p("auth/token")},
 			p("auth/token"): {p("readapi")},

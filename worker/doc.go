@@ -5,6 +5,6 @@
 // loop (claims whose worker stopped heartbeating go back to the queue) and
 // the retention loop (old tasks expire and their blobs are removed).
 //
-// The read model (projections/tasks.Queue) only suggests which tasks to
+// The read model (projections/taskviews.Queue) only suggests which tasks to
 // look at; every decision is re-checked by the commands on the task stream.
 package worker

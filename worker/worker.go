@@ -20,7 +20,7 @@ import (
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/outage"
-	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/projector"
 )
 
 // Config tunes a worker. The zero value of every field means its default.
@@ -152,7 +152,7 @@ type Lifecycle interface {
 }
 
 // ReadModel is the worker's view of the tasks projection;
-// projections/tasks.Queue implements it. Its answers are hints, re-checked
+// projections/taskviews.Queue implements it. Its answers are hints, re-checked
 // by the commands.
 type ReadModel interface {
 	Queued(ctx context.Context, limit int) ([]uuid.UUID, error)
@@ -163,7 +163,7 @@ type ReadModel interface {
 }
 
 // Waiter waits until projections reach a log position;
-// projections/runtime.Waiter implements it.
+// projections/projector.Waiter implements it.
 type Waiter interface {
 	WaitFor(ctx context.Context, pos eventstore.Position, projections ...string) error
 }
@@ -322,12 +322,12 @@ func (w *Worker) dispatch(ctx context.Context, out chan<- uuid.UUID) {
 const WakeFollowerName = "worker_wakeups"
 
 // Follower turns queued-task events into wake-ups: run it as a local
-// follower of the projection runtime beside Run (runtime.Runner), which
+// follower of the projection runtime beside Run (projector.Runner), which
 // resumes it after any failure. It starts at the head: older tasks are
 // found by the poll. The wake-ups are hints like the poll: a full channel
 // drops them.
-func (w *Worker) Follower() runtime.Follower {
-	return runtime.Follower{
+func (w *Worker) Follower() projector.Follower {
+	return projector.Follower{
 		Name:   WakeFollowerName,
 		Filter: eventstore.Filter{EventTypes: []string{task.EventCreated, task.EventRetried, task.EventClaimReleased}},
 		Start: func(ctx context.Context, store eventstore.Store) (eventstore.Position, error) {

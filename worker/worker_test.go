@@ -27,9 +27,9 @@ import (
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
-	"github.com/authledger/authledger/projections/runtime"
-	"github.com/authledger/authledger/projections/tasks"
+	"github.com/authledger/authledger/projections/taskviews"
 	"github.com/authledger/authledger/worker"
 )
 
@@ -42,8 +42,8 @@ type env struct {
 	h       *commands.TaskHandlers
 	blobs   *blob.Local
 	blobDir string
-	queue   *tasks.Queue
-	waiter  *runtime.Waiter
+	queue   *taskviews.Queue
+	waiter  *projector.Waiter
 }
 
 func newEnv(t *testing.T) *env {
@@ -51,7 +51,7 @@ func newEnv(t *testing.T) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	pe := projtest.New(t)
-	r, err := runtime.NewRunner(pe.Config(tasks.New()))
+	r, err := projector.NewRunner(pe.Config(taskviews.New()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, ctx: ctx, pe: pe, h: h, blobs: bs, blobDir: dir, queue: tasks.NewQueue(pe.Pool), waiter: runtime.NewWaiter(pe.Pool, r, 0)}
+	return &env{t: t, ctx: ctx, pe: pe, h: h, blobs: bs, blobDir: dir, queue: taskviews.NewQueue(pe.Pool), waiter: projector.NewWaiter(pe.Pool, r, 0)}
 }
 
 // create stores the files and creates a queued task of them.
@@ -110,7 +110,7 @@ func (e *env) worker(cfg worker.Config, p worker.Processor) *worker.Worker {
 		cfg.Lease, cfg.Heartbeat = 3*time.Second, 300*time.Millisecond
 	}
 	w, err := worker.New(cfg, worker.Deps{Tasks: lc, ReadModel: e.queue, Blobs: e.blobs, Processor: p, Log: e.pe.Store,
-		Waiter: e.waiter, Projection: tasks.Name, Logger: testLogger(e.t)})
+		Waiter: e.waiter, Projection: taskviews.Name, Logger: testLogger(e.t)})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ import (
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections"
 	"github.com/authledger/authledger/projections/audit"
-	projruntime "github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/reactors/blobrelease"
 	"github.com/authledger/authledger/reactors/sessionclaims"
 	"github.com/authledger/authledger/reactors/sessionlimit"
@@ -150,7 +150,7 @@ type rebuildJSON struct {
 	UpdatedAt     time.Time `json:"updated_at"`
 }
 
-func toStatusJSON(s projruntime.ProjectionStatus) statusJSON {
+func toStatusJSON(s projector.ProjectionStatus) statusJSON {
 	out := statusJSON{
 		Name: s.Name, Generation: s.Generation, State: s.State, Position: s.Position.String(),
 		EventsApplied: s.EventsApplied, LagEvents: s.LagEvents, LagEventsAtLeast: s.LagEventsAtLeast, LagSeconds: s.LagSeconds,
@@ -192,18 +192,18 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 	defer c.close()
 	// The read models, and the policies the server runs beside them
 	// (status reads only their names and checkpoints).
-	policies := []projruntime.Projection{sessionclaims.New(nil, nil), projruntime.Descriptor(blobrelease.Name, blobrelease.Filter)}
+	policies := []projector.Projection{sessionclaims.New(nil, nil), projector.Descriptor(blobrelease.Name, blobrelease.Filter)}
 	if c.cfg.Identity.MaxSessionsPerUser > 0 {
-		policies = append(policies, projruntime.Descriptor(sessionlimit.Name, sessionlimit.Filter))
+		policies = append(policies, projector.Descriptor(sessionlimit.Name, sessionlimit.Filter))
 	}
 	readModels := projections.Builtin(nil)
-	st, err := projruntime.Status(ctx, c.pool, c.store, append(readModels, policies...)...)
+	st, err := projector.Status(ctx, c.pool, c.store, append(readModels, policies...)...)
 	if err != nil {
 		fmt.Fprintf(stderr, "authledger projections status: %v\n", err)
 		return exitError
 	}
 	// Each running process's log followers, as it last recorded them.
-	followers, err := projruntime.LogFollowers(ctx, c.pool, followerStatusMaxAge)
+	followers, err := projector.LogFollowers(ctx, c.pool, followerStatusMaxAge)
 	if err != nil {
 		fmt.Fprintf(stderr, "authledger projections status: %v\n", err)
 		return exitError
@@ -243,7 +243,7 @@ const followerStatusMaxAge = 10 * time.Minute
 // printFollowersTable writes each process's log followers after the read
 // models: they have no checkpoint, so the lag is the time since the
 // follower was last known to have handled every event of its filter.
-func printFollowersTable(w io.Writer, fs []projruntime.LogFollowerRow, now time.Time) {
+func printFollowersTable(w io.Writer, fs []projector.LogFollowerRow, now time.Time) {
 	fmt.Fprintln(w)
 	if len(fs) == 0 {
 		fmt.Fprintln(w, "No log follower recorded in the last", followerStatusMaxAge, "(no server or worker running).")
@@ -260,7 +260,7 @@ func printFollowersTable(w io.Writer, fs []projruntime.LogFollowerRow, now time.
 	}
 	_ = tw.Flush()
 	for _, f := range fs {
-		if f.State != projruntime.FollowerFollowing && f.LastError != "" {
+		if f.State != projector.FollowerFollowing && f.LastError != "" {
 			fmt.Fprintf(w, "\n%s (%s): %s\n", f.Name, f.Instance, f.LastError)
 		}
 	}
@@ -268,7 +268,7 @@ func printFollowersTable(w io.Writer, fs []projruntime.LogFollowerRow, now time.
 
 // printStatusTable writes the human form of the status; details (a
 // failure, a rebuild in progress) follow the table, one line each.
-func printStatusTable(w io.Writer, st []projruntime.ProjectionStatus, now time.Time) {
+func printStatusTable(w io.Writer, st []projector.ProjectionStatus, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tGEN\tSTATE\tPOSITION\tAPPLIED\tLAG EVENTS\tLAG SECONDS\tUPDATED")
 	for _, s := range st {
@@ -287,7 +287,7 @@ func printStatusTable(w io.Writer, st []projruntime.ProjectionStatus, now time.T
 	}
 	_ = tw.Flush()
 	for _, s := range st {
-		if s.State == projruntime.StateFailed || s.LastError != "" {
+		if s.State == projector.StateFailed || s.LastError != "" {
 			fmt.Fprintf(w, "\n%s stopped on event %s (%s): %s\n", s.Name, s.FailedEventID, s.FailedEventType, s.LastError)
 		}
 		if r := s.Rebuild; r != nil {
@@ -360,7 +360,7 @@ func runProjectionsRebuild(ctx context.Context, args []string, getenv env, stdou
 		name, bar.report)
 	bar.finish()
 	switch {
-	case errors.Is(err, projruntime.ErrRebuildRunning):
+	case errors.Is(err, projector.ErrRebuildRunning):
 		fmt.Fprintf(stderr, "authledger projections rebuild: a rebuild of %s is already running elsewhere; try again when it ends\n", name)
 		return exitError
 	case err != nil:
@@ -417,14 +417,14 @@ func (b *progressBar) Write(p []byte) (int, error) {
 }
 
 // report is the Rebuild progress callback.
-func (b *progressBar) report(p projruntime.Progress) {
+func (b *progressBar) report(p projector.Progress) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	line := progressLine(p)
 	if b.tty {
 		fmt.Fprintf(b.w, "\r\033[K%s", line)
 		b.drawn = true
-		if p.Phase == projruntime.PhaseDone {
+		if p.Phase == projector.PhaseDone {
 			fmt.Fprintln(b.w)
 			b.drawn = false
 		}
@@ -448,12 +448,12 @@ func (b *progressBar) finish() {
 	}
 }
 
-func progressLine(p projruntime.Progress) string {
+func progressLine(p projector.Progress) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%s g%d %-8s ", p.Projection, p.Generation, p.Phase)
 	if p.Total > 0 {
 		frac := min(1, float64(p.Applied)/float64(p.Total))
-		if p.Phase == projruntime.PhaseDone {
+		if p.Phase == projector.PhaseDone {
 			frac = 1
 		}
 		filled := int(frac * barWidth)

@@ -12,8 +12,8 @@ import (
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/httpapi/authn"
 	"github.com/authledger/authledger/projections/audit"
+	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
-	projruntime "github.com/authledger/authledger/projections/runtime"
 	"github.com/authledger/authledger/reactors/sessionlimit"
 	"github.com/authledger/authledger/test/pgtest"
 )
@@ -131,7 +131,7 @@ func TestProjectionsStatusRebuildAndAuditVerify(t *testing.T) {
 	}
 
 	// The runner chains under the key the commands derive from the master key.
-	r, err := projruntime.NewRunner(env.Config(audit.New(testAuditKeys(t).chain)))
+	r, err := projector.NewRunner(env.Config(audit.New(testAuditKeys(t).chain)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestProjectionsStatusRebuildAndAuditVerify(t *testing.T) {
 	}
 
 	s = statusOf(t, envm, audit.Name)
-	if s.Generation != 1 || s.EventsApplied != n || s.LagEvents != 0 || s.LagSeconds != 0 || s.Position != last.String() || s.State == projruntime.StateFailed {
+	if s.Generation != 1 || s.EventsApplied != n || s.LagEvents != 0 || s.LagSeconds != 0 || s.Position != last.String() || s.State == projector.StateFailed {
 		t.Fatalf("status after catching up: %+v (want generation 1, %d applied, no lag, at %s)", s, n, last)
 	}
 	code, out, errOut := runCmd(t, envm, "projections", "status")
@@ -164,7 +164,7 @@ func TestProjectionsStatusRebuildAndAuditVerify(t *testing.T) {
 		t.Fatalf("rebuild: exit %d\n%s\n%s", code, out, errOut)
 	}
 	// stderr is not a terminal here: plain progress lines, ending with done.
-	if strings.Contains(errOut, "\r") || !strings.Contains(errOut, "events/s") || !strings.Contains(errOut, projruntime.PhaseDone) {
+	if strings.Contains(errOut, "\r") || !strings.Contains(errOut, "events/s") || !strings.Contains(errOut, projector.PhaseDone) {
 		t.Errorf("progress on stderr: %q", errOut)
 	}
 	if after := trailDump(t, ctx, env); after != before || after == "" {
@@ -244,16 +244,16 @@ func TestProgressLine(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name string
-		p    projruntime.Progress
+		p    projector.Progress
 		want []string
 		not  []string
 	}{
-		{"building with a total", projruntime.Progress{Projection: "audit", Generation: 3, Phase: projruntime.PhaseBuilding,
+		{"building with a total", projector.Progress{Projection: "audit", Generation: 3, Phase: projector.PhaseBuilding,
 			Applied: 500, Total: 2000, EventsPerSecond: 250, Elapsed: 2 * time.Second, ETA: 6 * time.Second},
 			[]string{"audit g3 building", "[#######.......................]  25%", "500/2000 events", "250 events/s", "ETA 6s"}, nil},
-		{"past the estimate", projruntime.Progress{Projection: "audit", Phase: projruntime.PhaseSwapping, Applied: 2100, Total: 2000},
+		{"past the estimate", projector.Progress{Projection: "audit", Phase: projector.PhaseSwapping, Applied: 2100, Total: 2000},
 			[]string{"100%", "2100/2000 events"}, []string{"ETA"}},
-		{"never ran: no total", projruntime.Progress{Projection: "audit", Phase: projruntime.PhaseBuilding, Applied: 42},
+		{"never ran: no total", projector.Progress{Projection: "audit", Phase: projector.PhaseBuilding, Applied: 42},
 			[]string{"42 events", "0 events/s"}, []string{"[", "%"}},
 	}
 	for _, c := range cases {
@@ -280,14 +280,14 @@ func TestProgressBarOnATerminal(t *testing.T) {
 	t.Parallel()
 	var out strings.Builder
 	b := &progressBar{w: &out, tty: true}
-	p := projruntime.Progress{Projection: "audit", Generation: 2, Phase: projruntime.PhaseBuilding, Applied: 10, Total: 100}
+	p := projector.Progress{Projection: "audit", Generation: 2, Phase: projector.PhaseBuilding, Applied: 10, Total: 100}
 	b.report(p)
 	p.Applied = 50
 	b.report(p)
 	if _, err := b.Write([]byte("{\"level\":\"WARN\"}\n")); err != nil {
 		t.Fatal(err)
 	}
-	p.Phase, p.Applied = projruntime.PhaseDone, 100
+	p.Phase, p.Applied = projector.PhaseDone, 100
 	b.report(p)
 	b.finish()
 	got := out.String()
@@ -303,10 +303,10 @@ func TestProgressBarOnATerminal(t *testing.T) {
 
 	out.Reset()
 	plain := &progressBar{w: &out}
-	p.Phase = projruntime.PhaseBuilding
+	p.Phase = projector.PhaseBuilding
 	plain.report(p)
 	plain.report(p) // within plainEvery: dropped
-	p.Phase = projruntime.PhaseDone
+	p.Phase = projector.PhaseDone
 	plain.report(p)
 	if got := out.String(); strings.Contains(got, "\r") || strings.Count(got, "\n") != 2 {
 		t.Fatalf("plain output: %q", got)
@@ -337,7 +337,7 @@ func TestProjectionsStatusShowsFollowersAndPolicies(t *testing.T) {
 				feed = s
 			}
 		}
-		if feed.Kind == "follower" && feed.State == projruntime.FollowerFollowing {
+		if feed.Kind == "follower" && feed.State == projector.FollowerFollowing {
 			break
 		}
 		if time.Now().After(deadline) {

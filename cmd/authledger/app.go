@@ -32,7 +32,7 @@ import (
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections"
-	projruntime "github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/reactors/sessionclaims"
 	"github.com/authledger/authledger/reactors/sessionlimit"
 	"github.com/authledger/authledger/readapi"
@@ -127,7 +127,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	if err != nil {
 		return nil, err
 	}
-	release, err := tasks.blobRelease(projruntime.NewWaiter(a.db, nil, 0), log)
+	release, err := tasks.blobRelease(projector.NewWaiter(a.db, nil, 0), log)
 	if err != nil {
 		return nil, err
 	}
@@ -141,10 +141,10 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	// alone and shows in /readyz; the API keeps serving. A follower never
 	// stops: it resumes after any outage, and /readyz says 503 while it
 	// does.
-	policies := []projruntime.Projection{sessionclaims.New(ident.claimsSync, nil), release}
+	policies := []projector.Projection{sessionclaims.New(ident.claimsSync, nil), release}
 	if cfg.Identity.MaxSessionsPerUser > 0 {
 		limit, err := sessionlimit.New(sessionlimit.Config{
-			Pool: a.db, Waiter: projruntime.NewWaiter(a.db, nil, 0), Revoke: ident.deps.Revoke, Registry: ident.registry,
+			Pool: a.db, Waiter: projector.NewWaiter(a.db, nil, 0), Revoke: ident.deps.Revoke, Registry: ident.registry,
 			Limit: cfg.Identity.MaxSessionsPerUser, Logger: log,
 		})
 		if err != nil {
@@ -158,7 +158,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		Logger:      log,
 		Registerer:  registry,
 		Projections: append(projections.Builtin(ident.auditKey), policies...),
-		Followers:   []projruntime.Follower{{Name: authn.FeedName, Filter: ident.revocations.Filter(), Handle: ident.revocations.Apply}},
+		Followers:   []projector.Follower{{Name: authn.FeedName, Filter: ident.revocations.Filter(), Handle: ident.revocations.Apply}},
 		MaxLag:      cfg.ReadyMaxLag,
 	})
 	if err != nil {
@@ -171,7 +171,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 
 	// The embedded worker (AUTHLEDGER_WORKERS; 0 leaves processing to
 	// `authledger worker`).
-	waiter := projruntime.NewWaiter(a.db, runner, 0)
+	waiter := projector.NewWaiter(a.db, runner, 0)
 	a.background("access-denials", tasks.handlers.Denials.Run)
 	if cfg.Tasks.Workers > 0 {
 		w, err := tasks.newWorker(startCtx, cfg, cfg.Tasks.Workers, a.store, waiter, log)

@@ -38,7 +38,7 @@ import (
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/migrations"
-	"github.com/authledger/authledger/projections/tasks/tasksbench"
+	"github.com/authledger/authledger/projections/taskviews/tasksbench"
 )
 
 // Goals of issue 6, printed beside the rows (never asserted: the figures

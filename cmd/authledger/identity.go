@@ -19,7 +19,7 @@ import (
 	"github.com/authledger/authledger/auth/keys/pgstore"
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
-	handlers "github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signingkey"
@@ -48,10 +48,10 @@ const keyRingRefresh = 30 * time.Second
 type identityCore struct {
 	deps        identityhttp.Deps
 	revocations *authn.Revocations
-	keyManager  *handlers.KeyManager
+	keyManager  *commands.KeyManager
 	ring        *keys.RingHolder
 	// claimsSync is the command of the sessionclaims policy.
-	claimsSync *handlers.SyncSessionClaimsHandler
+	claimsSync *commands.SyncSessionClaimsHandler
 	// registry decodes the identity events (users, sessions, keys).
 	registry *events.Registry
 	// auditKey chains the audit trail's rows (derived from the master key).
@@ -108,12 +108,12 @@ func tokenConfig(cfg config.Config) token.Config {
 
 // newKeyManager builds the signing-key manager on the log (lifecycle) and
 // the signing_keys table (sealed private keys).
-func newKeyManager(cfg config.Config, store eventstore.Store, db *pgxpool.Pool, reg *events.Registry, master *keys.MasterKey) (*handlers.KeyManager, error) {
+func newKeyManager(cfg config.Config, store eventstore.Store, db *pgxpool.Pool, reg *events.Registry, master *keys.MasterKey) (*commands.KeyManager, error) {
 	alg, err := keys.ParseAlgorithm(cfg.Identity.SigningAlgorithm)
 	if err != nil {
 		return nil, fmt.Errorf("AUTHLEDGER_SIGNING_ALG: %w", err)
 	}
-	ringRepo, err := handlers.NewRepository(store, reg, signingkey.FromHistory)
+	ringRepo, err := commands.NewRepository(store, reg, signingkey.FromHistory)
 	if err != nil {
 		return nil, err
 	}
@@ -121,14 +121,14 @@ func newKeyManager(cfg config.Config, store eventstore.Store, db *pgxpool.Pool, 
 	if err != nil {
 		return nil, err
 	}
-	return &handlers.KeyManager{
+	return &commands.KeyManager{
 		Ring:      ringRepo,
 		Store:     sealed,
 		Master:    master,
 		Algorithm: alg,
 		Retain:    tokenConfig(cfg).MaxKeyRetention(),
 		Overlap:   cfg.Identity.KeyOverlap,
-		Meta:      handlers.Meta{Actor: events.Actor{Kind: events.ActorSystem}},
+		Meta:      commands.Meta{Actor: events.Actor{Kind: events.ActorSystem}},
 	}, nil
 }
 
@@ -201,15 +201,10 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		return nil, fmt.Errorf("AUTHLEDGER_SESSION_*: %w", err)
 	}
 
-	users, err := handlers.NewRepository(store, reg, user.FromHistory)
-	if err != nil {
-		return nil, err
-	}
-	reservations, err := handlers.NewRepository(store, reg, user.ReservationFromHistory)
-	if err != nil {
-		return nil, err
-	}
-	sessions, err := handlers.NewRepository(store, reg, session.FromHistory)
+	ih, err := commands.NewIdentityHandlers(store, reg, commands.IdentityConfig{
+		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey, PasswordPolicy: password.DefaultPolicy(),
+		Throttle: throttle, SessionPolicy: sp, KnownDeviceTTL: cfg.Identity.KnownDeviceTTL,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -229,15 +224,14 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		revocations: rev,
 		keyManager:  km,
 		ring:        holder,
-		claimsSync:  &handlers.SyncSessionClaimsHandler{Users: users, Sessions: sessions},
+		claimsSync:  ih.SyncClaims,
 		registry:    reg,
 		auditKey:    auditKeys.chain,
 		deps: identityhttp.Deps{
-			Register: &handlers.RegisterHandler{Reservations: reservations, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: reservationKey},
-			Login: &handlers.LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,
-				Throttle: throttle, KnownDeviceTTL: cfg.Identity.KnownDeviceTTL, SessionPolicy: sp, ReservationKey: reservationKey},
-			Refresh:       &handlers.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: sp},
-			Revoke:        &handlers.RevokeSessionHandler{Sessions: sessions},
+			Register:      ih.Register,
+			Login:         ih.Login,
+			Refresh:       ih.Refresh,
+			Revoke:        ih.Revoke,
 			Auth:          authn.Middleware(verifier, rev),
 			Ring:          holder,
 			PublicURL:     cfg.PublicURL,

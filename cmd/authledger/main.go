@@ -50,8 +50,8 @@ type command struct {
 	run     func(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int
 }
 
-// commands is the list of subcommands, in help order.
-func commands() []command {
+// subcommands is the list of subcommands, in help order.
+func subcommands() []command {
 	return []command{
 		{"serve", "run the HTTP server (applies migrations first unless AUTHLEDGER_MIGRATE_ON_START=false)", runServe},
 		{"migrate", "apply the database migrations to DATABASE_URL and exit", runMigrate},
@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		usage(stdout)
 		return exitOK
 	}
-	for _, c := range commands() {
+	for _, c := range subcommands() {
 		if c.name == args[0] {
 			return c.run(ctx, args[1:], getenv, stdout, stderr)
 		}
@@ -90,7 +90,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: authledger <command> [--help]")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "commands:")
-	for _, c := range commands() {
+	for _, c := range subcommands() {
 		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)

@@ -15,15 +15,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authledger/authledger/blob"
-	handlers "github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
 	domaintask "github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
 	taskshttp "github.com/authledger/authledger/httpapi/tasks"
-	projruntime "github.com/authledger/authledger/projections/runtime"
-	projtasks "github.com/authledger/authledger/projections/tasks"
+	"github.com/authledger/authledger/projections/projector"
+	"github.com/authledger/authledger/projections/taskviews"
 	"github.com/authledger/authledger/reactors/blobrelease"
 	"github.com/authledger/authledger/worker"
 )
@@ -33,9 +33,9 @@ const blobDir = "blobs"
 
 // taskCore is what the routes and the worker share.
 type taskCore struct {
-	handlers *handlers.TaskHandlers
+	handlers *commands.TaskHandlers
 	blobs    *blob.Local
-	queue    *projtasks.Queue
+	queue    *taskviews.Queue
 	types    blob.Types
 }
 
@@ -44,11 +44,11 @@ func newTaskCore(cfg config.Config, store eventstore.Store, db *pgxpool.Pool) (*
 	if err := domaintask.RegisterEvents(reg); err != nil {
 		return nil, err
 	}
-	tc := handlers.DefaultTaskConfig()
+	tc := commands.DefaultTaskConfig()
 	tc.Limits = domaintask.Limits{MaxActiveTasks: cfg.Tasks.MaxActiveTasks, MaxStoredBytes: cfg.Tasks.MaxStoredBytes}
 	tc.ClaimLease = cfg.Tasks.Lease
 	tc.DenialWindow = cfg.Tasks.AccessDenialWindow
-	h, err := handlers.NewTaskHandlers(store, reg, tc)
+	h, err := commands.NewTaskHandlers(store, reg, tc)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
@@ -60,14 +60,14 @@ func newTaskCore(cfg config.Config, store eventstore.Store, db *pgxpool.Pool) (*
 	if err != nil {
 		return nil, fmt.Errorf("AUTHLEDGER_UPLOAD_TYPES: %w", err)
 	}
-	return &taskCore{handlers: h, blobs: blobs, queue: projtasks.NewQueue(db), types: types}, nil
+	return &taskCore{handlers: h, blobs: blobs, queue: taskviews.NewQueue(db), types: types}, nil
 }
 
 // blobRelease is the policy that removes an ended task's files
 // (reactors/blobrelease), run by the projection runner.
-func (tc *taskCore) blobRelease(waiter blobrelease.Waiter, log *slog.Logger) (projruntime.Projection, error) {
+func (tc *taskCore) blobRelease(waiter blobrelease.Waiter, log *slog.Logger) (projector.Projection, error) {
 	return blobrelease.New(blobrelease.Config{Tasks: tc.handlers.Delete.Tasks, Blobs: tc.blobs, Referenced: tc.queue.BlobReferenced,
-		Waiter: waiter, Projection: projtasks.Name, Logger: log})
+		Waiter: waiter, Projection: taskviews.Name, Logger: log})
 }
 
 // mount registers the task commands on the authenticated /v1 group (the
@@ -98,8 +98,8 @@ func (tc *taskCore) authorizeRead(c *gin.Context, taskID uuid.UUID, asAdmin bool
 	if err != nil {
 		return err
 	}
-	meta := handlers.RequestMeta(httpapi.RequestID(c), c.ClientIP(), c.Request.UserAgent(), p.Actor())
-	_, err = tc.handlers.AuthorizeRead.Handle(c.Request.Context(), handlers.AuthorizeTaskRead{UserID: p.UserID, TaskID: taskID, AsAdmin: asAdmin, Meta: meta})
+	meta := commands.RequestMeta(httpapi.RequestID(c), c.ClientIP(), c.Request.UserAgent(), p.Actor())
+	_, err = tc.handlers.AuthorizeRead.Handle(c.Request.Context(), commands.AuthorizeTaskRead{UserID: p.UserID, TaskID: taskID, AsAdmin: asAdmin, Meta: meta})
 	return err
 }
 
@@ -145,7 +145,7 @@ func (tc *taskCore) newWorker(ctx context.Context, cfg config.Config, n int, sto
 		Processor:  ocr,
 		Log:        store,
 		Waiter:     waiter,
-		Projection: projtasks.Name,
+		Projection: taskviews.Name,
 		Logger:     log.With(slog.String("component", "worker")),
 	})
 }

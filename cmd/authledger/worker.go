@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/authledger/authledger/config"
-	projruntime "github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/projector"
 )
 
 // runWorker is `authledger worker`: the task worker as its own process,
@@ -68,14 +68,14 @@ func work(ctx context.Context, cfg config.Config, n int, log *slog.Logger) error
 	}
 	// No local runner: the waiter polls the projection checkpoints that
 	// serve's runner writes.
-	w, err := tasks.newWorker(startCtx, cfg, n, store, projruntime.NewWaiter(db, nil, 0), log)
+	w, err := tasks.newWorker(startCtx, cfg, n, store, projector.NewWaiter(db, nil, 0), log)
 	if err != nil {
 		return err
 	}
 	// The wake-up follower runs under the projection runtime (no read
 	// model here), which resumes it after any outage.
-	followers, err := projruntime.NewRunner(projruntime.Config{Store: store, Pool: db, Logger: log,
-		Followers: []projruntime.Follower{w.Follower()}, MaxLag: cfg.ReadyMaxLag})
+	followers, err := projector.NewRunner(projector.Config{Store: store, Pool: db, Logger: log,
+		Followers: []projector.Follower{w.Follower()}, MaxLag: cfg.ReadyMaxLag})
 	if err != nil {
 		return err
 	}

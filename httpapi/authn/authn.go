@@ -24,7 +24,7 @@ import (
 )
 
 // FeedName is the name of the revocation feed: the local log follower
-// (projections/runtime.Follower) that fills a Revocations set.
+// (projections/projector.Follower) that fills a Revocations set.
 const FeedName = "revocations"
 
 // DefaultFreshness is how long after its feed was last vouched for a set

@@ -25,7 +25,7 @@ import (
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
-	"github.com/authledger/authledger/projections/identity"
+	"github.com/authledger/authledger/projections/userviews"
 )
 
 // QuotaRetryAfter is the Retry-After of a task-quota answer: a task stops
@@ -68,7 +68,7 @@ func Table() httpapi.ErrorTable {
 
 		// Read models: a row the projection has not reached yet looks the
 		// same as one that does not exist.
-		{Err: identity.ErrNotFound, Problem: problem.NotFound("Not found. If you have just registered or logged in, send the X-Consistency-Token of that response.")},
+		{Err: userviews.ErrNotFound, Problem: problem.NotFound("Not found. If you have just registered or logged in, send the X-Consistency-Token of that response.")},
 	}
 }
 

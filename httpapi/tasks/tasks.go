@@ -98,7 +98,7 @@ type Deps struct {
 	Tasks *commands.TaskHandlers
 	Blobs blob.Store
 	// Referenced answers whether a live task uses a blob
-	// (projections/tasks.Queue.BlobReferenced): a failed upload removes
+	// (projections/taskviews.Queue.BlobReferenced): a failed upload removes
 	// only the blobs no task uses. A deleted task's blobs are removed by
 	// the blob-release policy (reactors/blobrelease).
 	Referenced blob.Referenced

@@ -38,9 +38,9 @@ import (
 	"github.com/authledger/authledger/httpapi/authn"
 	"github.com/authledger/authledger/httpapi/errtable"
 	taskshttp "github.com/authledger/authledger/httpapi/tasks"
+	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
-	"github.com/authledger/authledger/projections/runtime"
-	"github.com/authledger/authledger/projections/tasks"
+	"github.com/authledger/authledger/projections/taskviews"
 	"github.com/authledger/authledger/reactors/blobrelease"
 	"github.com/authledger/authledger/test/openapitest"
 	"github.com/authledger/authledger/test/testimage"
@@ -81,15 +81,15 @@ func newServerWith(t *testing.T, limits task.Limits, upload taskshttp.Config) *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	queue := tasks.NewQueue(pe.Pool)
+	queue := taskviews.NewQueue(pe.Pool)
 	// The tasks read model, and the policy that removes a deleted task's
 	// blobs, as serve runs them.
 	release, err := blobrelease.New(blobrelease.Config{Tasks: h.Delete.Tasks, Blobs: blobs, Referenced: queue.BlobReferenced,
-		Waiter: runtime.NewWaiter(pe.Pool, nil, 0), Projection: tasks.Name})
+		Waiter: projector.NewWaiter(pe.Pool, nil, 0), Projection: taskviews.Name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner, err := runtime.NewRunner(pe.Config(tasks.New(), release))
+	runner, err := projector.NewRunner(pe.Config(taskviews.New(), release))
 	if err != nil {
 		t.Fatal(err)
 	}

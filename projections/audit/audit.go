@@ -90,7 +90,7 @@ import (
 
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
-	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/projector"
 )
 
 // Name is the audit trail's projection name (its checkpoint). Renaming it
@@ -154,22 +154,22 @@ func New(key []byte) *Projection {
 }
 
 var (
-	_ runtime.Projection = (*Projection)(nil)
-	_ runtime.Indexer    = (*Projection)(nil)
-	_ runtime.Preparer   = (*Projection)(nil)
+	_ projector.Projection = (*Projection)(nil)
+	_ projector.Indexer    = (*Projection)(nil)
+	_ projector.Preparer   = (*Projection)(nil)
 )
 
-// Name implements runtime.Projection.
+// Name implements projector.Projection.
 func (*Projection) Name() string { return Name }
 
-// Filter implements runtime.Projection: every event.
+// Filter implements projector.Projection: every event.
 func (*Projection) Filter() eventstore.Filter { return eventstore.Filter{} }
 
-// Tables implements runtime.Projection.
+// Tables implements projector.Projection.
 func (*Projection) Tables() []string { return []string{Table} }
 
-// CreateTables implements runtime.Projection.
-func (*Projection) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+// CreateTables implements projector.Projection.
+func (*Projection) CreateTables(ctx context.Context, tx pgx.Tx, t projector.Tables) error {
 	tbl := t.Ident(Table)
 	stmts := []string{
 		`CREATE TABLE ` + tbl + ` (
@@ -203,10 +203,10 @@ func (*Projection) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables
 	return nil
 }
 
-// CreateIndexes implements runtime.Indexer: the secondary indexes, and the
+// CreateIndexes implements projector.Indexer: the secondary indexes, and the
 // uniqueness of event ids (a second line of defence against an event
 // applied twice), built after a rebuild's bulk load.
-func (*Projection) CreateIndexes(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+func (*Projection) CreateIndexes(ctx context.Context, tx pgx.Tx, t projector.Tables) error {
 	tbl := t.Ident(Table)
 	raw := t.Name(Table)
 	for _, s := range []string{
@@ -225,10 +225,10 @@ func (*Projection) CreateIndexes(ctx context.Context, tx pgx.Tx, t runtime.Table
 	return nil
 }
 
-// Begin implements runtime.Projection: it reads the chain's last link,
+// Begin implements projector.Projection: it reads the chain's last link,
 // and checks that the trail still holds the last link this process knows
 // to be committed.
-func (p *Projection) Begin(ctx context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
+func (p *Projection) Begin(ctx context.Context, tx pgx.Tx, t projector.Tables) (projector.Batch, error) {
 	if len(p.key) < KeySize {
 		return nil, ErrNoKey
 	}
@@ -298,14 +298,14 @@ type batch struct {
 	rows  [][]any
 }
 
-// Prepare implements runtime.Preparer: the row without its place in the
+// Prepare implements projector.Preparer: the row without its place in the
 // chain (its summary and event digest), built ahead on the subscription's
 // goroutine.
 func (*Projection) Prepare(ev eventstore.RecordedEvent) any { return RowFromEvent(ev) }
 
 func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
 	var r Row
-	if d, ok := runtime.DeliveryFrom(ctx); ok && d.Prepared != nil && d.Event.ID == ev.ID {
+	if d, ok := projector.DeliveryFrom(ctx); ok && d.Prepared != nil && d.Event.ID == ev.ID {
 		r = d.Prepared.(Row)
 	} else {
 		r = RowFromEvent(ev)

@@ -20,8 +20,8 @@ import (
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/audit"
 	"github.com/authledger/authledger/projections/projbench"
+	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
-	"github.com/authledger/authledger/projections/runtime"
 )
 
 func TestSummarizeDropsSecretLookingFields(t *testing.T) {
@@ -85,7 +85,7 @@ func trail(t *testing.T, n int) (*projtest.Env, context.Context) {
 // server would) until the trail reaches last, and stops it.
 func catchUp(t testing.TB, ctx context.Context, env *projtest.Env, last eventstore.Position) {
 	t.Helper()
-	r, err := runtime.NewRunner(env.Config(audit.New(projtest.AuditKey)))
+	r, err := projector.NewRunner(env.Config(audit.New(projtest.AuditKey)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +419,7 @@ func waitFailed(t *testing.T, ctx context.Context, env *projtest.Env, want strin
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			t.Fatal(err)
 		}
-		if state == runtime.StateFailed && strings.Contains(lastErr, want) {
+		if state == projector.StateFailed && strings.Contains(lastErr, want) {
 			return lastErr
 		}
 		select {
@@ -454,7 +454,7 @@ func TestKeylessProjectionAndUnkeyedTrail(t *testing.T) {
 	if _, err := audit.Verify(ctx, env.Admin, env.Store, audit.VerifyOptions{Key: projtest.AuditKey}); !errors.Is(err, audit.ErrUnkeyedTrail) {
 		t.Fatalf("Verify of an unkeyed trail: %v", err)
 	}
-	if _, err := runtime.Rebuild(ctx, env.Config(audit.New(projtest.AuditKey)), audit.Name, runtime.RebuildOptions{}); err != nil {
+	if _, err := projector.Rebuild(ctx, env.Config(audit.New(projtest.AuditKey)), audit.Name, projector.RebuildOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	catchUp(t, ctx, env, last)

@@ -22,7 +22,7 @@ import (
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/audit"
-	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/projector"
 )
 
 // Config tunes Run. Zero fields take the defaults.
@@ -41,7 +41,7 @@ type Config struct {
 	// Logger receives the runtime's logs (default: discarded).
 	Logger *slog.Logger
 	// Progress, when set, receives the rebuild's progress.
-	Progress func(runtime.Progress)
+	Progress func(projector.Progress)
 }
 
 // Result holds the figures.
@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	// The scratch log's trail is chained under a key of its own: any key
 	// costs the same.
 	trail := audit.New(benchAuditKey)
-	rcfg := runtime.Config{Store: cfg.Store, Pool: cfg.Pool, Projections: []runtime.Projection{trail}, Logger: cfg.Logger}
+	rcfg := projector.Config{Store: cfg.Store, Pool: cfg.Pool, Projections: []projector.Projection{trail}, Logger: cfg.Logger}
 
 	// 1. Fill the log.
 	have, err := countEvents(ctx, cfg.Pool)
@@ -104,10 +104,10 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	settle(ctx, cfg.Pool, "events")
 
 	// 2. Rebuild the audit trail from the whole log.
-	if err := runtime.Setup(ctx, cfg.Pool, trail); err != nil {
+	if err := projector.Setup(ctx, cfg.Pool, trail); err != nil {
 		return res, err
 	}
-	p, err := runtime.Rebuild(ctx, rcfg, audit.Name, runtime.RebuildOptions{Progress: cfg.Progress})
+	p, err := projector.Rebuild(ctx, rcfg, audit.Name, projector.RebuildOptions{Progress: cfg.Progress})
 	if err != nil {
 		return res, err
 	}
@@ -201,8 +201,8 @@ func Fill(ctx context.Context, store eventstore.Store, n int) error {
 	return errors.Join(append(errs, ctx.Err())...)
 }
 
-func liveLag(ctx context.Context, cfg Config, rcfg runtime.Config) (_ []time.Duration, err error) {
-	r, err := runtime.NewRunner(rcfg)
+func liveLag(ctx context.Context, cfg Config, rcfg projector.Config) (_ []time.Duration, err error) {
+	r, err := projector.NewRunner(rcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +216,7 @@ func liveLag(ctx context.Context, cfg Config, rcfg runtime.Config) (_ []time.Dur
 			err = fmt.Errorf("runner: %w", runErr)
 		}
 	}()
-	waiter := runtime.NewWaiter(cfg.Pool, r, 0)
+	waiter := projector.NewWaiter(cfg.Pool, r, 0)
 	// Let the runner catch up with the log first.
 	head, err := cfg.Store.Head(ctx)
 	if err != nil {

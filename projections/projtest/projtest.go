@@ -21,7 +21,7 @@ import (
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/eventstore/pg"
 	"github.com/authledger/authledger/migrations"
-	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/test/pgtest"
 )
 
@@ -80,8 +80,8 @@ func New(t testing.TB) *Env {
 }
 
 // Config returns a runtime configuration over the env, with short timings.
-func (e *Env) Config(ps ...runtime.Projection) runtime.Config {
-	return runtime.Config{
+func (e *Env) Config(ps ...projector.Projection) projector.Config {
+	return projector.Config{
 		Store: e.Store, Pool: e.Pool, Projections: ps,
 		RetryBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		LockPollInterval: 100 * time.Millisecond, HeartbeatInterval: 100 * time.Millisecond,
@@ -127,9 +127,9 @@ func (e *Env) AppendN(t testing.TB, ctx context.Context, n int, streams int) eve
 
 // StartRunner runs a runner of cfg until the returned stop is called or
 // the test ends; stop reports the runner's error.
-func StartRunner(t testing.TB, cfg runtime.Config) (*runtime.Runner, func()) {
+func StartRunner(t testing.TB, cfg projector.Config) (*projector.Runner, func()) {
 	t.Helper()
-	r, err := runtime.NewRunner(cfg)
+	r, err := projector.NewRunner(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func StartRunner(t testing.TB, cfg runtime.Config) (*runtime.Runner, func()) {
 }
 
 // Run runs a runner over ps, configured by Config, as StartRunner does.
-func (e *Env) Run(t testing.TB, ps ...runtime.Projection) (stop func()) {
+func (e *Env) Run(t testing.TB, ps ...projector.Projection) (stop func()) {
 	t.Helper()
 	_, stop = StartRunner(t, e.Config(ps...))
 	return stop
@@ -161,7 +161,7 @@ func (e *Env) Run(t testing.TB, ps ...runtime.Projection) (stop func()) {
 // such as a projection's batch, is open).
 func (e *Env) WaitCaughtUp(t testing.TB, ctx context.Context, pos eventstore.Position, names ...string) {
 	t.Helper()
-	w := runtime.NewWaiter(e.Admin, nil, 10*time.Millisecond)
+	w := projector.NewWaiter(e.Admin, nil, 10*time.Millisecond)
 	if err := w.WaitFor(ctx, pos, names...); err != nil {
 		t.Fatalf("wait for %v to reach %s: %v", names, pos, err)
 	}
@@ -195,23 +195,23 @@ type Counter struct {
 	Fail atomic.Pointer[func(eventstore.RecordedEvent) error]
 }
 
-// Name implements runtime.Projection.
+// Name implements projector.Projection.
 func (c *Counter) Name() string { return c.ProjectionName }
 
-// Filter implements runtime.Projection.
+// Filter implements projector.Projection.
 func (c *Counter) Filter() eventstore.Filter { return eventstore.Filter{} }
 
-// Tables implements runtime.Projection.
+// Tables implements projector.Projection.
 func (c *Counter) Tables() []string { return []string{c.ProjectionName + "_counts"} }
 
-// CreateTables implements runtime.Projection.
-func (c *Counter) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+// CreateTables implements projector.Projection.
+func (c *Counter) CreateTables(ctx context.Context, tx pgx.Tx, t projector.Tables) error {
 	_, err := tx.Exec(ctx, "CREATE TABLE "+t.Ident(c.Tables()[0])+" (stream text PRIMARY KEY, n bigint NOT NULL, last_revision bigint NOT NULL)")
 	return err
 }
 
-// Begin implements runtime.Projection.
-func (c *Counter) Begin(_ context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
+// Begin implements projector.Projection.
+func (c *Counter) Begin(_ context.Context, tx pgx.Tx, t projector.Tables) (projector.Batch, error) {
 	return &counterBatch{c: c, tx: tx, table: t.Ident(c.Tables()[0])}, nil
 }
 

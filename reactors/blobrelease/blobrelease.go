@@ -24,14 +24,14 @@ import (
 	"github.com/authledger/authledger/blob"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/eventstore"
-	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/projector"
 )
 
 // Name is the policy's checkpoint name.
 const Name = "blob_release"
 
 // Waiter waits until projections have passed a log position
-// (projections/runtime.Waiter).
+// (projections/projector.Waiter).
 type Waiter interface {
 	WaitFor(ctx context.Context, pos eventstore.Position, projections ...string) error
 }
@@ -47,10 +47,10 @@ type Config struct {
 	Tasks TaskLoader
 	Blobs blob.Store
 	// Referenced answers whether a live task uses a blob
-	// (projections/tasks.Queue.BlobReferenced).
+	// (projections/taskviews.Queue.BlobReferenced).
 	Referenced blob.Referenced
 	Waiter     Waiter
-	// Projection is the tasks read model's name (projections/tasks.Name).
+	// Projection is the tasks read model's name (projections/taskviews.Name).
 	Projection string
 	// ReadModelWait bounds one wait for the tasks read model (default
 	// 10s); past it the event is tried again.
@@ -61,10 +61,10 @@ type Config struct {
 // Filter selects the events that end a task.
 var Filter = eventstore.Filter{EventTypes: []string{task.EventDeleted, task.EventExpired}}
 
-// New returns the policy, run like a projection (runtime.Runner). An
+// New returns the policy, run like a projection (projector.Runner). An
 // outage is retried; any other failure for one task is logged and its
 // files left to the collector.
-func New(cfg Config) (runtime.Projection, error) {
+func New(cfg Config) (projector.Projection, error) {
 	if cfg.Tasks == nil || cfg.Blobs == nil || cfg.Referenced == nil || cfg.Waiter == nil || cfg.Projection == "" {
 		return nil, errors.New("blobrelease: Tasks, Blobs, Referenced, Waiter and Projection are required")
 	}
@@ -72,7 +72,7 @@ func New(cfg Config) (runtime.Projection, error) {
 		cfg.ReadModelWait = 10 * time.Second
 	}
 	p := &policy{cfg: cfg}
-	return runtime.NewSideEffect(runtime.SideEffect{Name: Name, Filter: Filter, Apply: p.release, Logger: cfg.Logger})
+	return projector.NewSideEffect(projector.SideEffect{Name: Name, Filter: Filter, Apply: p.release, Logger: cfg.Logger})
 }
 
 type policy struct{ cfg Config }

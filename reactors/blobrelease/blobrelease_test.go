@@ -15,9 +15,9 @@ import (
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
-	"github.com/authledger/authledger/projections/runtime"
-	"github.com/authledger/authledger/projections/tasks"
+	"github.com/authledger/authledger/projections/taskviews"
 	"github.com/authledger/authledger/reactors/blobrelease"
 )
 
@@ -41,13 +41,13 @@ func TestEndedTasksReleaseTheirUnsharedBlobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	queue := tasks.NewQueue(pe.Pool)
+	queue := taskviews.NewQueue(pe.Pool)
 	policy, err := blobrelease.New(blobrelease.Config{Tasks: h.Delete.Tasks, Blobs: blobs, Referenced: queue.BlobReferenced,
-		Waiter: runtime.NewWaiter(pe.Pool, nil, 0), Projection: tasks.Name})
+		Waiter: projector.NewWaiter(pe.Pool, nil, 0), Projection: taskviews.Name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pe.Run(t, tasks.New(), policy)
+	pe.Run(t, taskviews.New(), policy)
 
 	past := time.Now().AddDate(0, 0, -40)
 	create := func(at time.Time, contents ...string) (uuid.UUID, []string) {

@@ -17,7 +17,7 @@
 // change and a racing login, the later of the two finds the change.
 //
 // Which sessions are open is the policy's own state: a table written in the
-// same transaction as its checkpoint, by the projection runtime. The policy
+// same transaction as its checkpoint, by the projection projector. The policy
 // is therefore durable: it resumes from its checkpoint after a restart and
 // misses no change, and one instance runs it at a time. Its appends are
 // outside that transaction, so an event may be handled twice after a
@@ -42,7 +42,7 @@ import (
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
-	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/projector"
 )
 
 // Name is the policy's checkpoint name.
@@ -57,9 +57,9 @@ const openSessions = "session_claims_open"
 // here.
 var userChanges = []string{user.EventRoleGranted, user.EventRoleRevoked, user.EventDisplayNameChanged}
 
-// New returns the policy, run like a projection (runtime.Runner). now is
+// New returns the policy, run like a projection (projector.Runner). now is
 // the clock deciding which sessions have ended (nil: time.Now).
-func New(sync *commands.SyncSessionClaimsHandler, now func() time.Time) runtime.Projection {
+func New(sync *commands.SyncSessionClaimsHandler, now func() time.Time) projector.Projection {
 	return &policy{sync: sync, now: now}
 }
 
@@ -68,19 +68,19 @@ type policy struct {
 	now  func() time.Time
 }
 
-// Name implements runtime.Projection.
+// Name implements projector.Projection.
 func (*policy) Name() string { return Name }
 
-// Filter implements runtime.Projection.
+// Filter implements projector.Projection.
 func (*policy) Filter() eventstore.Filter {
 	return eventstore.Filter{EventTypes: append([]string{session.EventStarted, session.EventRevoked}, userChanges...)}
 }
 
-// Tables implements runtime.Projection.
+// Tables implements projector.Projection.
 func (*policy) Tables() []string { return []string{openSessions} }
 
-// CreateTables implements runtime.Projection.
-func (*policy) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+// CreateTables implements projector.Projection.
+func (*policy) CreateTables(ctx context.Context, tx pgx.Tx, t projector.Tables) error {
 	_, err := tx.Exec(ctx, fmt.Sprintf(`
 CREATE TABLE %[1]s (
 	session_id uuid PRIMARY KEY,
@@ -91,11 +91,11 @@ CREATE INDEX %[2]s ON %[1]s (user_id);`, t.Ident(openSessions), pgx.Identifier{t
 	return err
 }
 
-// Begin implements runtime.Projection. The batch writes its table only at
+// Begin implements projector.Projection. The batch writes its table only at
 // Flush: a sync reads and appends to the event store, and a transaction
 // that has written holds back every subscriber of the PostgreSQL store
 // until it ends (ARCHITECTURE.md, Event store).
-func (p *policy) Begin(_ context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
+func (p *policy) Begin(_ context.Context, tx pgx.Tx, t projector.Tables) (projector.Batch, error) {
 	now := time.Now()
 	if p.now != nil {
 		now = p.now()

@@ -12,7 +12,7 @@
 // login, not atomically with it.
 //
 // The policy runs under the projection runtime like a read model
-// (runtime.Projection, with no table of its own): it resumes from its
+// (projector.Projection, with no table of its own): it resumes from its
 // checkpoint after a restart or an outage of any length, one instance runs
 // it at a time, and `projections status` shows it. Its revocations are
 // outside the checkpoint's transaction, so a login may be handled twice
@@ -30,15 +30,15 @@ import (
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
-	"github.com/authledger/authledger/projections/identity"
-	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/projector"
+	"github.com/authledger/authledger/projections/userviews"
 )
 
 // Name is the policy's checkpoint name.
 const Name = "session_limit"
 
 // Waiter waits until projections have passed a log position
-// (projections/runtime.Waiter).
+// (projections/projector.Waiter).
 type Waiter interface {
 	WaitFor(ctx context.Context, pos eventstore.Position, projections ...string) error
 }
@@ -47,7 +47,7 @@ type Waiter interface {
 // Logger is required.
 type Config struct {
 	// Pool reads the sessions read model.
-	Pool identity.Querier
+	Pool userviews.Querier
 	// Waiter waits for the sessions read model to include a login.
 	Waiter Waiter
 	// Revoke is the command that ends a session.
@@ -68,11 +68,11 @@ type Config struct {
 // Filter selects the logins.
 var Filter = eventstore.Filter{EventTypes: []string{session.EventStarted}}
 
-// New returns the policy, run like a projection (runtime.Runner). An
+// New returns the policy, run like a projection (projector.Runner). An
 // outage is retried, forever; any other failure for one login is logged
 // and the login passed over, so that one user's problem cannot stop the
 // policy for everyone (the user's next login enforces the cap again).
-func New(cfg Config) (runtime.Projection, error) {
+func New(cfg Config) (projector.Projection, error) {
 	var errs []error
 	if cfg.Pool == nil || cfg.Waiter == nil || cfg.Revoke == nil || cfg.Registry == nil {
 		errs = append(errs, errors.New("sessionlimit: Pool, Waiter, Revoke and Registry are required"))
@@ -93,7 +93,7 @@ func New(cfg Config) (runtime.Projection, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &policy{cfg: cfg}
-	return runtime.NewSideEffect(runtime.SideEffect{Name: Name, Filter: Filter, Apply: p.enforce, Logger: cfg.Logger})
+	return projector.NewSideEffect(projector.SideEffect{Name: Name, Filter: Filter, Apply: p.enforce, Logger: cfg.Logger})
 }
 
 type policy struct{ cfg Config }
@@ -114,7 +114,7 @@ func (p *policy) enforce(ctx context.Context, ev eventstore.RecordedEvent) error
 		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.ReadModelWait)
-	err = p.cfg.Waiter.WaitFor(wctx, ev.Position, identity.SessionsName)
+	err = p.cfg.Waiter.WaitFor(wctx, ev.Position, userviews.SessionsName)
 	cancel()
 	if err != nil {
 		// A timeout is retried (the read model is catching up after an
@@ -123,7 +123,7 @@ func (p *policy) enforce(ctx context.Context, ev eventstore.RecordedEvent) error
 	}
 	// All of the user's active sessions: the oldest are the ones to go,
 	// and a user's active sessions are few.
-	active, _, err := identity.ListActiveSessions(ctx, p.cfg.Pool, started.UserID, now, 1, 10_000)
+	active, _, err := userviews.ListActiveSessions(ctx, p.cfg.Pool, started.UserID, now, 1, 10_000)
 	if err != nil {
 		return err
 	}

@@ -45,8 +45,8 @@ import (
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/authn"
-	"github.com/authledger/authledger/projections/identity"
-	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/projector"
+	"github.com/authledger/authledger/projections/userviews"
 	"github.com/authledger/authledger/readapi"
 )
 
@@ -160,12 +160,12 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("identitybench: %w", err)
 	}
-	profiles, sessions := identity.NewProfiles(), identity.NewSessions()
+	profiles, sessions := userviews.NewProfiles(), userviews.NewSessions()
 	// The revocation feed runs as in serve, so the token check answers
 	// from its set, not from the session streams.
-	runner, err := runtime.NewRunner(runtime.Config{Store: cfg.Store, Pool: cfg.Pool, Logger: cfg.Logger,
-		Projections: []runtime.Projection{profiles, sessions},
-		Followers:   []runtime.Follower{{Name: authn.FeedName, Filter: rev.Filter(), Handle: rev.Apply}}})
+	runner, err := projector.NewRunner(projector.Config{Store: cfg.Store, Pool: cfg.Pool, Logger: cfg.Logger,
+		Projections: []projector.Projection{profiles, sessions},
+		Followers:   []projector.Follower{{Name: authn.FeedName, Filter: rev.Filter(), Handle: rev.Apply}}})
 	if err != nil {
 		return Result{}, fmt.Errorf("identitybench: %w", err)
 	}
@@ -178,11 +178,11 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 			cfg.Logger.Warn("identitybench: projection runner", "error", err)
 		}
 	}()
-	waiter := runtime.NewWaiter(cfg.Pool, runner, 0)
+	waiter := projector.NewWaiter(cfg.Pool, runner, 0)
 	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
 	// Both projections, not only the one /v1/me reads: one still catching
 	// up through a long log would share the CPU with the measured requests.
-	err = waiter.WaitFor(wctx, last, identity.ProfilesName, identity.SessionsName)
+	err = waiter.WaitFor(wctx, last, userviews.ProfilesName, userviews.SessionsName)
 	wcancel()
 	if err != nil {
 		return Result{}, fmt.Errorf("identitybench: read models never caught up: %w", err)

@@ -23,7 +23,7 @@ import (
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi/authn"
-	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/projector"
 )
 
 // Issuer is the iss (and aud) of the tokens a Stack issues.
@@ -64,12 +64,6 @@ func New(t testing.TB, ctx context.Context, store eventstore.Store, pool *pgxpoo
 			t.Fatal(err)
 		}
 	}
-	users, err := commands.NewRepository(store, reg, user.FromHistory)
-	must(err)
-	res, err := commands.NewRepository(store, reg, user.ReservationFromHistory)
-	must(err)
-	sessions, err := commands.NewRepository(store, reg, session.FromHistory)
-	must(err)
 	ringRepo, err := commands.NewRepository(store, reg, signingkey.FromHistory)
 	must(err)
 	sealed, err := pgstore.New(pool)
@@ -89,16 +83,14 @@ func New(t testing.TB, ctx context.Context, store eventstore.Store, pool *pgxpoo
 	// assembled service's tests run the OWASP defaults).
 	hasher, err := password.NewHasher(password.Config{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})
 	must(err)
-	rkey := bytes.Repeat([]byte{3}, 32)
+	ih, err := commands.NewIdentityHandlers(store, reg, commands.IdentityConfig{
+		Hasher: hasher, Issuer: issuer, ReservationKey: bytes.Repeat([]byte{3}, 32), KnownDeviceTTL: 90 * 24 * time.Hour,
+	})
+	must(err)
 	return &Stack{
-		Registry: reg, Users: users, Reservation: res, Sessions: sessions,
+		Registry: reg, Users: ih.Users, Reservation: ih.Reservations, Sessions: ih.Sessions,
 		TokenConfig: tcfg, Ring: holder, TokenIssuer: issuer, Verifier: verifier,
-		Register: &commands.RegisterHandler{Reservations: res, Users: users, Hasher: hasher, Policy: password.DefaultPolicy(), ReservationKey: rkey},
-		Login: &commands.LoginHandler{Reservations: res, Users: users, Sessions: sessions, Hasher: hasher, Issuer: issuer,
-			Throttle: user.DefaultThrottlePolicy(), KnownDeviceTTL: 90 * 24 * time.Hour, SessionPolicy: session.DefaultPolicy(), ReservationKey: rkey},
-		Refresh:    &commands.RefreshHandler{Sessions: sessions, Users: users, Issuer: issuer, SessionPolicy: session.DefaultPolicy()},
-		Revoke:     &commands.RevokeSessionHandler{Sessions: sessions},
-		SyncClaims: &commands.SyncSessionClaimsHandler{Users: users, Sessions: sessions},
+		Register: ih.Register, Login: ih.Login, Refresh: ih.Refresh, Revoke: ih.Revoke, SyncClaims: ih.SyncClaims,
 	}
 }
 
@@ -111,8 +103,8 @@ func (s *Stack) Revocations(t testing.TB, store eventstore.Store, pool *pgxpool.
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner, err := runtime.NewRunner(runtime.Config{Store: store, Pool: pool,
-		Followers: []runtime.Follower{{Name: authn.FeedName, Filter: rev.Filter(), Handle: rev.Apply}}})
+	runner, err := projector.NewRunner(projector.Config{Store: store, Pool: pool,
+		Followers: []projector.Follower{{Name: authn.FeedName, Filter: rev.Filter(), Handle: rev.Apply}}})
 	if err != nil {
 		t.Fatal(err)
 	}

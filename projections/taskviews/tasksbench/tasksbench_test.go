@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/authledger/authledger/projections/projtest"
-	"github.com/authledger/authledger/projections/tasks"
-	"github.com/authledger/authledger/projections/tasks/tasksbench"
+	"github.com/authledger/authledger/projections/taskviews"
+	"github.com/authledger/authledger/projections/taskviews/tasksbench"
 )
 
 func TestSeedIsConsistent(t *testing.T) {
@@ -27,28 +27,28 @@ func TestSeedIsConsistent(t *testing.T) {
 	if _, err := tasksbench.Seed(ctx, env.Pool, other, 50); err != nil {
 		t.Fatal(err)
 	}
-	items, total, err := tasks.ListHistory(ctx, env.Pool, tasks.Filter{Owner: owner}, tasks.SortCreatedDesc, 1, 20)
+	items, total, err := taskviews.ListHistory(ctx, env.Pool, taskviews.Filter{Owner: owner}, taskviews.SortCreatedDesc, 1, 20)
 	if err != nil || total != 2000 || len(items) != 20 {
 		t.Fatalf("history: %d of %d, %v", len(items), total, err)
 	}
-	live, ltotal, err := tasks.ListTasks(ctx, env.Pool, tasks.Filter{Owner: owner}, tasks.SortCreatedDesc, 1, 5)
+	live, ltotal, err := taskviews.ListTasks(ctx, env.Pool, taskviews.Filter{Owner: owner}, taskviews.SortCreatedDesc, 1, 5)
 	if err != nil || ltotal != int64(got.Live) || len(live) != 5 {
 		t.Fatalf("tasks: %d of %d (seeded %d live), %v", len(live), ltotal, got.Live, err)
 	}
-	st, err := tasks.StatsFor(ctx, env.Pool, owner, time.Time{}, time.Time{})
+	st, err := taskviews.StatsFor(ctx, env.Pool, owner, time.Time{}, time.Time{})
 	if err != nil || st.Total != 2000 || st.Files != int64(got.Files) || st.SuccessRate == nil {
 		t.Fatalf("stats %+v, %v", st, err)
 	}
 	// The stats rows agree with the history rows they summarise.
 	var byStatus = map[string]int64{}
-	err = tasks.EachHistory(ctx, env.Pool, tasks.Filter{Owner: owner}, tasks.SortCreatedAsc, func(h tasks.HistoryEntry) error {
+	err = taskviews.EachHistory(ctx, env.Pool, taskviews.Filter{Owner: owner}, taskviews.SortCreatedAsc, func(h taskviews.HistoryEntry) error {
 		byStatus[h.Status]++
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range tasks.Statuses {
+	for _, s := range taskviews.Statuses {
 		if byStatus[s] == 0 {
 			delete(byStatus, s)
 		}
@@ -62,7 +62,7 @@ func TestSeedIsConsistent(t *testing.T) {
 	if !reflect.DeepEqual(byStatus, want) {
 		t.Fatalf("history by status %v, stats %v", byStatus, want)
 	}
-	found, n, err := tasks.ListHistory(ctx, env.Pool, tasks.Filter{Owner: owner, Query: "DOCUMENT-123-"}, tasks.SortCreatedDesc, 1, 20)
+	found, n, err := taskviews.ListHistory(ctx, env.Pool, taskviews.Filter{Owner: owner, Query: "DOCUMENT-123-"}, taskviews.SortCreatedDesc, 1, 20)
 	if err != nil || n != 1 || found[0].FileNames[0] != "document-123-0.png" {
 		t.Fatalf("search: %+v (%d), %v", found, n, err)
 	}
@@ -70,10 +70,10 @@ func TestSeedIsConsistent(t *testing.T) {
 	// in every order, and only the owner's tasks (the other user's files
 	// have the same names); every page, the last one (whose count comes
 	// from its length) and the empty one after it have the right total.
-	search := tasks.Filter{Owner: owner, Query: "document-1"}
-	for _, sort := range tasks.Sorts {
+	search := taskviews.Filter{Owner: owner, Query: "document-1"}
+	for _, sort := range taskviews.Sorts {
 		var want []uuid.UUID
-		if err := tasks.EachHistory(ctx, env.Pool, search, sort, func(h tasks.HistoryEntry) error {
+		if err := taskviews.EachHistory(ctx, env.Pool, search, sort, func(h taskviews.HistoryEntry) error {
 			want = append(want, h.TaskID)
 			return nil
 		}); err != nil {
@@ -81,7 +81,7 @@ func TestSeedIsConsistent(t *testing.T) {
 		}
 		var paged []uuid.UUID
 		for page := 1; ; page++ {
-			items, total, err := tasks.ListHistory(ctx, env.Pool, search, sort, page, 37)
+			items, total, err := taskviews.ListHistory(ctx, env.Pool, search, sort, page, 37)
 			if err != nil || total != int64(len(want)) {
 				t.Fatalf("%s page %d: total %d, want %d, %v", sort, page, total, len(want), err)
 			}
@@ -102,7 +102,7 @@ func TestSeedIsConsistent(t *testing.T) {
 // rows) for a user with 100,000 tasks among other users' tasks, and
 // reports its p50 and p99:
 //
-//	scripts/pg.sh with-temp go test -run '^$' -bench HistoryPage ./projections/tasks/tasksbench
+//	scripts/pg.sh with-temp go test -run '^$' -bench HistoryPage ./projections/taskviews/tasksbench
 func BenchmarkHistoryPage(b *testing.B) {
 	ctx := context.Background()
 	env := projtest.New(b)
@@ -117,20 +117,20 @@ func BenchmarkHistoryPage(b *testing.B) {
 	}
 	for _, c := range []struct {
 		name string
-		f    tasks.Filter
+		f    taskviews.Filter
 		page int
 	}{
-		{"first-page", tasks.Filter{Owner: owner}, 1},
-		{"status", tasks.Filter{Owner: owner, Statuses: []string{tasks.StatusFailed}}, 1},
-		{"date-range", tasks.Filter{Owner: owner, From: time.Now().AddDate(0, -1, 0)}, 1},
-		{"search", tasks.Filter{Owner: owner, Query: "document-4242-"}, 1},
-		{"page-50", tasks.Filter{Owner: owner}, 50},
+		{"first-page", taskviews.Filter{Owner: owner}, 1},
+		{"status", taskviews.Filter{Owner: owner, Statuses: []string{taskviews.StatusFailed}}, 1},
+		{"date-range", taskviews.Filter{Owner: owner, From: time.Now().AddDate(0, -1, 0)}, 1},
+		{"search", taskviews.Filter{Owner: owner, Query: "document-4242-"}, 1},
+		{"page-50", taskviews.Filter{Owner: owner}, 50},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
 			for b.Loop() {
 				start := time.Now()
-				if _, _, err := tasks.ListHistory(ctx, env.Pool, c.f, tasks.SortCreatedDesc, c.page, 20); err != nil {
+				if _, _, err := taskviews.ListHistory(ctx, env.Pool, c.f, taskviews.SortCreatedDesc, c.page, 20); err != nil {
 					b.Fatal(err)
 				}
 				lat = append(lat, time.Since(start))

@@ -1,4 +1,4 @@
-package tasks_test
+package taskviews_test
 
 import (
 	"context"
@@ -13,16 +13,16 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authledger/authledger/eventstore"
+	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
-	"github.com/authledger/authledger/projections/runtime"
-	"github.com/authledger/authledger/projections/tasks"
-	"github.com/authledger/authledger/projections/tasks/taskstest"
+	"github.com/authledger/authledger/projections/taskviews"
+	"github.com/authledger/authledger/projections/taskviews/taskstest"
 )
 
 // run starts a runner over the tasks projection until the test ends.
 func run(t *testing.T, env *projtest.Env) (stop func()) {
 	t.Helper()
-	return env.Run(t, tasks.New())
+	return env.Run(t, taskviews.New())
 }
 
 // scenario is a mix of every lifecycle for two users, all created on day1
@@ -65,7 +65,7 @@ func TestProjectionBuildsTheReadModels(t *testing.T) {
 	env := projtest.New(t)
 	run(t, env)
 	s := build(t, ctx, env.Store)
-	env.WaitCaughtUp(t, ctx, s.last, tasks.Name)
+	env.WaitCaughtUp(t, ctx, s.last, taskviews.Name)
 	db := env.Admin
 
 	// Live tasks: deleted and expired ones are gone, with their files.
@@ -85,8 +85,8 @@ func TestProjectionBuildsTheReadModels(t *testing.T) {
 	}
 
 	// One task's row in full.
-	got, look, err := tasks.Get(ctx, db, s.retried.ID, s.alice)
-	if err != nil || look != tasks.Found {
+	got, look, err := taskviews.Get(ctx, db, s.retried.ID, s.alice)
+	if err != nil || look != taskviews.Found {
 		t.Fatalf("get: %v %v", look, err)
 	}
 	if got.Status != "completed" || got.Attempts != 2 || got.MaxAttempts != 3 || got.ProcessingMS != 120 || got.Result == nil ||
@@ -95,29 +95,29 @@ func TestProjectionBuildsTheReadModels(t *testing.T) {
 		got.StartedAt == nil || got.FinishedAt == nil || !got.FinishedAt.After(*got.StartedAt) || !got.CreatedAt.Equal(s.day1.Add(time.Minute)) {
 		t.Fatalf("retried task = %+v", got)
 	}
-	got, _, _ = tasks.Get(ctx, db, s.dead.ID, s.alice)
+	got, _, _ = taskviews.Get(ctx, db, s.dead.ID, s.alice)
 	if got.Status != "failed" || got.Attempts != 2 || got.Error == nil || *got.Error != "bad file \uFFFD" {
 		t.Fatalf("dead task = %+v (error %q)", got, deref(got.Error))
 	}
-	got, _, _ = tasks.Get(ctx, db, s.done.ID, s.alice)
+	got, _, _ = taskviews.Get(ctx, db, s.done.ID, s.alice)
 	if len(got.Files) != 2 || got.Files[0].Name != "Invoice March.png" || got.Files[1].Name != "receipt.png" {
 		t.Fatalf("files not in upload order: %+v", got.Files)
 	}
 	for _, c := range []struct {
 		id, as uuid.UUID
-		want   tasks.Lookup
+		want   taskviews.Lookup
 	}{
-		{s.bobs.ID, s.alice, tasks.NotOwner}, {uuid.New(), s.alice, tasks.Missing}, {s.deleted.ID, s.alice, tasks.Gone},
-		{s.gone.ID, s.bob, tasks.NotOwner}, {s.bobs.ID, uuid.Nil, tasks.Found},
+		{s.bobs.ID, s.alice, taskviews.NotOwner}, {uuid.New(), s.alice, taskviews.Missing}, {s.deleted.ID, s.alice, taskviews.Gone},
+		{s.gone.ID, s.bob, taskviews.NotOwner}, {s.bobs.ID, uuid.Nil, taskviews.Found},
 	} {
-		if _, look, err := tasks.Get(ctx, db, c.id, c.as); err != nil || look != c.want {
+		if _, look, err := taskviews.Get(ctx, db, c.id, c.as); err != nil || look != c.want {
 			t.Errorf("Get(%s as %s) = %v %v, want %v", c.id, c.as, look, err, c.want)
 		}
 	}
 
 	// History keeps every task, with its final status.
 	hist := map[uuid.UUID]string{}
-	err = tasks.EachHistory(ctx, db, tasks.Filter{Owner: s.alice}, tasks.SortCreatedAsc, func(h tasks.HistoryEntry) error {
+	err = taskviews.EachHistory(ctx, db, taskviews.Filter{Owner: s.alice}, taskviews.SortCreatedAsc, func(h taskviews.HistoryEntry) error {
 		hist[h.TaskID] = h.Status
 		if h.TaskID == s.deleted.ID && (h.DeletedAt == nil || h.ProcessingMS != 20 || h.FileNames[0] != "private.png") {
 			return fmt.Errorf("deleted history row %+v", h)
@@ -137,7 +137,7 @@ func TestProjectionBuildsTheReadModels(t *testing.T) {
 	}
 
 	// Stats per creation day.
-	st, err := tasks.StatsFor(ctx, db, s.alice, s.day1, s.day1.Add(24*time.Hour))
+	st, err := taskviews.StatsFor(ctx, db, s.alice, s.day1, s.day1.Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestProjectionBuildsTheReadModels(t *testing.T) {
 		st.SuccessRate == nil || *st.SuccessRate != 2.0/3 || st.AvgProcessingMS == nil || *st.AvgProcessingMS != (100+50+70+30)/4.0 {
 		t.Fatalf("day 1 stats = %+v", st)
 	}
-	st, _ = tasks.StatsFor(ctx, db, s.alice, s.day2, time.Time{})
+	st, _ = taskviews.StatsFor(ctx, db, s.alice, s.day2, time.Time{})
 	if st.Total != 5 || st.ByStatus["cancelled"] != 1 || st.ByStatus["deleted"] != 1 || st.ByStatus["expired"] != 1 ||
 		st.ByStatus["queued"] != 1 || st.ByStatus["processing"] != 1 || *st.SuccessRate != 1 || st.Files != 6 {
 		t.Fatalf("day 2 stats = %+v", st)
@@ -159,7 +159,7 @@ func TestProjectionBuildsTheReadModels(t *testing.T) {
 // at midnight, inside a day, and open.
 func assertTotalsExact(t *testing.T, ctx context.Context, env *projtest.Env, s *scenario) {
 	t.Helper()
-	d1, d2 := tasks.Day(s.day1), tasks.Day(s.day2)
+	d1, d2 := taskviews.Day(s.day1), taskviews.Day(s.day2)
 	ranges := [][2]time.Time{
 		{}, {d1, time.Time{}}, {time.Time{}, d2}, {d1, d2}, {d1, d2.AddDate(0, 0, 1)},
 		{s.day1.Add(time.Minute), time.Time{}}, {time.Time{}, s.day2.Add(2 * time.Minute)},
@@ -170,8 +170,8 @@ func assertTotalsExact(t *testing.T, ctx context.Context, env *projtest.Env, s *
 	for _, r := range ranges {
 		for _, st := range statuses {
 			for _, owner := range []uuid.UUID{s.alice, s.bob} {
-				f := tasks.Filter{Owner: owner, Statuses: st, From: r[0], To: r[1]}
-				for _, table := range []string{tasks.TableHistory, tasks.TableTasks} {
+				f := taskviews.Filter{Owner: owner, Statuses: st, From: r[0], To: r[1]}
+				for _, table := range []string{taskviews.TableHistory, taskviews.TableTasks} {
 					var want int64
 					if err := env.Admin.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE owner_id = $1
 						AND ($2::text[] IS NULL OR status = ANY($2)) AND ($3::timestamptz IS NULL OR created_at >= $3)
@@ -180,10 +180,10 @@ func assertTotalsExact(t *testing.T, ctx context.Context, env *projtest.Env, s *
 					}
 					var total int64
 					var err error
-					if table == tasks.TableHistory {
-						_, total, err = tasks.ListHistory(ctx, env.Pool, f, tasks.SortCreatedDesc, 1, 1)
+					if table == taskviews.TableHistory {
+						_, total, err = taskviews.ListHistory(ctx, env.Pool, f, taskviews.SortCreatedDesc, 1, 1)
 					} else {
-						_, total, err = tasks.ListTasks(ctx, env.Pool, f, tasks.SortCreatedDesc, 1, 1)
+						_, total, err = taskviews.ListTasks(ctx, env.Pool, f, taskviews.SortCreatedDesc, 1, 1)
 					}
 					if err != nil {
 						t.Fatal(err)
@@ -284,15 +284,15 @@ func TestRebuildEqualsTheLiveReadModels(t *testing.T) {
 		}
 		last = b.Last
 	}
-	env.WaitCaughtUp(t, ctx, last, tasks.Name)
+	env.WaitCaughtUp(t, ctx, last, taskviews.Name)
 	stop()
 	var live [][]string
 	for _, q := range snapshots {
 		live = append(live, snapshot(t, ctx, env, q))
 	}
-	cfg := env.Config(tasks.New())
+	cfg := env.Config(taskviews.New())
 	cfg.BatchSize = 7
-	p, err := runtime.Rebuild(ctx, cfg, tasks.Name, runtime.RebuildOptions{})
+	p, err := projector.Rebuild(ctx, cfg, taskviews.Name, projector.RebuildOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,8 +320,8 @@ func TestQueue(t *testing.T) {
 	again.Retry()
 	// A claim whose lease ran out.
 	stale := taskstest.Create(t, ctx, env.Store, s.bob, s.day2, "stale.png").Claim("w9", time.Minute)
-	env.WaitCaughtUp(t, ctx, stale.Last, tasks.Name)
-	q := tasks.NewQueue(env.Pool)
+	env.WaitCaughtUp(t, ctx, stale.Last, taskviews.Name)
+	q := taskviews.NewQueue(env.Pool)
 
 	queued, err := q.Queued(ctx, 10)
 	if err != nil {

@@ -1,4 +1,4 @@
-package identity_test
+package userviews_test
 
 import (
 	"context"
@@ -19,9 +19,9 @@ import (
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
-	"github.com/authledger/authledger/projections/identity"
+	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
-	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/userviews"
 )
 
 // cmds are the real identity command handlers over a test's store.
@@ -47,9 +47,9 @@ func newCmds(t *testing.T, ctx context.Context, env *projtest.Env) *cmds {
 	}
 }
 
-func newProjections(t *testing.T) (*identity.Profiles, *identity.Sessions) {
+func newProjections(t *testing.T) (*userviews.Profiles, *userviews.Sessions) {
 	t.Helper()
-	return identity.NewProfiles(), identity.NewSessions()
+	return userviews.NewProfiles(), userviews.NewSessions()
 }
 
 // run starts a runner over both projections until stop or the test's end.
@@ -205,7 +205,7 @@ func TestProjectionsFollowTheCommands(t *testing.T) {
 	c := newCmds(t, ctx, env)
 	run(t, env)
 	s := tell(t, ctx, c)
-	env.WaitCaughtUp(t, ctx, s.last, identity.ProfilesName, identity.SessionsName)
+	env.WaitCaughtUp(t, ctx, s.last, userviews.ProfilesName, userviews.SessionsName)
 	db := env.Admin
 
 	// Profiles agree with the user aggregates folded from the log.
@@ -214,7 +214,7 @@ func TestProjectionsFollowTheCommands(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := identity.GetProfile(ctx, db, id)
+		p, err := userviews.GetProfile(ctx, db, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +223,7 @@ func TestProjectionsFollowTheCommands(t *testing.T) {
 			t.Fatalf("profile %+v, aggregate email %q name %q roles %v registered %s", p, u.Email(), u.DisplayName(), u.Roles(), u.RegisteredAt())
 		}
 	}
-	alice, _ := identity.GetProfile(ctx, db, s.alice)
+	alice, _ := userviews.GetProfile(ctx, db, s.alice)
 	if alice.Email != "alice@example.com" || alice.DisplayName != "Alice B." || !reflect.DeepEqual(alice.Roles, []string{"a.b", "admin", "user"}) {
 		t.Fatalf("alice = %+v", alice)
 	}
@@ -235,11 +235,11 @@ func TestProjectionsFollowTheCommands(t *testing.T) {
 	if alice.LastLoginAt == nil || !alice.LastLoginAt.Equal(us(s3.StartedAt())) || alice.LockedUntil != nil || alice.Lockouts != 0 {
 		t.Fatalf("alice last login %v (want %s), locked %v", alice.LastLoginAt, s3.StartedAt(), alice.LockedUntil)
 	}
-	bob, _ := identity.GetProfile(ctx, db, s.bob)
+	bob, _ := userviews.GetProfile(ctx, db, s.bob)
 	if bob.LockedUntil == nil || !bob.LockedUntil.Equal(s.bobLockedUntil) || bob.Lockouts != 1 || bob.LastFailedLoginAt == nil || bob.LastLoginAt == nil {
 		t.Fatalf("bob = %+v (locked until %s under the former policy)", bob, s.bobLockedUntil)
 	}
-	if _, err := identity.GetProfile(ctx, db, uuid.New()); !errors.Is(err, identity.ErrNotFound) {
+	if _, err := userviews.GetProfile(ctx, db, uuid.New()); !errors.Is(err, userviews.ErrNotFound) {
 		t.Fatalf("unknown profile: %v", err)
 	}
 
@@ -249,7 +249,7 @@ func TestProjectionsFollowTheCommands(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		row, err := identity.GetSession(ctx, db, id)
+		row, err := userviews.GetSession(ctx, db, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -262,32 +262,32 @@ func TestProjectionsFollowTheCommands(t *testing.T) {
 			t.Fatalf("session %s row %+v differs from its aggregate", id, row)
 		}
 	}
-	s1, _ := identity.GetSession(ctx, db, s.aliceS1)
+	s1, _ := userviews.GetSession(ctx, db, s.aliceS1)
 	if s1.IP != "198.51.100.77" || s1.UserAgent != "Firefox/140" || s1.Refreshes != 1 || !s1.LastUsedAt.After(s1.StartedAt) ||
 		s1.Method != session.MethodPassword || !reflect.DeepEqual(s1.AMR, []string{session.AMRPassword}) {
 		t.Fatalf("refreshed session = %+v", s1)
 	}
-	if s2, _ := identity.GetSession(ctx, db, s.aliceS2); s2.RevokeReason == nil || *s2.RevokeReason != "logout" || s2.ReuseDetectedAt != nil {
+	if s2, _ := userviews.GetSession(ctx, db, s.aliceS2); s2.RevokeReason == nil || *s2.RevokeReason != "logout" || s2.ReuseDetectedAt != nil {
 		t.Fatalf("logged out session = %+v", s2)
 	}
-	if s3r, _ := identity.GetSession(ctx, db, s.aliceS3); s3r.RevokeReason == nil || *s3r.RevokeReason != "reuse_detected" || s3r.ReuseDetectedAt == nil {
+	if s3r, _ := userviews.GetSession(ctx, db, s.aliceS3); s3r.RevokeReason == nil || *s3r.RevokeReason != "reuse_detected" || s3r.ReuseDetectedAt == nil {
 		t.Fatalf("reused session = %+v", s3r)
 	}
 
 	// The list: Alice's one live session; Bob's own; nothing at the end of
 	// its absolute lifetime.
 	now := time.Now()
-	list, total, err := identity.ListActiveSessions(ctx, db, s.alice, now, 1, 20)
+	list, total, err := userviews.ListActiveSessions(ctx, db, s.alice, now, 1, 20)
 	if err != nil || total != 1 || len(list) != 1 || list[0].SessionID != s.aliceS1 {
 		t.Fatalf("alice's sessions: %d %+v %v", total, list, err)
 	}
-	if list, total, _ := identity.ListActiveSessions(ctx, db, s.bob, now, 1, 20); total != 1 || list[0].SessionID != s.bobS1 {
+	if list, total, _ := userviews.ListActiveSessions(ctx, db, s.bob, now, 1, 20); total != 1 || list[0].SessionID != s.bobS1 {
 		t.Fatalf("bob's sessions: %d %+v", total, list)
 	}
-	if list, total, _ := identity.ListActiveSessions(ctx, db, s.alice, s1.IdleExpiresAt, 1, 20); total != 0 || len(list) != 0 {
+	if list, total, _ := userviews.ListActiveSessions(ctx, db, s.alice, s1.IdleExpiresAt, 1, 20); total != 0 || len(list) != 0 {
 		t.Fatalf("sessions past their idle end: %d %+v", total, list)
 	}
-	if list, total, _ := identity.ListActiveSessions(ctx, db, s.alice, now, 2, 20); total != 1 || len(list) != 0 || list == nil {
+	if list, total, _ := userviews.ListActiveSessions(ctx, db, s.alice, now, 2, 20); total != 1 || len(list) != 0 || list == nil {
 		t.Fatalf("page past the end: %d %+v", total, list)
 	}
 }
@@ -310,10 +310,10 @@ func TestListPagesNewestFirst(t *testing.T) {
 		ids = append(ids, l.SessionID)
 		last = l.Position
 	}
-	env.WaitCaughtUp(t, ctx, last, identity.SessionsName)
+	env.WaitCaughtUp(t, ctx, last, userviews.SessionsName)
 	var got []uuid.UUID
 	for page := 1; page <= 3; page++ {
-		list, total, err := identity.ListActiveSessions(ctx, env.Admin, r.UserID, time.Now(), page, 2)
+		list, total, err := userviews.ListActiveSessions(ctx, env.Admin, r.UserID, time.Now(), page, 2)
 		if err != nil || total != 5 {
 			t.Fatalf("page %d: total %d %v", page, total, err)
 		}
@@ -349,23 +349,23 @@ func TestRebuildEqualsLive(t *testing.T) {
 	c := newCmds(t, ctx, env)
 	stop := run(t, env)
 	s := tell(t, ctx, c)
-	env.WaitCaughtUp(t, ctx, s.last, identity.ProfilesName, identity.SessionsName)
+	env.WaitCaughtUp(t, ctx, s.last, userviews.ProfilesName, userviews.SessionsName)
 	stop()
 	live := map[string][]string{
-		identity.TableProfiles: snapshot(t, ctx, env, identity.TableProfiles, "user_id"),
-		identity.TableSessions: snapshot(t, ctx, env, identity.TableSessions, "session_id"),
+		userviews.TableProfiles: snapshot(t, ctx, env, userviews.TableProfiles, "user_id"),
+		userviews.TableSessions: snapshot(t, ctx, env, userviews.TableSessions, "session_id"),
 	}
-	if len(live[identity.TableProfiles]) != 2 || len(live[identity.TableSessions]) != 4 {
+	if len(live[userviews.TableProfiles]) != 2 || len(live[userviews.TableSessions]) != 4 {
 		t.Fatalf("live read models: %v", live)
 	}
 	for _, c := range []struct{ name, table, key string }{
-		{identity.ProfilesName, identity.TableProfiles, "user_id"},
-		{identity.SessionsName, identity.TableSessions, "session_id"},
+		{userviews.ProfilesName, userviews.TableProfiles, "user_id"},
+		{userviews.SessionsName, userviews.TableSessions, "session_id"},
 	} {
 		p, s := newProjections(t)
 		cfg := env.Config(p, s)
 		cfg.BatchSize = 3 // several transactions, each flushing a pgx batch
-		prog, err := runtime.Rebuild(ctx, cfg, c.name, runtime.RebuildOptions{})
+		prog, err := projector.Rebuild(ctx, cfg, c.name, projector.RebuildOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -389,7 +389,7 @@ func TestUndecodableEventStopsOnlyItsProjection(t *testing.T) {
 	env := projtest.New(t)
 	c := newCmds(t, ctx, env)
 	p, s := newProjections(t)
-	r, err := runtime.NewRunner(env.Config(p, s))
+	r, err := projector.NewRunner(env.Config(p, s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,11 +411,11 @@ func TestUndecodableEventStopsOnlyItsProjection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.WaitCaughtUp(t, ctx, reg.Position, identity.ProfilesName)
-	if _, err := identity.GetProfile(ctx, env.Admin, reg.UserID); err != nil {
+	env.WaitCaughtUp(t, ctx, reg.Position, userviews.ProfilesName)
+	if _, err := userviews.GetProfile(ctx, env.Admin, reg.UserID); err != nil {
 		t.Fatalf("profiles stopped too: %v", err)
 	}
-	for r.States()[identity.SessionsName] != runtime.StateFailed {
+	for r.States()[userviews.SessionsName] != projector.StateFailed {
 		select {
 		case <-ctx.Done():
 			t.Fatalf("sessions projection never failed: %v", r.States())

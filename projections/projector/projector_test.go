@@ -1,4 +1,4 @@
-package runtime_test
+package projector_test
 
 import (
 	"context"
@@ -19,8 +19,8 @@ import (
 
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/audit"
+	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
-	"github.com/authledger/authledger/projections/runtime"
 )
 
 // counterValue reads the counter of one projection in reg.
@@ -57,7 +57,7 @@ func TestRunnerAppliesEventsAndWaiterSeesThem(t *testing.T) {
 	cfg := env.Config(c, audit.New(projtest.AuditKey))
 	cfg.Registerer = reg
 	r, _ := projtest.StartRunner(t, cfg)
-	w := runtime.NewWaiter(env.Pool, r, 0)
+	w := projector.NewWaiter(env.Pool, r, 0)
 
 	last := env.AppendN(t, ctx, 30, 7)
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
@@ -71,11 +71,11 @@ func TestRunnerAppliesEventsAndWaiterSeesThem(t *testing.T) {
 	if err := r.Ready(ctx); err != nil {
 		t.Fatalf("Ready: %v", err)
 	}
-	st, err := runtime.Status(ctx, env.Pool, env.Store, c)
+	st, err := projector.Status(ctx, env.Pool, env.Store, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st[0].State != runtime.StateRunning || st[0].LagEvents != 0 || st[0].EventsApplied != 80 {
+	if st[0].State != projector.StateRunning || st[0].LagEvents != 0 || st[0].EventsApplied != 80 {
 		t.Fatalf("status = %+v", st[0])
 	}
 	if got := counterValue(t, reg, "authledger_projection_events_applied_total", "counter"); got != 80 {
@@ -123,7 +123,7 @@ func TestOneInstanceRunsAProjection(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s1, s2 := r1.States()["counter"], r2.States()["counter"]
-		if (s1 == runtime.StateRunning) != (s2 == runtime.StateRunning) && (s1 == runtime.StateStandby || s2 == runtime.StateStandby) {
+		if (s1 == projector.StateRunning) != (s2 == projector.StateRunning) && (s1 == projector.StateStandby || s2 == projector.StateStandby) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -166,7 +166,7 @@ func TestFailingHandlerStopsProjectionUntilFixedAndRestarted(t *testing.T) {
 	cfg.MaxAttempts = 3
 	r, stop := projtest.StartRunner(t, cfg)
 	deadline := time.Now().Add(20 * time.Second)
-	for r.States()["counter"] != runtime.StateFailed {
+	for r.States()["counter"] != projector.StateFailed {
 		if time.Now().After(deadline) {
 			t.Fatalf("projection state %s, want failed", r.States()["counter"])
 		}
@@ -176,15 +176,15 @@ func TestFailingHandlerStopsProjectionUntilFixedAndRestarted(t *testing.T) {
 		t.Fatalf("the failing event was tried %d times, want 3", n)
 	}
 	err := r.Ready(ctx)
-	if !errors.Is(err, runtime.ErrNotReady) {
+	if !errors.Is(err, projector.ErrNotReady) {
 		t.Fatalf("Ready = %v, want not ready", err)
 	}
 	t.Logf("readiness: %v", err)
-	st, err := runtime.Status(ctx, env.Pool, env.Store, c)
+	st, err := projector.Status(ctx, env.Pool, env.Store, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st[0].State != runtime.StateFailed || st[0].FailedEventID != bad.ID.String() || st[0].FailedEventType != "thing.broken.v1" || st[0].LastError == "" {
+	if st[0].State != projector.StateFailed || st[0].FailedEventID != bad.ID.String() || st[0].FailedEventType != "thing.broken.v1" || st[0].LastError == "" {
 		t.Fatalf("status = %+v", st[0])
 	}
 	// Everything before the failing event is applied and kept; nothing after.
@@ -192,11 +192,11 @@ func TestFailingHandlerStopsProjectionUntilFixedAndRestarted(t *testing.T) {
 		t.Fatalf("applied %d, lag %d; want 10 and 11", st[0].EventsApplied, st[0].LagEvents)
 	}
 	// Another process sees the failure too.
-	other, err := runtime.NewRunner(env.Config(c))
+	other, err := projector.NewRunner(env.Config(c))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := other.Ready(ctx); !errors.Is(err, runtime.ErrNotReady) {
+	if err := other.Ready(ctx); !errors.Is(err, projector.ErrNotReady) {
 		t.Fatalf("Ready of another instance = %v", err)
 	}
 	stop()
@@ -204,7 +204,7 @@ func TestFailingHandlerStopsProjectionUntilFixedAndRestarted(t *testing.T) {
 	// Fix the cause and restart: the event is applied, never skipped.
 	c.Fail.Store(nil)
 	r2, _ := projtest.StartRunner(t, env.Config(c))
-	waitState(t, r2, "counter", runtime.StateRunning)
+	waitState(t, r2, "counter", projector.StateRunning)
 	env.WaitCaughtUp(t, ctx, last, "counter")
 	if got, want := env.Counts(t, ctx, "counter_counts"), env.ExpectedCounts(t, ctx, last); !reflect.DeepEqual(got, want) {
 		t.Fatalf("counts = %v, want %v", got, want)
@@ -217,7 +217,7 @@ func TestFailingHandlerStopsProjectionUntilFixedAndRestarted(t *testing.T) {
 	}
 }
 
-func waitState(t *testing.T, r *runtime.Runner, name, state string) {
+func waitState(t *testing.T, r *projector.Runner, name, state string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for r.States()[name] != state {
@@ -368,7 +368,7 @@ func TestKilledRunnerLosesNothingAndAppliesNothingTwice(t *testing.T) {
 	// A fresh rebuild of each read model equals the one that survived the kills.
 	cfg := env.Config(c, audit.New(projtest.AuditKey))
 	for _, name := range []string{"counter", audit.Name} {
-		if _, err := runtime.Rebuild(ctx, cfg, name, runtime.RebuildOptions{}); err != nil {
+		if _, err := projector.Rebuild(ctx, cfg, name, projector.RebuildOptions{}); err != nil {
 			t.Fatalf("rebuild %s: %v", name, err)
 		}
 	}
@@ -414,10 +414,10 @@ func TestRebuildWhileServingLosesNothing(t *testing.T) {
 		}()
 	}
 
-	var progress []runtime.Progress
+	var progress []projector.Progress
 	var pmu sync.Mutex
 	for _, name := range []string{"counter", audit.Name} {
-		final, err := runtime.Rebuild(ctx, cfg, name, runtime.RebuildOptions{ProgressInterval: 20 * time.Millisecond, Progress: func(p runtime.Progress) {
+		final, err := projector.Rebuild(ctx, cfg, name, projector.RebuildOptions{ProgressInterval: 20 * time.Millisecond, Progress: func(p projector.Progress) {
 			pmu.Lock()
 			progress = append(progress, p)
 			pmu.Unlock()
@@ -425,7 +425,7 @@ func TestRebuildWhileServingLosesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatalf("rebuild %s: %v", name, err)
 		}
-		if final.Phase != runtime.PhaseDone || final.Generation != 2 || final.Applied < 2000 {
+		if final.Phase != projector.PhaseDone || final.Generation != 2 || final.Applied < 2000 {
 			t.Fatalf("final progress of %s: %+v", name, final)
 		}
 		t.Logf("rebuild %s: %d events in %s (%.0f events/s)", name, final.Applied, final.Elapsed.Round(time.Millisecond), final.EventsPerSecond)
@@ -445,7 +445,7 @@ func TestRebuildWhileServingLosesNothing(t *testing.T) {
 	pmu.Lock()
 	sawETA := false
 	for _, p := range progress {
-		if p.Phase == runtime.PhaseBuilding && p.ETA > 0 {
+		if p.Phase == projector.PhaseBuilding && p.ETA > 0 {
 			sawETA = true
 		}
 	}
@@ -512,7 +512,7 @@ func TestFilteredProgressIsWrittenLazily(t *testing.T) {
 	cfg.Registerer = reg
 	cfg.CheckpointInterval = 300 * time.Millisecond
 	r, _ := projtest.StartRunner(t, cfg)
-	local := runtime.NewWaiter(env.Pool, r, 0)
+	local := projector.NewWaiter(env.Pool, r, 0)
 	commits := func() float64 {
 		return counterValue(t, reg, "authledger_projection_batches_committed_total", "wanted")
 	}
@@ -543,7 +543,7 @@ func TestFilteredProgressIsWrittenLazily(t *testing.T) {
 		t.Fatalf("%v checkpoint commits for %d unrelated events: progress is written per event", n, unrelated)
 	}
 	// Another instance's waiter reads the table: the progress gets there.
-	if err := runtime.NewWaiter(env.Pool, nil, 10*time.Millisecond).WaitFor(ctx, last, "wanted"); err != nil {
+	if err := projector.NewWaiter(env.Pool, nil, 10*time.Millisecond).WaitFor(ctx, last, "wanted"); err != nil {
 		t.Fatalf("the filtered progress never reached the checkpoint table: %v", err)
 	}
 }
@@ -564,11 +564,11 @@ func TestCommitIntervalGathersEventsIntoOneBatch(t *testing.T) {
 	cfg.BatchSize = 5
 	r, stop := projtest.StartRunner(t, cfg)
 	defer stop()
-	waitState(t, r, "counter", runtime.StateRunning)
+	waitState(t, r, "counter", projector.StateRunning)
 
 	applied := func() int64 {
 		t.Helper()
-		st, err := runtime.Status(ctx, env.Pool, env.Store, c)
+		st, err := projector.Status(ctx, env.Pool, env.Store, c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -605,7 +605,7 @@ type commitModeSeen struct {
 	modes []string
 }
 
-func (c *commitModeSeen) Begin(ctx context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
+func (c *commitModeSeen) Begin(ctx context.Context, tx pgx.Tx, t projector.Tables) (projector.Batch, error) {
 	var mode string
 	if err := tx.QueryRow(ctx, "SELECT current_setting('synchronous_commit')").Scan(&mode); err != nil {
 		return nil, err
@@ -635,7 +635,7 @@ func TestBatchesCommitWithoutWaitingForTheFlush(t *testing.T) {
 	c := &commitModeSeen{Counter: &projtest.Counter{ProjectionName: "counter"}}
 	r, stop := projtest.StartRunner(t, env.Config(c))
 	defer stop()
-	waitState(t, r, "counter", runtime.StateRunning)
+	waitState(t, r, "counter", projector.StateRunning)
 	last := env.AppendN(t, ctx, 3, 1)
 	env.WaitCaughtUp(t, ctx, last, "counter")
 	c.mu.Lock()
@@ -660,13 +660,13 @@ type slowFlush struct {
 	delay time.Duration
 }
 
-func (s slowFlush) Begin(ctx context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
+func (s slowFlush) Begin(ctx context.Context, tx pgx.Tx, t projector.Tables) (projector.Batch, error) {
 	b, err := s.Counter.Begin(ctx, tx, t)
 	return slowBatch{Batch: b, delay: s.delay}, err
 }
 
 type slowBatch struct {
-	runtime.Batch
+	projector.Batch
 	delay time.Duration
 }
 
@@ -687,7 +687,7 @@ func TestSlowBatchesDoNotCutARebuildShort(t *testing.T) {
 	env := projtest.New(t)
 	// Six batches of RebuildBatchSize: the first event of each arrives
 	// after the previous batch took longer than RebuildIdle.
-	const n = 6 * runtime.RebuildBatchSize
+	const n = 6 * projector.RebuildBatchSize
 	var last eventstore.Position
 	for i := range n / 1000 {
 		evs := make([]eventstore.EventData, 1000)
@@ -703,8 +703,8 @@ func TestSlowBatchesDoNotCutARebuildShort(t *testing.T) {
 	cfg := env.Config()
 	cfg.RebuildIdle = 300 * time.Millisecond
 	p := slowFlush{Counter: &projtest.Counter{ProjectionName: "counter"}, delay: 2 * cfg.RebuildIdle}
-	cfg.Projections = []runtime.Projection{p}
-	final, err := runtime.Rebuild(ctx, cfg, "counter", runtime.RebuildOptions{})
+	cfg.Projections = []projector.Projection{p}
+	final, err := projector.Rebuild(ctx, cfg, "counter", projector.RebuildOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -741,8 +741,8 @@ func TestPanickingProjectionFailsTheEvent(t *testing.T) {
 	cfg := env.Config(c)
 	cfg.MaxAttempts = 2
 	r, _ := projtest.StartRunner(t, cfg)
-	waitState(t, r, "counter", runtime.StateFailed)
-	st, err := runtime.Status(ctx, env.Pool, env.Store, c)
+	waitState(t, r, "counter", projector.StateFailed)
+	st, err := projector.Status(ctx, env.Pool, env.Store, c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@
 // named after the base tables (audit_log), so Rebuild can build generation
 // N+1 from the start of the log while generation N keeps serving, and swap
 // the views and the checkpoint in one transaction.
-package runtime
+package projector
 
 import (
 	"context"

@@ -35,9 +35,9 @@
 // transaction. Statements are idempotent (insert-if-absent, GREATEST,
 // set-based role edits), a second line of defence behind the checkpoint.
 //
-// Tables are generation-versioned (projections/runtime); queries use the
+// Tables are generation-versioned (projections/projector); queries use the
 // views user_profiles and sessions.
-package identity
+package userviews
 
 import (
 	"context"
@@ -51,7 +51,7 @@ import (
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
-	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/projector"
 )
 
 // Projection names (their checkpoints, and the names the consistency
@@ -88,7 +88,7 @@ type decoded struct {
 
 func decode(ctx context.Context, reg *events.Registry, ev eventstore.RecordedEvent) (events.Event, error) {
 	var d decoded
-	if del, ok := runtime.DeliveryFrom(ctx); ok && del.Event.ID == ev.ID {
+	if del, ok := projector.DeliveryFrom(ctx); ok && del.Event.ID == ev.ID {
 		if p, ok := del.Prepared.(decoded); ok {
 			d = p
 		}
@@ -152,15 +152,15 @@ func NewProfiles() *Profiles {
 }
 
 var (
-	_ runtime.Projection = (*Profiles)(nil)
-	_ runtime.Indexer    = (*Profiles)(nil)
-	_ runtime.Preparer   = (*Profiles)(nil)
+	_ projector.Projection = (*Profiles)(nil)
+	_ projector.Indexer    = (*Profiles)(nil)
+	_ projector.Preparer   = (*Profiles)(nil)
 )
 
-// Name implements runtime.Projection.
+// Name implements projector.Projection.
 func (*Profiles) Name() string { return ProfilesName }
 
-// Filter implements runtime.Projection: the user events that change a
+// Filter implements projector.Projection: the user events that change a
 // profile, and logins. Reservation events are left out (they carry no
 // address, only an HMAC in the stream name), so are password-hash events.
 func (*Profiles) Filter() eventstore.Filter {
@@ -171,11 +171,11 @@ func (*Profiles) Filter() eventstore.Filter {
 	}}
 }
 
-// Tables implements runtime.Projection.
+// Tables implements projector.Projection.
 func (*Profiles) Tables() []string { return []string{TableProfiles} }
 
-// CreateTables implements runtime.Projection.
-func (p *Profiles) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+// CreateTables implements projector.Projection.
+func (p *Profiles) CreateTables(ctx context.Context, tx pgx.Tx, t projector.Tables) error {
 	if p.regErr != nil {
 		return fmt.Errorf("identity: %w", p.regErr)
 	}
@@ -197,10 +197,10 @@ func (p *Profiles) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables
 	return nil
 }
 
-// CreateIndexes implements runtime.Indexer. The address index is not
+// CreateIndexes implements projector.Indexer. The address index is not
 // unique: the reservation stream holds that rule, and a released address
 // claimed again would otherwise stop the projection.
-func (*Profiles) CreateIndexes(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+func (*Profiles) CreateIndexes(ctx context.Context, tx pgx.Tx, t projector.Tables) error {
 	idx := pgx.Identifier{t.Name(TableProfiles) + "_email"}.Sanitize()
 	if _, err := tx.Exec(ctx, `CREATE INDEX `+idx+` ON `+t.Ident(TableProfiles)+` (email)`); err != nil {
 		return fmt.Errorf("identity: index %s: %w", TableProfiles, err)
@@ -208,7 +208,7 @@ func (*Profiles) CreateIndexes(ctx context.Context, tx pgx.Tx, t runtime.Tables)
 	return nil
 }
 
-// Prepare implements runtime.Preparer: decoding, ahead of Apply.
+// Prepare implements projector.Preparer: decoding, ahead of Apply.
 func (p *Profiles) Prepare(ev eventstore.RecordedEvent) any {
 	if p.regErr != nil {
 		return decoded{err: p.regErr}
@@ -217,8 +217,8 @@ func (p *Profiles) Prepare(ev eventstore.RecordedEvent) any {
 	return decoded{ev: e, err: err}
 }
 
-// Begin implements runtime.Projection.
-func (p *Profiles) Begin(_ context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
+// Begin implements projector.Projection.
+func (p *Profiles) Begin(_ context.Context, tx pgx.Tx, t projector.Tables) (projector.Batch, error) {
 	if p.regErr != nil {
 		return nil, fmt.Errorf("identity: %w", p.regErr)
 	}
@@ -289,28 +289,28 @@ func NewSessions() *Sessions {
 }
 
 var (
-	_ runtime.Projection = (*Sessions)(nil)
-	_ runtime.Indexer    = (*Sessions)(nil)
-	_ runtime.Preparer   = (*Sessions)(nil)
+	_ projector.Projection = (*Sessions)(nil)
+	_ projector.Indexer    = (*Sessions)(nil)
+	_ projector.Preparer   = (*Sessions)(nil)
 )
 
-// Name implements runtime.Projection.
+// Name implements projector.Projection.
 func (*Sessions) Name() string { return SessionsName }
 
-// Filter implements runtime.Projection: every session event.
+// Filter implements projector.Projection: every session event.
 func (*Sessions) Filter() eventstore.Filter {
 	return eventstore.Filter{EventTypes: []string{
 		session.EventStarted, session.EventRefreshed, session.EventReuseDetected, session.EventRevoked,
 	}}
 }
 
-// Tables implements runtime.Projection.
+// Tables implements projector.Projection.
 func (*Sessions) Tables() []string { return []string{TableSessions} }
 
-// CreateTables implements runtime.Projection. ip and user_agent are the
+// CreateTables implements projector.Projection. ip and user_agent are the
 // latest the session was used from (a refresh that sends them replaces the
 // login's), as the session aggregate keeps them.
-func (s *Sessions) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+func (s *Sessions) CreateTables(ctx context.Context, tx pgx.Tx, t projector.Tables) error {
 	if s.regErr != nil {
 		return fmt.Errorf("identity: %w", s.regErr)
 	}
@@ -336,10 +336,10 @@ func (s *Sessions) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables
 	return nil
 }
 
-// CreateIndexes implements runtime.Indexer: a user's live sessions in list
+// CreateIndexes implements projector.Indexer: a user's live sessions in list
 // order (the partial index leaves revoked ones out, which are most rows
 // over time), and all of a user's sessions for history.
-func (*Sessions) CreateIndexes(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+func (*Sessions) CreateIndexes(ctx context.Context, tx pgx.Tx, t projector.Tables) error {
 	raw, tbl := t.Name(TableSessions), t.Ident(TableSessions)
 	for _, s := range []string{
 		`CREATE INDEX ` + pgx.Identifier{raw + "_user_live"}.Sanitize() + ` ON ` + tbl +
@@ -353,7 +353,7 @@ func (*Sessions) CreateIndexes(ctx context.Context, tx pgx.Tx, t runtime.Tables)
 	return nil
 }
 
-// Prepare implements runtime.Preparer: decoding, ahead of Apply.
+// Prepare implements projector.Preparer: decoding, ahead of Apply.
 func (s *Sessions) Prepare(ev eventstore.RecordedEvent) any {
 	if s.regErr != nil {
 		return decoded{err: s.regErr}
@@ -362,8 +362,8 @@ func (s *Sessions) Prepare(ev eventstore.RecordedEvent) any {
 	return decoded{ev: e, err: err}
 }
 
-// Begin implements runtime.Projection.
-func (s *Sessions) Begin(_ context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
+// Begin implements projector.Projection.
+func (s *Sessions) Begin(_ context.Context, tx pgx.Tx, t projector.Tables) (projector.Batch, error) {
 	if s.regErr != nil {
 		return nil, fmt.Errorf("identity: %w", s.regErr)
 	}

@@ -12,7 +12,7 @@
 //     status, the completed/failed outcomes (success rate), the processing
 //     time sum and run count, the files and the bytes.
 //
-// The tables are generation-versioned (projections/runtime); queries go
+// The tables are generation-versioned (projections/projector); queries go
 // through the views named after the base tables.
 //
 // # Why stats are keyed by creation day
@@ -32,7 +32,7 @@
 // ILIKE over the file names; when the pg_trgm extension is available
 // (installed, or creatable by the projection's role), a trigram GIN index
 // serves it, otherwise the owner's index scan filters the rows.
-package tasks
+package taskviews
 
 import (
 	"context"
@@ -48,7 +48,7 @@ import (
 
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/eventstore"
-	"github.com/authledger/authledger/projections/runtime"
+	"github.com/authledger/authledger/projections/projector"
 )
 
 // Name is the projection's name (its checkpoint and the name the
@@ -96,27 +96,27 @@ type Projection struct{}
 func New() *Projection { return &Projection{} }
 
 var (
-	_ runtime.Projection = (*Projection)(nil)
-	_ runtime.Indexer    = (*Projection)(nil)
+	_ projector.Projection = (*Projection)(nil)
+	_ projector.Indexer    = (*Projection)(nil)
 )
 
-// Name implements runtime.Projection.
+// Name implements projector.Projection.
 func (*Projection) Name() string { return Name }
 
-// Filter implements runtime.Projection: the task streams' events.
+// Filter implements projector.Projection: the task streams' events.
 func (*Projection) Filter() eventstore.Filter {
 	return eventstore.Filter{StreamPrefixes: []string{task.StreamPrefix}}
 }
 
-// Tables implements runtime.Projection.
+// Tables implements projector.Projection.
 func (*Projection) Tables() []string {
 	return []string{TableTasks, TableFiles, TableHistory, TableStats}
 }
 
-// CreateTables implements runtime.Projection: the tables and the keys the
+// CreateTables implements projector.Projection: the tables and the keys the
 // projection itself updates by (the secondary indexes come in
 // CreateIndexes, after a rebuild's bulk load).
-func (*Projection) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+func (*Projection) CreateTables(ctx context.Context, tx pgx.Tx, t projector.Tables) error {
 	stmts := []string{
 		`CREATE TABLE ` + t.Ident(TableTasks) + ` (
 			task_id       uuid        PRIMARY KEY,
@@ -199,8 +199,8 @@ func (*Projection) CreateTables(ctx context.Context, tx pgx.Tx, t runtime.Tables
 	return nil
 }
 
-// CreateIndexes implements runtime.Indexer.
-func (*Projection) CreateIndexes(ctx context.Context, tx pgx.Tx, t runtime.Tables) error {
+// CreateIndexes implements projector.Indexer.
+func (*Projection) CreateIndexes(ctx context.Context, tx pgx.Tx, t projector.Tables) error {
 	ix := func(table, suffix string) string { return pgx.Identifier{t.Name(table) + "_" + suffix}.Sanitize() }
 	tt, tf, th := t.Ident(TableTasks), t.Ident(TableFiles), t.Ident(TableHistory)
 	stmts := []string{
@@ -259,8 +259,8 @@ func ensureTrigram(ctx context.Context, tx pgx.Tx) (bool, error) {
 	return true, sp.Commit(ctx)
 }
 
-// Begin implements runtime.Projection.
-func (*Projection) Begin(_ context.Context, tx pgx.Tx, t runtime.Tables) (runtime.Batch, error) {
+// Begin implements projector.Projection.
+func (*Projection) Begin(_ context.Context, tx pgx.Tx, t projector.Tables) (projector.Batch, error) {
 	return &batch{
 		tx: tx, tasks: t.Ident(TableTasks), files: t.Ident(TableFiles),
 		history: t.Ident(TableHistory), stats: t.Ident(TableStats),
@@ -274,10 +274,10 @@ type batch struct {
 	tasks, files, history, stats string
 }
 
-// Flush implements runtime.Batch (nothing is buffered).
+// Flush implements projector.Batch (nothing is buffered).
 func (*batch) Flush(context.Context) error { return nil }
 
-// Apply implements runtime.Batch.
+// Apply implements projector.Batch.
 func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
 	var err error
 	switch ev.Type {

@@ -18,8 +18,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/authledger/authledger/projections/runtime"
-	"github.com/authledger/authledger/projections/tasks"
+	"github.com/authledger/authledger/projections/projector"
+	"github.com/authledger/authledger/projections/taskviews"
 )
 
 // Seeded describes what Seed wrote.
@@ -37,14 +37,14 @@ type Seeded struct {
 // when they do not exist yet, keeps task_stats consistent with the history
 // it adds, and analyzes the tables so the planner sees their size.
 func Seed(ctx context.Context, pool *pgxpool.Pool, owner uuid.UUID, n int) (Seeded, error) {
-	if err := runtime.Setup(ctx, pool, tasks.New()); err != nil {
+	if err := projector.Setup(ctx, pool, taskviews.New()); err != nil {
 		return Seeded{}, err
 	}
 	var gen int
-	if err := pool.QueryRow(ctx, "SELECT generation FROM projection_checkpoints WHERE name = $1", tasks.Name).Scan(&gen); err != nil {
+	if err := pool.QueryRow(ctx, "SELECT generation FROM projection_checkpoints WHERE name = $1", taskviews.Name).Scan(&gen); err != nil {
 		return Seeded{}, fmt.Errorf("tasksbench: generation: %w", err)
 	}
-	tb := runtime.Tables{Generation: gen}
+	tb := projector.Tables{Generation: gen}
 	rng := rand.New(rand.NewPCG(uint64(n), 42)) //nolint:gosec // reproducible benchmark data, not a secret
 	to := time.Now().UTC().Truncate(time.Second)
 	from := to.AddDate(-1, 0, 0)
@@ -58,7 +58,7 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, owner uuid.UUID, n int) (Seed
 	var taskRows, fileRows, histRows [][]any
 	out := Seeded{Tasks: n, From: from, To: to}
 	statusIx := map[string]int{}
-	for i, s := range tasks.Statuses {
+	for i, s := range taskviews.Statuses {
 		statusIx[s] = i
 	}
 	for i := range n {
@@ -67,20 +67,20 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, owner uuid.UUID, n int) (Seed
 		var status string
 		switch r := rng.IntN(100); {
 		case r < 80:
-			status = tasks.StatusCompleted
+			status = taskviews.StatusCompleted
 		case r < 90:
-			status = tasks.StatusFailed
+			status = taskviews.StatusFailed
 		case r < 95:
-			status = tasks.StatusQueued
+			status = taskviews.StatusQueued
 		case r < 98:
-			status = tasks.StatusDeleted
+			status = taskviews.StatusDeleted
 		default:
-			status = tasks.StatusExpired
+			status = taskviews.StatusExpired
 		}
 		nf := 1 + rng.IntN(3)
 		names := make([]string, nf)
 		var bytes int64
-		live := status != tasks.StatusDeleted && status != tasks.StatusExpired
+		live := status != taskviews.StatusDeleted && status != taskviews.StatusExpired
 		for j := range nf {
 			names[j] = fmt.Sprintf("document-%d-%d.png", i, j)
 			size := int64(10_000 + rng.IntN(200_000))
@@ -95,29 +95,29 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, owner uuid.UUID, n int) (Seed
 		var runs, attempts int
 		outcome := ""
 		var errText, result *string
-		if status != tasks.StatusQueued {
+		if status != taskviews.StatusQueued {
 			s := created.Add(time.Duration(1+rng.IntN(5)) * time.Second)
 			ms = int64(200 + rng.IntN(3000))
 			f := s.Add(time.Duration(ms) * time.Millisecond).Truncate(time.Microsecond)
 			started, finished, runs, attempts = &s, &f, 1, 1
-			outcome = tasks.StatusCompleted
+			outcome = taskviews.StatusCompleted
 			r := "recognised text of task " + id.String()
 			result = &r
-			if status == tasks.StatusFailed {
-				outcome = tasks.StatusFailed
+			if status == taskviews.StatusFailed {
+				outcome = taskviews.StatusFailed
 				e := "tesseract: cannot read the image"
 				errText, result = &e, nil
 			}
 			switch status {
-			case tasks.StatusDeleted:
+			case taskviews.StatusDeleted:
 				d := f.Add(time.Hour)
 				deleted = &d
-			case tasks.StatusExpired:
+			case taskviews.StatusExpired:
 				x := f.Add(24 * time.Hour)
 				expired = &x
 			}
 		}
-		histRows = append(histRows, []any{id, owner, tasks.Day(created), status, outcome, 3, attempts, runs, created, started,
+		histRows = append(histRows, []any{id, owner, taskviews.Day(created), status, outcome, 3, attempts, runs, created, started,
 			finished, deleted, expired, ms, nf, bytes, names, search, errText})
 		if live {
 			out.Live++
@@ -125,17 +125,17 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, owner uuid.UUID, n int) (Seed
 				errText, ms, nf, bytes, search, created, int64(nf)})
 		}
 		out.Files += nf
-		a := stats[tasks.Day(created)]
+		a := stats[taskviews.Day(created)]
 		if a == nil {
 			a = &agg{}
-			stats[tasks.Day(created)] = a
+			stats[taskviews.Day(created)] = a
 		}
 		a.total++
 		a.n[statusIx[status]]++
 		switch outcome {
-		case tasks.StatusCompleted:
+		case taskviews.StatusCompleted:
 			a.oc++
-		case tasks.StatusFailed:
+		case taskviews.StatusFailed:
 			a.of++
 		}
 		a.ms += ms
@@ -149,10 +149,10 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, owner uuid.UUID, n int) (Seed
 			cols  []string
 			rows  [][]any
 		}{
-			{tasks.TableTasks, []string{"task_id", "owner_id", "status", "max_attempts", "attempts", "created_at", "queued_at",
+			{taskviews.TableTasks, []string{"task_id", "owner_id", "status", "max_attempts", "attempts", "created_at", "queued_at",
 				"started_at", "finished_at", "result", "error", "processing_ms", "file_count", "bytes", "search", "updated_at", "revision"}, taskRows},
-			{tasks.TableFiles, []string{"task_id", "file_id", "owner_id", "ordinal", "name", "content_type", "size", "sha256"}, fileRows},
-			{tasks.TableHistory, []string{"task_id", "owner_id", "day", "status", "outcome", "max_attempts", "attempts", "runs",
+			{taskviews.TableFiles, []string{"task_id", "file_id", "owner_id", "ordinal", "name", "content_type", "size", "sha256"}, fileRows},
+			{taskviews.TableHistory, []string{"task_id", "owner_id", "day", "status", "outcome", "max_attempts", "attempts", "runs",
 				"created_at", "started_at", "finished_at", "deleted_at", "expired_at", "processing_ms", "file_count", "bytes",
 				"file_names", "search", "error"}, histRows},
 		}
@@ -162,7 +162,7 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, owner uuid.UUID, n int) (Seed
 			}
 		}
 		b := &pgx.Batch{}
-		st := tb.Ident(tasks.TableStats)
+		st := tb.Ident(taskviews.TableStats)
 		for d, a := range stats {
 			b.Queue(`INSERT INTO `+st+` AS s (owner_id, day, total, n_queued, n_processing, n_completed, n_failed, n_cancelled,
 				n_deleted, n_expired, outcome_completed, outcome_failed, processing_ms, runs, files, bytes)
@@ -183,7 +183,7 @@ func Seed(ctx context.Context, pool *pgxpool.Pool, owner uuid.UUID, n int) (Seed
 	}
 	// Fresh statistics and a visibility map: the plans (and index-only
 	// counts) a long-running server would have.
-	for _, t := range []string{tasks.TableTasks, tasks.TableFiles, tasks.TableHistory, tasks.TableStats} {
+	for _, t := range []string{taskviews.TableTasks, taskviews.TableFiles, taskviews.TableHistory, taskviews.TableStats} {
 		if _, err := pool.Exec(ctx, "VACUUM (ANALYZE) "+tb.Ident(t)); err != nil {
 			return Seeded{}, fmt.Errorf("tasksbench: vacuum %s: %w", t, err)
 		}

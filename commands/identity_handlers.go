@@ -1,0 +1,103 @@
+package commands
+
+import (
+	"errors"
+	"time"
+
+	"github.com/authledger/authledger/auth/password"
+	"github.com/authledger/authledger/auth/token"
+	"github.com/authledger/authledger/domain/session"
+	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/eventstore"
+)
+
+// IdentityConfig configures the identity commands.
+type IdentityConfig struct {
+	// Hasher hashes and checks passwords; required.
+	Hasher *password.Hasher
+	// Issuer signs the access and refresh tokens of a login; required.
+	Issuer *token.Issuer
+	// ReservationKey keys the e-mail reservation streams (32 bytes or more);
+	// required, and the same on every instance.
+	ReservationKey []byte
+	// PasswordPolicy is what a new password must meet (zero means
+	// password.DefaultPolicy).
+	PasswordPolicy password.Policy
+	// Throttle slows repeated failed logins (zero means
+	// user.DefaultThrottlePolicy).
+	Throttle user.ThrottlePolicy
+	// SessionPolicy bounds sessions (zero means session.DefaultPolicy).
+	SessionPolicy session.Policy
+	// KnownDeviceTTL is how long a login's device token marks a known
+	// device; 0 hands none out.
+	KnownDeviceTTL time.Duration
+}
+
+// IdentityHandlers are the identity commands, wired to one store.
+type IdentityHandlers struct {
+	Register   *RegisterHandler
+	Login      *LoginHandler
+	Refresh    *RefreshHandler
+	Revoke     *RevokeSessionHandler
+	SyncClaims *SyncSessionClaimsHandler
+
+	Users        *Repository[*user.User]
+	Reservations *Repository[*user.EmailReservation]
+	Sessions     *Repository[*session.Session]
+}
+
+// NewIdentityHandlers builds every identity command on store. registry must
+// hold the user and session events.
+func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg IdentityConfig) (*IdentityHandlers, error) {
+	var errs []error
+	if cfg.Hasher == nil {
+		errs = append(errs, errors.New("commands: identity handlers need a password hasher"))
+	}
+	if cfg.Issuer == nil {
+		errs = append(errs, errors.New("commands: identity handlers need a token issuer"))
+	}
+	if len(cfg.ReservationKey) < 32 {
+		errs = append(errs, errors.New("commands: the reservation key must be at least 32 bytes"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.PasswordPolicy == (password.Policy{}) {
+		cfg.PasswordPolicy = password.DefaultPolicy()
+	}
+	if cfg.Throttle == (user.ThrottlePolicy{}) {
+		cfg.Throttle = user.DefaultThrottlePolicy()
+	}
+	if cfg.SessionPolicy == (session.Policy{}) {
+		cfg.SessionPolicy = session.DefaultPolicy()
+	}
+	if err := errors.Join(cfg.PasswordPolicy.Validate(), cfg.Throttle.Validate(), cfg.SessionPolicy.Validate()); err != nil {
+		return nil, err
+	}
+	users, err := NewRepository(store, registry, user.FromHistory)
+	if err != nil {
+		return nil, err
+	}
+	reservations, err := NewRepository(store, registry, user.ReservationFromHistory)
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := NewRepository(store, registry, session.FromHistory)
+	if err != nil {
+		return nil, err
+	}
+	return &IdentityHandlers{
+		Register: &RegisterHandler{Reservations: reservations, Users: users, Hasher: cfg.Hasher,
+			Policy: cfg.PasswordPolicy, ReservationKey: cfg.ReservationKey},
+		Login: &LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: cfg.Hasher,
+			Issuer: cfg.Issuer, Throttle: cfg.Throttle, KnownDeviceTTL: cfg.KnownDeviceTTL,
+			SessionPolicy: cfg.SessionPolicy, ReservationKey: cfg.ReservationKey},
+		Refresh:      &RefreshHandler{Sessions: sessions, Users: users, Issuer: cfg.Issuer, SessionPolicy: cfg.SessionPolicy},
+		Revoke:       &RevokeSessionHandler{Sessions: sessions},
+		SyncClaims:   &SyncSessionClaimsHandler{Users: users, Sessions: sessions},
+		Users:        users,
+		Reservations: reservations,
+		Sessions:     sessions,
+	}, nil
+}
