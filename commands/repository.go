@@ -11,7 +11,6 @@ import (
 	"slices"
 	"time"
 
-	fastjson "github.com/goccy/go-json"
 	"github.com/google/uuid"
 
 	"github.com/authledger/authledger/events"
@@ -262,7 +261,7 @@ func EncodeEvents(changes []events.Event, meta Meta, now time.Time) ([]eventstor
 		if err != nil {
 			return nil, fmt.Errorf("commands: event id: %w", err)
 		}
-		md, err := fastjson.Marshal(events.Metadata{
+		md, err := events.EncodeMetadata(events.Metadata{
 			EventID:       id,
 			OccurredAt:    now.UTC(),
 			CorrelationID: meta.CorrelationID,
@@ -270,7 +269,7 @@ func EncodeEvents(changes []events.Event, meta Meta, now time.Time) ([]eventstor
 			Actor:         meta.Actor,
 			ClientIP:      meta.ClientIP,
 			UserAgent:     meta.UserAgent,
-		}.Bounded())
+		})
 		if err != nil {
 			return nil, fmt.Errorf("commands: metadata: %w", err)
 		}

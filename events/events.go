@@ -204,11 +204,23 @@ func (r *Registry) Decode(name string, data json.RawMessage) (Event, error) {
 }
 
 // Encode returns an event's name and JSON (goccy/go-json too: every
-// command encodes what it appends).
+// command encodes what it appends). Encode, EncodeMetadata and
+// Registry.Decode are the log's one JSON encoding: nothing else writes or
+// reads an event's data (test/decoding_test.go holds the readers to it).
 func Encode(e Event) (string, json.RawMessage, error) {
 	b, err := fastjson.Marshal(e)
 	if err != nil {
 		return "", nil, fmt.Errorf("events: encode %s: %w", e.EventName(), err)
 	}
 	return e.EventName(), b, nil
+}
+
+// EncodeMetadata returns m, cut to its bounds (Metadata.Bounded), as the
+// JSON stored beside an event's data.
+func EncodeMetadata(m Metadata) (json.RawMessage, error) {
+	b, err := fastjson.Marshal(m.Bounded())
+	if err != nil {
+		return nil, fmt.Errorf("events: encode metadata: %w", err)
+	}
+	return b, nil
 }

@@ -4,8 +4,11 @@ package eventstest
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"reflect"
-	"strings"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -14,46 +17,69 @@ import (
 
 // RoundTrip checks that register gives every one of all a name of its own
 // (two types sharing a name is the ZITADEL copy-paste bug), that each name
-// is versioned, and that each event encodes and decodes back to its own
-// type under its own name, with every field set coming back equal (a zero
-// value alone would not notice a decoder that drops or mangles a field).
+// is versioned (".v1", ".v2", ...; a version after the first needs an
+// upcaster from the one before, since the log keeps every old event), and
+// that each event encodes and decodes back to its own type under its own
+// name, with every field set coming back equal (a zero value alone would
+// not notice a decoder that drops or mangles a field).
 func RoundTrip(t *testing.T, register func(*events.Registry) error, all []events.Event) {
 	t.Helper()
+	for _, p := range Problems(register, all) {
+		t.Error(p)
+	}
+}
+
+// version matches a versioned event name and captures its stem and number.
+var version = regexp.MustCompile(`^(.+)\.v([1-9][0-9]*)$`)
+
+// Problems is RoundTrip's findings, one line each.
+func Problems(register func(*events.Registry) error, all []events.Event) []string {
 	r := events.NewRegistry()
 	if err := register(r); err != nil {
-		t.Fatal(err)
+		return []string{err.Error()}
 	}
+	var out []string
 	if len(r.Names()) != len(all) {
-		t.Fatalf("%d names for %d types: two types share a name", len(r.Names()), len(all))
+		out = append(out, fmt.Sprintf("%d names for %d types: two types share a name", len(r.Names()), len(all)))
 	}
 	for _, e := range all {
 		name, data, err := events.Encode(e)
 		if err != nil {
-			t.Fatal(err)
+			out = append(out, err.Error())
+			continue
 		}
-		if !strings.HasSuffix(name, ".v1") {
-			t.Errorf("%s is not versioned", name)
+		if m := version.FindStringSubmatch(name); m == nil {
+			out = append(out, fmt.Sprintf("%s is not versioned (.v1, .v2, ...)", name))
+		} else if n, _ := strconv.Atoi(m[2]); n > 1 {
+			prev := fmt.Sprintf("%s.v%d", m[1], n-1)
+			if _, err := r.Decode(prev, data); errors.As(err, new(events.ErrUnknownEvent)) {
+				out = append(out, fmt.Sprintf("%s has no upcaster from %s: the log's %s events cannot be read", name, prev, prev))
+			}
 		}
 		got, err := r.Decode(name, data)
 		if err != nil {
-			t.Fatal(err)
+			out = append(out, err.Error())
+			continue
 		}
 		if reflect.TypeOf(got) != reflect.TypeOf(e) || got.EventName() != name {
-			t.Errorf("%s decodes to %T named %s", name, got, got.EventName())
+			out = append(out, fmt.Sprintf("%s decodes to %T named %s", name, got, got.EventName()))
 		}
 		full := filled(e)
 		_, data, err = events.Encode(full)
 		if err != nil {
-			t.Fatalf("%s with every field set: %v", name, err)
+			out = append(out, fmt.Sprintf("%s with every field set: %v", name, err))
+			continue
 		}
 		got, err = r.Decode(name, data)
 		if err != nil {
-			t.Fatalf("%s with every field set: %v", name, err)
+			out = append(out, fmt.Sprintf("%s with every field set: %v", name, err))
+			continue
 		}
 		if !reflect.DeepEqual(got, full) {
-			t.Errorf("%s with every field set:\n got %#v\nwant %#v\n(json %s)", name, got, full, data)
+			out = append(out, fmt.Sprintf("%s with every field set:\n got %#v\nwant %#v\n(json %s)", name, got, full, data))
 		}
 	}
+	return out
 }
 
 // filled returns a copy of e with every exported field set to a value other

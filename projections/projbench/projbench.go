@@ -163,7 +163,7 @@ func countEvents(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
 func benchEvent(i int) eventstore.EventData {
 	id := uuid.New()
 	data, _ := json.Marshal(map[string]any{"user_id": fmt.Sprintf("u-%d", i%1000), "email": fmt.Sprintf("user%d@example.com", i%1000), "password_hash": "$argon2id$v=19$m=65536,t=3,p=2$c2FsdA$aGFzaA", "attempt": i})
-	md, _ := json.Marshal(events.Metadata{EventID: id, OccurredAt: time.Now().UTC(), CorrelationID: id.String(),
+	md, _ := events.EncodeMetadata(events.Metadata{EventID: id, OccurredAt: time.Now().UTC(), CorrelationID: id.String(),
 		Actor: events.Actor{Kind: events.ActorUser, ID: fmt.Sprintf("u-%d", i%1000)}, ClientIP: "203.0.113.9", UserAgent: "projbench/1"})
 	return eventstore.EventData{ID: id, Type: "bench.happened.v1", Data: data, Metadata: md}
 }

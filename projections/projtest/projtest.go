@@ -102,7 +102,7 @@ func (e *Env) KillRunnerConnections(ctx context.Context) (int, error) {
 func Event(typ string, data any, actor string) eventstore.EventData {
 	id := uuid.New()
 	b, _ := json.Marshal(data)
-	md, _ := json.Marshal(events.Metadata{
+	md, _ := events.EncodeMetadata(events.Metadata{
 		EventID: id, OccurredAt: time.Now().UTC(), CorrelationID: "req-" + id.String()[:8],
 		Actor: events.Actor{Kind: events.ActorUser, ID: actor}, ClientIP: "192.0.2.7", UserAgent: "projtest/1.0",
 	})

@@ -36,7 +36,6 @@ package taskviews
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -47,6 +46,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authledger/authledger/domain/task"
+	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/projector"
 )
@@ -90,10 +90,22 @@ var statusColumn = map[string]string{
 }
 
 // Projection is the tasks projection.
-type Projection struct{}
+type Projection struct {
+	// reg decodes the task events, upcasting old versions (ARCHITECTURE.md
+	// rule 7): the projection never reads event JSON itself.
+	reg *events.Registry
+}
 
 // New returns the tasks projection.
-func New() *Projection { return &Projection{} }
+func New() *Projection {
+	reg := events.NewRegistry()
+	if err := task.RegisterEvents(reg); err != nil {
+		// The task events are a constant table: two types under one name
+		// is a programming error, caught by every test.
+		panic(err)
+	}
+	return &Projection{reg: reg}
+}
 
 var (
 	_ projector.Projection = (*Projection)(nil)
@@ -260,9 +272,9 @@ func ensureTrigram(ctx context.Context, tx pgx.Tx) (bool, error) {
 }
 
 // Begin implements projector.Projection.
-func (*Projection) Begin(_ context.Context, tx pgx.Tx, t projector.Tables) (projector.Batch, error) {
+func (p *Projection) Begin(_ context.Context, tx pgx.Tx, t projector.Tables) (projector.Batch, error) {
 	return &batch{
-		tx: tx, tasks: t.Ident(TableTasks), files: t.Ident(TableFiles),
+		reg: p.reg, tx: tx, tasks: t.Ident(TableTasks), files: t.Ident(TableFiles),
 		history: t.Ident(TableHistory), stats: t.Ident(TableStats),
 	}, nil
 }
@@ -270,6 +282,7 @@ func (*Projection) Begin(_ context.Context, tx pgx.Tx, t projector.Tables) (proj
 // batch writes each event straight into the transaction: the events of one
 // task depend on each other's rows, and per-task volume is small.
 type batch struct {
+	reg                          *events.Registry
 	tx                           pgx.Tx
 	tasks, files, history, stats string
 }
@@ -279,46 +292,41 @@ func (*batch) Flush(context.Context) error { return nil }
 
 // Apply implements projector.Batch.
 func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
-	var err error
-	switch ev.Type {
-	case task.EventCreated:
-		err = b.created(ctx, ev)
-	case task.EventFileAttached:
-		err = b.fileAttached(ctx, ev)
-	case task.EventClaimed:
-		err = b.claimed(ctx, ev)
-	case task.EventClaimRenewed:
-		err = b.renewed(ctx, ev)
-	case task.EventClaimReleased:
-		err = b.released(ctx, ev)
-	case task.EventCompleted:
-		err = b.completed(ctx, ev)
-	case task.EventFailed:
-		err = b.failed(ctx, ev)
-	case task.EventRetried:
-		err = b.retried(ctx, ev)
-	case task.EventCancelled:
-		err = b.cancelled(ctx, ev)
-	case task.EventDeleted:
-		err = b.removed(ctx, ev, StatusDeleted)
-	case task.EventExpired:
-		err = b.removed(ctx, ev, StatusExpired)
-	default:
+	decoded, err := b.reg.Decode(ev.Type, ev.Data)
+	if unknown := (events.ErrUnknownEvent{}); errors.As(err, &unknown) {
 		// Other events on task streams (none today) do not change the read models.
 		return nil
+	}
+	if err == nil {
+		switch e := decoded.(type) {
+		case task.Created:
+			err = b.created(ctx, ev, e)
+		case task.FileAttached:
+			err = b.fileAttached(ctx, ev, e)
+		case task.Claimed:
+			err = b.claimed(ctx, ev, e)
+		case task.ClaimRenewed:
+			err = b.renewed(ctx, ev, e)
+		case task.ClaimReleased:
+			err = b.released(ctx, ev, e)
+		case task.Completed:
+			err = b.completed(ctx, ev, e)
+		case task.Failed:
+			err = b.failed(ctx, ev, e)
+		case task.Retried:
+			err = b.retried(ctx, ev, e)
+		case task.Cancelled:
+			err = b.cancelled(ctx, ev, e)
+		case task.Deleted:
+			err = b.removed(ctx, e.TaskID, at(e.DeletedAt, ev), StatusDeleted)
+		case task.Expired:
+			err = b.removed(ctx, e.TaskID, at(e.ExpiredAt, ev), StatusExpired)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("tasks: apply %s %s (%s@%d): %w", ev.Type, ev.ID, ev.Stream, ev.Revision, err)
 	}
 	return nil
-}
-
-func decode[T any](ev eventstore.RecordedEvent) (T, error) {
-	var v T
-	if err := json.Unmarshal(ev.Data, &v); err != nil {
-		return v, fmt.Errorf("decode: %w", err)
-	}
-	return v, nil
 }
 
 // at is an event's own time, or the log's when the event has none, in the
@@ -357,11 +365,7 @@ func Day(t time.Time) time.Time {
 	return time.Date(u.Year(), u.Month(), u.Day(), 0, 0, 0, 0, time.UTC)
 }
 
-func (b *batch) created(ctx context.Context, ev eventstore.RecordedEvent) error {
-	e, err := decode[task.Created](ev)
-	if err != nil {
-		return err
-	}
+func (b *batch) created(ctx context.Context, ev eventstore.RecordedEvent, e task.Created) (err error) {
 	created := at(e.CreatedAt, ev)
 	if _, err := b.tx.Exec(ctx, `INSERT INTO `+b.tasks+` (task_id, owner_id, status, max_attempts, created_at, queued_at, updated_at, revision)
 		VALUES ($1, $2, $3, $4, $5, $5, $5, $6)`, e.TaskID, e.OwnerID, StatusQueued, e.MaxAttempts, created, int64(ev.Revision)); err != nil {
@@ -456,11 +460,7 @@ func (b *batch) applyStats(ctx context.Context, s histState, d statsDelta) error
 	return nil
 }
 
-func (b *batch) fileAttached(ctx context.Context, ev eventstore.RecordedEvent) error {
-	e, err := decode[task.FileAttached](ev)
-	if err != nil {
-		return err
-	}
+func (b *batch) fileAttached(ctx context.Context, ev eventstore.RecordedEvent, e task.FileAttached) (err error) {
 	s, err := b.state(ctx, e.TaskID)
 	if err != nil {
 		return err
@@ -503,11 +503,7 @@ func (b *batch) transition(ctx context.Context, id uuid.UUID, status string, d s
 	return s, b.applyStats(ctx, s, d)
 }
 
-func (b *batch) claimed(ctx context.Context, ev eventstore.RecordedEvent) error {
-	e, err := decode[task.Claimed](ev)
-	if err != nil {
-		return err
-	}
+func (b *batch) claimed(ctx context.Context, ev eventstore.RecordedEvent, e task.Claimed) (err error) {
 	if _, err := b.transition(ctx, e.TaskID, StatusProcessing, statsDelta{}); err != nil {
 		return err
 	}
@@ -522,21 +518,13 @@ func (b *batch) claimed(ctx context.Context, ev eventstore.RecordedEvent) error 
 	return err
 }
 
-func (b *batch) renewed(ctx context.Context, ev eventstore.RecordedEvent) error {
-	e, err := decode[task.ClaimRenewed](ev)
-	if err != nil {
-		return err
-	}
+func (b *batch) renewed(ctx context.Context, ev eventstore.RecordedEvent, e task.ClaimRenewed) (err error) {
 	_, err = b.tx.Exec(ctx, `UPDATE `+b.tasks+` SET lease_until = $2, updated_at = $3, revision = $4 WHERE task_id = $1`,
 		e.TaskID, e.LeaseUntil.UTC(), at(e.RenewedAt, ev), int64(ev.Revision))
 	return err
 }
 
-func (b *batch) released(ctx context.Context, ev eventstore.RecordedEvent) error {
-	e, err := decode[task.ClaimReleased](ev)
-	if err != nil {
-		return err
-	}
+func (b *batch) released(ctx context.Context, ev eventstore.RecordedEvent, e task.ClaimReleased) (err error) {
 	if _, err := b.transition(ctx, e.TaskID, StatusQueued, statsDelta{}); err != nil {
 		return err
 	}
@@ -553,11 +541,7 @@ func (b *batch) released(ctx context.Context, ev eventstore.RecordedEvent) error
 	return err
 }
 
-func (b *batch) completed(ctx context.Context, ev eventstore.RecordedEvent) error {
-	e, err := decode[task.Completed](ev)
-	if err != nil {
-		return err
-	}
+func (b *batch) completed(ctx context.Context, ev eventstore.RecordedEvent, e task.Completed) (err error) {
 	if _, err := b.transition(ctx, e.TaskID, StatusCompleted, statsDelta{
 		outcomeChanged: true, outcomeTo: StatusCompleted, processingMS: e.ProcessingMS, runs: 1,
 	}); err != nil {
@@ -574,11 +558,7 @@ func (b *batch) completed(ctx context.Context, ev eventstore.RecordedEvent) erro
 	return err
 }
 
-func (b *batch) failed(ctx context.Context, ev eventstore.RecordedEvent) error {
-	e, err := decode[task.Failed](ev)
-	if err != nil {
-		return err
-	}
+func (b *batch) failed(ctx context.Context, ev eventstore.RecordedEvent, e task.Failed) (err error) {
 	if _, err := b.transition(ctx, e.TaskID, StatusFailed, statsDelta{
 		outcomeChanged: true, outcomeTo: StatusFailed, processingMS: e.ProcessingMS, runs: 1,
 	}); err != nil {
@@ -597,11 +577,7 @@ func (b *batch) failed(ctx context.Context, ev eventstore.RecordedEvent) error {
 	return err
 }
 
-func (b *batch) retried(ctx context.Context, ev eventstore.RecordedEvent) error {
-	e, err := decode[task.Retried](ev)
-	if err != nil {
-		return err
-	}
+func (b *batch) retried(ctx context.Context, ev eventstore.RecordedEvent, e task.Retried) (err error) {
 	// A retried task has no outcome until its next run ends.
 	if _, err := b.transition(ctx, e.TaskID, StatusQueued, statsDelta{outcomeChanged: true, outcomeTo: ""}); err != nil {
 		return err
@@ -615,11 +591,7 @@ func (b *batch) retried(ctx context.Context, ev eventstore.RecordedEvent) error 
 	return err
 }
 
-func (b *batch) cancelled(ctx context.Context, ev eventstore.RecordedEvent) error {
-	e, err := decode[task.Cancelled](ev)
-	if err != nil {
-		return err
-	}
+func (b *batch) cancelled(ctx context.Context, ev eventstore.RecordedEvent, e task.Cancelled) (err error) {
 	if _, err := b.transition(ctx, e.TaskID, StatusCancelled, statsDelta{}); err != nil {
 		return err
 	}
@@ -634,22 +606,7 @@ func (b *batch) cancelled(ctx context.Context, ev eventstore.RecordedEvent) erro
 
 // removed ends a task for good (deleted or expired): it leaves the live
 // tables, and its files with it; history keeps the row.
-func (b *batch) removed(ctx context.Context, ev eventstore.RecordedEvent, status string) error {
-	var id uuid.UUID
-	var when time.Time
-	if status == StatusDeleted {
-		e, err := decode[task.Deleted](ev)
-		if err != nil {
-			return err
-		}
-		id, when = e.TaskID, at(e.DeletedAt, ev)
-	} else {
-		e, err := decode[task.Expired](ev)
-		if err != nil {
-			return err
-		}
-		id, when = e.TaskID, at(e.ExpiredAt, ev)
-	}
+func (b *batch) removed(ctx context.Context, id uuid.UUID, when time.Time, status string) error {
 	if _, err := b.transition(ctx, id, status, statsDelta{}); err != nil {
 		return err
 	}

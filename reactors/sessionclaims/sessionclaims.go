@@ -27,7 +27,7 @@ package sessionclaims
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -60,12 +60,19 @@ var userChanges = []string{user.EventRoleGranted, user.EventRoleRevoked, user.Ev
 // New returns the policy, run like a projection (projector.Runner). now is
 // the clock deciding which sessions have ended (nil: time.Now).
 func New(sync *commands.SyncSessionClaimsHandler, now func() time.Time) projector.Projection {
-	return &policy{sync: sync, now: now}
+	reg := events.NewRegistry()
+	if err := errors.Join(session.RegisterEvents(reg), user.RegisterEvents(reg)); err != nil {
+		// Constant tables: a clash is a programming error every test hits.
+		panic(err)
+	}
+	return &policy{sync: sync, now: now, reg: reg}
 }
 
 type policy struct {
 	sync *commands.SyncSessionClaimsHandler
 	now  func() time.Time
+	// reg decodes what the policy reads, upcasting old versions.
+	reg *events.Registry
 }
 
 // Name implements projector.Projection.
@@ -123,12 +130,12 @@ type batch struct {
 }
 
 func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
-	switch ev.Type {
-	case session.EventStarted:
-		var e session.Started
-		if err := json.Unmarshal(ev.Data, &e); err != nil {
-			return fmt.Errorf("sessionclaims: decode %s: %w", ev.Type, err)
-		}
+	decoded, err := b.p.reg.Decode(ev.Type, ev.Data)
+	if err != nil {
+		return fmt.Errorf("sessionclaims: decode %s: %w", ev.Type, err)
+	}
+	switch e := decoded.(type) {
+	case session.Started:
 		// The user's sessions that have ended go at each login, which
 		// keeps the table to about the open sessions.
 		b.users[e.UserID] = true
@@ -142,11 +149,7 @@ func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
 			return nil
 		}
 		return b.syncSessions(ctx, ev, e.UserID, []uuid.UUID{e.SessionID})
-	case session.EventRevoked:
-		var e session.Revoked
-		if err := json.Unmarshal(ev.Data, &e); err != nil {
-			return fmt.Errorf("sessionclaims: decode %s: %w", ev.Type, err)
-		}
+	case session.Revoked:
 		delete(b.started, e.SessionID)
 		b.revoked[e.SessionID] = true
 		return nil

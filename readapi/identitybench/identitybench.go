@@ -19,7 +19,6 @@ package identitybench
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -317,7 +316,7 @@ func encode(evs []events.Event, now time.Time) ([]eventstore.EventData, error) {
 		if err != nil {
 			return nil, err
 		}
-		md, err := json.Marshal(events.Metadata{EventID: id, OccurredAt: now.UTC(), CorrelationID: "identitybench",
+		md, err := events.EncodeMetadata(events.Metadata{EventID: id, OccurredAt: now.UTC(), CorrelationID: "identitybench",
 			Actor: events.Actor{Kind: events.ActorSystem, ID: "identitybench"}, ClientIP: "127.0.0.1", UserAgent: "identitybench"})
 		if err != nil {
 			return nil, err
