@@ -21,10 +21,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authledger/authledger/bench/loadgen"
+	"github.com/authledger/authledger/bench/projbench"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/eventstore/pg"
 	"github.com/authledger/authledger/migrations"
-	"github.com/authledger/authledger/projections/projbench"
 )
 
 // Config bounds a run.

@@ -19,6 +19,7 @@ import (
 	"github.com/authledger/authledger/auth/keys/pgstore"
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
+	"github.com/authledger/authledger/bench/identitybench"
 	"github.com/authledger/authledger/bench/loadgen"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/session"
@@ -26,7 +27,6 @@ import (
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore/pg"
-	"github.com/authledger/authledger/readapi/identitybench"
 )
 
 // IdentityConcurrency are the concurrency levels of the identity rows

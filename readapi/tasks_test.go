@@ -30,7 +30,7 @@ import (
 	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
 	"github.com/authledger/authledger/projections/taskviews"
-	"github.com/authledger/authledger/projections/taskviews/tasksbench"
+	"github.com/authledger/authledger/bench/tasksbench"
 	"github.com/authledger/authledger/projections/taskviews/taskstest"
 	"github.com/authledger/authledger/readapi"
 	"github.com/authledger/authledger/test/openapitest"

@@ -89,6 +89,16 @@ var rules = []rule{
 		Forbidden: func(d string) bool { return under(d, project("readapi"), project("projections")) },
 	},
 	{
+		// ADR 0024: benchmarks live under bench/ and run as
+		// authledger-bench; a package named like one (tasksbench) counts
+		// wherever it is.
+		Name:    "the server links no benchmark code: no bench/ or *bench package in cmd/authledger's graph",
+		Subject: func(p string) bool { return p == project("cmd/authledger") },
+		Forbidden: func(d string) bool {
+			return under(d, project("bench")) || under(d, module) && strings.HasSuffix(d, "bench")
+		},
+	},
+	{
 		Name:      "no production package imports test/, directly or through a test-support package",
 		Subject:   func(p string) bool { return under(p, module) && !under(p, project("test")) && !testSupport(p) },
 		Forbidden: func(d string) bool { return under(d, project("test")) },
@@ -255,7 +265,13 @@ func TestRulesCatchViolations(t *testing.T) {
 			p("bench"):                {p("projections/projtest")},
 			p("projections/projtest"): {p("test/pgtest")},
 		}, []string{p("bench"), p("projections/projtest"), p("test/pgtest")}},
+		{"the server imports the benchmarks", map[string][]string{p("cmd/authledger"): {p("bench")}}, []string{p("cmd/authledger"), p("bench")}},
+		{"the server reaches a benchmark package elsewhere", map[string][]string{
+			p("cmd/authledger"): {p("readapi")},
+			p("readapi"):        {p("readapi/querybench")},
+		}, []string{p("cmd/authledger"), p("readapi"), p("readapi/querybench")}},
 		{"clean graph", map[string][]string{
+			p("cmd/authledger-bench"):      {p("bench"), p("bench/loadgen")},
 			"github.com/google/uuid":       {"database/sql/driver"},
 			p("projections/projtest"):      {p("test/pgtest")},
 			p("eventstore/eventstoretest"): {p("test/pgtest"), p("eventstore")},

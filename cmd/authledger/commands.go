@@ -6,13 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"runtime/pprof"
-	"strconv"
-	"strings"
-	"time"
 
-	"github.com/authledger/authledger/bench"
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/migrations"
 )
@@ -103,115 +97,6 @@ func runMigrate(ctx context.Context, args []string, getenv env, stdout, stderr i
 			return exitError
 		}
 		log.Info("service role granted", slog.String("role", *serviceRole))
-	}
-	return exitOK
-}
-
-func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	duration := fs.Duration("duration", 3*time.Second, "how long each throughput row runs")
-	writers := fs.String("writers", "1,8,32", "comma-separated writer counts of the append rows")
-	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run: eventstore, projections, identity, tasks, limits")
-	server := fs.String("server", "", "limits section: the authledger binary to run as the server (default: this one)")
-	slow := fs.Int("slow", 1000, "limits section: the slow connections of the held row (twice as many in the row after)")
-	historyTasks := fs.Int("history-tasks", 100_000, "tasks section: the history user's tasks (seeded into the read models)")
-	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to this file (go tool pprof)")
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintln(w, "usage: authledger bench [flags]")
-		fmt.Fprintln(w, "\nMeasures authledger on the PostgreSQL server of DATABASE_URL, in scratch")
-		fmt.Fprintln(w, "databases it creates and drops, and prints tables. Sections: eventstore")
-		fmt.Fprintln(w, "(appends, subscription), projections, identity (logins, refreshes,")
-		fmt.Fprintln(w, "GET /v1/me), tasks (the assembled service over loopback HTTP: uploads,")
-		fmt.Fprintln(w, "downloads, history, export), limits (serve as its own process under a 300 MB")
-		fmt.Fprintln(w, "body and slow connections: peak memory, health and logins answered).")
-		fmt.Fprintln(w, "Only DATABASE_URL is read from the environment.")
-		fmt.Fprintln(w, "\nflags:")
-		fs.PrintDefaults()
-	}
-	if done, code := parseFlags(fs, args, stdout, stderr); done {
-		return code
-	}
-	// bench needs only the server: it does not validate the rest of the
-	// service configuration.
-	dbURL, _ := getenv("DATABASE_URL")
-	if strings.TrimSpace(dbURL) == "" {
-		fmt.Fprintln(stderr, "authledger bench: DATABASE_URL is required (`make bench` starts a private PostgreSQL)")
-		return exitUsage
-	}
-	cfg := bench.Config{DatabaseURL: dbURL, RowDuration: *duration}
-	for w := range strings.SplitSeq(*writers, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(w))
-		if err != nil || n < 1 {
-			fmt.Fprintf(stderr, "authledger bench: -writers: %q is not a positive number\n", w)
-			return exitUsage
-		}
-		cfg.Writers = append(cfg.Writers, n)
-	}
-	for s := range strings.SplitSeq(*sections, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			cfg.Sections = append(cfg.Sections, s)
-		}
-	}
-	if *historyTasks < 1 {
-		fmt.Fprintln(stderr, "authledger bench: -history-tasks must be positive")
-		return exitUsage
-	}
-	// The tasks section assembles the whole service (newApp, in this
-	// package) in a scratch database of its own; the other sections run
-	// in bench.Run's, consecutive ones together, in the order given.
-	if len(cfg.Sections) == 0 {
-		cfg.Sections = []string{"eventstore", "projections"}
-	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintf(stderr, "authledger bench: -cpuprofile: %v\n", err)
-			return exitUsage
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "authledger bench: -cpuprofile: %v\n", err)
-			return exitError
-		}
-		defer pprof.StopCPUProfile()
-	}
-	var group []string
-	flush := func() error {
-		if len(group) == 0 {
-			return nil
-		}
-		c := cfg
-		c.Sections, group = group, nil
-		return bench.Run(ctx, stdout, c)
-	}
-	for _, s := range cfg.Sections {
-		var run func() error
-		switch s {
-		case "tasks":
-			run = func() error {
-				return benchTasks(ctx, stdout, tasksBenchConfig{DatabaseURL: dbURL, RowDuration: *duration, HistoryTasks: *historyTasks, Stderr: stderr})
-			}
-		case "limits":
-			run = func() error {
-				return benchLimits(ctx, stdout, limitsBenchConfig{DatabaseURL: dbURL, Hold: *duration, Slow: *slow, Server: *server, Stderr: stderr})
-			}
-		default:
-			group = append(group, s)
-			continue
-		}
-		if err := flush(); err != nil {
-			fmt.Fprintf(stderr, "authledger bench: %v\n", err)
-			return exitError
-		}
-		if err := run(); err != nil {
-			fmt.Fprintf(stderr, "authledger bench: %v\n", err)
-			return exitError
-		}
-	}
-	if err := flush(); err != nil {
-		fmt.Fprintf(stderr, "authledger bench: %v\n", err)
-		return exitError
 	}
 	return exitOK
 }

@@ -14,8 +14,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -518,34 +516,5 @@ func TestRouteLimitsNameRegisteredRoutes(t *testing.T) {
 		if !routes[k] {
 			t.Errorf("routeLimits names %q, which is not a route", k)
 		}
-	}
-}
-
-// The limits section of `authledger bench` against this binary (as
-// `serve`, through TestMain) with a short hold and few connections: every
-// row is printed with its figures, and the oversized bodies are refused
-// with 413. It says nothing about speed or memory.
-func TestBenchLimitsSection(t *testing.T) {
-	t.Parallel()
-	var out bytes.Buffer
-	err := benchLimits(t.Context(), &out, limitsBenchConfig{
-		DatabaseURL: pgtest.BaseURL(t), Hold: time.Second, Slow: 20, BodyBytes: 8 << 20,
-		Server: os.Args[0], Env: []string{"AUTHLEDGER_TEST_MAIN=1", "AUTHLEDGER_MAX_CONNECTIONS=30"},
-	})
-	t.Log("\n" + out.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"## Bounds under abuse", "peak RSS", "healthz answered", "idle",
-		"login body of 8.4 MB, Content-Length", "login body of 8.4 MB, chunked", "20 slow connections held", "40 slow connections"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("table lacks %q", want)
-		}
-	}
-	if n := strings.Count(out.String(), "413 after"); n != 2 {
-		t.Errorf("%d oversized bodies answered 413, want 2", n)
-	}
-	if !regexp.MustCompile(`40 slow connections .* [1-9]\d* closed to make room`).MatchString(out.String()) {
-		t.Error("past the cap no connection was closed to make room")
 	}
 }

@@ -7,12 +7,12 @@
 //	authledger projections  read-model status and rebuilds
 //	authledger audit        check the log against the audit trail's keyed chain; sign heads
 //	authledger keys         rotate the signing key
-//	authledger bench        measure and print tables
 //	authledger version      print the version
 //
 // Configuration comes from environment variables only; `authledger serve
-// --help` lists every one with its default. This package is the only one
-// that reads the environment.
+// --help` lists every one with its default. Of the server's packages this
+// is the only one that reads the environment. The benchmarks are another
+// binary, cmd/authledger-bench (ADR 0024).
 package main
 
 import (
@@ -56,7 +56,6 @@ func subcommands() []command {
 		{"serve", "run the HTTP server (applies migrations first unless AUTHLEDGER_MIGRATE_ON_START=false)", runServe},
 		{"migrate", "apply the database migrations to DATABASE_URL and exit", runMigrate},
 		{"version", "print the version and exit", runVersion},
-		{"bench", "measure the event store, projections, identity and tasks on DATABASE_URL's server and print tables", runBench},
 		{"projections", "print the read models' status (`projections status`) or rebuild one (`projections rebuild NAME`)", runProjections},
 		{"audit", "check the log against the audit trail's keyed chain (`audit verify`) and export signed heads (`audit head`)", runAudit},
 		{"worker", "process tasks (OCR) beside serve: claims, heartbeats, retention, file collection", runWorker},

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authledger/authledger/bench"
 	"github.com/authledger/authledger/test/pgtest"
 	"github.com/authledger/authledger/test/smallfs"
 )
@@ -31,12 +32,12 @@ func TestUploadsToAFullDiskAnswer507(t *testing.T) {
 		access := r.login("full@example.com")
 		// About 0.9 MiB that does not compress, made unique per upload
 		// (blobs are content-addressed).
-		noise, err := noisePNG(900 << 10)
+		noise, err := bench.NoisePNG(900 << 10)
 		if err != nil {
 			t.Fatal(err)
 		}
 		n := uint64(0)
-		next := func() []byte { n++; return uniquePNG(noise, n) }
+		next := func() []byte { n++; return bench.UniquePNG(noise, n) }
 
 		accepted := map[string][]byte{} // task id -> content
 		tokens := map[string]string{}   // task id -> its consistency token

@@ -19,7 +19,7 @@ import (
 
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/audit"
-	"github.com/authledger/authledger/projections/projbench"
+	"github.com/authledger/authledger/bench/projbench"
 	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
 )

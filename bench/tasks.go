@@ -1,15 +1,12 @@
-package main
+package bench
 
-// bench_tasks.go is the `tasks` section of `authledger bench` (issue 6):
-// the service as serve assembles it (newApp), in a scratch database,
-// measured over loopback HTTP as a client sees it. It lives in package
-// main because newApp does.
+// tasks.go is the `tasks` section of `authledger-bench` (issue 6):
+// `authledger serve` as its own process, in a scratch database, measured
+// over loopback HTTP as a client sees it.
 
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -18,27 +15,22 @@ import (
 	"image"
 	"image/png"
 	"io"
-	"log/slog"
 	"math"
 	mrand "math/rand/v2"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/authledger/authledger/bench"
 	"github.com/authledger/authledger/bench/loadgen"
-	"github.com/authledger/authledger/config"
+	"github.com/authledger/authledger/bench/tasksbench"
 	"github.com/authledger/authledger/httpapi"
-	"github.com/authledger/authledger/migrations"
-	"github.com/authledger/authledger/projections/taskviews/tasksbench"
 )
 
 // Goals of issue 6, printed beside the rows (never asserted: the figures
@@ -48,11 +40,10 @@ const (
 	historyP99Goal = 20 * time.Millisecond
 )
 
-// tasksBenchConfig bounds the tasks section. Zero fields take the
-// defaults of withDefaults.
-type tasksBenchConfig struct {
-	// DatabaseURL names the server; the section creates its own database.
-	DatabaseURL string
+// TasksConfig bounds the tasks section. Zero fields take the defaults of
+// withDefaults.
+type TasksConfig struct {
+	ServerConfig
 	// RowDuration is how long each row runs (default 3s); every worker
 	// completes at least one request, so a row is never empty.
 	RowDuration time.Duration
@@ -65,13 +56,9 @@ type tasksBenchConfig struct {
 	HistoryTasks int
 	// ImageBytes is the size of the uploaded PNG (default 100 KiB).
 	ImageBytes int
-	// Stderr receives the service's warnings and errors (default:
-	// discarded). Its info logs, the access log among them, are encoded
-	// and discarded, so their cost is measured as serve pays it.
-	Stderr io.Writer
 }
 
-func (c tasksBenchConfig) withDefaults() tasksBenchConfig {
+func (c TasksConfig) withDefaults() TasksConfig {
 	if c.RowDuration <= 0 {
 		c.RowDuration = 3 * time.Second
 	}
@@ -91,7 +78,8 @@ func (c tasksBenchConfig) withDefaults() tasksBenchConfig {
 }
 
 // benchTasks runs the tasks section and prints its table to w.
-func benchTasks(ctx context.Context, w io.Writer, cfg tasksBenchConfig) error {
+// Tasks runs the section and prints its table to w.
+func Tasks(ctx context.Context, w io.Writer, cfg TasksConfig) error {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -102,7 +90,7 @@ func benchTasks(ctx context.Context, w io.Writer, cfg tasksBenchConfig) error {
 	}
 	defer svc.stop()
 
-	img, err := noisePNG(cfg.ImageBytes)
+	img, err := NoisePNG(cfg.ImageBytes)
 	if err != nil {
 		return fmt.Errorf("bench: tasks: %w", err)
 	}
@@ -122,7 +110,13 @@ func benchTasks(ctx context.Context, w io.Writer, cfg tasksBenchConfig) error {
 	if err := svc.expect(ctx, http.MethodGet, "/v1/history", historian, nil, http.StatusOK, nil); err != nil {
 		return fmt.Errorf("bench: tasks: wait for the tasks projection: %w", err)
 	}
-	if _, err := tasksbench.Seed(ctx, svc.app.db, historian.id, cfg.HistoryTasks); err != nil {
+	pool, err := pgxpool.New(ctx, svc.dbURL)
+	if err != nil {
+		return fmt.Errorf("bench: tasks: %w", err)
+	}
+	_, err = tasksbench.Seed(ctx, pool, historian.id, cfg.HistoryTasks)
+	pool.Close()
+	if err != nil {
 		return fmt.Errorf("bench: tasks: %w", err)
 	}
 
@@ -135,7 +129,7 @@ func benchTasks(ctx context.Context, w io.Writer, cfg tasksBenchConfig) error {
 	last := make([]uploaded, c)
 	var seq atomic.Uint64
 	create, err := loadgen.Run(ctx, c, cfg.RowDuration, func(ctx context.Context, worker, _ int) error {
-		u, err := svc.upload(ctx, uploaders[worker], uniquePNG(img, seq.Add(1)))
+		u, err := svc.upload(ctx, uploaders[worker], UniquePNG(img, seq.Add(1)))
 		if err == nil {
 			last[worker] = u
 		}
@@ -231,7 +225,7 @@ func benchTasks(ctx context.Context, w io.Writer, cfg tasksBenchConfig) error {
 		rows = append(rows, tasksRow{name: "POST /v1/history/export, " + format, c: 1, r: r, rowsPerOp: cfg.HistoryTasks})
 	}
 
-	fmt.Fprintf(w, "\n## Tasks and files (assembled service over loopback HTTP; %d users; PostgreSQL event store; no OCR worker while measuring)\n", c)
+	fmt.Fprintf(w, "\n## Tasks and files (`authledger serve` as its own process, over loopback HTTP; %d users; PostgreSQL event store; no OCR worker while measuring)\n", c)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "row\tconcurrency\tops\tops/s\tp50\tp99\tvs baseline\tgoal\t")
 	for _, r := range rows {
@@ -264,119 +258,31 @@ type tasksRow struct {
 	rowsPerOp int
 }
 
-// benchService is the assembled service on a loopback port, in a scratch
-// database and a temporary data directory, both removed by stop.
+// benchService is the service under measurement and a client of it.
 type benchService struct {
-	app    *app
+	*serveProcess
 	base   string
 	client *http.Client
-	stop   func()
 }
 
-func startBenchService(ctx context.Context, cfg tasksBenchConfig) (_ *benchService, err error) {
-	// Everything acquired is undone in sc, last first: by stop, or here
-	// on error.
-	sc, err := newBenchScratch(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, err
-	}
-	stop := sc.undo
-	defer func() {
-		if err != nil {
-			stop()
-		}
-	}()
-	vars := map[string]string{
-		"DATABASE_URL":                          sc.dbURL,
-		"AUTHLEDGER_DATA_DIR":                   sc.dir,
-		"AUTHLEDGER_MASTER_KEY":                 sc.masterKey,
-		"AUTHLEDGER_MIGRATE_ON_START":           "false",
-		"AUTHLEDGER_RATE_LIMIT_PER_SECOND":      "0",
-		"AUTHLEDGER_USER_RATE_LIMIT_PER_SECOND": "0",
-		// No OCR competing for the two cores while uploads are measured.
-		"AUTHLEDGER_WORKERS": "0",
+func startBenchService(ctx context.Context, cfg TasksConfig) (*benchService, error) {
+	p, err := startServe(ctx, cfg.ServerConfig, []string{
+		"AUTHLEDGER_USER_RATE_LIMIT_PER_SECOND=0",
 		// Every upload stays queued: the quotas must not refuse them.
-		"AUTHLEDGER_TASK_MAX_ACTIVE":       "100000000",
-		"AUTHLEDGER_TASK_MAX_STORED_BYTES": strconv.FormatInt(1<<50, 10),
-	}
-	scfg, err := config.Load(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
-	if err != nil {
-		return nil, fmt.Errorf("service configuration: %w", err)
-	}
-	logger := slog.New(slog.NewMultiHandler(
-		slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}),
-		slog.NewTextHandler(cfg.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}),
-	)).With(slog.String("service", "authledger"))
-	a, err := newApp(ctx, scfg, logger)
-	if err != nil {
-		return nil, err
-	}
-	sc.cleanup = append(sc.cleanup, func() { _ = a.close() })
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- a.serve(sctx, ln) }()
-	sc.cleanup = append(sc.cleanup, func() {
-		cancel()
-		if err := <-served; err != nil {
-			fmt.Fprintf(cfg.Stderr, "authledger bench: tasks: the service stopped with: %v\n", err)
-		}
+		"AUTHLEDGER_TASK_MAX_ACTIVE=100000000",
+		"AUTHLEDGER_TASK_MAX_STORED_BYTES=" + strconv.FormatInt(1<<50, 10),
 	})
-	transport := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}
-	sc.cleanup = append(sc.cleanup, transport.CloseIdleConnections)
-	return &benchService{
-		app:    a,
-		base:   "http://" + ln.Addr().String(),
-		client: &http.Client{Timeout: 5 * time.Minute, Transport: transport},
-		stop:   stop,
-	}, nil
-}
-
-// benchScratch is what a section running the service needs of its own: a
-// migrated scratch database, a temporary data directory, a master key.
-type benchScratch struct {
-	dbURL, dir, masterKey string
-	cleanup               []func()
-}
-
-// undo removes what newBenchScratch made, last first.
-func (s *benchScratch) undo() {
-	for i := len(s.cleanup) - 1; i >= 0; i-- {
-		s.cleanup[i]()
-	}
-}
-
-// newBenchScratch makes a benchScratch beside the database of baseURL; on
-// error it leaves nothing behind.
-func newBenchScratch(ctx context.Context, baseURL string) (_ *benchScratch, err error) {
-	s := &benchScratch{}
-	defer func() {
-		if err != nil {
-			s.undo()
-		}
-	}()
-	dbURL, drop, err := bench.ScratchDatabase(ctx, baseURL)
 	if err != nil {
 		return nil, err
 	}
-	s.dbURL, s.cleanup = dbURL, append(s.cleanup, drop)
-	if err := migrations.Migrate(ctx, dbURL); err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
-	}
-	if s.dir, err = os.MkdirTemp("", "authledger-bench-"); err != nil {
-		return nil, err
-	}
-	s.cleanup = append(s.cleanup, func() { _ = os.RemoveAll(s.dir) })
-	var key [32]byte
-	if _, err := rand.Read(key[:]); err != nil {
-		return nil, err
-	}
-	s.masterKey = base64.StdEncoding.EncodeToString(key[:])
-	return s, nil
+	transport := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}
+	stop := p.stop
+	p.stop = func() { transport.CloseIdleConnections(); stop() }
+	return &benchService{
+		serveProcess: p,
+		base:         "http://" + p.addr,
+		client:       &http.Client{Timeout: 5 * time.Minute, Transport: transport},
+	}, nil
 }
 
 // benchUser is an account logged in over HTTP. consistency is the token
@@ -548,10 +454,10 @@ func countLines(r io.Reader) (int, error) {
 	}
 }
 
-// noisePNG renders a grey image of random pixels whose PNG encoding is
+// NoisePNG renders a grey image of random pixels whose PNG encoding is
 // about size bytes: noise does not compress, so the file is as large as
 // the upload the row is meant to measure, and it sniffs as PNG.
-func noisePNG(size int) ([]byte, error) {
+func NoisePNG(size int) ([]byte, error) {
 	const width = 256
 	rows := max(1, size/(width+1)) // each row is a filter byte and its pixels
 	img := image.NewGray(image.Rect(0, 0, width, rows))
@@ -566,9 +472,9 @@ func noisePNG(size int) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// uniquePNG is img with a tEXt chunk holding n inserted before its IEND
+// UniquePNG is img with a tEXt chunk holding n inserted before its IEND
 // chunk (the last 12 bytes): the same picture in a file of its own.
-func uniquePNG(img []byte, n uint64) []byte {
+func UniquePNG(img []byte, n uint64) []byte {
 	data := fmt.Appendf(nil, "Comment\x00authledger bench upload %d", n)
 	chunk := binary.BigEndian.AppendUint32(nil, uint32(len(data))) //nolint:gosec // a few dozen bytes
 	chunk = append(chunk, "tEXt"...)

@@ -1,6 +1,6 @@
-package main
+package bench
 
-// bench_limits.go is the `limits` section of `authledger bench` (issue
+// limits.go is the `limits` section of `authledger-bench` (issue
 // 25): `authledger serve` as a process of its own, in a scratch database,
 // under the loads an anonymous client can impose (a 300 MB body, a
 // thousand slow connections), beside the same server idle. Each row
@@ -10,25 +10,25 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/authledger/authledger/bench/loadgen"
 )
 
-// limitsBenchConfig bounds the limits section; zero fields take defaults.
-type limitsBenchConfig struct {
-	DatabaseURL string
+// LimitsConfig bounds the limits section; zero fields take defaults.
+type LimitsConfig struct {
+	ServerConfig
 	// Hold is how long each row's load lasts (default 5s; at least 1s).
 	Hold time.Duration
 	// Slow is the slow connections of the held row (default 1000); the
@@ -36,15 +36,9 @@ type limitsBenchConfig struct {
 	Slow int
 	// BodyBytes is the size of the oversized bodies (default 300 MB).
 	BodyBytes int64
-	// Server is the binary run as `Server serve` (default this one); Env
-	// is added to its environment (tests set AUTHLEDGER_TEST_MAIN there).
-	Server string
-	Env    []string
-	// Stderr receives the server's warnings (default: discarded).
-	Stderr io.Writer
 }
 
-func (c limitsBenchConfig) withDefaults() limitsBenchConfig {
+func (c LimitsConfig) withDefaults() LimitsConfig {
 	c.Hold = max(c.Hold, time.Second)
 	if c.Slow <= 0 {
 		c.Slow = 1000
@@ -58,8 +52,8 @@ func (c limitsBenchConfig) withDefaults() limitsBenchConfig {
 	return c
 }
 
-// benchLimits runs the section and prints its table to w.
-func benchLimits(ctx context.Context, w io.Writer, cfg limitsBenchConfig) error {
+// Limits runs the section and prints its table to w.
+func Limits(ctx context.Context, w io.Writer, cfg LimitsConfig) error {
 	cfg = cfg.withDefaults()
 	srv, err := startLimitsServer(ctx, cfg)
 	if err != nil {
@@ -148,12 +142,7 @@ func (p *probes) add(d time.Duration, ok bool) {
 }
 
 func (p *probes) p50() time.Duration {
-	if len(p.times) == 0 {
-		return 0
-	}
-	s := slices.Clone(p.times)
-	slices.Sort(s)
-	return s[len(s)/2]
+	return loadgen.Summarise(slices.Clone(p.times), 0).P50
 }
 
 func (p *probes) max() time.Duration {
@@ -165,109 +154,19 @@ func (p *probes) max() time.Duration {
 
 // limitsServer is the serve process under measurement.
 type limitsServer struct {
-	cmd  *exec.Cmd
-	addr string
-	desc string
+	*serveProcess
 	// probe makes one request per connection, as a client arriving
 	// during the load does.
 	probe *http.Client
-	stop  func()
 }
 
-func startLimitsServer(ctx context.Context, cfg limitsBenchConfig) (_ *limitsServer, err error) {
-	// Everything acquired is undone in sc, last first: by stop, or here
-	// on error.
-	sc, err := newBenchScratch(ctx, cfg.DatabaseURL)
+func startLimitsServer(ctx context.Context, cfg LimitsConfig) (*limitsServer, error) {
+	p, err := startServe(ctx, cfg.ServerConfig, nil)
 	if err != nil {
 		return nil, err
 	}
-	stop := sc.undo
-	defer func() {
-		if err != nil {
-			stop()
-		}
-	}()
-	bin := cfg.Server
-	if bin == "" {
-		if bin, err = os.Executable(); err != nil {
-			return nil, err
-		}
-	}
-	cmd := exec.CommandContext(ctx, bin, "serve") //nolint:gosec // the binary is this one or the operator's -server
-	cmd.Env = append([]string{
-		"PATH=" + os.Getenv("PATH"),
-		"DATABASE_URL=" + sc.dbURL,
-		"AUTHLEDGER_DATA_DIR=" + sc.dir,
-		"AUTHLEDGER_MASTER_KEY=" + sc.masterKey,
-		"AUTHLEDGER_LISTEN=127.0.0.1:0",
-		"AUTHLEDGER_MIGRATE_ON_START=false",
-		"AUTHLEDGER_WORKERS=0",
-		"AUTHLEDGER_RATE_LIMIT_PER_SECOND=0",
-		"AUTHLEDGER_LOG_FORMAT=json",
-	}, cfg.Env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s serve: %w", bin, err)
-	}
-	exited := make(chan struct{})
-	sc.cleanup = append(sc.cleanup, func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	addr := make(chan string, 1)
-	go func() {
-		defer close(exited)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var line struct {
-				Msg, Level, Addr string
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.Addr
-			}
-			if line.Level == "WARN" || line.Level == "ERROR" {
-				fmt.Fprintln(cfg.Stderr, sc.Text())
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		_ = cmd.Wait()
-	}()
-	s := &limitsServer{cmd: cmd, stop: stop,
-		probe: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
-	select {
-	case s.addr = <-addr:
-	case <-exited:
-		return nil, errors.New("serve exited before listening")
-	case <-time.After(time.Minute):
-		return nil, errors.New("serve did not listen within a minute")
-	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		if st, _, err := s.request(ctx, http.MethodGet, "/readyz", ""); err == nil && st == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, errors.New("serve not ready within a minute")
-		}
-	}
-	s.desc = "defaults"
-	for _, e := range cfg.Env {
-		if strings.HasPrefix(e, "AUTHLEDGER_") {
-			s.desc += ", " + e
-		}
-	}
-	if cfg.Server != "" {
-		s.desc = cfg.Server + ", " + s.desc
-	}
-	return s, nil
+	return &limitsServer{serveProcess: p,
+		probe: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}, nil
 }
 
 func (s *limitsServer) request(ctx context.Context, method, path, body string) (int, time.Duration, error) {

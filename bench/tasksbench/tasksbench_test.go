@@ -9,9 +9,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/authledger/authledger/bench/tasksbench"
 	"github.com/authledger/authledger/projections/projtest"
 	"github.com/authledger/authledger/projections/taskviews"
-	"github.com/authledger/authledger/projections/taskviews/tasksbench"
 )
 
 func TestSeedIsConsistent(t *testing.T) {
@@ -102,7 +102,7 @@ func TestSeedIsConsistent(t *testing.T) {
 // rows) for a user with 100,000 tasks among other users' tasks, and
 // reports its p50 and p99:
 //
-//	scripts/pg.sh with-temp go test -run '^$' -bench HistoryPage ./projections/taskviews/tasksbench
+//	scripts/pg.sh with-temp go test -run '^$' -bench HistoryPage ./bench/tasksbench
 func BenchmarkHistoryPage(b *testing.B) {
 	ctx := context.Background()
 	env := projtest.New(b)

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/authledger/authledger/bench/loadgen"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/audit"
@@ -121,11 +121,10 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	slices.Sort(lags)
+	lag := loadgen.Summarise(lags, 0)
 	res.Rate, res.Samples = cfg.Rate, len(lags)
+	res.LagP50, res.LagP99 = lag.P50, lag.P99
 	if len(lags) > 0 {
-		res.LagP50 = lags[len(lags)*50/100]
-		res.LagP99 = lags[min(len(lags)-1, len(lags)*99/100)]
 		res.LagMax = lags[len(lags)-1]
 	}
 	Print(w, res)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authledger/authledger/projections/projbench"
+	"github.com/authledger/authledger/bench/projbench"
 	"github.com/authledger/authledger/projections/projtest"
 )
 

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authledger/authledger/bench/identitybench"
 	"github.com/authledger/authledger/projections/projtest"
-	"github.com/authledger/authledger/readapi/identitybench"
 )
 
 // The run completes with every request answered 200 and prints both rows;
