@@ -19,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/authledger/authledger/bench/tasksbench"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/events"
@@ -30,7 +31,6 @@ import (
 	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
 	"github.com/authledger/authledger/projections/taskviews"
-	"github.com/authledger/authledger/bench/tasksbench"
 	"github.com/authledger/authledger/projections/taskviews/taskstest"
 	"github.com/authledger/authledger/readapi"
 	"github.com/authledger/authledger/test/openapitest"

@@ -60,7 +60,9 @@ func TestRoundTripAcceptsAV2WithItsUpcaster(t *testing.T) {
 func TestRoundTripRefusesAV2WithoutUpcasterAndAnUnversionedName(t *testing.T) {
 	p := eventstest.Problems(func(r *events.Registry) error { return r.Register(renamedV2{}, unversioned{}) },
 		[]events.Event{renamedV2{}, unversioned{}})
-	if !slices.ContainsFunc(p, func(s string) bool { return strings.Contains(s, "thing.renamed.v2 has no upcaster from thing.renamed.v1") }) {
+	if !slices.ContainsFunc(p, func(s string) bool {
+		return strings.Contains(s, "thing.renamed.v2 has no upcaster from thing.renamed.v1")
+	}) {
 		t.Errorf("a v2 without an upcaster passed: %q", p)
 	}
 	if !slices.ContainsFunc(p, func(s string) bool { return strings.Contains(s, "thing.happened is not versioned") }) {

@@ -60,7 +60,7 @@ var mapped = map[string]struct {
 	"domain/task.ErrQuotaExceeded":       {task.ErrQuotaExceeded, answer{429, "task-quota"}},
 	"domain/task.ErrInvalidInput":        {task.ErrInvalidInput, answer{400, "invalid-input"}},
 	"auth/token.ErrInvalidToken":         {token.ErrInvalidToken, answer{401, "invalid-token"}},
-	"projections/userviews.ErrNotFound":   {userviews.ErrNotFound, answer{404, "not-found"}},
+	"projections/userviews.ErrNotFound":  {userviews.ErrNotFound, answer{404, "not-found"}},
 	"eventstore.ErrWrongExpectedVersion": {eventstore.ErrWrongExpectedVersion, answer{409, "conflict"}},
 	"outage.ErrUnavailable":              {outage.ErrUnavailable, answer{503, "unavailable"}},
 	"outage.ErrStorageFull":              {outage.ErrStorageFull, answer{507, "storage-full"}},

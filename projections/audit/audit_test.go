@@ -17,9 +17,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/authledger/authledger/bench/projbench"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/audit"
-	"github.com/authledger/authledger/bench/projbench"
 	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
 )
