@@ -317,7 +317,9 @@ func partName(part *multipart.Part) (field, fileName string, err error) {
 // bodyError maps a failure while reading the request: past the request
 // limit is 413; a malformed body (bad framing, a part header textproto
 // refuses, such as one with a NUL or no colon) 400; the rest (a client
-// gone, a disk error) stays as it is.
+// gone, a disk error) stays as it is. mime/multipart's own framing errors
+// have no type (they are fmt.Errorf("multipart: ...")): the package's
+// prefix is the one mark they carry, so only they are matched by message.
 func bodyError(err error) error {
 	var tooLarge *http.MaxBytesError
 	var badHeader textproto.ProtocolError
