@@ -69,6 +69,8 @@ type Config struct {
 
 	Identity Identity
 	Tasks    Tasks
+	// External is login through the external auth API.
+	External ExternalAuth
 }
 
 // Tasks is the configuration of uploads, quotas, processing and retention.
@@ -464,6 +466,78 @@ var table = []Var{
 		set:         integer(func(c *Config) *int { return &c.Identity.UserRateLimitBurst }),
 	},
 	{
+		Name:        "AUTHLEDGER_USE_EXTERNAL_AUTH",
+		Default:     ExternalAuthOff,
+		Description: "Where logins check passwords: off (the local hashes) or on (the external auth API, docs/external-auth.md); staged is refused until the rollout is built.",
+		set:         func(c *Config, v string) error { c.External.Mode = strings.ToLower(v); return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_FALLBACK",
+		Default:     FallbackNone,
+		Description: "While the external API is unavailable: none answers 503 auth-provider-unavailable; local checks the local password of users who still have one (the others get the wrong-password answer). Never after the provider refused the credentials.",
+		set:         func(c *Config, v string) error { c.External.Fallback = strings.ToLower(v); return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_PROVISION",
+		Default:     "false",
+		Description: "Create a local user (without a password) at the first external login of an address no local account holds; false answers such a login as a wrong password.",
+		set:         boolean(func(c *Config) *bool { return &c.External.Provision }),
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_URL",
+		DefaultDoc:  "(required unless AUTHLEDGER_USE_EXTERNAL_AUTH=off)",
+		Description: "Base URL of the external auth API; https only.",
+		set:         func(c *Config, v string) error { c.External.Client.URL = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_LOGIN_PATH",
+		Default:     "/api/auth/login",
+		Description: "Login path of the external API, appended to its URL.",
+		set:         func(c *Config, v string) error { c.External.Client.LoginPath = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_REFRESH_PATH",
+		Default:     "/api/auth/refresh",
+		Description: "Refresh path of the external API.",
+		set:         func(c *Config, v string) error { c.External.Client.RefreshPath = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_ME_PATH",
+		Default:     "/api/auth/me",
+		Description: "User-info path of the external API.",
+		set:         func(c *Config, v string) error { c.External.Client.MePath = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_ISSUER",
+		DefaultDoc:  "(required with the URL)",
+		Description: "OpenID issuer of the provider's tokens, exactly as their iss claim spells it (Azure AD v2: https://login.microsoftonline.com/{tenant}/v2.0).",
+		set:         func(c *Config, v string) error { c.External.Client.Issuer = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_AUDIENCE",
+		DefaultDoc:  "(required with the URL)",
+		Description: "The aud the provider's tokens carry for us (Azure AD: the client id or api:// URI).",
+		set:         func(c *Config, v string) error { c.External.Client.Audience = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_TIMEOUT",
+		Default:     "3s",
+		Description: "Bound on each attempt of a call to the external API, body included (100ms to 60s); a call makes up to 3 attempts.",
+		set:         duration(func(c *Config) *time.Duration { return &c.External.Client.Timeout }),
+	},
+	{
+		Name:        "AUTHLEDGER_TOKEN_REFRESH_BUFFER",
+		Default:     "5m",
+		Description: "How long before expiry the provider's tokens kept for a session are renewed (at most 30m).",
+		set:         duration(func(c *Config) *time.Duration { return &c.External.Client.RefreshBuffer }),
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_ALLOW_INSECURE",
+		Default:     "false",
+		Description: "Accept http:// for the external URL and issuer; for tests only (passwords and tokens would cross the network in clear).",
+		set:         boolean(func(c *Config) *bool { return &c.External.Client.AllowInsecure }),
+	},
+	{
 		Name:        "AUTHLEDGER_WORKERS",
 		Default:     "1",
 		Description: "Tasks the worker embedded in serve processes at once; 0 runs no worker in serve (run `authledger worker` instead).",
@@ -735,6 +809,7 @@ func (c Config) Validate() error {
 	c.HTTP.validate(c, bad)
 	c.Identity.validate(bad)
 	c.Tasks.validate(bad)
+	c.External.validate(bad, &errs)
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err == nil {
 			continue
