@@ -65,6 +65,8 @@ type User struct {
 	passwordHash string
 	roles        []string
 	registeredAt time.Time
+	// external are the linked identities, by provider.
+	external map[string]ExternalIdentity
 
 	throttle LoginThrottle
 
@@ -161,7 +163,8 @@ func (u *User) Email() string { return u.email }
 // DisplayName is the display name.
 func (u *User) DisplayName() string { return u.displayName }
 
-// PasswordHash is the current PHC string, for verification.
+// PasswordHash is the current PHC string, for verification; "" for a user
+// created by an external login (HasPassword).
 func (u *User) PasswordHash() string { return u.passwordHash }
 
 // Roles returns a sorted copy of the roles.
@@ -352,6 +355,11 @@ func (u *User) apply(e events.Event) error {
 		u.roles = slices.DeleteFunc(u.roles, func(r string) bool { return r == e.Role })
 	case DisplayNameChanged:
 		u.displayName = e.DisplayName
+	case ExternalIdentityLinked:
+		if u.external == nil {
+			u.external = map[string]ExternalIdentity{}
+		}
+		u.external[e.Provider] = ExternalIdentity{Provider: e.Provider, ExternalUserID: e.ExternalUserID, ProviderEmail: e.ProviderEmail}
 	default:
 		return fmt.Errorf("user: unexpected event %T on a user stream", e)
 	}
