@@ -32,6 +32,10 @@ type IdentityConfig struct {
 	// KnownDeviceTTL is how long a login's device token marks a known
 	// device; 0 hands none out.
 	KnownDeviceTTL time.Duration
+	// External, when set, sends logins to the external auth API and has
+	// revocations delete the session's provider tokens; nil keeps every
+	// login on the local password hashes.
+	External *ExternalConfig
 }
 
 // IdentityHandlers are the identity commands, wired to one store.
@@ -45,6 +49,8 @@ type IdentityHandlers struct {
 	Users        *Repository[*user.User]
 	Reservations *Repository[*user.EmailReservation]
 	Sessions     *Repository[*session.Session]
+	// ExternalIdentities are the external-identity reservation streams.
+	ExternalIdentities *Repository[*user.ExternalIdentityReservation]
 }
 
 // NewIdentityHandlers builds every identity command on store. registry must
@@ -59,6 +65,9 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 	}
 	if len(cfg.ReservationKey) < 32 {
 		errs = append(errs, errors.New("commands: the reservation key must be at least 32 bytes"))
+	}
+	if cfg.External != nil {
+		errs = append(errs, cfg.External.validate())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -87,17 +96,28 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 	if err != nil {
 		return nil, err
 	}
+	identities, err := NewRepository(store, registry, user.ExternalReservationFromHistory)
+	if err != nil {
+		return nil, err
+	}
+	login := &LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: cfg.Hasher,
+		Issuer: cfg.Issuer, Throttle: cfg.Throttle, KnownDeviceTTL: cfg.KnownDeviceTTL,
+		SessionPolicy: cfg.SessionPolicy, ReservationKey: cfg.ReservationKey}
+	revoke := &RevokeSessionHandler{Sessions: sessions}
+	if cfg.External != nil {
+		login.external = newExternalLogin(*cfg.External, identities)
+		revoke.Vault = cfg.External.Vault
+	}
 	return &IdentityHandlers{
 		Register: &RegisterHandler{Reservations: reservations, Users: users, Hasher: cfg.Hasher,
 			Policy: cfg.PasswordPolicy, ReservationKey: cfg.ReservationKey},
-		Login: &LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: cfg.Hasher,
-			Issuer: cfg.Issuer, Throttle: cfg.Throttle, KnownDeviceTTL: cfg.KnownDeviceTTL,
-			SessionPolicy: cfg.SessionPolicy, ReservationKey: cfg.ReservationKey},
-		Refresh:      &RefreshHandler{Sessions: sessions, Users: users, Issuer: cfg.Issuer, SessionPolicy: cfg.SessionPolicy},
-		Revoke:       &RevokeSessionHandler{Sessions: sessions},
-		SyncClaims:   &SyncSessionClaimsHandler{Users: users, Sessions: sessions},
-		Users:        users,
-		Reservations: reservations,
-		Sessions:     sessions,
+		Login:              login,
+		Refresh:            &RefreshHandler{Sessions: sessions, Users: users, Issuer: cfg.Issuer, SessionPolicy: cfg.SessionPolicy},
+		Revoke:             revoke,
+		SyncClaims:         &SyncSessionClaimsHandler{Users: users, Sessions: sessions},
+		Users:              users,
+		Reservations:       reservations,
+		Sessions:           sessions,
+		ExternalIdentities: identities,
 	}, nil
 }

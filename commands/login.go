@@ -130,18 +130,35 @@ type LoginHandler struct {
 	ReservationKey   []byte
 	Now              func() time.Time
 
+	// external, when set (IdentityConfig.External), sends every login to
+	// the external auth API instead of the local password hashes.
+	external *externalLogin
+
 	strangersOnce sync.Once
 	strangers     *strangers
 }
 
 // Handle logs in. A refusal is ErrInvalidCredentials after one hash spent,
 // whether the address is unknown or the password wrong, or a
-// *user.ThrottledError with no hash spent and nothing recorded.
+// *user.ThrottledError with no hash spent and nothing recorded. With
+// external auth on, the external API checks the password instead (see
+// externalHandle), and a login it cannot decide is a
+// *ProviderUnavailableError.
 func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, error) {
 	now := time.Now()
 	if h.Now != nil {
 		now = h.Now()
 	}
+	if h.external != nil {
+		return h.externalHandle(ctx, cmd, now)
+	}
+	return h.localHandle(ctx, cmd, now)
+}
+
+// localHandle checks the password against the user's local hash. A user
+// without one (created by an external login) is refused like a wrong
+// password, the dummy hash spent so that the answer takes as long.
+func (h *LoginHandler) localHandle(ctx context.Context, cmd Login, now time.Time) (LoginResult, error) {
 	attempt := user.LoginAttempt{Source: user.Source(cmd.Meta.ClientIP)}
 	streams := user.EmailReservationStreams(h.ReservationKey, cmd.Email)
 	if len(streams) == 0 {
@@ -172,9 +189,13 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 	if wait := u.LoginRetryAfter(attempt, now, h.Throttle); wait > 0 {
 		return LoginResult{}, &user.ThrottledError{RetryAfter: wait}
 	}
-	ok, err := h.Hasher.Verify(ctx, cmd.Password, u.PasswordHash())
-	if err != nil {
-		return LoginResult{}, fmt.Errorf("commands: verify password: %w", err)
+	ok := false
+	if u.HasPassword() {
+		if ok, err = h.Hasher.Verify(ctx, cmd.Password, u.PasswordHash()); err != nil {
+			return LoginResult{}, fmt.Errorf("commands: verify password: %w", err)
+		}
+	} else {
+		_ = h.Hasher.DummyVerify(ctx, cmd.Password)
 	}
 	if !ok {
 		// A concurrent failure may have throttled the source meanwhile:
@@ -187,7 +208,7 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 		return LoginResult{}, ErrInvalidCredentials
 	}
 	h.afterSuccess(ctx, u, attempt, cmd, now)
-	return h.startSession(ctx, u, cmd.Meta, now)
+	return h.startSession(ctx, u, cmd.Meta, now, session.MethodPassword)
 }
 
 // trust completes the attempt with what the client proved: a known device
@@ -252,8 +273,9 @@ func (h *LoginHandler) afterSuccess(ctx context.Context, u *user.User, a user.Lo
 }
 
 // startSession appends the new session, with a new device token's digest,
-// and signs its access token meanwhile.
-func (h *LoginHandler) startSession(ctx context.Context, u *user.User, meta Meta, now time.Time) (LoginResult, error) {
+// and signs its access token meanwhile. method is the session's login
+// method; both methods take a password (amr pwd).
+func (h *LoginHandler) startSession(ctx context.Context, u *user.User, meta Meta, now time.Time, method string) (LoginResult, error) {
 	sid, err := uuid.NewV7()
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("commands: session id: %w", err)
@@ -270,10 +292,10 @@ func (h *LoginHandler) startSession(ctx context.Context, u *user.User, meta Meta
 		}
 		deviceDigest = session.Digest(device.Digest())
 	}
-	amr := []string{"pwd"}
+	amr := []string{session.AMRPassword}
 	claims := accountClaims(u)
 	s, err := session.Start(session.StartParams{
-		SessionID: sid, UserID: u.ID(), Method: session.MethodPassword, AMR: amr,
+		SessionID: sid, UserID: u.ID(), Method: method, AMR: amr,
 		IP: meta.ClientIP, UserAgent: meta.UserAgent, RefreshDigest: session.Digest(rt.Digest()),
 		Claims: claims, DeviceDigest: deviceDigest,
 	}, now, h.SessionPolicy)
