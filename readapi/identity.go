@@ -15,14 +15,17 @@ import (
 
 // MeResponse is the body of GET /v1/me. Email is the normalised address
 // (the log holds no other spelling); LastLoginAt is null until the first
-// login is projected.
+// login is projected. ExternalUserID and ProviderEmail are the link an
+// external login made, null for an account never linked.
 type MeResponse struct {
-	ID          uuid.UUID  `json:"id"`
-	Email       string     `json:"email"`
-	DisplayName string     `json:"display_name"`
-	Roles       []string   `json:"roles"`
-	CreatedAt   time.Time  `json:"created_at"`
-	LastLoginAt *time.Time `json:"last_login_at"`
+	ID             uuid.UUID  `json:"id"`
+	Email          string     `json:"email"`
+	DisplayName    string     `json:"display_name"`
+	Roles          []string   `json:"roles"`
+	CreatedAt      time.Time  `json:"created_at"`
+	LastLoginAt    *time.Time `json:"last_login_at"`
+	ExternalUserID *string    `json:"external_user_id"`
+	ProviderEmail  *string    `json:"provider_email"`
 }
 
 func (h *handlers) me(c *gin.Context) {
@@ -39,11 +42,20 @@ func (h *handlers) me(c *gin.Context) {
 		httpapi.WriteError(c, err)
 		return
 	}
-	c.Header("Cache-Control", "private, no-store")
-	c.JSON(http.StatusOK, MeResponse{
+	link, linked, err := userviews.GetExternalIdentity(c.Request.Context(), h.d.Pool, p.UserID)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	me := MeResponse{
 		ID: prof.UserID, Email: prof.Email, DisplayName: prof.DisplayName, Roles: prof.Roles,
 		CreatedAt: prof.CreatedAt.UTC(), LastLoginAt: utcPtr(prof.LastLoginAt),
-	})
+	}
+	if linked {
+		me.ExternalUserID, me.ProviderEmail = &link.ExternalUserID, &link.ProviderEmail
+	}
+	c.Header("Cache-Control", "private, no-store")
+	c.JSON(http.StatusOK, me)
 }
 
 // SessionItem is one entry of GET /v1/auth/sessions. Current marks the

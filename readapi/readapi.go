@@ -98,10 +98,10 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 		d.Now = time.Now
 	}
 	h := &handlers{d: d}
-	consistent := func(projection string) gin.HandlerFunc {
-		return Consistency(d.Waiter, d.ConsistencyTimeout, projection)
+	consistent := func(projections ...string) gin.HandlerFunc {
+		return Consistency(d.Waiter, d.ConsistencyTimeout, projections...)
 	}
-	rg.GET("/me", consistent(userviews.ProfilesName), h.me)
+	rg.GET("/me", consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName), h.me)
 	rg.GET("/auth/sessions", consistent(userviews.SessionsName), h.sessions)
 
 	taskRead := consistent(taskviews.Name)
