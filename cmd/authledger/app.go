@@ -35,6 +35,7 @@ import (
 	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/reactors/sessionclaims"
 	"github.com/authledger/authledger/reactors/sessionlimit"
+	"github.com/authledger/authledger/reactors/vaultrelease"
 	"github.com/authledger/authledger/readapi"
 )
 
@@ -120,6 +121,28 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	if err != nil {
 		return nil, err
 	}
+	var externalPolicies []projector.Projection
+	if x := ident.external; x != nil {
+		// External auth: the client's metrics and breaker, the refresher
+		// of the vault's tokens (every instance runs one; the vault's
+		// claims give each session to one at a time), and the policy
+		// that empties the vault of revoked sessions.
+		a.closers = append(a.closers, func() error { x.client.Close(); return nil })
+		refresher, err := x.newRefresher(cfg, ident.deps.Revoke, log)
+		if err != nil {
+			return nil, err
+		}
+		release, err := vaultrelease.New(x.vault, log)
+		if err != nil {
+			return nil, err
+		}
+		if err := errors.Join(registry.Register(x.client), registry.Register(refresher)); err != nil {
+			return nil, err
+		}
+		a.background("external-token-refresher", refresher.Run)
+		externalPolicies = append(externalPolicies, release)
+		checks = append(checks, httpapi.Check{Name: "external_auth", Func: x.breaker})
+	}
 
 	// Tasks and files: blobs under the data directory, the task commands
 	// (mounted below) and the policy that removes an ended task's files.
@@ -141,7 +164,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	// alone and shows in /readyz; the API keeps serving. A follower never
 	// stops: it resumes after any outage, and /readyz says 503 while it
 	// does.
-	policies := []projector.Projection{sessionclaims.New(ident.claimsSync, nil), release}
+	policies := append([]projector.Projection{sessionclaims.New(ident.claimsSync, nil), release}, externalPolicies...)
 	if cfg.Identity.MaxSessionsPerUser > 0 {
 		limit, err := sessionlimit.New(sessionlimit.Config{
 			Pool: a.db, Waiter: projector.NewWaiter(a.db, nil, 0), Revoke: ident.deps.Revoke, Registry: ident.registry,

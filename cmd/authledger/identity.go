@@ -56,6 +56,9 @@ type identityCore struct {
 	registry *events.Registry
 	// auditKey chains the audit trail's rows (derived from the master key).
 	auditKey []byte
+	// external is login through the external auth API; nil when
+	// AUTHLEDGER_USE_EXTERNAL_AUTH=off.
+	external *externalAuth
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -201,11 +204,25 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		return nil, fmt.Errorf("AUTHLEDGER_SESSION_*: %w", err)
 	}
 
-	ih, err := commands.NewIdentityHandlers(store, reg, commands.IdentityConfig{
+	ic := commands.IdentityConfig{
 		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey, PasswordPolicy: password.DefaultPolicy(),
 		Throttle: throttle, SessionPolicy: sp, KnownDeviceTTL: cfg.Identity.KnownDeviceTTL,
-	})
+	}
+	var ext *externalAuth
+	if cfg.External.Enabled() {
+		if ext, err = newExternalAuth(cfg, db, master); err != nil {
+			return nil, err
+		}
+		ic.External = ext.commandConfig(cfg, log)
+		log.Info("external auth on: logins go to the external auth API",
+			slog.String("issuer", cfg.External.Client.Issuer), slog.String("fallback", cfg.External.Fallback),
+			slog.Bool("provision", cfg.External.Provision))
+	}
+	ih, err := commands.NewIdentityHandlers(store, reg, ic)
 	if err != nil {
+		if ext != nil {
+			ext.client.Close()
+		}
 		return nil, err
 	}
 	rev, err := authn.NewRevocations(authn.RevocationsConfig{TTL: tc.MaxKeyRetention(), Store: store, Registry: reg})
@@ -227,6 +244,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		claimsSync:  ih.SyncClaims,
 		registry:    reg,
 		auditKey:    auditKeys.chain,
+		external:    ext,
 		deps: identityhttp.Deps{
 			Register:      ih.Register,
 			Login:         ih.Login,

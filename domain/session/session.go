@@ -74,10 +74,13 @@ const (
 	// tokens could not be stored; the login failed after its session
 	// started, and the session is ended at once.
 	ReasonExternalTokensNotStored Reason = "external_tokens_not_stored"
+	// ReasonExternalRefreshFailed: the provider's tokens of an external
+	// session could not be renewed (the vault's refresher gave up).
+	ReasonExternalRefreshFailed Reason = "external_refresh_failed"
 )
 
 var knownReasons = []Reason{ReasonLogout, ReasonDeleted, ReasonLimitExceeded, ReasonIdleTimeout,
-	ReasonAbsoluteLifetime, ReasonReuseDetected, ReasonPasswordChanged, ReasonAdmin, ReasonExternalTokensNotStored}
+	ReasonAbsoluteLifetime, ReasonReuseDetected, ReasonPasswordChanged, ReasonAdmin, ReasonExternalTokensNotStored, ReasonExternalRefreshFailed}
 
 // Policy holds the session timing rules. A session takes its absolute end
 // from the policy at start; each refresh takes the idle timeout in force.

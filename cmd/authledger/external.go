@@ -1,0 +1,88 @@
+package main
+
+// external.go assembles login through the external auth API
+// (AUTHLEDGER_USE_EXTERNAL_AUTH, docs/external-auth.md): the API client
+// and the validator of its tokens, the encrypted vault of the provider's
+// tokens, its refresher, and the policy that empties the vault of revoked
+// sessions. wireIdentity builds the parts; newApp registers their metrics
+// and runs their loops.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authledger/authledger/auth/external"
+	"github.com/authledger/authledger/auth/keys"
+	"github.com/authledger/authledger/auth/vault"
+	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/config"
+	"github.com/authledger/authledger/domain/session"
+	"github.com/authledger/authledger/events"
+)
+
+// externalAuth are the parts of external login one process holds.
+type externalAuth struct {
+	client    *external.Client
+	validator *external.TokenValidator
+	vault     *vault.Vault
+}
+
+// newExternalAuth builds the client, the validator (one Config, already
+// validated by config.Load) and the vault, whose key is derived from the
+// master key as the reservation key is.
+func newExternalAuth(cfg config.Config, db *pgxpool.Pool, master *keys.MasterKey) (*externalAuth, error) {
+	client, err := external.NewClient(cfg.External.Client)
+	if err != nil {
+		return nil, fmt.Errorf("external auth: %w", err)
+	}
+	validator, err := external.NewTokenValidator(cfg.External.Client)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("external auth: %w", err)
+	}
+	v, err := vault.New(vault.Config{Pool: db, MasterKey: master})
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	return &externalAuth{client: client, validator: validator, vault: v}, nil
+}
+
+// commandConfig is the login command's view of the parts.
+func (x *externalAuth) commandConfig(cfg config.Config, log *slog.Logger) *commands.ExternalConfig {
+	return &commands.ExternalConfig{
+		Provider: x.client, Validator: x.validator, Vault: x.vault,
+		ProviderName:  cfg.External.Client.Issuer,
+		FallbackLocal: cfg.External.Fallback == config.FallbackLocal,
+		Provision:     cfg.External.Provision,
+		Logger:        log,
+	}
+}
+
+// newRefresher renews the vault's tokens before they expire; a session
+// whose tokens cannot be renewed is revoked (and then the refresher
+// deletes its tokens).
+func (x *externalAuth) newRefresher(cfg config.Config, revoke *commands.RevokeSessionHandler, log *slog.Logger) (*vault.Refresher, error) {
+	meta := commands.Meta{Actor: events.Actor{Kind: events.ActorSystem}}
+	return vault.NewRefresher(x.vault, vault.ClientRefresh(x.client), vault.RefresherConfig{
+		Buffer: cfg.External.Client.RefreshBuffer,
+		Logger: log,
+		OnGiveUp: func(ctx context.Context, g vault.GiveUp) error {
+			log.WarnContext(ctx, "external auth: ending a session whose provider tokens cannot be renewed",
+				slog.String("session_id", g.SessionID.String()), slog.String("reason", string(g.Reason)), slog.Int("failures", g.Failures))
+			_, err := revoke.Handle(ctx, commands.RevokeSession{SessionID: g.SessionID, UserID: g.UserID,
+				Reason: session.ReasonExternalRefreshFailed, Meta: meta})
+			return err
+		},
+	})
+}
+
+// breaker is the readiness line of external auth: the breaker's state. It
+// never fails /readyz: with the breaker open, external logins answer 503
+// (or fall back), but every other route works.
+func (x *externalAuth) breaker(context.Context) (any, error) {
+	return map[string]string{"breaker": string(x.client.BreakerState())}, nil
+}
