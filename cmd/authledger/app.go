@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -216,6 +217,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		OpenAPI:        authledger.OpenAPI,
 		Limits:         routeLimits(cfg),
 		Errors:         errtable.Table(),
+		HSTS:           strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://"),
 	})
 	if err != nil {
 		return nil, err
