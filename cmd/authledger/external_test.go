@@ -30,16 +30,16 @@ var (
 func externalEnv(t *testing.T, p *extauthserver.Server, db string, more map[string]string) map[string]string {
 	t.Helper()
 	env := map[string]string{
-		"DATABASE_URL":                           db,
-		"AUTHLEDGER_WORKERS":                     "0",
-		"AUTHLEDGER_RATE_LIMIT_PER_SECOND":       "0",
-		"AUTHLEDGER_MASTER_KEY":                  testMasterKey,
-		"AUTHLEDGER_USE_EXTERNAL_AUTH":           "on",
-		"AUTHLEDGER_EXTERNAL_AUTH_URL":           p.URL,
-		"AUTHLEDGER_EXTERNAL_AUTH_ISSUER":        p.Issuer,
-		"AUTHLEDGER_EXTERNAL_AUTH_AUDIENCE":      "authledger-test",
+		"DATABASE_URL":                            db,
+		"AUTHLEDGER_WORKERS":                      "0",
+		"AUTHLEDGER_RATE_LIMIT_PER_SECOND":        "0",
+		"AUTHLEDGER_MASTER_KEY":                   testMasterKey,
+		"AUTHLEDGER_USE_EXTERNAL_AUTH":            "on",
+		"AUTHLEDGER_EXTERNAL_AUTH_URL":            p.URL,
+		"AUTHLEDGER_EXTERNAL_AUTH_ISSUER":         p.Issuer,
+		"AUTHLEDGER_EXTERNAL_AUTH_AUDIENCE":       "authledger-test",
 		"AUTHLEDGER_EXTERNAL_AUTH_ALLOW_INSECURE": "true",
-		"AUTHLEDGER_EXTERNAL_AUTH_TIMEOUT":       "2s",
+		"AUTHLEDGER_EXTERNAL_AUTH_TIMEOUT":        "2s",
 	}
 	for k, v := range more {
 		env[k] = v
