@@ -21,6 +21,7 @@ import (
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/events"
+	"github.com/authledger/authledger/httpapi/authn"
 )
 
 // externalAuth are the parts of external login one process holds.
@@ -78,6 +79,25 @@ func (x *externalAuth) newRefresher(cfg config.Config, revoke *commands.RevokeSe
 			return err
 		},
 	})
+}
+
+// providerTokens lets the token check accept the provider's access
+// tokens, each for the user its subject is linked to.
+func (x *externalAuth) providerTokens(cfg config.Config, ih *commands.IdentityHandlers, reservationKey []byte) authn.ProviderTokens {
+	return authn.ProviderTokens{
+		Issuer: cfg.External.Client.Issuer, Validator: x.validator,
+		Users: linkedUsers{&commands.LinkedUsers{Identities: ih.ExternalIdentities, Users: ih.Users,
+			ReservationKey: reservationKey, Provider: cfg.External.Client.Issuer}},
+	}
+}
+
+// linkedUsers adapts commands.LinkedUsers to authn.LinkedUsers (authn
+// must not import commands: the read API imports authn).
+type linkedUsers struct{ l *commands.LinkedUsers }
+
+func (u linkedUsers) Linked(ctx context.Context, subject string) (authn.LinkedUser, bool, error) {
+	id, roles, ok, err := u.l.Linked(ctx, subject)
+	return authn.LinkedUser{UserID: id, Roles: roles}, ok, err
 }
 
 // breaker is the readiness line of external auth: the breaker's state. It

@@ -438,3 +438,48 @@ func TestRevokedSessionsLoseTheirProviderTokens(t *testing.T) {
 		t.Errorf("the current session lost its tokens: %v", err)
 	}
 }
+
+// The API accepts the provider's access tokens beside ours, for the user
+// their subject is linked to; a forged, expired or foreign-audience token
+// and an unlinked subject get the 401 of a bad token; keys that cannot be
+// fetched answer 503 (the token may be valid).
+func TestProviderTokensAreAcceptedForLinkedUsers(t *testing.T) {
+	t.Parallel()
+	p := extauthserver.Start(t, extauthserver.Config{Plain: true, Users: []extauthserver.User{provBob}})
+	r := startService(t, externalEnv(t, p, pgtest.NewDatabase(t), map[string]string{"AUTHLEDGER_EXTERNAL_AUTH_PROVISION": "true"}))
+	b := r.externalLogin("bob@example.com", provBob.Password)
+	if b.status != http.StatusOK {
+		t.Fatalf("login: %d %v", b.status, b.body)
+	}
+	consistency := b.header.Get("X-Consistency-Token")
+	status, _, me := r.call("GET", "/v1/me", p.Token(provBob, extauthserver.TokenOptions{}), nil, "X-Consistency-Token", consistency)
+	if status != http.StatusOK || me["id"] != b.userID.String() || me["external_user_id"] != provBob.ID {
+		t.Fatalf("/v1/me with the provider's token: %d %v", status, me)
+	}
+	// Ours still works beside it.
+	if status, _, me := r.call("GET", "/v1/me", b.access, nil); status != http.StatusOK || me["id"] != b.userID.String() {
+		t.Fatalf("/v1/me with our token: %d %v", status, me)
+	}
+	stranger := extauthserver.User{ID: "ext-nobody", Email: "nobody@example.com", Name: "Nobody"}
+	for name, tok := range map[string]string{
+		"forged":           p.Token(provBob, extauthserver.TokenOptions{Key: extauthserver.NewKey(t)}),
+		"expired":          p.Token(provBob, extauthserver.TokenOptions{TTL: -time.Minute}),
+		"another audience": p.Token(provBob, extauthserver.TokenOptions{Audience: "another-application"}),
+		"unlinked subject": p.Token(stranger, extauthserver.TokenOptions{}),
+		"another issuer":   p.Token(provBob, extauthserver.TokenOptions{Issuer: "http://127.0.0.1:1/other"}),
+	} {
+		status, hdr, body := r.call("GET", "/v1/me", tok, nil)
+		if status != http.StatusUnauthorized || body["type"] != "https://authledger.dev/problems/invalid-token" || hdr.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s provider token: %d %v", name, status, body)
+		}
+	}
+
+	// A provider whose keys cannot be fetched: 503, not 401.
+	down := extauthserver.Start(t, extauthserver.Config{Plain: true, Users: []extauthserver.User{provBob}})
+	r2 := startService(t, externalEnv(t, down, pgtest.NewDatabase(t), nil))
+	down.SetOIDCFault(extauthserver.Fault{Status: http.StatusInternalServerError})
+	status, hdr, body := r2.call("GET", "/v1/me", down.Token(provBob, extauthserver.TokenOptions{}), nil)
+	if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Errorf("provider token with the provider's keys unavailable: %d %v", status, body)
+	}
+}

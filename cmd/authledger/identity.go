@@ -229,6 +229,10 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	if err != nil {
 		return nil, err
 	}
+	var authOpts []authn.Option
+	if ext != nil {
+		authOpts = append(authOpts, authn.WithProviderTokens(ext.providerTokens(cfg, ih, reservationKey)))
+	}
 	ipLimit, err := ratelimit.New(ratelimit.Config{PerSecond: cfg.Identity.RateLimitPerSecond, Burst: cfg.Identity.RateLimitBurst})
 	if err != nil {
 		return nil, fmt.Errorf("AUTHLEDGER_RATE_LIMIT_*: %w", err)
@@ -250,7 +254,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 			Login:         ih.Login,
 			Refresh:       ih.Refresh,
 			Revoke:        ih.Revoke,
-			Auth:          authn.Middleware(verifier, rev),
+			Auth:          authn.Middleware(verifier, rev, authOpts...),
 			Ring:          holder,
 			PublicURL:     cfg.PublicURL,
 			Algorithms:    []string{km.Algorithm.String()},
