@@ -45,6 +45,8 @@ type IdentityHandlers struct {
 	Refresh    *RefreshHandler
 	Revoke     *RevokeSessionHandler
 	SyncClaims *SyncSessionClaimsHandler
+	// ExternalRefresh records the vault refresher's renewals.
+	ExternalRefresh *RecordExternalRefreshHandler
 
 	Users        *Repository[*user.User]
 	Reservations *Repository[*user.EmailReservation]
@@ -115,6 +117,7 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 		Refresh:            &RefreshHandler{Sessions: sessions, Users: users, Issuer: cfg.Issuer, SessionPolicy: cfg.SessionPolicy},
 		Revoke:             revoke,
 		SyncClaims:         &SyncSessionClaimsHandler{Users: users, Sessions: sessions},
+		ExternalRefresh:    &RecordExternalRefreshHandler{Sessions: sessions},
 		Users:              users,
 		Reservations:       reservations,
 		Sessions:           sessions,

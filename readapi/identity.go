@@ -26,6 +26,9 @@ type MeResponse struct {
 	LastLoginAt    *time.Time `json:"last_login_at"`
 	ExternalUserID *string    `json:"external_user_id"`
 	ProviderEmail  *string    `json:"provider_email"`
+	// LastTokenRefresh is the last renewal of the user's provider tokens;
+	// null before the first (or for an account never linked).
+	LastTokenRefresh *time.Time `json:"last_token_refresh"`
 }
 
 func (h *handlers) me(c *gin.Context) {
@@ -53,6 +56,7 @@ func (h *handlers) me(c *gin.Context) {
 	}
 	if linked {
 		me.ExternalUserID, me.ProviderEmail = &link.ExternalUserID, &link.ProviderEmail
+		me.LastTokenRefresh = utcPtr(link.LastTokenRefresh)
 	}
 	c.Header("Cache-Control", "private, no-store")
 	c.JSON(http.StatusOK, me)

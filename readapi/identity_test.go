@@ -214,7 +214,7 @@ func TestIdentityReadEndpoints(t *testing.T) {
 	var me map[string]any
 	r.json(t, &me)
 	if me["id"] != aliceID || me["email"] != "alice@example.com" || me["display_name"] != "Alice" ||
-		len(me) != 8 || me["created_at"] == nil || me["last_login_at"] == nil {
+		len(me) != 9 || me["created_at"] == nil || me["last_login_at"] == nil {
 		t.Fatalf("me = %v", me)
 	}
 	if roles, _ := me["roles"].([]any); len(roles) != 1 || roles[0] != user.DefaultRole {

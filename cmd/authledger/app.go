@@ -129,7 +129,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		// claims give each session to one at a time), and the policy
 		// that empties the vault of revoked sessions.
 		a.closers = append(a.closers, func() error { x.client.Close(); return nil })
-		refresher, err := x.newRefresher(cfg, ident.deps.Revoke, log)
+		refresher, err := x.newRefresher(cfg, ident.deps.Revoke, ident.externalRefresh, log)
 		if err != nil {
 			return nil, err
 		}

@@ -66,7 +66,7 @@ func (x *externalAuth) commandConfig(cfg config.Config, log *slog.Logger) *comma
 // newRefresher renews the vault's tokens before they expire; a session
 // whose tokens cannot be renewed is revoked (and then the refresher
 // deletes its tokens).
-func (x *externalAuth) newRefresher(cfg config.Config, revoke *commands.RevokeSessionHandler, log *slog.Logger) (*vault.Refresher, error) {
+func (x *externalAuth) newRefresher(cfg config.Config, revoke *commands.RevokeSessionHandler, renewed *commands.RecordExternalRefreshHandler, log *slog.Logger) (*vault.Refresher, error) {
 	meta := commands.Meta{Actor: events.Actor{Kind: events.ActorSystem}}
 	return vault.NewRefresher(x.vault, vault.ClientRefresh(x.client), vault.RefresherConfig{
 		Buffer: cfg.External.Client.RefreshBuffer,
@@ -76,6 +76,13 @@ func (x *externalAuth) newRefresher(cfg config.Config, revoke *commands.RevokeSe
 				slog.String("session_id", g.SessionID.String()), slog.String("reason", string(g.Reason)), slog.Int("failures", g.Failures))
 			_, err := revoke.Handle(ctx, commands.RevokeSession{SessionID: g.SessionID, UserID: g.UserID,
 				Reason: session.ReasonExternalRefreshFailed, Meta: meta})
+			return err
+		},
+		// The log's last_token_refresh: fingerprints and expiry only.
+		OnRenewed: func(ctx context.Context, rec vault.Record) error {
+			_, err := renewed.Handle(ctx, commands.RecordExternalRefresh{SessionID: rec.SessionID, RefreshedAt: rec.RefreshedAt, Meta: meta,
+				Tokens: session.ExternalTokens{AccessFingerprint: rec.AccessFingerprint, IDFingerprint: rec.IDFingerprint,
+					RefreshFingerprint: rec.RefreshFingerprint, ExpiresAt: rec.ExpiresAt}})
 			return err
 		},
 	})

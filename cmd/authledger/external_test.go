@@ -483,3 +483,53 @@ func TestProviderTokensAreAcceptedForLinkedUsers(t *testing.T) {
 		t.Errorf("provider token with the provider's keys unavailable: %d %v", status, body)
 	}
 }
+
+// The vault's refresher renews a session's provider tokens before they
+// expire and the log records it (fingerprints only): /v1/me shows
+// last_token_refresh.
+func TestProviderTokensAreRenewedBeforeTheyExpire(t *testing.T) {
+	t.Parallel()
+	// Tokens of two minutes, inside the default five-minute buffer: due at
+	// once.
+	p := extauthserver.Start(t, extauthserver.Config{Plain: true, TokenTTL: 2 * time.Minute, RotateRefreshTokens: true, Users: []extauthserver.User{provBob}})
+	db := pgtest.NewDatabase(t)
+	r := startService(t, externalEnv(t, p, db, map[string]string{"AUTHLEDGER_EXTERNAL_AUTH_PROVISION": "true"}))
+	vlt, pool := testVault(t, db)
+	b := r.externalLogin("bob@example.com", provBob.Password)
+	if b.status != http.StatusOK {
+		t.Fatalf("login: %d %v", b.status, b.body)
+	}
+	first, err := vlt.Get(t.Context(), b.session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The refresher pauses 15 s between passes that find nothing to do.
+	deadline := time.Now().Add(45 * time.Second)
+	var me map[string]any
+	for {
+		_, _, me = r.call("GET", "/v1/me", b.access, nil)
+		if me["last_token_refresh"] != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewal shown after 45 s: %v (provider refreshes %d)", me, p.Hits(extauthserver.Refresh))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	renewed, err := vlt.Get(t.Context(), b.session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renewed.Tokens.RefreshToken == first.Tokens.RefreshToken || renewed.RefreshedAt.IsZero() || p.Hits(extauthserver.Refresh) == 0 {
+		t.Errorf("vault after the renewal: refreshed at %v, provider refreshes %d", renewed.RefreshedAt, p.Hits(extauthserver.Refresh))
+	}
+	log := eventLog(t, pool)
+	if !strings.Contains(log, "session.external_tokens_refreshed.v1") || !strings.Contains(log, external.Fingerprint(renewed.Tokens.RefreshToken)) {
+		t.Error("the log lacks the renewal's fingerprints")
+	}
+	for _, s := range []string{renewed.Tokens.AccessToken, renewed.Tokens.IDToken, renewed.Tokens.RefreshToken} {
+		if strings.Contains(log, s) || strings.Contains(r.logs.String(), s) {
+			t.Errorf("a renewed provider token is in the log or the logs (%s)", external.Fingerprint(s))
+		}
+	}
+}

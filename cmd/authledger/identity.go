@@ -59,6 +59,8 @@ type identityCore struct {
 	// external is login through the external auth API; nil when
 	// AUTHLEDGER_USE_EXTERNAL_AUTH=off.
 	external *externalAuth
+	// externalRefresh records the vault refresher's renewals.
+	externalRefresh *commands.RecordExternalRefreshHandler
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -242,13 +244,14 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		return nil, fmt.Errorf("AUTHLEDGER_USER_RATE_LIMIT_*: %w", err)
 	}
 	return &identityCore{
-		revocations: rev,
-		keyManager:  km,
-		ring:        holder,
-		claimsSync:  ih.SyncClaims,
-		registry:    reg,
-		auditKey:    auditKeys.chain,
-		external:    ext,
+		revocations:     rev,
+		keyManager:      km,
+		ring:            holder,
+		claimsSync:      ih.SyncClaims,
+		registry:        reg,
+		auditKey:        auditKeys.chain,
+		external:        ext,
+		externalRefresh: ih.ExternalRefresh,
 		deps: identityhttp.Deps{
 			Register:      ih.Register,
 			Login:         ih.Login,

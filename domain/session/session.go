@@ -445,6 +445,26 @@ func (s *Session) RecordExternalTokens(t ExternalTokens, now time.Time) error {
 	return nil
 }
 
+// RecordExternalTokensRefreshed records a renewal of the provider's
+// tokens at refreshedAt. A revoked session records nothing and answers
+// ErrRevoked (its tokens are being deleted).
+func (s *Session) RecordExternalTokensRefreshed(t ExternalTokens, refreshedAt time.Time) error {
+	if !s.started {
+		return ErrNotStarted
+	}
+	if s.revoked {
+		return ErrRevoked
+	}
+	if t.AccessFingerprint == "" {
+		return fmt.Errorf("%w: the access token's fingerprint is required", ErrInvalidInput)
+	}
+	s.record(ExternalTokensRefreshed{
+		SessionID: s.id, UserID: s.userID, AccessFingerprint: t.AccessFingerprint, IDFingerprint: t.IDFingerprint,
+		RefreshFingerprint: t.RefreshFingerprint, ExpiresAt: t.ExpiresAt.UTC(), RefreshedAt: refreshedAt.UTC(),
+	})
+	return nil
+}
+
 // CheckActive returns nil for a session that can be used at now:
 // ErrRevoked, ErrExpired or ErrNotStarted otherwise. It records nothing
 // (a read-side check, for example before issuing an access token).
@@ -580,7 +600,7 @@ func (s *Session) apply(e events.Event) error {
 		}
 	case ClaimsUpdated:
 		s.claims = e.Claims.clone()
-	case ExternalTokensStored:
+	case ExternalTokensStored, ExternalTokensRefreshed:
 		// The vault holds the tokens; nothing here decides on them.
 	case ReuseDetected:
 		// Revoked follows in the same append.

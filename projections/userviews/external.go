@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
@@ -22,8 +24,10 @@ const ExternalIdentitiesName = "external_identities"
 const TableExternalIdentities = "external_identities"
 
 // ExternalIdentities is the external_identities projection: one row per
-// user and provider an external login linked (user.external_identity_linked.v1).
-// GET /v1/me joins it to the profile.
+// user and provider an external login linked (user.external_identity_linked.v1),
+// with the last renewal of the user's provider tokens
+// (session.external_tokens_refreshed.v1). GET /v1/me joins it to the
+// profile.
 //
 // It is a projection of its own rather than columns of user_profiles so
 // that deployments that already serve a user_profiles generation need no
@@ -51,9 +55,9 @@ var (
 // Name implements projector.Projection.
 func (*ExternalIdentities) Name() string { return ExternalIdentitiesName }
 
-// Filter implements projector.Projection: the links.
+// Filter implements projector.Projection: the links and the renewals.
 func (*ExternalIdentities) Filter() eventstore.Filter {
-	return eventstore.Filter{EventTypes: []string{user.EventExternalIdentityLinked}}
+	return eventstore.Filter{EventTypes: []string{user.EventExternalIdentityLinked, session.EventExternalTokensRefreshed}}
 }
 
 // Tables implements projector.Projection.
@@ -70,6 +74,7 @@ func (p *ExternalIdentities) CreateTables(ctx context.Context, tx pgx.Tx, t proj
 		external_user_id text        NOT NULL,
 		provider_email   text        NOT NULL,
 		linked_at        timestamptz NOT NULL,
+		last_token_refresh timestamptz,
 		PRIMARY KEY (user_id, provider)
 	)`)
 	if err != nil {
@@ -113,12 +118,19 @@ func (b *externalBatch) Apply(ctx context.Context, rec eventstore.RecordedEvent)
 	if err != nil {
 		return err
 	}
-	if e, ok := ev.(user.ExternalIdentityLinked); ok {
+	switch e := ev.(type) {
+	case user.ExternalIdentityLinked:
 		// The aggregate links a user to one identity per provider and
 		// never relinks: the first row stands on replay.
 		b.queue(`INSERT INTO `+b.table+` (user_id, provider, external_user_id, provider_email, linked_at)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, provider) DO NOTHING`,
 			e.UserID, e.Provider, e.ExternalUserID, e.ProviderEmail, e.LinkedAt.UTC())
+	case session.ExternalTokensRefreshed:
+		// An external session's user is linked before the session starts,
+		// so the row is there; GREATEST keeps a replay from moving time
+		// back.
+		b.queue(`UPDATE `+b.table+` SET last_token_refresh = GREATEST(last_token_refresh, $2) WHERE user_id = $1`,
+			e.UserID, e.RefreshedAt.UTC())
 	}
 	return nil
 }
@@ -129,6 +141,9 @@ type ExternalIdentity struct {
 	Provider       string
 	ExternalUserID string
 	ProviderEmail  string
+	// LastTokenRefresh is the last renewal of the user's provider tokens
+	// by the vault's refresher; nil before the first.
+	LastTokenRefresh *time.Time
 }
 
 // GetExternalIdentity reads the user's latest link (one provider is
@@ -138,8 +153,8 @@ type ExternalIdentity struct {
 // on: after a rollback the profile still shows the link.
 func GetExternalIdentity(ctx context.Context, q Querier, userID uuid.UUID) (ExternalIdentity, bool, error) {
 	x := ExternalIdentity{UserID: userID}
-	err := q.QueryRow(ctx, `SELECT provider, external_user_id, provider_email FROM `+TableExternalIdentities+`
-		WHERE user_id = $1 ORDER BY linked_at DESC, provider LIMIT 1`, userID).Scan(&x.Provider, &x.ExternalUserID, &x.ProviderEmail)
+	err := q.QueryRow(ctx, `SELECT provider, external_user_id, provider_email, last_token_refresh FROM `+TableExternalIdentities+`
+		WHERE user_id = $1 ORDER BY linked_at DESC, provider LIMIT 1`, userID).Scan(&x.Provider, &x.ExternalUserID, &x.ProviderEmail, &x.LastTokenRefresh)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ExternalIdentity{}, false, nil
 	}
