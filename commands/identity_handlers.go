@@ -6,6 +6,7 @@ import (
 
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
+	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
@@ -47,6 +48,8 @@ type IdentityHandlers struct {
 	SyncClaims *SyncSessionClaimsHandler
 	// ExternalRefresh records the vault refresher's renewals.
 	ExternalRefresh *RecordExternalRefreshHandler
+	// ConfigureRollout changes the staged rollout of external login.
+	ConfigureRollout *ConfigureRolloutHandler
 
 	Users        *Repository[*user.User]
 	Reservations *Repository[*user.EmailReservation]
@@ -56,7 +59,7 @@ type IdentityHandlers struct {
 }
 
 // NewIdentityHandlers builds every identity command on store. registry must
-// hold the user and session events.
+// hold the user, session and rollout events.
 func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg IdentityConfig) (*IdentityHandlers, error) {
 	var errs []error
 	if cfg.Hasher == nil {
@@ -102,6 +105,10 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 	if err != nil {
 		return nil, err
 	}
+	rollouts, err := NewRepository(store, registry, rollout.FromHistory)
+	if err != nil {
+		return nil, err
+	}
 	login := &LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: cfg.Hasher,
 		Issuer: cfg.Issuer, Throttle: cfg.Throttle, KnownDeviceTTL: cfg.KnownDeviceTTL,
 		SessionPolicy: cfg.SessionPolicy, ReservationKey: cfg.ReservationKey}
@@ -118,6 +125,7 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 		Revoke:             revoke,
 		SyncClaims:         &SyncSessionClaimsHandler{Users: users, Sessions: sessions},
 		ExternalRefresh:    &RecordExternalRefreshHandler{Sessions: sessions},
+		ConfigureRollout:   &ConfigureRolloutHandler{Rollouts: rollouts},
 		Users:              users,
 		Reservations:       reservations,
 		Sessions:           sessions,

@@ -149,7 +149,7 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 	if h.Now != nil {
 		now = h.Now()
 	}
-	if h.external != nil {
+	if h.external != nil && h.external.routes(cmd.Email) {
 		return h.externalHandle(ctx, cmd, now)
 	}
 	return h.localHandle(ctx, cmd, now)

@@ -81,6 +81,16 @@ type ExternalConfig struct {
 	// Logger receives the fallbacks and provider failures (never a token
 	// or a password); slog.Default() when nil.
 	Logger *slog.Logger
+	// Router, when set, decides per login whether it goes to the external
+	// API (the staged rollout, auth/rollout.Live); nil sends every login
+	// there. It must decide from the typed address alone, before anything
+	// tells whether an account has it.
+	Router Router
+}
+
+// Router chooses the path of a login from the typed address.
+type Router interface {
+	External(email string) bool
 }
 
 func (c *ExternalConfig) validate() error {
@@ -100,6 +110,9 @@ type externalLogin struct {
 	identities *Repository[*user.ExternalIdentityReservation]
 	log        *slog.Logger
 }
+
+// routes reports whether the login of email goes to the external API.
+func (x *externalLogin) routes(email string) bool { return x.Router == nil || x.Router.External(email) }
 
 func newExternalLogin(cfg ExternalConfig, identities *Repository[*user.ExternalIdentityReservation]) *externalLogin {
 	log := cfg.Logger

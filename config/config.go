@@ -468,7 +468,7 @@ var table = []Var{
 	{
 		Name:        "AUTHLEDGER_USE_EXTERNAL_AUTH",
 		Default:     ExternalAuthOff,
-		Description: "Where logins check passwords: off (the local hashes) or on (the external auth API, docs/external-auth.md); staged is refused until the rollout is built.",
+		Description: "Where logins check passwords: off (the local hashes, whatever the rollout says), on (the external auth API, docs/external-auth.md) or staged (allowlisted addresses and a percentage of the others); on and staged hold until `authledger rollout set` or PUT /v1/admin/rollout records a mode, which then decides.",
 		set:         func(c *Config, v string) error { c.External.Mode = strings.ToLower(v); return nil },
 	},
 	{

@@ -13,9 +13,10 @@ const (
 	ExternalAuthOff = "off"
 	// ExternalAuthOn: every login goes to the external auth API.
 	ExternalAuthOn = "on"
-	// ExternalAuthStaged routes a share of the users to the external API
-	// (issue 18 item 3). Refused at start-up until the rollout stream is
-	// built, so that nobody believes a percentage is applied.
+	// ExternalAuthStaged routes the allowlisted addresses and a percentage
+	// of the others to the external API, as the rollout stream says
+	// (`authledger rollout set`, PUT /v1/admin/rollout); with no change
+	// recorded yet, nobody.
 	ExternalAuthStaged = "staged"
 )
 
@@ -31,7 +32,9 @@ const (
 // ExternalAuth is the configuration of logins through the external auth
 // API (docs/external-auth.md).
 type ExternalAuth struct {
-	// Mode is ExternalAuthOff or ExternalAuthOn.
+	// Mode is ExternalAuthOff, ExternalAuthOn or ExternalAuthStaged: the
+	// mode until the rollout stream records one, and off whatever the
+	// stream says.
 	Mode string
 	// Fallback is FallbackNone or FallbackLocal.
 	Fallback string
@@ -60,9 +63,7 @@ func boolean(field func(*Config) *bool) func(*Config, string) error {
 
 func (e ExternalAuth) validate(bad func(name, format string, args ...any), errs *[]error) {
 	switch e.Mode {
-	case ExternalAuthOff, ExternalAuthOn:
-	case ExternalAuthStaged:
-		bad("AUTHLEDGER_USE_EXTERNAL_AUTH", "staged rollout is not built yet (issue 18 item 3); use off or on")
+	case ExternalAuthOff, ExternalAuthOn, ExternalAuthStaged:
 	default:
 		bad("AUTHLEDGER_USE_EXTERNAL_AUTH", "%q is not off, on or staged", e.Mode)
 	}

@@ -58,7 +58,7 @@ func TestExternalAuthRefusals(t *testing.T) {
 		{"plain http", map[string]string{"AUTHLEDGER_USE_EXTERNAL_AUTH": "on", "AUTHLEDGER_EXTERNAL_AUTH_URL": "http://auth.example.com",
 			"AUTHLEDGER_EXTERNAL_AUTH_ISSUER": "https://login.example.com", "AUTHLEDGER_EXTERNAL_AUTH_AUDIENCE": "a"},
 			[]string{"AUTHLEDGER_EXTERNAL_AUTH_URL", "plain http"}},
-		{"staged", map[string]string{"AUTHLEDGER_USE_EXTERNAL_AUTH": "staged"}, []string{"AUTHLEDGER_USE_EXTERNAL_AUTH", "not built yet"}},
+		{"staged without the provider", map[string]string{"AUTHLEDGER_USE_EXTERNAL_AUTH": "staged"}, []string{"AUTHLEDGER_EXTERNAL_AUTH_URL"}},
 		{"unknown mode and fallback", map[string]string{"AUTHLEDGER_USE_EXTERNAL_AUTH": "maybe", "AUTHLEDGER_EXTERNAL_AUTH_FALLBACK": "ldap"},
 			[]string{"AUTHLEDGER_USE_EXTERNAL_AUTH", "AUTHLEDGER_EXTERNAL_AUTH_FALLBACK"}},
 		{"not a boolean", map[string]string{"AUTHLEDGER_EXTERNAL_AUTH_PROVISION": "sometimes"}, []string{"AUTHLEDGER_EXTERNAL_AUTH_PROVISION", "not a boolean"}},

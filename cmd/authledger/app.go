@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authledger/authledger"
+	authrollout "github.com/authledger/authledger/auth/rollout"
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/eventstore/esdb"
@@ -182,8 +183,12 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		Logger:      log,
 		Registerer:  registry,
 		Projections: append(projections.Builtin(ident.auditKey), policies...),
-		Followers:   []projector.Follower{{Name: authn.FeedName, Filter: ident.revocations.Filter(), Handle: ident.revocations.Apply}},
-		MaxLag:      cfg.ReadyMaxLag,
+		Followers: []projector.Follower{
+			{Name: authn.FeedName, Filter: ident.revocations.Filter(), Handle: ident.revocations.Apply},
+			// The staged rollout, folded from the start of the log.
+			{Name: authrollout.FollowerName, Filter: ident.rollout.Filter(), Handle: ident.rollout.Apply},
+		},
+		MaxLag: cfg.ReadyMaxLag,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("projections: %w", err)

@@ -18,9 +18,11 @@ import (
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/keys/pgstore"
 	"github.com/authledger/authledger/auth/password"
+	authrollout "github.com/authledger/authledger/auth/rollout"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
+	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signingkey"
 	"github.com/authledger/authledger/domain/user"
@@ -61,6 +63,9 @@ type identityCore struct {
 	external *externalAuth
 	// externalRefresh records the vault refresher's renewals.
 	externalRefresh *commands.RecordExternalRefreshHandler
+	// rollout is the staged rollout as this instance applies it, fed by
+	// its local follower.
+	rollout *authrollout.Live
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -96,7 +101,7 @@ func loadMasterKey(cfg config.Config, log *slog.Logger) (*keys.MasterKey, error)
 // newRegistry knows every event the identity commands load.
 func newRegistry() (*events.Registry, error) {
 	reg := events.NewRegistry()
-	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents} {
+	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents} {
 		if err := f(reg); err != nil {
 			return nil, err
 		}
@@ -210,12 +215,19 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey, PasswordPolicy: password.DefaultPolicy(),
 		Throttle: throttle, SessionPolicy: sp, KnownDeviceTTL: cfg.Identity.KnownDeviceTTL,
 	}
+	// The rollout stream decides each login's path once it has an event;
+	// AUTHLEDGER_USE_EXTERNAL_AUTH until then, and off whatever it says.
+	live, err := authrollout.NewLive(reservationKey, cfg.External.Mode)
+	if err != nil {
+		return nil, err
+	}
 	var ext *externalAuth
 	if cfg.External.Enabled() {
 		if ext, err = newExternalAuth(cfg, db, master); err != nil {
 			return nil, err
 		}
 		ic.External = ext.commandConfig(cfg, log)
+		ic.External.Router = live
 		log.Info("external auth on: logins go to the external auth API",
 			slog.String("issuer", cfg.External.Client.Issuer), slog.String("fallback", cfg.External.Fallback),
 			slog.Bool("provision", cfg.External.Provision))
@@ -252,6 +264,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		auditKey:        auditKeys.chain,
 		external:        ext,
 		externalRefresh: ih.ExternalRefresh,
+		rollout:         live,
 		deps: identityhttp.Deps{
 			Register:      ih.Register,
 			Login:         ih.Login,
@@ -263,6 +276,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 			Algorithms:    []string{km.Algorithm.String()},
 			RateLimit:     ipLimit,
 			UserRateLimit: userLimit,
+			Rollout:       ih.ConfigureRollout, RolloutState: live, ExternalAuthMode: cfg.External.Mode,
 		},
 	}, nil
 }

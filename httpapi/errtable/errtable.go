@@ -21,6 +21,7 @@ import (
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/httpapi"
@@ -63,6 +64,7 @@ func Table() httpapi.ErrorTable {
 		{Err: user.ErrExternalIdentityConflict, Problem: problem.Conflict("external-identity-conflict", "This account is linked to another identity at the identity provider; an administrator must resolve it.")},
 		{Err: user.ErrInvalidInput, Problem: invalid, Details: invalidFields},
 		{Err: password.ErrPolicy, Problem: invalid, Details: invalidFields},
+		{Err: rollout.ErrInvalidInput, Problem: problem.Invalid("The rollout change is invalid: mode off, on or staged; percentage 0 to 100.")},
 
 		// Tasks and files. Another user's task or file answers exactly as
 		// a missing one.

@@ -19,6 +19,7 @@ import (
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signingkey"
 	"github.com/authledger/authledger/domain/task"
@@ -53,6 +54,7 @@ var mapped = map[string]struct {
 	"commands.ErrSessionNotFound":             {commands.ErrSessionNotFound, answer{404, "not-found"}},
 	"commands.ErrAuthProviderUnavailable":     {commands.ErrAuthProviderUnavailable, answer{503, "auth-provider-unavailable"}},
 	"domain/user.ErrExternalIdentityConflict": {user.ErrExternalIdentityConflict, answer{409, "external-identity-conflict"}},
+	"domain/rollout.ErrInvalidInput":          {rollout.ErrInvalidInput, answer{400, "invalid-input"}},
 	"domain/user.ErrThrottled":                {user.ErrThrottled, answer{429, "rate-limited"}},
 	"domain/user.ErrEmailTaken":               {user.ErrEmailTaken, answer{409, "email-taken"}},
 	"domain/user.ErrInvalidInput":             {user.ErrInvalidInput, answer{400, "invalid-input"}},
