@@ -56,7 +56,7 @@ func runRollout(ctx context.Context, args []string, getenv env, stdout, stderr i
 		return exitUsage
 	}
 	log := newLogger(cfg, stderr)
-	change := rollout.Change{Mode: strings.ToLower(*mode), Allow: splitList(*allow), Disallow: splitList(*disallow)}
+	change := rollout.Change{Mode: strings.ToLower(*mode), Allow: splitList(*allow), Disallow: splitList(*disallow), Unconfigured: cfg.External.Mode}
 	if *percent >= 0 {
 		change.Percentage = percent
 	}

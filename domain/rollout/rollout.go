@@ -144,6 +144,10 @@ type Change struct {
 	Percentage *int
 	Allow      []string
 	Disallow   []string
+	// Unconfigured is the mode a change without Mode keeps on a stream
+	// with no event yet: the deployment's AUTHLEDGER_USE_EXTERNAL_AUTH,
+	// which applied until then.
+	Unconfigured string
 }
 
 // Configure applies c. A change that changes nothing records nothing (on
@@ -151,6 +155,9 @@ type Change struct {
 // stream, not the environment, decides from then on).
 func (r *Rollout) Configure(c Change, now time.Time) error {
 	mode, pct := r.s.Mode, r.s.Percentage
+	if !r.s.Configured && c.Unconfigured != "" {
+		mode = c.Unconfigured
+	}
 	if c.Mode != "" {
 		mode = c.Mode
 	}

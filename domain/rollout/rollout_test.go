@@ -48,6 +48,23 @@ func TestConfigure(t *testing.T) {
 	}
 }
 
+// The first change keeps the deployment's mode unless it names one.
+func TestTheFirstChangeKeepsTheDeploymentsMode(t *testing.T) {
+	t.Parallel()
+	r, _ := rollout.FromHistory(nil)
+	if err := r.Configure(rollout.Change{Allow: []string{"a@x.com"}, Unconfigured: rollout.ModeStaged}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Settings(); s.Mode != rollout.ModeStaged || !s.Configured {
+		t.Errorf("settings %+v", s)
+	}
+	// Once configured, the stream's mode is kept, not the deployment's.
+	again, _ := rollout.FromHistory(r.Changes())
+	if err := again.Configure(rollout.Change{Percentage: pct(5), Unconfigured: rollout.ModeOn}, t0); err != nil || again.Settings().Mode != rollout.ModeStaged {
+		t.Errorf("%v %+v", err, again.Settings())
+	}
+}
+
 func TestConfigureRefuses(t *testing.T) {
 	t.Parallel()
 	for _, c := range []rollout.Change{{Mode: "maybe"}, {Percentage: pct(101)}, {Percentage: pct(-1)}, {Allow: []string{""}}} {

@@ -83,7 +83,7 @@ func (h *handlers) putRollout(c *gin.Context) {
 	}
 	meta := commands.RequestMeta(httpapi.RequestID(c), c.ClientIP(), c.Request.UserAgent(), p.Actor())
 	res, err := h.d.Rollout.Handle(c.Request.Context(), commands.ConfigureRollout{Meta: meta, Change: rollout.Change{
-		Mode: body.Mode, Percentage: body.Percentage, Allow: body.AllowAdd, Disallow: body.AllowRemove}})
+		Mode: body.Mode, Percentage: body.Percentage, Allow: body.AllowAdd, Disallow: body.AllowRemove, Unconfigured: h.d.ExternalAuthMode}})
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
