@@ -194,4 +194,3 @@ func waitSettings(t *testing.T, r *running, access string, ok func(map[string]an
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
