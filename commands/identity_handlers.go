@@ -33,6 +33,9 @@ type IdentityConfig struct {
 	// KnownDeviceTTL is how long a login's device token marks a known
 	// device; 0 hands none out.
 	KnownDeviceTTL time.Duration
+	// LocalPasswordsOff refuses every local password like a wrong one
+	// (AUTHLEDGER_LOCAL_PASSWORDS=off), the hash still spent.
+	LocalPasswordsOff bool
 	// External, when set, sends logins to the external auth API and has
 	// revocations delete the session's provider tokens; nil keeps every
 	// login on the local password hashes.
@@ -111,7 +114,7 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 	}
 	login := &LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: cfg.Hasher,
 		Issuer: cfg.Issuer, Throttle: cfg.Throttle, KnownDeviceTTL: cfg.KnownDeviceTTL,
-		SessionPolicy: cfg.SessionPolicy, ReservationKey: cfg.ReservationKey}
+		SessionPolicy: cfg.SessionPolicy, ReservationKey: cfg.ReservationKey, LocalPasswordsOff: cfg.LocalPasswordsOff}
 	revoke := &RevokeSessionHandler{Sessions: sessions}
 	if cfg.External != nil {
 		login.external = newExternalLogin(*cfg.External, identities)

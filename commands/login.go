@@ -129,6 +129,10 @@ type LoginHandler struct {
 	SessionPolicy    session.Policy
 	ReservationKey   []byte
 	Now              func() time.Time
+	// LocalPasswordsOff refuses every local password as a wrong one,
+	// after the same work (the clean-up step of the move to external
+	// login: nothing is deleted, and turning it off again restores them).
+	LocalPasswordsOff bool
 
 	// external, when set (IdentityConfig.External), sends every login to
 	// the external auth API instead of the local password hashes.
@@ -190,7 +194,7 @@ func (h *LoginHandler) localHandle(ctx context.Context, cmd Login, now time.Time
 		return LoginResult{}, &user.ThrottledError{RetryAfter: wait}
 	}
 	ok := false
-	if u.HasPassword() {
+	if u.HasPassword() && !h.LocalPasswordsOff {
 		if ok, err = h.Hasher.Verify(ctx, cmd.Password, u.PasswordHash()); err != nil {
 			return LoginResult{}, fmt.Errorf("commands: verify password: %w", err)
 		}

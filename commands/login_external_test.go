@@ -222,3 +222,23 @@ func TestExternalLoginFailsWhenTheVaultFails(t *testing.T) {
 		t.Errorf("session events %v, want started then revoked", got)
 	}
 }
+
+// AUTHLEDGER_LOCAL_PASSWORDS=off: a right local password is refused as a
+// wrong one, and turning it on again restores it (nothing was deleted).
+func TestLocalPasswordsOff(t *testing.T) {
+	t.Parallel()
+	s := newExternalStack(t, false)
+	ctx := context.Background()
+	if _, err := s.local.Register.Handle(ctx, commands.Register{Email: "erin@example.com", Password: "erin's local password", DisplayName: "Erin"}); err != nil {
+		t.Fatal(err)
+	}
+	login := commands.Login{Email: "erin@example.com", Password: "erin's local password"}
+	s.local.Login.LocalPasswordsOff = true
+	if _, err := s.local.Login.Handle(ctx, login); !errors.Is(err, commands.ErrInvalidCredentials) {
+		t.Fatalf("local passwords off: %v", err)
+	}
+	s.local.Login.LocalPasswordsOff = false
+	if _, err := s.local.Login.Handle(ctx, login); err != nil {
+		t.Fatalf("local passwords on again: %v", err)
+	}
+}

@@ -484,6 +484,22 @@ var table = []Var{
 		set:         boolean(func(c *Config) *bool { return &c.External.Provision }),
 	},
 	{
+		Name:        "AUTHLEDGER_LOCAL_PASSWORDS",
+		Default:     "on",
+		Description: "off refuses every local password like a wrong one (nothing is deleted; on undoes it): the clean-up once every user logs in through the external API. Needs AUTHLEDGER_USE_EXTERNAL_AUTH on (or staged) and no local fallback.",
+		set: func(c *Config, v string) error {
+			switch strings.ToLower(v) {
+			case "on":
+				c.External.LocalPasswords = true
+			case "off":
+				c.External.LocalPasswords = false
+			default:
+				return errors.New("neither on nor off")
+			}
+			return nil
+		},
+	},
+	{
 		Name:        "AUTHLEDGER_EXTERNAL_AUTH_URL",
 		DefaultDoc:  "(required unless AUTHLEDGER_USE_EXTERNAL_AUTH=off)",
 		Description: "Base URL of the external auth API; https only.",

@@ -41,6 +41,10 @@ type ExternalAuth struct {
 	// Provision creates a local user, without a password hash, at the
 	// first external login of an address no local account holds.
 	Provision bool
+	// LocalPasswords false (AUTHLEDGER_LOCAL_PASSWORDS=off) refuses every
+	// local password like a wrong one, deleting nothing: the clean-up step
+	// once every user is linked, undone by turning it back on.
+	LocalPasswords bool
 	// Client configures the API client and the token validator; it is
 	// validated only when Mode is not off, so that a deployment without
 	// external auth needs none of it.
@@ -71,6 +75,12 @@ func (e ExternalAuth) validate(bad func(name, format string, args ...any), errs 
 	case FallbackNone, FallbackLocal:
 	default:
 		bad("AUTHLEDGER_EXTERNAL_AUTH_FALLBACK", "%q is neither none nor local", e.Fallback)
+	}
+	if !e.LocalPasswords && e.Mode == ExternalAuthOff {
+		bad("AUTHLEDGER_LOCAL_PASSWORDS", "off with AUTHLEDGER_USE_EXTERNAL_AUTH=off would let nobody log in")
+	}
+	if !e.LocalPasswords && e.Fallback == FallbackLocal {
+		bad("AUTHLEDGER_LOCAL_PASSWORDS", "off contradicts AUTHLEDGER_EXTERNAL_AUTH_FALLBACK=local")
 	}
 	if e.Mode == ExternalAuthOff {
 		return

@@ -16,7 +16,7 @@ func TestExternalAuthOffNeedsNoneOfItsSettings(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if c.External.Enabled() || c.External.Mode != config.ExternalAuthOff || c.External.Fallback != config.FallbackNone || c.External.Provision {
+	if c.External.Enabled() || c.External.Mode != config.ExternalAuthOff || c.External.Fallback != config.FallbackNone || c.External.Provision || !c.External.LocalPasswords {
 		t.Errorf("defaults: %+v", c.External)
 	}
 }
@@ -61,6 +61,8 @@ func TestExternalAuthRefusals(t *testing.T) {
 		{"staged without the provider", map[string]string{"AUTHLEDGER_USE_EXTERNAL_AUTH": "staged"}, []string{"AUTHLEDGER_EXTERNAL_AUTH_URL"}},
 		{"unknown mode and fallback", map[string]string{"AUTHLEDGER_USE_EXTERNAL_AUTH": "maybe", "AUTHLEDGER_EXTERNAL_AUTH_FALLBACK": "ldap"},
 			[]string{"AUTHLEDGER_USE_EXTERNAL_AUTH", "AUTHLEDGER_EXTERNAL_AUTH_FALLBACK"}},
+		{"local passwords off without external auth", map[string]string{"AUTHLEDGER_LOCAL_PASSWORDS": "off"}, []string{"AUTHLEDGER_LOCAL_PASSWORDS", "nobody"}},
+		{"local passwords off with the local fallback", map[string]string{"AUTHLEDGER_LOCAL_PASSWORDS": "off", "AUTHLEDGER_EXTERNAL_AUTH_FALLBACK": "local"}, []string{"AUTHLEDGER_LOCAL_PASSWORDS", "contradicts"}},
 		{"not a boolean", map[string]string{"AUTHLEDGER_EXTERNAL_AUTH_PROVISION": "sometimes"}, []string{"AUTHLEDGER_EXTERNAL_AUTH_PROVISION", "not a boolean"}},
 		{"timeout out of range", map[string]string{"AUTHLEDGER_USE_EXTERNAL_AUTH": "on", "AUTHLEDGER_EXTERNAL_AUTH_URL": "https://auth.example.com",
 			"AUTHLEDGER_EXTERNAL_AUTH_ISSUER": "https://login.example.com", "AUTHLEDGER_EXTERNAL_AUTH_AUDIENCE": "a", "AUTHLEDGER_EXTERNAL_AUTH_TIMEOUT": "5m"},

@@ -214,6 +214,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	ic := commands.IdentityConfig{
 		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey, PasswordPolicy: password.DefaultPolicy(),
 		Throttle: throttle, SessionPolicy: sp, KnownDeviceTTL: cfg.Identity.KnownDeviceTTL,
+		LocalPasswordsOff: !cfg.External.LocalPasswords,
 	}
 	// The rollout stream decides each login's path once it has an event;
 	// AUTHLEDGER_USE_EXTERNAL_AUTH until then, and off whatever it says.
