@@ -3,7 +3,11 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -531,5 +535,43 @@ func TestProviderTokensAreRenewedBeforeTheyExpire(t *testing.T) {
 		if strings.Contains(log, s) || strings.Contains(r.logs.String(), s) {
 			t.Errorf("a renewed provider token is in the log or the logs (%s)", external.Fingerprint(s))
 		}
+	}
+}
+
+// `authledger external-auth check`: one login, a redacted report, exit 1
+// when the login or a token check fails. The external settings are
+// checked even with the flag off (a provider is validated before it is
+// turned on).
+func TestExternalAuthCheck(t *testing.T) {
+	t.Parallel()
+	p := extauthserver.Start(t, extauthserver.Config{Plain: true, Users: []extauthserver.User{provBob}})
+	env := externalEnv(t, p, "postgres://nobody@127.0.0.1:1/none", map[string]string{"AUTHLEDGER_USE_EXTERNAL_AUTH": "off"})
+	pw := func(s string) string {
+		f := filepath.Join(t.TempDir(), "pw")
+		if err := os.WriteFile(f, []byte(s+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	code, out, errOut := runCmd(t, env, "external-auth", "check", "-email", provBob.Email, "-password-file", pw(provBob.Password))
+	if code != exitOK || !regexp.MustCompile(`status\s+200`).MatchString(out) || !regexp.MustCompile(`result\s+ok`).MatchString(out) ||
+		!strings.Contains(out, provBob.ID) || !regexp.MustCompile(`access token\s+sha256:[0-9a-f]{64}\s+valid`).MatchString(out) ||
+		!regexp.MustCompile(`field AccessToken\s+access_token\s+found`).MatchString(out) {
+		t.Fatalf("check: %d\n%s\n%s", code, out, errOut)
+	}
+	if strings.Contains(out, "eyJ") || strings.Contains(out, provBob.Password) || strings.Contains(out, "rt_") {
+		t.Errorf("the report shows a token or the password:\n%s", out)
+	}
+	if code, out, _ := runCmd(t, env, "external-auth", "check", "-email", provBob.Email, "-password-file", pw("wrong")); code != exitError || !strings.Contains(out, "invalid_credentials") {
+		t.Errorf("wrong password: %d\n%s", code, out)
+	}
+	p.SignWithWrongKey(true)
+	if code, out, _ := runCmd(t, env, "external-auth", "check", "-email", provBob.Email, "-password-file", pw(provBob.Password)); code != exitError || !strings.Contains(out, "INVALID") {
+		t.Errorf("tokens signed with an unpublished key: %d\n%s", code, out)
+	}
+	bad := maps.Clone(env)
+	bad["AUTHLEDGER_EXTERNAL_AUTH_URL"] = "http://"
+	if code, _, errOut := runCmd(t, bad, "external-auth", "check", "-email", provBob.Email, "-password-file", pw(provBob.Password)); code != exitUsage || !strings.Contains(errOut, "AUTHLEDGER_EXTERNAL_AUTH_URL") {
+		t.Errorf("a broken URL: %d %s", code, errOut)
 	}
 }
