@@ -53,6 +53,9 @@ type IdentityHandlers struct {
 	ExternalRefresh *RecordExternalRefreshHandler
 	// ConfigureRollout changes the staged rollout of external login.
 	ConfigureRollout *ConfigureRolloutHandler
+	// LinkExternal links accounts to external identities in bulk
+	// (`authledger users link`); nil without external auth.
+	LinkExternal *LinkExternalIdentityHandler
 
 	Users        *Repository[*user.User]
 	Reservations *Repository[*user.EmailReservation]
@@ -116,9 +119,12 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 		Issuer: cfg.Issuer, Throttle: cfg.Throttle, KnownDeviceTTL: cfg.KnownDeviceTTL,
 		SessionPolicy: cfg.SessionPolicy, ReservationKey: cfg.ReservationKey, LocalPasswordsOff: cfg.LocalPasswordsOff}
 	revoke := &RevokeSessionHandler{Sessions: sessions}
+	var link *LinkExternalIdentityHandler
 	if cfg.External != nil {
 		login.external = newExternalLogin(*cfg.External, identities)
 		revoke.Vault = cfg.External.Vault
+		link = &LinkExternalIdentityHandler{Identities: identities, Users: users, Reservations: reservations,
+			ReservationKey: cfg.ReservationKey, Provider: cfg.External.ProviderName}
 	}
 	return &IdentityHandlers{
 		Register: &RegisterHandler{Reservations: reservations, Users: users, Hasher: cfg.Hasher,
@@ -129,6 +135,7 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 		SyncClaims:         &SyncSessionClaimsHandler{Users: users, Sessions: sessions},
 		ExternalRefresh:    &RecordExternalRefreshHandler{Sessions: sessions},
 		ConfigureRollout:   &ConfigureRolloutHandler{Rollouts: rollouts},
+		LinkExternal:       link,
 		Users:              users,
 		Reservations:       reservations,
 		Sessions:           sessions,

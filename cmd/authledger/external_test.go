@@ -575,3 +575,73 @@ func TestExternalAuthCheck(t *testing.T) {
 		t.Errorf("a broken URL: %d %s", code, errOut)
 	}
 }
+
+// `authledger users link`: a dry run reports and writes nothing; the run
+// exports the affected users first, links them, and reports the rows
+// without an account, the conflicts and the accounts without a row; the
+// linked user's next external login finds the account.
+func TestUsersLink(t *testing.T) {
+	t.Parallel()
+	ann := extauthserver.User{ID: "ext-ann", Email: "ann@example.com", Name: "Ann", Password: "ann at the provider"}
+	p := extauthserver.Start(t, extauthserver.Config{Plain: true, Users: []extauthserver.User{ann}})
+	db := pgtest.NewDatabase(t)
+	env := externalEnv(t, p, db, nil)
+	r := startService(t, env)
+	ids := map[string]uuid.UUID{}
+	for _, e := range []string{"ann@example.com", "ben@example.com", "cat@example.com", "dan@example.com"} {
+		status, _, body := r.call("POST", "/v1/auth/register", "", map[string]string{"email": e, "password": "a local password", "display_name": "X"})
+		if status != http.StatusCreated {
+			t.Fatalf("register %s: %d %v", e, status, body)
+		}
+		ids[e] = uuid.MustParse(body["user_id"].(string))
+	}
+	// The profiles have caught up with the registrations (the report reads
+	// them), as a read of the last one's write shows.
+	_, pool := testVault(t, db)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM user_profiles`).Scan(&n); err == nil && n == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the profiles never caught up")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	dir := t.TempDir()
+	csvPath := filepath.Join(dir, "links.csv")
+	if err := os.WriteFile(csvPath, []byte("email,external_user_id\nANN@example.com,ext-ann\nben@example.com,ext-ben\nnobody@example.com,ext-x\ncat@example.com,ext-ann\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(t, env, "users", "link", "-from", csvPath, "-dry-run")
+	if code != exitError || !strings.Contains(out, "would link 2, already linked 0, without a local account 1, failed 1") ||
+		!strings.Contains(out, "no local account: line 4 nobody@example.com") || !strings.Contains(out, "no row: dan@example.com") {
+		t.Fatalf("dry run: %d\n%s\n%s", code, out, errOut)
+	}
+	if log := eventLog(t, pool); strings.Contains(log, "external_identity") {
+		t.Fatal("the dry run wrote links")
+	}
+	backup := filepath.Join(dir, "backup.jsonl")
+	code, out, errOut = runCmd(t, env, "users", "link", "-from", csvPath, "-backup", backup)
+	if code != exitError || !strings.Contains(out, "linked 2, already linked 0, without a local account 1, failed 1") ||
+		!strings.Contains(out, "failed: line 5 cat@example.com") {
+		t.Fatalf("run: %d\n%s\n%s", code, out, errOut)
+	}
+	raw, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(raw)), "\n"); len(lines) != 2 || !strings.Contains(string(raw), ids["ann@example.com"].String()) ||
+		!strings.Contains(string(raw), `"has_password":true`) {
+		t.Errorf("backup:\n%s", raw)
+	}
+	// Ann's provider login finds her account through the link.
+	if l := r.externalLogin("ann@example.com", ann.Password); l.status != http.StatusOK || l.userID != ids["ann@example.com"] {
+		t.Fatalf("Ann's external login after the link: %d %v", l.status, l.body)
+	}
+	// Again: nothing more to do; an existing backup is never overwritten.
+	if code, out, _ := runCmd(t, env, "users", "link", "-from", csvPath, "-backup", backup); code != exitError || !strings.Contains(out, "linked 0, already linked 2") {
+		t.Errorf("second run: %d\n%s", code, out)
+	}
+}

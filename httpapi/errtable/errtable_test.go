@@ -77,6 +77,7 @@ var absent = map[string]struct {
 	err    error
 	reason string
 }{
+	"commands.ErrNoAccount":            {commands.ErrNoAccount, "`authledger users link` reports it per row; no HTTP route links by address"},
 	"domain/user.ErrNotRegistered":     {user.ErrNotRegistered, "a command on a user stream with no registration: commands check Registered first"},
 	"domain/user.ErrAlreadyRegistered": {user.ErrAlreadyRegistered, "register reserves the address before it writes the user stream (email-taken)"},
 	"domain/user.ErrNotReservedBy":     {user.ErrNotReservedBy, "an inconsistency between a reservation and its user, never the client's doing"},
