@@ -109,6 +109,8 @@ type externalLogin struct {
 	ExternalConfig
 	identities *Repository[*user.ExternalIdentityReservation]
 	log        *slog.Logger
+	// pending holds a token per refusal being recorded in the background.
+	pending chan struct{}
 }
 
 // routes reports whether the login of email goes to the external API.
@@ -119,7 +121,7 @@ func newExternalLogin(cfg ExternalConfig, identities *Repository[*user.ExternalI
 	if log == nil {
 		log = slog.Default()
 	}
-	return &externalLogin{ExternalConfig: cfg, identities: identities, log: log}
+	return &externalLogin{ExternalConfig: cfg, identities: identities, log: log, pending: make(chan struct{}, maxPendingFailures)}
 }
 
 // externalHandle logs in through the provider: the credentials go to the
@@ -129,10 +131,15 @@ func newExternalLogin(cfg ExternalConfig, identities *Repository[*user.ExternalI
 // ErrInvalidCredentials, so nothing tells whether an account exists.
 func (h *LoginHandler) externalHandle(ctx context.Context, cmd Login, now time.Time) (LoginResult, error) {
 	x := h.external
+	attempt, refused, err := h.externalThrottle(ctx, cmd, now)
+	if err != nil {
+		return LoginResult{}, err
+	}
 	res, err := x.Provider.Login(ctx, strings.TrimSpace(cmd.Email), cmd.Password)
 	switch {
 	case err == nil:
 	case errors.Is(err, external.ErrInvalidCredentials):
+		refused()
 		return LoginResult{}, fmt.Errorf("%w: refused by the external provider", ErrInvalidCredentials)
 	case errors.Is(err, external.ErrUnavailable) && x.FallbackLocal:
 		// Users without a local password get the wrong-password answer
@@ -149,7 +156,7 @@ func (h *LoginHandler) externalHandle(ctx context.Context, cmd Login, now time.T
 		x.log.ErrorContext(ctx, "external auth: the provider's answer does not check out", slog.String("error", err.Error()))
 		return LoginResult{}, err
 	}
-	u, err := h.linkedUser(ctx, cmd.Meta, ident, email, name, now)
+	u, err := h.linkedUser(ctx, cmd.Meta, ident, email, name, attempt, now)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -163,6 +170,73 @@ func (h *LoginHandler) externalHandle(ctx context.Context, cmd Login, now time.T
 	}
 	r.Position = pos
 	return r, nil
+}
+
+// maxPendingFailures bounds the refused external logins being recorded in
+// the background at once; past it a refusal is recorded before the
+// answer, which slows a flood of wrong passwords rather than queue it.
+const maxPendingFailures = 64
+
+// externalThrottle applies the login throttle before the provider is
+// asked, as the local path does before it hashes: a source past its
+// failures on the account (or an address without one, from memory) waits,
+// and the provider is not asked. It returns the attempt (a known device
+// counts) and refused, which records a refusal by the provider: for an
+// account, a user.login_failed.v1 appended off the response path, so that
+// the answer does not wait for a durable commit only known accounts make.
+func (h *LoginHandler) externalThrottle(ctx context.Context, cmd Login, now time.Time) (user.LoginAttempt, func(), error) {
+	attempt := user.LoginAttempt{Source: user.Source(cmd.Meta.ClientIP)}
+	streams := user.EmailReservationStreams(h.ReservationKey, cmd.Email)
+	if len(streams) == 0 {
+		return attempt, func() {}, nil // no account can have this address
+	}
+	holder, held, err := emailHolder(ctx, h.Reservations, h.ReservationKey, cmd.Email)
+	if err != nil {
+		return attempt, nil, err
+	}
+	var u *user.User
+	if held {
+		if u, err = h.Users.Load(ctx, user.StreamName(holder)); err != nil {
+			return attempt, nil, err
+		}
+	}
+	if u == nil || !u.Registered() {
+		s, key := h.strangerTable(), streams[0]
+		if wait := s.retryAfter(key, attempt, now, h.Throttle); wait > 0 {
+			return attempt, nil, &user.ThrottledError{RetryAfter: wait}
+		}
+		return attempt, func() { s.failed(key, attempt, now) }, nil
+	}
+	if attempt, err = h.trust(ctx, u.ID(), attempt, cmd, now); err != nil {
+		return attempt, nil, err
+	}
+	if wait := u.LoginRetryAfter(attempt, now, h.Throttle); wait > 0 {
+		return attempt, nil, &user.ThrottledError{RetryAfter: wait}
+	}
+	record := func(ctx context.Context) {
+		_, err := h.Users.Update(ctx, user.StreamName(holder), cmd.Meta, func(u *user.User) error {
+			return u.RecordLoginFailure(attempt, now, h.Throttle)
+		})
+		if err != nil && !errors.Is(err, user.ErrThrottled) {
+			h.external.log.WarnContext(ctx, "external auth: could not record a refused login", slog.String("user_id", holder.String()), slog.String("error", err.Error()))
+		}
+	}
+	return attempt, func() { h.external.background(ctx, record) }, nil
+}
+
+// background runs f off the response path, at most maxPendingFailures at
+// a time; past that, before returning.
+func (x *externalLogin) background(ctx context.Context, f func(context.Context)) {
+	detached := context.WithoutCancel(ctx)
+	select {
+	case x.pending <- struct{}{}:
+		go func() {
+			defer func() { <-x.pending }()
+			f(detached)
+		}()
+	default:
+		f(detached)
+	}
 }
 
 // verify checks the provider's answer against its signed token: the ID
@@ -203,7 +277,7 @@ func (x *externalLogin) verify(ctx context.Context, res *external.LoginResult) (
 // claimed first (NoStream), the user stream written second, and a
 // reservation whose user stream is missing or unlinked is completed under
 // the held id.
-func (h *LoginHandler) linkedUser(ctx context.Context, meta Meta, ident user.ExternalIdentity, email, name string, now time.Time) (*user.User, error) {
+func (h *LoginHandler) linkedUser(ctx context.Context, meta Meta, ident user.ExternalIdentity, email, name string, a user.LoginAttempt, now time.Time) (*user.User, error) {
 	stream := user.ExternalIdentityStream(h.ReservationKey, ident.Provider, ident.ExternalUserID)
 	// Two rounds at most: a concurrent first login of the same identity
 	// may claim the reservation between our read and our append.
@@ -220,7 +294,7 @@ func (h *LoginHandler) linkedUser(ctx context.Context, meta Meta, ident user.Ext
 			if !u.Registered() {
 				return h.provision(ctx, meta, holder, ident, email, name, now)
 			}
-			return h.updateLinked(ctx, meta, holder, ident, name, now)
+			return h.updateLinked(ctx, meta, holder, ident, name, a, now)
 		}
 		id, err := h.firstLoginUser(ctx, ident, email)
 		if err != nil {
@@ -236,7 +310,7 @@ func (h *LoginHandler) linkedUser(ctx context.Context, meta Meta, ident user.Ext
 			return nil, err
 		}
 		if id.existing {
-			return h.updateLinked(ctx, meta, id.id, ident, name, now)
+			return h.updateLinked(ctx, meta, id.id, ident, name, a, now)
 		}
 		return h.provision(ctx, meta, id.id, ident, email, name, now)
 	}
@@ -282,9 +356,9 @@ func (h *LoginHandler) firstLoginUser(ctx context.Context, ident user.ExternalId
 	return firstLogin{id: id}, nil
 }
 
-// updateLinked links the user (a no-op once linked) and takes the
-// provider's display name, in one append.
-func (h *LoginHandler) updateLinked(ctx context.Context, meta Meta, id uuid.UUID, ident user.ExternalIdentity, name string, now time.Time) (*user.User, error) {
+// updateLinked links the user (a no-op once linked), takes the provider's
+// display name and forgets the source's failed logins, in one append.
+func (h *LoginHandler) updateLinked(ctx context.Context, meta Meta, id uuid.UUID, ident user.ExternalIdentity, name string, a user.LoginAttempt, now time.Time) (*user.User, error) {
 	var out *user.User
 	_, err := h.Users.Update(ctx, user.StreamName(id), meta, func(u *user.User) error {
 		if !u.Registered() {
@@ -299,6 +373,9 @@ func (h *LoginHandler) updateLinked(ctx context.Context, meta Meta, id uuid.UUID
 			if err := u.ChangeDisplayName(name, now); err != nil && !errors.Is(err, user.ErrInvalidInput) {
 				return err
 			}
+		}
+		if err := u.RecordLoginSuccess(a, now); err != nil {
+			return err
 		}
 		out = u
 		return nil
@@ -333,7 +410,7 @@ func (h *LoginHandler) provision(ctx context.Context, meta Meta, id uuid.UUID, i
 	if _, err := h.Users.Append(ctx, user.StreamName(id), 0, meta, u.Changes()); err != nil {
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 			// A concurrent login completed the same provisioning.
-			return h.updateLinked(ctx, meta, id, ident, name, now)
+			return h.updateLinked(ctx, meta, id, ident, name, user.LoginAttempt{}, now)
 		}
 		return nil, err
 	}

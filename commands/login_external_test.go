@@ -242,3 +242,51 @@ func TestLocalPasswordsOff(t *testing.T) {
 		t.Fatalf("local passwords on again: %v", err)
 	}
 }
+
+// Refusals by the provider count like wrong local passwords: recorded on
+// the user stream (off the response path) or, for an address without an
+// account, in memory; past the throttle's threshold the next attempt waits
+// without the provider being asked.
+func TestExternalRefusalsAreThrottled(t *testing.T) {
+	t.Parallel()
+	s := newExternalStack(t, false)
+	ctx := context.Background()
+	reg, err := s.local.Register.Handle(ctx, commands.Register{Email: extDana.Email, Password: "dana's local password", DisplayName: "Dana"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failures := func() int {
+		n := 0
+		for _, typ := range s.stream(t, user.StreamName(reg.UserID)) {
+			if typ == user.EventLoginFailed {
+				n++
+			}
+		}
+		return n
+	}
+	for _, email := range []string{extDana.Email, "stranger@example.com"} {
+		max := user.DefaultThrottlePolicy().MaxFailures
+		for i := range max {
+			if _, err := s.ext.Login.Handle(ctx, commands.Login{Email: email, Password: "wrong", Meta: commands.Meta{ClientIP: "192.0.2.7"}}); !errors.Is(err, commands.ErrInvalidCredentials) {
+				t.Fatalf("%s attempt %d: %v", email, i, err)
+			}
+		}
+		if email == extDana.Email {
+			deadline := time.Now().Add(10 * time.Second)
+			for failures() < max {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d refusals recorded on the user stream", failures(), max)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		hits := s.provider.Hits(extauthserver.Login)
+		var throttled *user.ThrottledError
+		if _, err := s.ext.Login.Handle(ctx, commands.Login{Email: email, Password: extDana.Password, Meta: commands.Meta{ClientIP: "192.0.2.7"}}); !errors.As(err, &throttled) {
+			t.Fatalf("%s past the threshold: %v", email, err)
+		}
+		if s.provider.Hits(extauthserver.Login) != hits {
+			t.Errorf("%s: a throttled login asked the provider", email)
+		}
+	}
+}
