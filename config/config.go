@@ -18,6 +18,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/authledger/authledger/auth/external"
 )
 
 // Event store kinds (AUTHLEDGER_EVENT_STORE).
@@ -546,6 +548,22 @@ var table = []Var{
 		Default:     "5m",
 		Description: "How long before expiry the provider's tokens kept for a session are renewed (at most 30m).",
 		set:         duration(func(c *Config) *time.Duration { return &c.External.Client.RefreshBuffer }),
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_SUBJECT_CLAIM",
+		Default:     "sub",
+		Description: "The claim of the provider's tokens that holds the external user id (the API's user.id); oid for Azure AD when user.id is the object id (sub is pairwise per application there).",
+		set: func(c *Config, v string) error {
+			c.External.Client.Mapping = external.DefaultMapping
+			c.External.Client.Mapping.SubjectClaim = v
+			return nil
+		},
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_CA_FILE",
+		DefaultDoc:  "(none: the system's roots)",
+		Description: "PEM file of certificate authorities trusted for the external API and issuer, beside the system's (a corporate TLS proxy).",
+		set:         func(c *Config, v string) error { c.External.CAFile = v; return nil },
 	},
 	{
 		Name:        "AUTHLEDGER_EXTERNAL_AUTH_ALLOW_INSECURE",

@@ -45,6 +45,10 @@ type ExternalAuth struct {
 	// local password like a wrong one, deleting nothing: the clean-up step
 	// once every user is linked, undone by turning it back on.
 	LocalPasswords bool
+	// CAFile, when set, is a PEM file of authorities trusted beside the
+	// system's (AUTHLEDGER_EXTERNAL_AUTH_CA_FILE); cmd/ reads it into
+	// Client.RootCAs.
+	CAFile string
 	// Client configures the API client and the token validator; it is
 	// validated only when Mode is not off, so that a deployment without
 	// external auth needs none of it.

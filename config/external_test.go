@@ -24,15 +24,17 @@ func TestExternalAuthOffNeedsNoneOfItsSettings(t *testing.T) {
 func TestExternalAuthOn(t *testing.T) {
 	t.Parallel()
 	c, err := config.Load(lookup(map[string]string{
-		"DATABASE_URL":                       "postgres://db/a",
-		"AUTHLEDGER_USE_EXTERNAL_AUTH":       "ON",
-		"AUTHLEDGER_EXTERNAL_AUTH_URL":       "https://auth.example.com",
-		"AUTHLEDGER_EXTERNAL_AUTH_ISSUER":    "https://login.example.com/tenant/v2.0",
-		"AUTHLEDGER_EXTERNAL_AUTH_AUDIENCE":  "api://authledger",
-		"AUTHLEDGER_EXTERNAL_AUTH_FALLBACK":  "local",
-		"AUTHLEDGER_EXTERNAL_AUTH_PROVISION": "true",
-		"AUTHLEDGER_EXTERNAL_AUTH_TIMEOUT":   "2s",
-		"AUTHLEDGER_TOKEN_REFRESH_BUFFER":    "10m",
+		"DATABASE_URL":                           "postgres://db/a",
+		"AUTHLEDGER_USE_EXTERNAL_AUTH":           "ON",
+		"AUTHLEDGER_EXTERNAL_AUTH_URL":           "https://auth.example.com",
+		"AUTHLEDGER_EXTERNAL_AUTH_ISSUER":        "https://login.example.com/tenant/v2.0",
+		"AUTHLEDGER_EXTERNAL_AUTH_AUDIENCE":      "api://authledger",
+		"AUTHLEDGER_EXTERNAL_AUTH_FALLBACK":      "local",
+		"AUTHLEDGER_EXTERNAL_AUTH_PROVISION":     "true",
+		"AUTHLEDGER_EXTERNAL_AUTH_TIMEOUT":       "2s",
+		"AUTHLEDGER_TOKEN_REFRESH_BUFFER":        "10m",
+		"AUTHLEDGER_EXTERNAL_AUTH_SUBJECT_CLAIM": "oid",
+		"AUTHLEDGER_EXTERNAL_AUTH_CA_FILE":       "/etc/corp/ca.pem",
 	}))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -40,7 +42,8 @@ func TestExternalAuthOn(t *testing.T) {
 	e := c.External
 	if !e.Enabled() || e.Fallback != config.FallbackLocal || !e.Provision || e.Client.URL != "https://auth.example.com" ||
 		e.Client.LoginPath != "/api/auth/login" || e.Client.MePath != "/api/auth/me" || e.Client.Timeout != 2*time.Second ||
-		e.Client.RefreshBuffer != 10*time.Minute || e.Client.AllowInsecure {
+		e.Client.RefreshBuffer != 10*time.Minute || e.Client.AllowInsecure || e.Client.Mapping.SubjectClaim != "oid" ||
+		e.Client.Mapping.AccessToken != "access_token" || e.CAFile != "/etc/corp/ca.pem" {
 		t.Errorf("external: %+v", e)
 	}
 }

@@ -9,8 +9,10 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -35,11 +37,15 @@ type externalAuth struct {
 // validated by config.Load) and the vault, whose key is derived from the
 // master key as the reservation key is.
 func newExternalAuth(cfg config.Config, db *pgxpool.Pool, master *keys.MasterKey) (*externalAuth, error) {
-	client, err := external.NewClient(cfg.External.Client)
+	ec, err := externalClientConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	client, err := external.NewClient(ec)
 	if err != nil {
 		return nil, fmt.Errorf("external auth: %w", err)
 	}
-	validator, err := external.NewTokenValidator(cfg.External.Client)
+	validator, err := external.NewTokenValidator(ec)
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("external auth: %w", err)
@@ -50,6 +56,28 @@ func newExternalAuth(cfg config.Config, db *pgxpool.Pool, master *keys.MasterKey
 		return nil, err
 	}
 	return &externalAuth{client: client, validator: validator, vault: v}, nil
+}
+
+// externalClientConfig is the configured external.Config with the CA
+// file's authorities added to the system's.
+func externalClientConfig(cfg config.Config) (external.Config, error) {
+	ec := cfg.External.Client
+	if cfg.External.CAFile == "" {
+		return ec, nil
+	}
+	pem, err := os.ReadFile(cfg.External.CAFile)
+	if err != nil {
+		return ec, fmt.Errorf("AUTHLEDGER_EXTERNAL_AUTH_CA_FILE: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return ec, fmt.Errorf("AUTHLEDGER_EXTERNAL_AUTH_CA_FILE: %s holds no PEM certificate", cfg.External.CAFile)
+	}
+	ec.RootCAs = pool
+	return ec, nil
 }
 
 // commandConfig is the login command's view of the parts.

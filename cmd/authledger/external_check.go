@@ -71,13 +71,18 @@ func runExternalAuth(ctx context.Context, args []string, getenv env, stdout, std
 		fmt.Fprintf(stderr, "authledger external-auth check: %v\n", err)
 		return exitUsage
 	}
-	client, err := external.NewClient(cfg.External.Client)
+	ec, err := externalClientConfig(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "authledger external-auth check: %v\n", err)
+		return exitUsage
+	}
+	client, err := external.NewClient(ec)
 	if err != nil {
 		fmt.Fprintf(stderr, "authledger external-auth check: %v\n", err)
 		return exitError
 	}
 	defer client.Close()
-	validator, err := external.NewTokenValidator(cfg.External.Client)
+	validator, err := external.NewTokenValidator(ec)
 	if err != nil {
 		fmt.Fprintf(stderr, "authledger external-auth check: %v\n", err)
 		return exitError

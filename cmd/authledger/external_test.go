@@ -645,3 +645,24 @@ func TestUsersLink(t *testing.T) {
 		t.Errorf("second run: %d\n%s", code, out)
 	}
 }
+
+// Behind a TLS provider whose certificate no system root signs (a
+// corporate proxy), AUTHLEDGER_EXTERNAL_AUTH_CA_FILE is what lets the
+// client in.
+func TestExternalAuthCAFile(t *testing.T) {
+	t.Parallel()
+	p := extauthserver.Start(t, extauthserver.Config{Users: []extauthserver.User{provBob}})
+	env := externalEnv(t, p, "postgres://nobody@127.0.0.1:1/none", map[string]string{"AUTHLEDGER_EXTERNAL_AUTH_ALLOW_INSECURE": "false"})
+	dir := t.TempDir()
+	pw, ca := filepath.Join(dir, "pw"), filepath.Join(dir, "ca.pem")
+	if err := errors.Join(os.WriteFile(pw, []byte(provBob.Password), 0o600), os.WriteFile(ca, p.CertificatePEM(), 0o600)); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := runCmd(t, env, "external-auth", "check", "-email", provBob.Email, "-password-file", pw); code != exitError || !strings.Contains(out, "FAILED") {
+		t.Fatalf("without the CA file: %d\n%s", code, out)
+	}
+	env["AUTHLEDGER_EXTERNAL_AUTH_CA_FILE"] = ca
+	if code, out, errOut := runCmd(t, env, "external-auth", "check", "-email", provBob.Email, "-password-file", pw); code != exitOK {
+		t.Fatalf("with the CA file: %d\n%s\n%s", code, out, errOut)
+	}
+}
