@@ -163,7 +163,7 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 // without one (created by an external login) is refused like a wrong
 // password, the dummy hash spent so that the answer takes as long.
 func (h *LoginHandler) localHandle(ctx context.Context, cmd Login, now time.Time) (LoginResult, error) {
-	attempt := user.LoginAttempt{Source: user.Source(cmd.Meta.ClientIP)}
+	attempt := user.LoginAttempt{Source: user.Source(cmd.Meta.ClientIP), Method: session.MethodPassword}
 	streams := user.EmailReservationStreams(h.ReservationKey, cmd.Email)
 	if len(streams) == 0 {
 		// No account can have this address: nothing to throttle.

@@ -185,7 +185,7 @@ const maxPendingFailures = 64
 // account, a user.login_failed.v1 appended off the response path, so that
 // the answer does not wait for a durable commit only known accounts make.
 func (h *LoginHandler) externalThrottle(ctx context.Context, cmd Login, now time.Time) (user.LoginAttempt, func(), error) {
-	attempt := user.LoginAttempt{Source: user.Source(cmd.Meta.ClientIP)}
+	attempt := user.LoginAttempt{Source: user.Source(cmd.Meta.ClientIP), Method: session.MethodExternal}
 	streams := user.EmailReservationStreams(h.ReservationKey, cmd.Email)
 	if len(streams) == 0 {
 		return attempt, func() {}, nil // no account can have this address

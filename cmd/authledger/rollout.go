@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os/user"
 	"strings"
+	"time"
 
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
@@ -22,10 +23,14 @@ import (
 func runRollout(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
 	usage := func(w io.Writer) {
 		fmt.Fprintln(w, "usage: authledger rollout set [-mode off|on|staged] [-percent N] [-allow a@x,b@y] [-disallow c@z]")
+		fmt.Fprintln(w, "       authledger rollout status [-window 24h] [-json]")
 		fmt.Fprintln(w, "\nChanges the staged rollout of external login (docs/external-auth.md). Omitted flags")
 		fmt.Fprintln(w, "keep their value. In staged mode a login goes to the external auth API when its")
 		fmt.Fprintln(w, "address is allowlisted or its bucket (0 to 99, stable per address) is below the")
 		fmt.Fprintln(w, "percentage. AUTHLEDGER_USE_EXTERNAL_AUTH=off still keeps every login local.")
+		fmt.Fprintln(w, "\nstatus prints, from the log: the settings, logins by method and outcome within")
+		fmt.Fprintln(w, "the window, linked and unlinked users, and the users refused since the last")
+		fmt.Fprintln(w, "change who have not logged in since.")
 		envHelp(w)
 	}
 	if len(args) == 0 {
@@ -37,6 +42,8 @@ func runRollout(ctx context.Context, args []string, getenv env, stdout, stderr i
 		usage(stdout)
 		return exitOK
 	case "set":
+	case "status":
+		return runRolloutStatus(ctx, args[1:], getenv, stdout, stderr, usage)
 	default:
 		fmt.Fprintf(stderr, "authledger rollout: unknown subcommand %q\n\n", args[0])
 		usage(stderr)
@@ -70,6 +77,31 @@ func runRollout(ctx context.Context, args []string, getenv env, stdout, stderr i
 		fmt.Fprint(stdout, " (AUTHLEDGER_USE_EXTERNAL_AUTH=off here: logins stay local where it is off)")
 	}
 	fmt.Fprintln(stdout)
+	return exitOK
+}
+
+func runRolloutStatus(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer, usage func(io.Writer)) int {
+	fs := flag.NewFlagSet("rollout status", flag.ContinueOnError)
+	fs.Usage = func() { usage(fs.Output()) }
+	window := fs.Duration("window", 24*time.Hour, "how far back logins are counted")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if done, code := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	cfg, ok := loadConfig("rollout", getenv, stderr)
+	if !ok {
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	st, err := rolloutStatus(ctx, cfg, *window, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "authledger rollout status: %v\n", err)
+		return exitError
+	}
+	if err := st.print(stdout, *asJSON); err != nil {
+		return exitError
+	}
 	return exitOK
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -192,5 +193,67 @@ func waitSettings(t *testing.T, r *running, access string, ok func(map[string]an
 			t.Fatalf("the instance does not apply the change: %v", ro)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// `authledger rollout status` from the log: logins by method and outcome,
+// linked and unlinked users, and who could not log in since the change.
+func TestRolloutStatus(t *testing.T) {
+	t.Parallel()
+	vip := extauthserver.User{ID: "ext-vip", Email: "vip@example.com", Name: "Vip", Password: "vip at the provider"}
+	p := extauthserver.Start(t, extauthserver.Config{Plain: true, Users: []extauthserver.User{vip}})
+	env := externalEnv(t, p, pgtest.NewDatabase(t), map[string]string{"AUTHLEDGER_USE_EXTERNAL_AUTH": "staged", "AUTHLEDGER_EXTERNAL_AUTH_PROVISION": "true"})
+	r := startService(t, env)
+	for _, e := range []string{"pat@example.com", "quinn@example.com"} {
+		if status, _, body := r.call("POST", "/v1/auth/register", "", map[string]string{"email": e, "password": "a local password", "display_name": "X"}); status != http.StatusCreated {
+			t.Fatalf("register: %d %v", status, body)
+		}
+	}
+	// Quinn is allowlisted but unknown to the provider: refused there.
+	if code, out, errOut := runCmd(t, env, "rollout", "set", "-allow", "vip@example.com,quinn@example.com"); code != exitOK {
+		t.Fatalf("rollout set: %d %s %s", code, out, errOut)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.externalLogin("vip@example.com", vip.Password).status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the allowlist was never applied")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		email, password string
+		want            int
+	}{
+		{"pat@example.com", "not pat's password", http.StatusUnauthorized},
+		{"pat@example.com", "a local password", http.StatusOK},
+		{"quinn@example.com", "a local password", http.StatusUnauthorized},
+	} {
+		if l := r.externalLogin(c.email, c.password); l.status != c.want {
+			t.Fatalf("%s: %d %v", c.email, l.status, l.body)
+		}
+	}
+	// The provider's refusal is recorded off the response path.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		code, out, errOut := runCmd(t, env, "rollout", "status", "-window", "1h", "-json")
+		if code != exitOK {
+			t.Fatalf("status: %d %s %s", code, out, errOut)
+		}
+		var st RolloutStatus
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.CannotLogIn) > 0 || time.Now().After(deadline) {
+			if st.Mode != "staged" || st.Allowlisted != 2 || !st.Configured || st.LinkedUsers != 1 || st.UnlinkedUsers != 2 ||
+				st.Logins["external"]["ok"] < 1 || st.Logins["external"]["refused"] != 1 || st.Logins["password"]["ok"] != 1 ||
+				st.Logins["password"]["refused"] != 1 || fmt.Sprint(st.CannotLogIn) != "[quinn@example.com]" {
+				t.Fatalf("status:\n%s", out)
+			}
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, out, _ := runCmd(t, env, "rollout", "status"); code != exitOK || !strings.Contains(out, "could not log in since the last change: 1") {
+		t.Errorf("text status: %d\n%s", code, out)
 	}
 }

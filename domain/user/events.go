@@ -65,11 +65,16 @@ type PasswordRehashed struct {
 // is the client's network (Source), Device the known device the attempt
 // came from ("" for none). Both are absent in events recorded before the
 // throttle counted per source: those count against the empty source.
+//
+// Method is the login method that refused it ("password" for the local
+// hash, "external" for the external auth API); absent in events recorded
+// before it was added, which were all local.
 type LoginFailed struct {
 	UserID   uuid.UUID `json:"user_id"`
 	FailedAt time.Time `json:"failed_at"`
 	Source   string    `json:"source,omitempty"`
 	Device   string    `json:"device,omitempty"`
+	Method   string    `json:"method,omitempty"`
 }
 
 // LoginFailuresCleared records a successful login from a source that had

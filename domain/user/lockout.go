@@ -133,6 +133,9 @@ type LoginAttempt struct {
 	// Trusted attempts (a known device; later a verified second factor)
 	// are only held to their own source's count, never to the account's.
 	Trusted bool
+	// Method is the login method that refused the attempt ("password",
+	// "external"), recorded for reports; the throttle counts both alike.
+	Method string
 }
 
 // key is the source the attempt's failures count against.

@@ -203,7 +203,7 @@ func (u *User) RecordLoginFailure(a LoginAttempt, now time.Time, p ThrottlePolic
 	if wait := u.LoginRetryAfter(a, now, p); wait > 0 {
 		return &ThrottledError{RetryAfter: wait}
 	}
-	u.record(LoginFailed{UserID: u.id, FailedAt: now.UTC(), Source: a.Source, Device: a.Device})
+	u.record(LoginFailed{UserID: u.id, FailedAt: now.UTC(), Source: a.Source, Device: a.Device, Method: a.Method})
 	return nil
 }
 
