@@ -666,3 +666,22 @@ func TestExternalAuthCAFile(t *testing.T) {
 		t.Fatalf("with the CA file: %d\n%s\n%s", code, out, errOut)
 	}
 }
+
+// A provider that hangs: each attempt is cut at AUTHLEDGER_EXTERNAL_AUTH_TIMEOUT,
+// and the login answers 503 auth-provider-unavailable well before the
+// client would give up.
+func TestSlowProviderTimesOut(t *testing.T) {
+	t.Parallel()
+	p := extauthserver.Start(t, extauthserver.Config{Plain: true, Users: []extauthserver.User{provBob}})
+	r := startService(t, externalEnv(t, p, pgtest.NewDatabase(t), map[string]string{"AUTHLEDGER_EXTERNAL_AUTH_TIMEOUT": "200ms"}))
+	p.SetFault(extauthserver.Fault{Hang: true})
+	// Without the bound the request would hang until the test client's
+	// own timeout (30 s) and fail.
+	l := r.externalLogin("bob@example.com", provBob.Password)
+	if l.status != http.StatusServiceUnavailable || l.body["type"] != "https://authledger.dev/problems/auth-provider-unavailable" || l.header.Get("Retry-After") == "" {
+		t.Fatalf("hanging provider: %d %v", l.status, l.body)
+	}
+	if got := p.Hits(extauthserver.Login); got != 3 {
+		t.Errorf("%d attempts, want 3 (timeouts are retried)", got)
+	}
+}
