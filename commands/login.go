@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -101,7 +102,8 @@ const DefaultStrangerCapacity = 10_000
 
 // LoginHandler finds the user through the reservation stream (never a read
 // model), asks the login throttle whether the attempt may go ahead, checks
-// the password, records a failure on the user stream, and on success
+// the password, records a failure on the user stream (off the response
+// path: loginFailures), and on success
 // appends to the new session stream (and, when the source had failures,
 // their clearing to the user stream).
 //
@@ -140,6 +142,25 @@ type LoginHandler struct {
 
 	strangersOnce sync.Once
 	strangers     *strangers
+
+	failuresOnce sync.Once
+	failures     *loginFailures
+}
+
+// decoyStream is a user stream never written (no user has the nil id): an
+// address without an account loads it, so that such a login reads a user
+// stream as a known address's does.
+var decoyStream = user.StreamName(uuid.Nil)
+
+func (h *LoginHandler) failureLog() *loginFailures {
+	h.failuresOnce.Do(func() {
+		var log *slog.Logger
+		if h.external != nil {
+			log = h.external.log
+		}
+		h.failures = newLoginFailures(h.Users, log)
+	})
+	return h.failures
 }
 
 // Handle logs in. A refusal is ErrInvalidCredentials after one hash spent,
@@ -178,6 +199,11 @@ func (h *LoginHandler) localHandle(ctx context.Context, cmd Login, now time.Time
 		return LoginResult{}, err
 	}
 	if !held {
+		// The same reads as a known address: its user stream, here one
+		// that is never written.
+		if _, err := h.Users.Load(ctx, decoyStream); err != nil {
+			return LoginResult{}, err
+		}
 		return LoginResult{}, h.stranger(ctx, resStream, attempt, cmd.Password, now)
 	}
 	u, err := h.Users.Load(ctx, user.StreamName(holder))
@@ -190,7 +216,7 @@ func (h *LoginHandler) localHandle(ctx context.Context, cmd Login, now time.Time
 	if attempt, err = h.trust(ctx, u.ID(), attempt, cmd, now); err != nil {
 		return LoginResult{}, err
 	}
-	if wait := u.LoginRetryAfter(attempt, now, h.Throttle); wait > 0 {
+	if wait := u.LoginRetryAfterPending(h.failureLog().pending(u.ID(), u.Version()), attempt, now, h.Throttle); wait > 0 {
 		return LoginResult{}, &user.ThrottledError{RetryAfter: wait}
 	}
 	ok := false
@@ -202,13 +228,9 @@ func (h *LoginHandler) localHandle(ctx context.Context, cmd Login, now time.Time
 		_ = h.Hasher.DummyVerify(ctx, cmd.Password)
 	}
 	if !ok {
-		// A concurrent failure may have throttled the source meanwhile:
-		// this attempt was checked already, so it stays a wrong password.
-		if _, err := h.Users.Update(ctx, user.StreamName(holder), cmd.Meta, func(u *user.User) error {
-			return u.RecordLoginFailure(attempt, now, h.Throttle)
-		}); err != nil && !errors.Is(err, user.ErrThrottled) {
-			return LoginResult{}, err
-		}
+		// Answered at once; the failure is appended off the response
+		// path, and counted here until it is (loginFailures).
+		h.failureLog().record(ctx, u.ID(), attempt, now, h.Throttle, cmd.Meta)
 		return LoginResult{}, ErrInvalidCredentials
 	}
 	h.afterSuccess(ctx, u, attempt, cmd, now)
@@ -263,9 +285,11 @@ func (h *LoginHandler) afterSuccess(ctx context.Context, u *user.User, a user.Lo
 			rehash = hash
 		}
 	}
-	if rehash == "" && !u.HasLoginFailures(a) {
+	if rehash == "" && !u.HasLoginFailuresPending(h.failureLog().pending(u.ID(), u.Version()), a) {
 		return
 	}
+	// The clearing must follow the failures it clears in the stream.
+	h.failureLog().wait(ctx, u.ID())
 	_, _ = h.Users.Update(ctx, user.StreamName(u.ID()), cmd.Meta, func(u *user.User) error {
 		if rehash != "" {
 			if err := u.Rehash(rehash, now); err != nil {

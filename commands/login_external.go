@@ -109,8 +109,6 @@ type externalLogin struct {
 	ExternalConfig
 	identities *Repository[*user.ExternalIdentityReservation]
 	log        *slog.Logger
-	// pending holds a token per refusal being recorded in the background.
-	pending chan struct{}
 }
 
 // routes reports whether the login of email goes to the external API.
@@ -121,7 +119,7 @@ func newExternalLogin(cfg ExternalConfig, identities *Repository[*user.ExternalI
 	if log == nil {
 		log = slog.Default()
 	}
-	return &externalLogin{ExternalConfig: cfg, identities: identities, log: log, pending: make(chan struct{}, maxPendingFailures)}
+	return &externalLogin{ExternalConfig: cfg, identities: identities, log: log}
 }
 
 // externalHandle logs in through the provider: the credentials go to the
@@ -172,11 +170,6 @@ func (h *LoginHandler) externalHandle(ctx context.Context, cmd Login, now time.T
 	return r, nil
 }
 
-// maxPendingFailures bounds the refused external logins being recorded in
-// the background at once; past it a refusal is recorded before the
-// answer, which slows a flood of wrong passwords rather than queue it.
-const maxPendingFailures = 64
-
 // externalThrottle applies the login throttle before the provider is
 // asked, as the local path does before it hashes: a source past its
 // failures on the account (or an address without one, from memory) waits,
@@ -194,13 +187,17 @@ func (h *LoginHandler) externalThrottle(ctx context.Context, cmd Login, now time
 	if err != nil {
 		return attempt, nil, err
 	}
-	var u *user.User
+	// An address without an account reads the decoy user stream, so both
+	// cost the same reads.
+	stream := decoyStream
 	if held {
-		if u, err = h.Users.Load(ctx, user.StreamName(holder)); err != nil {
-			return attempt, nil, err
-		}
+		stream = user.StreamName(holder)
 	}
-	if u == nil || !u.Registered() {
+	u, err := h.Users.Load(ctx, stream)
+	if err != nil {
+		return attempt, nil, err
+	}
+	if !held || !u.Registered() {
 		s, key := h.strangerTable(), streams[0]
 		if wait := s.retryAfter(key, attempt, now, h.Throttle); wait > 0 {
 			return attempt, nil, &user.ThrottledError{RetryAfter: wait}
@@ -210,33 +207,10 @@ func (h *LoginHandler) externalThrottle(ctx context.Context, cmd Login, now time
 	if attempt, err = h.trust(ctx, u.ID(), attempt, cmd, now); err != nil {
 		return attempt, nil, err
 	}
-	if wait := u.LoginRetryAfter(attempt, now, h.Throttle); wait > 0 {
+	if wait := u.LoginRetryAfterPending(h.failureLog().pending(holder, u.Version()), attempt, now, h.Throttle); wait > 0 {
 		return attempt, nil, &user.ThrottledError{RetryAfter: wait}
 	}
-	record := func(ctx context.Context) {
-		_, err := h.Users.Update(ctx, user.StreamName(holder), cmd.Meta, func(u *user.User) error {
-			return u.RecordLoginFailure(attempt, now, h.Throttle)
-		})
-		if err != nil && !errors.Is(err, user.ErrThrottled) {
-			h.external.log.WarnContext(ctx, "external auth: could not record a refused login", slog.String("user_id", holder.String()), slog.String("error", err.Error()))
-		}
-	}
-	return attempt, func() { h.external.background(ctx, record) }, nil
-}
-
-// background runs f off the response path, at most maxPendingFailures at
-// a time; past that, before returning.
-func (x *externalLogin) background(ctx context.Context, f func(context.Context)) {
-	detached := context.WithoutCancel(ctx)
-	select {
-	case x.pending <- struct{}{}:
-		go func() {
-			defer func() { <-x.pending }()
-			f(detached)
-		}()
-	default:
-		f(detached)
-	}
+	return attempt, func() { h.failureLog().record(ctx, holder, attempt, now, h.Throttle, cmd.Meta) }, nil
 }
 
 // verify checks the provider's answer against its signed token: the ID

@@ -229,6 +229,19 @@ func (t *LoginThrottle) RetryAfter(a LoginAttempt, now time.Time, p ThrottlePoli
 	return wait
 }
 
+// WithPending returns a copy of t that also counts pending: failures a
+// command has answered and is still appending (recorded off the response
+// path), which the stream t was folded from does not hold yet, so that
+// the next attempt is throttled as if they were in it. The caller tells
+// which those are (by revision, not by time: two failures can share one).
+func (t *LoginThrottle) WithPending(pending []LoginFailed) LoginThrottle {
+	c := LoginThrottle{failures: slices.Clone(t.failures)}
+	for _, e := range pending {
+		c.Observe(e)
+	}
+	return c
+}
+
 // HasFailures reports whether a's source has failures remembered, which a
 // success would clear.
 func (t *LoginThrottle) HasFailures(a LoginAttempt) bool {

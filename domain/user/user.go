@@ -192,6 +192,19 @@ func (u *User) LoginRetryAfter(a LoginAttempt, now time.Time, p ThrottlePolicy) 
 	return u.throttle.RetryAfter(a, now, p)
 }
 
+// LoginRetryAfterPending is LoginRetryAfter counting also the failures a
+// command answered and is still appending (LoginThrottle.WithPending).
+func (u *User) LoginRetryAfterPending(pending []LoginFailed, a LoginAttempt, now time.Time, p ThrottlePolicy) time.Duration {
+	t := u.throttle.WithPending(pending)
+	return t.RetryAfter(a, now, p)
+}
+
+// HasLoginFailuresPending is HasLoginFailures counting pending failures too.
+func (u *User) HasLoginFailuresPending(pending []LoginFailed, a LoginAttempt) bool {
+	t := u.throttle.WithPending(pending)
+	return t.HasFailures(a)
+}
+
 // RecordLoginFailure records a wrong password from a at now. A throttled
 // attempt records nothing and returns a *ThrottledError: attempts that
 // come too soon neither extend the wait nor grow the stream (the per-IP
