@@ -49,16 +49,24 @@ type loginFailures struct {
 
 type userFailures struct {
 	entries []*pendingFailure
-	// inflight counts the appends not ended; idle is closed when it
-	// falls to zero.
-	inflight int
-	idle     chan struct{}
+	// running is true while a writer appends the user's queued failures;
+	// idle is closed when it stops (nothing queued any more).
+	running bool
+	idle    chan struct{}
 }
 
 type pendingFailure struct {
-	e         user.LoginFailed
+	e       user.LoginFailed
+	attempt user.LoginAttempt
+	policy  user.ThrottlePolicy
+	meta    Meta
+	// queued until a writer takes it; then placed (revision is the one
+	// its event takes if the append being decided commits), then
+	// committed or forgotten.
+	queued    bool
+	placed    bool
 	committed bool
-	revision  uint64 // of the appended event, once committed
+	revision  uint64
 	at        time.Time
 }
 
@@ -81,76 +89,113 @@ func (f *loginFailures) pending(id uuid.UUID, version int) []user.LoginFailed {
 	}
 	var out []user.LoginFailed
 	for _, p := range u.entries {
-		if !p.committed || p.revision >= uint64(version) { //nolint:gosec // a version is never negative
+		// Not placed yet: its append cannot have committed. Placed: the
+		// load holds it exactly when its revision is below the load's
+		// version (an append and a load race; the revision tells).
+		if !p.placed || p.revision >= uint64(version) { //nolint:gosec // a version is never negative
 			out = append(out, p.e)
 		}
 	}
 	return out
 }
 
-// record appends a refusal of attempt a on user id, in the background
-// when a slot is free.
+// record queues a refusal of attempt a on user id and makes sure a writer
+// appends it: one writer per user, so that the user's failures go to its
+// stream in order and in few appends rather than racing each other
+// (concurrent appends to one stream conflict and retry). The writer runs
+// in the background when a slot is free, else before record returns.
 func (f *loginFailures) record(ctx context.Context, id uuid.UUID, a user.LoginAttempt, now time.Time, p user.ThrottlePolicy, meta Meta) {
-	pf := &pendingFailure{e: user.LoginFailed{UserID: id, FailedAt: now.UTC(), Source: a.Source, Device: a.Device, Method: a.Method}}
+	pf := &pendingFailure{e: user.LoginFailed{UserID: id, FailedAt: now.UTC(), Source: a.Source, Device: a.Device, Method: a.Method},
+		attempt: a, policy: p, meta: meta, queued: true}
 	f.mu.Lock()
 	u := f.byUser[id]
 	if u == nil {
 		u = &userFailures{}
 		f.byUser[id] = u
 	}
-	if u.inflight == 0 {
-		u.idle = make(chan struct{})
-	}
-	u.inflight++
 	u.entries = append(u.entries, pf)
+	start := !u.running
+	if start {
+		u.running, u.idle = true, make(chan struct{})
+	}
 	f.mu.Unlock()
-	appendIt := func(ctx context.Context) {
-		res, err := f.users.Update(ctx, user.StreamName(id), meta, func(u *user.User) error {
-			return u.RecordLoginFailure(a, now, p)
-		})
-		// A concurrent failure may have throttled the source meanwhile:
-		// this attempt was checked already; its failure is then not
-		// counted, as before.
-		if err != nil && !errors.Is(err, user.ErrThrottled) {
-			f.log.WarnContext(ctx, "login: could not record a refused login", slog.String("user_id", id.String()), slog.String("error", err.Error()))
-		}
-		f.done(id, pf, err == nil && !res.Position.IsZero(), res.NextRevision)
+	if !start {
+		return // the user's writer takes it
 	}
 	detached := context.WithoutCancel(ctx)
 	select {
 	case f.slots <- struct{}{}:
 		go func() {
 			defer func() { <-f.slots }()
-			appendIt(detached)
+			f.write(detached, id)
 		}()
 	default:
-		appendIt(detached)
+		f.write(detached, id)
 	}
 }
 
-// done ends pf's append: a committed failure is kept (for loads made
-// before its commit) until committedKept has passed; one that was not
-// appended is forgotten.
-func (f *loginFailures) done(id uuid.UUID, pf *pendingFailure, committed bool, revision uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	u := f.byUser[id]
-	if u == nil {
-		return
-	}
-	now := f.now()
-	if committed {
-		pf.committed, pf.revision, pf.at = true, revision, now
-	} else {
-		u.entries = slices.DeleteFunc(u.entries, func(p *pendingFailure) bool { return p == pf })
-	}
-	u.entries = slices.DeleteFunc(u.entries, func(p *pendingFailure) bool { return p.committed && now.Sub(p.at) > committedKept })
-	u.inflight--
-	if u.inflight == 0 {
-		close(u.idle)
-		if len(u.entries) == 0 {
-			delete(f.byUser, id)
+// write appends the user's queued failures until none is left.
+func (f *loginFailures) write(ctx context.Context, id uuid.UUID) {
+	for {
+		f.mu.Lock()
+		u := f.byUser[id]
+		var batch []*pendingFailure
+		for _, p := range u.entries {
+			if p.queued {
+				p.queued = false
+				batch = append(batch, p)
+			}
 		}
+		if len(batch) == 0 {
+			u.running = false
+			close(u.idle)
+			now := f.now()
+			u.entries = slices.DeleteFunc(u.entries, func(p *pendingFailure) bool { return p.committed && now.Sub(p.at) > committedKept })
+			if len(u.entries) == 0 {
+				delete(f.byUser, id)
+			}
+			f.mu.Unlock()
+			return
+		}
+		f.mu.Unlock()
+		var recorded []*pendingFailure
+		res, err := f.users.Update(ctx, user.StreamName(id), batch[0].meta, func(u *user.User) error {
+			recorded = recorded[:0]
+			base := u.Version() // the revision of the first event this append writes
+			defer func() {
+				f.mu.Lock()
+				for i, p := range recorded {
+					p.placed, p.revision = true, uint64(base+i) //nolint:gosec // a version is never negative
+				}
+				f.mu.Unlock()
+			}()
+			for _, p := range batch {
+				// A failure the throttle would have refused by now (others
+				// were recorded meanwhile) was checked already when it was
+				// answered: it is not counted, as before.
+				err := u.RecordLoginFailure(p.attempt, p.e.FailedAt, p.policy)
+				if errors.Is(err, user.ErrThrottled) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				recorded = append(recorded, p)
+			}
+			return nil
+		})
+		if err != nil {
+			f.log.WarnContext(ctx, "login: could not record refused logins", slog.String("user_id", id.String()), slog.Int("failures", len(batch)), slog.String("error", err.Error()))
+			recorded = nil
+		}
+		f.mu.Lock()
+		now := f.now()
+		for i, p := range recorded {
+			// The batch's events take the revisions up to the last one.
+			p.committed, p.revision, p.at = true, res.NextRevision-uint64(len(recorded)-1-i), now //nolint:gosec // i < len
+		}
+		u.entries = slices.DeleteFunc(u.entries, func(p *pendingFailure) bool { return !p.queued && !p.committed })
+		f.mu.Unlock()
 	}
 }
 
@@ -159,7 +204,7 @@ func (f *loginFailures) done(id uuid.UUID, pf *pendingFailure, committed bool, r
 func (f *loginFailures) wait(ctx context.Context, id uuid.UUID) {
 	f.mu.Lock()
 	var idle chan struct{}
-	if u := f.byUser[id]; u != nil && u.inflight > 0 {
+	if u := f.byUser[id]; u != nil && u.running {
 		idle = u.idle
 	}
 	f.mu.Unlock()
