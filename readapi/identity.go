@@ -40,12 +40,29 @@ func (h *handlers) me(c *gin.Context) {
 	// Not found: a token whose subject is not one of our users, or a
 	// registration the projection has not reached (the caller sent no
 	// consistency token).
-	prof, err := userviews.GetProfile(c.Request.Context(), h.d.Pool, p.UserID)
+	h.profile(c, p.UserID)
+}
+
+// adminUser is GET /v1/admin/users/{id}: any user's profile, as /v1/me
+// shows one's own (role admin, checked before).
+func (h *handlers) adminUser(c *gin.Context) {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		// No user can have this id: the answer of a missing one.
+		httpapi.WriteError(c, userviews.ErrNotFound)
+		return
+	}
+	h.profile(c, id)
+}
+
+// profile answers with the user's profile and external link.
+func (h *handlers) profile(c *gin.Context, id uuid.UUID) {
+	prof, err := userviews.GetProfile(c.Request.Context(), h.d.Pool, id)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
-	link, linked, err := userviews.GetExternalIdentity(c.Request.Context(), h.d.Pool, p.UserID)
+	link, linked, err := userviews.GetExternalIdentity(c.Request.Context(), h.d.Pool, id)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return

@@ -108,6 +108,17 @@ func TestStagedRolloutOnTwoInstances(t *testing.T) {
 		l := b.externalLogin("vip@example.com", vip.Password)
 		if l.status == http.StatusOK && p.Hits(extauthserver.Login) == before+1 {
 			t.Logf("instance B applied the change after %s", time.Since(changed).Round(time.Millisecond))
+			// The admin view shows the link the login made.
+			status, _, prof := a.call("GET", "/v1/admin/users/"+l.userID.String(), adm.access, nil, "X-Consistency-Token", l.header.Get("X-Consistency-Token"))
+			if status != http.StatusOK || prof["external_user_id"] != vip.ID || prof["provider_email"] != vip.Email || prof["display_name"] != vip.Name {
+				t.Errorf("admin view of the vip: %d %v", status, prof)
+			}
+			if status, _, body := a.call("GET", "/v1/admin/users/"+l.userID.String(), someone.access, nil); status != http.StatusForbidden {
+				t.Errorf("admin view by a non-admin: %d %v", status, body)
+			}
+			if status, _, body := a.call("GET", "/v1/admin/users/not-a-user", adm.access, nil); status != http.StatusNotFound {
+				t.Errorf("admin view of a junk id: %d %v", status, body)
+			}
 			break
 		}
 		if time.Since(changed) > 10*time.Second {
