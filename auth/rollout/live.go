@@ -30,6 +30,9 @@ type Live struct {
 
 	mu sync.RWMutex
 	s  domain.Settings
+	// next is the revision of the next rollout event to apply: Start and
+	// the follower may both hold one event, which is applied once.
+	next uint64
 }
 
 // NewLive returns the rollout state before any event: fallback mode
@@ -55,10 +58,36 @@ func (l *Live) Filter() eventstore.Filter {
 	return eventstore.Filter{EventTypes: []string{domain.EventConfigured}}
 }
 
-// Apply folds one event (the follower's Handle; the follower starts at
-// the beginning of the log, so the whole stream is folded at start).
+// Start is the follower's Start: it folds the rollout stream as it is
+// (one indexed read, however long the log) and has the follower deliver
+// what comes after the head it took first, so that no change falls
+// between the two; an event both deliver is applied once.
+func (l *Live) Start(ctx context.Context, store eventstore.Store) (eventstore.Position, error) {
+	head, err := store.Head(ctx)
+	if err != nil {
+		return eventstore.Position{}, err
+	}
+	recs, err := store.ReadStream(ctx, domain.StreamName, eventstore.ReadStreamOptions{})
+	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+		return eventstore.Position{}, fmt.Errorf("rollout: read %s: %w", domain.StreamName, err)
+	}
+	for _, rec := range recs {
+		if err := l.Apply(ctx, rec); err != nil {
+			return eventstore.Position{}, err
+		}
+	}
+	return head, nil
+}
+
+// Apply folds one event (the follower's Handle).
 func (l *Live) Apply(_ context.Context, ev eventstore.RecordedEvent) error {
 	if ev.Stream != domain.StreamName {
+		return nil
+	}
+	l.mu.RLock()
+	seen := ev.Revision < l.next
+	l.mu.RUnlock()
+	if seen {
 		return nil
 	}
 	e, err := l.reg.Decode(ev.Type, ev.Data)
@@ -71,7 +100,11 @@ func (l *Live) Apply(_ context.Context, ev eventstore.RecordedEvent) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if ev.Revision < l.next {
+		return nil
+	}
 	l.s.Apply(c)
+	l.next = ev.Revision + 1
 	return nil
 }
 

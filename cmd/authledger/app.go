@@ -185,8 +185,8 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		Projections: append(projections.Builtin(ident.auditKey), policies...),
 		Followers: []projector.Follower{
 			{Name: authn.FeedName, Filter: ident.revocations.Filter(), Handle: ident.revocations.Apply},
-			// The staged rollout, folded from the start of the log.
-			{Name: authrollout.FollowerName, Filter: ident.rollout.Filter(), Handle: ident.rollout.Apply},
+			// The staged rollout: its stream read at start, then followed.
+			{Name: authrollout.FollowerName, Filter: ident.rollout.Filter(), Start: ident.rollout.Start, Handle: ident.rollout.Apply},
 		},
 		MaxLag: cfg.ReadyMaxLag,
 	})
