@@ -152,6 +152,13 @@ type LoginHandler struct {
 // stream as a known address's does.
 var decoyStream = user.StreamName(uuid.Nil)
 
+// Drain waits until the refused logins being appended in the background
+// are in the log (or ctx is done). Call it at shutdown, before the store
+// closes: a failure answered but not appended would be lost.
+func (h *LoginHandler) Drain(ctx context.Context) {
+	h.failureLog().drain(ctx)
+}
+
 func (h *LoginHandler) failureLog() *loginFailures {
 	h.failuresOnce.Do(func() {
 		var log *slog.Logger

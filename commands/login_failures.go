@@ -43,6 +43,9 @@ type loginFailures struct {
 	slots chan struct{}
 	now   func() time.Time
 
+	// writers counts the writers running, for drain.
+	writers sync.WaitGroup
+
 	mu     sync.Mutex
 	byUser map[uuid.UUID]*userFailures
 }
@@ -122,6 +125,7 @@ func (f *loginFailures) record(ctx context.Context, id uuid.UUID, a user.LoginAt
 	if !start {
 		return // the user's writer takes it
 	}
+	f.writers.Add(1)
 	detached := context.WithoutCancel(ctx)
 	select {
 	case f.slots <- struct{}{}:
@@ -136,6 +140,7 @@ func (f *loginFailures) record(ctx context.Context, id uuid.UUID, a user.LoginAt
 
 // write appends the user's queued failures until none is left.
 func (f *loginFailures) write(ctx context.Context, id uuid.UUID) {
+	defer f.writers.Done()
 	for {
 		f.mu.Lock()
 		u := f.byUser[id]
@@ -196,6 +201,17 @@ func (f *loginFailures) write(ctx context.Context, id uuid.UUID) {
 		}
 		u.entries = slices.DeleteFunc(u.entries, func(p *pendingFailure) bool { return !p.queued && !p.committed })
 		f.mu.Unlock()
+	}
+}
+
+// drain waits for every writer to finish (shutdown: before the store
+// closes), or for ctx.
+func (f *loginFailures) drain(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { f.writers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 }
 

@@ -123,6 +123,14 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	if err != nil {
 		return nil, err
 	}
+	// Closed before the store (closers run in reverse): refused logins
+	// answered but still being appended reach the log.
+	a.closers = append(a.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ident.deps.Login.Drain(ctx)
+		return nil
+	})
 	var externalPolicies []projector.Projection
 	if x := ident.external; x != nil {
 		// External auth: the client's metrics and breaker, the refresher
