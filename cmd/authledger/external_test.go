@@ -685,3 +685,28 @@ func TestSlowProviderTimesOut(t *testing.T) {
 		t.Errorf("%d attempts, want 3 (timeouts are retried)", got)
 	}
 }
+
+// Tokens the provider will no longer renew (it revoked the refresh token)
+// end the session: the refresher gives up, the session is revoked with the
+// reason external_refresh_failed (its access token stops working), and the
+// vault forgets its tokens.
+func TestASessionWhoseTokensCannotBeRenewedEnds(t *testing.T) {
+	t.Parallel()
+	p := extauthserver.Start(t, extauthserver.Config{Plain: true, TokenTTL: 2 * time.Minute, Users: []extauthserver.User{provBob}})
+	db := pgtest.NewDatabase(t)
+	r := startService(t, externalEnv(t, p, db, map[string]string{"AUTHLEDGER_EXTERNAL_AUTH_PROVISION": "true", "AUTHLEDGER_USER_RATE_LIMIT_PER_SECOND": "0"}))
+	vlt, pool := testVault(t, db)
+	b := r.externalLogin("bob@example.com", provBob.Password)
+	if b.status != http.StatusOK {
+		t.Fatalf("login: %d %v", b.status, b.body)
+	}
+	p.RevokeRefreshTokens()
+	// The refresher pauses 15 s between passes that find nothing to do.
+	rejectedWithin(t, r, "the session whose tokens cannot be renewed", b.access, 45*time.Second)
+	if _, err := vlt.Get(t.Context(), b.session); !errors.Is(err, vault.ErrNotFound) {
+		t.Errorf("the vault still holds the tokens of the ended session: %v", err)
+	}
+	if log := eventLog(t, pool); !strings.Contains(log, `"reason": "external_refresh_failed"`) {
+		t.Error("the log does not say why the session ended")
+	}
+}
