@@ -6,6 +6,7 @@ import (
 
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
+	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
@@ -32,6 +33,13 @@ type IdentityConfig struct {
 	// KnownDeviceTTL is how long a login's device token marks a known
 	// device; 0 hands none out.
 	KnownDeviceTTL time.Duration
+	// LocalPasswordsOff refuses every local password like a wrong one
+	// (AUTHLEDGER_LOCAL_PASSWORDS=off), the hash still spent.
+	LocalPasswordsOff bool
+	// External, when set, sends logins to the external auth API and has
+	// revocations delete the session's provider tokens; nil keeps every
+	// login on the local password hashes.
+	External *ExternalConfig
 }
 
 // IdentityHandlers are the identity commands, wired to one store.
@@ -41,14 +49,23 @@ type IdentityHandlers struct {
 	Refresh    *RefreshHandler
 	Revoke     *RevokeSessionHandler
 	SyncClaims *SyncSessionClaimsHandler
+	// ExternalRefresh records the vault refresher's renewals.
+	ExternalRefresh *RecordExternalRefreshHandler
+	// ConfigureRollout changes the staged rollout of external login.
+	ConfigureRollout *ConfigureRolloutHandler
+	// LinkExternal links accounts to external identities in bulk
+	// (`authledger users link`); nil without external auth.
+	LinkExternal *LinkExternalIdentityHandler
 
 	Users        *Repository[*user.User]
 	Reservations *Repository[*user.EmailReservation]
 	Sessions     *Repository[*session.Session]
+	// ExternalIdentities are the external-identity reservation streams.
+	ExternalIdentities *Repository[*user.ExternalIdentityReservation]
 }
 
 // NewIdentityHandlers builds every identity command on store. registry must
-// hold the user and session events.
+// hold the user, session and rollout events.
 func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg IdentityConfig) (*IdentityHandlers, error) {
 	var errs []error
 	if cfg.Hasher == nil {
@@ -59,6 +76,9 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 	}
 	if len(cfg.ReservationKey) < 32 {
 		errs = append(errs, errors.New("commands: the reservation key must be at least 32 bytes"))
+	}
+	if cfg.External != nil {
+		errs = append(errs, cfg.External.validate())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -87,17 +107,38 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 	if err != nil {
 		return nil, err
 	}
+	identities, err := NewRepository(store, registry, user.ExternalReservationFromHistory)
+	if err != nil {
+		return nil, err
+	}
+	rollouts, err := NewRepository(store, registry, rollout.FromHistory)
+	if err != nil {
+		return nil, err
+	}
+	login := &LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: cfg.Hasher,
+		Issuer: cfg.Issuer, Throttle: cfg.Throttle, KnownDeviceTTL: cfg.KnownDeviceTTL,
+		SessionPolicy: cfg.SessionPolicy, ReservationKey: cfg.ReservationKey, LocalPasswordsOff: cfg.LocalPasswordsOff}
+	revoke := &RevokeSessionHandler{Sessions: sessions}
+	var link *LinkExternalIdentityHandler
+	if cfg.External != nil {
+		login.external = newExternalLogin(*cfg.External, identities)
+		revoke.Vault = cfg.External.Vault
+		link = &LinkExternalIdentityHandler{Identities: identities, Users: users, Reservations: reservations,
+			ReservationKey: cfg.ReservationKey, Provider: cfg.External.ProviderName}
+	}
 	return &IdentityHandlers{
 		Register: &RegisterHandler{Reservations: reservations, Users: users, Hasher: cfg.Hasher,
 			Policy: cfg.PasswordPolicy, ReservationKey: cfg.ReservationKey},
-		Login: &LoginHandler{Reservations: reservations, Users: users, Sessions: sessions, Hasher: cfg.Hasher,
-			Issuer: cfg.Issuer, Throttle: cfg.Throttle, KnownDeviceTTL: cfg.KnownDeviceTTL,
-			SessionPolicy: cfg.SessionPolicy, ReservationKey: cfg.ReservationKey},
-		Refresh:      &RefreshHandler{Sessions: sessions, Users: users, Issuer: cfg.Issuer, SessionPolicy: cfg.SessionPolicy},
-		Revoke:       &RevokeSessionHandler{Sessions: sessions},
-		SyncClaims:   &SyncSessionClaimsHandler{Users: users, Sessions: sessions},
-		Users:        users,
-		Reservations: reservations,
-		Sessions:     sessions,
+		Login:              login,
+		Refresh:            &RefreshHandler{Sessions: sessions, Users: users, Issuer: cfg.Issuer, SessionPolicy: cfg.SessionPolicy},
+		Revoke:             revoke,
+		SyncClaims:         &SyncSessionClaimsHandler{Users: users, Sessions: sessions},
+		ExternalRefresh:    &RecordExternalRefreshHandler{Sessions: sessions},
+		ConfigureRollout:   &ConfigureRolloutHandler{Rollouts: rollouts},
+		LinkExternal:       link,
+		Users:              users,
+		Reservations:       reservations,
+		Sessions:           sessions,
+		ExternalIdentities: identities,
 	}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -101,7 +102,8 @@ const DefaultStrangerCapacity = 10_000
 
 // LoginHandler finds the user through the reservation stream (never a read
 // model), asks the login throttle whether the attempt may go ahead, checks
-// the password, records a failure on the user stream, and on success
+// the password, records a failure on the user stream (off the response
+// path: loginFailures), and on success
 // appends to the new session stream (and, when the source had failures,
 // their clearing to the user stream).
 //
@@ -129,20 +131,67 @@ type LoginHandler struct {
 	SessionPolicy    session.Policy
 	ReservationKey   []byte
 	Now              func() time.Time
+	// LocalPasswordsOff refuses every local password as a wrong one,
+	// after the same work (the clean-up step of the move to external
+	// login: nothing is deleted, and turning it off again restores them).
+	LocalPasswordsOff bool
+
+	// external, when set (IdentityConfig.External), sends every login to
+	// the external auth API instead of the local password hashes.
+	external *externalLogin
 
 	strangersOnce sync.Once
 	strangers     *strangers
+
+	failuresOnce sync.Once
+	failures     *loginFailures
+}
+
+// decoyStream is a user stream never written (no user has the nil id): an
+// address without an account loads it, so that such a login reads a user
+// stream as a known address's does.
+var decoyStream = user.StreamName(uuid.Nil)
+
+// Drain waits until the refused logins being appended in the background
+// are in the log (or ctx is done). Call it at shutdown, before the store
+// closes: a failure answered but not appended would be lost.
+func (h *LoginHandler) Drain(ctx context.Context) {
+	h.failureLog().drain(ctx)
+}
+
+func (h *LoginHandler) failureLog() *loginFailures {
+	h.failuresOnce.Do(func() {
+		var log *slog.Logger
+		if h.external != nil {
+			log = h.external.log
+		}
+		h.failures = newLoginFailures(h.Users, log)
+	})
+	return h.failures
 }
 
 // Handle logs in. A refusal is ErrInvalidCredentials after one hash spent,
 // whether the address is unknown or the password wrong, or a
-// *user.ThrottledError with no hash spent and nothing recorded.
+// *user.ThrottledError with no hash spent and nothing recorded. With
+// external auth on, the external API checks the password instead (see
+// externalHandle), and a login it cannot decide is a
+// *ProviderUnavailableError.
 func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, error) {
 	now := time.Now()
 	if h.Now != nil {
 		now = h.Now()
 	}
-	attempt := user.LoginAttempt{Source: user.Source(cmd.Meta.ClientIP)}
+	if h.external != nil && h.external.routes(cmd.Email) {
+		return h.externalHandle(ctx, cmd, now)
+	}
+	return h.localHandle(ctx, cmd, now)
+}
+
+// localHandle checks the password against the user's local hash. A user
+// without one (created by an external login) is refused like a wrong
+// password, the dummy hash spent so that the answer takes as long.
+func (h *LoginHandler) localHandle(ctx context.Context, cmd Login, now time.Time) (LoginResult, error) {
+	attempt := user.LoginAttempt{Source: user.Source(cmd.Meta.ClientIP), Method: session.MethodPassword}
 	streams := user.EmailReservationStreams(h.ReservationKey, cmd.Email)
 	if len(streams) == 0 {
 		// No account can have this address: nothing to throttle.
@@ -157,6 +206,11 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 		return LoginResult{}, err
 	}
 	if !held {
+		// The same reads as a known address: its user stream, here one
+		// that is never written.
+		if _, err := h.Users.Load(ctx, decoyStream); err != nil {
+			return LoginResult{}, err
+		}
 		return LoginResult{}, h.stranger(ctx, resStream, attempt, cmd.Password, now)
 	}
 	u, err := h.Users.Load(ctx, user.StreamName(holder))
@@ -169,25 +223,25 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (LoginResult, erro
 	if attempt, err = h.trust(ctx, u.ID(), attempt, cmd, now); err != nil {
 		return LoginResult{}, err
 	}
-	if wait := u.LoginRetryAfter(attempt, now, h.Throttle); wait > 0 {
+	if wait := u.LoginRetryAfterPending(h.failureLog().pending(u.ID(), u.Version()), attempt, now, h.Throttle); wait > 0 {
 		return LoginResult{}, &user.ThrottledError{RetryAfter: wait}
 	}
-	ok, err := h.Hasher.Verify(ctx, cmd.Password, u.PasswordHash())
-	if err != nil {
-		return LoginResult{}, fmt.Errorf("commands: verify password: %w", err)
+	ok := false
+	if u.HasPassword() && !h.LocalPasswordsOff {
+		if ok, err = h.Hasher.Verify(ctx, cmd.Password, u.PasswordHash()); err != nil {
+			return LoginResult{}, fmt.Errorf("commands: verify password: %w", err)
+		}
+	} else {
+		_ = h.Hasher.DummyVerify(ctx, cmd.Password)
 	}
 	if !ok {
-		// A concurrent failure may have throttled the source meanwhile:
-		// this attempt was checked already, so it stays a wrong password.
-		if _, err := h.Users.Update(ctx, user.StreamName(holder), cmd.Meta, func(u *user.User) error {
-			return u.RecordLoginFailure(attempt, now, h.Throttle)
-		}); err != nil && !errors.Is(err, user.ErrThrottled) {
-			return LoginResult{}, err
-		}
+		// Answered at once; the failure is appended off the response
+		// path, and counted here until it is (loginFailures).
+		h.failureLog().record(ctx, u.ID(), attempt, now, h.Throttle, cmd.Meta)
 		return LoginResult{}, ErrInvalidCredentials
 	}
 	h.afterSuccess(ctx, u, attempt, cmd, now)
-	return h.startSession(ctx, u, cmd.Meta, now)
+	return h.startSession(ctx, u, cmd.Meta, now, session.MethodPassword)
 }
 
 // trust completes the attempt with what the client proved: a known device
@@ -238,9 +292,11 @@ func (h *LoginHandler) afterSuccess(ctx context.Context, u *user.User, a user.Lo
 			rehash = hash
 		}
 	}
-	if rehash == "" && !u.HasLoginFailures(a) {
+	if rehash == "" && !u.HasLoginFailuresPending(h.failureLog().pending(u.ID(), u.Version()), a) {
 		return
 	}
+	// The clearing must follow the failures it clears in the stream.
+	h.failureLog().wait(ctx, u.ID())
 	_, _ = h.Users.Update(ctx, user.StreamName(u.ID()), cmd.Meta, func(u *user.User) error {
 		if rehash != "" {
 			if err := u.Rehash(rehash, now); err != nil {
@@ -252,8 +308,9 @@ func (h *LoginHandler) afterSuccess(ctx context.Context, u *user.User, a user.Lo
 }
 
 // startSession appends the new session, with a new device token's digest,
-// and signs its access token meanwhile.
-func (h *LoginHandler) startSession(ctx context.Context, u *user.User, meta Meta, now time.Time) (LoginResult, error) {
+// and signs its access token meanwhile. method is the session's login
+// method; both methods take a password (amr pwd).
+func (h *LoginHandler) startSession(ctx context.Context, u *user.User, meta Meta, now time.Time, method string) (LoginResult, error) {
 	sid, err := uuid.NewV7()
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("commands: session id: %w", err)
@@ -270,10 +327,10 @@ func (h *LoginHandler) startSession(ctx context.Context, u *user.User, meta Meta
 		}
 		deviceDigest = session.Digest(device.Digest())
 	}
-	amr := []string{"pwd"}
+	amr := []string{session.AMRPassword}
 	claims := accountClaims(u)
 	s, err := session.Start(session.StartParams{
-		SessionID: sid, UserID: u.ID(), Method: session.MethodPassword, AMR: amr,
+		SessionID: sid, UserID: u.ID(), Method: method, AMR: amr,
 		IP: meta.ClientIP, UserAgent: meta.UserAgent, RefreshDigest: session.Digest(rt.Digest()),
 		Claims: claims, DeviceDigest: deviceDigest,
 	}, now, h.SessionPolicy)

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,7 +31,12 @@ type RevokeSession struct {
 // already revoked session succeeds and appends nothing.
 type RevokeSessionHandler struct {
 	Sessions *Repository[*session.Session]
-	Now      func() time.Time
+	// Vault, when set, loses the session's provider tokens once it is
+	// revoked (an external login's). The vault policy on session.revoked
+	// does the same for revocations made elsewhere; this is so that a
+	// logout has them gone when it answers.
+	Vault TokenVault
+	Now   func() time.Time
 }
 
 // Handle revokes. The result's Position is zero when nothing was appended.
@@ -39,10 +45,19 @@ func (h *RevokeSessionHandler) Handle(ctx context.Context, cmd RevokeSession) (e
 	if h.Now != nil {
 		now = h.Now()
 	}
-	return h.Sessions.Update(ctx, session.StreamName(cmd.SessionID), cmd.Meta, func(s *session.Session) error {
+	res, err := h.Sessions.Update(ctx, session.StreamName(cmd.SessionID), cmd.Meta, func(s *session.Session) error {
 		if s.Version() == 0 || s.UserID() != cmd.UserID {
 			return ErrSessionNotFound
 		}
 		return s.Revoke(cmd.Reason, now)
 	})
+	if err != nil || h.Vault == nil {
+		return res, err
+	}
+	// Also after a revocation that appended nothing (a second logout): a
+	// retry completes a deletion that failed the first time.
+	if _, err := h.Vault.Delete(ctx, cmd.SessionID); err != nil {
+		return res, fmt.Errorf("commands: delete the session's provider tokens: %w", err)
+	}
+	return res, nil
 }

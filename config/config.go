@@ -18,6 +18,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/authledger/authledger/auth/external"
 )
 
 // Event store kinds (AUTHLEDGER_EVENT_STORE).
@@ -69,6 +71,8 @@ type Config struct {
 
 	Identity Identity
 	Tasks    Tasks
+	// External is login through the external auth API.
+	External ExternalAuth
 }
 
 // Tasks is the configuration of uploads, quotas, processing and retention.
@@ -464,6 +468,110 @@ var table = []Var{
 		set:         integer(func(c *Config) *int { return &c.Identity.UserRateLimitBurst }),
 	},
 	{
+		Name:        "AUTHLEDGER_USE_EXTERNAL_AUTH",
+		Default:     ExternalAuthOff,
+		Description: "Where logins check passwords: off (the local hashes, whatever the rollout says), on (the external auth API, docs/external-auth.md) or staged (allowlisted addresses and a percentage of the others); on and staged hold until `authledger rollout set` or PUT /v1/admin/rollout records a mode, which then decides.",
+		set:         func(c *Config, v string) error { c.External.Mode = strings.ToLower(v); return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_FALLBACK",
+		Default:     FallbackNone,
+		Description: "While the external API is unavailable: none answers 503 auth-provider-unavailable; local checks the local password of users who still have one (the others get the wrong-password answer). Never after the provider refused the credentials.",
+		set:         func(c *Config, v string) error { c.External.Fallback = strings.ToLower(v); return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_PROVISION",
+		Default:     "false",
+		Description: "Create a local user (without a password) at the first external login of an address no local account holds; false answers such a login as a wrong password.",
+		set:         boolean(func(c *Config) *bool { return &c.External.Provision }),
+	},
+	{
+		Name:        "AUTHLEDGER_LOCAL_PASSWORDS",
+		Default:     "on",
+		Description: "off refuses every local password like a wrong one (nothing is deleted; on undoes it): the clean-up once every user logs in through the external API. Needs AUTHLEDGER_USE_EXTERNAL_AUTH on (or staged) and no local fallback.",
+		set: func(c *Config, v string) error {
+			switch strings.ToLower(v) {
+			case "on":
+				c.External.LocalPasswords = true
+			case "off":
+				c.External.LocalPasswords = false
+			default:
+				return errors.New("neither on nor off")
+			}
+			return nil
+		},
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_URL",
+		DefaultDoc:  "(required unless AUTHLEDGER_USE_EXTERNAL_AUTH=off)",
+		Description: "Base URL of the external auth API; https only.",
+		set:         func(c *Config, v string) error { c.External.Client.URL = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_LOGIN_PATH",
+		Default:     "/api/auth/login",
+		Description: "Login path of the external API, appended to its URL.",
+		set:         func(c *Config, v string) error { c.External.Client.LoginPath = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_REFRESH_PATH",
+		Default:     "/api/auth/refresh",
+		Description: "Refresh path of the external API.",
+		set:         func(c *Config, v string) error { c.External.Client.RefreshPath = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_ME_PATH",
+		Default:     "/api/auth/me",
+		Description: "User-info path of the external API.",
+		set:         func(c *Config, v string) error { c.External.Client.MePath = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_ISSUER",
+		DefaultDoc:  "(required with the URL)",
+		Description: "OpenID issuer of the provider's tokens, exactly as their iss claim spells it (Azure AD v2: https://login.microsoftonline.com/{tenant}/v2.0).",
+		set:         func(c *Config, v string) error { c.External.Client.Issuer = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_AUDIENCE",
+		DefaultDoc:  "(required with the URL)",
+		Description: "The aud the provider's tokens carry for us (Azure AD: the client id or api:// URI).",
+		set:         func(c *Config, v string) error { c.External.Client.Audience = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_TIMEOUT",
+		Default:     "3s",
+		Description: "Bound on each attempt of a call to the external API, body included (100ms to 60s); a call makes up to 3 attempts.",
+		set:         duration(func(c *Config) *time.Duration { return &c.External.Client.Timeout }),
+	},
+	{
+		Name:        "AUTHLEDGER_TOKEN_REFRESH_BUFFER",
+		Default:     "5m",
+		Description: "How long before expiry the provider's tokens kept for a session are renewed (at most 30m).",
+		set:         duration(func(c *Config) *time.Duration { return &c.External.Client.RefreshBuffer }),
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_SUBJECT_CLAIM",
+		Default:     "sub",
+		Description: "The claim of the provider's tokens that holds the external user id (the API's user.id); oid for Azure AD when user.id is the object id (sub is pairwise per application there).",
+		set: func(c *Config, v string) error {
+			c.External.Client.Mapping = external.DefaultMapping
+			c.External.Client.Mapping.SubjectClaim = v
+			return nil
+		},
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_CA_FILE",
+		DefaultDoc:  "(none: the system's roots)",
+		Description: "PEM file of certificate authorities trusted for the external API and issuer, beside the system's (a corporate TLS proxy).",
+		set:         func(c *Config, v string) error { c.External.CAFile = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_EXTERNAL_AUTH_ALLOW_INSECURE",
+		Default:     "false",
+		Description: "Accept http:// for the external URL and issuer; for tests only (passwords and tokens would cross the network in clear).",
+		set:         boolean(func(c *Config) *bool { return &c.External.Client.AllowInsecure }),
+	},
+	{
 		Name:        "AUTHLEDGER_WORKERS",
 		Default:     "1",
 		Description: "Tasks the worker embedded in serve processes at once; 0 runs no worker in serve (run `authledger worker` instead).",
@@ -735,6 +843,7 @@ func (c Config) Validate() error {
 	c.HTTP.validate(c, bad)
 	c.Identity.validate(bad)
 	c.Tasks.validate(bad)
+	c.External.validate(bad, &errs)
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err == nil {
 			continue

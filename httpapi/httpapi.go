@@ -52,6 +52,13 @@ type Config struct {
 	// vocabulary and the errors of lower layers: a domain error then
 	// answers 500.
 	Errors ErrorTable
+	// HSTS sets Strict-Transport-Security on every answer: true when the
+	// public URL (AUTHLEDGER_PUBLIC_URL) is https, so that a browser that
+	// reached us over TLS never sends a password or a token in clear
+	// again. Behind plain http the header would be ignored, or, through
+	// a TLS proxy that forwards to a development server, pin a host that
+	// has no TLS of its own.
+	HSTS bool
 }
 
 // Validate reports every problem of c at once.
@@ -119,7 +126,7 @@ func New(cfg Config) (*gin.Engine, error) {
 		accessLog(cfg.Logger),
 		metrics.middleware(),
 		recovery(cfg.Logger),
-		secureHeaders(),
+		secureHeaders(cfg.HSTS),
 		limits(cfg.Limits),
 	)
 	e.NoRoute(func(c *gin.Context) {

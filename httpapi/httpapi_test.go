@@ -538,4 +538,18 @@ func TestSecureHeaders(t *testing.T) {
 	if rec.Header().Get("X-Content-Type-Options") != "nosniff" || rec.Header().Get("Cache-Control") != "no-store" {
 		t.Errorf("headers %v", rec.Header())
 	}
+	if v, ok := rec.Header()["Strict-Transport-Security"]; ok {
+		t.Errorf("HSTS without https: %v", v)
+	}
+}
+
+// Behind https every answer carries HSTS, errors and unknown paths too.
+func TestHSTSBehindHTTPS(t *testing.T) {
+	t.Parallel()
+	f := newEngine(t, func(c *httpapi.Config) { c.HSTS = true })
+	for _, path := range []string{"/healthz", "/no/such/path"} {
+		if rec := f.do(t, http.MethodGet, path, nil); rec.Header().Get("Strict-Transport-Security") != "max-age=31536000" {
+			t.Errorf("%s: %d HSTS %q", path, rec.Code, rec.Header().Get("Strict-Transport-Security"))
+		}
+	}
 }

@@ -164,14 +164,24 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 	}
 }
 
+// HSTSValue is the Strict-Transport-Security of an https deployment: a
+// year, the value browsers' preload lists ask for at least. No
+// includeSubDomains: the service does not own its parent domain's other
+// hosts.
+const HSTSValue = "max-age=31536000"
+
 // secureHeaders sets defaults suitable for every API answer: bodies are
 // JSON (never to be sniffed into HTML) and often carry tokens (never to be
-// cached). A handler serving cacheable content overrides Cache-Control.
-func secureHeaders() gin.HandlerFunc {
+// cached); behind https, HSTS (Config.HSTS). A handler serving cacheable
+// content overrides Cache-Control.
+func secureHeaders(hsts bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		h := c.Writer.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Cache-Control", "no-store")
+		if hsts {
+			h.Set("Strict-Transport-Security", HSTSValue)
+		}
 		c.Next()
 	}
 }

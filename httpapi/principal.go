@@ -20,6 +20,9 @@ type Principal struct {
 	UserID uuid.UUID
 	// SessionID is the session the access token belongs to (the sid
 	// claim): logout ends it, a session list marks it as the caller's own.
+	// uuid.Nil for a token of the external provider (authn
+	// WithProviderTokens), which names no session of ours: its logout
+	// finds no session.
 	SessionID uuid.UUID
 	// Roles are the token's roles claim (user.DefaultRole, user.RoleAdmin,
 	// user.RoleAuditor, ...), as the session carried them at issue.

@@ -22,7 +22,8 @@ import (
 // start of the log by the next runner start. Without a key the audit trail
 // still names its tables (for Status and Names) but applies nothing.
 func Builtin(auditKey []byte) []projector.Projection {
-	return []projector.Projection{audit.New(auditKey), userviews.NewProfiles(), userviews.NewSessions(), taskviews.New()}
+	return []projector.Projection{audit.New(auditKey), userviews.NewProfiles(), userviews.NewSessions(), taskviews.New(),
+		userviews.NewExternalIdentities()}
 }
 
 // Config is projector.Config; Projections defaults to Builtin(nil), whose

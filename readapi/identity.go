@@ -15,14 +15,20 @@ import (
 
 // MeResponse is the body of GET /v1/me. Email is the normalised address
 // (the log holds no other spelling); LastLoginAt is null until the first
-// login is projected.
+// login is projected. ExternalUserID and ProviderEmail are the link an
+// external login made, null for an account never linked.
 type MeResponse struct {
-	ID          uuid.UUID  `json:"id"`
-	Email       string     `json:"email"`
-	DisplayName string     `json:"display_name"`
-	Roles       []string   `json:"roles"`
-	CreatedAt   time.Time  `json:"created_at"`
-	LastLoginAt *time.Time `json:"last_login_at"`
+	ID             uuid.UUID  `json:"id"`
+	Email          string     `json:"email"`
+	DisplayName    string     `json:"display_name"`
+	Roles          []string   `json:"roles"`
+	CreatedAt      time.Time  `json:"created_at"`
+	LastLoginAt    *time.Time `json:"last_login_at"`
+	ExternalUserID *string    `json:"external_user_id"`
+	ProviderEmail  *string    `json:"provider_email"`
+	// LastTokenRefresh is the last renewal of the user's provider tokens;
+	// null before the first (or for an account never linked).
+	LastTokenRefresh *time.Time `json:"last_token_refresh"`
 }
 
 func (h *handlers) me(c *gin.Context) {
@@ -34,16 +40,43 @@ func (h *handlers) me(c *gin.Context) {
 	// Not found: a token whose subject is not one of our users, or a
 	// registration the projection has not reached (the caller sent no
 	// consistency token).
-	prof, err := userviews.GetProfile(c.Request.Context(), h.d.Pool, p.UserID)
+	h.profile(c, p.UserID)
+}
+
+// adminUser is GET /v1/admin/users/{id}: any user's profile, as /v1/me
+// shows one's own (role admin, checked before).
+func (h *handlers) adminUser(c *gin.Context) {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		// No user can have this id: the answer of a missing one.
+		httpapi.WriteError(c, userviews.ErrNotFound)
+		return
+	}
+	h.profile(c, id)
+}
+
+// profile answers with the user's profile and external link.
+func (h *handlers) profile(c *gin.Context, id uuid.UUID) {
+	prof, err := userviews.GetProfile(c.Request.Context(), h.d.Pool, id)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
-	c.Header("Cache-Control", "private, no-store")
-	c.JSON(http.StatusOK, MeResponse{
+	link, linked, err := userviews.GetExternalIdentity(c.Request.Context(), h.d.Pool, id)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	me := MeResponse{
 		ID: prof.UserID, Email: prof.Email, DisplayName: prof.DisplayName, Roles: prof.Roles,
 		CreatedAt: prof.CreatedAt.UTC(), LastLoginAt: utcPtr(prof.LastLoginAt),
-	})
+	}
+	if linked {
+		me.ExternalUserID, me.ProviderEmail = &link.ExternalUserID, &link.ProviderEmail
+		me.LastTokenRefresh = utcPtr(link.LastTokenRefresh)
+	}
+	c.Header("Cache-Control", "private, no-store")
+	c.JSON(http.StatusOK, me)
 }
 
 // SessionItem is one entry of GET /v1/auth/sessions. Current marks the

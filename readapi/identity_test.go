@@ -54,7 +54,8 @@ func newIdentityServer(t *testing.T, startRunner bool) *idServer {
 	rev := st.Revocations(t, env.Store, env.Store.Pool())
 
 	profiles, sessProj := userviews.NewProfiles(), userviews.NewSessions()
-	r, err := projector.NewRunner(env.Config(profiles, sessProj))
+	// /v1/me reads the external identities too.
+	r, err := projector.NewRunner(env.Config(profiles, sessProj, userviews.NewExternalIdentities()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,11 +214,18 @@ func TestIdentityReadEndpoints(t *testing.T) {
 	var me map[string]any
 	r.json(t, &me)
 	if me["id"] != aliceID || me["email"] != "alice@example.com" || me["display_name"] != "Alice" ||
-		len(me) != 6 || me["created_at"] == nil || me["last_login_at"] == nil {
+		len(me) != 9 || me["created_at"] == nil || me["last_login_at"] == nil {
 		t.Fatalf("me = %v", me)
 	}
 	if roles, _ := me["roles"].([]any); len(roles) != 1 || roles[0] != user.DefaultRole {
 		t.Fatalf("roles = %v", me["roles"])
+	}
+	// Never linked: the external members are there, and null.
+	if v, ok := me["external_user_id"]; !ok || v != nil {
+		t.Errorf("external_user_id = %v (present %v)", v, ok)
+	}
+	if v, ok := me["provider_email"]; !ok || v != nil {
+		t.Errorf("provider_email = %v (present %v)", v, ok)
 	}
 	var typed readapi.MeResponse
 	r.json(t, &typed)

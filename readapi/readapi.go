@@ -6,6 +6,7 @@ package readapi
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -98,10 +99,11 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 		d.Now = time.Now
 	}
 	h := &handlers{d: d}
-	consistent := func(projection string) gin.HandlerFunc {
-		return Consistency(d.Waiter, d.ConsistencyTimeout, projection)
+	consistent := func(projections ...string) gin.HandlerFunc {
+		return Consistency(d.Waiter, d.ConsistencyTimeout, projections...)
 	}
-	rg.GET("/me", consistent(userviews.ProfilesName), h.me)
+	rg.GET("/me", consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName), h.me)
+	rg.GET("/admin/users/:id", requireRole(user.RoleAdmin), consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName), h.adminUser)
 	rg.GET("/auth/sessions", consistent(userviews.SessionsName), h.sessions)
 
 	taskRead := consistent(taskviews.Name)
@@ -124,6 +126,10 @@ type handlers struct{ d Deps }
 // requireRole answers 401 without a caller and 403 to a caller with none
 // of roles, before the route waits for any read model.
 func requireRole(roles ...string) gin.HandlerFunc {
+	need := "This endpoint needs the role " + roles[0] + "."
+	if len(roles) > 1 {
+		need = "This endpoint needs one of the roles " + strings.Join(roles[:len(roles)-1], ", ") + " or " + roles[len(roles)-1] + "."
+	}
 	return func(c *gin.Context) {
 		p, err := httpapi.Caller(c)
 		if err != nil {
@@ -131,7 +137,7 @@ func requireRole(roles ...string) gin.HandlerFunc {
 			return
 		}
 		if !p.HasRole(roles...) {
-			httpapi.WriteError(c, problem.Forbidden("This endpoint needs one of the roles auditor or admin."))
+			httpapi.WriteError(c, problem.Forbidden(need))
 			return
 		}
 		c.Next()

@@ -163,7 +163,8 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	// The revocation feed runs as in serve, so the token check answers
 	// from its set, not from the session streams.
 	runner, err := projector.NewRunner(projector.Config{Store: cfg.Store, Pool: cfg.Pool, Logger: cfg.Logger,
-		Projections: []projector.Projection{profiles, sessions},
+		// /v1/me joins the external identities to the profile.
+		Projections: []projector.Projection{profiles, sessions, userviews.NewExternalIdentities()},
 		Followers:   []projector.Follower{{Name: authn.FeedName, Filter: rev.Filter(), Handle: rev.Apply}}})
 	if err != nil {
 		return Result{}, fmt.Errorf("identitybench: %w", err)

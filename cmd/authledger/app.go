@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authledger/authledger"
+	authrollout "github.com/authledger/authledger/auth/rollout"
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/eventstore/esdb"
@@ -35,6 +37,7 @@ import (
 	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/reactors/sessionclaims"
 	"github.com/authledger/authledger/reactors/sessionlimit"
+	"github.com/authledger/authledger/reactors/vaultrelease"
 	"github.com/authledger/authledger/readapi"
 )
 
@@ -120,6 +123,36 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	if err != nil {
 		return nil, err
 	}
+	// Closed before the store (closers run in reverse): refused logins
+	// answered but still being appended reach the log.
+	a.closers = append(a.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ident.deps.Login.Drain(ctx)
+		return nil
+	})
+	var externalPolicies []projector.Projection
+	if x := ident.external; x != nil {
+		// External auth: the client's metrics and breaker, the refresher
+		// of the vault's tokens (every instance runs one; the vault's
+		// claims give each session to one at a time), and the policy
+		// that empties the vault of revoked sessions.
+		a.closers = append(a.closers, func() error { x.client.Close(); return nil })
+		refresher, err := x.newRefresher(cfg, ident.deps.Revoke, ident.externalRefresh, log)
+		if err != nil {
+			return nil, err
+		}
+		release, err := vaultrelease.New(x.vault, log)
+		if err != nil {
+			return nil, err
+		}
+		if err := errors.Join(registry.Register(x.client), registry.Register(refresher)); err != nil {
+			return nil, err
+		}
+		a.background("external-token-refresher", refresher.Run)
+		externalPolicies = append(externalPolicies, release)
+		checks = append(checks, httpapi.Check{Name: "external_auth", Func: x.breaker})
+	}
 
 	// Tasks and files: blobs under the data directory, the task commands
 	// (mounted below) and the policy that removes an ended task's files.
@@ -141,7 +174,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	// alone and shows in /readyz; the API keeps serving. A follower never
 	// stops: it resumes after any outage, and /readyz says 503 while it
 	// does.
-	policies := []projector.Projection{sessionclaims.New(ident.claimsSync, nil), release}
+	policies := append([]projector.Projection{sessionclaims.New(ident.claimsSync, nil), release}, externalPolicies...)
 	if cfg.Identity.MaxSessionsPerUser > 0 {
 		limit, err := sessionlimit.New(sessionlimit.Config{
 			Pool: a.db, Waiter: projector.NewWaiter(a.db, nil, 0), Revoke: ident.deps.Revoke, Registry: ident.registry,
@@ -158,8 +191,12 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		Logger:      log,
 		Registerer:  registry,
 		Projections: append(projections.Builtin(ident.auditKey), policies...),
-		Followers:   []projector.Follower{{Name: authn.FeedName, Filter: ident.revocations.Filter(), Handle: ident.revocations.Apply}},
-		MaxLag:      cfg.ReadyMaxLag,
+		Followers: []projector.Follower{
+			{Name: authn.FeedName, Filter: ident.revocations.Filter(), Handle: ident.revocations.Apply},
+			// The staged rollout: its stream read at start, then followed.
+			{Name: authrollout.FollowerName, Filter: ident.rollout.Filter(), Start: ident.rollout.Start, Handle: ident.rollout.Apply},
+		},
+		MaxLag: cfg.ReadyMaxLag,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("projections: %w", err)
@@ -193,6 +230,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		OpenAPI:        authledger.OpenAPI,
 		Limits:         routeLimits(cfg),
 		Errors:         errtable.Table(),
+		HSTS:           strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://"),
 	})
 	if err != nil {
 		return nil, err

@@ -18,9 +18,11 @@ import (
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/keys/pgstore"
 	"github.com/authledger/authledger/auth/password"
+	authrollout "github.com/authledger/authledger/auth/rollout"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
+	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signingkey"
 	"github.com/authledger/authledger/domain/user"
@@ -56,6 +58,14 @@ type identityCore struct {
 	registry *events.Registry
 	// auditKey chains the audit trail's rows (derived from the master key).
 	auditKey []byte
+	// external is login through the external auth API; nil when
+	// AUTHLEDGER_USE_EXTERNAL_AUTH=off.
+	external *externalAuth
+	// externalRefresh records the vault refresher's renewals.
+	externalRefresh *commands.RecordExternalRefreshHandler
+	// rollout is the staged rollout as this instance applies it, fed by
+	// its local follower.
+	rollout *authrollout.Live
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -91,7 +101,7 @@ func loadMasterKey(cfg config.Config, log *slog.Logger) (*keys.MasterKey, error)
 // newRegistry knows every event the identity commands load.
 func newRegistry() (*events.Registry, error) {
 	reg := events.NewRegistry()
-	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents} {
+	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents} {
 		if err := f(reg); err != nil {
 			return nil, err
 		}
@@ -201,16 +211,42 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		return nil, fmt.Errorf("AUTHLEDGER_SESSION_*: %w", err)
 	}
 
-	ih, err := commands.NewIdentityHandlers(store, reg, commands.IdentityConfig{
+	ic := commands.IdentityConfig{
 		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey, PasswordPolicy: password.DefaultPolicy(),
 		Throttle: throttle, SessionPolicy: sp, KnownDeviceTTL: cfg.Identity.KnownDeviceTTL,
-	})
+		LocalPasswordsOff: !cfg.External.LocalPasswords,
+	}
+	// The rollout stream decides each login's path once it has an event;
+	// AUTHLEDGER_USE_EXTERNAL_AUTH until then, and off whatever it says.
+	live, err := authrollout.NewLive(reservationKey, cfg.External.Mode)
 	if err != nil {
+		return nil, err
+	}
+	var ext *externalAuth
+	if cfg.External.Enabled() {
+		if ext, err = newExternalAuth(cfg, db, master); err != nil {
+			return nil, err
+		}
+		ic.External = ext.commandConfig(cfg, log)
+		ic.External.Router = live
+		log.Info("external auth on: logins go to the external auth API",
+			slog.String("issuer", cfg.External.Client.Issuer), slog.String("fallback", cfg.External.Fallback),
+			slog.Bool("provision", cfg.External.Provision))
+	}
+	ih, err := commands.NewIdentityHandlers(store, reg, ic)
+	if err != nil {
+		if ext != nil {
+			ext.client.Close()
+		}
 		return nil, err
 	}
 	rev, err := authn.NewRevocations(authn.RevocationsConfig{TTL: tc.MaxKeyRetention(), Store: store, Registry: reg})
 	if err != nil {
 		return nil, err
+	}
+	var authOpts []authn.Option
+	if ext != nil {
+		authOpts = append(authOpts, authn.WithProviderTokens(ext.providerTokens(cfg, ih, reservationKey)))
 	}
 	ipLimit, err := ratelimit.New(ratelimit.Config{PerSecond: cfg.Identity.RateLimitPerSecond, Burst: cfg.Identity.RateLimitBurst})
 	if err != nil {
@@ -221,23 +257,27 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		return nil, fmt.Errorf("AUTHLEDGER_USER_RATE_LIMIT_*: %w", err)
 	}
 	return &identityCore{
-		revocations: rev,
-		keyManager:  km,
-		ring:        holder,
-		claimsSync:  ih.SyncClaims,
-		registry:    reg,
-		auditKey:    auditKeys.chain,
+		revocations:     rev,
+		keyManager:      km,
+		ring:            holder,
+		claimsSync:      ih.SyncClaims,
+		registry:        reg,
+		auditKey:        auditKeys.chain,
+		external:        ext,
+		externalRefresh: ih.ExternalRefresh,
+		rollout:         live,
 		deps: identityhttp.Deps{
 			Register:      ih.Register,
 			Login:         ih.Login,
 			Refresh:       ih.Refresh,
 			Revoke:        ih.Revoke,
-			Auth:          authn.Middleware(verifier, rev),
+			Auth:          authn.Middleware(verifier, rev, authOpts...),
 			Ring:          holder,
 			PublicURL:     cfg.PublicURL,
 			Algorithms:    []string{km.Algorithm.String()},
 			RateLimit:     ipLimit,
 			UserRateLimit: userLimit,
+			Rollout:       ih.ConfigureRollout, RolloutState: live, ExternalAuthMode: cfg.External.Mode,
 		},
 	}, nil
 }

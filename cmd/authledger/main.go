@@ -60,6 +60,9 @@ func subcommands() []command {
 		{"audit", "check the log against the audit trail's keyed chain (`audit verify`) and export signed heads (`audit head`)", runAudit},
 		{"worker", "process tasks (OCR) beside serve: claims, heartbeats, retention, file collection", runWorker},
 		{"keys", "manage signing keys: `keys rotate` adds one (published now, signing after AUTHLEDGER_KEY_OVERLAP)", runKeys},
+		{"external-auth", "validate the external auth API: `external-auth check -email E` logs in once and prints a redacted report", runExternalAuth},
+		{"users", "link accounts to external identities in bulk: `users link -from FILE.csv -backup FILE.jsonl [-dry-run]`", runUsers},
+		{"rollout", "change the staged rollout of external login: `rollout set -mode staged -percent 20 -allow a@x`", runRollout},
 	}
 }
 

@@ -16,6 +16,11 @@ const (
 	EventReuseDetected = "session.reuse_detected.v1"
 	EventRevoked       = "session.revoked.v1"
 	EventClaimsUpdated = "session.claims_updated.v1"
+	// EventExternalTokensStored follows Started for an external login.
+	EventExternalTokensStored = "session.external_tokens_stored.v1"
+	// EventExternalTokensRefreshed records each renewal by the vault's
+	// refresher.
+	EventExternalTokensRefreshed = "session.external_tokens_refreshed.v1"
 )
 
 // Started opens a session at a successful login; it is also the record of
@@ -142,6 +147,39 @@ type Revoked struct {
 	RevokedAt time.Time `json:"revoked_at"`
 }
 
+// ExternalTokensStored records that the external provider's tokens of the
+// session are in the vault (auth/vault): their SHA-256 fingerprints
+// (external.Fingerprint) and the access token's expiry, never the tokens
+// (ARCHITECTURE.md rule 4). IDFingerprint and RefreshFingerprint are
+// absent when the provider sent no such token.
+type ExternalTokensStored struct {
+	SessionID          uuid.UUID `json:"session_id"`
+	UserID             uuid.UUID `json:"user_id"`
+	AccessFingerprint  string    `json:"access_fingerprint"`
+	IDFingerprint      string    `json:"id_fingerprint,omitempty"`
+	RefreshFingerprint string    `json:"refresh_fingerprint,omitempty"`
+	ExpiresAt          time.Time `json:"expires_at"`
+	StoredAt           time.Time `json:"stored_at"`
+}
+
+func (ExternalTokensStored) EventName() string { return EventExternalTokensStored }
+
+// ExternalTokensRefreshed records that the vault's refresher renewed the
+// session's provider tokens: the new fingerprints and expiry, as
+// ExternalTokensStored. RefreshFingerprint is the refresh token kept,
+// the old one when the provider sent none.
+type ExternalTokensRefreshed struct {
+	SessionID          uuid.UUID `json:"session_id"`
+	UserID             uuid.UUID `json:"user_id"`
+	AccessFingerprint  string    `json:"access_fingerprint"`
+	IDFingerprint      string    `json:"id_fingerprint,omitempty"`
+	RefreshFingerprint string    `json:"refresh_fingerprint,omitempty"`
+	ExpiresAt          time.Time `json:"expires_at"`
+	RefreshedAt        time.Time `json:"refreshed_at"`
+}
+
+func (ExternalTokensRefreshed) EventName() string { return EventExternalTokensRefreshed }
+
 func (Started) EventName() string       { return EventStarted }
 func (Refreshed) EventName() string     { return EventRefreshed }
 func (ReuseDetected) EventName() string { return EventReuseDetected }
@@ -150,7 +188,7 @@ func (ClaimsUpdated) EventName() string { return EventClaimsUpdated }
 
 // AllEvents lists one zero value of every event type of this package.
 func AllEvents() []events.Event {
-	return []events.Event{Started{}, Refreshed{}, ReuseDetected{}, Revoked{}, ClaimsUpdated{}}
+	return []events.Event{Started{}, Refreshed{}, ReuseDetected{}, Revoked{}, ClaimsUpdated{}, ExternalTokensStored{}, ExternalTokensRefreshed{}}
 }
 
 // RegisterEvents adds the session events to r as value types.

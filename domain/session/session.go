@@ -70,10 +70,17 @@ const (
 	ReasonReuseDetected    Reason = "reuse_detected"
 	ReasonPasswordChanged  Reason = "password_changed"
 	ReasonAdmin            Reason = "admin"
+	// ReasonExternalTokensNotStored: an external login whose provider
+	// tokens could not be stored; the login failed after its session
+	// started, and the session is ended at once.
+	ReasonExternalTokensNotStored Reason = "external_tokens_not_stored"
+	// ReasonExternalRefreshFailed: the provider's tokens of an external
+	// session could not be renewed (the vault's refresher gave up).
+	ReasonExternalRefreshFailed Reason = "external_refresh_failed"
 )
 
 var knownReasons = []Reason{ReasonLogout, ReasonDeleted, ReasonLimitExceeded, ReasonIdleTimeout,
-	ReasonAbsoluteLifetime, ReasonReuseDetected, ReasonPasswordChanged, ReasonAdmin}
+	ReasonAbsoluteLifetime, ReasonReuseDetected, ReasonPasswordChanged, ReasonAdmin, ReasonExternalTokensNotStored, ReasonExternalRefreshFailed}
 
 // Policy holds the session timing rules. A session takes its absolute end
 // from the policy at start; each refresh takes the idle timeout in force.
@@ -186,6 +193,9 @@ const (
 	MethodPassword = "password"
 	// AMRPassword is the amr value of a password login.
 	AMRPassword = "pwd"
+	// MethodExternal is a login with email and password checked by the
+	// external auth API (its amr is still "pwd": a password was shown).
+	MethodExternal = "external"
 )
 
 // Resume rebuilds a session from the last event of its stream alone;
@@ -406,6 +416,55 @@ func (s *Session) UpdateClaims(c Claims, now time.Time) error {
 	return nil
 }
 
+// ExternalTokens are the fingerprints and expiry of the provider tokens
+// the vault keeps for a session (never the tokens).
+type ExternalTokens struct {
+	AccessFingerprint  string
+	IDFingerprint      string
+	RefreshFingerprint string
+	ExpiresAt          time.Time
+}
+
+// RecordExternalTokens records that the provider's tokens of an external
+// login are stored, by fingerprint. A revoked session records nothing
+// more and answers ErrRevoked.
+func (s *Session) RecordExternalTokens(t ExternalTokens, now time.Time) error {
+	if !s.started {
+		return ErrNotStarted
+	}
+	if s.revoked {
+		return ErrRevoked
+	}
+	if t.AccessFingerprint == "" {
+		return fmt.Errorf("%w: the access token's fingerprint is required", ErrInvalidInput)
+	}
+	s.record(ExternalTokensStored{
+		SessionID: s.id, UserID: s.userID, AccessFingerprint: t.AccessFingerprint, IDFingerprint: t.IDFingerprint,
+		RefreshFingerprint: t.RefreshFingerprint, ExpiresAt: t.ExpiresAt.UTC(), StoredAt: now.UTC(),
+	})
+	return nil
+}
+
+// RecordExternalTokensRefreshed records a renewal of the provider's
+// tokens at refreshedAt. A revoked session records nothing and answers
+// ErrRevoked (its tokens are being deleted).
+func (s *Session) RecordExternalTokensRefreshed(t ExternalTokens, refreshedAt time.Time) error {
+	if !s.started {
+		return ErrNotStarted
+	}
+	if s.revoked {
+		return ErrRevoked
+	}
+	if t.AccessFingerprint == "" {
+		return fmt.Errorf("%w: the access token's fingerprint is required", ErrInvalidInput)
+	}
+	s.record(ExternalTokensRefreshed{
+		SessionID: s.id, UserID: s.userID, AccessFingerprint: t.AccessFingerprint, IDFingerprint: t.IDFingerprint,
+		RefreshFingerprint: t.RefreshFingerprint, ExpiresAt: t.ExpiresAt.UTC(), RefreshedAt: refreshedAt.UTC(),
+	})
+	return nil
+}
+
 // CheckActive returns nil for a session that can be used at now:
 // ErrRevoked, ErrExpired or ErrNotStarted otherwise. It records nothing
 // (a read-side check, for example before issuing an access token).
@@ -541,6 +600,8 @@ func (s *Session) apply(e events.Event) error {
 		}
 	case ClaimsUpdated:
 		s.claims = e.Claims.clone()
+	case ExternalTokensStored, ExternalTokensRefreshed:
+		// The vault holds the tokens; nothing here decides on them.
 	case ReuseDetected:
 		// Revoked follows in the same append.
 	case Revoked:

@@ -23,15 +23,22 @@ const (
 	EventDisplayNameChanged   = "user.display_name_changed.v1"
 	EventEmailReserved        = "email.reserved.v1"
 	EventEmailReleased        = "email.released.v1"
+	// EventExternalIdentityLinked is on the user stream.
+	EventExternalIdentityLinked = "user.external_identity_linked.v1"
+	// EventExternalIdentityReserved is on the external identity's
+	// reservation stream (ExternalIdentityStream).
+	EventExternalIdentityReserved = "external_identity.reserved.v1"
 )
 
 // Registered starts a user stream. PasswordHash is an argon2id PHC string,
-// never a password. Email is normalised (see NormalizeEmail).
+// never a password; it is absent for a user created by an external login
+// (RegisterExternal), whom the local password path refuses. Email is
+// normalised (see NormalizeEmail).
 type Registered struct {
 	UserID       uuid.UUID `json:"user_id"`
 	Email        string    `json:"email"`
 	DisplayName  string    `json:"display_name"`
-	PasswordHash string    `json:"password_hash"`
+	PasswordHash string    `json:"password_hash,omitempty"`
 	Roles        []string  `json:"roles"`
 	RegisteredAt time.Time `json:"registered_at"`
 }
@@ -58,11 +65,16 @@ type PasswordRehashed struct {
 // is the client's network (Source), Device the known device the attempt
 // came from ("" for none). Both are absent in events recorded before the
 // throttle counted per source: those count against the empty source.
+//
+// Method is the login method that refused it ("password" for the local
+// hash, "external" for the external auth API); absent in events recorded
+// before it was added, which were all local.
 type LoginFailed struct {
 	UserID   uuid.UUID `json:"user_id"`
 	FailedAt time.Time `json:"failed_at"`
 	Source   string    `json:"source,omitempty"`
 	Device   string    `json:"device,omitempty"`
+	Method   string    `json:"method,omitempty"`
 }
 
 // LoginFailuresCleared records a successful login from a source that had
@@ -131,6 +143,27 @@ type EmailReleased struct {
 	ReleasedAt time.Time `json:"released_at"`
 }
 
+// ExternalIdentityLinked links the user to an account of an external
+// identity provider: logins through that provider find the user by
+// ExternalUserID (through ExternalIdentityStream, reserved before this is
+// appended). ProviderEmail is the provider's address of the user when
+// linked, kept for the profile and for operators.
+type ExternalIdentityLinked struct {
+	UserID         uuid.UUID `json:"user_id"`
+	Provider       string    `json:"provider"`
+	ExternalUserID string    `json:"external_user_id"`
+	ProviderEmail  string    `json:"provider_email,omitempty"`
+	LinkedAt       time.Time `json:"linked_at"`
+}
+
+// ExternalIdentityReserved claims an external identity for a user, on its
+// reservation stream. It holds neither the provider nor the id: the
+// stream name is an HMAC of them, and they live in the user stream.
+type ExternalIdentityReserved struct {
+	UserID     uuid.UUID `json:"user_id"`
+	ReservedAt time.Time `json:"reserved_at"`
+}
+
 func (Registered) EventName() string           { return EventRegistered }
 func (PasswordChanged) EventName() string      { return EventPasswordChanged }
 func (PasswordRehashed) EventName() string     { return EventPasswordRehashed }
@@ -143,6 +176,12 @@ func (RoleRevoked) EventName() string          { return EventRoleRevoked }
 func (DisplayNameChanged) EventName() string   { return EventDisplayNameChanged }
 func (EmailReserved) EventName() string        { return EventEmailReserved }
 func (EmailReleased) EventName() string        { return EventEmailReleased }
+func (ExternalIdentityLinked) EventName() string {
+	return EventExternalIdentityLinked
+}
+func (ExternalIdentityReserved) EventName() string {
+	return EventExternalIdentityReserved
+}
 
 // AllEvents lists one zero value of every event type of this package, the
 // table RegisterEvents installs. Adding a type means adding it here.
@@ -150,6 +189,7 @@ func AllEvents() []events.Event {
 	return []events.Event{
 		Registered{}, PasswordChanged{}, PasswordRehashed{}, LoginFailed{}, LoginFailuresCleared{}, Locked{}, Unlocked{},
 		RoleGranted{}, RoleRevoked{}, DisplayNameChanged{}, EmailReserved{}, EmailReleased{},
+		ExternalIdentityLinked{}, ExternalIdentityReserved{},
 	}
 }
 

@@ -133,6 +133,9 @@ type LoginAttempt struct {
 	// Trusted attempts (a known device; later a verified second factor)
 	// are only held to their own source's count, never to the account's.
 	Trusted bool
+	// Method is the login method that refused the attempt ("password",
+	// "external"), recorded for reports; the throttle counts both alike.
+	Method string
 }
 
 // key is the source the attempt's failures count against.
@@ -224,6 +227,19 @@ func (t *LoginThrottle) RetryAfter(a LoginAttempt, now time.Time, p ThrottlePoli
 		wait = max(wait, p.wait(all, p.AccountMaxFailures, allLast, now))
 	}
 	return wait
+}
+
+// WithPending returns a copy of t that also counts pending: failures a
+// command has answered and is still appending (recorded off the response
+// path), which the stream t was folded from does not hold yet, so that
+// the next attempt is throttled as if they were in it. The caller tells
+// which those are (by revision, not by time: two failures can share one).
+func (t *LoginThrottle) WithPending(pending []LoginFailed) LoginThrottle {
+	c := LoginThrottle{failures: slices.Clone(t.failures)}
+	for _, e := range pending {
+		c.Observe(e)
+	}
+	return c
 }
 
 // HasFailures reports whether a's source has failures remembered, which a

@@ -65,6 +65,8 @@ type User struct {
 	passwordHash string
 	roles        []string
 	registeredAt time.Time
+	// external are the linked identities, by provider.
+	external map[string]ExternalIdentity
 
 	throttle LoginThrottle
 
@@ -161,7 +163,8 @@ func (u *User) Email() string { return u.email }
 // DisplayName is the display name.
 func (u *User) DisplayName() string { return u.displayName }
 
-// PasswordHash is the current PHC string, for verification.
+// PasswordHash is the current PHC string, for verification; "" for a user
+// created by an external login (HasPassword).
 func (u *User) PasswordHash() string { return u.passwordHash }
 
 // Roles returns a sorted copy of the roles.
@@ -189,6 +192,19 @@ func (u *User) LoginRetryAfter(a LoginAttempt, now time.Time, p ThrottlePolicy) 
 	return u.throttle.RetryAfter(a, now, p)
 }
 
+// LoginRetryAfterPending is LoginRetryAfter counting also the failures a
+// command answered and is still appending (LoginThrottle.WithPending).
+func (u *User) LoginRetryAfterPending(pending []LoginFailed, a LoginAttempt, now time.Time, p ThrottlePolicy) time.Duration {
+	t := u.throttle.WithPending(pending)
+	return t.RetryAfter(a, now, p)
+}
+
+// HasLoginFailuresPending is HasLoginFailures counting pending failures too.
+func (u *User) HasLoginFailuresPending(pending []LoginFailed, a LoginAttempt) bool {
+	t := u.throttle.WithPending(pending)
+	return t.HasFailures(a)
+}
+
 // RecordLoginFailure records a wrong password from a at now. A throttled
 // attempt records nothing and returns a *ThrottledError: attempts that
 // come too soon neither extend the wait nor grow the stream (the per-IP
@@ -200,7 +216,7 @@ func (u *User) RecordLoginFailure(a LoginAttempt, now time.Time, p ThrottlePolic
 	if wait := u.LoginRetryAfter(a, now, p); wait > 0 {
 		return &ThrottledError{RetryAfter: wait}
 	}
-	u.record(LoginFailed{UserID: u.id, FailedAt: now.UTC(), Source: a.Source, Device: a.Device})
+	u.record(LoginFailed{UserID: u.id, FailedAt: now.UTC(), Source: a.Source, Device: a.Device, Method: a.Method})
 	return nil
 }
 
@@ -352,6 +368,11 @@ func (u *User) apply(e events.Event) error {
 		u.roles = slices.DeleteFunc(u.roles, func(r string) bool { return r == e.Role })
 	case DisplayNameChanged:
 		u.displayName = e.DisplayName
+	case ExternalIdentityLinked:
+		if u.external == nil {
+			u.external = map[string]ExternalIdentity{}
+		}
+		u.external[e.Provider] = ExternalIdentity{Provider: e.Provider, ExternalUserID: e.ExternalUserID, ProviderEmail: e.ProviderEmail}
 	default:
 		return fmt.Errorf("user: unexpected event %T on a user stream", e)
 	}

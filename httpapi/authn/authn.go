@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -206,16 +205,30 @@ func (r *Revocations) streamRevoked(ctx context.Context, sid uuid.UUID) (bool, e
 // (httpapi.Caller) and the access log. Without a token it answers 401
 // unauthenticated; with an invalid, expired or revoked one, 401
 // invalid-token (the error table's answer to token.ErrInvalidToken).
-func Middleware(v *token.Verifier, rev *Revocations) gin.HandlerFunc {
+// WithProviderTokens also accepts the external provider's tokens, chosen
+// by their iss.
+func Middleware(v *token.Verifier, rev *Revocations, opts ...Option) gin.HandlerFunc {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return func(c *gin.Context) {
-		h := c.GetHeader("Authorization")
-		scheme, raw, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
+		raw := bearer(c)
+		if raw == "" {
 			c.Header("WWW-Authenticate", `Bearer`)
 			httpapi.WriteError(c, httpapi.ErrUnauthenticated)
 			return
 		}
-		cl, err := v.Verify(strings.TrimSpace(raw), time.Now())
+		if o.provider != nil && unverifiedIssuer(raw) == o.provider.Issuer {
+			p, ok := o.provider.providerPrincipal(c, raw)
+			if !ok {
+				return
+			}
+			httpapi.SetPrincipal(c, p)
+			c.Next()
+			return
+		}
+		cl, err := v.Verify(raw, time.Now())
 		if err != nil {
 			c.Header("WWW-Authenticate", `Bearer error="invalid_token"`)
 			httpapi.WriteError(c, err)

@@ -21,6 +21,7 @@ import (
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/httpapi"
@@ -47,14 +48,23 @@ func Table() httpapi.ErrorTable {
 		// One answer for an unknown email and a wrong password.
 		{Err: commands.ErrInvalidCredentials, Problem: problem.Unauthenticated("invalid-credentials", "The email or password is incorrect.")},
 		{Err: commands.ErrInvalidToken, Problem: problem.Unauthenticated("invalid-token", "The refresh token is invalid, expired or revoked.")},
+		// Before the user and input rules: a provider's unusable answer
+		// (an address the domain refuses) wraps their errors, and is the
+		// provider's fault, not the client's.
+		{Err: commands.ErrAuthProviderUnavailable, Problem: &problem.Error{Kind: problem.KindUnavailable, Slug: "auth-provider-unavailable",
+			RetryAfter: time.Second, Detail: "The identity provider cannot check credentials right now; retry later."}, Details: providerWait},
 		// No such session, or another user's: not told apart.
 		{Err: commands.ErrSessionNotFound, Problem: problem.NotFound("No such session.")},
 
 		// Users and passwords.
 		{Err: user.ErrThrottled, Problem: problem.RateLimited("rate-limited", time.Second, "Too many failed logins from here; retry later."), Details: throttleWait},
 		{Err: user.ErrEmailTaken, Problem: problem.Conflict("email-taken", "This email address is already registered.")},
+		// Only a caller the provider authenticated sees it, about their
+		// own account.
+		{Err: user.ErrExternalIdentityConflict, Problem: problem.Conflict("external-identity-conflict", "This account is linked to another identity at the identity provider; an administrator must resolve it.")},
 		{Err: user.ErrInvalidInput, Problem: invalid, Details: invalidFields},
 		{Err: password.ErrPolicy, Problem: invalid, Details: invalidFields},
+		{Err: rollout.ErrInvalidInput, Problem: problem.Invalid("The rollout change is invalid: mode off, on or staged; percentage 0 to 100.")},
 
 		// Tasks and files. Another user's task or file answers exactly as
 		// a missing one.
@@ -77,6 +87,15 @@ func throttleWait(err error, p *problem.Error) {
 	var t *user.ThrottledError
 	if errors.As(err, &t) && t.RetryAfter > 0 {
 		p.RetryAfter = t.RetryAfter
+	}
+}
+
+// providerWait answers with the provider's own wait (the breaker's
+// remaining delay, its Retry-After), at least the rule's second.
+func providerWait(err error, p *problem.Error) {
+	var e *commands.ProviderUnavailableError
+	if errors.As(err, &e) && e.RetryAfter > p.RetryAfter {
+		p.RetryAfter = e.RetryAfter
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signingkey"
 	"github.com/authledger/authledger/domain/task"
@@ -47,23 +48,26 @@ var mapped = map[string]struct {
 	err error
 	answer
 }{
-	"commands.ErrConflict":               {commands.ErrConflict, answer{409, "conflict"}},
-	"commands.ErrInvalidCredentials":     {commands.ErrInvalidCredentials, answer{401, "invalid-credentials"}},
-	"commands.ErrInvalidToken":           {commands.ErrInvalidToken, answer{401, "invalid-token"}},
-	"commands.ErrSessionNotFound":        {commands.ErrSessionNotFound, answer{404, "not-found"}},
-	"domain/user.ErrThrottled":           {user.ErrThrottled, answer{429, "rate-limited"}},
-	"domain/user.ErrEmailTaken":          {user.ErrEmailTaken, answer{409, "email-taken"}},
-	"domain/user.ErrInvalidInput":        {user.ErrInvalidInput, answer{400, "invalid-input"}},
-	"auth/password.ErrPolicy":            {password.ErrPolicy, answer{400, "invalid-input"}},
-	"domain/task.ErrNotFound":            {task.ErrNotFound, answer{404, "not-found"}},
-	"domain/task.ErrNotRetryable":        {task.ErrNotRetryable, answer{409, "not-retryable"}},
-	"domain/task.ErrQuotaExceeded":       {task.ErrQuotaExceeded, answer{429, "task-quota"}},
-	"domain/task.ErrInvalidInput":        {task.ErrInvalidInput, answer{400, "invalid-input"}},
-	"auth/token.ErrInvalidToken":         {token.ErrInvalidToken, answer{401, "invalid-token"}},
-	"projections/userviews.ErrNotFound":  {userviews.ErrNotFound, answer{404, "not-found"}},
-	"eventstore.ErrWrongExpectedVersion": {eventstore.ErrWrongExpectedVersion, answer{409, "conflict"}},
-	"outage.ErrUnavailable":              {outage.ErrUnavailable, answer{503, "unavailable"}},
-	"outage.ErrStorageFull":              {outage.ErrStorageFull, answer{507, "storage-full"}},
+	"commands.ErrConflict":                    {commands.ErrConflict, answer{409, "conflict"}},
+	"commands.ErrInvalidCredentials":          {commands.ErrInvalidCredentials, answer{401, "invalid-credentials"}},
+	"commands.ErrInvalidToken":                {commands.ErrInvalidToken, answer{401, "invalid-token"}},
+	"commands.ErrSessionNotFound":             {commands.ErrSessionNotFound, answer{404, "not-found"}},
+	"commands.ErrAuthProviderUnavailable":     {commands.ErrAuthProviderUnavailable, answer{503, "auth-provider-unavailable"}},
+	"domain/user.ErrExternalIdentityConflict": {user.ErrExternalIdentityConflict, answer{409, "external-identity-conflict"}},
+	"domain/rollout.ErrInvalidInput":          {rollout.ErrInvalidInput, answer{400, "invalid-input"}},
+	"domain/user.ErrThrottled":                {user.ErrThrottled, answer{429, "rate-limited"}},
+	"domain/user.ErrEmailTaken":               {user.ErrEmailTaken, answer{409, "email-taken"}},
+	"domain/user.ErrInvalidInput":             {user.ErrInvalidInput, answer{400, "invalid-input"}},
+	"auth/password.ErrPolicy":                 {password.ErrPolicy, answer{400, "invalid-input"}},
+	"domain/task.ErrNotFound":                 {task.ErrNotFound, answer{404, "not-found"}},
+	"domain/task.ErrNotRetryable":             {task.ErrNotRetryable, answer{409, "not-retryable"}},
+	"domain/task.ErrQuotaExceeded":            {task.ErrQuotaExceeded, answer{429, "task-quota"}},
+	"domain/task.ErrInvalidInput":             {task.ErrInvalidInput, answer{400, "invalid-input"}},
+	"auth/token.ErrInvalidToken":              {token.ErrInvalidToken, answer{401, "invalid-token"}},
+	"projections/userviews.ErrNotFound":       {userviews.ErrNotFound, answer{404, "not-found"}},
+	"eventstore.ErrWrongExpectedVersion":      {eventstore.ErrWrongExpectedVersion, answer{409, "conflict"}},
+	"outage.ErrUnavailable":                   {outage.ErrUnavailable, answer{503, "unavailable"}},
+	"outage.ErrStorageFull":                   {outage.ErrStorageFull, answer{507, "storage-full"}},
 }
 
 // absent are the exported errors that are deliberately not in the table,
@@ -73,6 +77,7 @@ var absent = map[string]struct {
 	err    error
 	reason string
 }{
+	"commands.ErrNoAccount":            {commands.ErrNoAccount, "`authledger users link` reports it per row; no HTTP route links by address"},
 	"domain/user.ErrNotRegistered":     {user.ErrNotRegistered, "a command on a user stream with no registration: commands check Registered first"},
 	"domain/user.ErrAlreadyRegistered": {user.ErrAlreadyRegistered, "register reserves the address before it writes the user stream (email-taken)"},
 	"domain/user.ErrNotReservedBy":     {user.ErrNotReservedBy, "an inconsistency between a reservation and its user, never the client's doing"},
@@ -303,6 +308,9 @@ func TestAnswersCarryWhatTheErrorCarries(t *testing.T) {
 		fmt.Errorf("%w: %w", commands.ErrInvalidToken, session.ErrReuseDetected),
 		// A deleted blob of a file: a missing file.
 		fmt.Errorf("%w: %w", task.ErrNotFound, errors.New("blob: not found")),
+		// The provider's breaker has 7 s to go; its answer held an
+		// address the domain refuses, which is not the client's input.
+		&commands.ProviderUnavailableError{RetryAfter: 7 * time.Second, Cause: &user.InvalidInputError{Field: "email", Message: "bad"}},
 	}
 	e := engine(t, errs)
 
@@ -325,6 +333,9 @@ func TestAnswersCarryWhatTheErrorCarries(t *testing.T) {
 	}
 	if _, d = get(t, e, 4); d.Status != 404 {
 		t.Errorf("deleted file: %+v", d)
+	}
+	if rec, d := get(t, e, 5); d.Status != 503 || rec.Header().Get("Retry-After") != "7" || d.Type != problem.TypeBase+"auth-provider-unavailable" || len(d.Errors) != 0 {
+		t.Errorf("provider unavailable: %+v Retry-After %q", d, rec.Header().Get("Retry-After"))
 	}
 }
 

@@ -41,6 +41,12 @@ type Deps struct {
 	// UserRateLimit guards every authenticated route per user (the
 	// caller's id), after Auth; nil means no limit.
 	UserRateLimit *ratelimit.Limiter
+	// Rollout and RolloutState, when both set, serve GET and PUT
+	// /v1/admin/rollout (role admin); ExternalAuthMode is
+	// AUTHLEDGER_USE_EXTERNAL_AUTH, shown beside them.
+	Rollout          *commands.ConfigureRolloutHandler
+	RolloutState     RolloutState
+	ExternalAuthMode string
 }
 
 // Validate reports every missing dependency at once.
@@ -74,6 +80,10 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 	rg.POST("/v1/auth/refresh", rl, h.refresh)
 	rg.POST("/v1/auth/logout", append(d.Authenticated(), h.logout)...)
 	rg.DELETE("/v1/auth/sessions/:id", append(d.Authenticated(), h.deleteSession)...)
+	if d.Rollout != nil && d.RolloutState != nil {
+		rg.GET("/v1/admin/rollout", append(d.Authenticated(), h.getRollout)...)
+		rg.PUT("/v1/admin/rollout", append(d.Authenticated(), h.putRollout)...)
+	}
 	rg.GET("/.well-known/jwks.json", h.jwks)
 	rg.GET("/.well-known/openid-configuration", h.discovery)
 	return nil

@@ -147,9 +147,22 @@ func tell(t *testing.T, ctx context.Context, c *cmds) *story {
 		}
 	}
 	m := commands.Meta{Actor: events.Actor{Kind: events.ActorSystem, ID: "test"}}
-	bobU, err := c.users.Load(ctx, user.StreamName(s.bob))
-	if err != nil {
-		t.Fatal(err)
+	// The failures are appended off the response path: wait for them
+	// before appending at the stream's revision.
+	var bobU *user.User
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		bobU, err = c.users.Load(ctx, user.StreamName(s.bob))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bobU.Version() >= 6 { // registered and five failures
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's failures were not appended: version %d", bobU.Version())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	lockedAt := time.Now().UTC().Truncate(time.Microsecond)
 	s.bobLockedUntil = lockedAt.Add(15 * time.Minute)

@@ -21,6 +21,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"maps"
 	"net/http"
@@ -210,6 +211,15 @@ func (s *Server) CertPool() *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(s.srv.Certificate())
 	return p
+}
+
+// CertificatePEM is the server's certificate in PEM, as a CA file holds
+// it (nil when Plain).
+func (s *Server) CertificatePEM() []byte {
+	if s.cfg.Plain {
+		return nil
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
 }
 
 // ClientConfig is an external.Config pointed at the server: URL, issuer,
