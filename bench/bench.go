@@ -35,8 +35,12 @@ type Config struct {
 	RowDuration time.Duration
 	// Writers are the concurrency levels of the append rows (default 1, 8, 32).
 	Writers []int
-	// Sections selects what to run: "eventstore", "projections" (default both).
+	// Sections selects what to run: "eventstore", "projections" (default
+	// both), "identity", "external".
 	Sections []string
+	// TimingTries is how many refusals of each kind the login timing row
+	// of the external section makes (default 200).
+	TimingTries int
 }
 
 func (c Config) withDefaults() Config {
@@ -48,6 +52,9 @@ func (c Config) withDefaults() Config {
 	}
 	if len(c.Sections) == 0 {
 		c.Sections = []string{"eventstore", "projections"}
+	}
+	if c.TimingTries <= 0 {
+		c.TimingTries = 200
 	}
 	return c
 }
@@ -84,8 +91,12 @@ func Run(ctx context.Context, w io.Writer, cfg Config) error {
 			if err := Identity(ctx, w, store, cfg); err != nil {
 				return err
 			}
+		case "external":
+			if err := External(ctx, w, store, cfg); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("bench: unknown section %q (eventstore, projections, identity)", s)
+			return fmt.Errorf("bench: unknown section %q (eventstore, projections, identity, external)", s)
 		}
 	}
 	return nil

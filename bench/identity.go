@@ -66,6 +66,11 @@ type identityRig struct {
 	emails   []string
 	claims   []*session.Claims // each user's, as a login copies them into its session
 	policy   session.Policy
+	// What the external section builds its own handlers from.
+	reg            *events.Registry
+	issuer         *token.Issuer
+	master         *keys.MasterKey
+	reservationKey []byte
 }
 
 func newIdentityRig(ctx context.Context, store *pg.Store) (*identityRig, error) {
@@ -123,6 +128,11 @@ func newIdentityRig(ctx context.Context, store *pg.Store) (*identityRig, error) 
 		login:    ih.Login,
 		refresh:  ih.Refresh,
 		policy:   ih.Login.SessionPolicy,
+
+		reg:            reg,
+		issuer:         issuer,
+		master:         master,
+		reservationKey: reservationKey[:],
 	}, nil
 }
 

@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 	fs := flag.NewFlagSet("authledger-bench", flag.ContinueOnError)
 	duration := fs.Duration("duration", 3*time.Second, "how long each throughput row runs")
 	writers := fs.String("writers", "1,8,32", "comma-separated writer counts of the append rows")
-	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run: eventstore, projections, identity, tasks, limits")
+	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run: eventstore, projections, identity, external, tasks, limits")
 	server := fs.String("server", "", "tasks and limits sections: the authledger binary to run as the server (default: the authledger beside this binary)")
 	slow := fs.Int("slow", 1000, "limits section: the slow connections of the held row (twice as many in the row after)")
 	historyTasks := fs.Int("history-tasks", 100_000, "tasks section: the history user's tasks (seeded into the read models)")
@@ -56,7 +56,9 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		fmt.Fprintln(w, "\nMeasures authledger on the PostgreSQL server of DATABASE_URL, in scratch")
 		fmt.Fprintln(w, "databases it creates and drops, and prints tables. Sections: eventstore")
 		fmt.Fprintln(w, "(appends, subscription), projections, identity (logins, refreshes,")
-		fmt.Fprintln(w, "GET /v1/me), tasks (`authledger serve` over loopback HTTP: uploads,")
+		fmt.Fprintln(w, "GET /v1/me), external (logins through the test provider at 50 ms, the")
+		fmt.Fprintln(w, "open breaker's fast failure, login timing), tasks (`authledger serve`")
+		fmt.Fprintln(w, "over loopback HTTP: uploads,")
 		fmt.Fprintln(w, "downloads, history, export), limits (serve under a 300 MB body and slow")
 		fmt.Fprintln(w, "connections: peak memory, health and logins answered).")
 		fmt.Fprintln(w, "Only DATABASE_URL is read from the environment.")
@@ -93,13 +95,13 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		}
 		cfg.Writers = append(cfg.Writers, n)
 	}
-	known := map[string]bool{"eventstore": true, "projections": true, "identity": true, "tasks": true, "limits": true}
+	known := map[string]bool{"eventstore": true, "projections": true, "identity": true, "external": true, "tasks": true, "limits": true}
 	for s := range strings.SplitSeq(*sections, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
 		if !known[s] {
-			fmt.Fprintf(stderr, "authledger-bench: -sections: unknown section %q (eventstore, projections, identity, tasks, limits)\n", s)
+			fmt.Fprintf(stderr, "authledger-bench: -sections: unknown section %q (eventstore, projections, identity, external, tasks, limits)\n", s)
 			return exitUsage
 		}
 		cfg.Sections = append(cfg.Sections, s)

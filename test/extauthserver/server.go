@@ -28,7 +28,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -131,7 +130,7 @@ type Server struct {
 	URL    string
 	Issuer string
 
-	t       testing.TB
+	t       T
 	cfg     Config
 	srv     *httptest.Server
 	closing chan struct{}
@@ -149,8 +148,19 @@ type Server struct {
 	reused    map[string][2]string // ReuseTokens: user email → access, ID token
 }
 
+// T is what a Server needs of whoever runs it: testing.TB satisfies it,
+// and so does the benchmark command's run (bench/external.go), which
+// measures external logins against this provider since no real one can
+// run here.
+type T interface {
+	Helper()
+	Cleanup(func())
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // Start starts a provider for the test; it stops when the test ends.
-func Start(t testing.TB, cfg Config) *Server {
+func Start(t T, cfg Config) *Server {
 	t.Helper()
 	if cfg.Audience == "" {
 		cfg.Audience = "authledger-test"
@@ -326,7 +336,7 @@ func (s *Server) Token(u User, opts TokenOptions) string {
 }
 
 // NewKey is an RSA key of the kind the provider uses, for forging.
-func NewKey(t testing.TB) *rsa.PrivateKey {
+func NewKey(t T) *rsa.PrivateKey {
 	k, _ := newKey(t)
 	return k
 }
@@ -340,7 +350,7 @@ var shared struct {
 	err  error
 }
 
-func sharedKeys(t testing.TB) (signing, wrong *rsa.PrivateKey) {
+func sharedKeys(t T) (signing, wrong *rsa.PrivateKey) {
 	t.Helper()
 	shared.once.Do(func() {
 		for i := range shared.key {
@@ -355,7 +365,7 @@ func sharedKeys(t testing.TB) (signing, wrong *rsa.PrivateKey) {
 	return shared.key[0], shared.key[1]
 }
 
-func newKey(t testing.TB) (*rsa.PrivateKey, string) {
+func newKey(t T) (*rsa.PrivateKey, string) {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
