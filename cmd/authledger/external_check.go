@@ -15,12 +15,19 @@ import (
 	"github.com/authledger/authledger/auth/external"
 )
 
-// runExternalAuth is `authledger external-auth check`: one login against
+// runExternalAuth dispatches `authledger external-auth <check>`.
+func runExternalAuth(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	return runGroup(ctx, "external-auth", "validate the external auth API", []command{
+		{"check", "log in once at the external auth API and print a redacted report", runExternalAuthCheck},
+	}, args, getenv, stdout, stderr)
+}
+
+// runExternalAuthCheck is `authledger external-auth check`: one login against
 // the configured external auth API with an operator's credentials, and a
 // report an operator can share: status, latency, attempts, which mapped
 // members the answer held, the user, the tokens' fingerprints and whether
 // they verify. Never a token or the password.
-func runExternalAuth(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+func runExternalAuthCheck(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
 	usage := func(w io.Writer) {
 		fmt.Fprintln(w, "usage: authledger external-auth check -email E [-password-file F]")
 		fmt.Fprintln(w, "\nLogs in once at AUTHLEDGER_EXTERNAL_AUTH_URL (whatever AUTHLEDGER_USE_EXTERNAL_AUTH")
@@ -31,25 +38,11 @@ func runExternalAuth(ctx context.Context, args []string, getenv env, stdout, std
 		fmt.Fprintln(w, "Exits 1 when the login, a required field or a token check fails.")
 		envHelp(w)
 	}
-	if len(args) == 0 {
-		usage(stderr)
-		return exitUsage
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		usage(stdout)
-		return exitOK
-	case "check":
-	default:
-		fmt.Fprintf(stderr, "authledger external-auth: unknown subcommand %q\n\n", args[0])
-		usage(stderr)
-		return exitUsage
-	}
 	fs := flag.NewFlagSet("external-auth check", flag.ContinueOnError)
 	fs.Usage = func() { usage(fs.Output()) }
 	email := fs.String("email", "", "the address to log in with (required)")
 	pwFile := fs.String("password-file", "-", "file holding the password; - reads standard input")
-	if done, code := parseFlags(fs, args[1:], stdout, stderr); done {
+	if done, code := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
 	if *email == "" {

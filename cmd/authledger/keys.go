@@ -13,11 +13,18 @@ import (
 	"github.com/authledger/authledger/config"
 )
 
-// runKeys is `authledger keys rotate`: it adds a signing key, published in
+// runKeys dispatches `authledger keys <rotate>`.
+func runKeys(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	return runGroup(ctx, "keys", "manage the signing keys", []command{
+		{"rotate", "add a signing key: published in the JWKS now, signing after AUTHLEDGER_KEY_OVERLAP", runKeysRotate},
+	}, args, getenv, stdout, stderr)
+}
+
+// runKeysRotate is `authledger keys rotate`: it adds a signing key, published in
 // the JWKS at once and signing once AUTHLEDGER_KEY_OVERLAP has passed (the
 // running servers activate it; the key it replaces stays published until
 // every token it signed has expired).
-func runKeys(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+func runKeysRotate(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
 	usage := func(w io.Writer) {
 		fmt.Fprintln(w, "usage: authledger keys rotate")
 		fmt.Fprintln(w, "\nAdds a signing key (AUTHLEDGER_SIGNING_ALG), sealed under the master key.")
@@ -26,23 +33,9 @@ func runKeys(ctx context.Context, args []string, getenv env, stdout, stderr io.W
 		fmt.Fprintln(w, "The servers pick it up within 30 seconds.")
 		envHelp(w)
 	}
-	if len(args) == 0 {
-		usage(stderr)
-		return exitUsage
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		usage(stdout)
-		return exitOK
-	case "rotate":
-	default:
-		fmt.Fprintf(stderr, "authledger keys: unknown subcommand %q\n\n", args[0])
-		usage(stderr)
-		return exitUsage
-	}
 	fs := flag.NewFlagSet("keys rotate", flag.ContinueOnError)
 	fs.Usage = func() { usage(fs.Output()) }
-	if done, code := parseFlags(fs, args[1:], stdout, stderr); done {
+	if done, code := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
 	cfg, ok := loadConfig("keys", getenv, stderr)

@@ -16,46 +16,40 @@ import (
 	"github.com/authledger/authledger/events"
 )
 
-// runRollout is `authledger rollout set`: it records a change of the
+// runRollout dispatches `authledger rollout <set|status>`.
+func runRollout(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	return runGroup(ctx, "rollout", "the staged rollout of external login", []command{
+		{"set", "record a change of the rollout's mode, percentage or allowlist", runRolloutSet},
+		{"status", "print the rollout, logins by method and outcome, and linked users, from the log", runRolloutStatus},
+	}, args, getenv, stdout, stderr)
+}
+
+// rolloutUsage is the help of both rollout subcommands.
+func rolloutUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: authledger rollout set [-mode off|on|staged] [-percent N] [-allow a@x,b@y] [-disallow c@z]")
+	fmt.Fprintln(w, "       authledger rollout status [-window 24h] [-json]")
+	fmt.Fprintln(w, "\nChanges the staged rollout of external login (docs/external-auth.md). Omitted flags")
+	fmt.Fprintln(w, "keep their value. In staged mode a login goes to the external auth API when its")
+	fmt.Fprintln(w, "address is allowlisted or its bucket (0 to 99, stable per address) is below the")
+	fmt.Fprintln(w, "percentage. AUTHLEDGER_USE_EXTERNAL_AUTH=off still keeps every login local.")
+	fmt.Fprintln(w, "\nstatus prints, from the log: the settings, logins by method and outcome within")
+	fmt.Fprintln(w, "the window, linked and unlinked users, and the users refused since the last")
+	fmt.Fprintln(w, "change who have not logged in since.")
+	envHelp(w)
+}
+
+// runRolloutSet is `authledger rollout set`: it records a change of the
 // staged rollout of external login on the rollout stream, as PUT
 // /v1/admin/rollout does; every running instance applies it within a
 // second.
-func runRollout(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
-	usage := func(w io.Writer) {
-		fmt.Fprintln(w, "usage: authledger rollout set [-mode off|on|staged] [-percent N] [-allow a@x,b@y] [-disallow c@z]")
-		fmt.Fprintln(w, "       authledger rollout status [-window 24h] [-json]")
-		fmt.Fprintln(w, "\nChanges the staged rollout of external login (docs/external-auth.md). Omitted flags")
-		fmt.Fprintln(w, "keep their value. In staged mode a login goes to the external auth API when its")
-		fmt.Fprintln(w, "address is allowlisted or its bucket (0 to 99, stable per address) is below the")
-		fmt.Fprintln(w, "percentage. AUTHLEDGER_USE_EXTERNAL_AUTH=off still keeps every login local.")
-		fmt.Fprintln(w, "\nstatus prints, from the log: the settings, logins by method and outcome within")
-		fmt.Fprintln(w, "the window, linked and unlinked users, and the users refused since the last")
-		fmt.Fprintln(w, "change who have not logged in since.")
-		envHelp(w)
-	}
-	if len(args) == 0 {
-		usage(stderr)
-		return exitUsage
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		usage(stdout)
-		return exitOK
-	case "set":
-	case "status":
-		return runRolloutStatus(ctx, args[1:], getenv, stdout, stderr, usage)
-	default:
-		fmt.Fprintf(stderr, "authledger rollout: unknown subcommand %q\n\n", args[0])
-		usage(stderr)
-		return exitUsage
-	}
+func runRolloutSet(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rollout set", flag.ContinueOnError)
-	fs.Usage = func() { usage(fs.Output()) }
+	fs.Usage = func() { rolloutUsage(fs.Output()) }
 	mode := fs.String("mode", "", "off, on or staged (default: unchanged)")
 	percent := fs.Int("percent", -1, "share of the addresses routed to the external API in staged mode, 0 to 100 (default: unchanged)")
 	allow := fs.String("allow", "", "comma-separated addresses to allowlist")
 	disallow := fs.String("disallow", "", "comma-separated addresses to take off the allowlist")
-	if done, code := parseFlags(fs, args[1:], stdout, stderr); done {
+	if done, code := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
 	cfg, ok := loadConfig("rollout", getenv, stderr)
@@ -80,9 +74,9 @@ func runRollout(ctx context.Context, args []string, getenv env, stdout, stderr i
 	return exitOK
 }
 
-func runRolloutStatus(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer, usage func(io.Writer)) int {
+func runRolloutStatus(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rollout status", flag.ContinueOnError)
-	fs.Usage = func() { usage(fs.Output()) }
+	fs.Usage = func() { rolloutUsage(fs.Output()) }
 	window := fs.Duration("window", 24*time.Hour, "how far back logins are counted")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if done, code := parseFlags(fs, args, stdout, stderr); done {

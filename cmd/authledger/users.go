@@ -22,11 +22,18 @@ import (
 	"github.com/authledger/authledger/projections/userviews"
 )
 
-// runUsers is `authledger users link -from FILE.csv`: it links existing
+// runUsers dispatches `authledger users <link>`.
+func runUsers(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	return runGroup(ctx, "users", "manage users in bulk", []command{
+		{"link", "link existing accounts to external identities from a CSV of email,external_user_id", runUsersLink},
+	}, args, getenv, stdout, stderr)
+}
+
+// runUsersLink is `authledger users link -from FILE.csv`: it links existing
 // accounts to their external identities in bulk (a CSV of
 // email,external_user_id), exporting the affected users first, and
 // reports the rows without a local account and the accounts without a row.
-func runUsers(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+func runUsersLink(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
 	usage := func(w io.Writer) {
 		fmt.Fprintln(w, "usage: authledger users link -from FILE.csv (-backup FILE.jsonl | -dry-run)")
 		fmt.Fprintln(w, "\nLinks each row's account (by address) to the external identity the row names,")
@@ -38,26 +45,12 @@ func runUsers(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		fmt.Fprintln(w, "Exits 1 when a row could not be linked.")
 		envHelp(w)
 	}
-	if len(args) == 0 {
-		usage(stderr)
-		return exitUsage
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		usage(stdout)
-		return exitOK
-	case "link":
-	default:
-		fmt.Fprintf(stderr, "authledger users: unknown subcommand %q\n\n", args[0])
-		usage(stderr)
-		return exitUsage
-	}
 	fs := flag.NewFlagSet("users link", flag.ContinueOnError)
 	fs.Usage = func() { usage(fs.Output()) }
 	from := fs.String("from", "", "the CSV of email,external_user_id (required)")
 	backup := fs.String("backup", "", "where to export the affected users first (required unless -dry-run)")
 	dryRun := fs.Bool("dry-run", false, "check every row and write nothing")
-	if done, code := parseFlags(fs, args[1:], stdout, stderr); done {
+	if done, code := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
 	if *from == "" || (*backup == "" && !*dryRun) {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/user"
-	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/projector"
 )
@@ -35,15 +34,11 @@ const TableExternalIdentities = "external_identities"
 // and catches up from the start of the log, while the tables of
 // user_profiles belong to the service role, which migrations (run as the
 // owner) cannot alter.
-type ExternalIdentities struct {
-	reg    *events.Registry
-	regErr error
-}
+type ExternalIdentities struct{ decoding }
 
 // NewExternalIdentities returns the external_identities projection.
 func NewExternalIdentities() *ExternalIdentities {
-	reg, err := newRegistry()
-	return &ExternalIdentities{reg: reg, regErr: err}
+	return &ExternalIdentities{newDecoding()}
 }
 
 var (
@@ -92,15 +87,6 @@ func (*ExternalIdentities) CreateIndexes(ctx context.Context, tx pgx.Tx, t proje
 		return fmt.Errorf("identity: index %s: %w", TableExternalIdentities, err)
 	}
 	return nil
-}
-
-// Prepare implements projector.Preparer: decoding, ahead of Apply.
-func (p *ExternalIdentities) Prepare(ev eventstore.RecordedEvent) any {
-	if p.regErr != nil {
-		return decoded{err: p.regErr}
-	}
-	e, err := p.reg.Decode(ev.Type, ev.Data)
-	return decoded{ev: e, err: err}
 }
 
 // Begin implements projector.Projection.

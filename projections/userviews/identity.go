@@ -80,6 +80,30 @@ func newRegistry() (*events.Registry, error) {
 	return r, nil
 }
 
+// decoding is what each projection here embeds: the shared decoding table
+// and Prepare. regErr is a failure to build the table (two event types
+// under one name: a programming error). It fails CreateTables and Begin,
+// so the runtime reports the projection failed, rather than making the
+// constructors fallible.
+type decoding struct {
+	reg    *events.Registry
+	regErr error
+}
+
+func newDecoding() decoding {
+	reg, err := newRegistry()
+	return decoding{reg: reg, regErr: err}
+}
+
+// Prepare implements projector.Preparer: decoding, ahead of Apply.
+func (d decoding) Prepare(ev eventstore.RecordedEvent) any {
+	if d.regErr != nil {
+		return decoded{err: d.regErr}
+	}
+	e, err := d.reg.Decode(ev.Type, ev.Data)
+	return decoded{ev: e, err: err}
+}
+
 // decoded is Prepare's result: the typed event or the decoding error.
 type decoded struct {
 	ev  events.Event
@@ -136,19 +160,11 @@ func (b *batch) Flush(ctx context.Context) error {
 // ---------------------------------------------------------------- profiles
 
 // Profiles is the user_profiles projection.
-type Profiles struct {
-	reg *events.Registry
-	// regErr is a failure to build the decoding table (two event types
-	// under one name: a programming error). It fails CreateTables and
-	// Begin, so the runtime reports the projection failed, rather than
-	// making the constructor fallible.
-	regErr error
-}
+type Profiles struct{ decoding }
 
 // NewProfiles returns the user_profiles projection.
 func NewProfiles() *Profiles {
-	reg, err := newRegistry()
-	return &Profiles{reg: reg, regErr: err}
+	return &Profiles{newDecoding()}
 }
 
 var (
@@ -208,15 +224,6 @@ func (*Profiles) CreateIndexes(ctx context.Context, tx pgx.Tx, t projector.Table
 	return nil
 }
 
-// Prepare implements projector.Preparer: decoding, ahead of Apply.
-func (p *Profiles) Prepare(ev eventstore.RecordedEvent) any {
-	if p.regErr != nil {
-		return decoded{err: p.regErr}
-	}
-	e, err := p.reg.Decode(ev.Type, ev.Data)
-	return decoded{ev: e, err: err}
-}
-
 // Begin implements projector.Projection.
 func (p *Profiles) Begin(_ context.Context, tx pgx.Tx, t projector.Tables) (projector.Batch, error) {
 	if p.regErr != nil {
@@ -273,19 +280,11 @@ func (b *profilesBatch) Apply(ctx context.Context, rec eventstore.RecordedEvent)
 // ---------------------------------------------------------------- sessions
 
 // Sessions is the sessions projection.
-type Sessions struct {
-	reg *events.Registry
-	// regErr is a failure to build the decoding table (two event types
-	// under one name: a programming error). It fails CreateTables and
-	// Begin, so the runtime reports the projection failed, rather than
-	// making the constructor fallible.
-	regErr error
-}
+type Sessions struct{ decoding }
 
 // NewSessions returns the sessions projection.
 func NewSessions() *Sessions {
-	reg, err := newRegistry()
-	return &Sessions{reg: reg, regErr: err}
+	return &Sessions{newDecoding()}
 }
 
 var (
@@ -351,15 +350,6 @@ func (*Sessions) CreateIndexes(ctx context.Context, tx pgx.Tx, t projector.Table
 		}
 	}
 	return nil
-}
-
-// Prepare implements projector.Preparer: decoding, ahead of Apply.
-func (s *Sessions) Prepare(ev eventstore.RecordedEvent) any {
-	if s.regErr != nil {
-		return decoded{err: s.regErr}
-	}
-	e, err := s.reg.Decode(ev.Type, ev.Data)
-	return decoded{ev: e, err: err}
 }
 
 // Begin implements projector.Projection.
