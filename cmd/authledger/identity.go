@@ -42,6 +42,11 @@ const devMasterKeyFile = "dev-master.key"
 // key. Changing it orphans every reservation stream: never change it.
 const reservationKeyPurpose = "email reservation v1"
 
+// upstreamKeyPurpose names the HKDF derivation of the key that signs the
+// upstream sign-in's flow cookies and derives its nonces and PKCE
+// verifiers; changing it fails the flows under way, nothing else.
+const upstreamKeyPurpose = "upstream sign-in v1"
+
 // keyRingRefresh is how often each instance reloads the signing-key ring,
 // activating a rotated key whose overlap has passed and picking up keys
 // another process (`authledger keys rotate`) added.
@@ -67,6 +72,10 @@ type identityCore struct {
 	// rollout is the staged rollout as this instance applies it, fed by
 	// its local follower.
 	rollout *authrollout.Live
+	// upstream signs in with upstream providers; upstreamKey signs its
+	// flow cookies and derives its nonces and PKCE verifiers.
+	upstream    *commands.UpstreamSignInHandler
+	upstreamKey []byte
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -154,6 +163,10 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	if err != nil {
 		return nil, err
 	}
+	upstreamKey, err := master.DeriveKey(upstreamKeyPurpose)
+	if err != nil {
+		return nil, err
+	}
 	auditKeys, err := deriveAuditKeys(master)
 	if err != nil {
 		return nil, err
@@ -215,7 +228,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	ic := commands.IdentityConfig{
 		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey, PasswordPolicy: password.DefaultPolicy(),
 		Throttle: throttle, SessionPolicy: sp, KnownDeviceTTL: cfg.Identity.KnownDeviceTTL,
-		LocalPasswordsOff: !cfg.External.LocalPasswords,
+		LocalPasswordsOff: !cfg.External.LocalPasswords, UpstreamProvision: cfg.OIDC.Provision,
 	}
 	// The rollout stream decides each login's path once it has an event;
 	// AUTHLEDGER_USE_EXTERNAL_AUTH until then, and off whatever it says.
@@ -267,6 +280,8 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		external:        ext,
 		externalRefresh: ih.ExternalRefresh,
 		rollout:         live,
+		upstream:        ih.Upstream,
+		upstreamKey:     upstreamKey,
 		deps: identityhttp.Deps{
 			Register:      ih.Register,
 			Login:         ih.Login,
