@@ -162,7 +162,14 @@ func (h *handlers) begin(c *gin.Context, p upstream.Provider, caller *httpapi.Pr
 		c.JSON(http.StatusOK, gin.H{"authorization_url": target})
 		return
 	}
-	c.Redirect(http.StatusFound, target)
+	redirect302(c, target)
+}
+
+// redirect302 answers 302 with no body (gin's Redirect writes an HTML
+// link, which the API does not describe).
+func redirect302(c *gin.Context, target string) {
+	c.Header("Location", target)
+	c.Status(http.StatusFound)
 }
 
 // derive is the flow's nonce or PKCE verifier: an HMAC of the state under
@@ -173,7 +180,9 @@ func (h *handlers) derive(purpose, state string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-func cookieName(provider string) string { return "authledger_oidc_" + strings.ReplaceAll(provider, "-", "_") }
+func cookieName(provider string) string {
+	return "authledger_oidc_" + strings.ReplaceAll(provider, "-", "_")
+}
 
 func (h *handlers) cookiePath(provider string) (string, bool) {
 	path, secure := "/v1/auth/oidc/"+provider+"/callback", false
@@ -283,7 +292,7 @@ func (h *handlers) callback(c *gin.Context) {
 	target.RawQuery = q.Encode()
 	httpapi.SetConsistencyToken(c, out.Position)
 	c.Header("Cache-Control", "no-store")
-	c.Redirect(http.StatusFound, target.String())
+	redirect302(c, target.String())
 }
 
 // classify maps a provider's failure to an outcome label and the error
