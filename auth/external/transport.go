@@ -160,6 +160,16 @@ func (t *Transport) Client() *http.Client {
 // BreakerState is the breaker's state now.
 func (t *Transport) BreakerState() BreakerState { return breakerState(t.res.breaker.State()) }
 
+// Refusing is the error every request meets while the breaker is open
+// (nil otherwise): a caller about to start something that needs the
+// provider later (a browser sent to its login page) fails fast instead.
+func (t *Transport) Refusing(op string) error {
+	if t.BreakerState() != BreakerOpen {
+		return nil
+	}
+	return &Error{Op: op, Kind: ErrUnavailable, Reason: ReasonBreakerOpen, RetryAfter: t.res.breaker.RemainingDelay()}
+}
+
 // Close releases idle connections.
 func (t *Transport) Close() { t.base.CloseIdleConnections() }
 

@@ -55,8 +55,9 @@ func newGitHub(cfg Config, t *external.Transport) *githubProvider {
 	}
 }
 
-// Prepare implements Provider: GitHub has no discovery.
-func (g *githubProvider) Prepare(context.Context) error { return nil }
+// Prepare implements Provider: GitHub has no discovery; only an open
+// breaker stops a flow from starting.
+func (g *githubProvider) Prepare(context.Context) error { return g.transport.Refusing("start") }
 
 // AuthCodeURL implements Provider (GitHub has no nonce).
 func (g *githubProvider) AuthCodeURL(state, _, verifier string) string {

@@ -106,8 +106,13 @@ func (p *oidcProvider) AuthCodeURL(state, nonce, verifier string) string {
 	return d.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))
 }
 
-// Prepare discovers the provider if it has not been yet.
+// Prepare discovers the provider if it has not been yet. With the
+// breaker open it refuses at once: the browser is not sent to a provider
+// whose code could not be exchanged.
 func (p *oidcProvider) Prepare(ctx context.Context) error {
+	if err := p.transport.Refusing("start"); err != nil {
+		return err
+	}
 	_, err := p.discover(p.ctx(ctx))
 	return err
 }

@@ -65,7 +65,8 @@ type Provider interface {
 	Name() string
 	DisplayName() string
 	// Prepare makes the provider ready to start a flow (an OpenID
-	// provider's discovery, cached after the first success).
+	// provider's discovery, cached after the first success); it fails
+	// fast, with external.ErrUnavailable, while the breaker is open.
 	Prepare(ctx context.Context) error
 	// AuthCodeURL is where the browser goes: with state, nonce (OpenID
 	// providers) and the S256 challenge of verifier.

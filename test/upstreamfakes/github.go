@@ -1,6 +1,6 @@
-// Package upstreamfakes are GitHub-shaped fakes for the upstream sign-in
-// tests: the real OAuth 2.0 and REST wire shapes on 127.0.0.1 (GitHub
-// cannot run here). The OpenID provider of the tests is
+// Package upstreamfakes are GitHub- and Entra-shaped fakes for the
+// upstream sign-in tests: the real OAuth 2.0, OpenID and REST wire shapes
+// on 127.0.0.1 (neither service can run here). The OpenID provider of the tests is
 // github.com/oauth2-proxy/mockoidc, a maintained library.
 package upstreamfakes
 
