@@ -61,6 +61,28 @@ func startFaultyMock(t *testing.T) *faultyMock {
 	return f
 }
 
+// upstreamRig starts mockoidc, the GitHub-shaped fake and the service
+// configured for both (extra overrides the settings).
+func upstreamRig(t *testing.T, provision bool, extra map[string]string) (*running, *faultyMock, *upstreamfakes.GitHub, string) {
+	t.Helper()
+	db := pgtest.NewDatabase(t)
+	m := startFaultyMock(t)
+	gh := upstreamfakes.NewGitHub(t)
+	env := upstreamEnv(t, m.MockOIDC, gh, db, provision)
+	for k, v := range extra {
+		env[k] = v
+	}
+	return startService(t, env), m, gh, db
+}
+
+// register creates a password account.
+func (r *running) register(email, password string) {
+	r.t.Helper()
+	if st, _, p := r.call("POST", "/v1/auth/register", "", map[string]string{"email": email, "password": password, "display_name": "Someone"}); st != http.StatusCreated {
+		r.t.Fatalf("register %s: %d %v", email, st, p)
+	}
+}
+
 // tamperedUser is a mockoidc account whose ID token the provider signs
 // with claims changed by tamper: a token that is validly signed but wrong
 // in one respect.
@@ -87,10 +109,7 @@ func expectProblem(t *testing.T, what string, st int, body string, wantStatus in
 // the provider refuses our verifier). Each is refused before anyone is
 // signed in or provisioned.
 func TestUpstreamSignInTokenChecks(t *testing.T) {
-	db := pgtest.NewDatabase(t)
-	m := startFaultyMock(t)
-	gh := upstreamfakes.NewGitHub(t)
-	r := startService(t, upstreamEnv(t, m.MockOIDC, gh, db, true))
+	r, m, _, db := upstreamRig(t, true, nil)
 
 	for _, tc := range []struct {
 		name   string
@@ -165,13 +184,8 @@ func countEvents(t *testing.T, db, typ string) int {
 // With provisioning on, an unverified address neither provisions nor
 // links (the victim's address included), and each refusal is an event.
 func TestUpstreamUnverifiedAddressWithProvisioning(t *testing.T) {
-	db := pgtest.NewDatabase(t)
-	m := startFaultyMock(t)
-	gh := upstreamfakes.NewGitHub(t)
-	r := startService(t, upstreamEnv(t, m.MockOIDC, gh, db, true))
-	if st, _, _ := r.call("POST", "/v1/auth/register", "", map[string]string{"email": "victim@example.com", "password": "a long victim password", "display_name": "Victim"}); st != http.StatusCreated {
-		t.Fatalf("register: %d", st)
-	}
+	r, m, gh, db := upstreamRig(t, true, nil)
+	r.register("victim@example.com", "a long victim password")
 	m.QueueUser(&mockoidc.MockUser{Subject: "new-unverified", Email: "new@example.com", EmailVerified: false})
 	_, st, body := newBrowser(t, r.base).signIn("mock")
 	expectProblem(t, "unverified, no account", st, body, http.StatusForbidden, "upstream-sign-in-refused")
@@ -199,15 +213,8 @@ func TestUpstreamUnverifiedAddressWithProvisioning(t *testing.T) {
 // call, with a clear 503 and Retry-After. Password logins and the other
 // provider are unaffected.
 func TestUpstreamProviderDown(t *testing.T) {
-	db := pgtest.NewDatabase(t)
-	m := startFaultyMock(t)
-	gh := upstreamfakes.NewGitHub(t)
-	env := upstreamEnv(t, m.MockOIDC, gh, db, true)
-	env["AUTHLEDGER_OIDC_TIMEOUT"] = "500ms"
-	r := startService(t, env)
-	if st, _, _ := r.call("POST", "/v1/auth/register", "", map[string]string{"email": "pw@example.com", "password": "a long enough password", "display_name": "Pw"}); st != http.StatusCreated {
-		t.Fatalf("register: %d", st)
-	}
+	r, m, gh, _ := upstreamRig(t, true, map[string]string{"AUTHLEDGER_OIDC_TIMEOUT": "500ms"})
+	r.register("pw@example.com", "a long enough password")
 	// Up: discovery and keys are cached by a first sign-in.
 	m.QueueUser(&mockoidc.MockUser{Subject: "up", Email: "up@example.com", EmailVerified: true})
 	if q, st, body := newBrowser(t, r.base).signIn("mock"); st != http.StatusFound || q.Get("code") == "" {
@@ -261,12 +268,7 @@ func TestUpstreamProviderDown(t *testing.T) {
 // GitHub with AUTHLEDGER_OIDC_GITHUB_ORG: only active members of the
 // organisation sign in.
 func TestUpstreamGitHubOrganisation(t *testing.T) {
-	db := pgtest.NewDatabase(t)
-	m := startFaultyMock(t)
-	gh := upstreamfakes.NewGitHub(t)
-	env := upstreamEnv(t, m.MockOIDC, gh, db, true)
-	env["AUTHLEDGER_OIDC_GITHUB_ORG"] = "acme"
-	r := startService(t, env)
+	r, _, gh, _ := upstreamRig(t, true, map[string]string{"AUTHLEDGER_OIDC_GITHUB_ORG": "acme"})
 
 	gh.SignInAs(upstreamfakes.GitHubUser{ID: 11, Login: "outsider", Email: "outsider@example.com", EmailVerified: true, Orgs: []string{"other"}})
 	_, st, body := newBrowser(t, r.base).signIn("github")

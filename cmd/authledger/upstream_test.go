@@ -16,7 +16,6 @@ import (
 
 	"github.com/oauth2-proxy/mockoidc"
 
-	"github.com/authledger/authledger/test/pgtest"
 	"github.com/authledger/authledger/test/upstreamfakes"
 )
 
@@ -103,14 +102,7 @@ func upstreamEnv(t *testing.T, m *mockoidc.MockOIDC, gh *upstreamfakes.GitHub, d
 // response as a password login, and reaches /v1/me; the amr names the
 // provider; the identities are listed; the last way in cannot be unlinked.
 func TestUpstreamSignInThroughTheBrowser(t *testing.T) {
-	db := pgtest.NewDatabase(t)
-	m, err := mockoidc.Run()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Shutdown() })
-	gh := upstreamfakes.NewGitHub(t)
-	r := startService(t, upstreamEnv(t, m, gh, db, true))
+	r, m, gh, _ := upstreamRig(t, true, nil)
 
 	m.QueueUser(&mockoidc.MockUser{Subject: "mock-ann", Email: "ann@example.com", EmailVerified: true, PreferredUsername: "ann"})
 	q, st, body := newBrowser(t, r.base).signIn("mock")
@@ -164,17 +156,8 @@ func TestUpstreamSignInThroughTheBrowser(t *testing.T) {
 // unverified address aimed at an existing account (takeover), and an
 // existing account with a password (linked only with its password).
 func TestUpstreamSignInRefusals(t *testing.T) {
-	db := pgtest.NewDatabase(t)
-	m, err := mockoidc.Run()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Shutdown() })
-	gh := upstreamfakes.NewGitHub(t)
-	r := startService(t, upstreamEnv(t, m, gh, db, false))
-	if st, _, _ := r.call("POST", "/v1/auth/register", "", map[string]string{"email": "victim@example.com", "password": "a long victim password", "display_name": "Victim"}); st != http.StatusCreated {
-		t.Fatalf("register: %d", st)
-	}
+	r, m, _, _ := upstreamRig(t, false, nil)
+	r.register("victim@example.com", "a long victim password")
 
 	// Open redirect.
 	b := newBrowser(t, r.base)
