@@ -191,7 +191,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			r.ContentLength = int64(len(body))
 		}
-		resp, err := t.base.Do(r)
+		resp, err := t.base.Do(r) //nolint:gosec // the request is the library's, to the operator-configured provider
 		if err != nil {
 			t.attempted(0, err)
 			return nil, err

@@ -133,23 +133,26 @@ func TestUpstreamSignInTokenChecks(t *testing.T) {
 	b := newBrowser(t, r.base)
 	noFollow := *b.c
 	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	get := func(c *http.Client, u string) *http.Response {
-		resp, err := c.Get(u)
+	// location is where the 302 of u points.
+	location := func(u string) *url.URL {
+		resp, err := noFollow.Get(u)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp
+		defer resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil {
+			t.Fatalf("%s: %d, no Location", u, resp.StatusCode)
+		}
+		return loc
 	}
-	start := get(&noFollow, r.base+"/v1/auth/oidc/mock/start?redirect_uri="+url.QueryEscape(spaURL))
-	authorize, _ := url.Parse(start.Header.Get("Location"))
+	authorize := location(r.base + "/v1/auth/oidc/mock/start?redirect_uri=" + url.QueryEscape(spaURL))
 	q := authorize.Query()
 	sum := sha256.Sum256([]byte("the attacker's own verifier, not derived from this state"))
 	q.Set("code_challenge", base64.RawURLEncoding.EncodeToString(sum[:]))
 	authorize.RawQuery = q.Encode()
 	m.QueueUser(&mockoidc.MockUser{Subject: "pkce", Email: "pkce@example.com", EmailVerified: true})
-	back := get(&noFollow, authorize.String())
-	callback, _ := url.Parse(back.Header.Get("Location"))
+	callback := location(authorize.String())
 	resp, err := noFollow.Get(r.base + callback.RequestURI())
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +241,8 @@ func TestUpstreamProviderDown(t *testing.T) {
 	// The breaker is open now: the start answers at once, the provider
 	// hears nothing.
 	calls := m.tokenCalls.Load()
-	resp, err := http.Get(r.base + "/v1/auth/oidc/mock/start?redirect_uri=" + url.QueryEscape(spaURL))
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, r.base+"/v1/auth/oidc/mock/start?redirect_uri="+url.QueryEscape(spaURL), nil)
+	resp, err := newBrowser(t, r.base).c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

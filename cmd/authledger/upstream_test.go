@@ -54,7 +54,7 @@ func newBrowser(t *testing.T, base string) *browser {
 // query (or the failed answer's status and body).
 func (b *browser) signIn(provider string) (url.Values, int, string) {
 	b.t.Helper()
-	req, _ := http.NewRequest("GET", b.base+"/v1/auth/oidc/"+provider+"/start?redirect_uri="+url.QueryEscape(spaURL), nil)
+	req, _ := http.NewRequest(http.MethodGet, b.base+"/v1/auth/oidc/"+provider+"/start?redirect_uri="+url.QueryEscape(spaURL), nil)
 	resp, err := b.c.Do(req)
 	if err != nil {
 		b.t.Fatal(err)
@@ -185,7 +185,7 @@ func TestUpstreamSignInRefusals(t *testing.T) {
 		t.Fatalf("authorize URL lacks PKCE or nonce: %s", authURL)
 	}
 	cb := func(state string, accept string) (int, string) {
-		req, _ := http.NewRequest("GET", r.base+"/v1/auth/oidc/mock/callback?code=x&state="+url.QueryEscape(state), nil)
+		req, _ := http.NewRequest(http.MethodGet, r.base+"/v1/auth/oidc/mock/callback?code=x&state="+url.QueryEscape(state), nil)
 		if accept != "" {
 			req.Header.Set("Accept", accept)
 		}

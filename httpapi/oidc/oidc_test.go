@@ -42,7 +42,7 @@ func TestDerivedNonceAndVerifier(t *testing.T) {
 func TestFlowCookie(t *testing.T) {
 	w := httptest.NewRecorder()
 	c, _ := gin.CreateTestContext(w)
-	c.Request = httptest.NewRequest("GET", "/", nil)
+	c.Request = httptest.NewRequest(http.MethodGet, "/", nil)
 	h.setCookie(c, "mock", "state-1")
 	cookies := w.Result().Cookies()
 	if len(cookies) != 1 {
@@ -54,7 +54,7 @@ func TestFlowCookie(t *testing.T) {
 	}
 	check := func(provider, state string, cookie *http.Cookie) bool {
 		c, _ := gin.CreateTestContext(httptest.NewRecorder())
-		c.Request = httptest.NewRequest("GET", "/", nil)
+		c.Request = httptest.NewRequest(http.MethodGet, "/", nil)
 		c.Request.AddCookie(cookie)
 		return h.browserState(c, provider, state)
 	}
