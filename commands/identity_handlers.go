@@ -8,6 +8,7 @@ import (
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
+	"github.com/authledger/authledger/domain/signin"
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
@@ -40,6 +41,9 @@ type IdentityConfig struct {
 	// revocations delete the session's provider tokens; nil keeps every
 	// login on the local password hashes.
 	External *ExternalConfig
+	// UpstreamProvision creates a user at the first upstream sign-in of a
+	// verified address no account holds (AUTHLEDGER_OIDC_PROVISION).
+	UpstreamProvision bool
 }
 
 // IdentityHandlers are the identity commands, wired to one store.
@@ -56,6 +60,9 @@ type IdentityHandlers struct {
 	// LinkExternal links accounts to external identities in bulk
 	// (`authledger users link`); nil without external auth.
 	LinkExternal *LinkExternalIdentityHandler
+	// Upstream signs in with upstream providers (OIDC, GitHub) and
+	// unlinks identities; its store needs the signin events registered.
+	Upstream *UpstreamSignInHandler
 
 	Users        *Repository[*user.User]
 	Reservations *Repository[*user.EmailReservation]
@@ -126,7 +133,16 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 		link = &LinkExternalIdentityHandler{Identities: identities, Users: users, Reservations: reservations,
 			ReservationKey: cfg.ReservationKey, Provider: cfg.External.ProviderName}
 	}
+	flows, err := NewRepository(store, registry, signin.FlowFromHistory)
+	if err != nil {
+		return nil, err
+	}
+	codes, err := NewRepository(store, registry, signin.CodeFromHistory)
+	if err != nil {
+		return nil, err
+	}
 	return &IdentityHandlers{
+		Upstream: &UpstreamSignInHandler{Login: login, Identities: identities, Flows: flows, Codes: codes, Provision: cfg.UpstreamProvision},
 		Register: &RegisterHandler{Reservations: reservations, Users: users, Hasher: cfg.Hasher,
 			Policy: cfg.PasswordPolicy, ReservationKey: cfg.ReservationKey},
 		Login:              login,

@@ -311,6 +311,12 @@ func (h *LoginHandler) afterSuccess(ctx context.Context, u *user.User, a user.Lo
 // and signs its access token meanwhile. method is the session's login
 // method; both methods take a password (amr pwd).
 func (h *LoginHandler) startSession(ctx context.Context, u *user.User, meta Meta, now time.Time, method string) (LoginResult, error) {
+	return h.startSessionAMR(ctx, u, meta, now, method, []string{session.AMRPassword})
+}
+
+// startSessionAMR is startSession with the session's amr: the one way
+// every login, local, external or upstream, starts its session.
+func (h *LoginHandler) startSessionAMR(ctx context.Context, u *user.User, meta Meta, now time.Time, method string, amr []string) (LoginResult, error) {
 	sid, err := uuid.NewV7()
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("commands: session id: %w", err)
@@ -327,7 +333,6 @@ func (h *LoginHandler) startSession(ctx context.Context, u *user.User, meta Meta
 		}
 		deviceDigest = session.Digest(device.Digest())
 	}
-	amr := []string{session.AMRPassword}
 	claims := accountClaims(u)
 	s, err := session.Start(session.StartParams{
 		SessionID: sid, UserID: u.ID(), Method: method, AMR: amr,

@@ -73,6 +73,8 @@ type Config struct {
 	Tasks    Tasks
 	// External is login through the external auth API.
 	External ExternalAuth
+	// OIDC is sign-in with upstream providers.
+	OIDC OIDC
 }
 
 // Tasks is the configuration of uploads, quotas, processing and retention.
@@ -502,6 +504,28 @@ var table = []Var{
 		},
 	},
 	{
+		Name:        "AUTHLEDGER_OIDC_PROVIDERS",
+		Description: "Upstream sign-in providers, by name (a,b); each is configured by AUTHLEDGER_OIDC_<NAME>_* (docs/oidc-providers.md). Empty: no upstream sign-in.",
+		set:         func(c *Config, v string) error { c.OIDC.Names = splitList(strings.ToLower(v)); return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_ALLOWED_REDIRECTS",
+		Description: "The redirect_uri values an upstream sign-in may return to (comma-separated absolute URLs, compared exactly); required with AUTHLEDGER_OIDC_PROVIDERS.",
+		set:         func(c *Config, v string) error { c.OIDC.AllowedRedirects = splitList(v); return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_OIDC_PROVISION",
+		Default:     "false",
+		Description: "Create a user (without a password) at the first upstream sign-in of a verified address no account holds; false refuses it.",
+		set:         boolean(func(c *Config) *bool { return &c.OIDC.Provision }),
+	},
+	{
+		Name:        "AUTHLEDGER_OIDC_TIMEOUT",
+		Default:     "3s",
+		Description: "Each attempt of a request to an upstream provider (100ms to 60s); transport errors and 5xx are retried twice, and each provider has its own circuit breaker.",
+		set:         duration(func(c *Config) *time.Duration { return &c.OIDC.Timeout }),
+	},
+	{
 		Name:        "AUTHLEDGER_EXTERNAL_AUTH_URL",
 		DefaultDoc:  "(required unless AUTHLEDGER_USE_EXTERNAL_AUTH=off)",
 		Description: "Base URL of the external auth API; https only.",
@@ -765,6 +789,9 @@ func Load(lookup func(name string) (string, bool)) (Config, error) {
 	if c.PublicURL == "" {
 		c.PublicURL = DefaultPublicURL(c.Listen)
 	}
+	if err := c.OIDC.loadProviders(lookup, c.PublicURL); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return c, errors.Join(errs...)
 	}
@@ -844,6 +871,7 @@ func (c Config) Validate() error {
 	c.Identity.validate(bad)
 	c.Tasks.validate(bad)
 	c.External.validate(bad, &errs)
+	c.OIDC.validate(bad, &errs)
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err == nil {
 			continue

@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"html/template"
 	"net/http"
 	"time"
 
@@ -168,4 +170,32 @@ func instance(c *gin.Context) string {
 		return "urn:authledger:request:" + id
 	}
 	return ""
+}
+
+// errorPage is the page a browser lands on when a flow it follows fails
+// (an upstream sign-in's callback): the problem's title and detail, no
+// more.
+var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title></head>
+<body><h1>{{.Title}}</h1><p>{{.Detail}}</p><p><small>{{.Instance}}</small></p></body></html>
+`))
+
+// WriteErrorPage is WriteError for a browser (Accept: text/html): the same
+// mapping and status, as a small HTML page instead of problem+json.
+func WriteErrorPage(c *gin.Context, err error) {
+	pe := errorTable(c).Problem(err)
+	if err != nil {
+		_ = c.Error(err)
+	}
+	c.Abort()
+	if ra := pe.RetryAfterSeconds(); ra != "" {
+		c.Header("Retry-After", ra)
+	}
+	doc := pe.Document(instance(c))
+	var b bytes.Buffer
+	if err := errorPage.Execute(&b, doc); err != nil {
+		b.Reset()
+		b.WriteString("<!doctype html><title>Error</title><h1>Error</h1>")
+	}
+	c.Data(pe.Status(), "text/html; charset=utf-8", b.Bytes())
 }

@@ -43,6 +43,26 @@ func (h *handlers) me(c *gin.Context) {
 	h.profile(c, p.UserID)
 }
 
+// identities is GET /v1/me/identities: the caller's linked identities
+// (upstream providers and the external auth API), by provider.
+func (h *handlers) identities(c *gin.Context) {
+	p, err := httpapi.Caller(c)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	list, err := userviews.ListExternalIdentities(c.Request.Context(), h.d.Pool, p.UserID)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	for i := range list {
+		list[i].LinkedAt = list[i].LinkedAt.UTC()
+	}
+	c.Header("Cache-Control", "private, no-store")
+	c.JSON(http.StatusOK, gin.H{"identities": list})
+}
+
 // adminUser is GET /v1/admin/users/{id}: any user's profile, as /v1/me
 // shows one's own (role admin, checked before).
 func (h *handlers) adminUser(c *gin.Context) {

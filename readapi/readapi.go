@@ -103,6 +103,7 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 		return Consistency(d.Waiter, d.ConsistencyTimeout, projections...)
 	}
 	rg.GET("/me", consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName), h.me)
+	rg.GET("/me/identities", consistent(userviews.ExternalIdentitiesName), h.identities)
 	rg.GET("/admin/users/:id", requireRole(user.RoleAdmin), consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName), h.adminUser)
 	rg.GET("/auth/sessions", consistent(userviews.SessionsName), h.sessions)
 

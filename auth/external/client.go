@@ -14,12 +14,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
-	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
-	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"github.com/failsafe-go/failsafe-go/timeout"
 )
 
@@ -128,8 +125,7 @@ type answer struct {
 type Client struct {
 	cfg     Config
 	http    *http.Client
-	breaker circuitbreaker.CircuitBreaker[*answer]
-	timeout timeout.Timeout[*answer]
+	res     *resilience
 	metrics *metrics
 }
 
@@ -139,27 +135,10 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	c := &Client{
-		cfg:     cfg,
-		http:    newHTTPClient(cfg),
-		timeout: timeout.New[*answer](cfg.Timeout),
-		metrics: newMetrics(),
-	}
-	c.breaker = circuitbreaker.NewBuilder[*answer]().
-		HandleIf(failedAttempt).
-		WithFailureThreshold(uint(cfg.BreakerFailures)).
-		WithSuccessThreshold(uint(cfg.BreakerSuccesses)).
-		WithDelay(cfg.BreakerDelay).
-		OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
-			to := breakerState(e.NewState)
-			c.metrics.transitions.WithLabelValues(string(to)).Inc()
-			log := cfg.Logger.Info
-			if to == BreakerOpen {
-				log = cfg.Logger.Warn
-			}
-			log("external auth: circuit breaker "+string(to), "from", string(breakerState(e.OldState)), "delay", cfg.BreakerDelay)
-		}).
-		Build()
+	c := &Client{cfg: cfg, http: newHTTPClient(cfg), metrics: newMetrics()}
+	c.res = newResilience(cfg, "external auth", func(to BreakerState) {
+		c.metrics.transitions.WithLabelValues(string(to)).Inc()
+	})
 	c.metrics.state = func() BreakerState { return c.BreakerState() }
 	return c, nil
 }
@@ -193,7 +172,7 @@ func failedAttempt(a *answer, err error) bool {
 }
 
 // BreakerState is the circuit breaker's state now.
-func (c *Client) BreakerState() BreakerState { return breakerState(c.breaker.State()) }
+func (c *Client) BreakerState() BreakerState { return breakerState(c.res.breaker.State()) }
 
 func breakerState(s circuitbreaker.State) BreakerState {
 	switch s {
@@ -375,22 +354,9 @@ func (c *Client) Me(ctx context.Context, accessToken string) (*User, error) {
 // no retry starts once the caller has gone.
 func (c *Client) call(ctx context.Context, op, method, path string, body []byte, bearer string, decode func(*answer, document) error) (attempts int, _ error) {
 	start := time.Now()
-	var n atomic.Int32
-	retry := retrypolicy.NewBuilder[*answer]().
-		HandleIf(failedAttempt).
-		AbortIf(func(*answer, error) bool { return ctx.Err() != nil }).
-		WithMaxAttempts(c.cfg.MaxAttempts).
-		WithBackoff(c.cfg.RetryBackoff, c.cfg.RetryMaxBackoff).
-		WithJitterFactor(c.cfg.RetryJitter).
-		ReturnLastFailure().
-		Build()
-	a, err := failsafe.With[*answer](retry, c.breaker, c.timeout).
-		WithContext(context.WithoutCancel(ctx)).
-		GetWithExecution(func(exec failsafe.Execution[*answer]) (*answer, error) {
-			n.Add(1)
-			return c.attempt(exec.Context(), op, method, c.cfg.URL+path, body, bearer)
-		})
-	attempts = int(n.Load())
+	a, attempts, err := c.res.run(ctx, func(ctx context.Context) (*answer, error) {
+		return c.attempt(ctx, op, method, c.cfg.URL+path, body, bearer)
+	})
 	e := c.classify(op, a, err, decode)
 	outcome := "ok"
 	if e != nil {
@@ -408,16 +374,7 @@ func (c *Client) call(ctx context.Context, op, method, path string, body []byte,
 // classify turns the policies' result into nil or an *Error.
 func (c *Client) classify(op string, a *answer, err error, decode func(*answer, document) error) *Error {
 	if err != nil {
-		e := &Error{Op: op, Kind: ErrUnavailable, Err: err}
-		switch {
-		case errors.Is(err, circuitbreaker.ErrOpen):
-			e.Reason, e.Err, e.RetryAfter = ReasonBreakerOpen, nil, c.breaker.RemainingDelay()
-		case isTimeout(err):
-			e.Reason = ReasonTimeout
-		default:
-			e.Reason = ReasonTransport
-		}
-		return e
+		return c.res.unavailable(op, err)
 	}
 	switch s := a.status; {
 	case s >= 200 && s < 300:

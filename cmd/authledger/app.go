@@ -245,6 +245,9 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	if err := identityhttp.Mount(&a.engine.RouterGroup, ident.deps); err != nil {
 		return nil, err
 	}
+	if err := mountUpstream(a.engine, cfg, ident, registry, log); err != nil {
+		return nil, err
+	}
 	// Everything under /v1 but register, login and refresh (mounted above)
 	// requires an access token, and is rate-limited per user: the queries
 	// and the task commands.

@@ -57,6 +57,29 @@ func TestBenchTasksSection(t *testing.T) {
 	}
 }
 
+// The upstream section of authledger-bench against this binary (as
+// `serve`, through TestMain) with a tiny row: complete sign-ins against
+// the in-process provider, each checked to end in tokens, and the three
+// rows printed with their figures. It says nothing about speed.
+func TestBenchUpstreamSection(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	err := bench.Upstream(t.Context(), &buf, bench.UpstreamConfig{
+		ServerConfig: bench.ServerConfig{DatabaseURL: pgtest.BaseURL(t), Server: os.Args[0], Env: []string{"AUTHLEDGER_TEST_MAIN=1"}},
+		RowDuration:  300 * time.Millisecond, Concurrency: 2,
+	})
+	out := buf.String()
+	t.Log("\n" + out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, label := range []string{"complete sign-in", "provider's own handling (authorize + token)", "our overhead (sign-in minus the provider's, per sign-in)"} {
+		if !hasBenchRow(out, label, 2) {
+			t.Errorf("no %q row at concurrency 2", label)
+		}
+	}
+}
+
 // hasBenchRow reports whether a line of table starts with label, then
 // (after the rest of the label) the concurrency c and at least ops, ops/s,
 // p50 and p99.

@@ -24,6 +24,7 @@ import (
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
+	"github.com/authledger/authledger/domain/signin"
 	"github.com/authledger/authledger/domain/signingkey"
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
@@ -40,6 +41,11 @@ const devMasterKeyFile = "dev-master.key"
 // reservationKeyPurpose names the HKDF derivation of the email-reservation
 // key. Changing it orphans every reservation stream: never change it.
 const reservationKeyPurpose = "email reservation v1"
+
+// upstreamKeyPurpose names the HKDF derivation of the key that signs the
+// upstream sign-in's flow cookies and derives its nonces and PKCE
+// verifiers; changing it fails the flows under way, nothing else.
+const upstreamKeyPurpose = "upstream sign-in v1"
 
 // keyRingRefresh is how often each instance reloads the signing-key ring,
 // activating a rotated key whose overlap has passed and picking up keys
@@ -66,6 +72,10 @@ type identityCore struct {
 	// rollout is the staged rollout as this instance applies it, fed by
 	// its local follower.
 	rollout *authrollout.Live
+	// upstream signs in with upstream providers; upstreamKey signs its
+	// flow cookies and derives its nonces and PKCE verifiers.
+	upstream    *commands.UpstreamSignInHandler
+	upstreamKey []byte
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -101,7 +111,7 @@ func loadMasterKey(cfg config.Config, log *slog.Logger) (*keys.MasterKey, error)
 // newRegistry knows every event the identity commands load.
 func newRegistry() (*events.Registry, error) {
 	reg := events.NewRegistry()
-	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents} {
+	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents} {
 		if err := f(reg); err != nil {
 			return nil, err
 		}
@@ -150,6 +160,10 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		return nil, err
 	}
 	reservationKey, err := master.DeriveKey(reservationKeyPurpose)
+	if err != nil {
+		return nil, err
+	}
+	upstreamKey, err := master.DeriveKey(upstreamKeyPurpose)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +228,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	ic := commands.IdentityConfig{
 		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey, PasswordPolicy: password.DefaultPolicy(),
 		Throttle: throttle, SessionPolicy: sp, KnownDeviceTTL: cfg.Identity.KnownDeviceTTL,
-		LocalPasswordsOff: !cfg.External.LocalPasswords,
+		LocalPasswordsOff: !cfg.External.LocalPasswords, UpstreamProvision: cfg.OIDC.Provision,
 	}
 	// The rollout stream decides each login's path once it has an event;
 	// AUTHLEDGER_USE_EXTERNAL_AUTH until then, and off whatever it says.
@@ -266,6 +280,8 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		external:        ext,
 		externalRefresh: ih.ExternalRefresh,
 		rollout:         live,
+		upstream:        ih.Upstream,
+		upstreamKey:     upstreamKey,
 		deps: identityhttp.Deps{
 			Register:      ih.Register,
 			Login:         ih.Login,

@@ -196,6 +196,9 @@ const (
 	// MethodExternal is a login with email and password checked by the
 	// external auth API (its amr is still "pwd": a password was shown).
 	MethodExternal = "external"
+	// MethodUpstream is a sign-in through an upstream provider (OIDC or
+	// GitHub, docs/oidc-providers.md); its amr names the provider.
+	MethodUpstream = "upstream"
 )
 
 // Resume rebuilds a session from the last event of its stream alone;

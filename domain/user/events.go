@@ -190,6 +190,7 @@ func AllEvents() []events.Event {
 		Registered{}, PasswordChanged{}, PasswordRehashed{}, LoginFailed{}, LoginFailuresCleared{}, Locked{}, Unlocked{},
 		RoleGranted{}, RoleRevoked{}, DisplayNameChanged{}, EmailReserved{}, EmailReleased{},
 		ExternalIdentityLinked{}, ExternalIdentityReserved{},
+		ExternalIdentityUnlinked{}, ExternalSignedIn{}, ExternalIdentityReleased{}, ExternalSignInRefused{},
 	}
 }
 

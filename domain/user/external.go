@@ -175,6 +175,9 @@ func (r *ExternalIdentityReservation) apply(e events.Event) error {
 	switch e := e.(type) {
 	case ExternalIdentityReserved:
 		r.holder, r.held = e.UserID, true
+	case ExternalIdentityReleased:
+		r.holder, r.held = uuid.Nil, false
+	case ExternalSignInRefused:
 	default:
 		return fmt.Errorf("user: unexpected event %T on an external identity reservation stream", e)
 	}

@@ -373,6 +373,9 @@ func (u *User) apply(e events.Event) error {
 			u.external = map[string]ExternalIdentity{}
 		}
 		u.external[e.Provider] = ExternalIdentity{Provider: e.Provider, ExternalUserID: e.ExternalUserID, ProviderEmail: e.ProviderEmail}
+	case ExternalIdentityUnlinked:
+		delete(u.external, e.Provider)
+	case ExternalSignedIn:
 	default:
 		return fmt.Errorf("user: unexpected event %T on a user stream", e)
 	}

@@ -53,6 +53,17 @@ func Table() httpapi.ErrorTable {
 		// provider's fault, not the client's.
 		{Err: commands.ErrAuthProviderUnavailable, Problem: &problem.Error{Kind: problem.KindUnavailable, Slug: "auth-provider-unavailable",
 			RetryAfter: time.Second, Detail: "The identity provider cannot check credentials right now; retry later."}, Details: providerWait},
+		// Upstream sign-in (docs/oidc-providers.md).
+		{Err: commands.ErrUpstreamRefused, Problem: &problem.Error{Kind: problem.KindForbidden, Slug: "upstream-sign-in-refused",
+			Detail: "This provider account cannot sign in here. If you have an account, sign in with it and link the provider from your account."}},
+		{Err: commands.ErrUpstreamFlowInvalid, Problem: &problem.Error{Kind: problem.KindInvalidInput, Slug: "upstream-flow-invalid",
+			Detail: "The sign-in expired, was already used, or was started in another browser; start again."}},
+		{Err: commands.ErrUpstreamFailed, Problem: &problem.Error{Kind: problem.KindUnauthenticated, Slug: "upstream-sign-in-failed",
+			Detail: "The identity provider did not complete the sign-in; start again."}},
+		{Err: commands.ErrPasswordRequired, Problem: problem.Unauthenticated("password-required",
+			"An account with this address exists: send its password to link the provider to it.")},
+		{Err: user.ErrLastSignInMethod, Problem: problem.Conflict("last-sign-in-method", "This is the account's last way to sign in; set a password or link another provider first.")},
+		{Err: user.ErrNotLinked, Problem: problem.NotFound("The account is not linked to this provider.")},
 		// No such session, or another user's: not told apart.
 		{Err: commands.ErrSessionNotFound, Problem: problem.NotFound("No such session.")},
 

@@ -21,6 +21,7 @@ import (
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
+	"github.com/authledger/authledger/domain/signin"
 	"github.com/authledger/authledger/domain/signingkey"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/domain/user"
@@ -53,6 +54,12 @@ var mapped = map[string]struct {
 	"commands.ErrInvalidToken":                {commands.ErrInvalidToken, answer{401, "invalid-token"}},
 	"commands.ErrSessionNotFound":             {commands.ErrSessionNotFound, answer{404, "not-found"}},
 	"commands.ErrAuthProviderUnavailable":     {commands.ErrAuthProviderUnavailable, answer{503, "auth-provider-unavailable"}},
+	"commands.ErrUpstreamRefused":             {commands.ErrUpstreamRefused, answer{403, "upstream-sign-in-refused"}},
+	"commands.ErrUpstreamFlowInvalid":         {commands.ErrUpstreamFlowInvalid, answer{400, "upstream-flow-invalid"}},
+	"commands.ErrUpstreamFailed":              {commands.ErrUpstreamFailed, answer{401, "upstream-sign-in-failed"}},
+	"commands.ErrPasswordRequired":            {commands.ErrPasswordRequired, answer{401, "password-required"}},
+	"domain/user.ErrLastSignInMethod":         {user.ErrLastSignInMethod, answer{409, "last-sign-in-method"}},
+	"domain/user.ErrNotLinked":                {user.ErrNotLinked, answer{404, "not-found"}},
 	"domain/user.ErrExternalIdentityConflict": {user.ErrExternalIdentityConflict, answer{409, "external-identity-conflict"}},
 	"domain/rollout.ErrInvalidInput":          {rollout.ErrInvalidInput, answer{400, "invalid-input"}},
 	"domain/user.ErrThrottled":                {user.ErrThrottled, answer{429, "rate-limited"}},
@@ -77,6 +84,8 @@ var absent = map[string]struct {
 	err    error
 	reason string
 }{
+	"domain/signin.ErrUsed":            {signin.ErrUsed, "wrapped in commands.ErrUpstreamFlowInvalid by every command that returns it"},
+	"domain/signin.ErrExpired":         {signin.ErrExpired, "wrapped in commands.ErrUpstreamFlowInvalid by every command that returns it"},
 	"commands.ErrNoAccount":            {commands.ErrNoAccount, "`authledger users link` reports it per row; no HTTP route links by address"},
 	"domain/user.ErrNotRegistered":     {user.ErrNotRegistered, "a command on a user stream with no registration: commands check Registered first"},
 	"domain/user.ErrAlreadyRegistered": {user.ErrAlreadyRegistered, "register reserves the address before it writes the user stream (email-taken)"},

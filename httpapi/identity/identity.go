@@ -144,6 +144,12 @@ func (h *handlers) register(c *gin.Context) {
 }
 
 func (h *handlers) tokenResponse(c *gin.Context, r commands.LoginResult) {
+	WriteTokenResponse(c, h.d.PublicURL, r)
+}
+
+// WriteTokenResponse answers with a session's tokens: the one
+// TokenResponse of every login (password, external, upstream).
+func WriteTokenResponse(c *gin.Context, publicURL string, r commands.LoginResult) {
 	httpapi.SetConsistencyToken(c, r.Position)
 	c.Header("Cache-Control", "no-store")
 	body := gin.H{
@@ -156,7 +162,7 @@ func (h *handlers) tokenResponse(c *gin.Context, r commands.LoginResult) {
 	}
 	if r.DeviceToken != "" {
 		body["device_token"] = r.DeviceToken
-		h.setDeviceCookie(c, r)
+		setDeviceCookie(c, publicURL, r)
 	}
 	c.JSON(http.StatusOK, body)
 }
@@ -167,9 +173,9 @@ const DeviceCookie = "authledger_device"
 
 // setDeviceCookie keeps the device token where only the login endpoint
 // sees it: HttpOnly, SameSite=Strict, Secure behind an https public URL.
-func (h *handlers) setDeviceCookie(c *gin.Context, r commands.LoginResult) {
+func setDeviceCookie(c *gin.Context, publicURL string, r commands.LoginResult) {
 	path, secure := "/v1/auth/login", false
-	if u, err := url.Parse(h.d.PublicURL); err == nil {
+	if u, err := url.Parse(publicURL); err == nil {
 		path, secure = strings.TrimRight(u.Path, "/")+path, u.Scheme == "https"
 	}
 	// Secure follows the public URL: a development server on plain http

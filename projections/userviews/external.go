@@ -52,7 +52,7 @@ func (*ExternalIdentities) Name() string { return ExternalIdentitiesName }
 
 // Filter implements projector.Projection: the links and the renewals.
 func (*ExternalIdentities) Filter() eventstore.Filter {
-	return eventstore.Filter{EventTypes: []string{user.EventExternalIdentityLinked, session.EventExternalTokensRefreshed}}
+	return eventstore.Filter{EventTypes: []string{user.EventExternalIdentityLinked, user.EventExternalIdentityUnlinked, session.EventExternalTokensRefreshed}}
 }
 
 // Tables implements projector.Projection.
@@ -111,6 +111,11 @@ func (b *externalBatch) Apply(ctx context.Context, rec eventstore.RecordedEvent)
 		b.queue(`INSERT INTO `+b.table+` (user_id, provider, external_user_id, provider_email, linked_at)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, provider) DO NOTHING`,
 			e.UserID, e.Provider, e.ExternalUserID, e.ProviderEmail, e.LinkedAt.UTC())
+	case user.ExternalIdentityUnlinked:
+		// Only the identity that was linked: a later link of another
+		// stands.
+		b.queue(`DELETE FROM `+b.table+` WHERE user_id = $1 AND provider = $2 AND external_user_id = $3`,
+			e.UserID, e.Provider, e.ExternalUserID)
 	case session.ExternalTokensRefreshed:
 		// An external session's user is linked before the session starts,
 		// so the row is there; GREATEST keeps a replay from moving time
@@ -148,4 +153,31 @@ func GetExternalIdentity(ctx context.Context, q Querier, userID uuid.UUID) (Exte
 		return ExternalIdentity{}, false, fmt.Errorf("identity: read external identity: %w", err)
 	}
 	return x, true, nil
+}
+
+// Identity is one linked identity as GET /v1/me/identities lists it.
+type Identity struct {
+	Provider       string    `json:"provider"`
+	ExternalUserID string    `json:"external_user_id"`
+	ProviderEmail  string    `json:"provider_email"`
+	LinkedAt       time.Time `json:"linked_at"`
+}
+
+// ListExternalIdentities reads every identity linked to the user, by
+// provider.
+func ListExternalIdentities(ctx context.Context, q Querier, userID uuid.UUID) ([]Identity, error) {
+	rows, err := q.Query(ctx, `SELECT provider, external_user_id, provider_email, linked_at FROM `+TableExternalIdentities+`
+		WHERE user_id = $1 ORDER BY provider`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("identity: list external identities: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Identity, error) {
+		var x Identity
+		err := r.Scan(&x.Provider, &x.ExternalUserID, &x.ProviderEmail, &x.LinkedAt)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("identity: list external identities: %w", err)
+	}
+	return out, nil
 }

@@ -423,3 +423,10 @@ func check(t testing.TB, c config, ex Exchange) {
 		report(t, ex, err)
 	}
 }
+
+// An upstream sign-in's failed callback answers a browser with an HTML
+// page (httpapi.WriteErrorPage): decoded as a string, checked against its
+// text/html schema.
+func init() {
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.FileBodyDecoder)
+}
