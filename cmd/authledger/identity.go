@@ -30,7 +30,6 @@ import (
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi/authn"
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
-	"github.com/authledger/authledger/httpapi/ratelimit"
 )
 
 // devMasterKeyFile is where serve keeps a generated master key when none is
@@ -248,13 +247,13 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	if ext != nil {
 		authOpts = append(authOpts, authn.WithProviderTokens(ext.providerTokens(cfg, ih, reservationKey)))
 	}
-	ipLimit, err := ratelimit.New(ratelimit.Config{PerSecond: cfg.Identity.RateLimitPerSecond, Burst: cfg.Identity.RateLimitBurst})
+	accountKey, err := master.DeriveKey(rateLimitAccountKeyPurpose)
 	if err != nil {
-		return nil, fmt.Errorf("AUTHLEDGER_RATE_LIMIT_*: %w", err)
+		return nil, err
 	}
-	userLimit, err := ratelimit.New(ratelimit.Config{PerSecond: cfg.Identity.UserRateLimitPerSecond, Burst: cfg.Identity.UserRateLimitBurst})
+	limiter, err := newRateLimiter(cfg, accountKey, log)
 	if err != nil {
-		return nil, fmt.Errorf("AUTHLEDGER_USER_RATE_LIMIT_*: %w", err)
+		return nil, err
 	}
 	return &identityCore{
 		revocations:     rev,
@@ -275,8 +274,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 			Ring:          holder,
 			PublicURL:     cfg.PublicURL,
 			Algorithms:    []string{km.Algorithm.String()},
-			RateLimit:     ipLimit,
-			UserRateLimit: userLimit,
+			RateLimit:     limiter,
 			Rollout:       ih.ConfigureRollout, RolloutState: live, ExternalAuthMode: cfg.External.Mode,
 		},
 	}, nil
