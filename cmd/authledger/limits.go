@@ -24,7 +24,9 @@ var routeClasses = map[string]ratelimit.Class{
 // newRateLimiter builds every rate limit of AUTHLEDGER_*RATE_LIMIT_* and
 // AUTHLEDGER_REDIS_URL (docs/adr/0026).
 func newRateLimiter(cfg config.Config, accountKey []byte, log *slog.Logger) (*ratelimit.Limiter, error) {
-	rate := func(r config.RateLimitRate) ratelimit.Rate { return ratelimit.Rate{PerSecond: r.PerSecond, Burst: r.Burst} }
+	rate := func(r config.RateLimitRate) ratelimit.Rate {
+		return ratelimit.Rate{PerSecond: r.PerSecond, Burst: r.Burst}
+	}
 	rl := cfg.RateLimit
 	l, err := ratelimit.New(ratelimit.Policy{
 		IP:         rate(rl.IP),
