@@ -31,7 +31,8 @@ run:
 		AUTHLEDGER_DATA_DIR=$${AUTHLEDGER_DATA_DIR:-$(DATA_DIR)} $(GO) run -ldflags "-X main.version=$(VERSION)" ./cmd/authledger serve; \
 	fi
 
-# The rate-limit tests need a redis-server as the others need PostgreSQL:
+# The rate-limit tests (and the limits bench row) need a redis-server as the
+# others need PostgreSQL:
 # AUTHLEDGER_TEST_REDIS_URL when set, else a throwaway one (scripts/redis.sh).
 REDIS_FOR_TESTS = $$(if [ -z "$$AUTHLEDGER_TEST_REDIS_URL" ]; then echo scripts/redis.sh with-temp; fi)
 
@@ -45,9 +46,9 @@ test:
 
 bench: build-bench
 	@if [ -n "$$DATABASE_URL" ]; then \
-		bin/authledger-bench $(BENCH_FLAGS); \
+		$(REDIS_FOR_TESTS) bin/authledger-bench $(BENCH_FLAGS); \
 	else \
-		PG_MODE=durable scripts/pg.sh with-temp bin/authledger-bench $(BENCH_FLAGS); \
+		PG_MODE=durable $(REDIS_FOR_TESTS) scripts/pg.sh with-temp bin/authledger-bench $(BENCH_FLAGS); \
 	fi
 
 lint:
