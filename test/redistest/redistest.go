@@ -4,14 +4,11 @@
 package redistest
 
 import (
-	"bytes"
-	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/authledger/authledger/test/repo"
 )
 
 // URL is the run's redis-server. A test that needs Redis fails (never
@@ -61,32 +58,5 @@ func (s *Server) Stop() {
 
 func (s *Server) script(args ...string) string {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(repoRoot(s.t), "scripts", "redis.sh")}, args...)...) // #nosec G204 -- the project's own script
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		s.t.Fatalf("redistest: scripts/redis.sh %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
-	}
-	return out.String()
-}
-
-// repoRoot is the directory holding go.mod, above the test's directory.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("redistest: go.mod not found above the test's directory")
-		}
-		dir = parent
-	}
+	return repo.Script(s.t, "redis.sh", args...)
 }
