@@ -30,17 +30,17 @@ const (
 	DownOpen DownMode = "open"
 )
 
-// DefaultRedisDown is each level's behaviour while Redis is down
+// DefaultRedisDown is level's behaviour while Redis is down
 // (docs/adr/0026): the levels that stand between a guesser and the
 // password hashes (ip, account) and the one that holds every caller
 // (credential) keep counting in memory; the route classes, which only
 // shape capacity under the credential level, let requests through rather
 // than hold a second set of buckets per caller through the outage.
-var DefaultRedisDown = map[Level]DownMode{
-	LevelIP:         DownMemory,
-	LevelAccount:    DownMemory,
-	LevelCredential: DownMemory,
-	LevelRoute:      DownOpen,
+func DefaultRedisDown(level Level) DownMode {
+	if level == LevelRoute {
+		return DownOpen
+	}
+	return DownMemory
 }
 
 // Policy is every limit. A zero Rate turns its level (or class) off.
@@ -88,7 +88,8 @@ func (p Policy) Validate() error {
 		errs = append(errs, errors.New("ratelimit: max keys must not be negative"))
 	}
 	for l, m := range p.RedisDown {
-		if _, ok := DefaultRedisDown[l]; !ok || (m != DownMemory && m != DownOpen) {
+		known := l == LevelIP || l == LevelAccount || l == LevelCredential || l == LevelRoute
+		if !known || (m != DownMemory && m != DownOpen) {
 			errs = append(errs, fmt.Errorf("ratelimit: RedisDown[%q] = %q is not a level and memory or open", l, m))
 		}
 	}
@@ -206,7 +207,7 @@ func New(p Policy, o Options) (*Limiter, error) {
 		if err != nil {
 			return err
 		}
-		down := DefaultRedisDown[i.level]
+		down := DefaultRedisDown(i.level)
 		if m, ok := p.RedisDown[i.level]; ok {
 			down = m
 		}
