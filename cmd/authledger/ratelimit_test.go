@@ -12,6 +12,7 @@ import (
 
 	"github.com/authledger/authledger/test/pgtest"
 	"github.com/authledger/authledger/test/redistest"
+	"github.com/authledger/authledger/test/testimage"
 )
 
 // retryAfter is the answer's Retry-After in seconds, failing the test
@@ -269,5 +270,36 @@ func TestRedisDownKeepsTheAccountLimit(t *testing.T) {
 	}
 	if !strings.Contains(r.logs.String(), "Redis answers again") {
 		t.Fatal("the recovery is not logged")
+	}
+}
+
+// Each route class has its own limit within the credential's: past the
+// upload burst an upload answers 429 naming the kind, while reads and
+// other writes go on.
+func TestUploadsHaveARateLimitOfTheirOwn(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	r := startService(t, map[string]string{
+		"DATABASE_URL": db, "AUTHLEDGER_WORKERS": "0",
+		"AUTHLEDGER_UPLOAD_RATE_LIMIT_PER_SECOND": "0.001", "AUTHLEDGER_UPLOAD_RATE_LIMIT_BURST": "2",
+	})
+	waitTables(t, db)
+	access, _ := r.loginAs("uploader@example.com")
+	png := testimage.TextPNG(t, "HI")
+	for i := range 2 {
+		if status, _, body := r.upload(access, "scan.png", png); status != http.StatusAccepted {
+			t.Fatalf("upload %d within the burst: %d %v", i+1, status, body)
+		}
+	}
+	status, hdr, body := r.upload(access, "scan.png", png)
+	if status != http.StatusTooManyRequests || body["detail"] != "Too many requests of this kind for this account; retry later." {
+		t.Fatalf("third upload: %d %v", status, body)
+	}
+	retryAfter(t, hdr)
+	if status, _, body := r.call("GET", "/v1/tasks", access, nil); status != http.StatusOK {
+		t.Fatalf("a read after the uploads: %d %v", status, body)
+	}
+	if n := r.metric(`authledger_rate_limit_decisions_total{class="upload",level="route",outcome="limited"}`); n != 1 {
+		t.Fatalf("%v upload refusals counted, want 1", n)
 	}
 }
