@@ -71,4 +71,6 @@ func rateLimitRows(ctx context.Context, w io.Writer, hold time.Duration, redisUR
 	return nil
 }
 
-func benchUS(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond)) }
+func benchUS(d time.Duration) string {
+	return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond))
+}

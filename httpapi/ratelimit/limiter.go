@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"strings"
 	"time"
@@ -403,7 +404,7 @@ func (l *Limiter) classOf(c *gin.Context) Class {
 		return cl
 	}
 	switch c.Request.Method {
-	case "GET", "HEAD":
+	case http.MethodGet, http.MethodHead:
 		return ClassRead
 	}
 	return ClassWrite
