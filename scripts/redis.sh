@@ -32,10 +32,12 @@ install_redis() {
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# answers reports whether the server on port replies to PING.
+# answers reports whether the server on port replies to PING, within a
+# second: a connection that never answers (a socket connected to itself,
+# which TCP allows when nothing listens) must not hang the script.
 answers() {
   local reply
-  reply=$( (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'PING\r\n' >&3 && head -c 7 <&3) 2>/dev/null || true)
+  reply=$(timeout 1 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "PING\r\n" >&3 && head -c 7 <&3' _ "$1" 2>/dev/null || true)
   [ "${reply%$'\r'}" = "+PONG" ]
 }
 
@@ -60,19 +62,27 @@ start_server() {
     if [ -n "$last" ]; then
       port=$last last=""
     else
-      port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+      # Below Linux's ephemeral ports (32768 up by default): no client's source
+      # port (a socket connected to itself, say) takes it from under us.
+      port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
     fi
     if port_free "$port"; then
       # --save "" and --appendonly no: nothing persists; the counters are
       # worth losing. --protected-mode stays on (no password, loopback only).
-      if "$bin" --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
-          --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null 2>&1; then
-        local i
-        for i in $(seq 1 100); do
-          if answers "$port"; then break 2; fi
-          sleep 0.05
-        done
-      fi
+      # In the background rather than --daemonize, so that its pid is
+      # known at once (a daemon writes its pid file some time later), with
+      # no descriptor of ours: the caller's pipes close when we exit.
+      "$bin" --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
+        --logfile "$dir/redis.log" </dev/null >/dev/null 2>&1 &
+      echo $! >"$dir/redis.pid"
+      local i
+      for i in $(seq 1 100); do
+        # A server that could not bind has exited: try another port.
+        running "$dir" || break
+        if answers "$port"; then break 2; fi
+        sleep 0.05
+      done
+      stop_server "$dir"
     fi
     tries=$((tries + 1))
     if [ $tries -ge 5 ]; then tail -20 "$dir/redis.log" >&2 || true; log "could not start redis-server"; exit 1; fi

@@ -23,6 +23,9 @@ func Script(t testing.TB, name string, args ...string) string {
 	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(Root(t), "scripts", name)}, args...)...) // #nosec G204 -- the project's own script
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
+	// A child left holding the output (a daemon, a hung probe) must not
+	// hold the test past the timeout.
+	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("scripts/%s %s: %v\n%s", name, strings.Join(args, " "), err, errOut.String())
 	}
