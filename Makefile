@@ -1,5 +1,6 @@
 # `make run` and `make test` work on a fresh Debian machine with Go: without
-# DATABASE_URL they start a private PostgreSQL (scripts/pg.sh); both make sure
+# DATABASE_URL they start a private PostgreSQL (scripts/pg.sh), and `make
+# test` a private redis-server (scripts/redis.sh); both make sure
 # tesseract, the OCR engine of the task worker, is installed
 # (scripts/tesseract.sh; `make run` skips it with AUTHLEDGER_WORKERS=0).
 GO ?= go
@@ -30,19 +31,24 @@ run:
 		AUTHLEDGER_DATA_DIR=$${AUTHLEDGER_DATA_DIR:-$(DATA_DIR)} $(GO) run -ldflags "-X main.version=$(VERSION)" ./cmd/authledger serve; \
 	fi
 
+# The rate-limit tests (and the limits bench row) need a redis-server as the
+# others need PostgreSQL:
+# AUTHLEDGER_TEST_REDIS_URL when set, else a throwaway one (scripts/redis.sh).
+REDIS_FOR_TESTS = $$(if [ -z "$$AUTHLEDGER_TEST_REDIS_URL" ]; then echo scripts/redis.sh with-temp; fi)
+
 test:
 	@scripts/tesseract.sh
 	@if [ -n "$$DATABASE_URL" ]; then \
-		$(GO) test -race -count=1 ./...; \
+		$(REDIS_FOR_TESTS) $(GO) test -race -count=1 ./...; \
 	else \
-		scripts/pg.sh with-temp $(GO) test -race -count=1 ./...; \
+		$(REDIS_FOR_TESTS) scripts/pg.sh with-temp $(GO) test -race -count=1 ./...; \
 	fi
 
 bench: build-bench
 	@if [ -n "$$DATABASE_URL" ]; then \
-		bin/authledger-bench $(BENCH_FLAGS); \
+		$(REDIS_FOR_TESTS) bin/authledger-bench $(BENCH_FLAGS); \
 	else \
-		PG_MODE=durable scripts/pg.sh with-temp bin/authledger-bench $(BENCH_FLAGS); \
+		PG_MODE=durable $(REDIS_FOR_TESTS) scripts/pg.sh with-temp bin/authledger-bench $(BENCH_FLAGS); \
 	fi
 
 lint:

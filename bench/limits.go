@@ -36,6 +36,8 @@ type LimitsConfig struct {
 	Slow int
 	// BodyBytes is the size of the oversized bodies (default 300 MB).
 	BodyBytes int64
+	// RedisURL, when set, adds the Redis row to the rate-limit table.
+	RedisURL string
 }
 
 func (c LimitsConfig) withDefaults() LimitsConfig {
@@ -114,7 +116,7 @@ func Limits(ctx context.Context, w io.Writer, cfg LimitsConfig) error {
 	}
 	fmt.Fprintln(w, "\nPeak RSS is the server process's VmHWM over the row (reset before each). The load column is what the load saw: "+
 		"the oversized body's answer and its time, the slow connections the server still held at the end of the row, and how many it closed to make room.")
-	return nil
+	return rateLimitRows(ctx, w, cfg.Hold, cfg.RedisURL)
 }
 
 type limitsRow struct {

@@ -139,6 +139,8 @@ func startServe(ctx context.Context, cfg ServerConfig, vars []string) (_ *serveP
 		// No OCR competing for the two cores while the service is measured.
 		"AUTHLEDGER_WORKERS=0",
 		"AUTHLEDGER_RATE_LIMIT_PER_SECOND=0",
+		// The limits section probes one account with a login every 500 ms.
+		"AUTHLEDGER_ACCOUNT_RATE_LIMIT_PER_SECOND=0",
 		"AUTHLEDGER_LOG_FORMAT=json",
 	}, vars...), cfg.Env...)
 	stderr, err := cmd.StderrPipe()

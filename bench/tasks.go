@@ -268,6 +268,8 @@ type benchService struct {
 func startBenchService(ctx context.Context, cfg TasksConfig) (*benchService, error) {
 	p, err := startServe(ctx, cfg.ServerConfig, []string{
 		"AUTHLEDGER_USER_RATE_LIMIT_PER_SECOND=0",
+		"AUTHLEDGER_WRITE_RATE_LIMIT_PER_SECOND=0",
+		"AUTHLEDGER_UPLOAD_RATE_LIMIT_PER_SECOND=0",
 		// Every upload stays queued: the quotas must not refuse them.
 		"AUTHLEDGER_TASK_MAX_ACTIVE=100000000",
 		"AUTHLEDGER_TASK_MAX_STORED_BYTES=" + strconv.FormatInt(1<<50, 10),

@@ -70,7 +70,9 @@ type Config struct {
 	HTTP HTTP
 
 	Identity Identity
-	Tasks    Tasks
+	// RateLimit is every request rate limit (docs/adr/0026).
+	RateLimit RateLimit
+	Tasks     Tasks
 	// External is login through the external auth API.
 	External ExternalAuth
 	// OIDC is sign-in with upstream providers.
@@ -147,14 +149,6 @@ type Identity struct {
 	// KnownDeviceTTL is how long a login's device token marks a known
 	// device (0: none issued).
 	KnownDeviceTTL time.Duration
-	// RateLimitPerSecond and RateLimitBurst bound register, login and
-	// refresh per client IP (0 per second: no limit).
-	RateLimitPerSecond float64
-	RateLimitBurst     int
-	// UserRateLimitPerSecond and UserRateLimitBurst bound every
-	// authenticated request per user (0 per second: no limit).
-	UserRateLimitPerSecond float64
-	UserRateLimitBurst     int
 }
 
 // Var is one environment variable of the table.
@@ -448,26 +442,86 @@ var table = []Var{
 	{
 		Name:        "AUTHLEDGER_RATE_LIMIT_PER_SECOND",
 		Default:     "5",
-		Description: "Register, login and refresh requests per second per client IP (token bucket; an IPv6 client is its /64); 0 turns the limit off.",
-		set:         float(func(c *Config) *float64 { return &c.Identity.RateLimitPerSecond }),
+		Description: "Register, login and refresh requests per second per client network (the ip level: token bucket; an IPv6 client is its /64); 0 turns the limit off.",
+		set:         float(func(c *Config) *float64 { return &c.RateLimit.IP.PerSecond }),
 	},
 	{
 		Name:        "AUTHLEDGER_RATE_LIMIT_BURST",
 		Default:     "20",
 		Description: "Burst of the per-IP rate limit.",
-		set:         integer(func(c *Config) *int { return &c.Identity.RateLimitBurst }),
+		set:         integer(func(c *Config) *int { return &c.RateLimit.IP.Burst }),
+	},
+	{
+		Name:        "AUTHLEDGER_ACCOUNT_RATE_LIMIT_PER_SECOND",
+		Default:     "0.1",
+		Description: "Login attempts per second against one account from every network together (keyed by the normalised email, alike whether the account exists; attempts with a device token are held by the login throttle instead); 0 turns the limit off.",
+		set:         float(func(c *Config) *float64 { return &c.RateLimit.Account.PerSecond }),
+	},
+	{
+		Name:        "AUTHLEDGER_ACCOUNT_RATE_LIMIT_BURST",
+		Default:     "10",
+		Description: "Burst of the per-account login rate limit.",
+		set:         integer(func(c *Config) *int { return &c.RateLimit.Account.Burst }),
 	},
 	{
 		Name:        "AUTHLEDGER_USER_RATE_LIMIT_PER_SECOND",
 		Default:     "20",
-		Description: "Authenticated requests per second per user (token bucket); 0 turns the limit off.",
-		set:         float(func(c *Config) *float64 { return &c.Identity.UserRateLimitPerSecond }),
+		Description: "Authenticated requests per second per credential (the credential level: the caller's user id, or an API key's id; token bucket); 0 turns the limit off.",
+		set:         float(func(c *Config) *float64 { return &c.RateLimit.Credential.PerSecond }),
 	},
 	{
 		Name:        "AUTHLEDGER_USER_RATE_LIMIT_BURST",
 		Default:     "100",
-		Description: "Burst of the per-user rate limit.",
-		set:         integer(func(c *Config) *int { return &c.Identity.UserRateLimitBurst }),
+		Description: "Burst of the per-credential rate limit.",
+		set:         integer(func(c *Config) *int { return &c.RateLimit.Credential.Burst }),
+	},
+	{
+		Name:        "AUTHLEDGER_READ_RATE_LIMIT_PER_SECOND",
+		Default:     "0",
+		Description: "Authenticated reads (GET, HEAD) per second per credential, within the credential level; 0 leaves reads to the credential level alone.",
+		set:         float(func(c *Config) *float64 { return &c.RateLimit.Read.PerSecond }),
+	},
+	{
+		Name:        "AUTHLEDGER_READ_RATE_LIMIT_BURST",
+		Default:     "100",
+		Description: "Burst of the read class's rate limit.",
+		set:         integer(func(c *Config) *int { return &c.RateLimit.Read.Burst }),
+	},
+	{
+		Name:        "AUTHLEDGER_WRITE_RATE_LIMIT_PER_SECOND",
+		Default:     "10",
+		Description: "Authenticated writes (POST, PUT, PATCH, DELETE but the upload) per second per credential; 0 turns the class limit off.",
+		set:         float(func(c *Config) *float64 { return &c.RateLimit.Write.PerSecond }),
+	},
+	{
+		Name:        "AUTHLEDGER_WRITE_RATE_LIMIT_BURST",
+		Default:     "50",
+		Description: "Burst of the write class's rate limit.",
+		set:         integer(func(c *Config) *int { return &c.RateLimit.Write.Burst }),
+	},
+	{
+		Name:        "AUTHLEDGER_UPLOAD_RATE_LIMIT_PER_SECOND",
+		Default:     "1",
+		Description: "Uploads (POST /v1/tasks) per second per credential; 0 turns the class limit off.",
+		set:         float(func(c *Config) *float64 { return &c.RateLimit.Upload.PerSecond }),
+	},
+	{
+		Name:        "AUTHLEDGER_UPLOAD_RATE_LIMIT_BURST",
+		Default:     "30",
+		Description: "Burst of the upload class's rate limit.",
+		set:         integer(func(c *Config) *int { return &c.RateLimit.Upload.Burst }),
+	},
+	{
+		Name:        "AUTHLEDGER_RATE_LIMIT_TRUSTED_NETWORKS",
+		DefaultDoc:  "(none)",
+		Description: "Comma-separated IPs or CIDRs whose requests bypass every rate limit (the client IP, after AUTHLEDGER_TRUSTED_PROXIES); the login throttle still applies.",
+		set:         func(c *Config, v string) error { return c.RateLimit.setTrusted(v) },
+	},
+	{
+		Name:        "AUTHLEDGER_REDIS_URL",
+		DefaultDoc:  "(none: counters in memory, per instance)",
+		Description: "Redis (redis://[:password@]host:port/db, rediss:// or unix://) holding the rate-limit counters, shared by every instance; while it cannot answer, each level falls back as docs/adr/0026 says. May hold a password.",
+		set:         func(c *Config, v string) error { c.RateLimit.RedisURL = v; return nil },
 	},
 	{
 		Name:        "AUTHLEDGER_USE_EXTERNAL_AUTH",
@@ -869,6 +923,7 @@ func (c Config) Validate() error {
 	}
 	c.HTTP.validate(c, bad)
 	c.Identity.validate(bad)
+	c.RateLimit.validate(bad)
 	c.Tasks.validate(bad)
 	c.External.validate(bad, &errs)
 	c.OIDC.validate(bad, &errs)

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"math"
 	"strings"
 	"time"
 )
@@ -62,20 +61,5 @@ func (i Identity) validate(bad func(name, format string, args ...any)) {
 	}
 	if i.KnownDeviceTTL < 0 {
 		bad("AUTHLEDGER_KNOWN_DEVICE_TTL", "must not be negative")
-	}
-	for _, l := range []struct {
-		rate, burst string
-		perSecond   float64
-		n           int
-	}{
-		{"AUTHLEDGER_RATE_LIMIT_PER_SECOND", "AUTHLEDGER_RATE_LIMIT_BURST", i.RateLimitPerSecond, i.RateLimitBurst},
-		{"AUTHLEDGER_USER_RATE_LIMIT_PER_SECOND", "AUTHLEDGER_USER_RATE_LIMIT_BURST", i.UserRateLimitPerSecond, i.UserRateLimitBurst},
-	} {
-		if l.perSecond < 0 || math.IsNaN(l.perSecond) || math.IsInf(l.perSecond, 0) {
-			bad(l.rate, "must be a number, at least 0")
-		}
-		if l.perSecond > 0 && l.n < 1 {
-			bad(l.burst, "must be at least 1 when the rate limit is on")
-		}
 	}
 }

@@ -47,6 +47,7 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run: eventstore, projections, identity, external, upstream, tasks, limits")
 	server := fs.String("server", "", "upstream, tasks and limits sections: the authledger binary to run as the server (default: the authledger beside this binary)")
 	slow := fs.Int("slow", 1000, "limits section: the slow connections of the held row (twice as many in the row after)")
+	redisURL := fs.String("redis", os.Getenv("AUTHLEDGER_TEST_REDIS_URL"), "limits section: the redis-server of the rate-limit row (default $AUTHLEDGER_TEST_REDIS_URL, which make bench sets; none: the memory row alone)")
 	historyTasks := fs.Int("history-tasks", 100_000, "tasks section: the history user's tasks (seeded into the read models)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to this file (go tool pprof)")
 	fs.SetOutput(stderr)
@@ -154,7 +155,7 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 			}
 		case "limits":
 			section = func() error {
-				return bench.Limits(ctx, stdout, bench.LimitsConfig{ServerConfig: srv, Hold: *duration, Slow: *slow})
+				return bench.Limits(ctx, stdout, bench.LimitsConfig{ServerConfig: srv, Hold: *duration, Slow: *slow, RedisURL: *redisURL})
 			}
 		default:
 			group = append(group, s)

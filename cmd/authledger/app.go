@@ -131,6 +131,10 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		ident.deps.Login.Drain(ctx)
 		return nil
 	})
+	a.closers = append(a.closers, ident.deps.RateLimit.Close)
+	if err := ident.deps.RateLimit.Register(registry); err != nil {
+		return nil, err
+	}
 	var externalPolicies []projector.Projection
 	if x := ident.external; x != nil {
 		// External auth: the client's metrics and breaker, the refresher

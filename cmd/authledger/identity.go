@@ -31,7 +31,6 @@ import (
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi/authn"
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
-	"github.com/authledger/authledger/httpapi/ratelimit"
 )
 
 // devMasterKeyFile is where serve keeps a generated master key when none is
@@ -262,13 +261,13 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	if ext != nil {
 		authOpts = append(authOpts, authn.WithProviderTokens(ext.providerTokens(cfg, ih, reservationKey)))
 	}
-	ipLimit, err := ratelimit.New(ratelimit.Config{PerSecond: cfg.Identity.RateLimitPerSecond, Burst: cfg.Identity.RateLimitBurst})
+	accountKey, err := master.DeriveKey(rateLimitAccountKeyPurpose)
 	if err != nil {
-		return nil, fmt.Errorf("AUTHLEDGER_RATE_LIMIT_*: %w", err)
+		return nil, err
 	}
-	userLimit, err := ratelimit.New(ratelimit.Config{PerSecond: cfg.Identity.UserRateLimitPerSecond, Burst: cfg.Identity.UserRateLimitBurst})
+	limiter, err := newRateLimiter(cfg, accountKey, log)
 	if err != nil {
-		return nil, fmt.Errorf("AUTHLEDGER_USER_RATE_LIMIT_*: %w", err)
+		return nil, err
 	}
 	return &identityCore{
 		revocations:     rev,
@@ -283,17 +282,16 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		upstream:        ih.Upstream,
 		upstreamKey:     upstreamKey,
 		deps: identityhttp.Deps{
-			Register:      ih.Register,
-			Login:         ih.Login,
-			Refresh:       ih.Refresh,
-			Revoke:        ih.Revoke,
-			Auth:          authn.Middleware(verifier, rev, authOpts...),
-			Ring:          holder,
-			PublicURL:     cfg.PublicURL,
-			Algorithms:    []string{km.Algorithm.String()},
-			RateLimit:     ipLimit,
-			UserRateLimit: userLimit,
-			Rollout:       ih.ConfigureRollout, RolloutState: live, ExternalAuthMode: cfg.External.Mode,
+			Register:   ih.Register,
+			Login:      ih.Login,
+			Refresh:    ih.Refresh,
+			Revoke:     ih.Revoke,
+			Auth:       authn.Middleware(verifier, rev, authOpts...),
+			Ring:       holder,
+			PublicURL:  cfg.PublicURL,
+			Algorithms: []string{km.Algorithm.String()},
+			RateLimit:  limiter,
+			Rollout:    ih.ConfigureRollout, RolloutState: live, ExternalAuthMode: cfg.External.Mode,
 		},
 	}, nil
 }

@@ -1,9 +1,50 @@
 package main
 
 import (
+	"fmt"
+	"log/slog"
+
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/httpapi"
+	"github.com/authledger/authledger/httpapi/ratelimit"
 )
+
+// rateLimitAccountKeyPurpose names the HKDF derivation of the key that
+// turns an email into the account rate limit's key (an HMAC, so Redis
+// holds no addresses). Instances sharing Redis share the master key, and
+// so this key.
+const rateLimitAccountKeyPurpose = "rate limit account v1"
+
+// routeClasses are the authenticated routes whose rate-limit class is not
+// the one their method gives (GET and HEAD read, the others write).
+var routeClasses = map[string]ratelimit.Class{
+	"POST /v1/tasks": ratelimit.ClassUpload,
+}
+
+// newRateLimiter builds every rate limit of AUTHLEDGER_*RATE_LIMIT_* and
+// AUTHLEDGER_REDIS_URL (docs/adr/0026).
+func newRateLimiter(cfg config.Config, accountKey []byte, log *slog.Logger) (*ratelimit.Limiter, error) {
+	rate := func(r config.RateLimitRate) ratelimit.Rate {
+		return ratelimit.Rate{PerSecond: r.PerSecond, Burst: r.Burst}
+	}
+	rl := cfg.RateLimit
+	l, err := ratelimit.New(ratelimit.Policy{
+		IP:         rate(rl.IP),
+		Account:    rate(rl.Account),
+		Credential: rate(rl.Credential),
+		Classes: map[ratelimit.Class]ratelimit.Rate{
+			ratelimit.ClassRead: rate(rl.Read), ratelimit.ClassWrite: rate(rl.Write), ratelimit.ClassUpload: rate(rl.Upload),
+		},
+		Trusted: rl.Trusted,
+	}, ratelimit.Options{RedisURL: rl.RedisURL, AccountSecret: accountKey, Classes: routeClasses, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("AUTHLEDGER_*RATE_LIMIT_*: %w", err)
+	}
+	if rl.RedisURL != "" && l != nil {
+		log.Info("rate limits: counters in Redis, shared by every instance (AUTHLEDGER_REDIS_URL)")
+	}
+	return l, nil
+}
 
 // routeLimits is every route's bound on its request body and, for the
 // routes that stream, its own deadline instead of the server's read and

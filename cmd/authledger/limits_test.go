@@ -498,8 +498,8 @@ func TestTaskQuotaAnswersRetryAfter(t *testing.T) {
 	}
 }
 
-// Every route routeLimits names is one the server registers: a renamed
-// route would otherwise silently lose its bounds.
+// Every route routeLimits and routeClasses name is one the server
+// registers: a renamed route would otherwise silently lose its bounds.
 func TestRouteLimitsNameRegisteredRoutes(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, pgtest.NewDatabase(t))
@@ -515,6 +515,11 @@ func TestRouteLimitsNameRegisteredRoutes(t *testing.T) {
 	for k := range routeLimits(cfg).Routes {
 		if !routes[k] {
 			t.Errorf("routeLimits names %q, which is not a route", k)
+		}
+	}
+	for k := range routeClasses {
+		if !routes[k] {
+			t.Errorf("routeClasses names %q, which is not a route", k)
 		}
 	}
 }

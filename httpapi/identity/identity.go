@@ -18,7 +18,6 @@ import (
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/session"
-	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/ratelimit"
 )
@@ -35,12 +34,11 @@ type Deps struct {
 	Ring       *keys.RingHolder
 	PublicURL  string // issuer, base of jwks_uri
 	Algorithms []string
-	// RateLimit guards register, login and refresh per client network
-	// (user.Source of the client IP); nil means no limit.
+	// RateLimit is every rate limit (docs/adr/0026): per client network
+	// on register, login and refresh, per account on login, per
+	// credential and route class on every authenticated route, after
+	// Auth; nil means no limit.
 	RateLimit *ratelimit.Limiter
-	// UserRateLimit guards every authenticated route per user (the
-	// caller's id), after Auth; nil means no limit.
-	UserRateLimit *ratelimit.Limiter
 	// Rollout and RolloutState, when both set, serve GET and PUT
 	// /v1/admin/rollout (role admin); ExternalAuthMode is
 	// AUTHLEDGER_USE_EXTERNAL_AUTH, shown beside them.
@@ -74,7 +72,7 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 		return err
 	}
 	h := &handlers{d: d}
-	rl := d.RateLimit.Middleware(clientNetwork, "Too many requests from this address; retry later.")
+	rl := d.RateLimit.Anonymous()
 	rg.POST("/v1/auth/register", rl, h.register)
 	rg.POST("/v1/auth/login", rl, h.login)
 	rg.POST("/v1/auth/refresh", rl, h.refresh)
@@ -90,28 +88,13 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 }
 
 // Authenticated is the chain every authenticated route starts with: the
-// Bearer middleware, then the per-user rate limit. Mount the /v1 group
-// with it.
+// Bearer middleware, then the per-credential and per-route-class rate
+// limits. Mount the /v1 group with it.
 func (d Deps) Authenticated() []gin.HandlerFunc {
-	return []gin.HandlerFunc{d.Auth, d.UserRateLimit.Middleware(caller, "Too many requests for this account; retry later.")}
+	return []gin.HandlerFunc{d.Auth, d.RateLimit.Authenticated()}
 }
 
 type handlers struct{ d Deps }
-
-// clientNetwork keys the anonymous routes' limit: an IPv6 client is one
-// /64, as in the login throttle, or a single client could spread over
-// 2^64 buckets.
-func clientNetwork(c *gin.Context) (string, bool) { return user.Source(c.ClientIP()), true }
-
-// caller keys the authenticated routes' limit by user; a request the
-// Bearer middleware let through without a caller is not limited here.
-func caller(c *gin.Context) (string, bool) {
-	p, err := httpapi.Caller(c)
-	if err != nil {
-		return "", false
-	}
-	return p.UserID.String(), true
-}
 
 func anonymous(c *gin.Context) commands.Meta {
 	return commands.AnonymousMeta(httpapi.RequestID(c), c.ClientIP(), c.Request.UserAgent())
@@ -198,6 +181,9 @@ func (h *handlers) login(c *gin.Context) {
 	device := body.DeviceToken
 	if device == "" {
 		device, _ = c.Cookie(DeviceCookie)
+	}
+	if !h.d.RateLimit.Account(c, body.Email, device != "") {
+		return
 	}
 	// A throttled login is answered at once (429 with the wait), never by
 	// holding the request: a waiting attacker costs nothing but this

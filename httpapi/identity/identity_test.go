@@ -73,9 +73,9 @@ func (c client) do(method, path, authz string, body any, hdr ...string) (reply, 
 // serverOption adjusts the stack or the routes of a test server.
 type serverOption func(*identitytest.Stack, *identity.Deps)
 
-func withRateLimit(cfg ratelimit.Config) serverOption {
+func withRateLimit(p ratelimit.Policy) serverOption {
 	return func(_ *identitytest.Stack, d *identity.Deps) {
-		l, err := ratelimit.New(cfg)
+		l, err := ratelimit.New(p, ratelimit.Options{AccountSecret: []byte("a test account-key secret")})
 		if err != nil {
 			panic(err)
 		}
@@ -285,7 +285,7 @@ func equalJSON(a, b any) bool {
 
 func TestRateLimit(t *testing.T) {
 	t.Parallel()
-	c := newServer(t, withRateLimit(ratelimit.Config{PerSecond: 0.01, Burst: 2}))
+	c := newServer(t, withRateLimit(ratelimit.Policy{IP: ratelimit.Rate{PerSecond: 0.01, Burst: 2}}))
 	for i := range 3 {
 		resp, _ := c.do("POST", "/v1/auth/login", "", map[string]string{"email": "x@example.com", "password": "whatever it is"})
 		if i < 2 && resp.StatusCode != http.StatusUnauthorized {

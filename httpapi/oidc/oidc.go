@@ -80,7 +80,7 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 		d.Logger = slog.Default()
 	}
 	h := &handlers{d: d}
-	rl := d.RateLimit.Middleware(func(c *gin.Context) (string, bool) { return c.ClientIP(), true }, "Too many requests from this address; retry later.")
+	rl := d.RateLimit.Anonymous()
 	rg.GET("/v1/auth/oidc/:provider/start", rl, h.start)
 	rg.GET("/v1/auth/oidc/:provider/callback", rl, h.callback)
 	rg.POST("/v1/auth/oidc/exchange", rl, h.exchange)

@@ -1,101 +1,128 @@
-// Package ratelimit is the one request limiter of the HTTP layer: a token
-// bucket per key (a client's network for the anonymous identity routes, a
-// user id for the authenticated ones). golang.org/x/time/rate does the
-// bucket arithmetic; the buckets live in a fixed-size LRU, so memory follows
-// the number of recently active keys and never exceeds MaxKeys of them.
+// Package ratelimit is the one request limiter of the HTTP layer, at four
+// levels (docs/adr/0026):
 //
-// A limiter is per instance: N instances allow N times the rate.
+//   - ip: register, login and refresh (the auth route class) per client
+//     network (an IPv6 client is its /64);
+//   - account: login attempts per account, across every address, keyed by
+//     an HMAC of the normalised email, so that a key exists alike for an
+//     address with and without an account;
+//   - credential: every authenticated request per credential (the caller's
+//     user id; an API key plugs its key id in through Options.Credential);
+//   - route: authenticated requests per credential and route class (read,
+//     write, upload), each class with its own rate.
+//
+// Each limit is a token bucket (a rate per second and a burst). Without
+// Redis the buckets are golang.org/x/time/rate limiters in a fixed-size LRU
+// per limit, so memory follows the number of recently active keys and N
+// instances allow N times the rate. With Options.RedisURL the buckets are
+// GCRA cells in Redis (github.com/go-redis/redis_rate, one atomic Lua
+// script per decision, on the server's clock), shared by every instance.
+// While Redis cannot answer, each level does what Policy.RedisDown says:
+// fall back to this instance's memory buckets, or let requests through;
+// it is logged on each change and counted.
+//
+// Requests from Policy.Trusted networks bypass every level.
 package ratelimit
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
-
-	"github.com/authledger/authledger/httpapi"
-	"github.com/authledger/authledger/httpapi/problem"
 )
 
-// DefaultMaxKeys bounds the buckets kept when Config.MaxKeys is 0: about
-// 25 MB at the most.
+// DefaultMaxKeys bounds the memory buckets of one limit when
+// Policy.MaxKeys is 0: about 25 MB at the most.
 const DefaultMaxKeys = 100_000
 
-// Config is one limit.
-type Config struct {
-	// PerSecond is the refill rate of every bucket. 0 turns the limit off
-	// (New returns a nil Limiter, which allows everything).
+// Level is what a limit counts by. Its string is the metrics label.
+type Level string
+
+const (
+	// LevelIP counts by client network.
+	LevelIP Level = "ip"
+	// LevelAccount counts login attempts by account (normalised email).
+	LevelAccount Level = "account"
+	// LevelCredential counts authenticated requests by credential.
+	LevelCredential Level = "credential"
+	// LevelRoute counts authenticated requests by credential and route
+	// class.
+	LevelRoute Level = "route"
+)
+
+// Class is a route's class. Its string is the metrics label.
+type Class string
+
+const (
+	// ClassAuth is register, login and refresh.
+	ClassAuth Class = "auth"
+	// ClassRead is an authenticated GET or HEAD.
+	ClassRead Class = "read"
+	// ClassWrite is any other authenticated method.
+	ClassWrite Class = "write"
+	// ClassUpload is a route declared an upload (Options.Classes).
+	ClassUpload Class = "upload"
+)
+
+// Rate is one token bucket. The zero Rate is off.
+type Rate struct {
+	// PerSecond is the refill rate; 0 turns the limit off.
 	PerSecond float64
 	// Burst is a full bucket: requests a key may make at once.
 	Burst int
-	// MaxKeys bounds the buckets held (DefaultMaxKeys when 0). Past it the
-	// least recently used bucket is dropped; its key starts full again,
-	// which only ever lets a client in sooner, never locks one out.
-	MaxKeys int
 }
 
+// On reports whether the limit applies.
+func (r Rate) On() bool { return r.PerSecond > 0 }
+
 // Validate reports every problem at once.
-func (c Config) Validate() error {
+func (r Rate) Validate() error {
 	var errs []error
-	if c.PerSecond < 0 || math.IsNaN(c.PerSecond) || math.IsInf(c.PerSecond, 0) {
-		errs = append(errs, errors.New("ratelimit: per second must be a finite number, at least 0"))
+	if r.PerSecond < 0 || math.IsNaN(r.PerSecond) || math.IsInf(r.PerSecond, 0) {
+		errs = append(errs, errors.New("per second must be a finite number, at least 0"))
 	}
-	if c.PerSecond > 0 && c.Burst < 1 {
-		errs = append(errs, errors.New("ratelimit: burst must be at least 1 when the limit is on"))
-	}
-	if c.MaxKeys < 0 {
-		errs = append(errs, errors.New("ratelimit: max keys must not be negative"))
+	if r.PerSecond > 0 && r.Burst < 1 {
+		errs = append(errs, errors.New("burst must be at least 1 when the limit is on"))
 	}
 	return errors.Join(errs...)
 }
 
-// Limiter holds a bucket per key. A nil *Limiter allows everything.
-type Limiter struct {
-	limit   rate.Limit
-	burst   int
-	buckets *lru.Cache[string, *rate.Limiter]
+// buckets is one limit held in memory: a bucket per key in a fixed-size
+// LRU. Past its size the least recently used bucket is dropped; its key
+// starts full again, which only ever lets a client in sooner, never locks
+// one out.
+type buckets struct {
+	limit rate.Limit
+	burst int
+	cache *lru.Cache[string, *rate.Limiter]
 }
 
-// New builds a limiter, or nil when cfg.PerSecond is 0 (no limit).
-func New(cfg Config) (*Limiter, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if cfg.PerSecond == 0 {
-		return nil, nil
-	}
-	n := cfg.MaxKeys
-	if n == 0 {
-		n = DefaultMaxKeys
-	}
-	buckets, err := lru.New[string, *rate.Limiter](n)
+func newBuckets(r Rate, maxKeys int) (*buckets, error) {
+	cache, err := lru.New[string, *rate.Limiter](maxKeys)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ratelimit: %w", err)
 	}
-	return &Limiter{limit: rate.Limit(cfg.PerSecond), burst: cfg.Burst, buckets: buckets}, nil
+	return &buckets{limit: rate.Limit(r.PerSecond), burst: r.Burst, cache: cache}, nil
 }
 
-// Allow takes one token from key's bucket at now, or reports how long
+// allow takes one token from key's bucket at now, or reports how long
 // until one is there (taking nothing).
-func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
-	if l == nil {
-		return true, 0
-	}
-	b, ok := l.buckets.Get(key)
+func (b *buckets) allow(key string, now time.Time) (bool, time.Duration) {
+	l, ok := b.cache.Get(key)
 	if !ok {
-		fresh := rate.NewLimiter(l.limit, l.burst)
+		fresh := rate.NewLimiter(b.limit, b.burst)
 		// Two first requests of one key race here: the loser uses the
 		// winner's bucket, so neither gets a bucket of its own.
-		if prev, found, _ := l.buckets.PeekOrAdd(key, fresh); found {
-			b = prev
+		if prev, found, _ := b.cache.PeekOrAdd(key, fresh); found {
+			l = prev
 		} else {
-			b = fresh
+			l = fresh
 		}
 	}
-	r := b.ReserveN(now, 1)
+	r := l.ReserveN(now, 1)
 	if !r.OK() {
 		return false, time.Second
 	}
@@ -104,36 +131,4 @@ func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
 		return false, wait
 	}
 	return true, 0
-}
-
-// Keys is the number of buckets held.
-func (l *Limiter) Keys() int {
-	if l == nil {
-		return 0
-	}
-	return l.buckets.Len()
-}
-
-// Middleware answers 429 rate-limited, with Retry-After (at least one
-// second), once the bucket of the request's key is empty. key returns
-// false for a request the limit does not apply to. detail is the
-// problem's detail; it must not depend on the key (an account's
-// existence, say). A nil limiter's middleware passes everything.
-func (l *Limiter) Middleware(key func(*gin.Context) (string, bool), detail string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if l == nil {
-			c.Next()
-			return
-		}
-		k, ok := key(c)
-		if !ok {
-			c.Next()
-			return
-		}
-		if ok, wait := l.Allow(k, time.Now()); !ok {
-			httpapi.WriteError(c, problem.RateLimited("rate-limited", max(wait, time.Second), detail))
-			return
-		}
-		c.Next()
-	}
 }

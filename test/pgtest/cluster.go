@@ -1,14 +1,11 @@
 package pgtest
 
 import (
-	"bytes"
-	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/authledger/authledger/test/repo"
 )
 
 // Cluster is a PostgreSQL server of a test's own, started with the
@@ -58,32 +55,5 @@ func (c *Cluster) Stop() {
 
 func (c *Cluster) script(args ...string) string {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(repoRoot(c.t), "scripts", "pg.sh")}, args...)...) // #nosec G204 -- the project's own script
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		c.t.Fatalf("pgtest: scripts/pg.sh %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
-	}
-	return out.String()
-}
-
-// repoRoot is the directory holding go.mod, above the test's directory.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("pgtest: no go.mod above the test's directory")
-		}
-		dir = parent
-	}
+	return repo.Script(c.t, "pg.sh", args...)
 }
