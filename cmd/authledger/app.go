@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authledger/authledger"
+	authaccess "github.com/authledger/authledger/auth/access"
 	authrollout "github.com/authledger/authledger/auth/rollout"
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/eventstore"
@@ -195,6 +196,9 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 			{Name: authn.FeedName, Filter: ident.revocations.Filter(), Handle: ident.revocations.Apply},
 			// The staged rollout: its stream read at start, then followed.
 			{Name: authrollout.FollowerName, Filter: ident.rollout.Filter(), Start: ident.rollout.Start, Handle: ident.rollout.Apply},
+			// Roles and grants: from the start of the log (grants are on
+			// every user's stream).
+			{Name: authaccess.FollowerName, Filter: ident.access.Filter(), Handle: ident.access.Apply},
 		},
 		MaxLag: cfg.ReadyMaxLag,
 	})
@@ -202,6 +206,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		return nil, fmt.Errorf("projections: %w", err)
 	}
 	ident.revocations.Watch(func() time.Time { t, _ := runner.VouchedAt(authn.FeedName); return t })
+	ident.access.Watch(func() time.Time { t, _ := runner.VouchedAt(authaccess.FollowerName); return t })
 	a.background("projections", runner.Run)
 	checks = append(checks, httpapi.Check{Name: "projections", Func: runner.Readiness})
 	a.background("signing-keys", ident.refreshKeyRing(log))

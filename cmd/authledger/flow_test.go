@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/test/esdbserver"
 	"github.com/authledger/authledger/test/openapitest"
@@ -25,6 +27,8 @@ type running struct {
 	t    *testing.T
 	base string
 	logs *lockedBuffer
+	// routes are the engine's registered routes.
+	routes gin.RoutesInfo
 	// stop shuts the service down (once; the test's cleanup calls it too).
 	stop func()
 }
@@ -91,7 +95,7 @@ func startService(t *testing.T, env map[string]string) *running {
 		})
 	}
 	t.Cleanup(stop)
-	r := &running{t: t, base: "http://" + ln.Addr().String(), logs: logs, stop: stop}
+	r := &running{t: t, base: "http://" + ln.Addr().String(), logs: logs, routes: a.engine.Routes(), stop: stop}
 	// As an orchestrator would: traffic once every projection, policy and
 	// log follower runs.
 	r.waitReady(60 * time.Second)

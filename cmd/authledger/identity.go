@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	authaccess "github.com/authledger/authledger/auth/access"
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/keys/pgstore"
 	"github.com/authledger/authledger/auth/password"
@@ -22,6 +23,7 @@ import (
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
+	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signingkey"
@@ -66,6 +68,10 @@ type identityCore struct {
 	// rollout is the staged rollout as this instance applies it, fed by
 	// its local follower.
 	rollout *authrollout.Live
+	// access is what each user may do now (roles and grants), fed by its
+	// local follower; the authentication middleware resolves each
+	// caller's permissions from it.
+	access *authaccess.Live
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -101,7 +107,7 @@ func loadMasterKey(cfg config.Config, log *slog.Logger) (*keys.MasterKey, error)
 // newRegistry knows every event the identity commands load.
 func newRegistry() (*events.Registry, error) {
 	reg := events.NewRegistry()
-	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents} {
+	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents, access.RegisterEvents} {
 		if err := f(reg); err != nil {
 			return nil, err
 		}
@@ -244,7 +250,11 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	if err != nil {
 		return nil, err
 	}
-	var authOpts []authn.Option
+	perms, err := authaccess.New(authaccess.Config{Store: store})
+	if err != nil {
+		return nil, err
+	}
+	authOpts := []authn.Option{authn.WithPermissions(perms)}
 	if ext != nil {
 		authOpts = append(authOpts, authn.WithProviderTokens(ext.providerTokens(cfg, ih, reservationKey)))
 	}
@@ -266,6 +276,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		external:        ext,
 		externalRefresh: ih.ExternalRefresh,
 		rollout:         live,
+		access:          perms,
 		deps: identityhttp.Deps{
 			Register:      ih.Register,
 			Login:         ih.Login,

@@ -19,6 +19,7 @@ import (
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signingkey"
@@ -58,6 +59,12 @@ var mapped = map[string]struct {
 	"domain/user.ErrThrottled":                {user.ErrThrottled, answer{429, "rate-limited"}},
 	"domain/user.ErrEmailTaken":               {user.ErrEmailTaken, answer{409, "email-taken"}},
 	"domain/user.ErrInvalidInput":             {user.ErrInvalidInput, answer{400, "invalid-input"}},
+	"domain/user.ErrAccountDisabled":          {user.ErrAccountDisabled, answer{401, "account-disabled"}},
+	"domain/user.ErrAccountLocked":            {user.ErrAccountLocked, answer{401, "account-locked"}},
+	"domain/access.ErrRoleNotFound":           {access.ErrRoleNotFound, answer{404, "not-found"}},
+	"domain/access.ErrRoleExists":             {access.ErrRoleExists, answer{409, "role-exists"}},
+	"domain/access.ErrBuiltinRole":            {access.ErrBuiltinRole, answer{409, "builtin-role"}},
+	"domain/access.ErrRoleInUse":              {access.ErrRoleInUse, answer{409, "role-in-use"}},
 	"auth/password.ErrPolicy":                 {password.ErrPolicy, answer{400, "invalid-input"}},
 	"domain/task.ErrNotFound":                 {task.ErrNotFound, answer{404, "not-found"}},
 	"domain/task.ErrNotRetryable":             {task.ErrNotRetryable, answer{409, "not-retryable"}},

@@ -26,6 +26,7 @@ import (
 
 	"github.com/google/uuid"
 
+	authaccess "github.com/authledger/authledger/auth/access"
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/blob"
@@ -128,7 +129,13 @@ func newServerWith(t *testing.T, limits task.Limits, upload taskshttp.Config) *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	v1 := engine.Group("/v1", authn.Middleware(verifier, nil))
+	// Permissions resolved from the log, as serve does (no follower here:
+	// every request reads the caller's user stream).
+	perms, err := authaccess.New(authaccess.Config{Store: pe.Store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := engine.Group("/v1", authn.Middleware(verifier, nil, authn.WithPermissions(perms)))
 	err = taskshttp.Mount(v1, taskshttp.Deps{
 		Tasks: h, Blobs: blobs, Referenced: queue.BlobReferenced,
 		Config: upload,
@@ -141,8 +148,12 @@ func newServerWith(t *testing.T, limits task.Limits, upload taskshttp.Config) *s
 	return &server{t: t, ctx: ctx, url: srv.URL, issuer: issuer, h: h, store: pe.Store, blobDir: dir}
 }
 
+// token is an access token of user, registered in the log first (if it
+// is not) with the user role and roles: permissions are read from the
+// log, where a user who never registered holds none.
 func (s *server) token(user uuid.UUID, roles ...string) string {
 	s.t.Helper()
+	registerWithRoles(s.t, s.store, user, roles)
 	tok, _, err := s.issuer.Issue(token.Subject{UserID: user, SessionID: uuid.New(), AMR: []string{"pwd"}, Roles: append([]string{"user"}, roles...)}, time.Now())
 	if err != nil {
 		s.t.Fatal(err)
@@ -654,5 +665,35 @@ func TestUploadRefusesImagesWithTooManyPixels(t *testing.T) {
 	id := created(t, s.upload(tok, file("page.png", testimage.BlankPNG(t, 4960, 7016)), file("doc.pdf", []byte("%PDF-1.7\n%%EOF\n"))))
 	if fs := s.load(id).Files(); len(fs) != 2 {
 		t.Fatalf("files %+v", fs)
+	}
+}
+
+func registerWithRoles(t *testing.T, store eventstore.Store, id uuid.UUID, roles []string) {
+	t.Helper()
+	reg := events.NewRegistry()
+	if err := user.RegisterEvents(reg); err != nil {
+		t.Fatal(err)
+	}
+	users, err := commands.NewRepository(store, reg, user.FromHistory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = users.Update(t.Context(), user.StreamName(id), commands.Meta{}, func(u *user.User) error {
+		if !u.Registered() {
+			r, err := user.Register(id, id.String()+"@example.com", "Test", "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", time.Now())
+			if err != nil {
+				return err
+			}
+			*u = *r
+		}
+		for _, role := range roles {
+			if err := u.GrantRole(role, time.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

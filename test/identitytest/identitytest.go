@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	authaccess "github.com/authledger/authledger/auth/access"
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/keys/pgstore"
 	"github.com/authledger/authledger/auth/password"
@@ -119,4 +120,16 @@ func (s *Stack) Revocations(t testing.TB, store eventstore.Store, pool *pgxpool.
 		}
 	})
 	return rev
+}
+
+// Access is the permission state serve resolves callers with, without its
+// follower: every request reads the caller's user stream and the roles
+// stream from store (the path serve takes while its follower is behind).
+func (s *Stack) Access(t testing.TB, store eventstore.Store) *authaccess.Live {
+	t.Helper()
+	l, err := authaccess.New(authaccess.Config{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
