@@ -311,6 +311,11 @@ func (h *LoginHandler) afterSuccess(ctx context.Context, u *user.User, a user.Lo
 // and signs its access token meanwhile. method is the session's login
 // method; both methods take a password (amr pwd).
 func (h *LoginHandler) startSession(ctx context.Context, u *user.User, meta Meta, now time.Time, method string) (LoginResult, error) {
+	// Asked only here, after the credentials checked out: a locked or
+	// disabled account tells nothing to someone without them.
+	if err := u.CanLogIn(); err != nil {
+		return LoginResult{}, err
+	}
 	sid, err := uuid.NewV7()
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("commands: session id: %w", err)
@@ -337,7 +342,7 @@ func (h *LoginHandler) startSession(ctx context.Context, u *user.User, meta Meta
 	if err != nil {
 		return LoginResult{}, err
 	}
-	signed := signAsync(h.Issuer, token.Subject{UserID: u.ID(), SessionID: sid, Name: claims.Name, AMR: amr, Roles: claims.Roles}, now)
+	signed := signAsync(h.Issuer, token.Subject{UserID: u.ID(), SessionID: sid, Name: claims.Name, AMR: amr, Roles: claims.Roles, AuthTime: now}, now)
 	ar, err := h.Sessions.Append(ctx, session.StreamName(sid), 0, meta, s.Changes())
 	if err != nil {
 		return LoginResult{}, err

@@ -80,6 +80,9 @@ func (d Deps) Validate() error {
 //	POST history/export   {format: "csv"|"json", filters}, streamed
 //	GET  audit            the whole trail (audit:read)
 //	GET  me/audit         the caller's own trail (events the caller caused)
+//	GET  admin/users      users by address (?q=&page=&page_size=; users:read)
+//	GET  admin/users/:id  one user's profile (users:read)
+//	GET  admin/users/:id/sessions  one user's active sessions (users:read)
 //
 // Each honours X-Consistency-Token against the projection it reads, so
 // the token of a command response makes the next read see its write.
@@ -101,7 +104,10 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 		return Consistency(d.Waiter, d.ConsistencyTimeout, projections...)
 	}
 	rg.GET("/me", httpapi.Require(access.AccountRead), consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName), h.me)
-	rg.GET("/admin/users/:id", httpapi.Require(access.UsersRead), consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName), h.adminUser)
+	usersRead := httpapi.Require(access.UsersRead)
+	rg.GET("/admin/users", usersRead, consistent(userviews.ProfilesName, userviews.AccountStatesName), h.adminUsers)
+	rg.GET("/admin/users/:id/sessions", usersRead, consistent(userviews.ProfilesName, userviews.SessionsName), h.adminUserSessions)
+	rg.GET("/admin/users/:id", usersRead, consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName), h.adminUser)
 	rg.GET("/auth/sessions", httpapi.Require(access.AccountRead), consistent(userviews.SessionsName), h.sessions)
 
 	taskRead := consistent(taskviews.Name)

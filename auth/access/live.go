@@ -224,6 +224,12 @@ func (l *Live) Roles(ctx context.Context, userID uuid.UUID) ([]string, *domain.C
 	return l.fromLog(ctx, userID, now)
 }
 
+// ActiveRoles returns the roles whose grants to userID count now.
+func (l *Live) ActiveRoles(ctx context.Context, userID uuid.UUID) ([]string, error) {
+	roles, _, err := l.Roles(ctx, userID)
+	return roles, err
+}
+
 // Catalog returns the role catalog (from the log when memory cannot be
 // vouched for).
 func (l *Live) Catalog(ctx context.Context) (*domain.Catalog, error) {

@@ -24,6 +24,7 @@ import (
 	"github.com/authledger/authledger"
 	authaccess "github.com/authledger/authledger/auth/access"
 	authrollout "github.com/authledger/authledger/auth/rollout"
+	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/eventstore/esdb"
@@ -32,6 +33,7 @@ import (
 	"github.com/authledger/authledger/httpapi/authn"
 	"github.com/authledger/authledger/httpapi/connlimit"
 	"github.com/authledger/authledger/httpapi/errtable"
+	adminhttp "github.com/authledger/authledger/httpapi/admin"
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections"
@@ -199,6 +201,8 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 			// Roles and grants: from the start of the log (grants are on
 			// every user's stream).
 			{Name: authaccess.FollowerName, Filter: ident.access.Filter(), Handle: ident.access.Apply},
+			// Bulk revocations: their one stream read at start, then followed.
+			{Name: authn.CutoffsName, Filter: ident.cutoffs.Filter(), Start: ident.cutoffs.Start, Handle: ident.cutoffs.Apply},
 		},
 		MaxLag: cfg.ReadyMaxLag,
 	})
@@ -207,6 +211,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	}
 	ident.revocations.Watch(func() time.Time { t, _ := runner.VouchedAt(authn.FeedName); return t })
 	ident.access.Watch(func() time.Time { t, _ := runner.VouchedAt(authaccess.FollowerName); return t })
+	ident.cutoffs.Watch(func() time.Time { t, _ := runner.VouchedAt(authn.CutoffsName); return t })
 	a.background("projections", runner.Run)
 	checks = append(checks, httpapi.Check{Name: "projections", Func: runner.Readiness})
 	a.background("signing-keys", ident.refreshKeyRing(log))
@@ -259,6 +264,12 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	}
 	if err := tasks.mount(v1, cfg, log); err != nil {
 		return nil, err
+	}
+	if err := adminhttp.Mount(v1, adminhttp.Deps{Admin: ident.admin, Catalog: ident.access}); err != nil {
+		return nil, err
+	}
+	if email := cfg.Identity.BootstrapAdmin; email != "" {
+		a.background("bootstrap-admin", bootstrapAdmin(ident.bootstrap, email, log))
 	}
 	return a, nil
 }
@@ -406,4 +417,32 @@ func (a *app) close() error {
 	}
 	a.closers = nil
 	return errors.Join(errs...)
+}
+
+// bootstrapAdmin applies AUTHLEDGER_BOOTSTRAP_ADMIN: at once when the
+// address has a user, else as soon as it registers (checked every
+// second). The log records it once per user, whichever instance gets
+// there first, and no later start grants it again.
+func bootstrapAdmin(b *commands.BootstrapAdmin, email string, log *slog.Logger) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		for {
+			err := b.WaitAndApply(ctx, email, time.Second, func(granted bool) {
+				if granted {
+					log.Info("bootstrap admin: granted the admin role (AUTHLEDGER_BOOTSTRAP_ADMIN)", slog.String("email", email))
+				} else {
+					log.Info("bootstrap admin: already applied; nothing granted (AUTHLEDGER_BOOTSTRAP_ADMIN)", slog.String("email", email))
+				}
+			})
+			if err == nil || ctx.Err() != nil {
+				return nil
+			}
+			// The log unreachable: try again, as a follower would.
+			log.Warn("bootstrap admin: cannot apply yet", slog.String("error", err.Error()))
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(5 * time.Second):
+			}
+		}
+	}
 }

@@ -72,6 +72,13 @@ type identityCore struct {
 	// local follower; the authentication middleware resolves each
 	// caller's permissions from it.
 	access *authaccess.Live
+	// cutoffs are the bulk revocations the token check and refreshes
+	// enforce, fed by their local follower.
+	cutoffs *authn.Cutoffs
+	// admin are the administrators' commands (the admin API).
+	admin *commands.AdminHandlers
+	// bootstrap applies AUTHLEDGER_BOOTSTRAP_ADMIN.
+	bootstrap *commands.BootstrapAdmin
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -254,7 +261,20 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	if err != nil {
 		return nil, err
 	}
-	authOpts := []authn.Option{authn.WithPermissions(perms)}
+	cutoffs, err := authn.NewCutoffs(store, perms)
+	if err != nil {
+		return nil, err
+	}
+	ih.Refresh.Cutoffs = cutoffs
+	admin, err := commands.NewAdminHandlers(store, reg, nil)
+	if err != nil {
+		return nil, err
+	}
+	bootstrap := &commands.BootstrapAdmin{
+		Find:  &commands.UserByEmail{Reservations: ih.Reservations, Users: ih.Users, ReservationKey: reservationKey},
+		Grant: admin.GrantRole, Store: store, Now: time.Now,
+	}
+	authOpts := []authn.Option{authn.WithPermissions(perms), authn.WithCutoffs(cutoffs)}
 	if ext != nil {
 		authOpts = append(authOpts, authn.WithProviderTokens(ext.providerTokens(cfg, ih, reservationKey)))
 	}
@@ -277,6 +297,9 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		externalRefresh: ih.ExternalRefresh,
 		rollout:         live,
 		access:          perms,
+		cutoffs:         cutoffs,
+		admin:           admin,
+		bootstrap:       bootstrap,
 		deps: identityhttp.Deps{
 			Register:      ih.Register,
 			Login:         ih.Login,

@@ -3,6 +3,8 @@ package access
 import (
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/authledger/authledger/events"
 )
 
@@ -49,7 +51,28 @@ func (RoleChanged) EventName() string { return EventRoleChanged }
 func (RoleDeleted) EventName() string { return EventRoleDeleted }
 
 // AllEvents lists one zero value of every event type of this package.
-func AllEvents() []events.Event { return []events.Event{RoleCreated{}, RoleChanged{}, RoleDeleted{}} }
+func AllEvents() []events.Event {
+	return []events.Event{RoleCreated{}, RoleChanged{}, RoleDeleted{}, BootstrapAdminApplied{}}
+}
 
 // RegisterEvents adds the role events to r as value types.
 func RegisterEvents(r *events.Registry) error { return r.Register(AllEvents()...) }
+
+// EventBootstrapAdminApplied is the name of BootstrapAdminApplied.
+const EventBootstrapAdminApplied = "access.bootstrap_admin_applied.v1"
+
+// BootstrapStreamPrefix starts the stream that records the bootstrap
+// admin (AUTHLEDGER_BOOTSTRAP_ADMIN) applied to one user:
+// "bootstrap-admin-<user id>", appended with NoStream once.
+const BootstrapStreamPrefix = "bootstrap-admin-"
+
+// BootstrapAdminApplied records that the bootstrap admin setting gave
+// UserID the admin role, so that no later start (of any instance) gives
+// it again after an administrator revoked it.
+type BootstrapAdminApplied struct {
+	UserID    uuid.UUID `json:"user_id"`
+	AppliedAt time.Time `json:"applied_at"`
+}
+
+// EventName implements events.Event.
+func (BootstrapAdminApplied) EventName() string { return EventBootstrapAdminApplied }

@@ -248,6 +248,22 @@ func Middleware(v *token.Verifier, rev *Revocations, opts ...Option) gin.Handler
 				return
 			}
 		}
+		if o.cutoffs != nil {
+			started := cl.AuthTime
+			if started.IsZero() {
+				started = cl.IssuedAt
+			}
+			ended, err := o.cutoffs.Ended(c.Request.Context(), cl.UserID, started)
+			if err != nil {
+				httpapi.WriteError(c, err)
+				return
+			}
+			if ended {
+				c.Header("WWW-Authenticate", `Bearer error="invalid_token"`)
+				httpapi.WriteError(c, fmt.Errorf("%w: its session %s was revoked in bulk", token.ErrInvalidToken, cl.SessionID))
+				return
+			}
+		}
 		p := httpapi.Principal{UserID: cl.UserID, SessionID: cl.SessionID, Roles: cl.Roles}
 		if !o.resolve(c, &p) {
 			return

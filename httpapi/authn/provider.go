@@ -54,6 +54,14 @@ type Option func(*options)
 type options struct {
 	provider    *ProviderTokens
 	permissions PermissionSource
+	cutoffs     *Cutoffs
+}
+
+// WithCutoffs refuses (401 invalid-token) an access token whose session
+// a bulk revocation ended: its auth_time (its iat when it has none) is
+// before a cutoff that applies to its user.
+func WithCutoffs(c *Cutoffs) Option {
+	return func(o *options) { o.cutoffs = c }
 }
 
 // PermissionSource answers what a user holds now (auth/access.Live).

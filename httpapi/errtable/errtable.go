@@ -54,6 +54,8 @@ func Table() httpapi.ErrorTable {
 		// provider's fault, not the client's.
 		{Err: commands.ErrAuthProviderUnavailable, Problem: &problem.Error{Kind: problem.KindUnavailable, Slug: "auth-provider-unavailable",
 			RetryAfter: time.Second, Detail: "The identity provider cannot check credentials right now; retry later."}, Details: providerWait},
+		// Only administrators name users by id.
+		{Err: commands.ErrUserNotFound, Problem: problem.NotFound("No such user.")},
 		// No such session, or another user's: not told apart.
 		{Err: commands.ErrSessionNotFound, Problem: problem.NotFound("No such session.")},
 

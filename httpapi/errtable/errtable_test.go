@@ -53,6 +53,7 @@ var mapped = map[string]struct {
 	"commands.ErrInvalidCredentials":          {commands.ErrInvalidCredentials, answer{401, "invalid-credentials"}},
 	"commands.ErrInvalidToken":                {commands.ErrInvalidToken, answer{401, "invalid-token"}},
 	"commands.ErrSessionNotFound":             {commands.ErrSessionNotFound, answer{404, "not-found"}},
+	"commands.ErrUserNotFound":                {commands.ErrUserNotFound, answer{404, "not-found"}},
 	"commands.ErrAuthProviderUnavailable":     {commands.ErrAuthProviderUnavailable, answer{503, "auth-provider-unavailable"}},
 	"domain/user.ErrExternalIdentityConflict": {user.ErrExternalIdentityConflict, answer{409, "external-identity-conflict"}},
 	"domain/rollout.ErrInvalidInput":          {rollout.ErrInvalidInput, answer{400, "invalid-input"}},
@@ -85,6 +86,7 @@ var absent = map[string]struct {
 	reason string
 }{
 	"commands.ErrNoAccount":            {commands.ErrNoAccount, "`authledger users link` reports it per row; no HTTP route links by address"},
+	"commands.ErrBootstrapPending":     {commands.ErrBootstrapPending, "serve's bootstrap of the first admin waits on it; no HTTP route bootstraps"},
 	"domain/user.ErrNotRegistered":     {user.ErrNotRegistered, "a command on a user stream with no registration: commands check Registered first"},
 	"domain/user.ErrAlreadyRegistered": {user.ErrAlreadyRegistered, "register reserves the address before it writes the user stream (email-taken)"},
 	"domain/user.ErrNotReservedBy":     {user.ErrNotReservedBy, "an inconsistency between a reservation and its user, never the client's doing"},
