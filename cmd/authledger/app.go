@@ -79,9 +79,21 @@ func (a *app) background(name string, fn func(ctx context.Context) error) {
 	a.tasks = append(a.tasks, task{name, fn})
 }
 
+// hooks are what tests change in an assembled service; serve passes
+// none.
+type hooks struct {
+	// grantClock is the clock role grants expire by (nil: time.Now).
+	grantClock func() time.Time
+}
+
 // newApp connects, migrates and wires everything; it listens on nothing.
 // On error everything acquired so far is released.
-func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, err error) {
+func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, error) {
+	return newAppWith(ctx, cfg, log, hooks{})
+}
+
+// newAppWith is newApp with test hooks.
+func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) (_ *app, err error) {
 	a := &app{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
@@ -122,7 +134,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	// Identity: keys, tokens, passwords, the command handlers, and the
 	// revocation set fed by the log (so that a logout bites on every
 	// instance).
-	ident, err := wireIdentity(startCtx, cfg, a.store, a.db, log)
+	ident, err := wireIdentity(startCtx, cfg, a.store, a.db, log, h)
 	if err != nil {
 		return nil, err
 	}

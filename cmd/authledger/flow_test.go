@@ -56,6 +56,12 @@ func (l *lockedBuffer) String() string {
 // serves it until the test ends, and returns once it is ready.
 func startService(t *testing.T, env map[string]string) *running {
 	t.Helper()
+	return startServiceWith(t, env, hooks{})
+}
+
+// startServiceWith is startService with test hooks (an injected clock).
+func startServiceWith(t *testing.T, env map[string]string, h hooks) *running {
+	t.Helper()
 	vars := map[string]string{
 		"AUTHLEDGER_DATA_DIR":        t.TempDir(),
 		"AUTHLEDGER_STARTUP_TIMEOUT": "60s",
@@ -69,7 +75,7 @@ func startService(t *testing.T, env map[string]string) *running {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &lockedBuffer{}
-	a, err := newApp(ctx, cfg, testLogger(logs))
+	a, err := newAppWith(ctx, cfg, testLogger(logs), h)
 	if err != nil {
 		cancel()
 		t.Fatalf("newApp: %v", err)

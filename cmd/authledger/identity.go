@@ -157,7 +157,7 @@ func newKeyManager(cfg config.Config, store eventstore.Store, db *pgxpool.Pool, 
 
 // wireIdentity builds the identity core; the returned Deps are complete
 // but for nothing: Mount them on the engine.
-func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store, db *pgxpool.Pool, log *slog.Logger) (*identityCore, error) {
+func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store, db *pgxpool.Pool, log *slog.Logger, h hooks) (*identityCore, error) {
 	master, err := loadMasterKey(cfg, log)
 	if err != nil {
 		return nil, err
@@ -257,7 +257,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	if err != nil {
 		return nil, err
 	}
-	perms, err := authaccess.New(authaccess.Config{Store: store})
+	perms, err := authaccess.New(authaccess.Config{Store: store, Now: h.grantClock})
 	if err != nil {
 		return nil, err
 	}

@@ -48,11 +48,11 @@ func runUsersGrantRole(ctx context.Context, args []string, getenv env, stdout, s
 	}
 	forD := fs.Duration("for", 0, "the grant expires this long from now")
 	until := fs.String("until", "", "the grant expires at this time (RFC 3339)")
-	if done, code := parseFlags(fs, args, stdout, stderr); done {
+	if done, code := parseFlagsArgs(fs, args, 2, stdout, stderr); done {
 		return code
 	}
-	if fs.NArg() != 2 || (*forD != 0 && *until != "") || *forD < 0 {
-		fmt.Fprintln(stderr, "authledger users grant-role: EMAIL and ROLE are required, and at most one of -for and -until")
+	if (*forD != 0 && *until != "") || *forD < 0 {
+		fmt.Fprintln(stderr, "authledger users grant-role: at most one of -for and -until, and -for positive")
 		return exitUsage
 	}
 	var expires time.Time
@@ -92,12 +92,8 @@ func runUsersRevokeRole(ctx context.Context, args []string, getenv env, stdout, 
 		fmt.Fprintln(w, "(server running or not; every instance applies it within a second).")
 		envHelp(w)
 	}
-	if done, code := parseFlags(fs, args, stdout, stderr); done {
+	if done, code := parseFlagsArgs(fs, args, 2, stdout, stderr); done {
 		return code
-	}
-	if fs.NArg() != 2 {
-		fmt.Fprintln(stderr, "authledger users revoke-role: EMAIL and ROLE are required")
-		return exitUsage
 	}
 	email, role := fs.Arg(0), fs.Arg(1)
 	return changeRole(ctx, "revoke-role", getenv, stdout, stderr, email, func(ctx context.Context, h *commands.AdminHandlers, id uuid.UUID, meta commands.Meta) (string, error) {
