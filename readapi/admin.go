@@ -27,14 +27,6 @@ type UserItem struct {
 	Disabled bool `json:"disabled"`
 }
 
-// UsersPage is the body of GET /v1/admin/users.
-type UsersPage struct {
-	Items    []UserItem `json:"items"`
-	Page     int        `json:"page"`
-	PageSize int        `json:"page_size"`
-	Total    int64      `json:"total"`
-}
-
 // adminUsers is GET /v1/admin/users?q=&page=&page_size=: users by
 // address, q matching the address or display name.
 func (h *handlers) adminUsers(c *gin.Context) {
@@ -53,7 +45,7 @@ func (h *handlers) adminUsers(c *gin.Context) {
 		httpapi.WriteError(c, err)
 		return
 	}
-	body := UsersPage{Items: make([]UserItem, 0, len(list)), Page: page, PageSize: size, Total: total}
+	body := listPage[UserItem]{Items: make([]UserItem, 0, len(list)), Page: page, PageSize: size, Total: total}
 	for _, a := range list {
 		body.Items = append(body.Items, UserItem{ID: a.UserID, Email: a.Email, DisplayName: a.DisplayName, Roles: a.Roles,
 			CreatedAt: a.CreatedAt.UTC(), LastLoginAt: utcPtr(a.LastLoginAt), Locked: a.Locked, Disabled: a.Disabled})

@@ -18,8 +18,8 @@ import (
 	"github.com/authledger/authledger/projections/taskviews"
 )
 
-// taskPage is the list body: {items, page, page_size, total}.
-type taskPage[T any] struct {
+// listPage is the list body of every paged query: {items, page, page_size, total}.
+type listPage[T any] struct {
 	Items    []T   `json:"items"`
 	Page     int   `json:"page"`
 	PageSize int   `json:"page_size"`
@@ -43,7 +43,7 @@ func (h *handlers) tasks(c *gin.Context) {
 		httpapi.WriteError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, taskPage[taskviews.Task]{Items: items, Page: q.page, PageSize: q.size, Total: total})
+	c.JSON(http.StatusOK, listPage[taskviews.Task]{Items: items, Page: q.page, PageSize: q.size, Total: total})
 }
 
 // task answers one task: the caller's own, or, to an administrator,

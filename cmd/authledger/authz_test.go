@@ -352,12 +352,12 @@ func TestLockAndDisable(t *testing.T) {
 	}
 	status, _, body = a.call("GET", "/v1/me", tok, nil)
 	ok(t, "the open session of a locked account", http.StatusOK, status, body)
-	status, hdr, body := a.call("POST", path+"/unlock", a.tok, nil)
+	status, _, body = a.call("POST", path+"/unlock", a.tok, nil)
 	ok(t, "unlock", http.StatusNoContent, status, body)
 	status, body = login()
 	ok(t, "login after unlock", http.StatusOK, status, body)
 
-	status, hdr, body = a.call("POST", path+"/disable", a.tok, nil)
+	status, _, body = a.call("POST", path+"/disable", a.tok, nil)
 	ok(t, "disable", http.StatusNoContent, status, body)
 	waitStatus(t, a.running, "GET", "/v1/me", tok, http.StatusUnauthorized)
 	status, body = login()
@@ -368,8 +368,7 @@ func TestLockAndDisable(t *testing.T) {
 	if status != http.StatusUnauthorized || !strings.HasSuffix(body["type"].(string), "/invalid-credentials") {
 		t.Errorf("a wrong password for a disabled account: %d %v (must not tell it is disabled)", status, body)
 	}
-	_ = hdr
-	status, hdr, body = a.call("GET", "/v1/admin/users?q=max", a.tok, nil)
+	status, _, body = a.call("GET", "/v1/admin/users?q=max", a.tok, nil)
 	ok(t, "users", http.StatusOK, status, body)
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(jsonString(body), `"disabled":true`) {

@@ -93,14 +93,19 @@ func meta(c *gin.Context) (commands.Meta, bool) {
 	return commands.RequestMeta(httpapi.RequestID(c), c.ClientIP(), c.Request.UserAgent(), p.Actor()), true
 }
 
-// userID parses the path's user id; one that is no UUID names no user.
-func userID(c *gin.Context) (uuid.UUID, bool) {
+// onUser is the metadata of an administrator's request on the user of
+// the path; a path id that is no UUID names no user.
+func onUser(c *gin.Context) (commands.Meta, uuid.UUID, bool) {
+	m, ok := meta(c)
+	if !ok {
+		return m, uuid.Nil, false
+	}
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil || id == uuid.Nil {
 		httpapi.WriteError(c, commands.ErrUserNotFound)
-		return uuid.Nil, false
+		return m, uuid.Nil, false
 	}
-	return id, true
+	return m, id, true
 }
 
 // done answers a command: 204 with the position written, if any.
@@ -132,11 +137,7 @@ func reason(c *gin.Context) (string, bool) {
 
 func (h *handlers) changeAccount(op string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		m, ok := meta(c)
-		if !ok {
-			return
-		}
-		id, ok := userID(c)
+		m, id, ok := onUser(c)
 		if !ok {
 			return
 		}
@@ -151,11 +152,7 @@ func (h *handlers) changeAccount(op string) gin.HandlerFunc {
 
 // forceLogout ends every session of the user: a cutoff at now for them.
 func (h *handlers) forceLogout(c *gin.Context) {
-	m, ok := meta(c)
-	if !ok {
-		return
-	}
-	id, ok := userID(c)
+	m, id, ok := onUser(c)
 	if !ok {
 		return
 	}
@@ -182,11 +179,7 @@ type GrantResponse struct {
 }
 
 func (h *handlers) grant(c *gin.Context) {
-	m, ok := meta(c)
-	if !ok {
-		return
-	}
-	id, ok := userID(c)
+	m, id, ok := onUser(c)
 	if !ok {
 		return
 	}
@@ -216,11 +209,7 @@ func (h *handlers) grant(c *gin.Context) {
 }
 
 func (h *handlers) revoke(c *gin.Context) {
-	m, ok := meta(c)
-	if !ok {
-		return
-	}
-	id, ok := userID(c)
+	m, id, ok := onUser(c)
 	if !ok {
 		return
 	}

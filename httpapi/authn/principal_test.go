@@ -13,12 +13,12 @@ import (
 
 	authaccess "github.com/authledger/authledger/auth/access"
 	"github.com/authledger/authledger/auth/token"
-	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/authn"
 	"github.com/authledger/authledger/httpapi/errtable"
+	"github.com/authledger/authledger/test/identitytest"
 	"github.com/authledger/authledger/test/pgtest"
 )
 
@@ -35,7 +35,7 @@ func TestMiddlewareRecordsTheCaller(t *testing.T) {
 	// Permissions come from the log: the user is an admin there (the
 	// token's roles claim is not consulted).
 	uid, sid := uuid.New(), uuid.New()
-	registerAdmin(t, e, uid)
+	identitytest.RegisterInLog(t, e.store, uid, user.RoleAdmin)
 	perms, err := authaccess.New(authaccess.Config{Store: e.store})
 	if err != nil {
 		t.Fatal(err)
@@ -66,25 +66,5 @@ func TestMiddlewareRecordsTheCaller(t *testing.T) {
 	}
 	if got.User != uid || got.Session != sid || len(got.Roles) != 1 || !got.Admin {
 		t.Errorf("caller = %+v, want user %s session %s, roles user and admin", got, uid, sid)
-	}
-}
-
-// registerAdmin registers uid in the log with the admin role.
-func registerAdmin(t *testing.T, e *env, uid uuid.UUID) {
-	t.Helper()
-	users, err := commands.NewRepository(e.store, e.st.Registry, user.FromHistory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = users.Update(t.Context(), user.StreamName(uid), commands.Meta{}, func(u *user.User) error {
-		r, err := user.Register(uid, "boss@example.com", "Boss", "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", time.Now())
-		if err != nil {
-			return err
-		}
-		*u = *r
-		return u.GrantRole(user.RoleAdmin, time.Now())
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }

@@ -43,6 +43,7 @@ import (
 	"github.com/authledger/authledger/projections/projtest"
 	"github.com/authledger/authledger/projections/taskviews"
 	"github.com/authledger/authledger/reactors/blobrelease"
+	"github.com/authledger/authledger/test/identitytest"
 	"github.com/authledger/authledger/test/openapitest"
 	"github.com/authledger/authledger/test/testimage"
 )
@@ -153,7 +154,7 @@ func newServerWith(t *testing.T, limits task.Limits, upload taskshttp.Config) *s
 // log, where a user who never registered holds none.
 func (s *server) token(user uuid.UUID, roles ...string) string {
 	s.t.Helper()
-	registerWithRoles(s.t, s.store, user, roles)
+	identitytest.RegisterInLog(s.t, s.store, user, roles...)
 	tok, _, err := s.issuer.Issue(token.Subject{UserID: user, SessionID: uuid.New(), AMR: []string{"pwd"}, Roles: append([]string{"user"}, roles...)}, time.Now())
 	if err != nil {
 		s.t.Fatal(err)
@@ -665,35 +666,5 @@ func TestUploadRefusesImagesWithTooManyPixels(t *testing.T) {
 	id := created(t, s.upload(tok, file("page.png", testimage.BlankPNG(t, 4960, 7016)), file("doc.pdf", []byte("%PDF-1.7\n%%EOF\n"))))
 	if fs := s.load(id).Files(); len(fs) != 2 {
 		t.Fatalf("files %+v", fs)
-	}
-}
-
-func registerWithRoles(t *testing.T, store eventstore.Store, id uuid.UUID, roles []string) {
-	t.Helper()
-	reg := events.NewRegistry()
-	if err := user.RegisterEvents(reg); err != nil {
-		t.Fatal(err)
-	}
-	users, err := commands.NewRepository(store, reg, user.FromHistory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = users.Update(t.Context(), user.StreamName(id), commands.Meta{}, func(u *user.User) error {
-		if !u.Registered() {
-			r, err := user.Register(id, id.String()+"@example.com", "Test", "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", time.Now())
-			if err != nil {
-				return err
-			}
-			*u = *r
-		}
-		for _, role := range roles {
-			if err := u.GrantRole(role, time.Now()); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
