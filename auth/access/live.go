@@ -64,6 +64,9 @@ type Live struct {
 	// registration default (the user role, without expiry); a user
 	// absent from it holds just that.
 	grants map[uuid.UUID]map[string]time.Time
+	// disabled users hold no permission, whatever their grants (a token
+	// the session cutoffs do not cover, a provider's, gets nothing).
+	disabled map[uuid.UUID]bool
 	// vouchedAt reports when the follower last had every event of its
 	// filter committed before it (the runner's VouchedAt); nil: never.
 	vouchedAt func() time.Time
@@ -87,7 +90,7 @@ func New(cfg Config) (*Live, error) {
 	if err := errors.Join(domain.RegisterEvents(reg), user.RegisterEvents(reg)); err != nil {
 		return nil, err
 	}
-	return &Live{cfg: cfg, reg: reg, catalog: domain.Builtin(), grants: map[uuid.UUID]map[string]time.Time{}}, nil
+	return &Live{cfg: cfg, reg: reg, catalog: domain.Builtin(), grants: map[uuid.UUID]map[string]time.Time{}, disabled: map[uuid.UUID]bool{}}, nil
 }
 
 // Watch tells the state how recent its follower is (the runner's
@@ -105,7 +108,7 @@ func (l *Live) Watch(vouchedAt func() time.Time) {
 func (l *Live) Filter() eventstore.Filter {
 	return eventstore.Filter{EventTypes: []string{
 		domain.EventRoleCreated, domain.EventRoleChanged, domain.EventRoleDeleted,
-		user.EventRegistered, user.EventRoleGranted, user.EventRoleRevoked,
+		user.EventRegistered, user.EventRoleGranted, user.EventRoleRevoked, user.EventDisabled, user.EventEnabled,
 	}}
 }
 
@@ -149,6 +152,10 @@ func (l *Live) Apply(_ context.Context, ev eventstore.RecordedEvent) error {
 		g := l.grantsOf(e.UserID)
 		delete(g, e.Role)
 		l.settle(e.UserID, g)
+	case user.Disabled:
+		l.disabled[e.UserID] = true
+	case user.Enabled:
+		delete(l.disabled, e.UserID)
 	}
 	return nil
 }
@@ -209,12 +216,15 @@ func (l *Live) Holds(ctx context.Context, userID uuid.UUID, need domain.Permissi
 }
 
 // Roles returns the roles whose grants to userID count now, and the
-// catalog that gives them meaning.
+// catalog that gives them meaning. A disabled user's count for nothing.
 func (l *Live) Roles(ctx context.Context, userID uuid.UUID) ([]string, *domain.Catalog, error) {
 	now := l.cfg.Now()
 	if l.fresh() {
 		l.mu.RLock()
 		defer l.mu.RUnlock()
+		if l.disabled[userID] {
+			return nil, l.catalog, nil
+		}
 		g, ok := l.grants[userID]
 		if !ok {
 			return []string{user.DefaultRole}, l.catalog, nil
@@ -264,6 +274,9 @@ func (l *Live) fromLog(ctx context.Context, userID uuid.UUID, now time.Time) ([]
 	c, err := l.readCatalog(ctx)
 	if err != nil {
 		return nil, nil, err
+	}
+	if u.Disabled() {
+		return nil, c, nil
 	}
 	return u.ActiveRoles(now), c, nil
 }

@@ -2,6 +2,7 @@ package access_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -81,6 +82,9 @@ func TestPermissionsFromMemoryAndFromTheLog(t *testing.T) {
 	temp := f.user(t, func(u *user.User) error { return u.GrantRoleUntil("support", clock.Now().Add(time.Hour), clock.Now()) })
 	plain := f.user(t, func(*user.User) error { return nil })
 	bare := f.user(t, func(u *user.User) error { return u.RevokeRole(user.DefaultRole, time.Now()) })
+	disabled := f.user(t, func(u *user.User) error {
+		return errors.Join(u.GrantRole(access.RoleAdmin, time.Now()), u.Disable("left", time.Now()))
+	})
 
 	fromLog, err := authaccess.New(authaccess.Config{Store: f.store, Now: clock.Now})
 	if err != nil {
@@ -128,6 +132,7 @@ func TestPermissionsFromMemoryAndFromTheLog(t *testing.T) {
 	check("granted support for an hour", temp, supportPerms...)
 	check("plain user", plain, userPerms...)
 	check("every role revoked", bare)
+	check("a disabled admin", disabled)
 
 	// A change to the role reaches its holders.
 	if _, err := f.roles.Update(t.Context(), access.StreamName, commands.Meta{}, func(c *access.Catalog) error {

@@ -35,7 +35,7 @@ type Cutoffs struct {
 	roles RoleSource
 
 	mu   sync.RWMutex
-	list []session.RevokedBefore
+	cuts cutoffSet
 	next uint64
 	// vouchedAt: the runner's VouchedAt of CutoffsName; nil: never.
 	vouchedAt func() time.Time
@@ -99,8 +99,41 @@ func (c *Cutoffs) Apply(_ context.Context, ev eventstore.RecordedEvent) error {
 	if ev.Revision < c.next {
 		return nil
 	}
-	c.list, c.next = append(c.list, cut), ev.Revision+1
+	c.cuts.add(cut)
+	c.next = ev.Revision + 1
 	return nil
+}
+
+// cutoffSet keeps, per scope, the latest cutoff only: a cutoff ends the
+// sessions started before it, so a later one of the same scope includes
+// every earlier one, and a check costs the same however many there were.
+type cutoffSet struct {
+	all   time.Time
+	users map[uuid.UUID]time.Time
+	roles map[string]time.Time
+}
+
+func (s *cutoffSet) add(c session.RevokedBefore) {
+	switch {
+	case c.UserID != uuid.Nil:
+		if s.users == nil {
+			s.users = map[uuid.UUID]time.Time{}
+		}
+		if c.Before.After(s.users[c.UserID]) {
+			s.users[c.UserID] = c.Before
+		}
+	case c.Role != "":
+		if s.roles == nil {
+			s.roles = map[string]time.Time{}
+		}
+		if c.Before.After(s.roles[c.Role]) {
+			s.roles[c.Role] = c.Before
+		}
+	default:
+		if c.Before.After(s.all) {
+			s.all = c.Before
+		}
+	}
 }
 
 func (c *Cutoffs) decode(ev eventstore.RecordedEvent) (session.RevokedBefore, error) {
@@ -126,50 +159,59 @@ func (c *Cutoffs) read(ctx context.Context) ([]eventstore.RecordedEvent, error) 
 	return recs, nil
 }
 
-// current returns the cutoffs to decide with: memory when vouched for,
-// else the stream.
-func (c *Cutoffs) current(ctx context.Context) ([]session.RevokedBefore, error) {
+// Ended reports whether a cutoff ends userID's session that started at
+// started. It decides from memory while the follower is vouched for,
+// else from the stream; the user's roles are asked only when a role's
+// cutoff could apply.
+func (c *Cutoffs) Ended(ctx context.Context, userID uuid.UUID, started time.Time) (bool, error) {
 	c.mu.RLock()
 	vouched := c.vouchedAt
-	list := c.list
 	c.mu.RUnlock()
+	fresh := false
 	if vouched != nil {
-		if at := vouched(); !at.IsZero() && time.Since(at) <= DefaultFreshness {
-			return list, nil
-		}
+		at := vouched()
+		fresh = !at.IsZero() && time.Since(at) <= DefaultFreshness
+	}
+	if fresh {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		return c.ended(ctx, &c.cuts, userID, started)
 	}
 	recs, err := c.read(ctx)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	out := make([]session.RevokedBefore, 0, len(recs))
+	var set cutoffSet
 	for _, r := range recs {
 		cut, err := c.decode(r)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
-		out = append(out, cut)
+		set.add(cut)
 	}
-	return out, nil
+	return c.ended(ctx, &set, userID, started)
 }
 
-// Ended reports whether a cutoff ends userID's session that started at
-// started. The user's roles are asked only when a cutoff names a role.
-func (c *Cutoffs) Ended(ctx context.Context, userID uuid.UUID, started time.Time) (bool, error) {
-	list, err := c.current(ctx)
+func (c *Cutoffs) ended(ctx context.Context, s *cutoffSet, userID uuid.UUID, started time.Time) (bool, error) {
+	if started.Before(s.all) || started.Before(s.users[userID]) {
+		return true, nil
+	}
+	rolesMayApply := false
+	for _, before := range s.roles {
+		if started.Before(before) {
+			rolesMayApply = true
+			break
+		}
+	}
+	if !rolesMayApply {
+		return false, nil
+	}
+	roles, err := c.roles.ActiveRoles(ctx, userID)
 	if err != nil {
 		return false, err
 	}
-	var roles []string
-	rolesRead := false
-	for _, cut := range list {
-		if cut.Role != "" && !rolesRead && started.Before(cut.Before) {
-			if roles, err = c.roles.ActiveRoles(ctx, userID); err != nil {
-				return false, err
-			}
-			rolesRead = true
-		}
-		if cut.Applies(userID, roles, started) {
+	for _, r := range roles {
+		if started.Before(s.roles[r]) {
 			return true, nil
 		}
 	}
