@@ -317,6 +317,11 @@ func (h *LoginHandler) startSession(ctx context.Context, u *user.User, meta Meta
 // startSessionAMR is startSession with the session's amr: the one way
 // every login, local, external or upstream, starts its session.
 func (h *LoginHandler) startSessionAMR(ctx context.Context, u *user.User, meta Meta, now time.Time, method string, amr []string) (LoginResult, error) {
+	// Asked only here, after the credentials checked out: a locked or
+	// disabled account tells nothing to someone without them.
+	if err := u.CanLogIn(); err != nil {
+		return LoginResult{}, err
+	}
 	sid, err := uuid.NewV7()
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("commands: session id: %w", err)
@@ -342,7 +347,7 @@ func (h *LoginHandler) startSessionAMR(ctx context.Context, u *user.User, meta M
 	if err != nil {
 		return LoginResult{}, err
 	}
-	signed := signAsync(h.Issuer, token.Subject{UserID: u.ID(), SessionID: sid, Name: claims.Name, AMR: amr, Roles: claims.Roles}, now)
+	signed := signAsync(h.Issuer, token.Subject{UserID: u.ID(), SessionID: sid, Name: claims.Name, AMR: amr, Roles: claims.Roles, AuthTime: now}, now)
 	ar, err := h.Sessions.Append(ctx, session.StreamName(sid), 0, meta, s.Changes())
 	if err != nil {
 		return LoginResult{}, err

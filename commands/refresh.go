@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/user"
@@ -34,7 +36,16 @@ type RefreshHandler struct {
 	Users         *Repository[*user.User]
 	Issuer        *token.Issuer
 	SessionPolicy session.Policy
-	Now           func() time.Time
+	// Cutoffs, when set, refuse the refresh of a session a bulk revocation
+	// ended (session.RevokedBefore), and revoke it.
+	Cutoffs SessionCutoffs
+	Now     func() time.Time
+}
+
+// SessionCutoffs tells whether a bulk revocation ended a session of a
+// user that started at started (httpapi/authn.Cutoffs).
+type SessionCutoffs interface {
+	Ended(ctx context.Context, userID uuid.UUID, started time.Time) (bool, error)
 }
 
 // resume loads the session from its stream's last event (session.Resume),
@@ -93,6 +104,28 @@ func (h *RefreshHandler) Handle(ctx context.Context, cmd Refresh) (LoginResult, 
 		if version == 0 {
 			return LoginResult{}, ErrInvalidToken
 		}
+		if decideErr == nil && h.Cutoffs != nil {
+			ended, err := h.Cutoffs.Ended(ctx, s.UserID(), s.StartedAt())
+			if err != nil {
+				return LoginResult{}, err
+			}
+			if ended {
+				// Drop the rotation; revoke instead, so the session shows
+				// as ended everywhere.
+				if s, err = h.Sessions.Load(ctx, stream); err != nil {
+					return LoginResult{}, err
+				}
+				if err := s.Revoke(session.ReasonRevokedBefore, now); err != nil {
+					return LoginResult{}, err
+				}
+				if _, err := h.Sessions.Append(ctx, stream, s.Version(), cmd.Meta, s.Changes()); errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+					continue
+				} else if err != nil {
+					return LoginResult{}, err
+				}
+				return LoginResult{}, fmt.Errorf("%w: %w", ErrInvalidToken, session.ErrRevoked)
+			}
+		}
 		var claims session.Claims
 		var signed <-chan issued
 		if decideErr == nil {
@@ -104,7 +137,7 @@ func (h *RefreshHandler) Handle(ctx context.Context, cmd Refresh) (LoginResult, 
 				}
 				claims = *accountClaims(u)
 			}
-			signed = signAsync(h.Issuer, token.Subject{UserID: s.UserID(), SessionID: sid, Name: claims.Name, AMR: s.AMR(), Roles: claims.Roles}, now)
+			signed = signAsync(h.Issuer, token.Subject{UserID: s.UserID(), SessionID: sid, Name: claims.Name, AMR: s.AMR(), Roles: claims.Roles, AuthTime: s.StartedAt()}, now)
 		}
 		ar, err := h.Sessions.Append(ctx, stream, version, cmd.Meta, s.Changes())
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {

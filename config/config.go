@@ -132,6 +132,10 @@ type Identity struct {
 	RefreshGrace    time.Duration
 	// MaxSessionsPerUser caps concurrent sessions (0: no cap).
 	MaxSessionsPerUser int
+	// BootstrapAdmin is the address whose user serve gives the admin role,
+	// once per user over the deployment's life (at start-up, or when that
+	// user registers); "" for none.
+	BootstrapAdmin string
 	// Argon2 parameters (OWASP defaults).
 	Argon2MemoryKiB   int
 	Argon2Iterations  int
@@ -384,6 +388,11 @@ var table = []Var{
 		Default:     "0",
 		Description: "Concurrent sessions per user; a login beyond it revokes the oldest. 0 means no cap.",
 		set:         integer(func(c *Config) *int { return &c.Identity.MaxSessionsPerUser }),
+	},
+	{
+		Name:        "AUTHLEDGER_BOOTSTRAP_ADMIN",
+		Description: "Email address of the first administrator: serve grants that user the admin role once (at start-up, or as soon as the address registers), recorded in the log so that no restart or other instance grants it again.",
+		set:         func(c *Config, v string) error { c.Identity.BootstrapAdmin = strings.TrimSpace(v); return nil },
 	},
 	{
 		Name:        "AUTHLEDGER_ARGON2_MEMORY_KIB",

@@ -32,6 +32,9 @@ func (i Identity) validate(bad func(name, format string, args ...any)) {
 	if i.RefreshGrace < 0 || i.RefreshGrace > time.Minute {
 		bad("AUTHLEDGER_REFRESH_GRACE", "must be between 0s and 1m")
 	}
+	if i.BootstrapAdmin != "" && !strings.Contains(i.BootstrapAdmin, "@") {
+		bad("AUTHLEDGER_BOOTSTRAP_ADMIN", "%q is not an email address", i.BootstrapAdmin)
+	}
 	if i.MaxSessionsPerUser < 0 {
 		bad("AUTHLEDGER_MAX_SESSIONS_PER_USER", "must not be negative")
 	}

@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"slices"
-
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
-	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/httpapi/problem"
 )
@@ -24,19 +22,16 @@ type Principal struct {
 	// WithProviderTokens), which names no session of ours: its logout
 	// finds no session.
 	SessionID uuid.UUID
-	// Roles are the token's roles claim (user.DefaultRole, user.RoleAdmin,
-	// user.RoleAuditor, ...), as the session carried them at issue.
+	// Roles are the token's roles claim, as the session carried them at
+	// issue: informational, never consulted to authorize (an access token
+	// outlives a role change by up to its lifetime).
 	Roles []string
+	// Permissions are what the caller holds now, resolved per request by
+	// the authentication middleware from the log-fed role and grant
+	// state (auth/access.Live), not from the token: a change of role or
+	// grant counts on the next request. Authorize decides with them.
+	Permissions access.Set
 }
-
-// HasRole reports whether p has one of roles.
-func (p Principal) HasRole(roles ...string) bool {
-	return slices.ContainsFunc(p.Roles, func(r string) bool { return slices.Contains(roles, r) })
-}
-
-// Admin reports whether p has the admin role, which reads and deletes any
-// user's task (audited as such) and reads the whole audit trail.
-func (p Principal) Admin() bool { return p.HasRole(user.RoleAdmin) }
 
 // Actor is p as the actor of the events its requests append.
 func (p Principal) Actor() events.Actor {

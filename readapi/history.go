@@ -35,7 +35,7 @@ func (h *handlers) history(c *gin.Context) {
 		httpapi.WriteError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, taskPage[taskviews.HistoryEntry]{Items: items, Page: q.page, PageSize: q.size, Total: total})
+	c.JSON(http.StatusOK, listPage[taskviews.HistoryEntry]{Items: items, Page: q.page, PageSize: q.size, Total: total})
 }
 
 // stats answers the caller's statistics over whole UTC days: every day the

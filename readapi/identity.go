@@ -135,9 +135,15 @@ func (h *handlers) sessions(c *gin.Context) {
 		httpapi.WriteError(c, err)
 		return
 	}
+	h.writeSessions(c, p.UserID, p.SessionID, page, size)
+}
+
+// writeSessions answers one page of userID's active sessions, marking
+// current.
+func (h *handlers) writeSessions(c *gin.Context, userID, current uuid.UUID, page, size int) {
 	body := SessionsPage{Items: []SessionItem{}, Page: page, PageSize: size}
 	c.Header("Cache-Control", "private, no-store")
-	list, total, err := userviews.ListActiveSessions(c.Request.Context(), h.d.Pool, p.UserID, h.d.Now(), page, size)
+	list, total, err := userviews.ListActiveSessions(c.Request.Context(), h.d.Pool, userID, h.d.Now(), page, size)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -153,7 +159,7 @@ func (h *handlers) sessions(c *gin.Context) {
 		body.Items = append(body.Items, SessionItem{
 			ID: s.SessionID, StartedAt: s.StartedAt.UTC(), LastUsedAt: s.LastUsedAt.UTC(), IP: s.IP,
 			UserAgent: s.UserAgent, Method: s.Method, AMR: s.AMR, ExpiresAt: exp.UTC(),
-			Current: s.SessionID == p.SessionID,
+			Current: s.SessionID == current && current != uuid.Nil,
 		})
 	}
 	c.JSON(http.StatusOK, body)

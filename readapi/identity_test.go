@@ -86,7 +86,7 @@ func newIdentityServer(t *testing.T, startRunner bool) *idServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := authn.Middleware(st.Verifier, rev)
+	auth := authn.Middleware(st.Verifier, rev, authn.WithPermissions(st.Access(t, env.Store)))
 	err = httpidentity.Mount(&engine.RouterGroup, httpidentity.Deps{
 		Register:   st.Register,
 		Login:      st.Login,

@@ -6,16 +6,14 @@ package readapi
 
 import (
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/httpapi"
-	"github.com/authledger/authledger/httpapi/problem"
 	"github.com/authledger/authledger/projections/audit"
 	"github.com/authledger/authledger/projections/taskviews"
 	"github.com/authledger/authledger/projections/userviews"
@@ -80,8 +78,11 @@ func (d Deps) Validate() error {
 //	GET  history          every task of the caller, deleted and expired ones included
 //	GET  history/stats    {total, by_status, success_rate, avg_processing_ms, files, bytes}
 //	POST history/export   {format: "csv"|"json", filters}, streamed
-//	GET  audit            the whole trail; role auditor or admin
+//	GET  audit            the whole trail (audit:read)
 //	GET  me/audit         the caller's own trail (events the caller caused)
+//	GET  admin/users      users by address (?q=&page=&page_size=; users:read)
+//	GET  admin/users/:id  one user's profile (users:read)
+//	GET  admin/users/:id/sessions  one user's active sessions (users:read)
 //
 // Each honours X-Consistency-Token against the projection it reads, so
 // the token of a command response makes the next read see its write.
@@ -102,45 +103,28 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 	consistent := func(projections ...string) gin.HandlerFunc {
 		return Consistency(d.Waiter, d.ConsistencyTimeout, projections...)
 	}
-	rg.GET("/me", consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName), h.me)
-	rg.GET("/me/identities", consistent(userviews.ExternalIdentitiesName), h.identities)
-	rg.GET("/admin/users/:id", requireRole(user.RoleAdmin), consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName), h.adminUser)
-	rg.GET("/auth/sessions", consistent(userviews.SessionsName), h.sessions)
+	rg.GET("/me", httpapi.Require(access.AccountRead), consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName), h.me)
+	usersRead := httpapi.Require(access.UsersRead)
+	rg.GET("/me/identities", httpapi.Require(access.AccountRead), consistent(userviews.ExternalIdentitiesName), h.identities)
+	rg.GET("/admin/users", usersRead, consistent(userviews.ProfilesName, userviews.AccountStatesName), h.adminUsers)
+	rg.GET("/admin/users/:id/sessions", usersRead, consistent(userviews.ProfilesName, userviews.SessionsName), h.adminUserSessions)
+	rg.GET("/admin/users/:id", usersRead, consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName), h.adminUser)
+	rg.GET("/auth/sessions", httpapi.Require(access.AccountRead), consistent(userviews.SessionsName), h.sessions)
 
 	taskRead := consistent(taskviews.Name)
-	rg.GET("/tasks", taskRead, h.tasks)
-	rg.GET("/tasks/:id", taskRead, h.task)
-	rg.GET("/history", taskRead, h.history)
-	rg.GET("/history/stats", taskRead, h.stats)
-	rg.POST("/history/export", taskRead, h.export)
+	tasksRead := httpapi.Require(access.TasksRead)
+	rg.GET("/tasks", tasksRead, taskRead, h.tasks)
+	rg.GET("/tasks/:id", tasksRead, taskRead, h.task)
+	rg.GET("/history", tasksRead, taskRead, h.history)
+	rg.GET("/history/stats", tasksRead, taskRead, h.stats)
+	rg.POST("/history/export", tasksRead, taskRead, h.export)
 
 	auditRead := consistent(audit.Name)
-	rg.GET("/audit", requireRole(user.RoleAuditor, user.RoleAdmin), auditRead, h.audit)
-	rg.GET("/me/audit", auditRead, h.myAudit)
+	rg.GET("/audit", httpapi.Require(access.AuditRead), auditRead, h.audit)
+	rg.GET("/me/audit", httpapi.Require(access.AccountRead), auditRead, h.myAudit)
 	return nil
 }
 
 // handlers serve the query endpoints; every one reads its caller with
 // httpapi.Caller.
 type handlers struct{ d Deps }
-
-// requireRole answers 401 without a caller and 403 to a caller with none
-// of roles, before the route waits for any read model.
-func requireRole(roles ...string) gin.HandlerFunc {
-	need := "This endpoint needs the role " + roles[0] + "."
-	if len(roles) > 1 {
-		need = "This endpoint needs one of the roles " + strings.Join(roles[:len(roles)-1], ", ") + " or " + roles[len(roles)-1] + "."
-	}
-	return func(c *gin.Context) {
-		p, err := httpapi.Caller(c)
-		if err != nil {
-			httpapi.WriteError(c, err)
-			return
-		}
-		if !p.HasRole(roles...) {
-			httpapi.WriteError(c, problem.Forbidden(need))
-			return
-		}
-		c.Next()
-	}
-}

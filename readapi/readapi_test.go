@@ -16,7 +16,9 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/task"
+	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/errtable"
@@ -28,14 +30,19 @@ import (
 )
 
 // testAuth stands in for the authentication middleware: it trusts test
-// headers and records the caller the way the real one does.
+// headers and records the caller the way the real one does, with the
+// permissions of its roles (the user role, as every registered user
+// has, and those of X-Test-Roles) in
+// the built-in catalog (the real resolution from the log is tested in
+// auth/access and cmd/authledger).
 func testAuth(c *gin.Context) {
 	if u := c.GetHeader("X-Test-User"); u != "" {
-		var roles []string
+		roles := []string{user.DefaultRole}
 		if r := c.GetHeader("X-Test-Roles"); r != "" {
-			roles = strings.Split(r, ",")
+			roles = append(roles, strings.Split(r, ",")...)
 		}
-		httpapi.SetPrincipal(c, httpapi.Principal{UserID: testUser(u), SessionID: uuid.New(), Roles: roles})
+		httpapi.SetPrincipal(c, httpapi.Principal{UserID: testUser(u), SessionID: uuid.New(), Roles: roles,
+			Permissions: access.Builtin().Effective(roles)})
 	}
 	c.Next()
 }

@@ -11,14 +11,15 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
 	"github.com/authledger/authledger/projections/taskviews"
 )
 
-// taskPage is the list body: {items, page, page_size, total}.
-type taskPage[T any] struct {
+// listPage is the list body of every paged query: {items, page, page_size, total}.
+type listPage[T any] struct {
 	Items    []T   `json:"items"`
 	Page     int   `json:"page"`
 	PageSize int   `json:"page_size"`
@@ -42,7 +43,7 @@ func (h *handlers) tasks(c *gin.Context) {
 		httpapi.WriteError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, taskPage[taskviews.Task]{Items: items, Page: q.page, PageSize: q.size, Total: total})
+	c.JSON(http.StatusOK, listPage[taskviews.Task]{Items: items, Page: q.page, PageSize: q.size, Total: total})
 }
 
 // task answers one task: the caller's own, or, to an administrator,
@@ -60,8 +61,10 @@ func (h *handlers) task(c *gin.Context) {
 		httpapi.WriteError(c, task.ErrNotFound)
 		return
 	}
+	// With tasks:read:any the read model is asked for anyone's task (the
+	// read of another's is recorded below); without, for the caller's.
 	asOwner := p.UserID
-	if p.Admin() {
+	if httpapi.Permitted(p, access.TasksReadAny, uuid.Nil) {
 		asOwner = uuid.Nil
 	}
 	ctx := c.Request.Context()

@@ -75,6 +75,8 @@ const (
 	ClaimAMR        = "amr"
 	ClaimRoles      = "roles"
 	ClaimName       = "name"
+	// ClaimAuthTime is OIDC's auth_time: when the session started.
+	ClaimAuthTime = "auth_time"
 )
 
 // SignerSource gives the key that signs at a time (*keys.KeyRing,
@@ -96,6 +98,10 @@ type Subject struct {
 	Name      string
 	AMR       []string
 	Roles     []string
+	// AuthTime is when the session started (the login): the auth_time
+	// claim, which a bulk revocation ("every session started before T")
+	// compares. Zero leaves the claim out.
+	AuthTime time.Time
 }
 
 // Claims are a verified (or just issued) token's contents.
@@ -107,9 +113,12 @@ type Claims struct {
 	ID        string // jti
 	IssuedAt  time.Time
 	ExpiresAt time.Time
-	Name      string
-	AMR       []string
-	Roles     []string
+	// AuthTime is the auth_time claim: when the session started; zero in
+	// a token issued before the claim was added.
+	AuthTime time.Time
+	Name     string
+	AMR      []string
+	Roles    []string
 	// KeyID is the kid that signed the token.
 	KeyID string
 }
@@ -148,10 +157,15 @@ func (i *Issuer) Issue(s Subject, now time.Time) (string, Claims, error) {
 		ID: uuid.NewString(), IssuedAt: now, ExpiresAt: now.Add(i.cfg.AccessTokenTTL), Name: s.Name,
 		AMR: nonNil(s.AMR), Roles: nonNil(s.Roles), KeyID: k.ID(),
 	}
+	var authTime int64
+	if !s.AuthTime.IsZero() {
+		c.AuthTime = s.AuthTime.UTC().Truncate(time.Second)
+		authTime = c.AuthTime.Unix()
+	}
 	payload, err := json.Marshal(accessPayload{
 		Issuer: c.Issuer, Subject: c.UserID.String(), Audience: c.Audience,
 		ExpiresAt: c.ExpiresAt.Unix(), IssuedAt: c.IssuedAt.Unix(), ID: c.ID,
-		SessionID: c.SessionID.String(), AMR: c.AMR, Roles: c.Roles, Name: c.Name,
+		SessionID: c.SessionID.String(), AMR: c.AMR, Roles: c.Roles, Name: c.Name, AuthTime: authTime,
 	})
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("token: claims: %w", err)
@@ -181,6 +195,7 @@ type accessPayload struct {
 	AMR       []string `json:"amr"`
 	Roles     []string `json:"roles"`
 	Name      string   `json:"name"`
+	AuthTime  int64    `json:"auth_time,omitempty"`
 }
 
 func nonNil(s []string) []string {
@@ -315,6 +330,17 @@ func claimsOf(tok jwt.Token, kid string) (Claims, error) {
 		IssuedAt: iat.UTC(), ExpiresAt: exp.UTC(), KeyID: kid,
 	}
 	_ = tok.Get(ClaimName, &c.Name) // absent, null or not a string: ""
+	var authTime any
+	if tok.Get(ClaimAuthTime, &authTime) == nil {
+		switch v := authTime.(type) {
+		case float64:
+			c.AuthTime = time.Unix(int64(v), 0).UTC()
+		case json.Number:
+			if n, err := v.Int64(); err == nil {
+				c.AuthTime = time.Unix(n, 0).UTC()
+			}
+		}
+	}
 	c.AMR, err = stringList(tok, ClaimAMR)
 	if err != nil {
 		return Claims{}, err

@@ -318,3 +318,33 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("Validate = %v", err)
 	}
 }
+
+// auth_time is when the session started, in whole seconds; a token
+// without it verifies with a zero AuthTime.
+func TestAuthTime(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, keys.ES256)
+	s := subject
+	s.AuthTime = t0.Add(-time.Hour + 300*time.Millisecond)
+	raw, issued, err := f.issuer.Issue(s, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.verifier.Verify(raw, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.AuthTime.Equal(t0.Add(-time.Hour)) || !issued.AuthTime.Equal(got.AuthTime) {
+		t.Errorf("auth_time %s (issued %s), want %s", got.AuthTime, issued.AuthTime, t0.Add(-time.Hour))
+	}
+	if payload := decodeSegment(t, raw, 1); payload["auth_time"] != float64(t0.Add(-time.Hour).Unix()) {
+		t.Errorf("payload %v", payload)
+	}
+	raw, _, err = f.issuer.Issue(subject, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.verifier.Verify(raw, t0); err != nil || !got.AuthTime.IsZero() {
+		t.Errorf("without auth_time: %+v %v", got, err)
+	}
+}

@@ -33,6 +33,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	authaccess "github.com/authledger/authledger/auth/access"
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
@@ -162,14 +163,21 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	profiles, sessions := userviews.NewProfiles(), userviews.NewSessions()
 	// The revocation feed runs as in serve, so the token check answers
 	// from its set, not from the session streams.
+	// Callers' permissions, resolved per request from memory as serve does.
+	perms, err := authaccess.New(authaccess.Config{Store: cfg.Store})
+	if err != nil {
+		return Result{}, fmt.Errorf("identitybench: %w", err)
+	}
 	runner, err := projector.NewRunner(projector.Config{Store: cfg.Store, Pool: cfg.Pool, Logger: cfg.Logger,
 		// /v1/me joins the external identities to the profile.
 		Projections: []projector.Projection{profiles, sessions, userviews.NewExternalIdentities()},
-		Followers:   []projector.Follower{{Name: authn.FeedName, Filter: rev.Filter(), Handle: rev.Apply}}})
+		Followers: []projector.Follower{{Name: authn.FeedName, Filter: rev.Filter(), Handle: rev.Apply},
+			{Name: authaccess.FollowerName, Filter: perms.Filter(), Handle: perms.Apply}}})
 	if err != nil {
 		return Result{}, fmt.Errorf("identitybench: %w", err)
 	}
 	rev.Watch(func() time.Time { t, _ := runner.VouchedAt(authn.FeedName); return t })
+	perms.Watch(func() time.Time { t, _ := runner.VouchedAt(authaccess.FollowerName); return t })
 	runErr := make(chan error, 1)
 	go func() { runErr <- runner.Run(ctx) }()
 	defer func() {
@@ -188,7 +196,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 		return Result{}, fmt.Errorf("identitybench: read models never caught up: %w", err)
 	}
 
-	url, stop, err := serve(ctx, cfg, verifier, rev, waiter)
+	url, stop, err := serve(ctx, cfg, verifier, rev, perms, waiter)
 	if err != nil {
 		return Result{}, err
 	}
@@ -328,12 +336,12 @@ func encode(evs []events.Event, now time.Time) ([]eventstore.EventData, error) {
 }
 
 // serve starts the engine on a loopback port.
-func serve(ctx context.Context, cfg Config, verifier *token.Verifier, rev *authn.Revocations, waiter readapi.Waiter) (string, func(), error) {
+func serve(ctx context.Context, cfg Config, verifier *token.Verifier, rev *authn.Revocations, perms *authaccess.Live, waiter readapi.Waiter) (string, func(), error) {
 	engine, err := httpapi.New(httpapi.Config{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), OpenAPI: []byte("openapi: 3.1.0\n")})
 	if err != nil {
 		return "", nil, err
 	}
-	v1 := engine.Group("/v1", authn.Middleware(verifier, rev))
+	v1 := engine.Group("/v1", authn.Middleware(verifier, rev, authn.WithPermissions(perms)))
 	// Only /v1/me is measured; task reads are refused unrecorded.
 	refuse := func(*gin.Context, uuid.UUID, bool) error { return task.ErrNotFound }
 	if err := readapi.Mount(v1, readapi.Deps{Pool: cfg.Pool, Waiter: waiter, Authorize: refuse}); err != nil {

@@ -22,12 +22,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authledger/authledger"
+	authaccess "github.com/authledger/authledger/auth/access"
 	authrollout "github.com/authledger/authledger/auth/rollout"
+	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/eventstore/esdb"
 	"github.com/authledger/authledger/eventstore/pg"
 	"github.com/authledger/authledger/httpapi"
+	adminhttp "github.com/authledger/authledger/httpapi/admin"
 	"github.com/authledger/authledger/httpapi/authn"
 	"github.com/authledger/authledger/httpapi/connlimit"
 	"github.com/authledger/authledger/httpapi/errtable"
@@ -76,9 +79,21 @@ func (a *app) background(name string, fn func(ctx context.Context) error) {
 	a.tasks = append(a.tasks, task{name, fn})
 }
 
+// hooks are what tests change in an assembled service; serve passes
+// none.
+type hooks struct {
+	// grantClock is the clock role grants expire by (nil: time.Now).
+	grantClock func() time.Time
+}
+
 // newApp connects, migrates and wires everything; it listens on nothing.
 // On error everything acquired so far is released.
-func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, err error) {
+func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, error) {
+	return newAppWith(ctx, cfg, log, hooks{})
+}
+
+// newAppWith is newApp with test hooks.
+func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) (_ *app, err error) {
 	a := &app{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
@@ -119,7 +134,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	// Identity: keys, tokens, passwords, the command handlers, and the
 	// revocation set fed by the log (so that a logout bites on every
 	// instance).
-	ident, err := wireIdentity(startCtx, cfg, a.store, a.db, log)
+	ident, err := wireIdentity(startCtx, cfg, a.store, a.db, log, h)
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +214,11 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 			{Name: authn.FeedName, Filter: ident.revocations.Filter(), Handle: ident.revocations.Apply},
 			// The staged rollout: its stream read at start, then followed.
 			{Name: authrollout.FollowerName, Filter: ident.rollout.Filter(), Start: ident.rollout.Start, Handle: ident.rollout.Apply},
+			// Roles and grants: from the start of the log (grants are on
+			// every user's stream).
+			{Name: authaccess.FollowerName, Filter: ident.access.Filter(), Handle: ident.access.Apply},
+			// Bulk revocations: their one stream read at start, then followed.
+			{Name: authn.CutoffsName, Filter: ident.cutoffs.Filter(), Start: ident.cutoffs.Start, Handle: ident.cutoffs.Apply},
 		},
 		MaxLag: cfg.ReadyMaxLag,
 	})
@@ -206,6 +226,8 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		return nil, fmt.Errorf("projections: %w", err)
 	}
 	ident.revocations.Watch(func() time.Time { t, _ := runner.VouchedAt(authn.FeedName); return t })
+	ident.access.Watch(func() time.Time { t, _ := runner.VouchedAt(authaccess.FollowerName); return t })
+	ident.cutoffs.Watch(func() time.Time { t, _ := runner.VouchedAt(authn.CutoffsName); return t })
 	a.background("projections", runner.Run)
 	checks = append(checks, httpapi.Check{Name: "projections", Func: runner.Readiness})
 	a.background("signing-keys", ident.refreshKeyRing(log))
@@ -261,6 +283,12 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	}
 	if err := tasks.mount(v1, cfg, log); err != nil {
 		return nil, err
+	}
+	if err := adminhttp.Mount(v1, adminhttp.Deps{Admin: ident.admin, Catalog: ident.access}); err != nil {
+		return nil, err
+	}
+	if email := cfg.Identity.BootstrapAdmin; email != "" {
+		a.background("bootstrap-admin", bootstrapAdmin(ident.bootstrap, email, log))
 	}
 	return a, nil
 }
@@ -408,4 +436,32 @@ func (a *app) close() error {
 	}
 	a.closers = nil
 	return errors.Join(errs...)
+}
+
+// bootstrapAdmin applies AUTHLEDGER_BOOTSTRAP_ADMIN: at once when the
+// address has a user, else as soon as it registers (checked every
+// second). The log records it once per user, whichever instance gets
+// there first, and no later start grants it again.
+func bootstrapAdmin(b *commands.BootstrapAdmin, email string, log *slog.Logger) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		for {
+			err := b.WaitAndApply(ctx, email, time.Second, func(granted bool) {
+				if granted {
+					log.Info("bootstrap admin: granted the admin role (AUTHLEDGER_BOOTSTRAP_ADMIN)", slog.String("email", email))
+				} else {
+					log.Info("bootstrap admin: already applied; nothing granted (AUTHLEDGER_BOOTSTRAP_ADMIN)", slog.String("email", email))
+				}
+			})
+			if err == nil || ctx.Err() != nil {
+				return nil
+			}
+			// The log unreachable: try again, as a follower would.
+			log.Warn("bootstrap admin: cannot apply yet", slog.String("error", err.Error()))
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(5 * time.Second):
+			}
+		}
+	}
 }

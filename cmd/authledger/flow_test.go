@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/test/esdbserver"
 	"github.com/authledger/authledger/test/openapitest"
@@ -25,6 +27,8 @@ type running struct {
 	t    *testing.T
 	base string
 	logs *lockedBuffer
+	// routes are the engine's registered routes.
+	routes gin.RoutesInfo
 	// stop shuts the service down (once; the test's cleanup calls it too).
 	stop func()
 }
@@ -52,6 +56,12 @@ func (l *lockedBuffer) String() string {
 // serves it until the test ends, and returns once it is ready.
 func startService(t *testing.T, env map[string]string) *running {
 	t.Helper()
+	return startServiceWith(t, env, hooks{})
+}
+
+// startServiceWith is startService with test hooks (an injected clock).
+func startServiceWith(t *testing.T, env map[string]string, h hooks) *running {
+	t.Helper()
 	vars := map[string]string{
 		"AUTHLEDGER_DATA_DIR":        t.TempDir(),
 		"AUTHLEDGER_STARTUP_TIMEOUT": "60s",
@@ -65,7 +75,7 @@ func startService(t *testing.T, env map[string]string) *running {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &lockedBuffer{}
-	a, err := newApp(ctx, cfg, testLogger(logs))
+	a, err := newAppWith(ctx, cfg, testLogger(logs), h)
 	if err != nil {
 		cancel()
 		t.Fatalf("newApp: %v", err)
@@ -91,7 +101,7 @@ func startService(t *testing.T, env map[string]string) *running {
 		})
 	}
 	t.Cleanup(stop)
-	r := &running{t: t, base: "http://" + ln.Addr().String(), logs: logs, stop: stop}
+	r := &running{t: t, base: "http://" + ln.Addr().String(), logs: logs, routes: a.engine.Routes(), stop: stop}
 	// As an orchestrator would: traffic once every projection, policy and
 	// log follower runs.
 	r.waitReady(60 * time.Second)

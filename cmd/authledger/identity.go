@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	authaccess "github.com/authledger/authledger/auth/access"
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/keys/pgstore"
 	"github.com/authledger/authledger/auth/password"
@@ -22,6 +23,7 @@ import (
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
+	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signin"
@@ -75,6 +77,17 @@ type identityCore struct {
 	// flow cookies and derives its nonces and PKCE verifiers.
 	upstream    *commands.UpstreamSignInHandler
 	upstreamKey []byte
+	// access is what each user may do now (roles and grants), fed by its
+	// local follower; the authentication middleware resolves each
+	// caller's permissions from it.
+	access *authaccess.Live
+	// cutoffs are the bulk revocations the token check and refreshes
+	// enforce, fed by their local follower.
+	cutoffs *authn.Cutoffs
+	// admin are the administrators' commands (the admin API).
+	admin *commands.AdminHandlers
+	// bootstrap applies AUTHLEDGER_BOOTSTRAP_ADMIN.
+	bootstrap *commands.BootstrapAdmin
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -110,7 +123,7 @@ func loadMasterKey(cfg config.Config, log *slog.Logger) (*keys.MasterKey, error)
 // newRegistry knows every event the identity commands load.
 func newRegistry() (*events.Registry, error) {
 	reg := events.NewRegistry()
-	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents} {
+	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents, access.RegisterEvents} {
 		if err := f(reg); err != nil {
 			return nil, err
 		}
@@ -153,7 +166,7 @@ func newKeyManager(cfg config.Config, store eventstore.Store, db *pgxpool.Pool, 
 
 // wireIdentity builds the identity core; the returned Deps are complete
 // but for nothing: Mount them on the engine.
-func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store, db *pgxpool.Pool, log *slog.Logger) (*identityCore, error) {
+func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store, db *pgxpool.Pool, log *slog.Logger, h hooks) (*identityCore, error) {
 	master, err := loadMasterKey(cfg, log)
 	if err != nil {
 		return nil, err
@@ -257,7 +270,24 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	if err != nil {
 		return nil, err
 	}
-	var authOpts []authn.Option
+	perms, err := authaccess.New(authaccess.Config{Store: store, Now: h.grantClock})
+	if err != nil {
+		return nil, err
+	}
+	cutoffs, err := authn.NewCutoffs(store, perms)
+	if err != nil {
+		return nil, err
+	}
+	ih.Refresh.Cutoffs = cutoffs
+	admin, err := commands.NewAdminHandlers(store, reg, nil)
+	if err != nil {
+		return nil, err
+	}
+	bootstrap := &commands.BootstrapAdmin{
+		Find:  &commands.UserByEmail{Reservations: ih.Reservations, Users: ih.Users, ReservationKey: reservationKey},
+		Grant: admin.GrantRole, Store: store, Now: time.Now,
+	}
+	authOpts := []authn.Option{authn.WithPermissions(perms), authn.WithCutoffs(cutoffs)}
 	if ext != nil {
 		authOpts = append(authOpts, authn.WithProviderTokens(ext.providerTokens(cfg, ih, reservationKey)))
 	}
@@ -281,6 +311,10 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		rollout:         live,
 		upstream:        ih.Upstream,
 		upstreamKey:     upstreamKey,
+		access:          perms,
+		cutoffs:         cutoffs,
+		admin:           admin,
+		bootstrap:       bootstrap,
 		deps: identityhttp.Deps{
 			Register:   ih.Register,
 			Login:      ih.Login,

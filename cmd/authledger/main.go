@@ -103,6 +103,13 @@ func usage(w io.Writer) {
 // code when the command must stop: help was asked for (printed to stdout, so
 // that it can be piped), or the flags or arguments are wrong (stderr).
 func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (done bool, code int) {
+	return parseFlagsArgs(fs, args, 0, stdout, stderr)
+}
+
+// parseFlagsArgs is parseFlags for a command that takes n positional
+// arguments after its flags (fs.Arg(0) ...); a different number is a
+// usage error.
+func parseFlagsArgs(fs *flag.FlagSet, args []string, n int, stdout, stderr io.Writer) (done bool, code int) {
 	for _, a := range args {
 		if a == "--" {
 			break
@@ -120,8 +127,12 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (done
 		return true, exitOK
 	case err != nil:
 		return true, exitUsage
-	case fs.NArg() > 0:
+	case n == 0 && fs.NArg() > 0:
 		fmt.Fprintf(stderr, "authledger %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return true, exitUsage
+	case fs.NArg() != n:
+		fmt.Fprintf(stderr, "authledger %s: %d arguments, want %d (flags come first)\n", fs.Name(), fs.NArg(), n)
 		fs.Usage()
 		return true, exitUsage
 	}

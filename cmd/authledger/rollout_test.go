@@ -19,9 +19,14 @@ import (
 	"github.com/authledger/authledger/test/pgtest"
 )
 
-// grantAdmin gives a user the admin role through the log, as an operator
-// tool would (the API has no endpoint for it).
+// grantAdmin gives a user the admin role through the log.
 func grantAdmin(t *testing.T, db string, id uuid.UUID) {
+	t.Helper()
+	changeRoles(t, db, id, []string{user.RoleAdmin}, nil)
+}
+
+// changeRoles grants and revokes roles of a user directly in the log.
+func changeRoles(t *testing.T, db string, id uuid.UUID, grant, revoke []string) {
 	t.Helper()
 	store, err := pg.Open(t.Context(), pg.Config{ConnString: db})
 	if err != nil {
@@ -37,7 +42,17 @@ func grantAdmin(t *testing.T, db string, id uuid.UUID) {
 		t.Fatal(err)
 	}
 	if _, err := users.Update(t.Context(), user.StreamName(id), commands.Meta{}, func(u *user.User) error {
-		return u.GrantRole(user.RoleAdmin, time.Now())
+		for _, r := range grant {
+			if err := u.GrantRole(r, time.Now()); err != nil {
+				return err
+			}
+		}
+		for _, r := range revoke {
+			if err := u.RevokeRole(r, time.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}

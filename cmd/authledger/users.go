@@ -22,11 +22,150 @@ import (
 	"github.com/authledger/authledger/projections/userviews"
 )
 
-// runUsers dispatches `authledger users <link>`.
+// runUsers dispatches `authledger users <link|grant-role|revoke-role>`.
 func runUsers(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
-	return runGroup(ctx, "users", "manage users in bulk", []command{
+	return runGroup(ctx, "users", "manage users: roles, links to external identities", []command{
+		{"grant-role", "grant a role to the user of an address (the first admin: grant-role EMAIL admin)", runUsersGrantRole},
+		{"revoke-role", "revoke a role from the user of an address", runUsersRevokeRole},
 		{"link", "link existing accounts to external identities from a CSV of email,external_user_id", runUsersLink},
 	}, args, getenv, stdout, stderr)
+}
+
+// runUsersGrantRole is `authledger users grant-role EMAIL ROLE [-for D |
+// -until T]`: the grant appended to the log (server running or not; every
+// instance applies it within a second).
+func runUsersGrantRole(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("users grant-role", flag.ContinueOnError)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintln(w, "usage: authledger users grant-role [-for DURATION | -until RFC3339] EMAIL ROLE")
+		fmt.Fprintln(w, "\nGrants ROLE (admin, auditor, user or a custom role) to the user registered with")
+		fmt.Fprintln(w, "EMAIL, writing to the log directly: it works with the server running or not, and")
+		fmt.Fprintln(w, "every instance applies it within a second. The grant expires after -for or at")
+		fmt.Fprintln(w, "-until (none: never). Granting a held role again replaces its expiry.")
+		fs.PrintDefaults()
+		envHelp(w)
+	}
+	forD := fs.Duration("for", 0, "the grant expires this long from now")
+	until := fs.String("until", "", "the grant expires at this time (RFC 3339)")
+	if done, code := parseFlagsArgs(fs, args, 2, stdout, stderr); done {
+		return code
+	}
+	if (*forD != 0 && *until != "") || *forD < 0 {
+		fmt.Fprintln(stderr, "authledger users grant-role: at most one of -for and -until, and -for positive")
+		return exitUsage
+	}
+	var expires time.Time
+	switch {
+	case *forD > 0:
+		expires = time.Now().Add(*forD)
+	case *until != "":
+		t, err := time.Parse(time.RFC3339, *until)
+		if err != nil {
+			fmt.Fprintf(stderr, "authledger users grant-role: -until: %v\n", err)
+			return exitUsage
+		}
+		expires = t
+	}
+	email, role := fs.Arg(0), fs.Arg(1)
+	return changeRole(ctx, "grant-role", getenv, stdout, stderr, email, func(ctx context.Context, h *commands.AdminHandlers, id uuid.UUID, meta commands.Meta) (string, error) {
+		res, err := h.GrantRole.Handle(ctx, commands.GrantRole{UserID: id, Role: role, ExpiresAt: expires, Meta: meta})
+		switch {
+		case err != nil:
+			return "", err
+		case res.Position.IsZero():
+			return fmt.Sprintf("%s already holds %s; nothing written", email, role), nil
+		case !expires.IsZero():
+			return fmt.Sprintf("granted %s to %s (user %s) until %s", role, email, id, expires.UTC().Format(time.RFC3339)), nil
+		}
+		return fmt.Sprintf("granted %s to %s (user %s)", role, email, id), nil
+	})
+}
+
+// runUsersRevokeRole is `authledger users revoke-role EMAIL ROLE`.
+func runUsersRevokeRole(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("users revoke-role", flag.ContinueOnError)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintln(w, "usage: authledger users revoke-role EMAIL ROLE")
+		fmt.Fprintln(w, "\nRevokes ROLE from the user registered with EMAIL, writing to the log directly")
+		fmt.Fprintln(w, "(server running or not; every instance applies it within a second).")
+		envHelp(w)
+	}
+	if done, code := parseFlagsArgs(fs, args, 2, stdout, stderr); done {
+		return code
+	}
+	email, role := fs.Arg(0), fs.Arg(1)
+	return changeRole(ctx, "revoke-role", getenv, stdout, stderr, email, func(ctx context.Context, h *commands.AdminHandlers, id uuid.UUID, meta commands.Meta) (string, error) {
+		res, err := h.RevokeRole.Handle(ctx, commands.RevokeRole{UserID: id, Role: role, Meta: meta})
+		switch {
+		case err != nil:
+			return "", err
+		case res.Position.IsZero():
+			return fmt.Sprintf("%s does not hold %s; nothing written", email, role), nil
+		}
+		return fmt.Sprintf("revoked %s from %s (user %s)", role, email, id), nil
+	})
+}
+
+// changeRole finds the user of email in the log and runs change as the
+// CLI (the actor names the command and the operating-system user).
+func changeRole(ctx context.Context, name string, getenv env, stdout, stderr io.Writer, email string,
+	change func(context.Context, *commands.AdminHandlers, uuid.UUID, commands.Meta) (string, error)) int {
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "authledger users %s: %v\n", name, err)
+		return exitError
+	}
+	cfg, ok := loadConfig("users", getenv, stderr)
+	if !ok {
+		return exitUsage
+	}
+	master, err := cliMasterKey(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	key, err := master.DeriveKey(reservationKeyPurpose)
+	if err != nil {
+		return fail(err)
+	}
+	store, err := openEventStore(ctx, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() { _ = store.Close() }()
+	reg, err := newRegistry()
+	if err != nil {
+		return fail(err)
+	}
+	admin, err := commands.NewAdminHandlers(store, reg, nil)
+	if err != nil {
+		return fail(err)
+	}
+	users, err := commands.NewRepository(store, reg, user.FromHistory)
+	if err != nil {
+		return fail(err)
+	}
+	reservations, err := commands.NewRepository(store, reg, user.ReservationFromHistory)
+	if err != nil {
+		return fail(err)
+	}
+	id, err := (&commands.UserByEmail{Reservations: reservations, Users: users, ReservationKey: key}).Find(ctx, email)
+	if errors.Is(err, commands.ErrUserNotFound) {
+		return fail(fmt.Errorf("no user is registered with %s", email))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	actor := "cli:users " + name
+	if u, ok := getenv("USER"); ok && u != "" {
+		actor += " (" + u + ")"
+	}
+	out, err := change(ctx, admin, id, commands.Meta{CorrelationID: uuid.NewString(), Actor: events.Actor{Kind: events.ActorService, ID: actor}})
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Fprintln(stdout, out)
+	return exitOK
 }
 
 // runUsersLink is `authledger users link -from FILE.csv`: it links existing

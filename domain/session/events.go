@@ -188,7 +188,7 @@ func (ClaimsUpdated) EventName() string { return EventClaimsUpdated }
 
 // AllEvents lists one zero value of every event type of this package.
 func AllEvents() []events.Event {
-	return []events.Event{Started{}, Refreshed{}, ReuseDetected{}, Revoked{}, ClaimsUpdated{}, ExternalTokensStored{}, ExternalTokensRefreshed{}}
+	return []events.Event{Started{}, Refreshed{}, ReuseDetected{}, Revoked{}, ClaimsUpdated{}, ExternalTokensStored{}, ExternalTokensRefreshed{}, RevokedBefore{}}
 }
 
 // RegisterEvents adds the session events to r as value types.

@@ -77,10 +77,13 @@ const (
 	// ReasonExternalRefreshFailed: the provider's tokens of an external
 	// session could not be renewed (the vault's refresher gave up).
 	ReasonExternalRefreshFailed Reason = "external_refresh_failed"
+	// ReasonRevokedBefore: a refresh of a session a bulk revocation
+	// (RevokedBefore) had ended.
+	ReasonRevokedBefore Reason = "revoked_before"
 )
 
 var knownReasons = []Reason{ReasonLogout, ReasonDeleted, ReasonLimitExceeded, ReasonIdleTimeout,
-	ReasonAbsoluteLifetime, ReasonReuseDetected, ReasonPasswordChanged, ReasonAdmin, ReasonExternalTokensNotStored, ReasonExternalRefreshFailed}
+	ReasonAbsoluteLifetime, ReasonReuseDetected, ReasonPasswordChanged, ReasonAdmin, ReasonExternalTokensNotStored, ReasonExternalRefreshFailed, ReasonRevokedBefore}
 
 // Policy holds the session timing rules. A session takes its absolute end
 // from the policy at start; each refresh takes the idle timeout in force.

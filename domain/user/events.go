@@ -108,10 +108,16 @@ type Unlocked struct {
 }
 
 // RoleGranted adds a role.
+//
+// ExpiresAt, when set, is when the grant stops counting (nobody acts
+// then: authorization compares it with the clock). A grant of a role
+// already held replaces its expiry. Absent in grants recorded before
+// grants could expire, which never expire.
 type RoleGranted struct {
-	UserID    uuid.UUID `json:"user_id"`
-	Role      string    `json:"role"`
-	GrantedAt time.Time `json:"granted_at"`
+	UserID    uuid.UUID  `json:"user_id"`
+	Role      string     `json:"role"`
+	GrantedAt time.Time  `json:"granted_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // RoleRevoked removes a role.
@@ -191,6 +197,7 @@ func AllEvents() []events.Event {
 		RoleGranted{}, RoleRevoked{}, DisplayNameChanged{}, EmailReserved{}, EmailReleased{},
 		ExternalIdentityLinked{}, ExternalIdentityReserved{},
 		ExternalIdentityUnlinked{}, ExternalSignedIn{}, ExternalIdentityReleased{}, ExternalSignInRefused{},
+		LockedByAdmin{}, Disabled{}, Enabled{},
 	}
 }
 

@@ -18,6 +18,7 @@ package user
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -63,8 +64,12 @@ type User struct {
 	email        string
 	displayName  string
 	passwordHash string
-	roles        []string
+	// roles are the granted roles, each with its expiry (zero: never).
+	roles        map[string]time.Time
 	registeredAt time.Time
+	// lockedByAdmin and disabled refuse logins (admin.go).
+	lockedByAdmin bool
+	disabled      bool
 	// external are the linked identities, by provider.
 	external map[string]ExternalIdentity
 
@@ -167,11 +172,43 @@ func (u *User) DisplayName() string { return u.displayName }
 // created by an external login (HasPassword).
 func (u *User) PasswordHash() string { return u.passwordHash }
 
-// Roles returns a sorted copy of the roles.
-func (u *User) Roles() []string { return slices.Clone(u.roles) }
+// Roles returns the granted roles, sorted, expired grants included (the
+// roles claim of a session; authorization asks ActiveRoles).
+func (u *User) Roles() []string { return slices.Sorted(maps.Keys(u.roles)) }
 
-// HasRole reports whether the user holds role.
-func (u *User) HasRole(role string) bool { return slices.Contains(u.roles, role) }
+// HasRole reports whether the user has a grant of role, expired or not.
+func (u *User) HasRole(role string) bool { _, ok := u.roles[role]; return ok }
+
+// Grant is one role granted to a user. ExpiresAt is zero for a grant
+// that does not expire.
+type Grant struct {
+	Role      string    `json:"role"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// ActiveAt reports whether g counts at now: it stops counting at its
+// expiry, without anyone acting.
+func (g Grant) ActiveAt(now time.Time) bool { return g.ExpiresAt.IsZero() || now.Before(g.ExpiresAt) }
+
+// Grants returns every grant, sorted by role, expired ones included.
+func (u *User) Grants() []Grant {
+	out := make([]Grant, 0, len(u.roles))
+	for _, r := range u.Roles() {
+		out = append(out, Grant{Role: r, ExpiresAt: u.roles[r]})
+	}
+	return out
+}
+
+// ActiveRoles returns the roles whose grants count at now, sorted.
+func (u *User) ActiveRoles(now time.Time) []string {
+	var out []string
+	for _, g := range u.Grants() {
+		if g.ActiveAt(now) {
+			out = append(out, g.Role)
+		}
+	}
+	return out
+}
 
 // RegisteredAt is when the user registered.
 func (u *User) RegisteredAt() time.Time { return u.registeredAt }
@@ -236,13 +273,14 @@ func (u *User) RecordLoginSuccess(a LoginAttempt, now time.Time) error {
 // HasLoginFailures reports whether a success from a would clear failures.
 func (u *User) HasLoginFailures(a LoginAttempt) bool { return u.throttle.HasFailures(a) }
 
-// Unlock forgets every failure the throttle counts for the account (an
-// administrator's action). It records nothing when there is none.
+// Unlock lifts an administrator's lock (LockByAdmin) and forgets every
+// failure the throttle counts for the account (an administrator's
+// action). It records nothing when there is neither.
 func (u *User) Unlock(now time.Time) error {
 	if !u.registered {
 		return ErrNotRegistered
 	}
-	if len(u.throttle.failures) == 0 {
+	if len(u.throttle.failures) == 0 && !u.lockedByAdmin {
 		return nil
 	}
 	u.record(Unlocked{UserID: u.id, UnlockedAt: now.UTC()})
@@ -292,18 +330,34 @@ func ValidateRole(role string) error {
 	return nil
 }
 
-// GrantRole adds role; granting a held role records nothing.
+// GrantRole adds role, without expiry; granting a role held without
+// expiry records nothing, and a grant that would expire no longer does.
 func (u *User) GrantRole(role string, now time.Time) error {
+	return u.GrantRoleUntil(role, time.Time{}, now)
+}
+
+// GrantRoleUntil grants role until expiresAt (zero: no expiry), replacing
+// the expiry of a grant already held; the same grant records nothing. An
+// expiry not after now is refused.
+func (u *User) GrantRoleUntil(role string, expiresAt, now time.Time) error {
 	if !u.registered {
 		return ErrNotRegistered
 	}
 	if err := ValidateRole(role); err != nil {
 		return err
 	}
-	if u.HasRole(role) {
+	if !expiresAt.IsZero() && !expiresAt.After(now) {
+		return invalid("expires_at", "must be in the future")
+	}
+	if held, ok := u.roles[role]; ok && held.Equal(expiresAt) {
 		return nil
 	}
-	u.record(RoleGranted{UserID: u.id, Role: role, GrantedAt: now.UTC()})
+	e := RoleGranted{UserID: u.id, Role: role, GrantedAt: now.UTC()}
+	if !expiresAt.IsZero() {
+		at := expiresAt.UTC()
+		e.ExpiresAt = &at
+	}
+	u.record(e)
 	return nil
 }
 
@@ -351,21 +405,33 @@ func (u *User) apply(e events.Event) error {
 		}
 		u.id, u.registered = e.UserID, true
 		u.email, u.displayName, u.passwordHash = e.Email, e.DisplayName, e.PasswordHash
-		u.roles = slices.Sorted(slices.Values(e.Roles))
+		u.roles = make(map[string]time.Time, len(e.Roles))
+		for _, r := range e.Roles {
+			u.roles[r] = time.Time{}
+		}
 		u.registeredAt = e.RegisteredAt
 	case PasswordChanged:
 		u.passwordHash = e.PasswordHash
 	case PasswordRehashed:
 		u.passwordHash = e.PasswordHash
-	case LoginFailed, LoginFailuresCleared, Locked, Unlocked:
+	case LoginFailed, LoginFailuresCleared, Locked:
 		u.throttle.Observe(e)
+	case Unlocked:
+		u.throttle.Observe(e)
+		u.lockedByAdmin = false
 	case RoleGranted:
-		if !slices.Contains(u.roles, e.Role) {
-			u.roles = append(u.roles, e.Role)
-			slices.Sort(u.roles)
+		if u.roles == nil {
+			u.roles = map[string]time.Time{}
 		}
+		var until time.Time
+		if e.ExpiresAt != nil {
+			until = *e.ExpiresAt
+		}
+		u.roles[e.Role] = until
 	case RoleRevoked:
-		u.roles = slices.DeleteFunc(u.roles, func(r string) bool { return r == e.Role })
+		delete(u.roles, e.Role)
+	case LockedByAdmin, Disabled, Enabled:
+		u.applyAdmin(e)
 	case DisplayNameChanged:
 		u.displayName = e.DisplayName
 	case ExternalIdentityLinked:

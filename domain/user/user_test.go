@@ -246,3 +246,52 @@ func TestCommandsOnAnUnregisteredUser(t *testing.T) {
 		t.Fatalf("double registration folded: %v", err)
 	}
 }
+
+// A grant may expire: it stops counting at its expiry by the clock alone;
+// granting again replaces the expiry; an expiry in the past is refused.
+func TestGrantWithExpiry(t *testing.T) {
+	t.Parallel()
+	u := registeredUser(t)
+	until := t0.Add(time.Hour)
+	if err := u.GrantRoleUntil("auditor", until, t0); err != nil {
+		t.Fatal(err)
+	}
+	if got := u.ActiveRoles(t0.Add(59 * time.Minute)); !reflect.DeepEqual(got, []string{"auditor", "user"}) {
+		t.Errorf("before expiry: %v", got)
+	}
+	if got := u.ActiveRoles(until); !reflect.DeepEqual(got, []string{"user"}) {
+		t.Errorf("at expiry: %v", got)
+	}
+	if err := u.GrantRoleUntil("auditor", until, t0); err != nil || len(u.Changes()) != 1 {
+		t.Errorf("the same grant: %v, %d changes", err, len(u.Changes()))
+	}
+	if err := u.GrantRole("auditor", t0); err != nil || len(u.Changes()) != 2 || !u.Grants()[0].ExpiresAt.IsZero() {
+		t.Errorf("a grant without expiry replaces it: %v %+v", err, u.Grants())
+	}
+	if err := u.GrantRoleUntil("admin", t0, t0); !errors.Is(err, user.ErrInvalidInput) {
+		t.Errorf("expiry now: %v", err)
+	}
+}
+
+func TestLockDisableEnable(t *testing.T) {
+	t.Parallel()
+	u := registeredUser(t)
+	if u.CanLogIn() != nil {
+		t.Fatal("a new account cannot log in")
+	}
+	if err := u.LockByAdmin("suspicious", t0); err != nil || !errors.Is(u.CanLogIn(), user.ErrAccountLocked) {
+		t.Fatalf("lock: %v, %v", err, u.CanLogIn())
+	}
+	if err := u.Unlock(t0); err != nil || u.CanLogIn() != nil {
+		t.Fatalf("unlock: %v, %v", err, u.CanLogIn())
+	}
+	if err := u.Disable("left", t0); err != nil || !errors.Is(u.CanLogIn(), user.ErrAccountDisabled) {
+		t.Fatalf("disable: %v, %v", err, u.CanLogIn())
+	}
+	if err := u.Disable("again", t0); err != nil || len(u.Changes()) != 3 {
+		t.Errorf("disabling twice: %v, %d changes", err, len(u.Changes()))
+	}
+	if err := u.Enable(t0); err != nil || u.CanLogIn() != nil {
+		t.Fatalf("enable: %v, %v", err, u.CanLogIn())
+	}
+}

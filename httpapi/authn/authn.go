@@ -221,7 +221,7 @@ func Middleware(v *token.Verifier, rev *Revocations, opts ...Option) gin.Handler
 		}
 		if o.provider != nil && unverifiedIssuer(raw) == o.provider.Issuer {
 			p, ok := o.provider.providerPrincipal(c, raw)
-			if !ok {
+			if !ok || !o.resolve(c, &p) {
 				return
 			}
 			httpapi.SetPrincipal(c, p)
@@ -248,7 +248,42 @@ func Middleware(v *token.Verifier, rev *Revocations, opts ...Option) gin.Handler
 				return
 			}
 		}
-		httpapi.SetPrincipal(c, httpapi.Principal{UserID: cl.UserID, SessionID: cl.SessionID, Roles: cl.Roles})
+		if o.cutoffs != nil {
+			started := cl.AuthTime
+			if started.IsZero() {
+				started = cl.IssuedAt
+			}
+			ended, err := o.cutoffs.Ended(c.Request.Context(), cl.UserID, started)
+			if err != nil {
+				httpapi.WriteError(c, err)
+				return
+			}
+			if ended {
+				c.Header("WWW-Authenticate", `Bearer error="invalid_token"`)
+				httpapi.WriteError(c, fmt.Errorf("%w: its session %s was revoked in bulk", token.ErrInvalidToken, cl.SessionID))
+				return
+			}
+		}
+		p := httpapi.Principal{UserID: cl.UserID, SessionID: cl.SessionID, Roles: cl.Roles}
+		if !o.resolve(c, &p) {
+			return
+		}
+		httpapi.SetPrincipal(c, p)
 		c.Next()
 	}
+}
+
+// resolve fills p's permissions; an error (the log unreadable while the
+// access follower is behind) answers the request (503), never a guess.
+func (o *options) resolve(c *gin.Context, p *httpapi.Principal) bool {
+	if o.permissions == nil {
+		return true
+	}
+	perms, err := o.permissions.Permissions(c.Request.Context(), p.UserID)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return false
+	}
+	p.Permissions = perms
+	return true
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/authledger/authledger/auth/external"
 	"github.com/authledger/authledger/auth/token"
+	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
 )
@@ -50,7 +51,30 @@ type ProviderTokens struct {
 // Option adjusts Middleware.
 type Option func(*options)
 
-type options struct{ provider *ProviderTokens }
+type options struct {
+	provider    *ProviderTokens
+	permissions PermissionSource
+	cutoffs     *Cutoffs
+}
+
+// WithCutoffs refuses (401 invalid-token) an access token whose session
+// a bulk revocation ended: its auth_time (its iat when it has none) is
+// before a cutoff that applies to its user.
+func WithCutoffs(c *Cutoffs) Option {
+	return func(o *options) { o.cutoffs = c }
+}
+
+// PermissionSource answers what a user holds now (auth/access.Live).
+type PermissionSource interface {
+	Permissions(ctx context.Context, userID uuid.UUID) (access.Set, error)
+}
+
+// WithPermissions resolves each caller's permissions per request from
+// src (httpapi.Principal.Permissions). Without it every caller holds
+// none, and every route that requires one answers 403.
+func WithPermissions(src PermissionSource) Option {
+	return func(o *options) { o.permissions = src }
+}
 
 // WithProviderTokens accepts the provider's tokens as p says. A provider
 // token names no session of ours, so a revocation (logout) does not reach

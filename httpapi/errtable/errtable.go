@@ -21,6 +21,7 @@ import (
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/domain/user"
@@ -64,6 +65,8 @@ func Table() httpapi.ErrorTable {
 			"An account with this address exists: send its password to link the provider to it.")},
 		{Err: user.ErrLastSignInMethod, Problem: problem.Conflict("last-sign-in-method", "This is the account's last way to sign in; set a password or link another provider first.")},
 		{Err: user.ErrNotLinked, Problem: problem.NotFound("The account is not linked to this provider.")},
+		// Only administrators name users by id.
+		{Err: commands.ErrUserNotFound, Problem: problem.NotFound("No such user.")},
 		// No such session, or another user's: not told apart.
 		{Err: commands.ErrSessionNotFound, Problem: problem.NotFound("No such session.")},
 
@@ -75,7 +78,17 @@ func Table() httpapi.ErrorTable {
 		{Err: user.ErrExternalIdentityConflict, Problem: problem.Conflict("external-identity-conflict", "This account is linked to another identity at the identity provider; an administrator must resolve it.")},
 		{Err: user.ErrInvalidInput, Problem: invalid, Details: invalidFields},
 		{Err: password.ErrPolicy, Problem: invalid, Details: invalidFields},
+		// Only a caller who gave the right password sees either, about
+		// their own account.
+		{Err: user.ErrAccountDisabled, Problem: problem.Unauthenticated("account-disabled", "This account is disabled; an administrator can enable it.")},
+		{Err: user.ErrAccountLocked, Problem: problem.Unauthenticated("account-locked", "This account is locked; an administrator can unlock it.")},
 		{Err: rollout.ErrInvalidInput, Problem: problem.Invalid("The rollout change is invalid: mode off, on or staged; percentage 0 to 100.")},
+
+		// Roles (the admin API).
+		{Err: access.ErrRoleNotFound, Problem: problem.NotFound("No such role.")},
+		{Err: access.ErrRoleExists, Problem: problem.Conflict("role-exists", "A role of this name exists or existed; role names are not reused.")},
+		{Err: access.ErrBuiltinRole, Problem: problem.Conflict("builtin-role", "The built-in roles admin, auditor and user cannot be changed or deleted.")},
+		{Err: access.ErrRoleInUse, Problem: problem.Conflict("role-in-use", "Another role inherits this role; change that role first.")},
 
 		// Tasks and files. Another user's task or file answers exactly as
 		// a missing one.

@@ -19,6 +19,7 @@ import (
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signin"
@@ -53,6 +54,7 @@ var mapped = map[string]struct {
 	"commands.ErrInvalidCredentials":          {commands.ErrInvalidCredentials, answer{401, "invalid-credentials"}},
 	"commands.ErrInvalidToken":                {commands.ErrInvalidToken, answer{401, "invalid-token"}},
 	"commands.ErrSessionNotFound":             {commands.ErrSessionNotFound, answer{404, "not-found"}},
+	"commands.ErrUserNotFound":                {commands.ErrUserNotFound, answer{404, "not-found"}},
 	"commands.ErrAuthProviderUnavailable":     {commands.ErrAuthProviderUnavailable, answer{503, "auth-provider-unavailable"}},
 	"commands.ErrUpstreamRefused":             {commands.ErrUpstreamRefused, answer{403, "upstream-sign-in-refused"}},
 	"commands.ErrUpstreamFlowInvalid":         {commands.ErrUpstreamFlowInvalid, answer{400, "upstream-flow-invalid"}},
@@ -65,6 +67,12 @@ var mapped = map[string]struct {
 	"domain/user.ErrThrottled":                {user.ErrThrottled, answer{429, "rate-limited"}},
 	"domain/user.ErrEmailTaken":               {user.ErrEmailTaken, answer{409, "email-taken"}},
 	"domain/user.ErrInvalidInput":             {user.ErrInvalidInput, answer{400, "invalid-input"}},
+	"domain/user.ErrAccountDisabled":          {user.ErrAccountDisabled, answer{401, "account-disabled"}},
+	"domain/user.ErrAccountLocked":            {user.ErrAccountLocked, answer{401, "account-locked"}},
+	"domain/access.ErrRoleNotFound":           {access.ErrRoleNotFound, answer{404, "not-found"}},
+	"domain/access.ErrRoleExists":             {access.ErrRoleExists, answer{409, "role-exists"}},
+	"domain/access.ErrBuiltinRole":            {access.ErrBuiltinRole, answer{409, "builtin-role"}},
+	"domain/access.ErrRoleInUse":              {access.ErrRoleInUse, answer{409, "role-in-use"}},
 	"auth/password.ErrPolicy":                 {password.ErrPolicy, answer{400, "invalid-input"}},
 	"domain/task.ErrNotFound":                 {task.ErrNotFound, answer{404, "not-found"}},
 	"domain/task.ErrNotRetryable":             {task.ErrNotRetryable, answer{409, "not-retryable"}},
@@ -87,6 +95,7 @@ var absent = map[string]struct {
 	"domain/signin.ErrUsed":            {signin.ErrUsed, "wrapped in commands.ErrUpstreamFlowInvalid by every command that returns it"},
 	"domain/signin.ErrExpired":         {signin.ErrExpired, "wrapped in commands.ErrUpstreamFlowInvalid by every command that returns it"},
 	"commands.ErrNoAccount":            {commands.ErrNoAccount, "`authledger users link` reports it per row; no HTTP route links by address"},
+	"commands.ErrBootstrapPending":     {commands.ErrBootstrapPending, "serve's bootstrap of the first admin waits on it; no HTTP route bootstraps"},
 	"domain/user.ErrNotRegistered":     {user.ErrNotRegistered, "a command on a user stream with no registration: commands check Registered first"},
 	"domain/user.ErrAlreadyRegistered": {user.ErrAlreadyRegistered, "register reserves the address before it writes the user stream (email-taken)"},
 	"domain/user.ErrNotReservedBy":     {user.ErrNotReservedBy, "an inconsistency between a reservation and its user, never the client's doing"},

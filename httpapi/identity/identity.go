@@ -17,6 +17,7 @@ import (
 
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/ratelimit"
@@ -40,7 +41,7 @@ type Deps struct {
 	// Auth; nil means no limit.
 	RateLimit *ratelimit.Limiter
 	// Rollout and RolloutState, when both set, serve GET and PUT
-	// /v1/admin/rollout (role admin); ExternalAuthMode is
+	// /v1/admin/rollout (rollout:read, rollout:write); ExternalAuthMode is
 	// AUTHLEDGER_USE_EXTERNAL_AUTH, shown beside them.
 	Rollout          *commands.ConfigureRolloutHandler
 	RolloutState     RolloutState
@@ -76,11 +77,11 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 	rg.POST("/v1/auth/register", rl, h.register)
 	rg.POST("/v1/auth/login", rl, h.login)
 	rg.POST("/v1/auth/refresh", rl, h.refresh)
-	rg.POST("/v1/auth/logout", append(d.Authenticated(), h.logout)...)
-	rg.DELETE("/v1/auth/sessions/:id", append(d.Authenticated(), h.deleteSession)...)
+	rg.POST("/v1/auth/logout", d.authenticated(access.AccountSessionsRevoke, h.logout)...)
+	rg.DELETE("/v1/auth/sessions/:id", d.authenticated(access.AccountSessionsRevoke, h.deleteSession)...)
 	if d.Rollout != nil && d.RolloutState != nil {
-		rg.GET("/v1/admin/rollout", append(d.Authenticated(), h.getRollout)...)
-		rg.PUT("/v1/admin/rollout", append(d.Authenticated(), h.putRollout)...)
+		rg.GET("/v1/admin/rollout", d.authenticated(access.RolloutRead, h.getRollout)...)
+		rg.PUT("/v1/admin/rollout", d.authenticated(access.RolloutWrite, h.putRollout)...)
 	}
 	rg.GET("/.well-known/jwks.json", h.jwks)
 	rg.GET("/.well-known/openid-configuration", h.discovery)
@@ -92,6 +93,12 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 // limits. Mount the /v1 group with it.
 func (d Deps) Authenticated() []gin.HandlerFunc {
 	return []gin.HandlerFunc{d.Auth, d.RateLimit.Authenticated()}
+}
+
+// authenticated is the chain of one authenticated route: Authenticated,
+// the permission it needs, then h.
+func (d Deps) authenticated(need access.Permission, h gin.HandlerFunc) []gin.HandlerFunc {
+	return append(d.Authenticated(), httpapi.Require(need), h)
 }
 
 type handlers struct{ d Deps }

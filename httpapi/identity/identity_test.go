@@ -118,7 +118,7 @@ func newServerAndStack(t *testing.T, opts ...serverOption) (client, *identitytes
 		Login:      st.Login,
 		Refresh:    st.Refresh,
 		Revoke:     st.Revoke,
-		Auth:       authn.Middleware(st.Verifier, rev),
+		Auth:       authn.Middleware(st.Verifier, rev, authn.WithPermissions(st.Access(t, store))),
 		Ring:       st.Ring,
 		PublicURL:  identitytest.Issuer,
 		Algorithms: []string{"ES256"},

@@ -26,6 +26,7 @@ import (
 	"github.com/authledger/authledger/auth/external"
 	"github.com/authledger/authledger/auth/upstream"
 	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
 	"github.com/authledger/authledger/httpapi/ratelimit"
@@ -84,8 +85,9 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 	rg.GET("/v1/auth/oidc/:provider/start", rl, h.start)
 	rg.GET("/v1/auth/oidc/:provider/callback", rl, h.callback)
 	rg.POST("/v1/auth/oidc/exchange", rl, h.exchange)
-	rg.POST("/v1/me/identities/:provider/link", append(slices.Clone(d.Authenticated), h.link)...)
-	rg.DELETE("/v1/me/identities/:provider", append(slices.Clone(d.Authenticated), h.unlink)...)
+	identities := append(slices.Clone(d.Authenticated), httpapi.Require(access.AccountIdentities))
+	rg.POST("/v1/me/identities/:provider/link", append(slices.Clone(identities), h.link)...)
+	rg.DELETE("/v1/me/identities/:provider", append(identities, h.unlink)...)
 	return nil
 }
 

@@ -27,6 +27,7 @@ import (
 
 	"github.com/authledger/authledger/blob"
 	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
@@ -125,10 +126,13 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &handlers{d: d}
-	rg.POST("/tasks", h.create)
-	rg.DELETE("/tasks/:id", h.delete)
-	rg.POST("/tasks/:id/retry", h.retry)
-	rg.GET("/tasks/:id/files/:file_id", h.download)
+	// A route names what it needs on the caller's own tasks; delete and
+	// download act on another's only with the :any permission (Permitted),
+	// and otherwise answer as for a missing task.
+	rg.POST("/tasks", httpapi.Require(access.TasksCreate), h.create)
+	rg.DELETE("/tasks/:id", httpapi.Require(access.TasksWrite), h.delete)
+	rg.POST("/tasks/:id/retry", httpapi.Require(access.TasksWrite), h.retry)
+	rg.GET("/tasks/:id/files/:file_id", httpapi.Require(access.TasksRead), h.download)
 	return nil
 }
 
@@ -358,7 +362,7 @@ func (h *handlers) delete(c *gin.Context) {
 		httpapi.WriteError(c, task.ErrNotFound)
 		return
 	}
-	res, err := h.d.Tasks.Delete.Handle(c.Request.Context(), commands.DeleteTask{TaskID: id, UserID: who.UserID, AsAdmin: who.Admin(), Meta: who.meta})
+	res, err := h.d.Tasks.Delete.Handle(c.Request.Context(), commands.DeleteTask{TaskID: id, UserID: who.UserID, AsAdmin: httpapi.Permitted(who.Principal, access.TasksDeleteAny, uuid.Nil), Meta: who.meta})
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -400,7 +404,7 @@ func (h *handlers) download(c *gin.Context) {
 	ctx := c.Request.Context()
 	// The access is recorded before a byte leaves (or the refusal, with
 	// the same 404 as a missing file).
-	res, err := h.d.Tasks.AccessFile.Handle(ctx, commands.AccessFile{UserID: who.UserID, TaskID: id, FileID: fileID, AsAdmin: who.Admin(), Meta: who.meta})
+	res, err := h.d.Tasks.AccessFile.Handle(ctx, commands.AccessFile{UserID: who.UserID, TaskID: id, FileID: fileID, AsAdmin: httpapi.Permitted(who.Principal, access.TasksReadAny, uuid.Nil), Meta: who.meta})
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return

@@ -26,6 +26,7 @@ import (
 
 	"github.com/google/uuid"
 
+	authaccess "github.com/authledger/authledger/auth/access"
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/blob"
@@ -42,6 +43,7 @@ import (
 	"github.com/authledger/authledger/projections/projtest"
 	"github.com/authledger/authledger/projections/taskviews"
 	"github.com/authledger/authledger/reactors/blobrelease"
+	"github.com/authledger/authledger/test/identitytest"
 	"github.com/authledger/authledger/test/openapitest"
 	"github.com/authledger/authledger/test/testimage"
 )
@@ -128,7 +130,13 @@ func newServerWith(t *testing.T, limits task.Limits, upload taskshttp.Config) *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	v1 := engine.Group("/v1", authn.Middleware(verifier, nil))
+	// Permissions resolved from the log, as serve does (no follower here:
+	// every request reads the caller's user stream).
+	perms, err := authaccess.New(authaccess.Config{Store: pe.Store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := engine.Group("/v1", authn.Middleware(verifier, nil, authn.WithPermissions(perms)))
 	err = taskshttp.Mount(v1, taskshttp.Deps{
 		Tasks: h, Blobs: blobs, Referenced: queue.BlobReferenced,
 		Config: upload,
@@ -141,8 +149,12 @@ func newServerWith(t *testing.T, limits task.Limits, upload taskshttp.Config) *s
 	return &server{t: t, ctx: ctx, url: srv.URL, issuer: issuer, h: h, store: pe.Store, blobDir: dir}
 }
 
+// token is an access token of user, registered in the log first (if it
+// is not) with the user role and roles: permissions are read from the
+// log, where a user who never registered holds none.
 func (s *server) token(user uuid.UUID, roles ...string) string {
 	s.t.Helper()
+	identitytest.RegisterInLog(s.t, s.store, user, roles...)
 	tok, _, err := s.issuer.Issue(token.Subject{UserID: user, SessionID: uuid.New(), AMR: []string{"pwd"}, Roles: append([]string{"user"}, roles...)}, time.Now())
 	if err != nil {
 		s.t.Fatal(err)

@@ -45,6 +45,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authledger/authledger/domain/session"
@@ -300,6 +301,7 @@ func (*Sessions) Name() string { return SessionsName }
 func (*Sessions) Filter() eventstore.Filter {
 	return eventstore.Filter{EventTypes: []string{
 		session.EventStarted, session.EventRefreshed, session.EventReuseDetected, session.EventRevoked,
+		session.EventRevokedBefore,
 	}}
 }
 
@@ -393,6 +395,20 @@ func (b *sessionsBatch) Apply(ctx context.Context, rec eventstore.RecordedEvent)
 		// The first revocation wins: the aggregate records only one.
 		b.queue(`UPDATE `+tbl+` SET revoked_at = $2, revoke_reason = $3 WHERE session_id = $1 AND revoked_at IS NULL`,
 			e.SessionID, e.RevokedAt.UTC(), string(e.Reason))
+	case session.RevokedBefore:
+		// A bulk revocation writes no session stream; the list shows its
+		// sessions ended from here. One narrowed to a role takes the
+		// role's holders as the profiles read model has them.
+		const set = ` SET revoked_at = $2, revoke_reason = 'revoked_before' WHERE revoked_at IS NULL AND started_at < $1`
+		switch {
+		case e.UserID != uuid.Nil:
+			b.queue(`UPDATE `+tbl+set+` AND user_id = $3`, e.Before.UTC(), e.RevokedAt.UTC(), e.UserID)
+		case e.Role != "":
+			b.queue(`UPDATE `+tbl+set+` AND user_id IN (SELECT user_id FROM `+TableProfiles+` WHERE $3 = ANY(roles))`,
+				e.Before.UTC(), e.RevokedAt.UTC(), e.Role)
+		default:
+			b.queue(`UPDATE `+tbl+set, e.Before.UTC(), e.RevokedAt.UTC())
+		}
 	}
 	return nil
 }

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	authaccess "github.com/authledger/authledger/auth/access"
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/keys/pgstore"
 	"github.com/authledger/authledger/auth/password"
@@ -119,4 +121,50 @@ func (s *Stack) Revocations(t testing.TB, store eventstore.Store, pool *pgxpool.
 		}
 	})
 	return rev
+}
+
+// Access is the permission state serve resolves callers with, without its
+// follower: every request reads the caller's user stream and the roles
+// stream from store (the path serve takes while its follower is behind).
+func (s *Stack) Access(t testing.TB, store eventstore.Store) *authaccess.Live {
+	t.Helper()
+	l, err := authaccess.New(authaccess.Config{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// RegisterInLog registers id in the log (if it is not yet) with the user
+// role and roles, as a registration and grants would, without a password
+// anyone knows: for tests whose callers' permissions are read from the
+// log.
+func RegisterInLog(t testing.TB, store eventstore.Store, id uuid.UUID, roles ...string) {
+	t.Helper()
+	reg := events.NewRegistry()
+	if err := user.RegisterEvents(reg); err != nil {
+		t.Fatal(err)
+	}
+	users, err := commands.NewRepository(store, reg, user.FromHistory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = users.Update(context.Background(), user.StreamName(id), commands.Meta{}, func(u *user.User) error {
+		if !u.Registered() {
+			r, err := user.Register(id, id.String()+"@example.com", "Test", "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", time.Now())
+			if err != nil {
+				return err
+			}
+			*u = *r
+		}
+		for _, role := range roles {
+			if err := u.GrantRole(role, time.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

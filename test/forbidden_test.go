@@ -1,0 +1,70 @@
+package architecture
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// forbiddenAnswerers are the only files that may build a 403: the
+// vocabulary itself and the one authorization decision
+// (httpapi.Authorize, docs/adr/0025).
+var forbiddenAnswerers = map[string]bool{
+	"httpapi/problem/problem.go": true,
+	"httpapi/authorize.go":       true,
+}
+
+// No production code outside httpapi.Authorize answers 403: it neither
+// calls problem.Forbidden nor names problem.KindForbidden or
+// http.StatusForbidden. A route that must refuse asks Authorize (or
+// answers 404 when the resource must stay hidden).
+func TestOnlyAuthorizeAnswersForbidden(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join("..")
+	var found []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			if rel == "test" || rel == "bin" || strings.HasPrefix(d.Name(), ".") && rel != "." {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(rel, ".go") || strings.HasSuffix(rel, "_test.go") || forbiddenAnswerers[rel] {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			sel, ok := n.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			if x, ok := sel.X.(*ast.Ident); ok {
+				name := x.Name + "." + sel.Sel.Name
+				switch name {
+				case "problem.Forbidden", "problem.KindForbidden", "http.StatusForbidden":
+					found = append(found, rel+": "+name)
+				}
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range found {
+		t.Errorf("%s: only httpapi.Authorize answers 403", f)
+	}
+}
