@@ -23,16 +23,19 @@ import (
 
 	"github.com/authledger/authledger"
 	authaccess "github.com/authledger/authledger/auth/access"
+	"github.com/authledger/authledger/auth/apikey"
 	authrollout "github.com/authledger/authledger/auth/rollout"
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/eventstore/esdb"
 	"github.com/authledger/authledger/eventstore/pg"
 	"github.com/authledger/authledger/httpapi"
+	"github.com/authledger/authledger/httpapi/apikeys"
 	"github.com/authledger/authledger/httpapi/authn"
 	"github.com/authledger/authledger/httpapi/connlimit"
 	"github.com/authledger/authledger/httpapi/errtable"
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
+	"github.com/authledger/authledger/httpapi/oauth2"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections"
 	"github.com/authledger/authledger/projections/projector"
@@ -199,6 +202,9 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 			// Roles and grants: from the start of the log (grants are on
 			// every user's stream).
 			{Name: authaccess.FollowerName, Filter: ident.access.Filter(), Handle: ident.access.Apply},
+			// API keys, service accounts and disabled owners: from the
+			// start of the log.
+			{Name: apikey.FollowerName, Filter: ident.apiKeys.keys.Filter(), Handle: ident.apiKeys.keys.Apply},
 		},
 		MaxLag: cfg.ReadyMaxLag,
 	})
@@ -207,6 +213,10 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	}
 	ident.revocations.Watch(func() time.Time { t, _ := runner.VouchedAt(authn.FeedName); return t })
 	ident.access.Watch(func() time.Time { t, _ := runner.VouchedAt(authaccess.FollowerName); return t })
+	ident.apiKeys.keys.Watch(func() time.Time { t, _ := runner.VouchedAt(apikey.FollowerName); return t })
+	// Last-used times of API keys: collected in memory, written every
+	// few seconds and at shutdown.
+	a.background("api-key-usage", ident.apiKeys.usage.Run)
 	a.background("projections", runner.Run)
 	checks = append(checks, httpapi.Check{Name: "projections", Func: runner.Readiness})
 	a.background("signing-keys", ident.refreshKeyRing(log))
@@ -258,6 +268,12 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		return nil, err
 	}
 	if err := tasks.mount(v1, cfg, log); err != nil {
+		return nil, err
+	}
+	if err := apikeys.Mount(v1, ident.keyDeps()); err != nil {
+		return nil, err
+	}
+	if err := oauth2.Mount(&a.engine.RouterGroup, ident.oauth2Deps()); err != nil {
 		return nil, err
 	}
 	return a, nil

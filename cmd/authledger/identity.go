@@ -24,6 +24,7 @@ import (
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/domain/access"
+	apikeydomain "github.com/authledger/authledger/domain/apikey"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signingkey"
@@ -72,6 +73,10 @@ type identityCore struct {
 	// local follower; the authentication middleware resolves each
 	// caller's permissions from it.
 	access *authaccess.Live
+	// apiKeys are the API keys and service accounts; verifier checks
+	// access tokens (the token endpoints introspect with it).
+	apiKeys  *apiKeyCore
+	verifier *token.Verifier
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -107,7 +112,7 @@ func loadMasterKey(cfg config.Config, log *slog.Logger) (*keys.MasterKey, error)
 // newRegistry knows every event the identity commands load.
 func newRegistry() (*events.Registry, error) {
 	reg := events.NewRegistry()
-	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents, access.RegisterEvents} {
+	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents, access.RegisterEvents, apikeydomain.RegisterEvents} {
 		if err := f(reg); err != nil {
 			return nil, err
 		}
@@ -254,7 +259,11 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	if err != nil {
 		return nil, err
 	}
-	authOpts := []authn.Option{authn.WithPermissions(perms)}
+	keyCore, err := newAPIKeyCore(ctx, store, db, reg, master, perms, log)
+	if err != nil {
+		return nil, err
+	}
+	authOpts := []authn.Option{authn.WithPermissions(perms), keyCore.option()}
 	if ext != nil {
 		authOpts = append(authOpts, authn.WithProviderTokens(ext.providerTokens(cfg, ih, reservationKey)))
 	}
@@ -277,6 +286,8 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		externalRefresh: ih.ExternalRefresh,
 		rollout:         live,
 		access:          perms,
+		apiKeys:         keyCore,
+		verifier:        verifier,
 		deps: identityhttp.Deps{
 			Register:      ih.Register,
 			Login:         ih.Login,
