@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/eventstore"
@@ -27,16 +29,23 @@ type RevokeRefreshTokenHandler struct {
 	Now      func() time.Time
 }
 
-// Handle revokes; the result's Position is zero when nothing was
-// appended.
-func (h *RevokeRefreshTokenHandler) Handle(ctx context.Context, cmd RevokeRefreshToken) (eventstore.AppendResult, error) {
+// RevokeRefreshTokenResult names the session ended (uuid.Nil when
+// nothing was) and the position written.
+type RevokeRefreshTokenResult struct {
+	SessionID uuid.UUID
+	RevokedAt time.Time
+	Position  eventstore.Position
+}
+
+// Handle revokes.
+func (h *RevokeRefreshTokenHandler) Handle(ctx context.Context, cmd RevokeRefreshToken) (RevokeRefreshTokenResult, error) {
 	now := time.Now()
 	if h.Now != nil {
 		now = h.Now()
 	}
 	presented, err := token.ParseRefreshToken(cmd.RefreshToken)
 	if err != nil {
-		return eventstore.AppendResult{}, nil
+		return RevokeRefreshTokenResult{}, nil
 	}
 	res, err := h.Sessions.Update(ctx, session.StreamName(presented.SessionID()), cmd.Meta, func(s *session.Session) error {
 		if !s.HoldsRefreshToken(session.Digest(presented.Digest())) {
@@ -45,9 +54,12 @@ func (h *RevokeRefreshTokenHandler) Handle(ctx context.Context, cmd RevokeRefres
 		return s.Revoke(session.ReasonTokenRevoked, now)
 	})
 	if errors.Is(err, errNothingToRevoke) {
-		return eventstore.AppendResult{}, nil
+		return RevokeRefreshTokenResult{}, nil
 	}
-	return res, err
+	if err != nil {
+		return RevokeRefreshTokenResult{}, err
+	}
+	return RevokeRefreshTokenResult{SessionID: presented.SessionID(), RevokedAt: now, Position: res.Position}, nil
 }
 
 var errNothingToRevoke = errors.New("commands: no session holds this refresh token")

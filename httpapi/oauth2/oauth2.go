@@ -41,6 +41,10 @@ const maxForm = 16 << 10
 // Revocations is the session revocation set (httpapi/authn.Revocations).
 type Revocations interface {
 	Check(ctx context.Context, sid uuid.UUID) (bool, error)
+	// Add marks a session this instance has just revoked, so that its
+	// tokens are refused and inactive here at once, before the feed
+	// delivers the event (other instances: within its lag).
+	Add(sid uuid.UUID, revokedAt time.Time)
 }
 
 // Keys checks API keys (auth/apikey.Keys).
@@ -215,12 +219,18 @@ func (h *handlers) revoke(c *gin.Context) {
 		// A JWT's shape: an access token.
 		if cl, verr := h.d.Verifier.Verify(raw, now); verr == nil {
 			_, err = h.d.RevokeSession.Handle(ctx, commands.RevokeSession{SessionID: cl.SessionID, UserID: cl.UserID, Reason: session.ReasonTokenRevoked, Meta: m})
-			if errors.Is(err, commands.ErrSessionNotFound) {
+			switch {
+			case errors.Is(err, commands.ErrSessionNotFound):
 				err = nil
+			case err == nil:
+				h.d.Revocations.Add(cl.SessionID, now)
 			}
 		}
 	default:
-		_, err = h.d.RevokeRefresh.Handle(ctx, commands.RevokeRefreshToken{RefreshToken: raw, Meta: m})
+		var res commands.RevokeRefreshTokenResult
+		if res, err = h.d.RevokeRefresh.Handle(ctx, commands.RevokeRefreshToken{RefreshToken: raw, Meta: m}); err == nil && res.SessionID != uuid.Nil {
+			h.d.Revocations.Add(res.SessionID, res.RevokedAt)
+		}
 	}
 	if err != nil {
 		httpapi.WriteError(c, err)
