@@ -143,7 +143,7 @@ func (k *Key) Version() int { return k.version }
 func (k *Key) Changes() []events.Event { return slices.Clone(k.changes) }
 
 // Created reports whether the key exists.
-func (k *Key) Created() bool { return k.version > 0 || len(k.changes) > 0 }
+func (k *Key) Created() bool { return k.view.ID != uuid.Nil }
 
 // View is the key as listed.
 func (k *Key) View() View { return k.view }
