@@ -4,7 +4,7 @@
 // (ADR 0024); the sections that measure the assembled service run the
 // server binary (`authledger serve`, -server) as a process of its own.
 //
-//	authledger-bench [-sections eventstore,projections,identity,tasks,limits] [flags]
+//	authledger-bench [-sections eventstore,projections,identity,tasks,limits,apikeys] [flags]
 //
 // Only DATABASE_URL is read from the environment: the PostgreSQL server in
 // which every section creates, and drops, scratch databases of its own.
@@ -44,8 +44,8 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 	fs := flag.NewFlagSet("authledger-bench", flag.ContinueOnError)
 	duration := fs.Duration("duration", 3*time.Second, "how long each throughput row runs")
 	writers := fs.String("writers", "1,8,32", "comma-separated writer counts of the append rows")
-	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run: eventstore, projections, identity, external, tasks, limits")
-	server := fs.String("server", "", "tasks and limits sections: the authledger binary to run as the server (default: the authledger beside this binary)")
+	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run: eventstore, projections, identity, external, tasks, limits, apikeys")
+	server := fs.String("server", "", "tasks, limits and apikeys sections: the authledger binary to run as the server (default: the authledger beside this binary)")
 	slow := fs.Int("slow", 1000, "limits section: the slow connections of the held row (twice as many in the row after)")
 	historyTasks := fs.Int("history-tasks", 100_000, "tasks section: the history user's tasks (seeded into the read models)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to this file (go tool pprof)")
@@ -60,7 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		fmt.Fprintln(w, "open breaker's fast failure, login timing), tasks (`authledger serve`")
 		fmt.Fprintln(w, "over loopback HTTP: uploads,")
 		fmt.Fprintln(w, "downloads, history, export), limits (serve under a 300 MB body and slow")
-		fmt.Fprintln(w, "connections: peak memory, health and logins answered).")
+		fmt.Fprintln(w, "connections: peak memory, health and logins answered), apikeys (serve:")
+		fmt.Fprintln(w, "GET /v1/me with a JWT and with an API key, introspections by a key).")
 		fmt.Fprintln(w, "Only DATABASE_URL is read from the environment.")
 		fmt.Fprintln(w, "\nflags:")
 		fs.PrintDefaults()
@@ -95,13 +96,13 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		}
 		cfg.Writers = append(cfg.Writers, n)
 	}
-	known := map[string]bool{"eventstore": true, "projections": true, "identity": true, "external": true, "tasks": true, "limits": true}
+	known := map[string]bool{"eventstore": true, "projections": true, "identity": true, "external": true, "tasks": true, "limits": true, "apikeys": true}
 	for s := range strings.SplitSeq(*sections, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
 		if !known[s] {
-			fmt.Fprintf(stderr, "authledger-bench: -sections: unknown section %q (eventstore, projections, identity, external, tasks, limits)\n", s)
+			fmt.Fprintf(stderr, "authledger-bench: -sections: unknown section %q (eventstore, projections, identity, external, tasks, limits, apikeys)\n", s)
 			return exitUsage
 		}
 		cfg.Sections = append(cfg.Sections, s)
@@ -127,7 +128,7 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		defer pprof.StopCPUProfile()
 	}
 	srv := bench.ServerConfig{DatabaseURL: dbURL, Server: *server, Stderr: stderr}
-	// The tasks and limits sections run the server in scratch databases of
+	// The tasks, limits and apikeys sections run the server in scratch databases of
 	// their own; the others run in bench.Run's, consecutive ones together,
 	// in the order given.
 	var group []string
@@ -149,6 +150,10 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		case "limits":
 			section = func() error {
 				return bench.Limits(ctx, stdout, bench.LimitsConfig{ServerConfig: srv, Hold: *duration, Slow: *slow})
+			}
+		case "apikeys":
+			section = func() error {
+				return bench.APIKeys(ctx, stdout, bench.APIKeysConfig{ServerConfig: srv, RowDuration: *duration})
 			}
 		default:
 			group = append(group, s)
