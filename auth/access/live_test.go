@@ -99,7 +99,12 @@ func TestPermissionsFromMemoryAndFromTheLog(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- runner.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	})
 
 	check := func(when string, id uuid.UUID, want ...access.Permission) {
 		t.Helper()

@@ -133,9 +133,13 @@ func (k *Keys) Observe(e events.Event) {
 	defer k.mu.Unlock()
 	switch e := e.(type) {
 	case domain.Created:
-		if _, ok := k.keys[e.KeyID]; !ok {
-			k.byOwner[e.OwnerID] = append(k.byOwner[e.OwnerID], e.KeyID)
+		// A key's creation is final: seen again (the follower delivering
+		// what a handler observed, a read of the stream), it must not
+		// undo a revocation observed in between.
+		if _, ok := k.keys[e.KeyID]; ok {
+			return
 		}
+		k.byOwner[e.OwnerID] = append(k.byOwner[e.OwnerID], e.KeyID)
 		en := &entry{digest: e.Digest}
 		_ = domain.Apply(&en.view, e)
 		k.keys[e.KeyID] = en
@@ -231,7 +235,9 @@ func (k *Keys) fromLog(ctx context.Context, id uuid.UUID) (entry, bool, bool, er
 	if err != nil {
 		return entry{}, false, false, fmt.Errorf("apikey: fold the owner's stream: %w", err)
 	}
-	k.Observe(hist[0])
+	for _, e := range hist {
+		k.Observe(e)
+	}
 	return en, true, u.Disabled(), nil
 }
 

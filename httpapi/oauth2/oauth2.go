@@ -11,7 +11,9 @@ package oauth2
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -104,17 +106,23 @@ func form(c *gin.Context) (tok, hint string, ok bool) {
 		httpapi.WriteError(c, &user.InvalidInputError{Field: "Content-Type", Message: "must be application/x-www-form-urlencoded (RFC 7662, RFC 7009)"})
 		return "", "", false
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxForm)
-	if err := c.Request.ParseForm(); err != nil {
-		httpapi.WriteError(c, &user.InvalidInputError{Field: "token", Message: "the form cannot be read (at most 16 KiB)"})
+	// The body only: a token in the query string would be logged by
+	// every proxy on the way (RFC 7662 section 2.1 says POST form).
+	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxForm))
+	var vals url.Values
+	if err == nil {
+		vals, err = url.ParseQuery(string(raw))
+	}
+	if err != nil {
+		httpapi.WriteError(c, &user.InvalidInputError{Field: "token", Message: "the form cannot be read (at most 16 KiB, URL-encoded)"})
 		return "", "", false
 	}
-	tok = c.Request.PostForm.Get("token")
+	tok = vals.Get("token")
 	if tok == "" {
 		httpapi.WriteError(c, &user.InvalidInputError{Field: "token", Message: "is required"})
 		return "", "", false
 	}
-	return tok, c.Request.PostForm.Get("token_type_hint"), true
+	return tok, vals.Get("token_type_hint"), true
 }
 
 // inactive is the one answer for a token that is not active, whatever
