@@ -1,13 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
-	"image"
-	"image/png"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -22,6 +17,7 @@ import (
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/eventstore/pg"
 	"github.com/authledger/authledger/test/pgtest"
+	"github.com/authledger/authledger/test/testimage"
 )
 
 // keyService starts the service on a fresh database with a master key
@@ -36,6 +32,16 @@ func keyService(t *testing.T) (*running, string, string) {
 	master := base64.StdEncoding.EncodeToString(k[:])
 	r := startService(t, map[string]string{"DATABASE_URL": db, "AUTHLEDGER_MASTER_KEY": master})
 	return r, db, master
+}
+
+// admin registers admin@example.com, grants it the admin role and
+// returns once the grant counts.
+func (r *running) admin(db string) (string, uuid.UUID) {
+	r.t.Helper()
+	access, id := r.loginAs("admin@example.com")
+	changeRoles(r.t, db, id, []string{"admin"}, nil)
+	waitStatus(r.t, r, "GET", "/v1/admin/service-accounts", access, http.StatusOK)
+	return access, id
 }
 
 // newKey creates a key by POST path and returns its answer.
@@ -60,15 +66,8 @@ func (r *running) form(path, bearer string, vals url.Values) (int, map[string]an
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	return resp.StatusCode, m
+	status, _, m := r.send(req)
+	return status, m
 }
 
 func problemSlug(body map[string]any) string {
@@ -210,9 +209,7 @@ func TestPersonalAPIKeys(t *testing.T) {
 func TestServiceAccountKey(t *testing.T) {
 	t.Parallel()
 	r, db, _ := keyService(t)
-	adminAccess, admin := r.loginAs("admin@example.com")
-	changeRoles(t, db, admin, []string{"admin"}, nil)
-	waitStatus(t, r, "GET", "/v1/admin/service-accounts", adminAccess, http.StatusOK)
+	adminAccess, admin := r.admin(db)
 	userAccess, _ := r.loginAs("carol@example.com")
 
 	// A plain user may not create one.
@@ -239,11 +236,7 @@ func TestServiceAccountKey(t *testing.T) {
 	secret := key["key"].(string)
 
 	// Carol uploads; the service account's key reads her task and file.
-	var img bytes.Buffer
-	if err := png.Encode(&img, image.NewGray(image.Rect(0, 0, 32, 32))); err != nil {
-		t.Fatal(err)
-	}
-	status, _, task := r.upload(userAccess, "scan.png", img.Bytes())
+	status, _, task := r.upload(userAccess, "scan.png", testimage.BlankPNG(t, 32, 32))
 	if status != http.StatusCreated && status != http.StatusAccepted {
 		t.Fatalf("upload: %d %v", status, task)
 	}
@@ -333,9 +326,7 @@ func (s signNow) Signer(time.Time) (*keys.SigningKey, error) { return s.ring.Sig
 func TestTokenIntrospectionAndRevocation(t *testing.T) {
 	t.Parallel()
 	r, db, master := keyService(t)
-	adminAccess, admin := r.loginAs("admin@example.com")
-	changeRoles(t, db, admin, []string{"admin"}, nil)
-	waitStatus(t, r, "GET", "/v1/admin/service-accounts", adminAccess, http.StatusOK)
+	adminAccess, admin := r.admin(db)
 	_, _, acct := r.call("POST", "/v1/admin/service-accounts", adminAccess, map[string]any{"name": "resource server", "roles": []string{"admin"}})
 	acctPath := "/v1/admin/service-accounts/" + acct["id"].(string) + "/api-keys"
 	introspector := r.newKey(acctPath, adminAccess, []string{"tokens:introspect"}, time.Hour)["key"].(string)
