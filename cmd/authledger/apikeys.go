@@ -42,6 +42,7 @@ type apiKeyCore struct {
 	revoke  *commands.RevokeAPIKeyHandler
 	account *commands.CreateServiceAccountHandler
 	refresh *commands.RevokeRefreshTokenHandler
+	inspect *commands.InspectRefreshTokenHandler
 }
 
 // keyCheck adapts Keys to the middleware's APIKeys.
@@ -97,6 +98,7 @@ func newAPIKeyCore(ctx context.Context, store eventstore.Store, db *pgxpool.Pool
 		revoke:  &commands.RevokeAPIKeyHandler{Keys: keyRepo},
 		account: &commands.CreateServiceAccountHandler{Users: users},
 		refresh: &commands.RevokeRefreshTokenHandler{Sessions: sessions},
+		inspect: &commands.InspectRefreshTokenHandler{Sessions: sessions},
 	}, nil
 }
 
@@ -112,5 +114,6 @@ func (ic *identityCore) oauth2Deps() oauth2.Deps {
 	return oauth2.Deps{
 		Authenticated: ic.deps.Authenticated(), Verifier: ic.verifier, Revocations: ic.revocations, Keys: a.keys,
 		Permissions: ic.access, RevokeSession: ic.deps.Revoke, RevokeRefresh: a.refresh, RevokeKey: a.revoke,
+		InspectRefresh: a.inspect,
 	}
 }

@@ -365,8 +365,17 @@ func TestTokenIntrospectionAndRevocation(t *testing.T) {
 	if got := introspect(fresh); got["active"] != true {
 		t.Fatalf("a token signed now: %v", got)
 	}
+	// A refresh token: active while it is its session's current one.
+	if got := introspect(refresh); got["active"] != true || got["token_type"] != "refresh_token" || got["sid"] != sid.String() || got["sub"] != admin.String() {
+		t.Fatalf("a current refresh token: %v", got)
+	}
+	status, _, rotated := r.call("POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": refresh})
+	if status != http.StatusOK {
+		t.Fatalf("refresh: %d %v", status, rotated)
+	}
+	access = rotated["access_token"].(string)
 	for name, tok := range map[string]string{
-		"garbage": "not a token", "refresh token": refresh, "expired": expired,
+		"garbage": "not a token", "rotated-out refresh token": refresh, "expired": expired,
 		"malformed key": "al_0000",
 	} {
 		if got := introspect(tok); len(got) != 1 || got["active"] != false {

@@ -72,13 +72,15 @@ type Deps struct {
 	RevokeSession *commands.RevokeSessionHandler
 	RevokeRefresh *commands.RevokeRefreshTokenHandler
 	RevokeKey     *commands.RevokeAPIKeyHandler
+	// InspectRefresh answers for refresh tokens (their session's stream).
+	InspectRefresh *commands.InspectRefreshTokenHandler
 }
 
 // Validate reports every missing dependency at once.
 func (d Deps) Validate() error {
 	if len(d.Authenticated) == 0 || d.Verifier == nil || d.Revocations == nil || d.Keys == nil || d.Permissions == nil ||
-		d.RevokeSession == nil || d.RevokeRefresh == nil || d.RevokeKey == nil {
-		return errors.New("httpapi/oauth2: Deps needs Authenticated, the Verifier, Revocations, Keys, Permissions and the three revoke handlers")
+		d.RevokeSession == nil || d.RevokeRefresh == nil || d.RevokeKey == nil || d.InspectRefresh == nil {
+		return errors.New("httpapi/oauth2: Deps needs Authenticated, the Verifier, Revocations, Keys, Permissions, the three revoke handlers and InspectRefresh")
 	}
 	return nil
 }
@@ -159,10 +161,14 @@ func (h *handlers) introspect(c *gin.Context) {
 			"scope": strings.Join(scope, " "), "exp": k.ExpiresAt.Unix(), "iat": k.CreatedAt.Unix()})
 		return
 	}
+	if strings.Count(raw, ".") != 2 {
+		// Not a JWT's shape: a refresh token, or garbage.
+		h.introspectRefresh(c, raw)
+		return
+	}
 	cl, err := h.d.Verifier.Verify(raw, now)
 	if err != nil {
-		// Malformed, forged, expired, or a refresh token (opaque: only
-		// the refresh endpoint checks it, by rotating it).
+		// Malformed, forged or expired.
 		c.JSON(http.StatusOK, inactive)
 		return
 	}
@@ -193,6 +199,22 @@ func (h *handlers) introspect(c *gin.Context) {
 		body["aud"] = cl.Audience
 	}
 	c.JSON(http.StatusOK, body)
+}
+
+// introspectRefresh answers for a refresh token: active while it is its
+// session's current one and the session can be refreshed.
+func (h *handlers) introspectRefresh(c *gin.Context, raw string) {
+	st, err := h.d.InspectRefresh.Handle(c.Request.Context(), raw)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	if !st.Active {
+		c.JSON(http.StatusOK, inactive)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"active": true, "token_type": "refresh_token", "sub": st.UserID, "sid": st.SessionID,
+		"exp": st.ExpiresAt.Unix(), "iat": st.StartedAt.Unix()})
 }
 
 // revoke ends what the token names: a refresh token's session, an access
