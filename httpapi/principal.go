@@ -31,6 +31,11 @@ type Principal struct {
 	// state (auth/access.Live), not from the token: a change of role or
 	// grant counts on the next request. Authorize decides with them.
 	Permissions access.Set
+	// APIKeyID is the API key the caller presented instead of an access
+	// token (uuid.Nil for a token): UserID is then the key's owner, a
+	// person or a service account, SessionID is uuid.Nil, and Permissions
+	// are the owner's now intersected with the key's scopes.
+	APIKeyID uuid.UUID
 }
 
 // Actor is p as the actor of the events its requests append.

@@ -4,7 +4,7 @@
 // (ADR 0024); the sections that measure the assembled service run the
 // server binary (`authledger serve`, -server) as a process of its own.
 //
-//	authledger-bench [-sections eventstore,projections,identity,external,upstream,tasks,limits] [flags]
+//	authledger-bench [-sections eventstore,projections,identity,external,upstream,tasks,limits,apikeys] [flags]
 //
 // Only DATABASE_URL is read from the environment: the PostgreSQL server in
 // which every section creates, and drops, scratch databases of its own.
@@ -44,8 +44,8 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 	fs := flag.NewFlagSet("authledger-bench", flag.ContinueOnError)
 	duration := fs.Duration("duration", 3*time.Second, "how long each throughput row runs")
 	writers := fs.String("writers", "1,8,32", "comma-separated writer counts of the append rows")
-	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run: eventstore, projections, identity, external, upstream, tasks, limits")
-	server := fs.String("server", "", "upstream, tasks and limits sections: the authledger binary to run as the server (default: the authledger beside this binary)")
+	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run: eventstore, projections, identity, external, upstream, tasks, limits, apikeys")
+	server := fs.String("server", "", "upstream, tasks, limits and apikeys sections: the authledger binary to run as the server (default: the authledger beside this binary)")
 	slow := fs.Int("slow", 1000, "limits section: the slow connections of the held row (twice as many in the row after)")
 	redisURL := fs.String("redis", os.Getenv("AUTHLEDGER_TEST_REDIS_URL"), "limits section: the redis-server of the rate-limit row (default $AUTHLEDGER_TEST_REDIS_URL, which make bench sets; none: the memory row alone)")
 	historyTasks := fs.Int("history-tasks", 100_000, "tasks section: the history user's tasks (seeded into the read models)")
@@ -63,7 +63,8 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		fmt.Fprintln(w, "sign-in and our overhead), tasks (`authledger serve`")
 		fmt.Fprintln(w, "over loopback HTTP: uploads,")
 		fmt.Fprintln(w, "downloads, history, export), limits (serve under a 300 MB body and slow")
-		fmt.Fprintln(w, "connections: peak memory, health and logins answered).")
+		fmt.Fprintln(w, "connections: peak memory, health and logins answered), apikeys (serve:")
+		fmt.Fprintln(w, "GET /v1/me with a JWT and with an API key, introspections by a key).")
 		fmt.Fprintln(w, "Only DATABASE_URL is read from the environment.")
 		fmt.Fprintln(w, "\nflags:")
 		fs.PrintDefaults()
@@ -98,13 +99,13 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		}
 		cfg.Writers = append(cfg.Writers, n)
 	}
-	known := map[string]bool{"eventstore": true, "projections": true, "identity": true, "external": true, "upstream": true, "tasks": true, "limits": true}
+	known := map[string]bool{"eventstore": true, "projections": true, "identity": true, "external": true, "upstream": true, "tasks": true, "limits": true, "apikeys": true}
 	for s := range strings.SplitSeq(*sections, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
 		if !known[s] {
-			fmt.Fprintf(stderr, "authledger-bench: -sections: unknown section %q (eventstore, projections, identity, external, upstream, tasks, limits)\n", s)
+			fmt.Fprintf(stderr, "authledger-bench: -sections: unknown section %q (eventstore, projections, identity, external, upstream, tasks, limits, apikeys)\n", s)
 			return exitUsage
 		}
 		cfg.Sections = append(cfg.Sections, s)
@@ -130,7 +131,7 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		defer pprof.StopCPUProfile()
 	}
 	srv := bench.ServerConfig{DatabaseURL: dbURL, Server: *server, Stderr: stderr}
-	// The upstream, tasks and limits sections run the server in scratch databases of
+	// The upstream, tasks, limits and apikeys sections run the server in scratch databases of
 	// their own; the others run in bench.Run's, consecutive ones together,
 	// in the order given.
 	var group []string
@@ -156,6 +157,10 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		case "limits":
 			section = func() error {
 				return bench.Limits(ctx, stdout, bench.LimitsConfig{ServerConfig: srv, Hold: *duration, Slow: *slow, RedisURL: *redisURL})
+			}
+		case "apikeys":
+			section = func() error {
+				return bench.APIKeys(ctx, stdout, bench.APIKeysConfig{ServerConfig: srv, RowDuration: *duration})
 			}
 		default:
 			group = append(group, s)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/authledger/authledger"
 	authaccess "github.com/authledger/authledger/auth/access"
+	"github.com/authledger/authledger/auth/apikey"
 	authrollout "github.com/authledger/authledger/auth/rollout"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
@@ -31,10 +32,12 @@ import (
 	"github.com/authledger/authledger/eventstore/pg"
 	"github.com/authledger/authledger/httpapi"
 	adminhttp "github.com/authledger/authledger/httpapi/admin"
+	"github.com/authledger/authledger/httpapi/apikeys"
 	"github.com/authledger/authledger/httpapi/authn"
 	"github.com/authledger/authledger/httpapi/connlimit"
 	"github.com/authledger/authledger/httpapi/errtable"
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
+	"github.com/authledger/authledger/httpapi/oauth2"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections"
 	"github.com/authledger/authledger/projections/projector"
@@ -219,6 +222,9 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 			{Name: authaccess.FollowerName, Filter: ident.access.Filter(), Handle: ident.access.Apply},
 			// Bulk revocations: their one stream read at start, then followed.
 			{Name: authn.CutoffsName, Filter: ident.cutoffs.Filter(), Start: ident.cutoffs.Start, Handle: ident.cutoffs.Apply},
+			// API keys, service accounts and disabled owners: from the
+			// start of the log.
+			{Name: apikey.FollowerName, Filter: ident.apiKeys.keys.Filter(), Handle: ident.apiKeys.keys.Apply},
 		},
 		MaxLag: cfg.ReadyMaxLag,
 	})
@@ -228,6 +234,10 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 	ident.revocations.Watch(func() time.Time { t, _ := runner.VouchedAt(authn.FeedName); return t })
 	ident.access.Watch(func() time.Time { t, _ := runner.VouchedAt(authaccess.FollowerName); return t })
 	ident.cutoffs.Watch(func() time.Time { t, _ := runner.VouchedAt(authn.CutoffsName); return t })
+	ident.apiKeys.keys.Watch(func() time.Time { t, _ := runner.VouchedAt(apikey.FollowerName); return t })
+	// Last-used times of API keys: collected in memory, written every
+	// few seconds and at shutdown.
+	a.background("api-key-usage", ident.apiKeys.usage.Run)
 	a.background("projections", runner.Run)
 	checks = append(checks, httpapi.Check{Name: "projections", Func: runner.Readiness})
 	a.background("signing-keys", ident.refreshKeyRing(log))
@@ -289,6 +299,12 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 	}
 	if email := cfg.Identity.BootstrapAdmin; email != "" {
 		a.background("bootstrap-admin", bootstrapAdmin(ident.bootstrap, email, log))
+	}
+	if err := apikeys.Mount(v1, ident.keyDeps()); err != nil {
+		return nil, err
+	}
+	if err := oauth2.Mount(&a.engine.RouterGroup, ident.oauth2Deps()); err != nil {
+		return nil, err
 	}
 	return a, nil
 }

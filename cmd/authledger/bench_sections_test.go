@@ -128,3 +128,32 @@ func TestBenchLimitsSection(t *testing.T) {
 		t.Error("past the cap no connection was closed to make room")
 	}
 }
+
+// The apikeys section of authledger-bench against this binary (as
+// `serve`, through TestMain) with tiny rows: the JWT and API-key GETs
+// and the introspections are printed with their figures and the anchors.
+// The run itself checks what it measures (every GET 200, every
+// introspection active). It says nothing about speed.
+func TestBenchAPIKeysSection(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	err := bench.APIKeys(t.Context(), &buf, bench.APIKeysConfig{
+		ServerConfig: bench.ServerConfig{DatabaseURL: pgtest.BaseURL(t), Server: os.Args[0], Env: []string{"AUTHLEDGER_TEST_MAIN=1"}},
+		RowDuration:  300 * time.Millisecond,
+	})
+	out := buf.String()
+	t.Log("\n" + out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## API keys and introspection", "vs JWT GET", "ZITADEL 2,297", "Hydra 21k/s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	for _, label := range []string{"GET /v1/me, JWT access token (baseline)", "GET /v1/me, API key", "POST /oauth2/introspect, an access token, by an API key"} {
+		if !hasBenchRow(out, label, 8) {
+			t.Errorf("no %q row at concurrency 8", label)
+		}
+	}
+}

@@ -130,9 +130,15 @@ func (r *running) call(method, path, bearer string, body any, hdr ...string) (in
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
+	return r.send(req)
+}
+
+// send sends req and decodes a JSON answer (nil when it is not JSON).
+func (r *running) send(req *http.Request) (int, http.Header, map[string]any) {
+	r.t.Helper()
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
-		r.t.Fatalf("%s %s: %v", method, path, err)
+		r.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)

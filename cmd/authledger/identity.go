@@ -24,6 +24,7 @@ import (
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/domain/access"
+	apikeydomain "github.com/authledger/authledger/domain/apikey"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signin"
@@ -88,6 +89,10 @@ type identityCore struct {
 	admin *commands.AdminHandlers
 	// bootstrap applies AUTHLEDGER_BOOTSTRAP_ADMIN.
 	bootstrap *commands.BootstrapAdmin
+	// apiKeys are the API keys and service accounts; verifier checks
+	// access tokens (the token endpoints introspect with it).
+	apiKeys  *apiKeyCore
+	verifier *token.Verifier
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -123,7 +128,7 @@ func loadMasterKey(cfg config.Config, log *slog.Logger) (*keys.MasterKey, error)
 // newRegistry knows every event the identity commands load.
 func newRegistry() (*events.Registry, error) {
 	reg := events.NewRegistry()
-	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents, access.RegisterEvents} {
+	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents, access.RegisterEvents, apikeydomain.RegisterEvents} {
 		if err := f(reg); err != nil {
 			return nil, err
 		}
@@ -287,7 +292,11 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		Find:  &commands.UserByEmail{Reservations: ih.Reservations, Users: ih.Users, ReservationKey: reservationKey},
 		Grant: admin.GrantRole, Store: store, Now: time.Now,
 	}
-	authOpts := []authn.Option{authn.WithPermissions(perms), authn.WithCutoffs(cutoffs)}
+	keyCore, err := newAPIKeyCore(ctx, store, db, reg, master, perms, log)
+	if err != nil {
+		return nil, err
+	}
+	authOpts := []authn.Option{authn.WithPermissions(perms), authn.WithCutoffs(cutoffs), keyCore.option()}
 	if ext != nil {
 		authOpts = append(authOpts, authn.WithProviderTokens(ext.providerTokens(cfg, ih, reservationKey)))
 	}
@@ -315,6 +324,8 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		cutoffs:         cutoffs,
 		admin:           admin,
 		bootstrap:       bootstrap,
+		apiKeys:         keyCore,
+		verifier:        verifier,
 		deps: identityhttp.Deps{
 			Register:   ih.Register,
 			Login:      ih.Login,

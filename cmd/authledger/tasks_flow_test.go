@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
-	"io"
 	"mime/multipart"
 	"net/http"
 	"os"
@@ -55,15 +53,7 @@ func (r *running) upload(access, name string, content []byte) (int, http.Header,
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("Authorization", "Bearer "+access)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	return resp.StatusCode, resp.Header, m
+	return r.send(req)
 }
 
 // ocrFlow uploads a generated image and waits for the worker to complete

@@ -47,6 +47,10 @@ const (
 	GrantsWrite           Permission = "grants:write"
 	RolloutRead           Permission = "rollout:read"
 	RolloutWrite          Permission = "rollout:write"
+	AccountAPIKeys        Permission = "account:api_keys"
+	ServiceAccountsRead   Permission = "service_accounts:read"
+	ServiceAccountsWrite  Permission = "service_accounts:write"
+	TokensIntrospect      Permission = "tokens:introspect"
 )
 
 // Described is one row of Table.
@@ -75,6 +79,10 @@ var table = []Described{
 	{GrantsWrite, "Grant roles to users (with an optional expiry) and revoke them."},
 	{RolloutRead, "Read the staged rollout of external login."},
 	{RolloutWrite, "Change the staged rollout of external login."},
+	{AccountAPIKeys, "Create, list and revoke one's own API keys (each holding some of one's own permissions)."},
+	{ServiceAccountsRead, "List service accounts and their API keys."},
+	{ServiceAccountsWrite, "Create service accounts (with roles one holds all of) and create and revoke their API keys."},
+	{TokensIntrospect, "Introspect (RFC 7662) and revoke (RFC 7009) any access token, refresh token or API key: for services that accept our tokens."},
 }
 
 // Table returns every permission with its description.

@@ -80,10 +80,13 @@ const (
 	// ReasonRevokedBefore: a refresh of a session a bulk revocation
 	// (RevokedBefore) had ended.
 	ReasonRevokedBefore Reason = "revoked_before"
+	// ReasonTokenRevoked: a service revoked one of the session's tokens
+	// (POST /oauth2/revoke, RFC 7009).
+	ReasonTokenRevoked Reason = "token_revoked"
 )
 
 var knownReasons = []Reason{ReasonLogout, ReasonDeleted, ReasonLimitExceeded, ReasonIdleTimeout,
-	ReasonAbsoluteLifetime, ReasonReuseDetected, ReasonPasswordChanged, ReasonAdmin, ReasonExternalTokensNotStored, ReasonExternalRefreshFailed, ReasonRevokedBefore}
+	ReasonAbsoluteLifetime, ReasonReuseDetected, ReasonPasswordChanged, ReasonAdmin, ReasonExternalTokensNotStored, ReasonExternalRefreshFailed, ReasonRevokedBefore, ReasonTokenRevoked}
 
 // Policy holds the session timing rules. A session takes its absolute end
 // from the policy at start; each refresh takes the idle timeout in force.
@@ -386,6 +389,14 @@ func (s *Session) issued(d Digest) (int, bool) {
 		}
 	}
 	return gen, found
+}
+
+// HoldsRefreshToken reports whether d is the digest of the session's
+// current refresh token (constant-time), the token a revocation request
+// must present to end the session: an older one, or one never issued,
+// ends nothing.
+func (s *Session) HoldsRefreshToken(d Digest) bool {
+	return s.started && !s.current.IsZero() && d.Equal(s.current)
 }
 
 // Revoke ends the session for reason. Revoking a revoked session records

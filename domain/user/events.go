@@ -41,6 +41,10 @@ type Registered struct {
 	PasswordHash string    `json:"password_hash,omitempty"`
 	Roles        []string  `json:"roles"`
 	RegisteredAt time.Time `json:"registered_at"`
+	// ServiceAccount marks an account for a machine (RegisterServiceAccount):
+	// no email, no password, so no login; it acts through its API keys
+	// alone. Absent (false) for every person's account.
+	ServiceAccount bool `json:"service_account,omitempty"`
 }
 
 // PasswordChanged records a new password chosen by the user (or reset). It

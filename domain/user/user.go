@@ -67,6 +67,8 @@ type User struct {
 	// roles are the granted roles, each with its expiry (zero: never).
 	roles        map[string]time.Time
 	registeredAt time.Time
+	// serviceAccount: a machine's account (RegisterServiceAccount).
+	serviceAccount bool
 	// lockedByAdmin and disabled refuse logins (admin.go).
 	lockedByAdmin bool
 	disabled      bool
@@ -116,6 +118,48 @@ func Register(id uuid.UUID, email, displayName, passwordHash string, now time.Ti
 	u.record(Registered{UserID: id, Email: e, DisplayName: dn, PasswordHash: passwordHash, Roles: []string{DefaultRole}, RegisteredAt: now.UTC()})
 	return u, nil
 }
+
+// RegisterServiceAccount creates a service account: an account for a
+// machine (the OCR worker, a service that introspects tokens), named
+// name (a display name), holding roles from the start. It has no email
+// and no password, so no login can reach it; it acts only through the
+// API keys an administrator creates for it. Its stream is a user stream,
+// so roles, grants, expiry and disabling work on it as on anyone's.
+func RegisterServiceAccount(id uuid.UUID, name string, roles []string, now time.Time) (*User, error) {
+	if id == uuid.Nil {
+		return nil, invalid("user_id", "is required")
+	}
+	var errs []error
+	dn, err := NormalizeDisplayName(name)
+	errs = append(errs, refield(err, "name", ""))
+	for _, r := range roles {
+		errs = append(errs, refield(ValidateRole(r), "roles", fmt.Sprintf("%q ", r)))
+	}
+	if len(roles) == 0 {
+		errs = append(errs, invalid("roles", "at least one role is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	roles = slices.Compact(slices.Sorted(slices.Values(roles)))
+	u := &User{}
+	u.record(Registered{UserID: id, DisplayName: dn, Roles: roles, RegisteredAt: now.UTC(), ServiceAccount: true})
+	return u, nil
+}
+
+// refield moves an *InvalidInputError to field (its message after
+// prefix); any other error, or nil, as it is.
+func refield(err error, field, prefix string) error {
+	var ie *InvalidInputError
+	if !errors.As(err, &ie) {
+		return err
+	}
+	return invalid(field, prefix+ie.Message)
+}
+
+// ServiceAccount reports whether the account is a machine's
+// (RegisterServiceAccount).
+func (u *User) ServiceAccount() bool { return u.serviceAccount }
 
 // NormalizeDisplayName trims white space, applies NFC and checks the length
 // (1 to 100 code points) and characters: no control characters, no
@@ -410,6 +454,7 @@ func (u *User) apply(e events.Event) error {
 			u.roles[r] = time.Time{}
 		}
 		u.registeredAt = e.RegisteredAt
+		u.serviceAccount = e.ServiceAccount
 	case PasswordChanged:
 		u.passwordHash = e.PasswordHash
 	case PasswordRehashed:

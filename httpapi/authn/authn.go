@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -206,7 +207,7 @@ func (r *Revocations) streamRevoked(ctx context.Context, sid uuid.UUID) (bool, e
 // unauthenticated; with an invalid, expired or revoked one, 401
 // invalid-token (the error table's answer to token.ErrInvalidToken).
 // WithProviderTokens also accepts the external provider's tokens, chosen
-// by their iss.
+// by their iss; WithAPIKeys API keys, chosen by their al_ prefix.
 func Middleware(v *token.Verifier, rev *Revocations, opts ...Option) gin.HandlerFunc {
 	var o options
 	for _, opt := range opts {
@@ -217,6 +218,15 @@ func Middleware(v *token.Verifier, rev *Revocations, opts ...Option) gin.Handler
 		if raw == "" {
 			c.Header("WWW-Authenticate", `Bearer`)
 			httpapi.WriteError(c, httpapi.ErrUnauthenticated)
+			return
+		}
+		if o.apiKeys != nil && strings.HasPrefix(raw, keyPrefix) {
+			p, ok := o.apiKeyPrincipal(c, raw)
+			if !ok {
+				return
+			}
+			httpapi.SetPrincipal(c, p)
+			c.Next()
 			return
 		}
 		if o.provider != nil && unverifiedIssuer(raw) == o.provider.Issuer {

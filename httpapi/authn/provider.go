@@ -55,6 +55,58 @@ type options struct {
 	provider    *ProviderTokens
 	permissions PermissionSource
 	cutoffs     *Cutoffs
+	apiKeys     APIKeys
+	keyUsed     func(keyID uuid.UUID, at time.Time)
+}
+
+// APIKeys checks a presented API key (auth/apikey.Keys.Authenticate
+// behind a small adapter): the key and its owner, the key's scopes, or
+// an error wrapping ErrInvalidAPIKey for any refusal.
+type APIKeys interface {
+	AuthenticateKey(ctx context.Context, raw string, now time.Time) (keyID, owner uuid.UUID, scopes access.Set, err error)
+}
+
+// ErrInvalidAPIKey is what an APIKeys refusal wraps: the middleware
+// answers it as an invalid token.
+var ErrInvalidAPIKey = errors.New("authn: invalid API key")
+
+// WithAPIKeys accepts API keys (a Bearer credential with the al_ prefix)
+// beside access tokens: the caller is the key's owner holding the
+// intersection of the owner's permissions now and the key's scopes.
+// used is told of each accepted key (auth/apikey.Usage.Touch), in
+// memory: no write per request.
+func WithAPIKeys(keys APIKeys, used func(keyID uuid.UUID, at time.Time)) Option {
+	return func(o *options) { o.apiKeys, o.keyUsed = keys, used }
+}
+
+// keyPrefix tells an API key from a JWT (auth/apikey.Prefix; a JWT
+// starts with "ey", its header's base64).
+const keyPrefix = "al_"
+
+// apiKeyPrincipal authenticates an API key; false when it has answered.
+func (o *options) apiKeyPrincipal(c *gin.Context, raw string) (httpapi.Principal, bool) {
+	now := time.Now()
+	keyID, owner, scopes, err := o.apiKeys.AuthenticateKey(c.Request.Context(), raw, now)
+	if errors.Is(err, ErrInvalidAPIKey) {
+		c.Header("WWW-Authenticate", `Bearer error="invalid_token"`)
+		httpapi.WriteError(c, fmt.Errorf("%w: %w", token.ErrInvalidToken, err))
+		return httpapi.Principal{}, false
+	}
+	if err != nil {
+		// Fail closed: the key may have been revoked since the follower
+		// last vouched (503, retry).
+		httpapi.WriteError(c, err)
+		return httpapi.Principal{}, false
+	}
+	p := httpapi.Principal{UserID: owner, APIKeyID: keyID}
+	if !o.resolve(c, &p) {
+		return p, false
+	}
+	p.Permissions = p.Permissions.Intersect(scopes)
+	if o.keyUsed != nil {
+		o.keyUsed(keyID, now)
+	}
+	return p, true
 }
 
 // WithCutoffs refuses (401 invalid-token) an access token whose session

@@ -22,6 +22,7 @@ import (
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/access"
+	"github.com/authledger/authledger/domain/apikey"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/domain/user"
@@ -96,6 +97,11 @@ func Table() httpapi.ErrorTable {
 		{Err: task.ErrNotRetryable, Problem: problem.Conflict("not-retryable", "Only a failed task with attempts left can be retried.")},
 		{Err: task.ErrQuotaExceeded, Problem: problem.RateLimited("task-quota", QuotaRetryAfter, "You have reached your limit of active tasks or stored bytes.")},
 		{Err: task.ErrInvalidInput, Problem: problem.Invalid("The task request is invalid.")},
+
+		// API keys and service accounts.
+		{Err: apikey.ErrNotFound, Problem: problem.NotFound("No such API key.")},
+		{Err: apikey.ErrServiceAccountNotFound, Problem: problem.NotFound("No such service account.")},
+		{Err: apikey.ErrInvalid, Problem: problem.Unauthenticated("invalid-token", "The access token is invalid or expired.")},
 
 		// Access tokens (the authentication middleware).
 		{Err: token.ErrInvalidToken, Problem: problem.Unauthenticated("invalid-token", "The access token is invalid or expired.")},

@@ -20,6 +20,7 @@ import (
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/access"
+	"github.com/authledger/authledger/domain/apikey"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signin"
@@ -73,6 +74,9 @@ var mapped = map[string]struct {
 	"domain/access.ErrRoleExists":             {access.ErrRoleExists, answer{409, "role-exists"}},
 	"domain/access.ErrBuiltinRole":            {access.ErrBuiltinRole, answer{409, "builtin-role"}},
 	"domain/access.ErrRoleInUse":              {access.ErrRoleInUse, answer{409, "role-in-use"}},
+	"domain/apikey.ErrNotFound":               {apikey.ErrNotFound, answer{404, "not-found"}},
+	"domain/apikey.ErrServiceAccountNotFound": {apikey.ErrServiceAccountNotFound, answer{404, "not-found"}},
+	"domain/apikey.ErrInvalid":                {apikey.ErrInvalid, answer{401, "invalid-token"}},
 	"auth/password.ErrPolicy":                 {password.ErrPolicy, answer{400, "invalid-input"}},
 	"domain/task.ErrNotFound":                 {task.ErrNotFound, answer{404, "not-found"}},
 	"domain/task.ErrNotRetryable":             {task.ErrNotRetryable, answer{409, "not-retryable"}},

@@ -279,5 +279,11 @@ func (h *handlers) discovery(c *gin.Context) {
 		"token_endpoint_auth_methods_supported": []string{"none"},
 		"grant_types_supported":                 []string{"password", "refresh_token"},
 		"claims_supported":                      []string{"iss", "sub", "aud", "exp", "iat", "jti", "sid", "amr", "roles", "name"},
+		// RFC 8414: the endpoints other services call with an API key
+		// holding tokens:introspect (a Bearer credential).
+		"introspection_endpoint":                        base + "/oauth2/introspect",
+		"revocation_endpoint":                           base + "/oauth2/revoke",
+		"introspection_endpoint_auth_methods_supported": []string{"bearer"},
+		"revocation_endpoint_auth_methods_supported":    []string{"bearer"},
 	})
 }

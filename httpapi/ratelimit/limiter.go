@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/httpapi"
@@ -101,14 +102,16 @@ func (p Policy) Validate() error {
 // a request the credential and route levels do not apply to.
 type KeyFunc func(*gin.Context) (string, bool)
 
-// ByUser is the default credential key: the authenticated caller's user
-// id. The API-key work replaces it with a KeyFunc that answers "key:" and
-// the key id for a request authenticated by an API key, and ByUser's
-// answer otherwise, so a user's keys each get their own bucket.
-func ByUser(c *gin.Context) (string, bool) {
+// ByCredential is the default credential key: "key:" and the key id for
+// a request authenticated by an API key (each of a user's keys has its
+// own bucket), otherwise "user:" and the caller's user id.
+func ByCredential(c *gin.Context) (string, bool) {
 	p, err := httpapi.Caller(c)
 	if err != nil {
 		return "", false
+	}
+	if p.APIKeyID != uuid.Nil {
+		return "key:" + p.APIKeyID.String(), true
 	}
 	return "user:" + p.UserID.String(), true
 }
@@ -123,7 +126,7 @@ type Options struct {
 	// level's key (so Redis never holds addresses). Instances that share
 	// Redis must share it. Required when Policy.Account is on.
 	AccountSecret []byte
-	// Credential names a request's credential; nil means ByUser.
+	// Credential names a request's credential; nil means ByCredential.
 	Credential KeyFunc
 	// Classes declares the class of authenticated routes by "METHOD
 	// /path" as registered ("POST /v1/tasks": ClassUpload); any other
@@ -195,7 +198,7 @@ func New(p Policy, o Options) (*Limiter, error) {
 		credential: o.Credential, classes: o.Classes, now: o.Now, metrics: newMetrics(),
 	}
 	if l.credential == nil {
-		l.credential = ByUser
+		l.credential = ByCredential
 	}
 	if l.now == nil {
 		l.now = time.Now
