@@ -189,6 +189,16 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		}
 		policies = append(policies, limit)
 	}
+	// The analytics stream (AUTHLEDGER_NATS_URL): the public events
+	// published to JetStream from the policy's own checkpoint.
+	streamPolicy, closeStream, err := wireStream(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if streamPolicy != nil {
+		a.closers = append(a.closers, closeStream)
+		policies = append(policies, streamPolicy)
+	}
 	runner, err := projections.NewRunner(projections.Config{
 		Store:       a.store,
 		Pool:        a.db,

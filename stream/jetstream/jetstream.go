@@ -102,34 +102,36 @@ type Publisher struct {
 	cfg  Config
 	conn *nats.Conn
 	wm   message.Publisher
+	// ensured: the stream was created or updated by this publisher. Only
+	// the policy's one goroutine publishes.
+	ensured bool
 }
 
 var _ stream.Publisher = (*Publisher)(nil)
 
 // connect opens a connection that reconnects forever: the publisher's
-// retries (the projection runner's) need it back, not a new one.
-func connect(cfg Config) (*nats.Conn, error) {
+// retries (the projection runner's) need it back, not a new one. With
+// retry, a server that is down at start does not fail the connect: the
+// client keeps trying in the background (serve starts without NATS, and
+// the stream's lag shows in the meantime).
+func connect(cfg Config, retry bool) (*nats.Conn, error) {
 	conn, err := nats.Connect(cfg.URL, nats.Name(cfg.ClientName), nats.Timeout(cfg.Timeout),
-		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(false))
+		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(retry))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: connect: %w", err)
 	}
 	return conn, nil
 }
 
-// NewPublisher connects, creates or updates the stream, and returns the
-// publisher. The caller closes it.
-func NewPublisher(ctx context.Context, cfg Config) (*Publisher, error) {
+// NewPublisher returns the publisher, connecting in the background; its
+// first publish creates or updates the stream. The caller closes it.
+func NewPublisher(cfg Config) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	conn, err := connect(cfg)
+	conn, err := connect(cfg, true)
 	if err != nil {
-		return nil, err
-	}
-	if err := ensureStream(ctx, conn, cfg); err != nil {
-		conn.Close()
 		return nil, err
 	}
 	wm, err := wmnats.NewPublisherWithNatsConn(conn, wmnats.PublisherPublishConfig{
@@ -173,6 +175,12 @@ func ensureStream(ctx context.Context, conn *nats.Conn, cfg Config) error {
 // Publish implements stream.Publisher: each event in turn, each
 // acknowledged by JetStream before the next.
 func (p *Publisher) Publish(ctx context.Context, events ...ce.Event) error {
+	if !p.ensured {
+		if err := ensureStream(ctx, p.conn, p.cfg); err != nil {
+			return err
+		}
+		p.ensured = true
+	}
 	for _, e := range events {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -195,6 +203,8 @@ func (p *Publisher) Close() error { return p.wm.Close() }
 type Received struct {
 	// Sequence is the message's sequence in the stream.
 	Sequence uint64
+	// Subject is the subject it was published to.
+	Subject string
 	// MsgID is the Nats-Msg-Id header (the event id).
 	MsgID string
 	Event ce.Event
@@ -222,7 +232,7 @@ func Tail(ctx context.Context, cfg Config, opts TailOptions, fn func(Received) e
 			return fmt.Errorf("jetstream: %q is not a published type (docs/events/README.md)", t)
 		}
 	}
-	conn, err := connect(cfg)
+	conn, err := connect(cfg, false)
 	if err != nil {
 		return err
 	}
@@ -282,6 +292,7 @@ func received(msg js.Msg) (Received, error) {
 	if md, err := msg.Metadata(); err == nil {
 		r.Sequence = md.Sequence.Stream
 	}
+	r.Subject = msg.Subject()
 	r.MsgID = msg.Headers().Get(nats.MsgIdHdr)
 	if err := r.Event.UnmarshalJSON(msg.Data()); err != nil {
 		return r, fmt.Errorf("jetstream: message %d on %s is not a CloudEvent: %w", r.Sequence, msg.Subject(), err)
