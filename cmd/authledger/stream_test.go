@@ -41,7 +41,8 @@ func (w *tailWriter) String() string {
 
 // serve with AUTHLEDGER_NATS_URL publishes a login to JetStream,
 // `stream tail -type` prints it (and nothing of another type), and the
-// publisher shows in `projections status` as a policy, caught up.
+// publisher shows in `projections status` as a policy, caught up, and in
+// the projection metrics.
 func TestServePublishesAndStreamTailPrints(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
@@ -97,6 +98,9 @@ func TestServePublishesAndStreamTailPrints(t *testing.T) {
 			t.Fatalf("projections status: %+v", s)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	if n := r.metric(`authledger_projection_events_applied_total{projection="event_stream"}`); n < 2 {
+		t.Errorf("/metrics: the publisher applied %v events (registration and login at least)", n)
 	}
 	code, out, _ := runCmd(t, envm, "projections", "status")
 	if code != exitOK || !strings.Contains(out, stream.Name) {

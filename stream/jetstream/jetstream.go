@@ -4,7 +4,7 @@
 //
 // Each public event is published to the subject SubjectPrefix + "." +
 // its internal name ("authledger.session.started.v1"), in the stream
-// Stream (created or updated at start to hold SubjectPrefix + ".>"), with
+// Stream (created when missing, to hold SubjectPrefix + ".>"), with
 // the event id as Nats-Msg-Id: JetStream drops a message whose id it
 // stored within DuplicateWindow, so a publisher that republishes after a
 // crash adds nothing. Publishes are synchronous (each waits for
@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -124,7 +125,7 @@ func connect(cfg Config, retry bool) (*nats.Conn, error) {
 }
 
 // NewPublisher returns the publisher, connecting in the background; its
-// first publish creates or updates the stream. The caller closes it.
+// first publish creates the stream if it is missing. The caller closes it.
 func NewPublisher(cfg Config) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -152,6 +153,9 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 	return &Publisher{cfg: cfg, conn: conn, wm: wm}, nil
 }
 
+// ensureStream creates the stream when it is missing. An existing one is
+// left as it is (an operator may have set its retention, replicas or
+// limits) once it is known to capture the prefix's subjects.
 func ensureStream(ctx context.Context, conn *nats.Conn, cfg Config) error {
 	j, err := js.New(conn)
 	if err != nil {
@@ -159,15 +163,26 @@ func ensureStream(ctx context.Context, conn *nats.Conn, cfg Config) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	_, err = j.CreateOrUpdateStream(ctx, js.StreamConfig{
+	want := cfg.SubjectPrefix + ".>"
+	_, err = j.CreateStream(ctx, js.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "authledger's public events (docs/events)",
-		Subjects:    []string{cfg.SubjectPrefix + ".>"},
+		Subjects:    []string{want},
 		Storage:     js.FileStorage,
 		Duplicates:  cfg.DuplicateWindow,
 	})
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, js.ErrStreamNameAlreadyInUse) {
+		return fmt.Errorf("jetstream: create stream %s: %w", cfg.Stream, err)
+	}
+	s, err := j.Stream(ctx, cfg.Stream)
 	if err != nil {
-		return fmt.Errorf("jetstream: create or update stream %s: %w", cfg.Stream, err)
+		return fmt.Errorf("jetstream: stream %s: %w", cfg.Stream, err)
+	}
+	if !slices.Contains(s.CachedInfo().Config.Subjects, want) {
+		return fmt.Errorf("jetstream: stream %s exists but does not capture %s (its subjects: %v)", cfg.Stream, want, s.CachedInfo().Config.Subjects)
 	}
 	return nil
 }

@@ -381,3 +381,49 @@ func containsAll(s string, parts ...string) bool {
 	}
 	return true
 }
+
+// An existing stream is left as the operator configured it, unless it
+// does not capture our subjects: then the publish fails, saying so.
+func TestAnExistingStreamIsKeptOrRefused(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	nc, err := nats.Connect(natstest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	j, err := js.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ce.New()
+	e.SetID(uuid.NewString())
+	e.SetSource("https://id.example.test")
+	e.SetType(publicevents.Type(task.EventExpired))
+	e.SetSubject(uuid.NewString())
+	e.SetTime(time.Now())
+
+	kept := config(t, natstest.URL(t))
+	if _, err := j.CreateStream(ctx, js.StreamConfig{Name: kept.Stream, Subjects: []string{kept.SubjectPrefix + ".>"}, MaxAge: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if err := newPublisher(t, kept).Publish(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	s, err := j.Stream(ctx, kept.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.CachedInfo().Config.MaxAge != time.Hour {
+		t.Errorf("the operator's max_age was changed to %s", s.CachedInfo().Config.MaxAge)
+	}
+
+	other := config(t, natstest.URL(t))
+	if _, err := j.CreateStream(ctx, js.StreamConfig{Name: other.Stream, Subjects: []string{"elsewhere." + other.Stream}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := newPublisher(t, other).Publish(ctx, e); err == nil || !strings.Contains(err.Error(), "does not capture") {
+		t.Errorf("publish to a stream of other subjects: %v", err)
+	}
+}
