@@ -34,7 +34,7 @@ const streamLagRate = 500
 // publish of the same messages without the log (the baseline), and the
 // lag from an append to the event's arrival at a JetStream subscriber at
 // streamLagRate appends per second.
-func Stream(ctx context.Context, w io.Writer, store *pg.Store, cfg Config) error {
+func Stream(ctx context.Context, w io.Writer, store *pg.Store, cfg Config) (err error) {
 	cfg = cfg.withDefaults()
 	if cfg.NATSURL == "" {
 		return errors.New("bench: the stream section needs a nats-server (-nats, or AUTHLEDGER_TEST_NATS_URL: `make bench` starts one)")
@@ -90,7 +90,9 @@ func Stream(ctx context.Context, w io.Writer, store *pg.Store, cfg Config) error
 	go func() { done <- r.Run(rctx) }()
 	defer func() {
 		stopRunner()
-		<-done
+		if runErr := <-done; runErr != nil && err == nil {
+			err = fmt.Errorf("bench: stream: runner: %w", runErr)
+		}
 	}()
 	waiter := projector.NewWaiter(store.Pool(), r, 0)
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Minute)

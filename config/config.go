@@ -74,7 +74,7 @@ type Config struct {
 	RateLimit RateLimit
 	// Stream is the analytics stream to NATS JetStream.
 	Stream Stream
-	Tasks     Tasks
+	Tasks  Tasks
 	// External is login through the external auth API.
 	External ExternalAuth
 	// OIDC is sign-in with upstream providers.

@@ -211,8 +211,7 @@ func NewMapper(registry *events.Registry, source string) (*Mapper, error) {
 // published. An error means the event could not be decoded: a bug or a
 // corrupt log, never an outage.
 func (m *Mapper) Map(ev eventstore.RecordedEvent) (ce.Event, bool, error) {
-	f, ok := published[ev.Type]
-	if !ok {
+	if !IsPublished(ev.Type) {
 		return ce.Event{}, false, nil
 	}
 	decoded, err := m.registry.Decode(ev.Type, ev.Data)
@@ -222,7 +221,8 @@ func (m *Mapper) Map(ev eventstore.RecordedEvent) (ce.Event, bool, error) {
 	// An upcaster may have turned an old name into a newer one: the
 	// public type follows what was decoded.
 	name := decoded.EventName()
-	if f, ok = published[name]; !ok {
+	f, ok := published[name]
+	if !ok {
 		return ce.Event{}, false, nil
 	}
 	subject, data := f(decoded)
