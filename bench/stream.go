@@ -41,11 +41,7 @@ func Stream(ctx context.Context, w io.Writer, store *pg.Store, cfg Config) (err 
 	}
 	run := strings.ReplaceAll(uuid.NewString(), "-", "")[:8]
 	jcfg := jetstream.Config{URL: cfg.NATSURL, Stream: "BENCH_" + run, SubjectPrefix: "bench" + run}
-	reg := events.NewRegistry()
-	if err := publicevents.RegisterEvents(reg); err != nil {
-		return err
-	}
-	mapper, err := publicevents.NewMapper(reg, "https://bench.example.test")
+	mapper, err := publicevents.NewMapper("https://bench.example.test")
 	if err != nil {
 		return err
 	}

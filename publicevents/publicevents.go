@@ -22,6 +22,7 @@
 package publicevents
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -197,12 +198,16 @@ type Mapper struct {
 	source   string
 }
 
-// NewMapper returns a mapper decoding through registry (which must know
-// every published type: RegisterEvents) and stamping source, the
-// server's public URL, on every event.
-func NewMapper(registry *events.Registry, source string) (*Mapper, error) {
-	if registry == nil || source == "" {
-		return nil, fmt.Errorf("publicevents: a mapper needs a registry and a source")
+// NewMapper returns a mapper decoding through a registry of every domain
+// package's events (RegisterEvents) and stamping source, the server's
+// public URL, on every event.
+func NewMapper(source string) (*Mapper, error) {
+	if source == "" {
+		return nil, errors.New("publicevents: a mapper needs a source")
+	}
+	registry := events.NewRegistry()
+	if err := RegisterEvents(registry); err != nil {
+		return nil, err
 	}
 	return &Mapper{registry: registry, source: source}, nil
 }

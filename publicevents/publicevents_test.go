@@ -179,7 +179,7 @@ func TestRealEventsValidateAgainstTheirSchemas(t *testing.T) {
 	pe := projtest.New(t)
 	personal := publiceventstest.Produce(t, ctx, pe.Store, pe.Pool)
 	schemas := compileSchemas(t)
-	m, err := publicevents.NewMapper(registry(t), "https://id.example.test")
+	m, err := publicevents.NewMapper("https://id.example.test")
 	if err != nil {
 		t.Fatal(err)
 	}

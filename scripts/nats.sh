@@ -13,111 +13,28 @@
 #                                      server, stopped and removed on exit
 set -euo pipefail
 
-log() { echo "nats.sh: $*" >&2; }
-
+script=nats.sh
 bin=${AUTHLEDGER_NATS_SERVER:-nats-server}
+pkg=nats-server
+pidname=nats
+envvar=AUTHLEDGER_TEST_NATS_URL
 
-install_nats() {
-  if command -v "$bin" >/dev/null 2>&1; then return 0; fi
-  if [ "$(id -u)" = 0 ]; then
-    log "nats-server not found; installing it with apt-get"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >&2
-    command -v "$bin" >/dev/null 2>&1 || { log "nats-server still not found after install"; exit 1; }
-  else
-    log "nats-server is not installed. Install it with:"
-    log "    sudo apt-get update && sudo apt-get install -y nats-server"
-    exit 1
-  fi
+launch() {
+  # -js: JetStream, its store under DIR.
+  "$bin" -a 127.0.0.1 -p "$2" -js -sd "$1/jetstream" -n "authledger-$2" \
+    -l "$1/nats.log" </dev/null >/dev/null 2>&1 &
 }
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# answers reports whether a NATS server on port greets a new connection
-# (INFO {...}) within a second: a connection that never answers (a socket
-# connected to itself) must not hang the script.
+# answers: the server's greeting (INFO {...}) to a new connection within
+# a second.
 answers() {
   local reply
   reply=$(timeout 1 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && head -c 4 <&3' _ "$1" 2>/dev/null || true)
   [ "$reply" = "INFO" ]
 }
 
-running() {
-  local dir=$1
-  [ -f "$dir/nats.pid" ] && kill -0 "$(cat "$dir/nats.pid")" 2>/dev/null
-}
+url() { echo "nats://127.0.0.1:$1"; }
 
-start_server() {
-  local dir=$1 port last="" tries=0
-  install_nats
-  mkdir -p "$dir"
-  dir=$(cd "$dir" && pwd)
-  if running "$dir" && [ -f "$dir/port" ]; then
-    echo "nats://127.0.0.1:$(cat "$dir/port")"
-    return 0
-  fi
-  # A server started before comes back on its port when that is free, so
-  # that its URL (and clients reconnecting to it) stay valid across a restart.
-  if [ -f "$dir/port" ]; then last=$(cat "$dir/port"); fi
-  while :; do
-    if [ -n "$last" ]; then
-      port=$last last=""
-    else
-      # Below Linux's ephemeral ports (32768 up by default): no client's source
-      # port (a socket connected to itself, say) takes it from under us.
-      port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
-    fi
-    if port_free "$port"; then
-      # -js: JetStream, its store under DIR. In the background with its pid
-      # known at once, with no descriptor of ours: the caller's pipes close
-      # when we exit.
-      "$bin" -a 127.0.0.1 -p "$port" -js -sd "$dir/jetstream" -n "authledger-$port" \
-        -l "$dir/nats.log" </dev/null >/dev/null 2>&1 &
-      echo $! >"$dir/nats.pid"
-      local i
-      for i in $(seq 1 100); do
-        # A server that could not bind has exited: try another port.
-        running "$dir" || break
-        if answers "$port"; then break 2; fi
-        sleep 0.05
-      done
-      stop_server "$dir"
-    fi
-    tries=$((tries + 1))
-    if [ $tries -ge 5 ]; then tail -20 "$dir/nats.log" >&2 || true; log "could not start nats-server"; exit 1; fi
-  done
-  echo "$port" >"$dir/port"
-  echo "nats://127.0.0.1:$port"
-}
-
-stop_server() {
-  local dir=$1 pid i
-  [ -f "$dir/nats.pid" ] || return 0
-  pid=$(cat "$dir/nats.pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.05
-    done
-  fi
-  rm -f "$dir/nats.pid"
-}
-
-case "${1:-}" in
-  install) install_nats ;;
-  start) start_server "$2" ;;
-  stop) stop_server "$2" ;;
-  with-temp)
-    shift
-    tmp=$(mktemp -d "${TMPDIR:-/tmp}/authledger-nats.XXXXXX")
-    cleanup() { stop_server "$tmp"; rm -rf "$tmp"; }
-    trap cleanup EXIT
-    trap 'exit 130' INT TERM
-    AUTHLEDGER_TEST_NATS_URL=$(start_server "$tmp")
-    export AUTHLEDGER_TEST_NATS_URL
-    log "nats-server for this run: $AUTHLEDGER_TEST_NATS_URL"
-    "$@"
-    ;;
-  *) echo "usage: $0 install | start DIR | stop DIR | with-temp CMD..." >&2; exit 2 ;;
-esac
+# shellcheck source=scripts/lib/private-server.sh
+. "$(dirname "$0")/lib/private-server.sh"
+main "$@"

@@ -98,6 +98,26 @@ func Message(e ce.Event) (*message.Message, error) {
 	return m, nil
 }
 
+// PublishEach is what both adapters' Publish do: each event in turn as a
+// Message through wm to topic(event), each one acknowledged by the broker
+// (Watermill's Publish returns after it) before the next, which keeps the
+// broker in log order.
+func PublishEach(ctx context.Context, wm message.Publisher, topic func(ce.Event) string, events []ce.Event) error {
+	for _, e := range events {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		m, err := Message(e)
+		if err != nil {
+			return err
+		}
+		if err := wm.Publish(topic(e), m); err != nil {
+			return fmt.Errorf("stream: publish %s: %w", e.ID(), err)
+		}
+	}
+	return nil
+}
+
 // Metadata keys of a Message (message headers on the wire: the
 // CloudEvents binding's ce- prefix names the attributes it repeats).
 const (

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/authledger/authledger/config"
-	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/publicevents"
 	"github.com/authledger/authledger/stream"
@@ -32,11 +31,7 @@ func wireStream(cfg config.Config, log *slog.Logger) (policy projector.Projectio
 	if cfg.Stream.NATSURL == "" {
 		return nil, nil, nil
 	}
-	reg := events.NewRegistry()
-	if err := publicevents.RegisterEvents(reg); err != nil {
-		return nil, nil, err
-	}
-	mapper, err := publicevents.NewMapper(reg, cfg.PublicURL)
+	mapper, err := publicevents.NewMapper(cfg.PublicURL)
 	if err != nil {
 		return nil, nil, err
 	}

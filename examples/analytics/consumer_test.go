@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/projtest"
 	"github.com/authledger/authledger/publicevents"
@@ -38,11 +37,7 @@ func TestTheConsumerKeepsDailyLoginsAndTaskOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	reg := events.NewRegistry()
-	if err := publicevents.RegisterEvents(reg); err != nil {
-		t.Fatal(err)
-	}
-	mapper, err := publicevents.NewMapper(reg, "https://id.example.test")
+	mapper, err := publicevents.NewMapper("https://id.example.test")
 	if err != nil {
 		t.Fatal(err)
 	}

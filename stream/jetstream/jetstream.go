@@ -196,19 +196,7 @@ func (p *Publisher) Publish(ctx context.Context, events ...ce.Event) error {
 		}
 		p.ensured = true
 	}
-	for _, e := range events {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		m, err := stream.Message(e)
-		if err != nil {
-			return err
-		}
-		if err := p.wm.Publish(Subject(p.cfg.SubjectPrefix, e.Type()), m); err != nil {
-			return fmt.Errorf("jetstream: publish %s: %w", e.ID(), err)
-		}
-	}
-	return nil
+	return stream.PublishEach(ctx, p.wm, func(e ce.Event) string { return Subject(p.cfg.SubjectPrefix, e.Type()) }, events)
 }
 
 // Close implements stream.Publisher (it closes the connection).

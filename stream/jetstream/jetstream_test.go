@@ -16,7 +16,6 @@ import (
 	js "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/authledger/authledger/domain/task"
-	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/projections/projtest"
@@ -29,11 +28,7 @@ import (
 
 func mapper(t *testing.T) *publicevents.Mapper {
 	t.Helper()
-	reg := events.NewRegistry()
-	if err := publicevents.RegisterEvents(reg); err != nil {
-		t.Fatal(err)
-	}
-	m, err := publicevents.NewMapper(reg, "https://id.example.test")
+	m, err := publicevents.NewMapper("https://id.example.test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,14 +155,9 @@ func TestPublishesInLogOrderWithTheEventIDAsDedupID(t *testing.T) {
 	checkStream(t, cfg, log, readStream(t, ctx, cfg, len(log)))
 }
 
-// A second publish of the same event (the same Nats-Msg-Id) within the
-// window is dropped by JetStream.
-func TestTheSameEventPublishedTwiceIsStoredOnce(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cfg := config(t, natstest.URL(t))
-	p := newPublisher(t, cfg)
+// expired is a public event of a fresh id, published without the log.
+func expired(t *testing.T) ce.Event {
+	t.Helper()
 	e := ce.New()
 	e.SetID(uuid.NewString())
 	e.SetSource("https://id.example.test")
@@ -177,6 +167,18 @@ func TestTheSameEventPublishedTwiceIsStoredOnce(t *testing.T) {
 	if err := e.SetData(ce.ApplicationJSON, map[string]string{"task_id": e.Subject()}); err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+// A second publish of the same event (the same Nats-Msg-Id) within the
+// window is dropped by JetStream.
+func TestTheSameEventPublishedTwiceIsStoredOnce(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := config(t, natstest.URL(t))
+	p := newPublisher(t, cfg)
+	e := expired(t)
 	for range 3 {
 		if err := p.Publish(ctx, e); err != nil {
 			t.Fatal(err)
@@ -397,12 +399,7 @@ func TestAnExistingStreamIsKeptOrRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := ce.New()
-	e.SetID(uuid.NewString())
-	e.SetSource("https://id.example.test")
-	e.SetType(publicevents.Type(task.EventExpired))
-	e.SetSubject(uuid.NewString())
-	e.SetTime(time.Now())
+	e := expired(t)
 
 	kept := config(t, natstest.URL(t))
 	if _, err := j.CreateStream(ctx, js.StreamConfig{Name: kept.Stream, Subjects: []string{kept.SubjectPrefix + ".>"}, MaxAge: time.Hour}); err != nil {

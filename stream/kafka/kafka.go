@@ -114,19 +114,7 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 // Publish implements stream.Publisher: each event in turn, acknowledged
 // before the next.
 func (p *Publisher) Publish(ctx context.Context, events ...ce.Event) error {
-	for _, e := range events {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		m, err := stream.Message(e)
-		if err != nil {
-			return err
-		}
-		if err := p.wm.Publish(p.topic, m); err != nil {
-			return fmt.Errorf("kafka: publish %s: %w", e.ID(), err)
-		}
-	}
-	return nil
+	return stream.PublishEach(ctx, p.wm, func(ce.Event) string { return p.topic }, events)
 }
 
 // Close implements stream.Publisher.

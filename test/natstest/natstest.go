@@ -29,34 +29,15 @@ func URL(t testing.TB) string {
 
 // Server is a nats-server of a test's own, started with the project's
 // scripts/nats.sh, which the test may stop and start again. It keeps its
-// port and its JetStream store across restarts.
-type Server struct {
-	t   testing.TB
-	dir string
-	// URL is its nats:// URL.
-	URL string
-}
+// port and its JetStream store across restarts; its clients reconnect
+// when it is back.
+type Server = repo.Server
 
 // Start starts a private server for this test and removes it when the
 // test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, dir: t.TempDir()}
-	t.Cleanup(s.Stop)
-	s.URL = s.Restart()
-	return s
-}
-
-// Restart starts the stopped server and returns its URL.
-func (s *Server) Restart() string {
-	s.t.Helper()
-	return strings.TrimSpace(repo.Script(s.t, "nats.sh", "start", s.dir))
-}
-
-// Stop stops the server; its clients reconnect when it is back.
-func (s *Server) Stop() {
-	s.t.Helper()
-	repo.Script(s.t, "nats.sh", "stop", s.dir)
+	return repo.StartServer(t, "nats.sh")
 }
 
 // Names returns a stream name and a subject prefix no other test uses
