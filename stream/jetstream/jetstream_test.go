@@ -140,6 +140,18 @@ func checkStream(t *testing.T, cfg jetstream.Config, log []eventstore.RecordedEv
 	}
 }
 
+// producedAndPublishing writes every published type with the real
+// commands and runs the publisher to a stream of the test's own; it
+// returns that stream and the published events of the log.
+func producedAndPublishing(t *testing.T, ctx context.Context) (jetstream.Config, []eventstore.RecordedEvent) {
+	t.Helper()
+	pe := projtest.New(t)
+	publiceventstest.Produce(t, ctx, pe.Store, pe.Pool)
+	cfg := config(t, natstest.URL(t))
+	pe.Run(t, policy(t, newPublisher(t, cfg)))
+	return cfg, published(t, ctx, pe.Store)
+}
+
 // Events real commands write reach JetStream in log order, each on its
 // type's subject, with the event id as the CloudEvent's id and as the
 // de-duplication id.
@@ -147,11 +159,7 @@ func TestPublishesInLogOrderWithTheEventIDAsDedupID(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pe := projtest.New(t)
-	publiceventstest.Produce(t, ctx, pe.Store, pe.Pool)
-	cfg := config(t, natstest.URL(t))
-	pe.Run(t, policy(t, newPublisher(t, cfg)))
-	log := published(t, ctx, pe.Store)
+	cfg, log := producedAndPublishing(t, ctx)
 	checkStream(t, cfg, log, readStream(t, ctx, cfg, len(log)))
 }
 
@@ -316,11 +324,7 @@ func TestTailFiltersByType(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pe := projtest.New(t)
-	publiceventstest.Produce(t, ctx, pe.Store, pe.Pool)
-	cfg := config(t, natstest.URL(t))
-	pe.Run(t, policy(t, newPublisher(t, cfg)))
-	log := published(t, ctx, pe.Store)
+	cfg, log := producedAndPublishing(t, ctx)
 	waitMessages(t, ctx, cfg, len(log))
 	for _, types := range [][]string{
 		{publicevents.Type("session.started.v1")},
