@@ -1,6 +1,7 @@
 # `make run` and `make test` work on a fresh Debian machine with Go: without
 # DATABASE_URL they start a private PostgreSQL (scripts/pg.sh), and `make
-# test` a private redis-server (scripts/redis.sh); both make sure
+# test` a private redis-server (scripts/redis.sh) and nats-server
+# (scripts/nats.sh); both make sure
 # tesseract, the OCR engine of the task worker, is installed
 # (scripts/tesseract.sh; `make run` skips it with AUTHLEDGER_WORKERS=0).
 GO ?= go
@@ -35,20 +36,24 @@ run:
 # others need PostgreSQL:
 # AUTHLEDGER_TEST_REDIS_URL when set, else a throwaway one (scripts/redis.sh).
 REDIS_FOR_TESTS = $$(if [ -z "$$AUTHLEDGER_TEST_REDIS_URL" ]; then echo scripts/redis.sh with-temp; fi)
+# The analytics stream's tests (and the stream bench section) need a
+# nats-server with JetStream the same way: AUTHLEDGER_TEST_NATS_URL when
+# set, else a throwaway one (scripts/nats.sh).
+NATS_FOR_TESTS = $$(if [ -z "$$AUTHLEDGER_TEST_NATS_URL" ]; then echo scripts/nats.sh with-temp; fi)
 
 test:
 	@scripts/tesseract.sh
 	@if [ -n "$$DATABASE_URL" ]; then \
-		$(REDIS_FOR_TESTS) $(GO) test -race -count=1 ./...; \
+		$(REDIS_FOR_TESTS) $(NATS_FOR_TESTS) $(GO) test -race -count=1 ./...; \
 	else \
-		$(REDIS_FOR_TESTS) scripts/pg.sh with-temp $(GO) test -race -count=1 ./...; \
+		$(REDIS_FOR_TESTS) $(NATS_FOR_TESTS) scripts/pg.sh with-temp $(GO) test -race -count=1 ./...; \
 	fi
 
 bench: build-bench
 	@if [ -n "$$DATABASE_URL" ]; then \
-		$(REDIS_FOR_TESTS) bin/authledger-bench $(BENCH_FLAGS); \
+		$(REDIS_FOR_TESTS) $(NATS_FOR_TESTS) bin/authledger-bench $(BENCH_FLAGS); \
 	else \
-		PG_MODE=durable $(REDIS_FOR_TESTS) scripts/pg.sh with-temp bin/authledger-bench $(BENCH_FLAGS); \
+		PG_MODE=durable $(REDIS_FOR_TESTS) $(NATS_FOR_TESTS) scripts/pg.sh with-temp bin/authledger-bench $(BENCH_FLAGS); \
 	fi
 
 lint:

@@ -38,6 +38,11 @@ type Config struct {
 	// Sections selects what to run: "eventstore", "projections" (default
 	// both), "identity", "external".
 	Sections []string
+	// NATSURL is the nats-server of the stream section.
+	NATSURL string
+	// StreamEvents is how many events the stream section appends for the
+	// publisher's catch-up row (default 20,000).
+	StreamEvents int
 	// TimingTries is how many refusals of each kind the login timing row
 	// of the external section makes (default 200).
 	TimingTries int
@@ -52,6 +57,9 @@ func (c Config) withDefaults() Config {
 	}
 	if len(c.Sections) == 0 {
 		c.Sections = []string{"eventstore", "projections"}
+	}
+	if c.StreamEvents <= 0 {
+		c.StreamEvents = 20_000
 	}
 	if c.TimingTries <= 0 {
 		c.TimingTries = 200
@@ -95,8 +103,12 @@ func Run(ctx context.Context, w io.Writer, cfg Config) error {
 			if err := External(ctx, w, store, cfg); err != nil {
 				return err
 			}
+		case "stream":
+			if err := Stream(ctx, w, store, cfg); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("bench: unknown section %q (eventstore, projections, identity, external)", s)
+			return fmt.Errorf("bench: unknown section %q (eventstore, projections, identity, external, stream)", s)
 		}
 	}
 	return nil

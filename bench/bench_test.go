@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/authledger/authledger/bench"
+	"github.com/authledger/authledger/test/natstest"
 	"github.com/authledger/authledger/test/pgtest"
 )
 
@@ -33,5 +34,29 @@ func TestEventStoreTable(t *testing.T) {
 	}
 	if n := strings.Count(got, "append, 1 event"); n != 2 {
 		t.Errorf("append rows: got %d, want one per writer level (2)", n)
+	}
+}
+
+// TestStreamTable runs a short stream section against the run's
+// nats-server: every row printed. It says nothing about speed.
+func TestStreamTable(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	err := bench.Run(t.Context(), &out, bench.Config{
+		DatabaseURL:  pgtest.BaseURL(t),
+		NATSURL:      natstest.URL(t),
+		RowDuration:  300 * time.Millisecond,
+		StreamEvents: 300,
+		Sections:     []string{"stream"},
+	})
+	if err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	got := out.String()
+	t.Log("\n" + got)
+	for _, want := range []string{"log append", "publisher catch-up", "plain JetStream publish", "lag append → subscriber at 500 appends/s", "p99"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q", want)
+		}
 	}
 }

@@ -72,7 +72,9 @@ type Config struct {
 	Identity Identity
 	// RateLimit is every request rate limit (docs/adr/0026).
 	RateLimit RateLimit
-	Tasks     Tasks
+	// Stream is the analytics stream to NATS JetStream.
+	Stream Stream
+	Tasks  Tasks
 	// External is login through the external auth API.
 	External ExternalAuth
 	// OIDC is sign-in with upstream providers.
@@ -533,6 +535,30 @@ var table = []Var{
 		set:         func(c *Config, v string) error { c.RateLimit.RedisURL = v; return nil },
 	},
 	{
+		Name:        "AUTHLEDGER_NATS_URL",
+		DefaultDoc:  "(none: no analytics stream)",
+		Description: "NATS server (nats://host:4222, with JetStream) that the analytics stream publishes the public events to (docs/analytics.md, docs/events/); `authledger stream tail` reads it. May hold credentials.",
+		set:         func(c *Config, v string) error { c.Stream.NATSURL = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_NATS_STREAM",
+		Default:     "AUTHLEDGER",
+		Description: "JetStream stream of the public events, created (or updated) by serve to hold the subjects under AUTHLEDGER_NATS_SUBJECT_PREFIX.",
+		set:         func(c *Config, v string) error { c.Stream.NATSStream = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_NATS_SUBJECT_PREFIX",
+		Default:     "authledger",
+		Description: "Start of every subject: an event is published to prefix + \".\" + its internal name (authledger.session.started.v1).",
+		set:         func(c *Config, v string) error { c.Stream.SubjectPrefix = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_NATS_DUPLICATE_WINDOW",
+		Default:     "2m",
+		Description: "How long JetStream remembers an event id to drop a republished event (the stream's duplicate window); a publisher that resumes after a crash republishes at most its last batch.",
+		set:         duration(func(c *Config) *time.Duration { return &c.Stream.DuplicateWindow }),
+	},
+	{
 		Name:        "AUTHLEDGER_USE_EXTERNAL_AUTH",
 		Default:     ExternalAuthOff,
 		Description: "Where logins check passwords: off (the local hashes, whatever the rollout says), on (the external auth API, docs/external-auth.md) or staged (allowlisted addresses and a percentage of the others); on and staged hold until `authledger rollout set` or PUT /v1/admin/rollout records a mode, which then decides.",
@@ -933,6 +959,7 @@ func (c Config) Validate() error {
 	c.HTTP.validate(c, bad)
 	c.Identity.validate(bad)
 	c.RateLimit.validate(bad)
+	c.Stream.validate(bad)
 	c.Tasks.validate(bad)
 	c.External.validate(bad, &errs)
 	c.OIDC.validate(bad, &errs)

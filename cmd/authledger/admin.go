@@ -33,6 +33,7 @@ import (
 	"github.com/authledger/authledger/reactors/blobrelease"
 	"github.com/authledger/authledger/reactors/sessionclaims"
 	"github.com/authledger/authledger/reactors/sessionlimit"
+	"github.com/authledger/authledger/stream"
 )
 
 // runProjections dispatches `authledger projections <status|rebuild>`.
@@ -195,6 +196,9 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 	policies := []projector.Projection{sessionclaims.New(nil, nil), projector.Descriptor(blobrelease.Name, blobrelease.Filter)}
 	if c.cfg.Identity.MaxSessionsPerUser > 0 {
 		policies = append(policies, projector.Descriptor(sessionlimit.Name, sessionlimit.Filter))
+	}
+	if c.cfg.Stream.NATSURL != "" {
+		policies = append(policies, stream.Descriptor())
 	}
 	readModels := projections.Builtin(nil)
 	st, err := projector.Status(ctx, c.pool, c.store, append(readModels, policies...)...)

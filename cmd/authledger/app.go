@@ -207,6 +207,16 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 		}
 		policies = append(policies, limit)
 	}
+	// The analytics stream (AUTHLEDGER_NATS_URL): the public events
+	// published to JetStream from the policy's own checkpoint.
+	streamPolicy, closeStream, err := wireStream(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if streamPolicy != nil {
+		a.closers = append(a.closers, closeStream)
+		policies = append(policies, streamPolicy)
+	}
 	runner, err := projections.NewRunner(projections.Config{
 		Store:       a.store,
 		Pool:        a.db,

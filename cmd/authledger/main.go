@@ -63,6 +63,7 @@ func subcommands() []command {
 		{"external-auth", "validate the external auth API: `external-auth check -email E` logs in once and prints a redacted report", runExternalAuth},
 		{"users", "link accounts to external identities in bulk: `users link -from FILE.csv -backup FILE.jsonl [-dry-run]`", runUsers},
 		{"rollout", "change the staged rollout of external login: `rollout set -mode staged -percent 20 -allow a@x`", runRollout},
+		{"stream", "print the analytics stream of public events from NATS JetStream: `stream tail [-type T]`", runStream},
 	}
 }
 

@@ -5,7 +5,6 @@ package redistest
 
 import (
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/authledger/authledger/test/repo"
@@ -26,37 +25,12 @@ func URL(t testing.TB) string {
 // Server is a redis-server of a test's own, started with the project's
 // scripts/redis.sh, which the test may stop and start again. It keeps its
 // port across restarts, so its URL stays valid (and empty: nothing
-// persists).
-type Server struct {
-	t   testing.TB
-	dir string
-	// URL is its redis:// URL.
-	URL string
-}
+// persists); its clients' commands fail while it is stopped.
+type Server = repo.Server
 
 // Start starts a private server for this test and removes it when the
 // test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, dir: t.TempDir()}
-	t.Cleanup(s.Stop)
-	s.URL = s.Restart()
-	return s
-}
-
-// Restart starts the stopped server and returns its URL.
-func (s *Server) Restart() string {
-	s.t.Helper()
-	return strings.TrimSpace(s.script("start", s.dir))
-}
-
-// Stop stops the server; its clients' next commands fail.
-func (s *Server) Stop() {
-	s.t.Helper()
-	s.script("stop", s.dir)
-}
-
-func (s *Server) script(args ...string) string {
-	s.t.Helper()
-	return repo.Script(s.t, "redis.sh", args...)
+	return repo.StartServer(t, "redis.sh")
 }

@@ -50,3 +50,38 @@ func Root(t testing.TB) string {
 		dir = parent
 	}
 }
+
+// Server is a server of a test's own, run by one of the project's
+// scripts that keep a private server in a directory (scripts/redis.sh,
+// scripts/nats.sh: `start DIR` prints its URL, `stop DIR` stops it). The
+// test may stop and start it again: it keeps its port, so its URL stays
+// valid.
+type Server struct {
+	t      testing.TB
+	script string
+	dir    string
+	// URL is the server's URL, as the script printed it.
+	URL string
+}
+
+// StartServer starts a private server with scripts/script for this test
+// and stops it when the test ends.
+func StartServer(t testing.TB, script string) *Server {
+	t.Helper()
+	s := &Server{t: t, script: script, dir: t.TempDir()}
+	t.Cleanup(s.Stop)
+	s.URL = s.Restart()
+	return s
+}
+
+// Restart starts the stopped server and returns its URL.
+func (s *Server) Restart() string {
+	s.t.Helper()
+	return strings.TrimSpace(Script(s.t, s.script, "start", s.dir))
+}
+
+// Stop stops the server.
+func (s *Server) Stop() {
+	s.t.Helper()
+	Script(s.t, s.script, "stop", s.dir)
+}
