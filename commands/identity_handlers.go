@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/authledger/authledger/auth/mailtoken"
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/domain/rollout"
@@ -41,6 +42,17 @@ type IdentityConfig struct {
 	// revocations delete the session's provider tokens; nil keeps every
 	// login on the local password hashes.
 	External *ExternalConfig
+	// Minter derives the tokens mailed to users (verification, reset);
+	// nil leaves registration without a verification request and the
+	// account-security commands unbuilt.
+	Minter *mailtoken.Minter
+	// RequireVerifiedEmail refuses password logins of unverified
+	// addresses and makes registration enumeration-safe
+	// (AUTHLEDGER_REQUIRE_VERIFIED_EMAIL).
+	RequireVerifiedEmail bool
+	// Now is the clock of the account-security commands (token expiry);
+	// nil means time.Now.
+	Now func() time.Time
 	// UpstreamProvision creates a user at the first upstream sign-in of a
 	// verified address no account holds (AUTHLEDGER_OIDC_PROVISION).
 	UpstreamProvision bool
@@ -63,6 +75,14 @@ type IdentityHandlers struct {
 	// Upstream signs in with upstream providers (OIDC, GitHub) and
 	// unlinks identities; its store needs the signin events registered.
 	Upstream *UpstreamSignInHandler
+	// The account-security commands (nil without IdentityConfig.Minter):
+	// email verification, password reset and change, profile update.
+	VerifyEmail        *VerifyEmailHandler
+	ResendVerification *RequestEmailVerificationHandler
+	RequestReset       *RequestPasswordResetHandler
+	ResetPassword      *ResetPasswordHandler
+	ChangePassword     *ChangePasswordHandler
+	UpdateProfile      *UpdateProfileHandler
 
 	Users        *Repository[*user.User]
 	Reservations *Repository[*user.EmailReservation]
@@ -141,10 +161,13 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 	if err != nil {
 		return nil, err
 	}
-	return &IdentityHandlers{
+	login.RequireVerifiedEmail = cfg.RequireVerifiedEmail
+	register := &RegisterHandler{Reservations: reservations, Users: users, Hasher: cfg.Hasher,
+		Policy: cfg.PasswordPolicy, ReservationKey: cfg.ReservationKey, Minter: cfg.Minter,
+		EnumerationSafe: cfg.RequireVerifiedEmail, Now: cfg.Now}
+	ih := &IdentityHandlers{
 		Upstream: &UpstreamSignInHandler{Login: login, Identities: identities, Flows: flows, Codes: codes, Provision: cfg.UpstreamProvision},
-		Register: &RegisterHandler{Reservations: reservations, Users: users, Hasher: cfg.Hasher,
-			Policy: cfg.PasswordPolicy, ReservationKey: cfg.ReservationKey},
+		Register:           register,
 		Login:              login,
 		Refresh:            &RefreshHandler{Sessions: sessions, Users: users, Issuer: cfg.Issuer, SessionPolicy: cfg.SessionPolicy},
 		Revoke:             revoke,
@@ -156,5 +179,26 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 		Reservations:       reservations,
 		Sessions:           sessions,
 		ExternalIdentities: identities,
-	}, nil
+	}
+	if cfg.Minter == nil {
+		return ih, nil
+	}
+	cutoffs, err := NewRepository(store, registry, session.CutoffsFromHistory)
+	if err != nil {
+		return nil, err
+	}
+	clock := cfg.Now
+	if clock == nil {
+		clock = time.Now
+	}
+	ih.VerifyEmail = &VerifyEmailHandler{Users: users, Reservations: reservations, ReservationKey: cfg.ReservationKey, Now: clock}
+	ih.ResendVerification = &RequestEmailVerificationHandler{Users: users, Reservations: reservations,
+		ReservationKey: cfg.ReservationKey, Minter: cfg.Minter, Now: clock}
+	ih.RequestReset = &RequestPasswordResetHandler{Users: users, Reservations: reservations,
+		ReservationKey: cfg.ReservationKey, Minter: cfg.Minter, Now: clock}
+	ih.ResetPassword = &ResetPasswordHandler{Users: users, Hasher: cfg.Hasher, Policy: cfg.PasswordPolicy,
+		Revoke: &RevokeSessionsBeforeHandler{Cutoffs: cutoffs, Now: clock}, Now: clock}
+	ih.ChangePassword = &ChangePasswordHandler{Users: users, Hasher: cfg.Hasher, Policy: cfg.PasswordPolicy, Now: clock}
+	ih.UpdateProfile = &UpdateProfileHandler{Users: users, Minter: cfg.Minter, Now: clock}
+	return ih, nil
 }

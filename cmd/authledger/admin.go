@@ -31,6 +31,7 @@ import (
 	"github.com/authledger/authledger/projections/audit"
 	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/reactors/blobrelease"
+	"github.com/authledger/authledger/reactors/outbox"
 	"github.com/authledger/authledger/reactors/sessionclaims"
 	"github.com/authledger/authledger/reactors/sessionlimit"
 )
@@ -123,7 +124,7 @@ func openAdmin(ctx context.Context, name string, withStore bool, getenv env, std
 type statusJSON struct {
 	Name string `json:"name"`
 	// Kind is read_model, policy (a durable reaction to the log, with a
-	// checkpoint) or follower (a per-process follower such as the
+	// checkpoint), outbox (the outgoing messages) or follower (a per-process follower such as the
 	// revocation feed, one entry per running instance).
 	Kind             string       `json:"kind"`
 	Instance         string       `json:"instance,omitempty"`
@@ -140,6 +141,9 @@ type statusJSON struct {
 	FailedEventID    string       `json:"failed_event_id,omitempty"`
 	FailedEventType  string       `json:"failed_event_type,omitempty"`
 	Rebuild          *rebuildJSON `json:"rebuild,omitempty"`
+	// Outbox is the outgoing messages by state and the dead letters
+	// (kind outbox).
+	Outbox *outbox.Summary `json:"outbox,omitempty"`
 }
 
 type rebuildJSON struct {
@@ -192,7 +196,8 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 	defer c.close()
 	// The read models, and the policies the server runs beside them
 	// (status reads only their names and checkpoints).
-	policies := []projector.Projection{sessionclaims.New(nil, nil), projector.Descriptor(blobrelease.Name, blobrelease.Filter)}
+	policies := []projector.Projection{sessionclaims.New(nil, nil, nil), projector.Descriptor(blobrelease.Name, blobrelease.Filter),
+		projector.Descriptor(outbox.Name, outbox.Filter)}
 	if c.cfg.Identity.MaxSessionsPerUser > 0 {
 		policies = append(policies, projector.Descriptor(sessionlimit.Name, sessionlimit.Filter))
 	}
@@ -208,8 +213,14 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 		fmt.Fprintf(stderr, "authledger projections status: %v\n", err)
 		return exitError
 	}
+	// The outbox's messages by state, and its dead letters.
+	box, err := outbox.Summarize(ctx, c.pool)
+	if err != nil {
+		fmt.Fprintf(stderr, "authledger projections status: %v\n", err)
+		return exitError
+	}
 	if *asJSON {
-		out := make([]statusJSON, 0, len(st)+len(followers))
+		out := make([]statusJSON, 0, len(st)+len(followers)+1)
 		for i, s := range st {
 			j := toStatusJSON(s)
 			j.Kind = "read_model"
@@ -223,6 +234,7 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 			out = append(out, statusJSON{Name: f.Name, Kind: "follower", Instance: f.Instance, State: f.State,
 				Position: f.Position.String(), LagSeconds: f.LagSeconds, Retries: f.Retries, LastError: f.LastError, UpdatedAt: &u})
 		}
+		out = append(out, statusJSON{Name: outbox.Name + "_messages", Kind: "outbox", State: outboxState(box), Outbox: &box})
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
@@ -233,7 +245,32 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 	}
 	printStatusTable(stdout, st, time.Now())
 	printFollowersTable(stdout, followers, time.Now())
+	printOutbox(stdout, box)
 	return exitOK
+}
+
+// outboxState is "dead-letters" while any message is dead, "retrying"
+// while one that failed waits for its next attempt, else "ok".
+func outboxState(s outbox.Summary) string {
+	switch {
+	case s.Dead > 0:
+		return "dead-letters"
+	case s.Retrying > 0:
+		return "retrying"
+	}
+	return "ok"
+}
+
+// printOutbox writes the outgoing messages by state, then each dead letter.
+func printOutbox(w io.Writer, s outbox.Summary) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "OUTBOX\tSTATE\tPENDING\tRETRYING\tSENT\tDEAD")
+	fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", outbox.Table, outboxState(s), s.Pending, s.Retrying, s.Sent, s.Dead)
+	_ = tw.Flush()
+	for _, d := range s.DeadLetters {
+		fmt.Fprintf(w, "\ndead letter %s (%s, user %s) after %d attempts: %s\n", d.EventID, d.Kind, d.UserID, d.Attempts, d.LastError)
+	}
 }
 
 // followerStatusMaxAge hides the rows of processes gone for longer (a

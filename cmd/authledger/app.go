@@ -38,6 +38,7 @@ import (
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections"
 	"github.com/authledger/authledger/projections/projector"
+	"github.com/authledger/authledger/reactors/outbox"
 	"github.com/authledger/authledger/reactors/sessionclaims"
 	"github.com/authledger/authledger/reactors/sessionlimit"
 	"github.com/authledger/authledger/reactors/vaultrelease"
@@ -84,6 +85,11 @@ func (a *app) background(name string, fn func(ctx context.Context) error) {
 type hooks struct {
 	// grantClock is the clock role grants expire by (nil: time.Now).
 	grantClock func() time.Time
+	// clock is the clock of the account-security commands and the
+	// outbox (mailed tokens' expiry; nil: time.Now).
+	clock func() time.Time
+	// outboxPoll is how often the outbox looks for due messages (0: 1s).
+	outboxPoll time.Duration
 }
 
 // newApp connects, migrates and wires everything; it listens on nothing.
@@ -193,7 +199,13 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 	// alone and shows in /readyz; the API keeps serving. A follower never
 	// stops: it resumes after any outage, and /readyz says 503 while it
 	// does.
-	policies := append([]projector.Projection{sessionclaims.New(ident.claimsSync, nil), release}, externalPolicies...)
+	deliverer, err := newDeliverer(cfg, a.db, ident, log, h)
+	if err != nil {
+		return nil, err
+	}
+	a.background("outbox", deliverer.Run)
+	policies := append([]projector.Projection{sessionclaims.New(ident.claimsSync, ident.deps.Revoke, nil), release,
+		outbox.New(h.clock, 0)}, externalPolicies...)
 	if cfg.Identity.MaxSessionsPerUser > 0 {
 		limit, err := sessionlimit.New(sessionlimit.Config{
 			Pool: a.db, Waiter: projector.NewWaiter(a.db, nil, 0), Revoke: ident.deps.Revoke, Registry: ident.registry,
