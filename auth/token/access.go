@@ -204,9 +204,10 @@ type accessPayload struct {
 	Roles     []string `json:"roles"`
 	Name      string   `json:"name"`
 	AuthTime  int64    `json:"auth_time,omitempty"`
-	// EmailVerified is always present (true or false), as OpenID
-	// Connect's userinfo has it.
-	EmailVerified bool `json:"email_verified"`
+	// EmailVerified is present when true (absent reads as false), so
+	// that a token of a user who never verified is byte for byte what it
+	// was before the claim existed.
+	EmailVerified bool `json:"email_verified,omitempty"`
 }
 
 func nonNil(s []string) []string {

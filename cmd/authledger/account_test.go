@@ -108,7 +108,7 @@ func TestEmailVerificationThroughTheRealServerAndSMTP(t *testing.T) {
 	ct := e.register("ada@example.com")
 	_, acc := e.login("ada@example.com", accountPassword)
 	tok := acc["access_token"].(string)
-	if v := claims(t, tok)["email_verified"]; v != false {
+	if v := claims(t, tok)["email_verified"]; v == true {
 		t.Fatalf("email_verified before verification: %v", v)
 	}
 	if status, _, me := e.call("GET", "/v1/me", tok, nil, "X-Consistency-Token", ct); status != http.StatusOK || me["email_verified"] != false {
