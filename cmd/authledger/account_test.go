@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -384,7 +385,11 @@ func TestProfileUpdateWithAReverifiedAddress(t *testing.T) {
 	if st, _ := e.login("gus@example.com", accountPassword); st != http.StatusUnauthorized {
 		t.Fatalf("the old address still logs in: %d", st)
 	}
-	// The old address is free again.
+	// The old address is told, and is free again.
+	moved := e.smtp.WaitFor("gus@example.com", "email address was changed")
+	if !strings.Contains(moved.Text, "now uses gus@new.example") {
+		t.Fatalf("notice to the old address: %+v", moved)
+	}
 	e.register("gus@example.com")
 }
 
@@ -429,5 +434,32 @@ func TestFailingSMTPRetriesThenDeadLetters(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := e.smtp.Attempts(); n != 3 || len(e.smtp.Messages()) != 0 {
 		t.Fatalf("a dead letter was sent again: %d attempts", n)
+	}
+}
+
+// Without AUTHLEDGER_SMTP_URL (make run), serve says so at start-up and
+// writes each message, link included, to its standard output; the link
+// works.
+func TestWithoutSMTPMailIsWrittenOut(t *testing.T) {
+	t.Parallel()
+	r := startServiceWith(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "AUTHLEDGER_WORKERS": "0"}, hooks{outboxPoll: 50 * time.Millisecond})
+	if !strings.Contains(r.logs.String(), "no AUTHLEDGER_SMTP_URL") {
+		t.Fatalf("no start-up notice:\n%s", r.logs.String())
+	}
+	if status, _, body := r.call("POST", "/v1/auth/register", "", map[string]string{"email": "ivy@example.com", "password": accountPassword, "display_name": "Ivy"}); status != http.StatusCreated {
+		t.Fatalf("register: %d %v", status, body)
+	}
+	link := regexp.MustCompile(`(?s)To: ivy@example.com\nSubject: Confirm your email address\n.*?#token=([A-Za-z0-9_-]+)`)
+	deadline := time.Now().Add(10 * time.Second)
+	var m []string
+	for m == nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		m = link.FindStringSubmatch(r.logs.String())
+	}
+	if m == nil {
+		t.Fatalf("no mail written out:\n%s", r.logs.String())
+	}
+	if status, _, body := r.call("POST", "/v1/auth/verify-email", "", map[string]string{"token": m[1]}); status != http.StatusNoContent {
+		t.Fatalf("verify with the written-out token: %d %v", status, body)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -90,6 +91,9 @@ type hooks struct {
 	clock func() time.Time
 	// outboxPoll is how often the outbox looks for due messages (0: 1s).
 	outboxPoll time.Duration
+	// mailOut receives the mail without AUTHLEDGER_SMTP_URL (nil: the
+	// process's standard output).
+	mailOut io.Writer
 }
 
 // newApp connects, migrates and wires everything; it listens on nothing.

@@ -18,10 +18,14 @@ import (
 // newMailSender is the SMTP sender of AUTHLEDGER_SMTP_URL, or, without
 // one, the development sender that writes each message to the log (and
 // says so now, at start-up).
-func newMailSender(cfg config.Config, log *slog.Logger) (mail.Sender, error) {
+func newMailSender(cfg config.Config, log *slog.Logger, h hooks) (mail.Sender, error) {
 	if cfg.Account.SMTPURL == "" {
-		log.Warn("no AUTHLEDGER_SMTP_URL: outgoing mail (verification and reset links) is written to this log, not sent")
-		return mail.Log{Logger: log}, nil
+		log.Warn("no AUTHLEDGER_SMTP_URL: outgoing mail (verification and reset links) is written to standard output, not sent")
+		out := h.mailOut
+		if out == nil {
+			out = os.Stdout
+		}
+		return mail.Log{Out: out, Logger: log}, nil
 	}
 	sc := mail.SMTPConfig{URL: cfg.Account.SMTPURL, From: cfg.Account.MailFrom}
 	if f := cfg.Account.SMTPCAFile; f != "" {
@@ -64,7 +68,7 @@ func newDeliverer(cfg config.Config, db *pgxpool.Pool, ident *identityCore, log 
 	if err != nil {
 		return nil, fmt.Errorf("AUTHLEDGER_MAIL_TEMPLATES: %w", err)
 	}
-	sender, err := newMailSender(cfg, log)
+	sender, err := newMailSender(cfg, log, h)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -160,12 +161,19 @@ func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
 
 // Log is the development Sender (no SMTP configured): it writes each
-// message, link included, to the log.
-type Log struct{ Logger *slog.Logger }
+// message, link included, to Out (serve's standard output) as text, and
+// notes it in the log.
+type Log struct {
+	Out    io.Writer
+	Logger *slog.Logger
+}
 
 // Send implements Sender.
 func (l Log) Send(_ context.Context, m Message) error {
-	l.Logger.Info("mail (no AUTHLEDGER_SMTP_URL: logged, not sent)", slog.String("to", m.To),
-		slog.String("subject", m.Subject), slog.String("text", m.Text))
+	if _, err := fmt.Fprintf(l.Out, "----- mail (no AUTHLEDGER_SMTP_URL: written here, not sent) -----\nTo: %s\nSubject: %s\n\n%s\n-----\n",
+		m.To, m.Subject, m.Text); err != nil {
+		return err
+	}
+	l.Logger.Info("mail written to standard output (no AUTHLEDGER_SMTP_URL)", slog.String("to", m.To), slog.String("subject", m.Subject))
 	return nil
 }

@@ -22,10 +22,11 @@ const (
 	TemplatePasswordReset         = "password_reset"
 	TemplatePasswordChanged       = "password_changed"
 	TemplateRegistrationAttempted = "registration_attempted"
+	TemplateEmailChanged          = "email_changed"
 )
 
 // TemplateNames lists every message.
-var TemplateNames = []string{TemplateVerifyEmail, TemplateChangeEmail, TemplatePasswordReset, TemplatePasswordChanged, TemplateRegistrationAttempted}
+var TemplateNames = []string{TemplateVerifyEmail, TemplateChangeEmail, TemplatePasswordReset, TemplatePasswordChanged, TemplateRegistrationAttempted, TemplateEmailChanged}
 
 //go:embed templates/*
 var embedded embed.FS
@@ -45,6 +46,8 @@ type Data struct {
 	PublicURL string
 	// Reason says why a password changed ("changed" or "reset").
 	Reason string
+	// NewEmail is the address an account moved to (to its old one).
+	NewEmail string
 }
 
 // Templates are the parsed messages.

@@ -180,6 +180,8 @@ func (d *Deliverer) send(ctx context.Context, l leased, now time.Time) error {
 		data.Token, data.Link, data.ExpiresIn = tok, d.c.PublicURL+"/reset-password#token="+tok, "30 minutes"
 	case KindPasswordChanged:
 		data.Reason = *l.reason
+	case KindEmailChanged:
+		data.Email, data.NewEmail = *l.email, *l.reason
 	}
 	m, err := d.c.Templates.Render(name, data)
 	if err != nil {

@@ -54,6 +54,8 @@ const (
 	KindPasswordReset         = "password_reset"
 	KindPasswordChanged       = "password_changed"
 	KindRegistrationAttempted = "registration_attempted"
+	// KindEmailChanged tells the old address that the account moved.
+	KindEmailChanged = "email_changed"
 )
 
 // Row states.
@@ -71,7 +73,7 @@ const DefaultMaxAge = 24 * time.Hour
 
 // Filter selects the events that make messages.
 var Filter = eventstore.Filter{EventTypes: []string{user.EventEmailVerificationRequested, user.EventPasswordResetRequested,
-	user.EventPasswordChanged, user.EventRegistrationAttempted}}
+	user.EventPasswordChanged, user.EventRegistrationAttempted, user.EventEmailChanged}}
 
 // New returns the policy. now is the clock judging an event's age (nil:
 // time.Now); maxAge 0 means DefaultMaxAge.
@@ -162,6 +164,9 @@ func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
 		r = row{kind: KindPasswordChanged, userID: e.UserID, reason: &e.Reason, at: e.ChangedAt}
 	case user.RegistrationAttempted:
 		r = row{kind: KindRegistrationAttempted, userID: e.UserID, at: e.AttemptedAt}
+	case user.EmailChanged:
+		// To the old address (email), naming the new one (reason).
+		r = row{kind: KindEmailChanged, userID: e.UserID, email: &e.OldEmail, reason: &e.Email, at: e.ChangedAt}
 	default:
 		return nil
 	}
