@@ -166,7 +166,7 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 		Policy: cfg.PasswordPolicy, ReservationKey: cfg.ReservationKey, Minter: cfg.Minter,
 		EnumerationSafe: cfg.RequireVerifiedEmail, Now: cfg.Now}
 	ih := &IdentityHandlers{
-		Upstream: &UpstreamSignInHandler{Login: login, Identities: identities, Flows: flows, Codes: codes, Provision: cfg.UpstreamProvision},
+		Upstream:           &UpstreamSignInHandler{Login: login, Identities: identities, Flows: flows, Codes: codes, Provision: cfg.UpstreamProvision},
 		Register:           register,
 		Login:              login,
 		Refresh:            &RefreshHandler{Sessions: sessions, Users: users, Issuer: cfg.Issuer, SessionPolicy: cfg.SessionPolicy},

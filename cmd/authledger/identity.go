@@ -52,7 +52,7 @@ const upstreamKeyPurpose = "upstream sign-in v1"
 // mailTokenKeyPurpose names the HKDF derivation of the key of the tokens
 // mailed to users (auth/mailtoken); changing it voids every link mailed
 // and not yet used, nothing else.
-const mailTokenKeyPurpose = "mail tokens v1"
+const mailTokenKeyPurpose = "mail tokens v1" //nolint:gosec // a derivation label, not a credential
 
 // keyRingRefresh is how often each instance reloads the signing-key ring,
 // activating a rotated key whose overlap has passed and picking up keys

@@ -32,8 +32,8 @@ func TestOneRowPerEventIDAcrossReplays(t *testing.T) {
 	}
 	appendEv(user.EmailVerificationRequested{UserID: uid, TokenID: uuid.New(), Email: "a@example.com", RequestedAt: now, ExpiresAt: now.Add(user.VerificationTTL)}, user.EventEmailVerificationRequested)
 	appendEv(user.PasswordResetRequested{UserID: uid, TokenID: uuid.New(), RequestedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-30 * time.Minute)}, user.EventPasswordResetRequested) // expired
-	appendEv(user.RegistrationAttempted{UserID: uid, AttemptedAt: now.Add(-48 * time.Hour)}, user.EventRegistrationAttempted)                                                     // too old
-	appendEv(user.PasswordChanged{UserID: uid, PasswordHash: "$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA", ChangedAt: now}, user.EventPasswordChanged)                           // no reason: a legacy change
+	appendEv(user.RegistrationAttempted{UserID: uid, AttemptedAt: now.Add(-48 * time.Hour)}, user.EventRegistrationAttempted)                                                          // too old
+	appendEv(user.PasswordChanged{UserID: uid, PasswordHash: "$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA", ChangedAt: now}, user.EventPasswordChanged)                                   // no reason: a legacy change
 	last := appendEv(user.PasswordChanged{UserID: uid, PasswordHash: "$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA", ChangedAt: now, Reason: user.PasswordReasonReset}, user.EventPasswordChanged)
 
 	count := func() map[string]int {

@@ -75,7 +75,7 @@ func New(sync *commands.SyncSessionClaimsHandler, revoke *commands.RevokeSession
 type policy struct {
 	sync   *commands.SyncSessionClaimsHandler
 	revoke *commands.RevokeSessionHandler
-	now  func() time.Time
+	now    func() time.Time
 	// reg decodes what the policy reads, upcasting old versions.
 	reg *events.Registry
 }
