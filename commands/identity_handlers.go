@@ -192,10 +192,9 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 		clock = time.Now
 	}
 	ih.VerifyEmail = &VerifyEmailHandler{Users: users, Reservations: reservations, ReservationKey: cfg.ReservationKey, Now: clock}
-	ih.ResendVerification = &RequestEmailVerificationHandler{Users: users, Reservations: reservations,
-		ReservationKey: cfg.ReservationKey, Minter: cfg.Minter, Now: clock}
-	ih.RequestReset = &RequestPasswordResetHandler{Users: users, Reservations: reservations,
-		ReservationKey: cfg.ReservationKey, Minter: cfg.Minter, Now: clock}
+	links := MailedLinks{Users: users, Reservations: reservations, ReservationKey: cfg.ReservationKey, Minter: cfg.Minter, Now: clock}
+	ih.ResendVerification = &RequestEmailVerificationHandler{links}
+	ih.RequestReset = &RequestPasswordResetHandler{links}
 	ih.ResetPassword = &ResetPasswordHandler{Users: users, Hasher: cfg.Hasher, Policy: cfg.PasswordPolicy,
 		Revoke: &RevokeSessionsBeforeHandler{Cutoffs: cutoffs, Now: clock}, Now: clock}
 	ih.ChangePassword = &ChangePasswordHandler{Users: users, Hasher: cfg.Hasher, Policy: cfg.PasswordPolicy, Now: clock}

@@ -22,14 +22,19 @@ func newMailToken(m *mailtoken.Minter, p mailtoken.Purpose, userID uuid.UUID) (u
 	return id, user.Digest(m.Mint(p, userID, id).Digest()), nil
 }
 
-// parseMailToken decodes a mailed token; a malformed one is
-// user.ErrInvalidToken, like any other bad token.
-func parseMailToken(raw string) (mailtoken.Token, error) {
+// loadByMailToken decodes a mailed token (a malformed one is
+// user.ErrInvalidToken, like any other bad token) and loads the user it
+// names, for the aggregate to judge the token by its digest.
+func loadByMailToken(ctx context.Context, users *Repository[*user.User], raw string) (mailtoken.Token, user.Digest, *user.User, error) {
 	t, err := mailtoken.Parse(raw)
 	if err != nil {
-		return mailtoken.Token{}, user.ErrInvalidToken
+		return mailtoken.Token{}, user.Digest{}, nil, user.ErrInvalidToken
 	}
-	return t, nil
+	u, err := users.Load(ctx, user.StreamName(t.UserID))
+	if err != nil {
+		return mailtoken.Token{}, user.Digest{}, nil, err
+	}
+	return t, user.Digest(t.Digest()), u, nil
 }
 
 // registeredHolder finds the registered user holding email (false when
@@ -49,6 +54,34 @@ func registeredHolder(ctx context.Context, res *Repository[*user.EmailReservatio
 		return nil, false, err
 	}
 	return u, held && u.Registered(), nil
+}
+
+// MailedLinks is what the anonymous "mail me a link" commands share: they
+// find the address's registered holder (reading the same streams for an
+// unknown address) and record a new token on its stream.
+type MailedLinks struct {
+	Users          *Repository[*user.User]
+	Reservations   *Repository[*user.EmailReservation]
+	ReservationKey []byte
+	Minter         *mailtoken.Minter
+	Now            func() time.Time
+}
+
+// request records a token of purpose for the holder of email when wanted
+// says so; for nobody, or an unwanted holder, it records nothing.
+func (m *MailedLinks) request(ctx context.Context, email string, meta Meta, p mailtoken.Purpose, wanted func(*user.User) bool,
+	record func(u *user.User, id uuid.UUID, d user.Digest, now time.Time) error) error {
+	now := nowOf(m.Now)
+	u, ok, err := registeredHolder(ctx, m.Reservations, m.Users, m.ReservationKey, email)
+	if err != nil || !ok || !wanted(u) {
+		return err
+	}
+	id, digest, err := newMailToken(m.Minter, p, u.ID())
+	if err != nil {
+		return err
+	}
+	_, err = m.Users.Update(ctx, user.StreamName(u.ID()), meta, func(u *user.User) error { return record(u, id, digest, now) })
+	return err
 }
 
 func nowOf(clock func() time.Time) time.Time {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/authledger/authledger/auth/mailtoken"
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/domain/user"
@@ -21,29 +23,14 @@ type RequestPasswordReset struct {
 // RequestPasswordResetHandler records a reset link for a registered user
 // (the outgoing-message reactor mails it); for an unknown address it
 // records nothing. The HTTP answer is the same either way.
-type RequestPasswordResetHandler struct {
-	Users          *Repository[*user.User]
-	Reservations   *Repository[*user.EmailReservation]
-	ReservationKey []byte
-	Minter         *mailtoken.Minter
-	Now            func() time.Time
-}
+type RequestPasswordResetHandler struct{ MailedLinks }
 
 // Handle requests the link.
 func (h *RequestPasswordResetHandler) Handle(ctx context.Context, cmd RequestPasswordReset) error {
-	now := nowOf(h.Now)
-	u, ok, err := registeredHolder(ctx, h.Reservations, h.Users, h.ReservationKey, cmd.Email)
-	if err != nil || !ok {
-		return err
-	}
-	id, digest, err := newMailToken(h.Minter, mailtoken.PasswordReset, u.ID())
-	if err != nil {
-		return err
-	}
-	_, err = h.Users.Update(ctx, user.StreamName(u.ID()), cmd.Meta, func(u *user.User) error {
-		return u.RequestPasswordReset(id, digest, now)
-	})
-	return err
+	return h.request(ctx, cmd.Email, cmd.Meta, mailtoken.PasswordReset, func(*user.User) bool { return true },
+		func(u *user.User, id uuid.UUID, d user.Digest, now time.Time) error {
+			return u.RequestPasswordReset(id, d, now)
+		})
 }
 
 // ResetPassword sets a new password with a mailed reset token.
@@ -72,16 +59,11 @@ type ResetPasswordHandler struct {
 // *password.PolicyError with nothing written.
 func (h *ResetPasswordHandler) Handle(ctx context.Context, cmd ResetPassword) (eventstore.AppendResult, error) {
 	now := nowOf(h.Now)
-	tok, err := parseMailToken(cmd.Token)
+	tok, digest, u, err := loadByMailToken(ctx, h.Users, cmd.Token)
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	digest := user.Digest(tok.Digest())
 	stream := user.StreamName(tok.UserID)
-	u, err := h.Users.Load(ctx, stream)
-	if err != nil {
-		return eventstore.AppendResult{}, err
-	}
 	if err := u.CheckResetToken(tok.TokenID, digest, now); err != nil {
 		return eventstore.AppendResult{}, err
 	}
@@ -105,9 +87,7 @@ func (h *ResetPasswordHandler) Handle(ctx context.Context, cmd ResetPassword) (e
 func renameField(err error, field string) error {
 	var pe *password.PolicyError
 	if errors.As(err, &pe) {
-		c := *pe
-		c.Field = field
-		return &user.InvalidInputError{Field: field, Message: c.Message}
+		return &user.InvalidInputError{Field: field, Message: pe.Message}
 	}
 	return err
 }

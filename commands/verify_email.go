@@ -37,16 +37,11 @@ type VerifyEmailHandler struct {
 // expired) is user.ErrInvalidToken.
 func (h *VerifyEmailHandler) Handle(ctx context.Context, cmd VerifyEmail) (eventstore.AppendResult, error) {
 	now := nowOf(h.Now)
-	tok, err := parseMailToken(cmd.Token)
+	tok, digest, u, err := loadByMailToken(ctx, h.Users, cmd.Token)
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	digest := user.Digest(tok.Digest())
 	stream := user.StreamName(tok.UserID)
-	u, err := h.Users.Load(ctx, stream)
-	if err != nil {
-		return eventstore.AppendResult{}, err
-	}
 	target, err := u.VerificationTarget(tok.TokenID, digest, now)
 	if err != nil {
 		return eventstore.AppendResult{}, err
@@ -101,27 +96,12 @@ type RequestEmailVerification struct {
 // RequestEmailVerificationHandler records a new link for a registered,
 // unverified address; for an unknown or verified address it records
 // nothing, and answers the same.
-type RequestEmailVerificationHandler struct {
-	Users          *Repository[*user.User]
-	Reservations   *Repository[*user.EmailReservation]
-	ReservationKey []byte
-	Minter         *mailtoken.Minter
-	Now            func() time.Time
-}
+type RequestEmailVerificationHandler struct{ MailedLinks }
 
 // Handle requests the link.
 func (h *RequestEmailVerificationHandler) Handle(ctx context.Context, cmd RequestEmailVerification) error {
-	now := nowOf(h.Now)
-	u, ok, err := registeredHolder(ctx, h.Reservations, h.Users, h.ReservationKey, cmd.Email)
-	if err != nil || !ok || u.EmailVerified() {
-		return err
-	}
-	id, digest, err := newMailToken(h.Minter, mailtoken.EmailVerification, u.ID())
-	if err != nil {
-		return err
-	}
-	_, err = h.Users.Update(ctx, user.StreamName(u.ID()), cmd.Meta, func(u *user.User) error {
-		return u.RequestEmailVerification(id, digest, u.Email(), now)
-	})
-	return err
+	return h.request(ctx, cmd.Email, cmd.Meta, mailtoken.EmailVerification, func(u *user.User) bool { return !u.EmailVerified() },
+		func(u *user.User, id uuid.UUID, d user.Digest, now time.Time) error {
+			return u.RequestEmailVerification(id, d, u.Email(), now)
+		})
 }
