@@ -36,7 +36,7 @@ type Config struct {
 	// Writers are the concurrency levels of the append rows (default 1, 8, 32).
 	Writers []int
 	// Sections selects what to run: "eventstore", "projections" (default
-	// both), "identity", "external".
+	// both), "identity", "external", "account".
 	Sections []string
 	// TimingTries is how many refusals of each kind the login timing row
 	// of the external section makes (default 200).
@@ -95,8 +95,12 @@ func Run(ctx context.Context, w io.Writer, cfg Config) error {
 			if err := External(ctx, w, store, cfg); err != nil {
 				return err
 			}
+		case "account":
+			if err := Account(ctx, w, store, cfg); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("bench: unknown section %q (eventstore, projections, identity, external)", s)
+			return fmt.Errorf("bench: unknown section %q (eventstore, projections, identity, external, account)", s)
 		}
 	}
 	return nil

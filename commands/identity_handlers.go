@@ -2,6 +2,7 @@ package commands
 
 import (
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/authledger/authledger/auth/mailtoken"
@@ -53,6 +54,9 @@ type IdentityConfig struct {
 	// Now is the clock of the account-security commands (token expiry);
 	// nil means time.Now.
 	Now func() time.Time
+	// Logger receives the link requests whose background append failed
+	// (nil: discarded).
+	Logger *slog.Logger
 	// UpstreamProvision creates a user at the first upstream sign-in of a
 	// verified address no account holds (AUTHLEDGER_OIDC_PROVISION).
 	UpstreamProvision bool
@@ -192,7 +196,7 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 		clock = time.Now
 	}
 	ih.VerifyEmail = &VerifyEmailHandler{Users: users, Reservations: reservations, ReservationKey: cfg.ReservationKey, Now: clock}
-	links := MailedLinks{Users: users, Reservations: reservations, ReservationKey: cfg.ReservationKey, Minter: cfg.Minter, Now: clock}
+	links := &MailedLinks{Users: users, Reservations: reservations, ReservationKey: cfg.ReservationKey, Minter: cfg.Minter, Now: clock, Logger: cfg.Logger}
 	ih.ResendVerification = &RequestEmailVerificationHandler{links}
 	ih.RequestReset = &RequestPasswordResetHandler{links}
 	ih.ResetPassword = &ResetPasswordHandler{Users: users, Hasher: cfg.Hasher, Policy: cfg.PasswordPolicy,

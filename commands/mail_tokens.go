@@ -3,6 +3,8 @@ package commands
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -59,12 +61,36 @@ func registeredHolder(ctx context.Context, res *Repository[*user.EmailReservatio
 // MailedLinks is what the anonymous "mail me a link" commands share: they
 // find the address's registered holder (reading the same streams for an
 // unknown address) and record a new token on its stream.
+//
+// The record is appended off the response path, as a refused login's is
+// (loginFailures): the answer comes after the same reads for a registered
+// and an unknown address, so that its timing does not tell them apart
+// (measured by the account section of authledger-bench). An append that
+// fails is logged and lost; the user asks again.
 type MailedLinks struct {
 	Users          *Repository[*user.User]
 	Reservations   *Repository[*user.EmailReservation]
 	ReservationKey []byte
 	Minter         *mailtoken.Minter
 	Now            func() time.Time
+	// Logger receives the appends that failed (discarded when nil).
+	Logger *slog.Logger
+
+	pending sync.WaitGroup
+}
+
+// mailedLinkAppendTimeout bounds one background append.
+const mailedLinkAppendTimeout = 10 * time.Second
+
+// Drain waits until the requests answered are in the log (or ctx is
+// done). Call it at shutdown, before the store closes.
+func (m *MailedLinks) Drain(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { m.pending.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // request records a token of purpose for the holder of email when wanted
@@ -80,8 +106,18 @@ func (m *MailedLinks) request(ctx context.Context, email string, meta Meta, p ma
 	if err != nil {
 		return err
 	}
-	_, err = m.Users.Update(ctx, user.StreamName(u.ID()), meta, func(u *user.User) error { return record(u, id, digest, now) })
-	return err
+	m.pending.Add(1)
+	go func() {
+		defer m.pending.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mailedLinkAppendTimeout)
+		defer cancel()
+		_, err := m.Users.Update(ctx, user.StreamName(u.ID()), meta, func(u *user.User) error { return record(u, id, digest, now) })
+		if err != nil && m.Logger != nil {
+			m.Logger.Warn("a requested link was not recorded; the user must ask again", slog.String("user_id", u.ID().String()),
+				slog.String("purpose", string(p)), slog.String("error", err.Error()))
+		}
+	}()
+	return nil
 }
 
 func nowOf(clock func() time.Time) time.Time {

@@ -23,7 +23,7 @@ type RequestPasswordReset struct {
 // RequestPasswordResetHandler records a reset link for a registered user
 // (the outgoing-message reactor mails it); for an unknown address it
 // records nothing. The HTTP answer is the same either way.
-type RequestPasswordResetHandler struct{ MailedLinks }
+type RequestPasswordResetHandler struct{ *MailedLinks }
 
 // Handle requests the link.
 func (h *RequestPasswordResetHandler) Handle(ctx context.Context, cmd RequestPasswordReset) error {

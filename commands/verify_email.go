@@ -96,7 +96,7 @@ type RequestEmailVerification struct {
 // RequestEmailVerificationHandler records a new link for a registered,
 // unverified address; for an unknown or verified address it records
 // nothing, and answers the same.
-type RequestEmailVerificationHandler struct{ MailedLinks }
+type RequestEmailVerificationHandler struct{ *MailedLinks }
 
 // Handle requests the link.
 func (h *RequestEmailVerificationHandler) Handle(ctx context.Context, cmd RequestEmailVerification) error {

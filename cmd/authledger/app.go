@@ -154,6 +154,8 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		ident.deps.Login.Drain(ctx)
+		// And link requests answered but still being appended.
+		ident.deps.Account.RequestReset.Drain(ctx)
 		return nil
 	})
 	a.closers = append(a.closers, ident.deps.RateLimit.Close)

@@ -257,7 +257,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 
 	ic := commands.IdentityConfig{
 		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey, PasswordPolicy: passwordPolicy(cfg),
-		Minter: minter, RequireVerifiedEmail: cfg.Account.RequireVerifiedEmail, Now: h.clock,
+		Minter: minter, RequireVerifiedEmail: cfg.Account.RequireVerifiedEmail, Now: h.clock, Logger: log,
 		Throttle: throttle, SessionPolicy: sp, KnownDeviceTTL: cfg.Identity.KnownDeviceTTL,
 		LocalPasswordsOff: !cfg.External.LocalPasswords, UpstreamProvision: cfg.OIDC.Provision,
 	}
