@@ -435,6 +435,25 @@ func TestFailingSMTPRetriesThenDeadLetters(t *testing.T) {
 	if n := e.smtp.Attempts(); n != 3 || len(e.smtp.Messages()) != 0 {
 		t.Fatalf("a dead letter was sent again: %d attempts", n)
 	}
+	// An operator requeues it once the server is back: it is delivered.
+	if code, out, errOut := runCmd(t, map[string]string{"DATABASE_URL": e.db}, "projections", "requeue", "-all"); code != exitOK || !strings.Contains(out, "requeued 1") {
+		t.Fatalf("requeue: %d %s %s", code, out, errOut)
+	}
+	m := e.smtp.WaitFor("hal@example.com", "Confirm your email address")
+	if status, _, body := e.call("POST", "/v1/auth/verify-email", "", map[string]string{"token": m.Token()}); status != http.StatusNoContent {
+		t.Fatalf("verify with the requeued mail: %d %v", status, body)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		sum, err := outbox.Summarize(t.Context(), pool)
+		if err == nil && sum.Dead == 0 && sum.Sent == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the requeue: %+v %v", sum, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Without AUTHLEDGER_SMTP_URL (make run), serve says so at start-up and

@@ -22,6 +22,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/term"
 
@@ -41,7 +42,52 @@ func runProjections(ctx context.Context, args []string, getenv env, stdout, stde
 	return runGroup(ctx, "projections", "inspect and rebuild the read models", []command{
 		{"status", "print each projection's generation, position, lag and state", runProjectionsStatus},
 		{"rebuild", "rebuild one projection from the start of the log, without downtime", runProjectionsRebuild},
+		{"requeue", "send dead outgoing messages again: `projections requeue -all` or EVENT_ID...", runProjectionsRequeue},
 	}, args, getenv, stdout, stderr)
+}
+
+// runProjectionsRequeue makes dead letters of the outbox due again.
+func runProjectionsRequeue(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("projections requeue", flag.ContinueOnError)
+	all := fs.Bool("all", false, "requeue every dead message")
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintln(w, "usage: authledger projections requeue (-all | EVENT_ID...)")
+		fmt.Fprintln(w, "\nMakes dead outgoing messages (listed by `projections status`) due again, their")
+		fmt.Fprintln(w, "attempts reset; a running server sends them within a second. A message whose")
+		fmt.Fprintln(w, "link expired meanwhile dies again, unsent.")
+		fmt.Fprintln(w, "\nflags:")
+		fs.PrintDefaults()
+		envHelp(w)
+	}
+	if done, code := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	var ids []uuid.UUID
+	for _, a := range fs.Args() {
+		id, err := uuid.Parse(a)
+		if err != nil {
+			fmt.Fprintf(stderr, "authledger projections requeue: %q is not an event id\n", a)
+			return exitUsage
+		}
+		ids = append(ids, id)
+	}
+	if *all == (len(ids) > 0) {
+		fmt.Fprintln(stderr, "authledger projections requeue: give -all or event ids, not both, not neither")
+		return exitUsage
+	}
+	c, code := openAdmin(ctx, "projections requeue", false, getenv, stderr)
+	if c == nil {
+		return code
+	}
+	defer c.close()
+	n, err := outbox.Requeue(ctx, c.pool, time.Now(), ids...)
+	if err != nil {
+		fmt.Fprintf(stderr, "authledger projections requeue: %v\n", err)
+		return exitError
+	}
+	fmt.Fprintf(stdout, "requeued %d dead message(s)\n", n)
+	return exitOK
 }
 
 // runGroup runs one subcommand of a command group such as `projections`.

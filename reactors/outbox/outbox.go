@@ -20,7 +20,8 @@
 //     after MaxAttempts (or at once for a permanent refusal). A process
 //     that dies mid-send leaves a lease that runs out; the row is sent
 //     again (at least once). Dead rows stay in the table and in
-//     `projections status` until an operator requeues them.
+//     `projections status` until an operator requeues them (Requeue,
+//     `authledger projections requeue`).
 //
 // No token is in the log or the table: the deliverer derives it from the
 // event's token id (auth/mailtoken) when it renders the mail.

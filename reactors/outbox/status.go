@@ -67,3 +67,21 @@ func Summarize(ctx context.Context, q Querier) (Summary, error) {
 	}
 	return s, nil
 }
+
+// Requeue makes dead messages due again now, with their attempts reset:
+// the ones named, or every dead one when ids is empty. It returns how
+// many it requeued. A message whose link has expired meanwhile dies
+// again at its next attempt, unsent.
+func Requeue(ctx context.Context, q Querier, now time.Time, ids ...uuid.UUID) (int64, error) {
+	sql := `UPDATE ` + Table + ` SET state = 'pending', attempts = 0, next_attempt_at = $1, lease_until = NULL WHERE state = 'dead'`
+	args := []any{now.UTC()}
+	if len(ids) > 0 {
+		sql += ` AND event_id = ANY($2)`
+		args = append(args, ids)
+	}
+	tag, err := q.Exec(ctx, sql, args...)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: requeue: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
