@@ -36,7 +36,7 @@ type Config struct {
 	// Writers are the concurrency levels of the append rows (default 1, 8, 32).
 	Writers []int
 	// Sections selects what to run: "eventstore", "projections" (default
-	// both), "identity", "external".
+	// both), "identity", "external", "account".
 	Sections []string
 	// NATSURL is the nats-server of the stream section.
 	NATSURL string
@@ -107,8 +107,12 @@ func Run(ctx context.Context, w io.Writer, cfg Config) error {
 			if err := Stream(ctx, w, store, cfg); err != nil {
 				return err
 			}
+		case "account":
+			if err := Account(ctx, w, store, cfg); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("bench: unknown section %q (eventstore, projections, identity, external, stream)", s)
+			return fmt.Errorf("bench: unknown section %q (eventstore, projections, identity, external, stream, account)", s)
 		}
 	}
 	return nil

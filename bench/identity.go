@@ -17,6 +17,7 @@ import (
 
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/keys/pgstore"
+	"github.com/authledger/authledger/auth/mailtoken"
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/bench/identitybench"
@@ -62,10 +63,14 @@ type identityRig struct {
 	register *commands.RegisterHandler
 	login    *commands.LoginHandler
 	refresh  *commands.RefreshHandler
-	users    []uuid.UUID
-	emails   []string
-	claims   []*session.Claims // each user's, as a login copies them into its session
-	policy   session.Policy
+	// reset and resend are the anonymous link requests (the account
+	// section's enumeration timing).
+	reset  *commands.RequestPasswordResetHandler
+	resend *commands.RequestEmailVerificationHandler
+	users  []uuid.UUID
+	emails []string
+	claims []*session.Claims // each user's, as a login copies them into its session
+	policy session.Policy
 	// What the external section builds its own handlers from.
 	reg            *events.Registry
 	issuer         *token.Issuer
@@ -114,8 +119,12 @@ func newIdentityRig(ctx context.Context, store *pg.Store) (*identityRig, error) 
 	if err != nil {
 		return nil, err
 	}
+	minter, err := mailtoken.NewMinter(masterBytes[:])
+	if err != nil {
+		return nil, err
+	}
 	ih, err := commands.NewIdentityHandlers(store, reg, commands.IdentityConfig{
-		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey[:],
+		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey[:], Minter: minter,
 	})
 	if err != nil {
 		return nil, err
@@ -128,6 +137,8 @@ func newIdentityRig(ctx context.Context, store *pg.Store) (*identityRig, error) 
 		login:    ih.Login,
 		refresh:  ih.Refresh,
 		policy:   ih.Login.SessionPolicy,
+		reset:    ih.RequestReset,
+		resend:   ih.ResendVerification,
 
 		reg:            reg,
 		issuer:         issuer,

@@ -2,8 +2,10 @@ package commands
 
 import (
 	"errors"
+	"log/slog"
 	"time"
 
+	"github.com/authledger/authledger/auth/mailtoken"
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/domain/rollout"
@@ -41,6 +43,20 @@ type IdentityConfig struct {
 	// revocations delete the session's provider tokens; nil keeps every
 	// login on the local password hashes.
 	External *ExternalConfig
+	// Minter derives the tokens mailed to users (verification, reset);
+	// nil leaves registration without a verification request and the
+	// account-security commands unbuilt.
+	Minter *mailtoken.Minter
+	// RequireVerifiedEmail refuses password logins of unverified
+	// addresses and makes registration enumeration-safe
+	// (AUTHLEDGER_REQUIRE_VERIFIED_EMAIL).
+	RequireVerifiedEmail bool
+	// Now is the clock of the account-security commands (token expiry);
+	// nil means time.Now.
+	Now func() time.Time
+	// Logger receives the link requests whose background append failed
+	// (nil: discarded).
+	Logger *slog.Logger
 	// UpstreamProvision creates a user at the first upstream sign-in of a
 	// verified address no account holds (AUTHLEDGER_OIDC_PROVISION).
 	UpstreamProvision bool
@@ -63,6 +79,14 @@ type IdentityHandlers struct {
 	// Upstream signs in with upstream providers (OIDC, GitHub) and
 	// unlinks identities; its store needs the signin events registered.
 	Upstream *UpstreamSignInHandler
+	// The account-security commands (nil without IdentityConfig.Minter):
+	// email verification, password reset and change, profile update.
+	VerifyEmail        *VerifyEmailHandler
+	ResendVerification *RequestEmailVerificationHandler
+	RequestReset       *RequestPasswordResetHandler
+	ResetPassword      *ResetPasswordHandler
+	ChangePassword     *ChangePasswordHandler
+	UpdateProfile      *UpdateProfileHandler
 
 	Users        *Repository[*user.User]
 	Reservations *Repository[*user.EmailReservation]
@@ -141,10 +165,13 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 	if err != nil {
 		return nil, err
 	}
-	return &IdentityHandlers{
-		Upstream: &UpstreamSignInHandler{Login: login, Identities: identities, Flows: flows, Codes: codes, Provision: cfg.UpstreamProvision},
-		Register: &RegisterHandler{Reservations: reservations, Users: users, Hasher: cfg.Hasher,
-			Policy: cfg.PasswordPolicy, ReservationKey: cfg.ReservationKey},
+	login.RequireVerifiedEmail = cfg.RequireVerifiedEmail
+	register := &RegisterHandler{Reservations: reservations, Users: users, Hasher: cfg.Hasher,
+		Policy: cfg.PasswordPolicy, ReservationKey: cfg.ReservationKey, Minter: cfg.Minter,
+		EnumerationSafe: cfg.RequireVerifiedEmail, Now: cfg.Now}
+	ih := &IdentityHandlers{
+		Upstream:           &UpstreamSignInHandler{Login: login, Identities: identities, Flows: flows, Codes: codes, Provision: cfg.UpstreamProvision},
+		Register:           register,
 		Login:              login,
 		Refresh:            &RefreshHandler{Sessions: sessions, Users: users, Issuer: cfg.Issuer, SessionPolicy: cfg.SessionPolicy},
 		Revoke:             revoke,
@@ -156,5 +183,25 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 		Reservations:       reservations,
 		Sessions:           sessions,
 		ExternalIdentities: identities,
-	}, nil
+	}
+	if cfg.Minter == nil {
+		return ih, nil
+	}
+	cutoffs, err := NewRepository(store, registry, session.CutoffsFromHistory)
+	if err != nil {
+		return nil, err
+	}
+	clock := cfg.Now
+	if clock == nil {
+		clock = time.Now
+	}
+	ih.VerifyEmail = &VerifyEmailHandler{Users: users, Reservations: reservations, ReservationKey: cfg.ReservationKey, Now: clock}
+	links := &MailedLinks{Users: users, Reservations: reservations, ReservationKey: cfg.ReservationKey, Minter: cfg.Minter, Now: clock, Logger: cfg.Logger}
+	ih.ResendVerification = &RequestEmailVerificationHandler{links}
+	ih.RequestReset = &RequestPasswordResetHandler{links}
+	ih.ResetPassword = &ResetPasswordHandler{Users: users, Hasher: cfg.Hasher, Policy: cfg.PasswordPolicy,
+		Revoke: &RevokeSessionsBeforeHandler{Cutoffs: cutoffs, Now: clock}, Now: clock}
+	ih.ChangePassword = &ChangePasswordHandler{Users: users, Hasher: cfg.Hasher, Policy: cfg.PasswordPolicy, Now: clock}
+	ih.UpdateProfile = &UpdateProfileHandler{Users: users, Minter: cfg.Minter, Now: clock}
+	return ih, nil
 }

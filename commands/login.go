@@ -24,6 +24,12 @@ import (
 // for an unknown address exactly as for an account.
 var ErrInvalidCredentials = errors.New("commands: invalid credentials")
 
+// ErrEmailNotVerified refuses a correct password login while
+// AUTHLEDGER_REQUIRE_VERIFIED_EMAIL is on and the address is unverified.
+// It is asked only after the password checked out, so it tells nothing to
+// someone without it.
+var ErrEmailNotVerified = errors.New("commands: email address not verified")
+
 // Login asks for a session with an email and a password.
 type Login struct {
 	Email    string
@@ -63,7 +69,7 @@ type Account struct {
 
 // accountClaims are the user's claims a new session carries.
 func accountClaims(u *user.User) *session.Claims {
-	return &session.Claims{Email: u.Email(), Name: u.DisplayName(), Roles: u.Roles()}
+	return &session.Claims{Email: u.Email(), Name: u.DisplayName(), Roles: u.Roles(), EmailVerified: u.EmailVerified()}
 }
 
 // issued is an access token signed beside an append.
@@ -131,6 +137,9 @@ type LoginHandler struct {
 	SessionPolicy    session.Policy
 	ReservationKey   []byte
 	Now              func() time.Time
+	// RequireVerifiedEmail refuses a password login of an unverified
+	// address (ErrEmailNotVerified), after the password checked out.
+	RequireVerifiedEmail bool
 	// LocalPasswordsOff refuses every local password as a wrong one,
 	// after the same work (the clean-up step of the move to external
 	// login: nothing is deleted, and turning it off again restores them).
@@ -241,6 +250,9 @@ func (h *LoginHandler) localHandle(ctx context.Context, cmd Login, now time.Time
 		return LoginResult{}, ErrInvalidCredentials
 	}
 	h.afterSuccess(ctx, u, attempt, cmd, now)
+	if h.RequireVerifiedEmail && !u.EmailVerified() {
+		return LoginResult{}, ErrEmailNotVerified
+	}
 	return h.startSession(ctx, u, cmd.Meta, now, session.MethodPassword)
 }
 
@@ -347,7 +359,7 @@ func (h *LoginHandler) startSessionAMR(ctx context.Context, u *user.User, meta M
 	if err != nil {
 		return LoginResult{}, err
 	}
-	signed := signAsync(h.Issuer, token.Subject{UserID: u.ID(), SessionID: sid, Name: claims.Name, AMR: amr, Roles: claims.Roles, AuthTime: now}, now)
+	signed := signAsync(h.Issuer, token.Subject{UserID: u.ID(), SessionID: sid, Name: claims.Name, AMR: amr, Roles: claims.Roles, AuthTime: now, EmailVerified: claims.EmailVerified}, now)
 	ar, err := h.Sessions.Append(ctx, session.StreamName(sid), 0, meta, s.Changes())
 	if err != nil {
 		return LoginResult{}, err

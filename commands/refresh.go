@@ -137,7 +137,7 @@ func (h *RefreshHandler) Handle(ctx context.Context, cmd Refresh) (LoginResult, 
 				}
 				claims = *accountClaims(u)
 			}
-			signed = signAsync(h.Issuer, token.Subject{UserID: s.UserID(), SessionID: sid, Name: claims.Name, AMR: s.AMR(), Roles: claims.Roles, AuthTime: s.StartedAt()}, now)
+			signed = signAsync(h.Issuer, token.Subject{UserID: s.UserID(), SessionID: sid, Name: claims.Name, AMR: s.AMR(), Roles: claims.Roles, AuthTime: s.StartedAt(), EmailVerified: claims.EmailVerified}, now)
 		}
 		ar, err := h.Sessions.Append(ctx, stream, version, cmd.Meta, s.Changes())
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {

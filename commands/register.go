@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/authledger/authledger/auth/mailtoken"
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
@@ -26,9 +27,13 @@ type Register struct {
 }
 
 // RegisterResult is the account id and the log position of the last append.
+// In enumeration-safe mode, a registration of a taken address is no error:
+// Existing is true and UserID is the id that was asked for but not
+// created (the HTTP answer shows neither).
 type RegisterResult struct {
 	UserID   uuid.UUID
 	Position eventstore.Position
+	Existing bool
 }
 
 // RegisterHandler holds an address with the reservation stream (NoStream),
@@ -45,6 +50,13 @@ type RegisterHandler struct {
 	Policy         password.Policy
 	ReservationKey []byte
 	Now            func() time.Time
+	// Minter, when set, has the registration ask for the address's
+	// verification in the same append (the reactor mails the link).
+	Minter *mailtoken.Minter
+	// EnumerationSafe (AUTHLEDGER_REQUIRE_VERIFIED_EMAIL) answers a taken
+	// address like a new one and records RegistrationAttempted on its
+	// owner's stream instead, which has the owner mailed.
+	EnumerationSafe bool
 }
 
 // Handle validates every field at once (errors.Join of
@@ -84,7 +96,7 @@ func (h *RegisterHandler) Handle(ctx context.Context, cmd Register) (RegisterRes
 		return RegisterResult{}, err
 	}
 	if taken {
-		return RegisterResult{}, user.ErrEmailTaken
+		return h.taken(ctx, cmd, id, now)
 	}
 	var pos eventstore.Position
 	_, err = h.Reservations.Update(ctx, resStream, cmd.Meta, func(r *user.EmailReservation) error {
@@ -100,6 +112,9 @@ func (h *RegisterHandler) Handle(ctx context.Context, cmd Register) (RegisterRes
 		}
 		return r.Reserve(id, now)
 	})
+	if errors.Is(err, user.ErrEmailTaken) {
+		return h.taken(ctx, cmd, id, now)
+	}
 	if err != nil {
 		return RegisterResult{}, err
 	}
@@ -107,16 +122,50 @@ func (h *RegisterHandler) Handle(ctx context.Context, cmd Register) (RegisterRes
 	if err != nil {
 		return RegisterResult{}, err
 	}
+	if h.Minter != nil {
+		tid, digest, err := newMailToken(h.Minter, mailtoken.EmailVerification, id)
+		if err != nil {
+			return RegisterResult{}, err
+		}
+		if err := u.RequestEmailVerification(tid, digest, email, now); err != nil {
+			return RegisterResult{}, err
+		}
+	}
 	res, err := h.Users.Append(ctx, user.StreamName(id), 0, cmd.Meta, u.Changes())
 	if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 		// A concurrent completion of the same crashed registration won.
-		return RegisterResult{}, user.ErrEmailTaken
+		return h.taken(ctx, cmd, id, now)
 	}
 	if err != nil {
 		return RegisterResult{}, err
 	}
 	pos = res.Position
 	return RegisterResult{UserID: id, Position: pos}, nil
+}
+
+// taken answers a registration of a registered user's address:
+// user.ErrEmailTaken, or in enumeration-safe mode a result like a new
+// account's, after recording the attempt on the owner's stream.
+func (h *RegisterHandler) taken(ctx context.Context, cmd Register, id uuid.UUID, now time.Time) (RegisterResult, error) {
+	if !h.EnumerationSafe {
+		return RegisterResult{}, user.ErrEmailTaken
+	}
+	owner, ok, err := registeredHolder(ctx, h.Reservations, h.Users, h.ReservationKey, cmd.Email)
+	if err != nil {
+		return RegisterResult{}, err
+	}
+	if !ok {
+		// Held under an older spelling only: the owner is that holder,
+		// which heldUnderAnotherSpelling found registered.
+		return RegisterResult{UserID: id, Existing: true}, nil
+	}
+	res, err := h.Users.Update(ctx, user.StreamName(owner.ID()), cmd.Meta, func(u *user.User) error {
+		return u.RecordRegistrationAttempt(now)
+	})
+	if err != nil {
+		return RegisterResult{}, err
+	}
+	return RegisterResult{UserID: id, Position: res.Position, Existing: true}, nil
 }
 
 // AnonymousMeta is the metadata of a request made before authentication.

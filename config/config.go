@@ -70,6 +70,8 @@ type Config struct {
 	HTTP HTTP
 
 	Identity Identity
+	// Account is outgoing mail and account security.
+	Account Account
 	// RateLimit is every request rate limit (docs/adr/0026).
 	RateLimit RateLimit
 	// Stream is the analytics stream to NATS JetStream.
@@ -960,6 +962,7 @@ func (c Config) Validate() error {
 	c.Identity.validate(bad)
 	c.RateLimit.validate(bad)
 	c.Stream.validate(bad)
+	c.Account.validate(bad)
 	c.Tasks.validate(bad)
 	c.External.validate(bad, &errs)
 	c.OIDC.validate(bad, &errs)

@@ -178,6 +178,11 @@ var InternalOnly = map[string]string{
 	access.EventBootstrapAdminApplied:    "the once-only record of AUTHLEDGER_BOOTSTRAP_ADMIN; the grant itself is role_granted",
 	apikey.EventCreated:                  "carries the key's digest (of a secret)",
 	apikey.EventRevoked:                  "API key bookkeeping, kept internal with its creation",
+	user.EventEmailVerificationRequested: "a mailed link's token id and digest (of a secret) and the address (personal data)",
+	user.EventEmailVerified:              "carries the address (personal data); kept internal until a consumer needs verification states",
+	user.EventEmailChanged:               "the old and new addresses (personal data)",
+	user.EventPasswordResetRequested:     "a mailed link's token id and digest (of a secret)",
+	user.EventRegistrationAttempted:      "the enumeration-safe mode's notice to an address's owner (personal data)",
 }
 
 // RegisterEvents registers every domain package's events into r: the

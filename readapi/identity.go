@@ -18,8 +18,10 @@ import (
 // login is projected. ExternalUserID and ProviderEmail are the link an
 // external login made, null for an account never linked.
 type MeResponse struct {
-	ID             uuid.UUID  `json:"id"`
-	Email          string     `json:"email"`
+	ID    uuid.UUID `json:"id"`
+	Email string    `json:"email"`
+	// EmailVerified: the user proved control of Email.
+	EmailVerified  bool       `json:"email_verified"`
 	DisplayName    string     `json:"display_name"`
 	Roles          []string   `json:"roles"`
 	CreatedAt      time.Time  `json:"created_at"`
@@ -87,8 +89,13 @@ func (h *handlers) profile(c *gin.Context, id uuid.UUID) {
 		httpapi.WriteError(c, err)
 		return
 	}
+	verified, err := userviews.EmailVerified(c.Request.Context(), h.d.Pool, id, prof.Email)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
 	me := MeResponse{
-		ID: prof.UserID, Email: prof.Email, DisplayName: prof.DisplayName, Roles: prof.Roles,
+		ID: prof.UserID, Email: prof.Email, EmailVerified: verified, DisplayName: prof.DisplayName, Roles: prof.Roles,
 		CreatedAt: prof.CreatedAt.UTC(), LastLoginAt: utcPtr(prof.LastLoginAt),
 	}
 	if linked {

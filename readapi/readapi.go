@@ -103,12 +103,12 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 	consistent := func(projections ...string) gin.HandlerFunc {
 		return Consistency(d.Waiter, d.ConsistencyTimeout, projections...)
 	}
-	rg.GET("/me", httpapi.Require(access.AccountRead), consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName), h.me)
+	rg.GET("/me", httpapi.Require(access.AccountRead), consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName, userviews.EmailVerificationsName), h.me)
 	usersRead := httpapi.Require(access.UsersRead)
 	rg.GET("/me/identities", httpapi.Require(access.AccountRead), consistent(userviews.ExternalIdentitiesName), h.identities)
 	rg.GET("/admin/users", usersRead, consistent(userviews.ProfilesName, userviews.AccountStatesName), h.adminUsers)
 	rg.GET("/admin/users/:id/sessions", usersRead, consistent(userviews.ProfilesName, userviews.SessionsName), h.adminUserSessions)
-	rg.GET("/admin/users/:id", usersRead, consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName), h.adminUser)
+	rg.GET("/admin/users/:id", usersRead, consistent(userviews.ProfilesName, userviews.ExternalIdentitiesName, userviews.EmailVerificationsName), h.adminUser)
 	rg.GET("/auth/sessions", httpapi.Require(access.AccountRead), consistent(userviews.SessionsName), h.sessions)
 
 	taskRead := consistent(taskviews.Name)

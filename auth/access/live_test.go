@@ -127,7 +127,7 @@ func TestPermissionsFromMemoryAndFromTheLog(t *testing.T) {
 			}
 		}
 	}
-	userPerms := []access.Permission{access.AccountRead, access.AccountSessionsRevoke, access.AccountIdentities, access.AccountAPIKeys, access.TasksCreate, access.TasksRead, access.TasksWrite}
+	userPerms := []access.Permission{access.AccountRead, access.AccountSessionsRevoke, access.AccountIdentities, access.AccountAPIKeys, access.AccountWrite, access.TasksCreate, access.TasksRead, access.TasksWrite}
 	supportPerms := append([]access.Permission{access.UsersWrite, access.AuditRead, access.UsersRead, access.RolesRead}, userPerms...)
 	check("granted support for an hour", temp, supportPerms...)
 	check("plain user", plain, userPerms...)

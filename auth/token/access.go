@@ -75,6 +75,8 @@ const (
 	ClaimAMR        = "amr"
 	ClaimRoles      = "roles"
 	ClaimName       = "name"
+	// ClaimEmailVerified is OpenID Connect's email_verified.
+	ClaimEmailVerified = "email_verified"
 	// ClaimAuthTime is OIDC's auth_time: when the session started.
 	ClaimAuthTime = "auth_time"
 )
@@ -102,6 +104,9 @@ type Subject struct {
 	// claim, which a bulk revocation ("every session started before T")
 	// compares. Zero leaves the claim out.
 	AuthTime time.Time
+	// EmailVerified is the email_verified claim (OpenID Connect Core
+	// 5.1): the user proved control of their current address.
+	EmailVerified bool
 }
 
 // Claims are a verified (or just issued) token's contents.
@@ -119,6 +124,8 @@ type Claims struct {
 	Name     string
 	AMR      []string
 	Roles    []string
+	// EmailVerified is the email_verified claim (false when absent).
+	EmailVerified bool
 	// KeyID is the kid that signed the token.
 	KeyID string
 }
@@ -155,7 +162,7 @@ func (i *Issuer) Issue(s Subject, now time.Time) (string, Claims, error) {
 	c := Claims{
 		Issuer: i.cfg.Issuer, Audience: []string{i.cfg.Audience}, UserID: s.UserID, SessionID: s.SessionID,
 		ID: uuid.NewString(), IssuedAt: now, ExpiresAt: now.Add(i.cfg.AccessTokenTTL), Name: s.Name,
-		AMR: nonNil(s.AMR), Roles: nonNil(s.Roles), KeyID: k.ID(),
+		AMR: nonNil(s.AMR), Roles: nonNil(s.Roles), KeyID: k.ID(), EmailVerified: s.EmailVerified,
 	}
 	var authTime int64
 	if !s.AuthTime.IsZero() {
@@ -166,6 +173,7 @@ func (i *Issuer) Issue(s Subject, now time.Time) (string, Claims, error) {
 		Issuer: c.Issuer, Subject: c.UserID.String(), Audience: c.Audience,
 		ExpiresAt: c.ExpiresAt.Unix(), IssuedAt: c.IssuedAt.Unix(), ID: c.ID,
 		SessionID: c.SessionID.String(), AMR: c.AMR, Roles: c.Roles, Name: c.Name, AuthTime: authTime,
+		EmailVerified: c.EmailVerified,
 	})
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("token: claims: %w", err)
@@ -196,6 +204,10 @@ type accessPayload struct {
 	Roles     []string `json:"roles"`
 	Name      string   `json:"name"`
 	AuthTime  int64    `json:"auth_time,omitempty"`
+	// EmailVerified is present when true (absent reads as false), so
+	// that a token of a user who never verified is byte for byte what it
+	// was before the claim existed.
+	EmailVerified bool `json:"email_verified,omitempty"`
 }
 
 func nonNil(s []string) []string {
@@ -329,7 +341,8 @@ func claimsOf(tok jwt.Token, kid string) (Claims, error) {
 		Issuer: iss, Audience: aud, UserID: uid, SessionID: sid, ID: jti,
 		IssuedAt: iat.UTC(), ExpiresAt: exp.UTC(), KeyID: kid,
 	}
-	_ = tok.Get(ClaimName, &c.Name) // absent, null or not a string: ""
+	_ = tok.Get(ClaimName, &c.Name)                   // absent, null or not a string: ""
+	_ = tok.Get(ClaimEmailVerified, &c.EmailVerified) // absent or not a boolean: false
 	var authTime any
 	if tok.Get(ClaimAuthTime, &authTime) == nil {
 		switch v := authTime.(type) {

@@ -22,6 +22,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/term"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/authledger/authledger/projections/audit"
 	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/reactors/blobrelease"
+	"github.com/authledger/authledger/reactors/outbox"
 	"github.com/authledger/authledger/reactors/sessionclaims"
 	"github.com/authledger/authledger/reactors/sessionlimit"
 	"github.com/authledger/authledger/stream"
@@ -41,7 +43,52 @@ func runProjections(ctx context.Context, args []string, getenv env, stdout, stde
 	return runGroup(ctx, "projections", "inspect and rebuild the read models", []command{
 		{"status", "print each projection's generation, position, lag and state", runProjectionsStatus},
 		{"rebuild", "rebuild one projection from the start of the log, without downtime", runProjectionsRebuild},
+		{"requeue", "send dead outgoing messages again: `projections requeue -all` or EVENT_ID...", runProjectionsRequeue},
 	}, args, getenv, stdout, stderr)
+}
+
+// runProjectionsRequeue makes dead letters of the outbox due again.
+func runProjectionsRequeue(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("projections requeue", flag.ContinueOnError)
+	all := fs.Bool("all", false, "requeue every dead message")
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintln(w, "usage: authledger projections requeue (-all | EVENT_ID...)")
+		fmt.Fprintln(w, "\nMakes dead outgoing messages (listed by `projections status`) due again, their")
+		fmt.Fprintln(w, "attempts reset; a running server sends them within a second. A message whose")
+		fmt.Fprintln(w, "link expired meanwhile dies again, unsent.")
+		fmt.Fprintln(w, "\nflags:")
+		fs.PrintDefaults()
+		envHelp(w)
+	}
+	if done, code := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	var ids []uuid.UUID
+	for _, a := range fs.Args() {
+		id, err := uuid.Parse(a)
+		if err != nil {
+			fmt.Fprintf(stderr, "authledger projections requeue: %q is not an event id\n", a)
+			return exitUsage
+		}
+		ids = append(ids, id)
+	}
+	if *all == (len(ids) > 0) {
+		fmt.Fprintln(stderr, "authledger projections requeue: give -all or event ids, not both, not neither")
+		return exitUsage
+	}
+	c, code := openAdmin(ctx, "projections requeue", false, getenv, stderr)
+	if c == nil {
+		return code
+	}
+	defer c.close()
+	n, err := outbox.Requeue(ctx, c.pool, time.Now(), ids...)
+	if err != nil {
+		fmt.Fprintf(stderr, "authledger projections requeue: %v\n", err)
+		return exitError
+	}
+	fmt.Fprintf(stdout, "requeued %d dead message(s)\n", n)
+	return exitOK
 }
 
 // runGroup runs one subcommand of a command group such as `projections`.
@@ -124,7 +171,7 @@ func openAdmin(ctx context.Context, name string, withStore bool, getenv env, std
 type statusJSON struct {
 	Name string `json:"name"`
 	// Kind is read_model, policy (a durable reaction to the log, with a
-	// checkpoint) or follower (a per-process follower such as the
+	// checkpoint), outbox (the outgoing messages) or follower (a per-process follower such as the
 	// revocation feed, one entry per running instance).
 	Kind             string       `json:"kind"`
 	Instance         string       `json:"instance,omitempty"`
@@ -141,6 +188,9 @@ type statusJSON struct {
 	FailedEventID    string       `json:"failed_event_id,omitempty"`
 	FailedEventType  string       `json:"failed_event_type,omitempty"`
 	Rebuild          *rebuildJSON `json:"rebuild,omitempty"`
+	// Outbox is the outgoing messages by state and the dead letters
+	// (kind outbox).
+	Outbox *outbox.Summary `json:"outbox,omitempty"`
 }
 
 type rebuildJSON struct {
@@ -193,7 +243,8 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 	defer c.close()
 	// The read models, and the policies the server runs beside them
 	// (status reads only their names and checkpoints).
-	policies := []projector.Projection{sessionclaims.New(nil, nil), projector.Descriptor(blobrelease.Name, blobrelease.Filter)}
+	policies := []projector.Projection{sessionclaims.New(nil, nil, nil), projector.Descriptor(blobrelease.Name, blobrelease.Filter),
+		projector.Descriptor(outbox.Name, outbox.Filter)}
 	if c.cfg.Identity.MaxSessionsPerUser > 0 {
 		policies = append(policies, projector.Descriptor(sessionlimit.Name, sessionlimit.Filter))
 	}
@@ -212,8 +263,14 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 		fmt.Fprintf(stderr, "authledger projections status: %v\n", err)
 		return exitError
 	}
+	// The outbox's messages by state, and its dead letters.
+	box, err := outbox.Summarize(ctx, c.pool)
+	if err != nil {
+		fmt.Fprintf(stderr, "authledger projections status: %v\n", err)
+		return exitError
+	}
 	if *asJSON {
-		out := make([]statusJSON, 0, len(st)+len(followers))
+		out := make([]statusJSON, 0, len(st)+len(followers)+1)
 		for i, s := range st {
 			j := toStatusJSON(s)
 			j.Kind = "read_model"
@@ -227,6 +284,7 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 			out = append(out, statusJSON{Name: f.Name, Kind: "follower", Instance: f.Instance, State: f.State,
 				Position: f.Position.String(), LagSeconds: f.LagSeconds, Retries: f.Retries, LastError: f.LastError, UpdatedAt: &u})
 		}
+		out = append(out, statusJSON{Name: outbox.Name + "_messages", Kind: "outbox", State: outboxState(box), Outbox: &box})
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
@@ -237,7 +295,32 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 	}
 	printStatusTable(stdout, st, time.Now())
 	printFollowersTable(stdout, followers, time.Now())
+	printOutbox(stdout, box)
 	return exitOK
+}
+
+// outboxState is "dead-letters" while any message is dead, "retrying"
+// while one that failed waits for its next attempt, else "ok".
+func outboxState(s outbox.Summary) string {
+	switch {
+	case s.Dead > 0:
+		return "dead-letters"
+	case s.Retrying > 0:
+		return "retrying"
+	}
+	return "ok"
+}
+
+// printOutbox writes the outgoing messages by state, then each dead letter.
+func printOutbox(w io.Writer, s outbox.Summary) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "OUTBOX\tSTATE\tPENDING\tRETRYING\tSENT\tDEAD")
+	fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", outbox.Table, outboxState(s), s.Pending, s.Retrying, s.Sent, s.Dead)
+	_ = tw.Flush()
+	for _, d := range s.DeadLetters {
+		fmt.Fprintf(w, "\ndead letter %s (%s, user %s) after %d attempts: %s\n", d.EventID, d.Kind, d.UserID, d.Attempts, d.LastError)
+	}
 }
 
 // followerStatusMaxAge hides the rows of processes gone for longer (a

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -41,6 +42,7 @@ import (
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections"
 	"github.com/authledger/authledger/projections/projector"
+	"github.com/authledger/authledger/reactors/outbox"
 	"github.com/authledger/authledger/reactors/sessionclaims"
 	"github.com/authledger/authledger/reactors/sessionlimit"
 	"github.com/authledger/authledger/reactors/vaultrelease"
@@ -87,6 +89,14 @@ func (a *app) background(name string, fn func(ctx context.Context) error) {
 type hooks struct {
 	// grantClock is the clock role grants expire by (nil: time.Now).
 	grantClock func() time.Time
+	// clock is the clock of the account-security commands and the
+	// outbox (mailed tokens' expiry; nil: time.Now).
+	clock func() time.Time
+	// outboxPoll is how often the outbox looks for due messages (0: 1s).
+	outboxPoll time.Duration
+	// mailOut receives the mail without AUTHLEDGER_SMTP_URL (nil: the
+	// process's standard output).
+	mailOut io.Writer
 }
 
 // newApp connects, migrates and wires everything; it listens on nothing.
@@ -147,6 +157,8 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		ident.deps.Login.Drain(ctx)
+		// And link requests answered but still being appended.
+		ident.deps.Account.RequestReset.Drain(ctx)
 		return nil
 	})
 	a.closers = append(a.closers, ident.deps.RateLimit.Close)
@@ -196,7 +208,13 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 	// alone and shows in /readyz; the API keeps serving. A follower never
 	// stops: it resumes after any outage, and /readyz says 503 while it
 	// does.
-	policies := append([]projector.Projection{sessionclaims.New(ident.claimsSync, nil), release}, externalPolicies...)
+	deliverer, err := newDeliverer(cfg, a.db, ident, log, h)
+	if err != nil {
+		return nil, err
+	}
+	a.background("outbox", deliverer.Run)
+	policies := append([]projector.Projection{sessionclaims.New(ident.claimsSync, ident.deps.Revoke, nil), release,
+		outbox.New(h.clock, 0)}, externalPolicies...)
 	if cfg.Identity.MaxSessionsPerUser > 0 {
 		limit, err := sessionlimit.New(sessionlimit.Config{
 			Pool: a.db, Waiter: projector.NewWaiter(a.db, nil, 0), Revoke: ident.deps.Revoke, Registry: ident.registry,

@@ -75,6 +75,10 @@ func startServiceWith(t *testing.T, env map[string]string, h hooks) *running {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &lockedBuffer{}
+	if h.mailOut == nil {
+		// Without SMTP, mail goes with the log, where a test can read it.
+		h.mailOut = logs
+	}
 	a, err := newAppWith(ctx, cfg, testLogger(logs), h)
 	if err != nil {
 		cancel()

@@ -18,6 +18,7 @@ import (
 	authaccess "github.com/authledger/authledger/auth/access"
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/keys/pgstore"
+	"github.com/authledger/authledger/auth/mailtoken"
 	"github.com/authledger/authledger/auth/password"
 	authrollout "github.com/authledger/authledger/auth/rollout"
 	"github.com/authledger/authledger/auth/token"
@@ -48,6 +49,11 @@ const reservationKeyPurpose = "email reservation v1"
 // upstream sign-in's flow cookies and derives its nonces and PKCE
 // verifiers; changing it fails the flows under way, nothing else.
 const upstreamKeyPurpose = "upstream sign-in v1"
+
+// mailTokenKeyPurpose names the HKDF derivation of the key of the tokens
+// mailed to users (auth/mailtoken); changing it voids every link mailed
+// and not yet used, nothing else.
+const mailTokenKeyPurpose = "mail tokens v1" //nolint:gosec // a derivation label, not a credential
 
 // keyRingRefresh is how often each instance reloads the signing-key ring,
 // activating a rotated key whose overlap has passed and picking up keys
@@ -93,6 +99,10 @@ type identityCore struct {
 	// access tokens (the token endpoints introspect with it).
 	apiKeys  *apiKeyCore
 	verifier *token.Verifier
+	// minter derives the tokens the outbox mails; users loads the user
+	// streams it renders messages from.
+	minter *mailtoken.Minter
+	users  *commands.Repository[*user.User]
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -184,6 +194,14 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	if err != nil {
 		return nil, err
 	}
+	mailKey, err := master.DeriveKey(mailTokenKeyPurpose)
+	if err != nil {
+		return nil, err
+	}
+	minter, err := mailtoken.NewMinter(mailKey)
+	if err != nil {
+		return nil, err
+	}
 	auditKeys, err := deriveAuditKeys(master)
 	if err != nil {
 		return nil, err
@@ -243,7 +261,8 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	}
 
 	ic := commands.IdentityConfig{
-		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey, PasswordPolicy: password.DefaultPolicy(),
+		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey, PasswordPolicy: passwordPolicy(cfg),
+		Minter: minter, RequireVerifiedEmail: cfg.Account.RequireVerifiedEmail, Now: h.clock, Logger: log,
 		Throttle: throttle, SessionPolicy: sp, KnownDeviceTTL: cfg.Identity.KnownDeviceTTL,
 		LocalPasswordsOff: !cfg.External.LocalPasswords, UpstreamProvision: cfg.OIDC.Provision,
 	}
@@ -326,6 +345,8 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		bootstrap:       bootstrap,
 		apiKeys:         keyCore,
 		verifier:        verifier,
+		minter:          minter,
+		users:           ih.Users,
 		deps: identityhttp.Deps{
 			Register:   ih.Register,
 			Login:      ih.Login,
@@ -337,8 +358,21 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 			Algorithms: []string{km.Algorithm.String()},
 			RateLimit:  limiter,
 			Rollout:    ih.ConfigureRollout, RolloutState: live, ExternalAuthMode: cfg.External.Mode,
+			Account: &identityhttp.AccountDeps{
+				VerifyEmail: ih.VerifyEmail, ResendVerification: ih.ResendVerification, RequestReset: ih.RequestReset,
+				ResetPassword: ih.ResetPassword, ChangePassword: ih.ChangePassword, UpdateProfile: ih.UpdateProfile,
+				EnumerationSafe: cfg.Account.RequireVerifiedEmail,
+			},
 		},
 	}, nil
+}
+
+// passwordPolicy is the policy of new passwords: AUTHLEDGER_PASSWORD_MIN_LENGTH
+// and the embedded list of common passwords.
+func passwordPolicy(cfg config.Config) password.Policy {
+	p := password.DefaultPolicy()
+	p.MinLength = cfg.Account.PasswordMinLength
+	return p
 }
 
 // refreshKeyRing keeps the ring current until ctx is done: it activates a

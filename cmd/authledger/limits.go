@@ -60,6 +60,12 @@ func routeLimits(cfg config.Config) httpapi.Limits {
 			"POST /v1/auth/login":    auth,
 			"POST /v1/auth/refresh":  auth,
 			"POST /v1/auth/logout":   auth,
+			// The anonymous account-security routes: as small as a login.
+			"POST /v1/auth/verify-email":           auth,
+			"POST /v1/auth/verify-email/resend":    auth,
+			"POST /v1/auth/password-reset":         auth,
+			"POST /v1/auth/password-reset/confirm": auth,
+			"POST /v1/me/password":                 auth,
 			// The upload bounds its multipart body itself
 			// (AUTHLEDGER_UPLOAD_MAX_REQUEST_BYTES).
 			"POST /v1/tasks":                   {MaxBody: httpapi.NoBodyLimit, Timeout: cfg.HTTP.UploadTimeout},

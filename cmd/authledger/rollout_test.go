@@ -89,7 +89,9 @@ func TestStagedRolloutOnTwoInstances(t *testing.T) {
 	if adm.status != http.StatusOK {
 		t.Fatalf("admin login: %d %v", adm.status, adm.body)
 	}
-	// The grant reaches b's access follower within its lag.
+	// The grant reaches b's access follower within milliseconds, not at
+	// once: the projections' short writing transactions (one more with
+	// the outbox) hold its read of the log back until they commit.
 	waitStatus(t, b, "GET", "/v1/admin/rollout", adm.access, http.StatusOK)
 	status, _, ro := b.call("GET", "/v1/admin/rollout", adm.access, nil)
 	if status != http.StatusOK || ro["configured"] != false || ro["mode"] != "staged" || ro["external_auth"] != "staged" {

@@ -51,7 +51,7 @@ func builtins() map[string]Role {
 		RoleAuditor: {Name: RoleAuditor, Description: "Reads the whole audit trail, the users and the roles.",
 			Permissions: []Permission{AuditRead, UsersRead, RolesRead}, Builtin: true},
 		RoleUser: {Name: RoleUser, Description: "Uses the service for oneself; granted at registration.",
-			Permissions: []Permission{AccountRead, AccountSessionsRevoke, AccountIdentities, AccountAPIKeys, TasksCreate, TasksRead, TasksWrite}, Builtin: true},
+			Permissions: []Permission{AccountRead, AccountSessionsRevoke, AccountIdentities, AccountAPIKeys, AccountWrite, TasksCreate, TasksRead, TasksWrite}, Builtin: true},
 	}
 }
 

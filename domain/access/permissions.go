@@ -33,6 +33,7 @@ const (
 	AccountRead           Permission = "account:read"
 	AccountSessionsRevoke Permission = "account:sessions:revoke"
 	AccountIdentities     Permission = "account:identities:write"
+	AccountWrite          Permission = "account:write"
 	TasksCreate           Permission = "tasks:create"
 	TasksRead             Permission = "tasks:read"
 	TasksReadAny          Permission = "tasks:read:any"
@@ -65,6 +66,7 @@ var table = []Described{
 	{AccountRead, "Read one's own profile, sessions and audit trail."},
 	{AccountSessionsRevoke, "End one's own sessions (log out, end a session by id)."},
 	{AccountIdentities, "Link an upstream sign-in provider to one's own account and unlink it."},
+	{AccountWrite, "Change one's own profile (display name, email address) and password."},
 	{TasksCreate, "Upload files as a new task."},
 	{TasksRead, "List and read one's own tasks, their history, statistics and files."},
 	{TasksReadAny, "Read any user's task and download its files (each read is recorded)."},

@@ -96,11 +96,14 @@ type Claims struct {
 	Email string   `json:"email"`
 	Name  string   `json:"name"`
 	Roles []string `json:"roles"`
+	// EmailVerified: the user verified Email (absent in claims recorded
+	// before verification existed: false).
+	EmailVerified bool `json:"email_verified,omitempty"`
 }
 
 // Equal compares two sets of claims, roles in any order.
 func (c Claims) Equal(o Claims) bool {
-	if c.Email != o.Email || c.Name != o.Name || len(c.Roles) != len(o.Roles) {
+	if c.Email != o.Email || c.Name != o.Name || c.EmailVerified != o.EmailVerified || len(c.Roles) != len(o.Roles) {
 		return false
 	}
 	a, b := slices.Clone(c.Roles), slices.Clone(o.Roles)

@@ -49,10 +49,19 @@ type Registered struct {
 
 // PasswordChanged records a new password chosen by the user (or reset). It
 // is a reason to revoke the user's other sessions; PasswordRehashed is not.
+//
+// Reason is PasswordReasonChanged or PasswordReasonReset (absent in events
+// recorded before resets existed). TokenID is the reset token a reset
+// used up. KeepSession is the session a change was made from, the one
+// that stays open (the sessionclaims policy ends the others); a reset
+// keeps none (its command ends every session at once).
 type PasswordChanged struct {
-	UserID       uuid.UUID `json:"user_id"`
-	PasswordHash string    `json:"password_hash"`
-	ChangedAt    time.Time `json:"changed_at"`
+	UserID       uuid.UUID  `json:"user_id"`
+	PasswordHash string     `json:"password_hash"`
+	ChangedAt    time.Time  `json:"changed_at"`
+	Reason       string     `json:"reason,omitempty"`
+	TokenID      *uuid.UUID `json:"token_id,omitempty"`
+	KeepSession  *uuid.UUID `json:"keep_session,omitempty"`
 }
 
 // PasswordRehashed records the same password hashed again under new
@@ -202,6 +211,7 @@ func AllEvents() []events.Event {
 		ExternalIdentityLinked{}, ExternalIdentityReserved{},
 		ExternalIdentityUnlinked{}, ExternalSignedIn{}, ExternalIdentityReleased{}, ExternalSignInRefused{},
 		LockedByAdmin{}, Disabled{}, Enabled{},
+		EmailVerificationRequested{}, EmailVerified{}, EmailChanged{}, PasswordResetRequested{}, RegistrationAttempted{},
 	}
 }
 

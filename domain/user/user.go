@@ -77,6 +77,13 @@ type User struct {
 
 	throttle LoginThrottle
 
+	// emailVerified: the current address was verified (verification.go);
+	// verifications are the outstanding links by token id, reset the
+	// outstanding reset link.
+	emailVerified bool
+	verifications map[uuid.UUID]*pendingToken
+	reset         *pendingToken
+
 	version int
 	changes []events.Event
 }
@@ -457,6 +464,9 @@ func (u *User) apply(e events.Event) error {
 		u.serviceAccount = e.ServiceAccount
 	case PasswordChanged:
 		u.passwordHash = e.PasswordHash
+		u.applyVerification(e)
+	case EmailVerificationRequested, EmailVerified, EmailChanged, PasswordResetRequested, RegistrationAttempted:
+		u.applyVerification(e)
 	case PasswordRehashed:
 		u.passwordHash = e.PasswordHash
 	case LoginFailed, LoginFailuresCleared, Locked:

@@ -73,6 +73,10 @@ func Table() httpapi.ErrorTable {
 
 		// Users and passwords.
 		{Err: user.ErrThrottled, Problem: problem.RateLimited("rate-limited", time.Second, "Too many failed logins from here; retry later."), Details: throttleWait},
+		{Err: user.ErrInvalidToken, Problem: &problem.Error{Kind: problem.KindInvalidInput, Slug: "invalid-mail-token",
+			Detail: "The link is invalid, expired or already used; ask for a new one."}},
+		{Err: commands.ErrEmailNotVerified, Problem: problem.Unauthenticated("email-not-verified",
+			"Confirm your email address first: follow the link we sent, or ask for a new one at POST /v1/auth/verify-email/resend.")},
 		{Err: user.ErrEmailTaken, Problem: problem.Conflict("email-taken", "This email address is already registered.")},
 		// Only a caller the provider authenticated sees it, about their
 		// own account.

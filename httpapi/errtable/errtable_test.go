@@ -54,6 +54,8 @@ var mapped = map[string]struct {
 	"commands.ErrConflict":                    {commands.ErrConflict, answer{409, "conflict"}},
 	"commands.ErrInvalidCredentials":          {commands.ErrInvalidCredentials, answer{401, "invalid-credentials"}},
 	"commands.ErrInvalidToken":                {commands.ErrInvalidToken, answer{401, "invalid-token"}},
+	"commands.ErrEmailNotVerified":            {commands.ErrEmailNotVerified, answer{401, "email-not-verified"}},
+	"domain/user.ErrInvalidToken":             {user.ErrInvalidToken, answer{400, "invalid-mail-token"}},
 	"commands.ErrSessionNotFound":             {commands.ErrSessionNotFound, answer{404, "not-found"}},
 	"commands.ErrUserNotFound":                {commands.ErrUserNotFound, answer{404, "not-found"}},
 	"commands.ErrAuthProviderUnavailable":     {commands.ErrAuthProviderUnavailable, answer{503, "auth-provider-unavailable"}},

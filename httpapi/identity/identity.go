@@ -46,6 +46,9 @@ type Deps struct {
 	Rollout          *commands.ConfigureRolloutHandler
 	RolloutState     RolloutState
 	ExternalAuthMode string
+	// Account, when set, serves email verification, password reset and
+	// change, and PATCH /v1/me (account.go).
+	Account *AccountDeps
 }
 
 // Validate reports every missing dependency at once.
@@ -63,6 +66,7 @@ func (d Deps) Validate() error {
 	if d.PublicURL == "" {
 		errs = append(errs, errors.New("httpapi/identity: Deps needs the PublicURL"))
 	}
+	errs = append(errs, d.Account.validate())
 	return errors.Join(errs...)
 }
 
@@ -79,6 +83,9 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 	rg.POST("/v1/auth/refresh", rl, h.refresh)
 	rg.POST("/v1/auth/logout", d.authenticated(access.AccountSessionsRevoke, h.logout)...)
 	rg.DELETE("/v1/auth/sessions/:id", d.authenticated(access.AccountSessionsRevoke, h.deleteSession)...)
+	if d.Account != nil {
+		h.mountAccount(rg)
+	}
 	if d.Rollout != nil && d.RolloutState != nil {
 		rg.GET("/v1/admin/rollout", d.authenticated(access.RolloutRead, h.getRollout)...)
 		rg.PUT("/v1/admin/rollout", d.authenticated(access.RolloutWrite, h.putRollout)...)
@@ -130,6 +137,12 @@ func (h *handlers) register(c *gin.Context) {
 		return
 	}
 	httpapi.SetConsistencyToken(c, res.Position)
+	if h.d.Account != nil && h.d.Account.EnumerationSafe {
+		// The same answer for a new address and a taken one, whose owner
+		// is mailed instead (the consistency token is set for both).
+		c.JSON(http.StatusAccepted, acceptedBody)
+		return
+	}
 	c.JSON(http.StatusCreated, gin.H{"user_id": res.UserID})
 }
 

@@ -184,7 +184,7 @@ func (*Profiles) Filter() eventstore.Filter {
 	return eventstore.Filter{EventTypes: []string{
 		user.EventRegistered, user.EventPasswordChanged, user.EventLoginFailed, user.EventLocked,
 		user.EventUnlocked, user.EventRoleGranted, user.EventRoleRevoked, user.EventDisplayNameChanged,
-		session.EventStarted,
+		user.EventEmailChanged, session.EventStarted,
 	}}
 }
 
@@ -274,6 +274,8 @@ func (b *profilesBatch) Apply(ctx context.Context, rec eventstore.RecordedEvent)
 		b.queue(`UPDATE `+tbl+` SET roles = array_remove(roles, $2::text) WHERE user_id = $1`, e.UserID, e.Role)
 	case user.DisplayNameChanged:
 		b.queue(`UPDATE `+tbl+` SET display_name = $2 WHERE user_id = $1`, e.UserID, e.DisplayName)
+	case user.EmailChanged:
+		b.queue(`UPDATE `+tbl+` SET email = $2 WHERE user_id = $1`, e.UserID, e.Email)
 	}
 	return nil
 }

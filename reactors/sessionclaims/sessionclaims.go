@@ -9,7 +9,10 @@
 // session. The policy answers both:
 //
 //   - on a change to a user, it syncs every open session of the user;
-//   - on a login, it syncs the new session.
+//   - on a login, it syncs the new session;
+//   - on a password change made from a session (POST /v1/me/password),
+//     it ends every other open session of the user (a reset ends them
+//     all with a cutoff instead, in its command).
 //
 // A sync reads the user stream as it is now and appends
 // session.claims_updated to each session whose claims differ
@@ -52,25 +55,27 @@ const Name = "session_claims"
 // keeps in sync, with their user and absolute end.
 const openSessions = "session_claims_open"
 
-// userChanges are the user events that change a session's claims. The
-// email is fixed at registration; a command that changes it must be added
-// here.
-var userChanges = []string{user.EventRoleGranted, user.EventRoleRevoked, user.EventDisplayNameChanged}
+// userChanges are the user events that change a session's claims (roles,
+// display name, the address and whether it is verified).
+var userChanges = []string{user.EventRoleGranted, user.EventRoleRevoked, user.EventDisplayNameChanged,
+	user.EventEmailVerified, user.EventEmailChanged}
 
 // New returns the policy, run like a projection (projector.Runner). now is
-// the clock deciding which sessions have ended (nil: time.Now).
-func New(sync *commands.SyncSessionClaimsHandler, now func() time.Time) projector.Projection {
+// the clock deciding which sessions have ended (nil: time.Now). revoke
+// ends the other sessions after a password change (nil: it does not).
+func New(sync *commands.SyncSessionClaimsHandler, revoke *commands.RevokeSessionHandler, now func() time.Time) projector.Projection {
 	reg := events.NewRegistry()
 	if err := errors.Join(session.RegisterEvents(reg), user.RegisterEvents(reg)); err != nil {
 		// Constant tables: a clash is a programming error every test hits.
 		panic(err)
 	}
-	return &policy{sync: sync, now: now, reg: reg}
+	return &policy{sync: sync, revoke: revoke, now: now, reg: reg}
 }
 
 type policy struct {
-	sync *commands.SyncSessionClaimsHandler
-	now  func() time.Time
+	sync   *commands.SyncSessionClaimsHandler
+	revoke *commands.RevokeSessionHandler
+	now    func() time.Time
 	// reg decodes what the policy reads, upcasting old versions.
 	reg *events.Registry
 }
@@ -80,7 +85,7 @@ func (*policy) Name() string { return Name }
 
 // Filter implements projector.Projection.
 func (*policy) Filter() eventstore.Filter {
-	return eventstore.Filter{EventTypes: append([]string{session.EventStarted, session.EventRevoked}, userChanges...)}
+	return eventstore.Filter{EventTypes: append([]string{session.EventStarted, session.EventRevoked, user.EventPasswordChanged}, userChanges...)}
 }
 
 // Tables implements projector.Projection.
@@ -153,6 +158,11 @@ func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
 		delete(b.started, e.SessionID)
 		b.revoked[e.SessionID] = true
 		return nil
+	case user.PasswordChanged:
+		if e.KeepSession == nil || b.p.revoke == nil {
+			return nil // a reset ended every session by a cutoff; a rehash is another event
+		}
+		return b.endOtherSessions(ctx, ev, e.UserID, *e.KeepSession)
 	default: // a change to a user
 		userID, err := uuid.Parse(strings.TrimPrefix(ev.Stream, user.StreamPrefix))
 		if err != nil {
@@ -214,6 +224,28 @@ func (b *batch) Flush(ctx context.Context) error {
 	_, err := b.tx.Exec(ctx, "INSERT INTO "+b.table+` (session_id, user_id, expires_at)
 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) ON CONFLICT (session_id) DO NOTHING`, ids, users, ends)
 	return err
+}
+
+// endOtherSessions revokes every open session of userID but keep. A
+// session revoked already appends nothing, so a replay is harmless.
+func (b *batch) endOtherSessions(ctx context.Context, ev eventstore.RecordedEvent, userID, keep uuid.UUID) error {
+	ids, err := b.openSessionsOf(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if id == keep {
+			continue
+		}
+		_, err := b.p.revoke.Handle(ctx, commands.RevokeSession{SessionID: id, UserID: userID, Reason: session.ReasonPasswordChanged,
+			Meta: commands.Meta{CorrelationID: ev.ID.String(), CausationID: ev.ID.String(), Actor: events.Actor{Kind: events.ActorSystem}}})
+		if err != nil && !errors.Is(err, commands.ErrSessionNotFound) {
+			return fmt.Errorf("sessionclaims: end session %s after %s: %w", id, ev.ID, err)
+		}
+		delete(b.started, id)
+		b.revoked[id] = true
+	}
+	return nil
 }
 
 func (b *batch) syncSessions(ctx context.Context, ev eventstore.RecordedEvent, userID uuid.UUID, ids []uuid.UUID) error {

@@ -35,7 +35,7 @@ func newRig(t *testing.T) *rig {
 // run starts a runner of the policy alone until stop or the test's end.
 func (r *rig) run(t *testing.T) (stop func()) {
 	t.Helper()
-	return r.env.Run(t, sessionclaims.New(r.st.SyncClaims, nil))
+	return r.env.Run(t, sessionclaims.New(r.st.SyncClaims, r.st.Revoke, nil))
 }
 
 func (r *rig) register(t *testing.T, email string) {
