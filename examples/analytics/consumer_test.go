@@ -71,6 +71,17 @@ func TestTheConsumerKeepsDailyLoginsAndTaskOutcomes(t *testing.T) {
 			want++
 		}
 	}
+	// The publisher creates the stream with its first publish, which it
+	// retries until NATS answers; the consumer expects the stream to be
+	// there (an operator's or the publisher's), so wait for it.
+	for {
+		if _, err := js.Stream(ctx, streamName); err == nil {
+			break
+		} else if ctx.Err() != nil {
+			t.Fatalf("the publisher never created stream %s: %v", streamName, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, durable := range []string{"analytics", "analytics-replay"} {
 		cctx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
