@@ -290,20 +290,9 @@ func (l *Live) readCatalog(ctx context.Context) (*domain.Catalog, error) {
 }
 
 func (l *Live) read(ctx context.Context, stream string) ([]events.Event, error) {
-	recs, err := l.cfg.Store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{})
-	if errors.Is(err, eventstore.ErrStreamNotFound) {
-		return nil, nil
-	}
+	evs, err := eventstore.ReadDecoded(ctx, l.cfg.Store, l.reg, stream)
 	if err != nil {
-		return nil, fmt.Errorf("access: the follower is behind and %s cannot be read: %w", stream, err)
+		return nil, fmt.Errorf("access: read while the follower is behind: %w", err)
 	}
-	out := make([]events.Event, 0, len(recs))
-	for _, r := range recs {
-		e, err := l.reg.Decode(r.Type, r.Data)
-		if err != nil {
-			return nil, fmt.Errorf("access: decode %s@%d: %w", stream, r.Revision, err)
-		}
-		out = append(out, e)
-	}
-	return out, nil
+	return evs, nil
 }

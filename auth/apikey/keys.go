@@ -242,22 +242,11 @@ func (k *Keys) fromLog(ctx context.Context, id uuid.UUID) (entry, bool, bool, er
 }
 
 func (k *Keys) read(ctx context.Context, stream string) ([]events.Event, error) {
-	recs, err := k.cfg.Store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{})
-	if errors.Is(err, eventstore.ErrStreamNotFound) {
-		return nil, nil
-	}
+	evs, err := eventstore.ReadDecoded(ctx, k.cfg.Store, k.reg, stream)
 	if err != nil {
-		return nil, fmt.Errorf("apikey: the follower is behind and %s cannot be read: %w", stream, err)
+		return nil, fmt.Errorf("apikey: read while the follower is behind: %w", err)
 	}
-	out := make([]events.Event, 0, len(recs))
-	for _, r := range recs {
-		e, err := k.reg.Decode(r.Type, r.Data)
-		if err != nil {
-			return nil, fmt.Errorf("apikey: decode %s@%d: %w", stream, r.Revision, err)
-		}
-		out = append(out, e)
-	}
-	return out, nil
+	return evs, nil
 }
 
 // Owned lists owner's keys, newest first, revoked and expired ones too
