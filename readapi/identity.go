@@ -1,15 +1,21 @@
 package readapi
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
+	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
+	"github.com/authledger/authledger/projections/projector"
+	"github.com/authledger/authledger/projections/timetravel"
 	"github.com/authledger/authledger/projections/userviews"
 )
 
@@ -74,25 +80,82 @@ func (h *handlers) adminUser(c *gin.Context) {
 		httpapi.WriteError(c, userviews.ErrNotFound)
 		return
 	}
+	if at, ok := c.GetQuery("at"); ok {
+		h.profileAt(c, id, at)
+		return
+	}
 	h.profile(c, id)
 }
 
 // profile answers with the user's profile and external link.
 func (h *handlers) profile(c *gin.Context, id uuid.UUID) {
-	prof, err := userviews.GetProfile(c.Request.Context(), h.d.Pool, id)
+	me, err := readProfile(c, h.d.Pool, id)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
-	link, linked, err := userviews.GetExternalIdentity(c.Request.Context(), h.d.Pool, id)
+	c.Header("Cache-Control", "private, no-store")
+	c.JSON(http.StatusOK, me)
+}
+
+// profileAt answers GET /v1/admin/users/{id}?at=TIME: the profile as it
+// was at TIME, folded from the log (the user's events recorded at or
+// before it) through the profile read models' own code in a transaction
+// that is rolled back (timetravel.Fold). A user who did not exist yet is
+// not found, as one who never did.
+func (h *handlers) profileAt(c *gin.Context, id uuid.UUID, raw string) {
+	at, err := time.Parse(time.RFC3339Nano, raw)
+	if err != nil || h.d.Log == nil {
+		msg := "must be an RFC 3339 time (2006-01-02T15:04:05Z)"
+		if err == nil {
+			msg = "time travel is not available on this server"
+		}
+		httpapi.WriteError(c, problem.Invalid("The query parameters are invalid.", problem.FieldError{Field: "at", Message: msg}))
+		return
+	}
+	var me MeResponse
+	projs := []projector.Projection{userviews.NewProfiles(), userviews.NewExternalIdentities(), userviews.NewEmailVerifications()}
+	_, err = timetravel.Fold(c.Request.Context(), h.d.Pool, h.d.Log, projs, at.UTC(), aboutUser(id), func(ctx context.Context, tx pgx.Tx) error {
+		var err error
+		me, err = readProfile(c, tx, id)
+		return err
+	})
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
 	}
-	verified, err := userviews.EmailVerified(c.Request.Context(), h.d.Pool, id, prof.Email)
+	c.Header("Cache-Control", "private, no-store")
+	c.JSON(http.StatusOK, me)
+}
+
+// aboutUser keeps the events whose data names the user as user_id: every
+// event the profile read models apply to a user's row does (registration,
+// roles, names, addresses, logins, links, verifications).
+func aboutUser(id uuid.UUID) func(eventstore.RecordedEvent) bool {
+	want := id.String()
+	return func(ev eventstore.RecordedEvent) bool {
+		var d struct {
+			UserID string `json:"user_id"`
+		}
+		return json.Unmarshal(ev.Data, &d) == nil && d.UserID == want
+	}
+}
+
+// readProfile reads the user's profile, external link and verification
+// through q (the pool, or a time-travel transaction).
+func readProfile(c *gin.Context, q userviews.Querier, id uuid.UUID) (MeResponse, error) {
+	ctx := c.Request.Context()
+	prof, err := userviews.GetProfile(ctx, q, id)
 	if err != nil {
-		httpapi.WriteError(c, err)
-		return
+		return MeResponse{}, err
+	}
+	link, linked, err := userviews.GetExternalIdentity(ctx, q, id)
+	if err != nil {
+		return MeResponse{}, err
+	}
+	verified, err := userviews.EmailVerified(ctx, q, id, prof.Email)
+	if err != nil {
+		return MeResponse{}, err
 	}
 	me := MeResponse{
 		ID: prof.UserID, Email: prof.Email, EmailVerified: verified, DisplayName: prof.DisplayName, Roles: prof.Roles,
@@ -102,8 +165,7 @@ func (h *handlers) profile(c *gin.Context, id uuid.UUID) {
 		me.ExternalUserID, me.ProviderEmail = &link.ExternalUserID, &link.ProviderEmail
 		me.LastTokenRefresh = utcPtr(link.LastTokenRefresh)
 	}
-	c.Header("Cache-Control", "private, no-store")
-	c.JSON(http.StatusOK, me)
+	return me, nil
 }
 
 // SessionItem is one entry of GET /v1/auth/sessions. Current marks the

@@ -16,6 +16,7 @@ import (
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/projections/audit"
 	"github.com/authledger/authledger/projections/taskviews"
+	"github.com/authledger/authledger/projections/timetravel"
 	"github.com/authledger/authledger/projections/userviews"
 )
 
@@ -48,6 +49,11 @@ type Deps struct {
 	// records the read, and an error refuses it. The caller is
 	// httpapi.Caller(c). Required.
 	Authorize func(c *gin.Context, taskID uuid.UUID, asAdmin bool) error
+	// Log reads the event log for GET /v1/admin/users/{id}?at=TIME, which
+	// answers from the log, not the read models (time travel). Without it
+	// ?at= answers 400 (unsupported here). It is a reader: nothing of
+	// readapi appends.
+	Log timetravel.LogReader
 }
 
 // Validate reports every problem of d at once.
@@ -81,7 +87,7 @@ func (d Deps) Validate() error {
 //	GET  audit            the whole trail (audit:read)
 //	GET  me/audit         the caller's own trail (events the caller caused)
 //	GET  admin/users      users by address (?q=&page=&page_size=; users:read)
-//	GET  admin/users/:id  one user's profile (users:read)
+//	GET  admin/users/:id  one user's profile (users:read); ?at=TIME folds it from the log as it was then
 //	GET  admin/users/:id/sessions  one user's active sessions (users:read)
 //
 // Each honours X-Consistency-Token against the projection it reads, so
