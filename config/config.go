@@ -46,9 +46,13 @@ type Config struct {
 	// store. It may hold credentials: never log it.
 	ESDBURL string
 	// DataDir holds local state (uploaded files and the like).
-	DataDir   string
-	LogLevel  slog.Level
-	LogFormat string
+	DataDir string
+	// AuditRetention: audit rows recorded longer ago than this are
+	// archived to signed files under DataDir/audit-archive and leave the
+	// table (0: kept forever).
+	AuditRetention time.Duration
+	LogLevel       slog.Level
+	LogFormat      string
 	// ConsistencyWait bounds how long a query carrying X-Consistency-Token
 	// waits for the read models before answering 503.
 	ConsistencyWait time.Duration
@@ -216,6 +220,13 @@ var table = []Var{
 		Default:     ".data",
 		Description: "Directory for local state (uploaded files and the like).",
 		set:         func(c *Config, v string) error { c.DataDir = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_AUDIT_RETENTION",
+		Default:     "0",
+		DefaultDoc:  "0 (audit rows are kept forever)",
+		Description: "Audit rows recorded longer ago than this (e.g. 2160h) are archived hourly by serve to signed, hash-chained files in $AUTHLEDGER_DATA_DIR/audit-archive and leave the audit table; `authledger audit verify` goes on checking the chain from the last archive's anchor (docs/audit.md).",
+		set:         duration(func(c *Config) *time.Duration { return &c.AuditRetention }),
 	},
 	{
 		Name:        "AUTHLEDGER_LOG_LEVEL",
@@ -935,6 +946,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("AUTHLEDGER_DATA_DIR", "must not be empty")
+	}
+	if c.AuditRetention < 0 || c.AuditRetention > 0 && c.AuditRetention < time.Hour {
+		bad("AUTHLEDGER_AUDIT_RETENTION", "must be 0 (keep forever) or at least 1h, got %s", c.AuditRetention)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("AUTHLEDGER_LOG_FORMAT", "%q is neither json nor text", c.LogFormat)

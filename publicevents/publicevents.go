@@ -33,6 +33,7 @@ import (
 
 	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/apikey"
+	"github.com/authledger/authledger/domain/auditarchive"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signin"
@@ -160,6 +161,7 @@ var InternalOnly = map[string]string{
 	task.EventQuotaReserved:              "the quota counter stream",
 	task.EventQuotaReleased:              "the quota counter stream",
 	task.EventQuotaSummarized:            "the quota counter stream's snapshot",
+	auditarchive.EventArchived:           "the audit trail's own retention bookkeeping (rows moved to an archive file); no consumer's business",
 	signingkey.EventAdded:                "key material (sealed private key)",
 	signingkey.EventActivated:            "key rotation; the JWKS publishes the public keys",
 	signingkey.EventRetired:              "key rotation; the JWKS publishes the public keys",
@@ -192,7 +194,7 @@ func RegisterEvents(r *events.Registry) error {
 	for _, f := range []func(*events.Registry) error{
 		user.RegisterEvents, session.RegisterEvents, task.RegisterEvents,
 		signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents,
-		access.RegisterEvents, apikey.RegisterEvents,
+		access.RegisterEvents, apikey.RegisterEvents, auditarchive.RegisterEvents,
 	} {
 		if err := f(r); err != nil {
 			return err

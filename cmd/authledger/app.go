@@ -28,6 +28,7 @@ import (
 	authrollout "github.com/authledger/authledger/auth/rollout"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
+	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/eventstore/esdb"
 	"github.com/authledger/authledger/eventstore/pg"
@@ -260,6 +261,13 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 		return nil, fmt.Errorf("projections: %w", err)
 	}
 	ident.revocations.Watch(func() time.Time { t, _ := runner.VouchedAt(authn.FeedName); return t })
+	if cfg.AuditRetention > 0 {
+		archiver, err := newAuditArchiver(cfg, a.db, a.store, ident.auditExport, events.Actor{Kind: events.ActorSystem, ID: "audit-retention"})
+		if err != nil {
+			return nil, fmt.Errorf("audit retention: %w", err)
+		}
+		a.background("audit-retention", archiver.run(log))
+	}
 	ident.access.Watch(func() time.Time { t, _ := runner.VouchedAt(authaccess.FollowerName); return t })
 	ident.cutoffs.Watch(func() time.Time { t, _ := runner.VouchedAt(authn.CutoffsName); return t })
 	ident.apiKeys.keys.Watch(func() time.Time { t, _ := runner.VouchedAt(apikey.FollowerName); return t })
@@ -316,7 +324,7 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 	// requires an access token, and is rate-limited per user: the queries
 	// and the task commands.
 	v1 := a.engine.Group("/v1", ident.deps.Authenticated()...)
-	if err := readapi.Mount(v1, readapi.Deps{Pool: a.db, Waiter: waiter, ConsistencyTimeout: cfg.ConsistencyWait, Authorize: tasks.authorizeRead}); err != nil {
+	if err := readapi.Mount(v1, readapi.Deps{Pool: a.db, Waiter: waiter, ConsistencyTimeout: cfg.ConsistencyWait, Authorize: tasks.authorizeRead, Log: a.store}); err != nil {
 		return nil, err
 	}
 	if err := tasks.mount(v1, cfg, log); err != nil {

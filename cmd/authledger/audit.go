@@ -55,11 +55,14 @@ func loadAuditKeys(cfg config.Config) (auditKeys, error) {
 	return deriveAuditKeys(master)
 }
 
-// runAudit dispatches `authledger audit <verify|head>`.
+// runAudit dispatches `authledger audit <verify|head|tail|export|archive>`.
 func runAudit(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
 	return runGroup(ctx, "audit", "check the log and its audit trail, and export signed heads", []command{
 		{"verify", "check the audit trail against the log, link by link, and report the first broken link", runAuditVerify},
 		{"head", "verify, then print the chain's head signed under the master key, to keep outside the database", runAuditHead},
+		{"tail", "print the trail's last rows, and with -f new ones as they are appended", runAuditTail},
+		{"export", "write a signed, hash-chained file of the rows in a time range, checkable offline by `audit verify FILE`", runAuditExport},
+		{"archive", "audit retention now: archive old rows to a signed file and let them leave the table", runAuditArchive},
 	}, args, getenv, stdout, stderr)
 }
 
@@ -146,6 +149,7 @@ func verifyWith(ctx context.Context, name string, f auditFlags, getenv env, stde
 type verifyJSON struct {
 	OK           bool       `json:"ok"`
 	Rows         int64      `json:"rows"`
+	Archived     int64      `json:"archived"`
 	Events       int64      `json:"events"`
 	Unaudited    int64      `json:"unaudited"`
 	LastSeq      int64      `json:"last_seq"`
@@ -166,22 +170,51 @@ func runAuditVerify(ctx context.Context, args []string, getenv env, stdout, stde
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	af := addAuditFlags(fs)
+	pin := fs.String("thumbprint", "", "with FILE or -archive: the export key's `THUMBPRINT` (printed by audit export) the file must be signed with")
+	var archives []string
+	fs.Func("archive", "an archive `FILE` of audit retention (repeatable): check it offline and that it is the one the log's archiving anchored", func(s string) error {
+		archives = append(archives, s)
+		return nil
+	})
 	fs.Usage = func() {
 		w := fs.Output()
-		fmt.Fprintln(w, "usage: authledger audit verify [-json] [-head FILE]")
+		fmt.Fprintln(w, "usage: authledger audit verify [-json] [-head FILE] [-archive FILE]...")
+		fmt.Fprintln(w, "       authledger audit verify [-json] [-thumbprint T] FILE")
 		fmt.Fprintln(w)
+		fmt.Fprintln(w, "With FILE (an export of `authledger audit export`, or an archive of audit")
+		fmt.Fprintln(w, "retention), checks the file alone, offline, without the database or the master")
+		fmt.Fprintln(w, "key: each row's canonical form and seq order, the file's SHA-256 chain of")
+		fmt.Fprintln(w, "links, and the trailer's Ed25519 signature under the key it embeds (pin it")
+		fmt.Fprintln(w, "with -thumbprint). Exits 1 naming the first broken line.")
+		fmt.Fprintln(w, "\nWithout FILE:")
 		verifyHelp(w)
 		fmt.Fprintln(w, "\nPrints the rows and events checked and the chain head, or the first broken")
 		fmt.Fprintln(w, "link, and exits 1 when the chain is broken.")
 		usageTail(fs, w)
 	}
-	rep, head, _, done, code := verifyLog(ctx, fs, af, args, getenv, stdout, stderr)
-	if done {
+	if done, code := parseFlagsArgs(fs, args, -1, stdout, stderr); done {
 		return code
+	}
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		return verifyExportFile(fs.Arg(0), *pin, *asJSON, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "authledger audit verify: %d arguments, want at most one FILE\n", fs.NArg())
+		return exitUsage
+	}
+	rep, head, _, code := verifyWith(ctx, fs.Name(), af, getenv, stderr)
+	if code != exitOK {
+		return code
+	}
+	if len(archives) > 0 && rep.OK {
+		if code := checkArchives(ctx, archives, *pin, getenv, stdout, stderr); code != exitOK {
+			return code
+		}
 	}
 	switch {
 	case *asJSON:
-		out := verifyJSON{OK: rep.OK, Rows: rep.Rows, Events: rep.Events, Unaudited: rep.Unaudited, LastSeq: rep.LastSeq,
+		out := verifyJSON{OK: rep.OK, Rows: rep.Rows, Archived: rep.Archived, Events: rep.Events, Unaudited: rep.Unaudited, LastSeq: rep.LastSeq,
 			LastHash: rep.LastHash, LastPosition: rep.LastPosition, LastEventID: rep.LastEventID, HeadChecked: rep.HeadChecked}
 		if b := rep.Broken; b != nil {
 			out.Broken = &breakJSON{b.Seq, b.EventID, b.Reason}
@@ -192,6 +225,9 @@ func runAuditVerify(ctx context.Context, args []string, getenv env, stdout, stde
 	case rep.OK:
 		fmt.Fprintf(stdout, "audit trail OK: %d rows checked against %d events of the log; head seq %d, hash %s\n",
 			rep.Rows, rep.Events, rep.LastSeq, rep.LastHash)
+		if rep.Archived > 0 {
+			fmt.Fprintf(stdout, "rows 1 to %d are archived (audit retention): their links recomputed from the log reach the archive's anchor\n", rep.Archived)
+		}
 		if head != nil {
 			fmt.Fprintf(stdout, "the log still passes through the head signed %s (seq %d)\n", head.At.UTC().Format(time.RFC3339), head.Count)
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/domain/access"
 	apikeydomain "github.com/authledger/authledger/domain/apikey"
+	"github.com/authledger/authledger/domain/auditarchive"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signin"
@@ -35,6 +36,7 @@ import (
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi/authn"
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
+	"github.com/authledger/authledger/projections/audit"
 )
 
 // devMasterKeyFile is where serve keeps a generated master key when none is
@@ -72,6 +74,9 @@ type identityCore struct {
 	registry *events.Registry
 	// auditKey chains the audit trail's rows (derived from the master key).
 	auditKey []byte
+	// auditExport signs audit retention's archives (a key derived from
+	// the master key).
+	auditExport *audit.ExportSigner
 	// external is login through the external auth API; nil when
 	// AUTHLEDGER_USE_EXTERNAL_AUTH=off.
 	external *externalAuth
@@ -138,7 +143,7 @@ func loadMasterKey(cfg config.Config, log *slog.Logger) (*keys.MasterKey, error)
 // newRegistry knows every event the identity commands load.
 func newRegistry() (*events.Registry, error) {
 	reg := events.NewRegistry()
-	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents, access.RegisterEvents, apikeydomain.RegisterEvents} {
+	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents, access.RegisterEvents, apikeydomain.RegisterEvents, auditarchive.RegisterEvents} {
 		if err := f(reg); err != nil {
 			return nil, err
 		}
@@ -203,6 +208,14 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		return nil, err
 	}
 	auditKeys, err := deriveAuditKeys(master)
+	if err != nil {
+		return nil, err
+	}
+	exportSeed, err := master.DeriveKey(auditExportKeyPurpose)
+	if err != nil {
+		return nil, err
+	}
+	auditExport, err := audit.NewExportSigner(exportSeed)
 	if err != nil {
 		return nil, err
 	}
@@ -334,6 +347,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		claimsSync:      ih.SyncClaims,
 		registry:        reg,
 		auditKey:        auditKeys.chain,
+		auditExport:     auditExport,
 		external:        ext,
 		externalRefresh: ih.ExternalRefresh,
 		rollout:         live,

@@ -6,6 +6,7 @@
 //	authledger worker       process tasks beside serve
 //	authledger projections  read-model status and rebuilds
 //	authledger audit        check the log against the audit trail's keyed chain; sign heads
+//	authledger replay       rebuild read models as they were at a past time
 //	authledger keys         rotate the signing key
 //	authledger version      print the version
 //
@@ -63,6 +64,7 @@ func subcommands() []command {
 		{"external-auth", "validate the external auth API: `external-auth check -email E` logs in once and prints a redacted report", runExternalAuth},
 		{"users", "link accounts to external identities in bulk: `users link -from FILE.csv -backup FILE.jsonl [-dry-run]`", runUsers},
 		{"rollout", "change the staged rollout of external login: `rollout set -mode staged -percent 20 -allow a@x`", runRollout},
+		{"replay", "rebuild read models as they were at a past time into a scratch schema: `replay -until TIME [-projection NAME]`", runReplay},
 		{"stream", "print the analytics stream of public events from NATS JetStream: `stream tail [-type T]`", runStream},
 	}
 }
@@ -109,7 +111,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (done
 
 // parseFlagsArgs is parseFlags for a command that takes n positional
 // arguments after its flags (fs.Arg(0) ...); a different number is a
-// usage error.
+// usage error. n < 0 takes any number (the command checks them).
 func parseFlagsArgs(fs *flag.FlagSet, args []string, n int, stdout, stderr io.Writer) (done bool, code int) {
 	for _, a := range args {
 		if a == "--" {
@@ -132,7 +134,7 @@ func parseFlagsArgs(fs *flag.FlagSet, args []string, n int, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "authledger %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
 		fs.Usage()
 		return true, exitUsage
-	case fs.NArg() != n:
+	case n >= 0 && fs.NArg() != n:
 		fmt.Fprintf(stderr, "authledger %s: %d arguments, want %d (flags come first)\n", fs.Name(), fs.NArg(), n)
 		fs.Usage()
 		return true, exitUsage

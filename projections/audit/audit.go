@@ -12,7 +12,11 @@
 // triggers that refuse UPDATE, DELETE and TRUNCATE (migration
 // audit_log_refuse_change), and those privileges are revoked from PUBLIC. A
 // rebuild creates a new generation and drops the old one; it never updates
-// a row. The log itself is append-only the same way (migration 007).
+// a row. The log itself is append-only the same way (migration 007). The
+// one deletion is audit retention's: the projection, applying an
+// audit.archived.v1 event of the log, deletes the rows that event's
+// archive file holds, checking its anchor link first (archive.go; ADR
+// 0035).
 //
 // # Keyed chain
 //
@@ -88,6 +92,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/authledger/authledger/domain/auditarchive"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/projector"
@@ -296,6 +301,9 @@ type batch struct {
 	seq   int64
 	prev  []byte
 	rows  [][]any
+	// retiring are the archivings applied in this batch: their rows leave
+	// the table at Flush (retire).
+	retiring []auditarchive.Archived
 }
 
 // Prepare implements projector.Preparer: the row without its place in the
@@ -317,6 +325,13 @@ func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
 	b.rows = append(b.rows, []any{r.Seq, r.EventID, r.Position, r.Stream, int64(r.Revision), r.EventType,
 		r.OccurredAt, r.RecordedAt, r.ActorKind, r.ActorID, r.CorrelationID, r.CausationID, r.ClientIP,
 		r.UserAgent, r.Summary, r.EventDigest, r.Hash})
+	if ev.Type == auditarchive.EventArchived {
+		var a auditarchive.Archived
+		if err := json.Unmarshal(ev.Data, &a); err != nil {
+			return fmt.Errorf("audit: archiving %s: %w", ev.ID, err)
+		}
+		b.retiring = append(b.retiring, a)
+	}
 	return nil
 }
 
@@ -332,6 +347,12 @@ func (b *batch) Flush(ctx context.Context) error {
 		return fmt.Errorf("audit: write %d rows: %w", len(b.rows), err)
 	}
 	b.rows = b.rows[:0]
+	for _, a := range b.retiring {
+		if err := b.retire(ctx, a); err != nil {
+			return err
+		}
+	}
+	b.retiring = nil
 	// The rows gave the transaction its id (no earlier: an id held from the
 	// batch's start would hold the log's subscribers back). The next Begin
 	// asks whether it committed.

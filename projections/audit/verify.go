@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/authledger/authledger/domain/auditarchive"
 	"github.com/authledger/authledger/eventstore"
 )
 
@@ -25,6 +26,10 @@ type Report struct {
 	OK bool
 	// Rows is the number of trail rows read.
 	Rows int64
+	// Archived is the number of rows before the trail's first, moved to
+	// archive files by audit retention; their links were recomputed from
+	// the log and checked against the archiving's anchor.
+	Archived int64
 	// Events is the number of log events compared with the trail (the log
 	// up to the trail's checkpoint).
 	Events int64
@@ -126,6 +131,20 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, opt
 		if v.checkpt, err = eventstore.ParsePosition(pos); err != nil {
 			return fmt.Errorf("audit: checkpoint position %q: %w", pos, err)
 		}
+		// Read after the snapshot began: every archiving whose rows the
+		// snapshot lacks is in the log by then.
+		if v.anchors, err = ReadAnchors(ctx, store); err != nil {
+			return err
+		}
+		var first *int64
+		if err := tx.QueryRow(ctx, "SELECT min(seq) FROM "+Table).Scan(&first); err != nil {
+			return readErr(err)
+		}
+		if first != nil && *first > 1 {
+			if err := v.archived(ctx, *first-1); err != nil {
+				return err
+			}
+		}
 		rows, err := tx.Query(ctx, `SELECT seq, event_id, position, stream, revision, event_type, occurred_at, recorded_at,
 			actor_kind, actor_id, correlation_id, causation_id, client_ip, user_agent, summary, event_digest, hash
 			FROM `+Table+` ORDER BY seq`)
@@ -182,6 +201,51 @@ type verifier struct {
 	prevLog, prevRow []byte
 	checkpt          eventstore.Position
 	lastSeen         Row
+	// anchors are the archivings recorded in the log; the trail starts
+	// after the last one the projection applied.
+	anchors []auditarchive.Archived
+}
+
+// archived walks the log's first n events, whose rows retention moved to
+// archive files, recomputing their links without rows to compare: the
+// trail must start right after an archiving, and each archiving's anchor
+// must be the link the log gives at its seq.
+func (v *verifier) archived(ctx context.Context, n int64) error {
+	if _, ok := anchorAt(v.anchors, n); !ok {
+		v.broken(1, "", "rows 1 to %d are missing from the trail's start, and no archiving in the log ends at seq %d (rows deleted outside audit retention)", n, n)
+		return nil
+	}
+	for seq := int64(1); seq <= n; seq++ {
+		ev, ok, err := v.log.next(ctx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			v.broken(seq, "", "the log ends before seq %d, which an archiving holds (events removed or truncated)", seq)
+			return nil
+		}
+		v.rep.Events++
+		want := RowFromEvent(ev)
+		want.Seq = seq
+		v.prevLog = chainLink(v.mac, v.prevLog, want)
+		if !v.anchorHolds(seq, ev.ID.String(), v.prevLog) {
+			return nil
+		}
+		v.lastSeen = want
+	}
+	v.prevRow = v.prevLog
+	v.rep.LastSeq, v.rep.Archived = n, n
+	return nil
+}
+
+// anchorHolds checks link against an archiving that ends at seq, if any.
+func (v *verifier) anchorHolds(seq int64, eventID string, link []byte) bool {
+	a, ok := anchorAt(v.anchors, seq)
+	if !ok || a.AnchorLink == hex.EncodeToString(link) {
+		return true
+	}
+	v.broken(seq, eventID, "the log no longer gives the link the archiving %s anchored at seq %d (history before the archive was rewritten)", a.File, seq)
+	return false
 }
 
 func (v *verifier) broken(seq int64, eventID, format string, args ...any) {
@@ -230,6 +294,9 @@ func (v *verifier) row(ctx context.Context, r Row) error {
 			return nil
 		}
 		v.rep.HeadChecked = true
+	}
+	if !v.anchorHolds(r.Seq, id, link) {
+		return nil
 	}
 	v.prevLog, v.prevRow = link, r.Hash
 	v.rep.LastSeq = r.Seq
@@ -283,9 +350,9 @@ func (v *verifier) end(ctx context.Context, applied int64, lastEvent *uuid.UUID)
 	last := v.lastSeen
 	switch {
 	case v.rep.Broken != nil:
-	case v.rep.Rows != applied:
-		v.broken(v.rep.LastSeq+1, "", "trail holds %d rows but the projection applied %d events (rows removed from the end?)", v.rep.Rows, applied)
-	case lastEvent != nil && v.rep.Rows > 0 && *lastEvent != last.EventID:
+	case v.rep.Rows+v.rep.Archived != applied:
+		v.broken(v.rep.LastSeq+1, "", "trail holds %d rows (and %d archived) but the projection applied %d events (rows removed from the end?)", v.rep.Rows, v.rep.Archived, applied)
+	case lastEvent != nil && v.rep.LastSeq > 0 && *lastEvent != last.EventID:
 		v.broken(v.rep.LastSeq, last.EventID.String(), "last row is not the last applied event %s", lastEvent)
 	case v.head != nil && !v.rep.HeadChecked:
 		v.broken(v.rep.LastSeq+1, "", "the trail ends at seq %d, before the exported head (seq %d, event %s, position %s): the trail or the log was cut since the head was signed",
