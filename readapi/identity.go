@@ -2,7 +2,6 @@ package readapi
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
 	"github.com/authledger/authledger/projections/projector"
@@ -115,7 +113,7 @@ func (h *handlers) profileAt(c *gin.Context, id uuid.UUID, raw string) {
 	}
 	var me MeResponse
 	projs := []projector.Projection{userviews.NewProfiles(), userviews.NewExternalIdentities(), userviews.NewEmailVerifications()}
-	_, err = timetravel.Fold(c.Request.Context(), h.d.Pool, h.d.Log, projs, at.UTC(), aboutUser(id), func(ctx context.Context, tx pgx.Tx) error {
+	_, err = timetravel.Fold(c.Request.Context(), h.d.Pool, h.d.Log, projs, at.UTC(), userviews.AboutUser(id), func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		me, err = readProfile(c, tx, id)
 		return err
@@ -126,19 +124,6 @@ func (h *handlers) profileAt(c *gin.Context, id uuid.UUID, raw string) {
 	}
 	c.Header("Cache-Control", "private, no-store")
 	c.JSON(http.StatusOK, me)
-}
-
-// aboutUser keeps the events whose data names the user as user_id: every
-// event the profile read models apply to a user's row does (registration,
-// roles, names, addresses, logins, links, verifications).
-func aboutUser(id uuid.UUID) func(eventstore.RecordedEvent) bool {
-	want := id.String()
-	return func(ev eventstore.RecordedEvent) bool {
-		var d struct {
-			UserID string `json:"user_id"`
-		}
-		return json.Unmarshal(ev.Data, &d) == nil && d.UserID == want
-	}
 }
 
 // readProfile reads the user's profile, external link and verification

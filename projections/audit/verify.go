@@ -212,7 +212,7 @@ type verifier struct {
 // must be the link the log gives at its seq.
 func (v *verifier) archived(ctx context.Context, n int64) error {
 	if _, ok := anchorAt(v.anchors, n); !ok {
-		v.broken(1, "", "rows 1 to %d are missing from the trail's start, and no archiving in the log ends at seq %d (rows deleted outside audit retention)", n, n)
+		v.broken(1, "", "row missing from the trail's start: rows 1 to %d are gone, and no archiving in the log ends at seq %d (rows deleted outside audit retention)", n, n)
 		return nil
 	}
 	for seq := int64(1); seq <= n; seq++ {
