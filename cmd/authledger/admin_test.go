@@ -36,6 +36,11 @@ func TestAdminCommandsHelpAndUsage(t *testing.T) {
 		{[]string{"projections", "rebuild", "-h"}, []string{"NAME", audit.Name, "DATABASE_URL"}},
 		{[]string{"audit", "verify", "-help"}, []string{"-json", "-head", "broken link", "HMAC-SHA256", "the log", "DATABASE_URL"}},
 		{[]string{"audit", "head", "-help"}, []string{"-head", "JWS", "outside", "DATABASE_URL"}},
+		{[]string{"audit", "verify", "-help"}, []string{"FILE", "offline", "-thumbprint", "-archive"}},
+		{[]string{"audit", "tail", "-help"}, []string{"-f", "-n", "-json"}},
+		{[]string{"audit", "export", "-help"}, []string{"-from", "-to", "-o", "Ed25519", "thumbprint"}},
+		{[]string{"audit", "archive", "-help"}, []string{"-before", "AUTHLEDGER_AUDIT_RETENTION", "audit.archived.v1"}},
+		{[]string{"replay", "-help"}, []string{"-until", "-projection", "-schema", "search_path"}},
 	} {
 		code, out, _ := runCmd(t, nil, c.args...)
 		for _, w := range c.want {
@@ -50,7 +55,12 @@ func TestAdminCommandsHelpAndUsage(t *testing.T) {
 	}{
 		{[]string{"projections"}, "status"},
 		{[]string{"projections", "frobnicate"}, `unknown command "frobnicate"`},
-		{[]string{"audit", "verify", "extra"}, "unexpected argument"},
+		// One argument is an export FILE to check offline; two are too many.
+		{[]string{"audit", "verify", "one", "two"}, "want at most one FILE"},
+		{[]string{"audit", "tail", "extra"}, "unexpected argument"},
+		{[]string{"audit", "export"}, "-o FILE is required"},
+		{[]string{"audit", "export", "-o", "x", "-from", "2026-02-01T00:00:00Z", "-to", "2026-01-01T00:00:00Z"}, "-from must be before -to"},
+		{[]string{"replay"}, "-until TIME is required"},
 		{[]string{"audit", "head", "extra"}, "unexpected argument"},
 		{[]string{"projections", "rebuild"}, "which projection? (one of: " + audit.Name},
 		// An unknown name is refused before any connection, naming the known ones.

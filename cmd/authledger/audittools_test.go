@@ -68,9 +68,9 @@ func rewrite(t *testing.T, path string, n int, edit func(line []byte) []byte) st
 func TestAuditExportVerifiesOfflineAndNamesTheFirstTamperedLine(t *testing.T) {
 	t.Parallel()
 	e := newTamperEnv(t)
-	_, access, tok := e.account(t, "ada@example.com")
+	_, access, _ := e.account(t, "ada@example.com")
 	e.login(t, "ada@example.com")
-	_, tok = e.login(t, "ada@example.com")
+	_, tok := e.login(t, "ada@example.com")
 	e.settle(t, access, tok)
 
 	path, thumb := exportFile(t, e.env)

@@ -147,9 +147,15 @@ func NewExportWriter(w io.Writer, h ExportHeader, s *ExportSigner) (*ExportWrite
 	sum := sha256.Sum256(line)
 	ew := &ExportWriter{w: bufio.NewWriter(w), signer: s, link: sum[:], next: h.PrevSeq + 1,
 		seal: ExportSeal{Format: ExportFormat, HeaderSHA256: hex.EncodeToString(sum[:]), PrevHash: h.PrevHash, LastHash: h.PrevHash}}
-	ew.w.Write(line)
-	ew.w.WriteByte('\n')
+	ew.line(line)
 	return ew, nil
+}
+
+// line writes one line. A bufio.Writer keeps its first error and returns
+// it from every later call, Flush included: Close reports it.
+func (ew *ExportWriter) line(b []byte) {
+	_, _ = ew.w.Write(b)
+	_ = ew.w.WriteByte('\n')
 }
 
 // Row writes r, which must be the next row of the chain (seq PrevSeq+1,
@@ -160,8 +166,7 @@ func (ew *ExportWriter) Row(r Row) error {
 	}
 	ew.next++
 	ew.link = fileLink(ew.link, r)
-	ew.w.Write(rowLine(r, ew.link))
-	ew.w.WriteByte('\n')
+	ew.line(rowLine(r, ew.link))
 	if ew.seal.Count == 0 {
 		ew.seal.FirstSeq = r.Seq
 	}
@@ -193,8 +198,7 @@ func (ew *ExportWriter) Close(now time.Time) (ExportSeal, error) {
 	trailer, _ := json.Marshal(struct {
 		Signature string `json:"signature"`
 	}{string(sig)})
-	ew.w.Write(trailer)
-	ew.w.WriteByte('\n')
+	ew.line(trailer)
 	if err := ew.w.Flush(); err != nil {
 		return ExportSeal{}, fmt.Errorf("audit: write export: %w", err)
 	}
