@@ -5,7 +5,7 @@
 //	authledger migrate      apply database migrations and exit
 //	authledger worker       process tasks beside serve
 //	authledger projections  read-model status and rebuilds
-//	authledger audit        check the log against the audit trail's keyed chain; sign heads
+//	authledger audit        check the log against the audit trail's keyed chain; sign heads; tail, export, archive
 //	authledger replay       rebuild read models as they were at a past time
 //	authledger keys         rotate the signing key
 //	authledger version      print the version
@@ -58,7 +58,7 @@ func subcommands() []command {
 		{"migrate", "apply the database migrations to DATABASE_URL and exit", runMigrate},
 		{"version", "print the version and exit", runVersion},
 		{"projections", "print the read models' status (`projections status`) or rebuild one (`projections rebuild NAME`)", runProjections},
-		{"audit", "check the log against the audit trail's keyed chain (`audit verify`) and export signed heads (`audit head`)", runAudit},
+		{"audit", "check the log against the audit trail's keyed chain (`audit verify`), sign heads, tail, export and check files offline, archive old rows", runAudit},
 		{"worker", "process tasks (OCR) beside serve: claims, heartbeats, retention, file collection", runWorker},
 		{"keys", "manage signing keys: `keys rotate` adds one (published now, signing after AUTHLEDGER_KEY_OVERLAP)", runKeys},
 		{"external-auth", "validate the external auth API: `external-auth check -email E` logs in once and prints a redacted report", runExternalAuth},
