@@ -98,6 +98,8 @@ type hooks struct {
 	// mailOut receives the mail without AUTHLEDGER_SMTP_URL (nil: the
 	// process's standard output).
 	mailOut io.Writer
+	// auditClock is the clock audit retention cuts by (nil: time.Now).
+	auditClock func() time.Time
 }
 
 // newApp connects, migrates and wires everything; it listens on nothing.
@@ -265,6 +267,9 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 		archiver, err := newAuditArchiver(cfg, a.db, a.store, ident.auditExport, events.Actor{Kind: events.ActorSystem, ID: "audit-retention"})
 		if err != nil {
 			return nil, fmt.Errorf("audit retention: %w", err)
+		}
+		if h.auditClock != nil {
+			archiver.nowFunc = h.auditClock
 		}
 		a.background("audit-retention", archiver.run(log))
 	}

@@ -477,3 +477,38 @@ func TestAuditRetentionArchivesAndTheChainStillVerifies(t *testing.T) {
 		t.Fatalf("verify after a row deleted at the trail's start: exit %d\n%s", code, out)
 	}
 }
+
+// serve under AUTHLEDGER_AUDIT_RETENTION archives at start what is older
+// than the retention (the clock moved two hours on, the retention one).
+func TestServeArchivesUnderTheRetention(t *testing.T) {
+	t.Parallel()
+	e := newTamperEnv(t)
+	through := func() int64 { e.stopAudited(t, "aged@example.com"); return lastSeq(t, e.db) }()
+	env := map[string]string{"AUTHLEDGER_AUDIT_RETENTION": "1h"}
+	for k, v := range e.env {
+		env[k] = v
+	}
+	r := startServiceWith(t, env, hooks{auditClock: func() time.Time { return time.Now().Add(2 * time.Hour) }})
+	defer r.stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var first *int64
+		if err := e.db.QueryRow(t.Context(), "SELECT min(seq) FROM audit_log").Scan(&first); err != nil {
+			t.Fatal(err)
+		}
+		if first != nil && *first > through {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the trail still starts at seq %v, want past %d", first, through)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	files, err := filepath.Glob(filepath.Join(env["AUTHLEDGER_DATA_DIR"], "audit-archive", "audit-archive-*.jsonl"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("archives: %v %v, want one", files, err)
+	}
+	if code, out := e.verify(t, "-archive", files[0]); code != exitOK || !strings.Contains(out, "are archived") {
+		t.Fatalf("verify after serve archived: exit %d\n%s", code, out)
+	}
+}
