@@ -21,6 +21,7 @@ import (
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/apikey"
+	"github.com/authledger/authledger/domain/auditarchive"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signin"
@@ -121,6 +122,7 @@ var absent = map[string]struct {
 	"domain/task.ErrClaimNotStale":     {task.ErrClaimNotStale, "the worker's stale-claim release"},
 	"domain/task.ErrAlreadyExists":     {task.ErrAlreadyExists, "task ids are chosen by the server"},
 
+	"domain/auditarchive.ErrOutOfOrder": {auditarchive.ErrOutOfOrder, "audit retention runs in serve and `authledger audit archive`, not over HTTP"},
 	"domain/signingkey.ErrUnknownKey":   {signingkey.ErrUnknownKey, "signing keys are managed by `authledger keys`, not over HTTP"},
 	"domain/signingkey.ErrKeyExists":    {signingkey.ErrKeyExists, "signing keys are managed by `authledger keys`, not over HTTP"},
 	"domain/signingkey.ErrRetired":      {signingkey.ErrRetired, "signing keys are managed by `authledger keys`, not over HTTP"},
