@@ -33,6 +33,7 @@ import (
 
 	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/apikey"
+	"github.com/authledger/authledger/domain/mfa"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signin"
@@ -183,6 +184,12 @@ var InternalOnly = map[string]string{
 	user.EventEmailChanged:               "the old and new addresses (personal data)",
 	user.EventPasswordResetRequested:     "a mailed link's token id and digest (of a secret)",
 	user.EventRegistrationAttempted:      "the enumeration-safe mode's notice to an address's owner (personal data)",
+	mfa.EventTOTPAdded:                   "second-factor bookkeeping (an id); kept internal until a consumer needs factor states",
+	mfa.EventTOTPConfirmed:               "second-factor bookkeeping (an id and a spent time step)",
+	mfa.EventBackupCodesGenerated:        "carries the digests of the backup codes (of secrets)",
+	mfa.EventMethodRemoved:               "second-factor bookkeeping (an id); the audit trail has it",
+	mfa.EventChallengeIssued:             "an mfa_token's digest (of a secret); the login it leads to publishes the session's start",
+	mfa.EventChallengeCompleted:          "the single use of an mfa_token and of its code; the session's start is the public event",
 }
 
 // RegisterEvents registers every domain package's events into r: the
@@ -192,7 +199,7 @@ func RegisterEvents(r *events.Registry) error {
 	for _, f := range []func(*events.Registry) error{
 		user.RegisterEvents, session.RegisterEvents, task.RegisterEvents,
 		signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents,
-		access.RegisterEvents, apikey.RegisterEvents,
+		access.RegisterEvents, apikey.RegisterEvents, mfa.RegisterEvents,
 	} {
 		if err := f(r); err != nil {
 			return err

@@ -29,6 +29,8 @@ var publicRoutes = []string{
 	"POST /v1/auth/login",
 	"POST /v1/auth/refresh",
 	"POST /v1/auth/verify-email",
+	"POST /v1/auth/mfa/verify",
+	"POST /v1/auth/mfa/totp",
 	"POST /v1/auth/verify-email/resend",
 	"POST /v1/auth/password-reset",
 	"POST /v1/auth/password-reset/confirm",

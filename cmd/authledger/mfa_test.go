@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"image/png"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	authmfa "github.com/authledger/authledger/auth/mfa"
+)
+
+// totpCode is what an authenticator app shows for secret at now+ahead
+// steps: a test that used the code of a step sends the next step's
+// (within the server's ±1 window) rather than wait 30 seconds.
+func totpCode(t *testing.T, secret string, ahead int) string {
+	t.Helper()
+	c, err := authmfa.TOTPCode(secret, time.Now().Add(time.Duration(ahead)*authmfa.TOTPPeriod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// enrolTOTP sets up and confirms an authenticator app on the session of
+// tok; it returns the app's secret and the first backup codes.
+func (e *accountEnv) enrolTOTP(tok string) (secret, methodID string, backup []string) {
+	e.t.Helper()
+	status, _, body := e.call("POST", "/v1/me/mfa/totp", tok, nil)
+	if status != http.StatusCreated {
+		e.t.Fatalf("add totp: %d %v", status, body)
+	}
+	secret, methodID = body["secret"].(string), body["method_id"].(string)
+	u, err := url.Parse(body["otpauth_uri"].(string))
+	if err != nil || u.Scheme != "otpauth" || u.Host != "totp" || u.Query().Get("secret") != secret || u.Query().Get("issuer") != "authledger" {
+		e.t.Fatalf("otpauth uri: %v %v", body["otpauth_uri"], err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(body["qr_png"].(string))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if img, err := png.Decode(bytes.NewReader(raw)); err != nil || img.Bounds().Dx() < 100 {
+		e.t.Fatalf("qr png: %v", err)
+	}
+	if status, _, body := e.call("POST", "/v1/me/mfa/totp/confirm", tok, map[string]string{"method_id": methodID, "code": "000000"}); status != http.StatusBadRequest || slugOf(body) != "invalid-confirmation-code" {
+		// 000000 could be the right code once in a million runs.
+		if status != http.StatusOK {
+			e.t.Fatalf("wrong confirmation code: %d %v", status, body)
+		}
+	}
+	status, _, body = e.call("POST", "/v1/me/mfa/totp/confirm", tok, map[string]string{"method_id": methodID, "code": totpCode(e.t, secret, 0)})
+	if status != http.StatusOK {
+		e.t.Fatalf("confirm: %d %v", status, body)
+	}
+	for _, c := range body["backup_codes"].([]any) {
+		backup = append(backup, c.(string))
+	}
+	if len(backup) != 10 {
+		e.t.Fatalf("first backup codes: %v", body)
+	}
+	return secret, methodID, backup
+}
+
+// mfaLogin logs in with the password and expects the second-factor
+// challenge; it returns the mfa_token.
+func (e *accountEnv) mfaLogin(email, slug string) string {
+	e.t.Helper()
+	status, h, body := e.call("POST", "/v1/auth/login", "", map[string]string{"email": email, "password": accountPassword})
+	if status != http.StatusUnauthorized || slugOf(body) != slug || h.Get("Content-Type") != "application/problem+json" {
+		e.t.Fatalf("login: %d %v, want 401 %s", status, body, slug)
+	}
+	tok, _ := body["mfa_token"].(string)
+	if !strings.HasPrefix(tok, "mfa_") || body["access_token"] != nil || body["expires_in"].(float64) < 250 {
+		e.t.Fatalf("challenge: %v", body)
+	}
+	return tok
+}
+
+func (e *accountEnv) verify(tok, method, code string) (int, map[string]any) {
+	e.t.Helper()
+	status, _, body := e.call("POST", "/v1/auth/mfa/verify", "", map[string]string{"mfa_token": tok, "method": method, "code": code})
+	return status, body
+}
+
+func amrOf(t *testing.T, access string) []string {
+	t.Helper()
+	var out []string
+	for _, a := range claims(t, access)["amr"].([]any) {
+		out = append(out, a.(string))
+	}
+	return out
+}
+
+// TOTP end to end through the real server: set up with a QR code and
+// confirmed by a first code; the password then answers 401 mfa-required
+// with a single-use mfa_token; a code completes the login with amr
+// pwd+otp, once (the token and the code are both spent); the mfa_token
+// opens nothing else; the secret is sealed, never in the log.
+func TestTOTPLoginThroughTheRealServer(t *testing.T) {
+	t.Parallel()
+	e := startAccount(t, nil)
+	e.register("tess@example.com")
+	status, first := e.login("tess@example.com", accountPassword)
+	if status != http.StatusOK || !slices.Equal(amrOf(t, first["access_token"].(string)), []string{"pwd"}) {
+		t.Fatalf("login without a factor: %d %v", status, first)
+	}
+	pwdToken := first["access_token"].(string)
+	secret, methodID, _ := e.enrolTOTP(pwdToken)
+
+	status, _, list := e.call("GET", "/v1/me/mfa", pwdToken, nil)
+	if status != http.StatusOK || !strings.Contains(jsonString(list), `"type":"totp"`) || !strings.Contains(jsonString(list), `"remaining":10`) {
+		t.Fatalf("list: %d %v", status, list)
+	}
+
+	tok := e.mfaLogin("tess@example.com", "mfa-required")
+	// The code that confirmed the app is spent: its step and every
+	// earlier one.
+	if status, body := e.verify(tok, "totp", totpCode(t, secret, 0)); status != http.StatusUnauthorized || slugOf(body) != "invalid-mfa-code" {
+		// The step may have moved on since the confirmation: then the
+		// code is a fresh one and must work.
+		if status != http.StatusOK {
+			t.Fatalf("confirmation code again: %d %v", status, body)
+		}
+		tok = e.mfaLogin("tess@example.com", "mfa-required")
+	}
+	next := totpCode(t, secret, 1)
+	status, done := e.verify(tok, "totp", next)
+	if status != http.StatusOK {
+		t.Fatalf("verify: %d %v", status, done)
+	}
+	access := done["access_token"].(string)
+	if got := amrOf(t, access); !slices.Equal(got, []string{"pwd", "otp"}) {
+		t.Fatalf("amr %v", got)
+	}
+	if claims(t, access)["auth_time"] == nil || done["refresh_token"] == "" {
+		t.Fatalf("token response: %v", done)
+	}
+	waitStatus(t, e.running, "GET", "/v1/me", access, http.StatusOK)
+	// The mfa_token is single use, and the code too on a new token.
+	if status, body := e.verify(tok, "totp", next); status != http.StatusUnauthorized || slugOf(body) != "invalid-mfa-token" {
+		t.Fatalf("mfa_token reused: %d %v", status, body)
+	}
+	tok2 := e.mfaLogin("tess@example.com", "mfa-required")
+	if status, body := e.verify(tok2, "totp", next); status != http.StatusUnauthorized || slugOf(body) != "invalid-mfa-code" {
+		t.Fatalf("replayed code: %d %v", status, body)
+	}
+	// An mfa_token is no access or refresh token.
+	if status, _, body := e.call("GET", "/v1/me", tok2, nil); status != http.StatusUnauthorized {
+		t.Fatalf("/v1/me with an mfa_token: %d %v", status, body)
+	}
+	if status, body := e.refresh(tok2); status != http.StatusUnauthorized {
+		t.Fatalf("refresh with an mfa_token: %d %v", status, body)
+	}
+	for _, bad := range []string{"", "mfa_garbage", "mfa_" + strings.Repeat("A", 86)} {
+		if status, body := e.verify(bad, "totp", next); status != http.StatusUnauthorized || slugOf(body) != "invalid-mfa-token" {
+			t.Fatalf("token %q: %d %v", bad, status, body)
+		}
+	}
+
+	// The secret is in no event, and sealed in its table.
+	pool, err := pgxpool.New(context.Background(), e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var inLog int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE data::text LIKE '%' || $1 || '%' OR metadata::text LIKE '%' || $1 || '%'`, secret).Scan(&inLog); err != nil || inLog != 0 {
+		t.Fatalf("the secret is in %d events (%v)", inLog, err)
+	}
+	var ct []byte
+	if err := pool.QueryRow(context.Background(), `SELECT ciphertext FROM mfa_secrets WHERE method_id = $1`, methodID).Scan(&ct); err != nil || bytes.Contains(ct, []byte(secret)) || len(ct) < len(secret) {
+		t.Fatalf("sealed secret: %v", err)
+	}
+}
+
+// Backup codes: ten, shown once, each works once; regenerating needs a
+// fresh second factor and replaces them all. Removing a factor needs a
+// step-up too (amr with a second factor, auth_time recent): the token
+// of a password-only login and a login older than the step-up age are
+// refused; removing the app removes the backup codes with it, and the
+// password alone logs in again.
+func TestBackupCodesAndStepUpThroughTheRealServer(t *testing.T) {
+	t.Parallel()
+	e := startAccount(t, nil)
+	e.register("bea@example.com")
+	_, first := e.login("bea@example.com", accountPassword)
+	pwdToken := first["access_token"].(string)
+	secret, methodID, backup := e.enrolTOTP(pwdToken)
+
+	tok := e.mfaLogin("bea@example.com", "mfa-required")
+	status, done := e.verify(tok, "backup_code", strings.ToUpper(backup[0]))
+	if status != http.StatusOK || !slices.Equal(amrOf(t, done["access_token"].(string)), []string{"pwd", "otp"}) {
+		t.Fatalf("backup code: %d %v", status, done)
+	}
+	mfaToken := done["access_token"].(string)
+	tok = e.mfaLogin("bea@example.com", "mfa-required")
+	if status, body := e.verify(tok, "backup_code", backup[0]); status != http.StatusUnauthorized || slugOf(body) != "invalid-mfa-code" {
+		t.Fatalf("backup code used twice: %d %v", status, body)
+	}
+	status, _, list := e.call("GET", "/v1/me/mfa", mfaToken, nil)
+	if status != http.StatusOK || !strings.Contains(jsonString(list), `"remaining":9`) {
+		t.Fatalf("list: %d %v", status, list)
+	}
+
+	// Step-up: a password-only session may neither regenerate nor remove.
+	for _, call := range [][2]string{{"POST", "/v1/me/mfa/backup-codes"}, {"DELETE", "/v1/me/mfa/" + methodID}, {"POST", "/v1/me/mfa/totp"}} {
+		if status, _, body := e.call(call[0], call[1], pwdToken, nil); status != http.StatusUnauthorized || slugOf(body) != "step-up-required" {
+			t.Fatalf("%s %s without a step-up: %d %v", call[0], call[1], status, body)
+		}
+	}
+	status, _, fresh := e.call("POST", "/v1/me/mfa/backup-codes", mfaToken, nil)
+	if status != http.StatusCreated || len(fresh["backup_codes"].([]any)) != 10 {
+		t.Fatalf("regenerate: %d %v", status, fresh)
+	}
+	if status, body := e.verify(tok, "backup_code", backup[1]); status != http.StatusUnauthorized || slugOf(body) != "invalid-mfa-code" {
+		t.Fatalf("a replaced backup code: %d %v", status, body)
+	}
+	newCode := fresh["backup_codes"].([]any)[0].(string)
+	if status, body := e.verify(tok, "backup_code", newCode); status != http.StatusOK {
+		t.Fatalf("a new backup code: %d %v", status, body)
+	}
+
+	// Past the step-up age, the same token no longer may.
+	e.clock.Advance(11 * time.Minute)
+	if status, _, body := e.call("DELETE", "/v1/me/mfa/"+methodID, mfaToken, nil); status != http.StatusUnauthorized || slugOf(body) != "step-up-required" {
+		t.Fatalf("stale step-up: %d %v", status, body)
+	}
+	e.clock.Advance(-11 * time.Minute)
+	if status, _, body := e.call("DELETE", "/v1/me/mfa/"+strings.Repeat("0", 8)+"-0000-0000-0000-000000000000", mfaToken, nil); status != http.StatusNotFound {
+		t.Fatalf("delete unknown: %d %v", status, body)
+	}
+	status, _, body := e.call("DELETE", "/v1/me/mfa/"+methodID, mfaToken, nil)
+	if status != http.StatusNoContent {
+		t.Fatalf("delete: %d %v", status, body)
+	}
+	status, _, list = e.call("GET", "/v1/me/mfa", mfaToken, nil)
+	if status != http.StatusOK || len(list["methods"].([]any)) != 0 {
+		t.Fatalf("list after removal: %d %v", status, list)
+	}
+	if status, body := e.login("bea@example.com", accountPassword); status != http.StatusOK {
+		t.Fatalf("password login after removal: %d %v", status, body)
+	}
+	_ = secret
+}
+
+// A wrong second factor counts like a wrong password: past the
+// threshold the source waits (429) for the code as for the password, a
+// right code included; a correct password does not reset the count.
+func TestFailedSecondFactorsCountTowardTheLockout(t *testing.T) {
+	t.Parallel()
+	e := startAccount(t, map[string]string{"AUTHLEDGER_LOCKOUT_MAX_FAILURES": "3", "AUTHLEDGER_LOCKOUT_DURATION": "1m", "AUTHLEDGER_LOCKOUT_MAX_DURATION": "10m"})
+	e.register("lou@example.com")
+	_, first := e.login("lou@example.com", accountPassword)
+	secret, _, _ := e.enrolTOTP(first["access_token"].(string))
+	// Four correct passwords, each opening a challenge: none resets the
+	// count the wrong codes make.
+	var toks []string
+	for range 4 {
+		toks = append(toks, e.mfaLogin("lou@example.com", "mfa-required"))
+	}
+	for i, tok := range toks[:3] {
+		if status, body := e.verify(tok, "totp", "12345x"); status != http.StatusUnauthorized || slugOf(body) != "invalid-mfa-code" {
+			t.Fatalf("wrong code %d: %d %v", i, status, body)
+		}
+	}
+	// The threshold is reached: a right code waits, and so does the
+	// password, however right.
+	status, h, body := e.call("POST", "/v1/auth/mfa/verify", "", map[string]string{"mfa_token": toks[3], "method": "totp", "code": totpCode(t, secret, 1)})
+	if status != http.StatusTooManyRequests || slugOf(body) != "rate-limited" || h.Get("Retry-After") == "" {
+		t.Fatalf("right code after three wrong ones: %d %v", status, body)
+	}
+	status, h, body = e.call("POST", "/v1/auth/login", "", map[string]string{"email": "lou@example.com", "password": accountPassword})
+	if status != http.StatusTooManyRequests || slugOf(body) != "rate-limited" || h.Get("Retry-After") == "" {
+		t.Fatalf("login after three wrong codes: %d %v", status, body)
+	}
+	// The failures are in the log as failed logins of the second factor.
+	// (appended off the response path: a few milliseconds behind).
+	deadline := time.Now().Add(5 * time.Second)
+	for count(t, e.db, "user.login_failed.v1") != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d failed logins recorded, want 3", count(t, e.db, "user.login_failed.v1"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// AUTHLEDGER_MFA_REQUIRED_ROLES: an admin without a factor gets an
+// enrolment mfa_token at login, which can set up an app and confirm it
+// (completing the login with amr pwd+otp and the first backup codes),
+// and nothing else; the next login asks for the code.
+func TestRequiredRoleForcesEnrolmentAtLogin(t *testing.T) {
+	t.Parallel()
+	e := startAccount(t, map[string]string{"AUTHLEDGER_MFA_REQUIRED_ROLES": "admin", "AUTHLEDGER_BOOTSTRAP_ADMIN": "boss@example.com"})
+	e.register("boss@example.com")
+	e.register("staff@example.com")
+	if status, body := e.login("staff@example.com", accountPassword); status != http.StatusOK {
+		t.Fatalf("a user without the role: %d %v", status, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var tok string
+	for {
+		status, _, body := e.call("POST", "/v1/auth/login", "", map[string]string{"email": "boss@example.com", "password": accountPassword})
+		if status == http.StatusUnauthorized && slugOf(body) == "mfa-enrollment-required" {
+			tok = body["mfa_token"].(string)
+			if !slices.Equal(toStrings(body["methods"]), []string{"totp"}) {
+				t.Fatalf("methods: %v", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("admin login: %d %v", status, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The enrolment token opens no API and verifies no code yet.
+	if status, _, body := e.call("GET", "/v1/me", tok, nil); status != http.StatusUnauthorized {
+		t.Fatalf("/v1/me with an enrolment token: %d %v", status, body)
+	}
+	if status, body := e.verify(tok, "backup_code", "aaaa-bbbb-cccc-dddd"); status != http.StatusUnauthorized || slugOf(body) != "invalid-mfa-code" {
+		t.Fatalf("backup code on an enrolment token: %d %v", status, body)
+	}
+	status, _, app := e.call("POST", "/v1/auth/mfa/totp", "", map[string]string{"mfa_token": tok})
+	if status != http.StatusCreated {
+		t.Fatalf("enrol with the token: %d %v", status, app)
+	}
+	status, done := e.verify(tok, "totp", totpCode(t, app["secret"].(string), 0))
+	if status != http.StatusOK || !slices.Equal(amrOf(t, done["access_token"].(string)), []string{"pwd", "otp"}) || len(toStrings(done["backup_codes"])) != 10 {
+		t.Fatalf("verify enrolment: %d %v", status, done)
+	}
+	login := e.mfaLogin("boss@example.com", "mfa-required")
+	// A login token (not an enrolment one) cannot enrol this way.
+	if status, _, body := e.call("POST", "/v1/auth/mfa/totp", "", map[string]string{"mfa_token": login}); status != http.StatusUnauthorized || slugOf(body) != "invalid-mfa-token" {
+		t.Fatalf("enrol with a login token: %d %v", status, body)
+	}
+	if status, body := e.verify(login, "totp", totpCode(t, app["secret"].(string), 1)); status != http.StatusOK {
+		t.Fatalf("second login: %d %v", status, body)
+	}
+}
+
+func toStrings(v any) []string {
+	var out []string
+	l, _ := v.([]any)
+	for _, x := range l {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
+}

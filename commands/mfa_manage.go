@@ -1,0 +1,209 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	authmfa "github.com/authledger/authledger/auth/mfa"
+	"github.com/authledger/authledger/domain/mfa"
+	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/eventstore"
+)
+
+// TOTPEnrolment is a new authenticator app, pending until its first code
+// (ConfirmTOTP); the secret is shown only in this answer.
+type TOTPEnrolment struct {
+	MethodID uuid.UUID
+	authmfa.Enrolment
+	Position eventstore.Position
+}
+
+// AddTOTP sets up a new authenticator app for userID: the secret is
+// sealed in the secret table first, then the method is recorded (an
+// append that fails leaves a row no event names, never an event without
+// its secret). A user who has a factor already needs a step-up: a stolen
+// access token must not add an attacker's app.
+func (s *SecondFactors) AddTOTP(ctx context.Context, userID uuid.UUID, st StepUp, meta Meta) (TOTPEnrolment, error) {
+	now := s.now()
+	u, err := s.Users.Load(ctx, user.StreamName(userID))
+	if err != nil {
+		return TOTPEnrolment{}, err
+	}
+	if !u.Registered() {
+		return TOTPEnrolment{}, ErrUserNotFound
+	}
+	f, err := s.Factors.Load(ctx, mfa.StreamName(userID))
+	if err != nil {
+		return TOTPEnrolment{}, err
+	}
+	if f.Enabled() && !s.fresh(st, now) {
+		return TOTPEnrolment{}, ErrStepUpRequired
+	}
+	return s.addTOTP(ctx, u, meta)
+}
+
+func (s *SecondFactors) addTOTP(ctx context.Context, u *user.User, meta Meta) (TOTPEnrolment, error) {
+	now := s.now()
+	id, err := newID()
+	if err != nil {
+		return TOTPEnrolment{}, err
+	}
+	account := u.Email()
+	if account == "" {
+		account = u.DisplayName()
+	}
+	en, err := authmfa.NewTOTP(s.Issuer, account)
+	if err != nil {
+		return TOTPEnrolment{}, err
+	}
+	if err := s.Secrets.Put(ctx, id, u.ID(), en.Secret); err != nil {
+		return TOTPEnrolment{}, err
+	}
+	res, err := s.Factors.Update(ctx, mfa.StreamName(u.ID()), meta, func(f *mfa.Factors) error { return f.AddTOTP(u.ID(), id, now) })
+	if err != nil {
+		_ = s.Secrets.Delete(ctx, id)
+		return TOTPEnrolment{}, mapFactorError(err)
+	}
+	return TOTPEnrolment{MethodID: id, Enrolment: en, Position: res.Position}, nil
+}
+
+// EnrollTOTPWithChallenge is AddTOTP for the holder of an enrolment
+// mfa_token (a required role, no factor yet): the token's first factor
+// is the proof; the app is confirmed by completing the challenge with
+// its first code (VerifySecondFactor).
+func (s *SecondFactors) EnrollTOTPWithChallenge(ctx context.Context, token string, meta Meta) (TOTPEnrolment, error) {
+	tok, _, _, err := s.openChallenge(ctx, token, mfa.PurposeEnroll)
+	if err != nil {
+		return TOTPEnrolment{}, err
+	}
+	u, err := s.Users.Load(ctx, user.StreamName(tok.UserID))
+	if err != nil {
+		return TOTPEnrolment{}, err
+	}
+	if !u.Registered() {
+		return TOTPEnrolment{}, ErrInvalidMFAToken
+	}
+	return s.addTOTP(ctx, u, meta)
+}
+
+// ConfirmedTOTP is a confirmed app; BackupCodes is the user's first set
+// of backup codes when they had none, shown once.
+type ConfirmedTOTP struct {
+	BackupCodes []string
+	Position    eventstore.Position
+}
+
+// ConfirmTOTP confirms userID's pending app methodID with its first code
+// (which is spent by it). The user's first factor comes with a first set
+// of backup codes, in the same append.
+func (s *SecondFactors) ConfirmTOTP(ctx context.Context, userID, methodID uuid.UUID, code string, meta Meta) (ConfirmedTOTP, error) {
+	now := s.now()
+	f, err := s.Factors.Load(ctx, mfa.StreamName(userID))
+	if err != nil {
+		return ConfirmedTOTP{}, err
+	}
+	pending := false
+	for _, id := range f.TOTPMethods(false) {
+		pending = pending || id == methodID
+	}
+	if !pending {
+		return ConfirmedTOTP{}, ErrMFAMethodNotFound
+	}
+	_, step, err := s.matchTOTP(ctx, userID, []uuid.UUID{methodID}, code, now)
+	if err != nil {
+		return ConfirmedTOTP{}, err
+	}
+	if step == 0 {
+		return ConfirmedTOTP{}, ErrInvalidConfirmationCode
+	}
+	var codes []string
+	res, err := s.Factors.Update(ctx, mfa.StreamName(userID), meta, func(f *mfa.Factors) error {
+		hadBackup := false
+		for _, m := range f.Methods() {
+			hadBackup = hadBackup || m.Kind == mfa.KindBackupCodes
+		}
+		if err := f.ConfirmTOTP(methodID, step, now); err != nil {
+			return err
+		}
+		if hadBackup {
+			codes = nil
+			return nil
+		}
+		var digests []string
+		var err error
+		if codes, digests, err = authmfa.NewBackupCodes(mfa.BackupCodeCount); err != nil {
+			return err
+		}
+		id, err := newID()
+		if err != nil {
+			return err
+		}
+		return f.GenerateBackupCodes(userID, id, digests, now)
+	})
+	if err != nil {
+		return ConfirmedTOTP{}, mapFactorError(err)
+	}
+	return ConfirmedTOTP{BackupCodes: codes, Position: res.Position}, nil
+}
+
+// BackupCodes is a new set of backup codes, shown once.
+type BackupCodes struct {
+	Codes    []string
+	Position eventstore.Position
+}
+
+// RegenerateBackupCodes replaces every backup code of userID. It needs a
+// step-up: the codes are a way in.
+func (s *SecondFactors) RegenerateBackupCodes(ctx context.Context, userID uuid.UUID, st StepUp, meta Meta) (BackupCodes, error) {
+	now := s.now()
+	if !s.fresh(st, now) {
+		return BackupCodes{}, ErrStepUpRequired
+	}
+	codes, digests, err := authmfa.NewBackupCodes(mfa.BackupCodeCount)
+	if err != nil {
+		return BackupCodes{}, err
+	}
+	id, err := newID()
+	if err != nil {
+		return BackupCodes{}, err
+	}
+	res, err := s.Factors.Update(ctx, mfa.StreamName(userID), meta, func(f *mfa.Factors) error {
+		return f.GenerateBackupCodes(userID, id, digests, now)
+	})
+	if err != nil {
+		return BackupCodes{}, mapFactorError(err)
+	}
+	return BackupCodes{Codes: codes, Position: res.Position}, nil
+}
+
+// RemoveMethod removes userID's method id. A confirmed one needs a
+// step-up; a pending app never protected anything and goes without. The
+// sealed secret is deleted after the append (a failed delete leaves a
+// row no method names).
+func (s *SecondFactors) RemoveMethod(ctx context.Context, userID, id uuid.UUID, st StepUp, meta Meta) (eventstore.AppendResult, error) {
+	now := s.now()
+	res, err := s.Factors.Update(ctx, mfa.StreamName(userID), meta, func(f *mfa.Factors) error {
+		for _, m := range f.Methods() {
+			if m.ID == id && m.Confirmed && !s.fresh(st, now) {
+				return ErrStepUpRequired
+			}
+		}
+		return f.Remove(id, now)
+	})
+	if err != nil {
+		return eventstore.AppendResult{}, mapFactorError(err)
+	}
+	_ = s.Secrets.Delete(ctx, id) // a row left behind is named by no method: it opens nothing
+	return res, nil
+}
+
+// ListMethods returns userID's methods, read from the log (one short
+// stream: never behind, unlike a read model).
+func (s *SecondFactors) ListMethods(ctx context.Context, userID uuid.UUID) ([]mfa.Method, error) {
+	f, err := s.Factors.Load(ctx, mfa.StreamName(userID))
+	if err != nil {
+		return nil, err
+	}
+	return f.Methods(), nil
+}
