@@ -21,6 +21,7 @@ import (
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/apikey"
+	"github.com/authledger/authledger/domain/mfa"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signin"
@@ -89,6 +90,16 @@ var mapped = map[string]struct {
 	"eventstore.ErrWrongExpectedVersion":      {eventstore.ErrWrongExpectedVersion, answer{409, "conflict"}},
 	"outage.ErrUnavailable":                   {outage.ErrUnavailable, answer{503, "unavailable"}},
 	"outage.ErrStorageFull":                   {outage.ErrStorageFull, answer{507, "storage-full"}},
+
+	"commands.ErrMFARequired":             {commands.ErrMFARequired, answer{401, "mfa-required"}},
+	"commands.ErrMFAEnrollmentRequired":   {commands.ErrMFAEnrollmentRequired, answer{401, "mfa-enrollment-required"}},
+	"commands.ErrInvalidMFAToken":         {commands.ErrInvalidMFAToken, answer{401, "invalid-mfa-token"}},
+	"commands.ErrInvalidSecondFactor":     {commands.ErrInvalidSecondFactor, answer{401, "invalid-mfa-code"}},
+	"commands.ErrInvalidConfirmationCode": {commands.ErrInvalidConfirmationCode, answer{400, "invalid-confirmation-code"}},
+	"commands.ErrStepUpRequired":          {commands.ErrStepUpRequired, answer{401, "step-up-required"}},
+	"commands.ErrMFAMethodNotFound":       {commands.ErrMFAMethodNotFound, answer{404, "not-found"}},
+	"commands.ErrMFATooMany":              {commands.ErrMFATooMany, answer{409, "too-many-authenticators"}},
+	"commands.ErrMFANoPrimaryFactor":      {commands.ErrMFANoPrimaryFactor, answer{409, "no-second-factor"}},
 }
 
 // absent are the exported errors that are deliberately not in the table,
@@ -137,6 +148,13 @@ var absent = map[string]struct {
 	"eventstore.ErrStreamNotFound":        {eventstore.ErrStreamNotFound, "commands fold a missing stream to an empty aggregate"},
 	"eventstore.ErrStreamDeleted":         {eventstore.ErrStreamDeleted, "nothing deletes the streams commands write"},
 	"eventstore.ErrRetryInNewTransaction": {eventstore.ErrRetryInNewTransaction, "the store retries it itself"},
+
+	"domain/mfa.ErrNotFound":         {mfa.ErrNotFound, "the second-factor commands answer commands.ErrMFAMethodNotFound for it"},
+	"domain/mfa.ErrTooMany":          {mfa.ErrTooMany, "the second-factor commands answer commands.ErrMFATooMany for it"},
+	"domain/mfa.ErrNoPrimaryFactor":  {mfa.ErrNoPrimaryFactor, "the second-factor commands answer commands.ErrMFANoPrimaryFactor for it"},
+	"domain/mfa.ErrAlreadyConfirmed": {mfa.ErrAlreadyConfirmed, "confirm checks the method is pending first (commands.ErrMFAMethodNotFound)"},
+	"domain/mfa.ErrInvalidChallenge": {mfa.ErrInvalidChallenge, "verify answers commands.ErrInvalidMFAToken for it"},
+	"domain/mfa.ErrCodeSpent":        {mfa.ErrCodeSpent, "verify answers commands.ErrInvalidSecondFactor for it, counted as a failure"},
 }
 
 // exportedErrors lists "path.ErrName" for every exported package-level
