@@ -182,6 +182,9 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 		}
 		m := *cfg.MFA
 		m.Factors, m.Users = factors, users
+		if m.Minter == nil {
+			m.Minter = cfg.Minter
+		}
 		if m.Now == nil {
 			m.Now = cfg.Now
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/authledger/authledger/auth/mailtoken"
 	authmfa "github.com/authledger/authledger/auth/mfa"
 	"github.com/authledger/authledger/domain/mfa"
 	"github.com/authledger/authledger/domain/user"
@@ -41,7 +42,22 @@ var (
 	ErrMFATooMany = errors.New("commands: too many authenticator apps")
 	// ErrMFANoPrimaryFactor: backup codes without a confirmed factor.
 	ErrMFANoPrimaryFactor = errors.New("commands: backup codes need a confirmed second factor")
+	// ErrMFAEmailUnverified: the email factor needs a verified address.
+	ErrMFAEmailUnverified = errors.New("commands: the address must be verified to receive codes")
+	// ErrMFAAlreadyEnrolled: the email factor is on already.
+	ErrMFAAlreadyEnrolled = errors.New("commands: the email factor is on already")
+	// ErrMFACodeThrottled is matched by *MFACodeThrottledError.
+	ErrMFACodeThrottled = errors.New("commands: codes asked too often")
 )
+
+// MFACodeThrottledError: a mailed code was asked for too soon (per user,
+// which for the email factor is per address: one account per address).
+type MFACodeThrottledError struct{ RetryAfter time.Duration }
+
+func (e *MFACodeThrottledError) Error() string { return ErrMFACodeThrottled.Error() }
+
+// Is matches ErrMFACodeThrottled.
+func (e *MFACodeThrottledError) Is(target error) bool { return target == ErrMFACodeThrottled }
 
 // MFARequiredError is a login stopped at its first factor: the client
 // completes it with Token (POST /v1/auth/mfa/verify) or, when Enrollment,
@@ -107,7 +123,10 @@ type SecondFactors struct {
 	// StepUpMaxAge bounds a step-up login's age (DefaultStepUpMaxAge
 	// when 0).
 	StepUpMaxAge time.Duration
-	Now          func() time.Time
+	// Minter derives the mailed codes (purpose mailtoken.MFACode); nil
+	// turns the email factor off. Filled in from IdentityConfig.Minter.
+	Minter *mailtoken.Minter
+	Now    func() time.Time
 }
 
 func (s *SecondFactors) now() time.Time { return nowOf(s.Now) }
@@ -227,6 +246,12 @@ func mapFactorError(err error) error {
 		return ErrMFANoPrimaryFactor
 	case errors.Is(err, mfa.ErrAlreadyConfirmed):
 		return ErrMFAMethodNotFound
+	case errors.Is(err, mfa.ErrAlreadyEnrolled):
+		return ErrMFAAlreadyEnrolled
+	}
+	var ct *mfa.CodeThrottledError
+	if errors.As(err, &ct) {
+		return &MFACodeThrottledError{RetryAfter: ct.RetryAfter}
 	}
 	return err
 }

@@ -2,19 +2,22 @@ package commands
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/authledger/authledger/auth/mailtoken"
 	authmfa "github.com/authledger/authledger/auth/mfa"
 	"github.com/authledger/authledger/domain/mfa"
 	"github.com/authledger/authledger/domain/user"
 )
 
 // VerifySecondFactor completes a login stopped at its first factor.
-// Method is mfa.KindTOTP or "backup_code".
+// Method is mfa.KindTOTP, mfa.KindEmail (the code mailed by SendCode) or
+// "backup_code".
 type VerifySecondFactor struct {
 	Token  string
 	Method string
@@ -76,6 +79,18 @@ func (h *LoginHandler) VerifySecondFactor(ctx context.Context, cmd VerifySecondF
 		if step != 0 {
 			decide = func(f *mfa.Factors) error { return f.CompleteWithTOTP(c, id, step, now) }
 		}
+	case cmd.Method == mfa.KindEmail && c.Purpose == mfa.PurposeLogin && s.Minter != nil:
+		code, err := f.LiveCode(c, now)
+		if err == nil {
+			want := s.Minter.Mint(mailtoken.MFACode, u.ID(), code.ID).Code()
+			if subtle.ConstantTimeCompare([]byte(want), []byte(cmd.Code)) == 1 {
+				decide = func(f *mfa.Factors) error { return f.CompleteWithCode(c, code.ID, now) }
+			} else {
+				// The code's own count (MaxCodeAttempts voids it), beside
+				// the login throttle's.
+				_, _ = s.Factors.Update(ctx, mfa.StreamName(u.ID()), cmd.Meta, func(f *mfa.Factors) error { return f.FailCode(c, now) })
+			}
+		}
 	case cmd.Method == MethodBackupCode && c.Purpose == mfa.PurposeLogin:
 		if i := f.BackupCodeIndex(authmfa.BackupCodeDigest(cmd.Code)); i >= 0 {
 			decide = func(f *mfa.Factors) error { return f.CompleteWithBackupCode(c, i, now) }
@@ -105,7 +120,7 @@ func (h *LoginHandler) VerifySecondFactor(ctx context.Context, cmd VerifySecondF
 		switch {
 		case errors.Is(err, mfa.ErrInvalidChallenge):
 			return VerifiedLogin{}, ErrInvalidMFAToken // spent by a racing request
-		case errors.Is(err, mfa.ErrCodeSpent), errors.Is(err, mfa.ErrNotFound):
+		case errors.Is(err, mfa.ErrCodeSpent), errors.Is(err, mfa.ErrNotFound), errors.Is(err, mfa.ErrNoCode):
 			decide = nil // a replayed code: a failure like a wrong one
 		case err != nil:
 			return VerifiedLogin{}, err

@@ -190,6 +190,9 @@ var InternalOnly = map[string]string{
 	mfa.EventMethodRemoved:               "second-factor bookkeeping (an id); the audit trail has it",
 	mfa.EventChallengeIssued:             "an mfa_token's digest (of a secret); the login it leads to publishes the session's start",
 	mfa.EventChallengeCompleted:          "the single use of an mfa_token and of its code; the session's start is the public event",
+	mfa.EventEmailAdded:                  "second-factor bookkeeping (an id); kept internal until a consumer needs factor states",
+	mfa.EventCodeSent:                    "a mailed code's id and the address (personal data); the outbox's input",
+	mfa.EventCodeFailed:                  "the mailed code's attempt count; the failed login is user.login_failed.v1",
 }
 
 // RegisterEvents registers every domain package's events into r: the

@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -352,4 +353,123 @@ func toStrings(v any) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+var signInCode = regexp.MustCompile(`sign-in code is (\d{6})\.`)
+
+// codeFrom waits for the nth sign-in code mail to addr and returns its
+// code, read from the message the SMTP server received.
+func (e *accountEnv) codeFrom(addr string, n int) string {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var codes []string
+		for _, m := range e.smtp.Messages() {
+			if len(m.To) == 1 && m.To[0] == addr && m.Subject == "Your sign-in code" {
+				if s := signInCode.FindStringSubmatch(m.Text); s != nil {
+					codes = append(codes, s[1])
+				}
+			}
+		}
+		if len(codes) >= n {
+			return codes[n-1]
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no sign-in code %d for %s (%d so far)", n, addr, len(codes))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Email codes through the real server and a real SMTP socket: a verified
+// address becomes a factor; the login's mfa_token asks for a code, which
+// arrives by mail (in no event); a wrong code counts, five void the code;
+// codes are rate limited per user; a new code completes the login with
+// amr pwd+otp, once.
+func TestEmailCodesThroughTheRealServerAndSMTP(t *testing.T) {
+	t.Parallel()
+	e := startAccount(t, map[string]string{"AUTHLEDGER_LOCKOUT_MAX_FAILURES": "20", "AUTHLEDGER_LOCKOUT_ACCOUNT_MAX_FAILURES": "40"})
+	e.register("eve@example.com")
+	_, first := e.login("eve@example.com", accountPassword)
+	pwdToken := first["access_token"].(string)
+	if status, _, body := e.call("POST", "/v1/me/mfa/email", pwdToken, nil); status != http.StatusConflict || slugOf(body) != "email-unverified" {
+		t.Fatalf("an unverified address: %d %v", status, body)
+	}
+	m := e.smtp.WaitFor("eve@example.com", "Confirm your email address")
+	if status, _, body := e.call("POST", "/v1/auth/verify-email", "", map[string]string{"token": m.Token()}); status != http.StatusNoContent {
+		t.Fatalf("verify: %d %v", status, body)
+	}
+	if status, _, body := e.call("POST", "/v1/me/mfa/email", pwdToken, nil); status != http.StatusCreated {
+		t.Fatalf("add email: %d %v", status, body)
+	}
+	if status, _, body := e.call("POST", "/v1/me/mfa/email", pwdToken, nil); status != http.StatusConflict || slugOf(body) != "already-enrolled" {
+		t.Fatalf("add email twice: %d %v", status, body)
+	}
+
+	status, _, body := e.call("POST", "/v1/auth/login", "", map[string]string{"email": "eve@example.com", "password": accountPassword})
+	if status != http.StatusUnauthorized || slugOf(body) != "mfa-required" || !slices.Equal(toStrings(body["methods"]), []string{"email"}) {
+		t.Fatalf("login: %d %v", status, body)
+	}
+	tok := body["mfa_token"].(string)
+	if status, body := e.verify(tok, "email", "123456"); status != http.StatusUnauthorized || slugOf(body) != "invalid-mfa-code" {
+		t.Fatalf("a code before any was sent: %d %v", status, body)
+	}
+	send := func(tok string) (int, http.Header, map[string]any) {
+		return e.call("POST", "/v1/auth/mfa/send", "", map[string]string{"mfa_token": tok, "method": "email"})
+	}
+	if status, _, body := send(tok); status != http.StatusAccepted {
+		t.Fatalf("send: %d %v", status, body)
+	}
+	code := e.codeFrom("eve@example.com", 1)
+	// Per user, 30 s between codes.
+	if status, h, body := send(tok); status != http.StatusTooManyRequests || slugOf(body) != "rate-limited" || h.Get("Retry-After") == "" {
+		t.Fatalf("a second code at once: %d %v", status, body)
+	}
+	// Five wrong attempts void the code, the right one included after.
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	for i := range 5 {
+		if status, body := e.verify(tok, "email", wrong); status != http.StatusUnauthorized || slugOf(body) != "invalid-mfa-code" {
+			t.Fatalf("wrong code %d: %d %v", i, status, body)
+		}
+	}
+	if status, body := e.verify(tok, "email", code); status != http.StatusUnauthorized || slugOf(body) != "invalid-mfa-code" {
+		t.Fatalf("the right code after five wrong ones: %d %v", status, body)
+	}
+	// A new code (after the interval) works, once; amr pwd+otp.
+	e.clock.Advance(31 * time.Second)
+	if status, _, body := send(tok); status != http.StatusAccepted {
+		t.Fatalf("send again: %d %v", status, body)
+	}
+	code = e.codeFrom("eve@example.com", 2)
+	status, done := e.verify(tok, "email", code)
+	if status != http.StatusOK || !slices.Equal(amrOf(t, done["access_token"].(string)), []string{"pwd", "otp"}) {
+		t.Fatalf("verify: %d %v", status, done)
+	}
+	if status, body := e.verify(tok, "email", code); status != http.StatusUnauthorized || slugOf(body) != "invalid-mfa-token" {
+		t.Fatalf("the code twice: %d %v", status, body)
+	}
+	// The code is in no event.
+	pool, err := pgxpool.New(context.Background(), e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE type LIKE 'mfa.%' AND data::text LIKE '%' || $1 || '%'`, code).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the code is in %d events (%v)", n, err)
+	}
+	// Codes expire: one sent, then 10 minutes pass.
+	e.clock.Advance(31 * time.Second)
+	tok = e.mfaLogin("eve@example.com", "mfa-required")
+	if status, _, body := send(tok); status != http.StatusAccepted {
+		t.Fatalf("send a third: %d %v", status, body)
+	}
+	code = e.codeFrom("eve@example.com", 3)
+	e.clock.Advance(10 * time.Minute)
+	if status, body := e.verify(tok, "email", code); status != http.StatusUnauthorized {
+		t.Fatalf("an expired code: %d %v", status, body)
+	}
 }

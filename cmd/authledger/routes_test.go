@@ -31,6 +31,7 @@ var publicRoutes = []string{
 	"POST /v1/auth/verify-email",
 	"POST /v1/auth/mfa/verify",
 	"POST /v1/auth/mfa/totp",
+	"POST /v1/auth/mfa/send",
 	"POST /v1/auth/verify-email/resend",
 	"POST /v1/auth/password-reset",
 	"POST /v1/auth/password-reset/confirm",

@@ -17,6 +17,9 @@ const (
 	EventMethodRemoved        = "mfa.method_removed.v1"
 	EventChallengeIssued      = "mfa.challenge_issued.v1"
 	EventChallengeCompleted   = "mfa.challenge_completed.v1"
+	EventEmailAdded           = "mfa.email_added.v1"
+	EventCodeSent             = "mfa.code_sent.v1"
+	EventCodeFailed           = "mfa.code_failed.v1"
 )
 
 // TOTPAdded records an authenticator app being set up: pending until a
@@ -83,7 +86,42 @@ type ChallengeCompleted struct {
 	Kind        string    `json:"kind"`
 	Step        *int64    `json:"step,omitempty"`
 	CodeIndex   *int      `json:"code_index,omitempty"`
-	CompletedAt time.Time `json:"completed_at"`
+	// CodeID is the emailed code that completed it (KindEmail).
+	CodeID      *uuid.UUID `json:"code_id,omitempty"`
+	CompletedAt time.Time  `json:"completed_at"`
+}
+
+// EmailAdded records the account's (verified) address as a second
+// factor: a code mailed to it at each login. Confirmed at once, since
+// verifying the address proved the mailbox.
+type EmailAdded struct {
+	UserID   uuid.UUID `json:"user_id"`
+	MethodID uuid.UUID `json:"method_id"`
+	AddedAt  time.Time `json:"added_at"`
+}
+
+// CodeSent asks the outbox to mail a code for a challenge. The code is
+// in no event: the outbox and the verify command derive it from CodeID
+// under a key from the master key (auth/mailtoken, purpose MFACode). A
+// newer code of the same challenge supersedes it. Sending extends the
+// challenge to ExpiresAt.
+type CodeSent struct {
+	UserID      uuid.UUID `json:"user_id"`
+	ChallengeID uuid.UUID `json:"challenge_id"`
+	MethodID    uuid.UUID `json:"method_id"`
+	CodeID      uuid.UUID `json:"code_id"`
+	Email       string    `json:"email"`
+	SentAt      time.Time `json:"sent_at"`
+	ExpiresAt   time.Time `json:"expires_at"`
+}
+
+// CodeFailed counts a wrong attempt at a mailed code; MaxCodeAttempts of
+// them void it.
+type CodeFailed struct {
+	UserID      uuid.UUID `json:"user_id"`
+	ChallengeID uuid.UUID `json:"challenge_id"`
+	CodeID      uuid.UUID `json:"code_id"`
+	FailedAt    time.Time `json:"failed_at"`
 }
 
 // EventName implements events.Event.
@@ -104,9 +142,19 @@ func (ChallengeIssued) EventName() string { return EventChallengeIssued }
 // EventName implements events.Event.
 func (ChallengeCompleted) EventName() string { return EventChallengeCompleted }
 
+// EventName implements events.Event.
+func (EmailAdded) EventName() string { return EventEmailAdded }
+
+// EventName implements events.Event.
+func (CodeSent) EventName() string { return EventCodeSent }
+
+// EventName implements events.Event.
+func (CodeFailed) EventName() string { return EventCodeFailed }
+
 // AllEvents lists one zero value of every event type of this package.
 func AllEvents() []events.Event {
-	return []events.Event{TOTPAdded{}, TOTPConfirmed{}, BackupCodesGenerated{}, MethodRemoved{}, ChallengeIssued{}, ChallengeCompleted{}}
+	return []events.Event{TOTPAdded{}, TOTPConfirmed{}, BackupCodesGenerated{}, MethodRemoved{}, ChallengeIssued{}, ChallengeCompleted{},
+		EmailAdded{}, CodeSent{}, CodeFailed{}}
 }
 
 // RegisterEvents adds the second-factor events to r.

@@ -34,6 +34,20 @@ func StreamName(userID uuid.UUID) string { return StreamPrefix + userID.String()
 const (
 	KindTOTP        = "totp"
 	KindBackupCodes = "backup_codes"
+	KindEmail       = "email"
+)
+
+// The mailed codes' rules.
+const (
+	// CodeTTL is a mailed code's life.
+	CodeTTL = 10 * time.Minute
+	// MaxCodeAttempts wrong attempts void a code.
+	MaxCodeAttempts = 5
+	// CodeInterval is the least time between two codes of one user.
+	CodeInterval = 30 * time.Second
+	// MaxCodesPerWindow codes at most per CodeWindow and user.
+	MaxCodesPerWindow = 5
+	CodeWindow        = time.Hour
 )
 
 // Challenge purposes.
@@ -73,7 +87,28 @@ var (
 	ErrInvalidChallenge = errors.New("mfa: invalid challenge")
 	// ErrCodeSpent: the TOTP step or backup code was used already.
 	ErrCodeSpent = errors.New("mfa: code already used")
+	// ErrAlreadyEnrolled: the email factor is on already.
+	ErrAlreadyEnrolled = errors.New("mfa: the email factor is on already")
+	// ErrNoCode: no live code for the challenge (none sent, expired,
+	// superseded or out of attempts).
+	ErrNoCode = errors.New("mfa: no live code")
 )
+
+// CodeThrottledError: a code was asked for too soon; RetryAfter says
+// when the next may be.
+type CodeThrottledError struct{ RetryAfter time.Duration }
+
+func (e *CodeThrottledError) Error() string {
+	return fmt.Sprintf("mfa: codes asked too often; retry after %s", e.RetryAfter)
+}
+
+// Code is a challenge's live mailed code.
+type Code struct {
+	ID        uuid.UUID
+	MethodID  uuid.UUID
+	ExpiresAt time.Time
+	Failures  int
+}
 
 // Method is one second factor, as a list shows it.
 type Method struct {
@@ -100,6 +135,7 @@ type Challenge struct {
 	AMR       []string
 	ExpiresAt time.Time
 	digest    string
+	code      *Code
 }
 
 // Factors is the aggregate. The zero value is a user without factors.
@@ -107,6 +143,8 @@ type Factors struct {
 	userID     uuid.UUID
 	methods    []*Method // in the order added
 	challenges []*Challenge
+	// sent are the times of the last codes sent (the rate limit).
+	sent []time.Time
 
 	version int
 	changes []events.Event
@@ -272,7 +310,9 @@ func (f *Factors) OpenChallenge(id uuid.UUID, digest string, now time.Time) (Cha
 		if subtle.ConstantTimeCompare([]byte(c.digest), []byte(digest)) != 1 || !now.Before(c.ExpiresAt) {
 			return Challenge{}, ErrInvalidChallenge
 		}
-		return *c, nil
+		out := *c
+		out.code = nil // LiveCode reads the current state, not a copy
+		return out, nil
 	}
 	return Challenge{}, ErrInvalidChallenge
 }
@@ -319,6 +359,103 @@ func (f *Factors) CompleteWithBackupCode(c Challenge, index int, now time.Time) 
 		return ErrCodeSpent
 	}
 	f.record(ChallengeCompleted{UserID: f.userID, ChallengeID: c.ID, MethodID: m.ID, Kind: KindBackupCodes, CodeIndex: &index, CompletedAt: now.UTC()})
+	return nil
+}
+
+// AddEmail turns the account's address into a second factor (method id).
+func (f *Factors) AddEmail(userID, id uuid.UUID, now time.Time) error {
+	for _, m := range f.methods {
+		if m.Kind == KindEmail {
+			return ErrAlreadyEnrolled
+		}
+	}
+	f.record(EmailAdded{UserID: userID, MethodID: id, AddedAt: now.UTC()})
+	return nil
+}
+
+// EmailMethod is the id of the confirmed email factor, or uuid.Nil.
+func (f *Factors) EmailMethod() uuid.UUID {
+	for _, m := range f.methods {
+		if m.Kind == KindEmail && m.Confirmed {
+			return m.ID
+		}
+	}
+	return uuid.Nil
+}
+
+// SendCode records code id for login challenge c, to email, unless the
+// user asked for one less than CodeInterval ago or MaxCodesPerWindow in
+// CodeWindow (*CodeThrottledError).
+func (f *Factors) SendCode(c Challenge, id uuid.UUID, email string, now time.Time) error {
+	if err := f.open(c, now); err != nil {
+		return err
+	}
+	method := f.EmailMethod()
+	if c.Purpose != PurposeLogin || method == uuid.Nil {
+		return ErrNotFound
+	}
+	if wait := f.codeWait(now); wait > 0 {
+		return &CodeThrottledError{RetryAfter: wait}
+	}
+	f.record(CodeSent{UserID: f.userID, ChallengeID: c.ID, MethodID: method, CodeID: id, Email: email, SentAt: now.UTC(), ExpiresAt: now.Add(CodeTTL).UTC()})
+	return nil
+}
+
+func (f *Factors) codeWait(now time.Time) time.Duration {
+	var wait time.Duration
+	inWindow := 0
+	for _, t := range f.sent {
+		if d := t.Add(CodeInterval).Sub(now); d > wait {
+			wait = d
+		}
+		if now.Sub(t) < CodeWindow {
+			inWindow++
+		}
+	}
+	if inWindow >= MaxCodesPerWindow {
+		// The oldest in the window must leave it.
+		for _, t := range f.sent {
+			if now.Sub(t) < CodeWindow {
+				if d := t.Add(CodeWindow).Sub(now); d > wait {
+					wait = d
+				}
+				break
+			}
+		}
+	}
+	return wait
+}
+
+// LiveCode returns challenge c's live code at now, or ErrNoCode.
+func (f *Factors) LiveCode(c Challenge, now time.Time) (Code, error) {
+	for _, ch := range f.challenges {
+		if ch.ID == c.ID && ch.code != nil && now.Before(ch.code.ExpiresAt) && ch.code.Failures < MaxCodeAttempts {
+			return *ch.code, nil
+		}
+	}
+	return Code{}, ErrNoCode
+}
+
+// FailCode counts a wrong attempt at challenge c's live code.
+func (f *Factors) FailCode(c Challenge, now time.Time) error {
+	code, err := f.LiveCode(c, now)
+	if err != nil {
+		return err
+	}
+	f.record(CodeFailed{UserID: f.userID, ChallengeID: c.ID, CodeID: code.ID, FailedAt: now.UTC()})
+	return nil
+}
+
+// CompleteWithCode spends login challenge c with its live code id.
+func (f *Factors) CompleteWithCode(c Challenge, id uuid.UUID, now time.Time) error {
+	if err := f.open(c, now); err != nil {
+		return err
+	}
+	code, err := f.LiveCode(c, now)
+	if err != nil || code.ID != id {
+		return ErrNoCode
+	}
+	f.record(ChallengeCompleted{UserID: f.userID, ChallengeID: c.ID, MethodID: code.MethodID, Kind: KindEmail, CodeID: &id, CompletedAt: now.UTC()})
 	return nil
 }
 
@@ -385,6 +522,28 @@ func (f *Factors) apply(e events.Event) error {
 			AMR: slices.Clone(e.AMR), ExpiresAt: e.ExpiresAt, digest: e.Digest})
 		if len(f.challenges) > maxOpenChallenges {
 			f.challenges = f.challenges[1:]
+		}
+	case EmailAdded:
+		f.userID = e.UserID
+		f.methods = append(f.methods, &Method{ID: e.MethodID, Kind: KindEmail, Confirmed: true, AddedAt: e.AddedAt, ConfirmedAt: e.AddedAt})
+	case CodeSent:
+		f.sent = append(f.sent, e.SentAt)
+		if len(f.sent) > MaxCodesPerWindow {
+			f.sent = f.sent[1:]
+		}
+		for _, c := range f.challenges {
+			if c.ID == e.ChallengeID {
+				c.code = &Code{ID: e.CodeID, MethodID: e.MethodID, ExpiresAt: e.ExpiresAt}
+				if e.ExpiresAt.After(c.ExpiresAt) {
+					c.ExpiresAt = e.ExpiresAt
+				}
+			}
+		}
+	case CodeFailed:
+		for _, c := range f.challenges {
+			if c.ID == e.ChallengeID && c.code != nil && c.code.ID == e.CodeID {
+				c.code.Failures++
+			}
 		}
 	case ChallengeCompleted:
 		f.challenges = slices.DeleteFunc(f.challenges, func(c *Challenge) bool { return c.ID == e.ChallengeID })

@@ -80,6 +80,9 @@ func Table() httpapi.ErrorTable {
 			"This change needs a recent login with a second factor; log in again with your code.")},
 		{Err: commands.ErrMFAMethodNotFound, Problem: problem.NotFound("No such second factor.")},
 		{Err: commands.ErrMFATooMany, Problem: problem.Conflict("too-many-authenticators", "Remove an authenticator app before adding another.")},
+		{Err: commands.ErrMFAEmailUnverified, Problem: problem.Conflict("email-unverified", "Verify your email address before it can receive sign-in codes.")},
+		{Err: commands.ErrMFAAlreadyEnrolled, Problem: problem.Conflict("already-enrolled", "Sign-in codes by email are on already.")},
+		{Err: commands.ErrMFACodeThrottled, Problem: problem.RateLimited("rate-limited", 30*time.Second, "A code was sent a moment ago; retry later."), Details: codeWait},
 		{Err: commands.ErrMFANoPrimaryFactor, Problem: problem.Conflict("no-second-factor", "Backup codes need a confirmed authenticator app first.")},
 		// Only administrators name users by id.
 		{Err: commands.ErrUserNotFound, Problem: problem.NotFound("No such user.")},
@@ -134,6 +137,14 @@ func Table() httpapi.ErrorTable {
 // throttleWait answers with the throttle's own wait.
 func throttleWait(err error, p *problem.Error) {
 	var t *user.ThrottledError
+	if errors.As(err, &t) && t.RetryAfter > 0 {
+		p.RetryAfter = t.RetryAfter
+	}
+}
+
+// codeWait answers with the wait before the next mailed code.
+func codeWait(err error, p *problem.Error) {
+	var t *commands.MFACodeThrottledError
 	if errors.As(err, &t) && t.RetryAfter > 0 {
 		p.RetryAfter = t.RetryAfter
 	}

@@ -100,6 +100,9 @@ var mapped = map[string]struct {
 	"commands.ErrMFAMethodNotFound":       {commands.ErrMFAMethodNotFound, answer{404, "not-found"}},
 	"commands.ErrMFATooMany":              {commands.ErrMFATooMany, answer{409, "too-many-authenticators"}},
 	"commands.ErrMFANoPrimaryFactor":      {commands.ErrMFANoPrimaryFactor, answer{409, "no-second-factor"}},
+	"commands.ErrMFAEmailUnverified":      {commands.ErrMFAEmailUnverified, answer{409, "email-unverified"}},
+	"commands.ErrMFAAlreadyEnrolled":      {commands.ErrMFAAlreadyEnrolled, answer{409, "already-enrolled"}},
+	"commands.ErrMFACodeThrottled":        {commands.ErrMFACodeThrottled, answer{429, "rate-limited"}},
 }
 
 // absent are the exported errors that are deliberately not in the table,

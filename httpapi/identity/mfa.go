@@ -21,9 +21,11 @@ func (h *handlers) mountMFA(rg *gin.RouterGroup) {
 	rl := h.d.RateLimit.Anonymous()
 	rg.POST("/v1/auth/mfa/verify", rl, h.verifyMFA)
 	rg.POST("/v1/auth/mfa/totp", rl, h.enrollTOTPWithToken)
+	rg.POST("/v1/auth/mfa/send", rl, h.sendCode)
 	rg.GET("/v1/me/mfa", h.d.authenticated(access.AccountRead, h.listMFA)...)
 	rg.POST("/v1/me/mfa/totp", h.d.authenticated(access.AccountWrite, h.addTOTP)...)
 	rg.POST("/v1/me/mfa/totp/confirm", h.d.authenticated(access.AccountWrite, h.confirmTOTP)...)
+	rg.POST("/v1/me/mfa/email", h.d.authenticated(access.AccountWrite, h.addEmail)...)
 	rg.POST("/v1/me/mfa/backup-codes", h.d.authenticated(access.AccountWrite, h.regenerateBackupCodes)...)
 	rg.DELETE("/v1/me/mfa/:id", h.d.authenticated(access.AccountWrite, h.removeMFA)...)
 }
@@ -203,4 +205,36 @@ func (h *handlers) removeMFA(c *gin.Context) {
 	}
 	httpapi.SetConsistencyToken(c, res.Position)
 	c.Status(http.StatusNoContent)
+}
+
+// sendCode mails a code for a login's mfa_token (method email); 202 with
+// the one body whatever happens next at the mail server.
+func (h *handlers) sendCode(c *gin.Context) {
+	var body struct {
+		MFAToken string `json:"mfa_token"`
+		Method   string `json:"method"`
+	}
+	if !bind(c, &body) {
+		return
+	}
+	if err := h.d.MFA.SendCode(c.Request.Context(), body.MFAToken, body.Method, anonymous(c)); err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, acceptedBody)
+}
+
+func (h *handlers) addEmail(c *gin.Context) {
+	p, err := httpapi.Caller(c)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	id, pos, err := h.d.MFA.AddEmail(c.Request.Context(), p.UserID, stepUp(p), callerMeta(c, p))
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	httpapi.SetConsistencyToken(c, pos)
+	c.JSON(http.StatusCreated, gin.H{"method_id": id, "type": mfa.KindEmail, "confirmed": true})
 }

@@ -182,6 +182,10 @@ func (d *Deliverer) send(ctx context.Context, l leased, now time.Time) error {
 		data.Reason = *l.reason
 	case KindEmailChanged:
 		data.Email, data.NewEmail = *l.email, *l.reason
+	case KindMFACode:
+		// Derived again from the code id: in no event and no table.
+		data.Code = d.c.Minter.Mint(mailtoken.MFACode, l.userID, *l.tokenID).Code()
+		data.Email, data.ExpiresIn = *l.email, "10 minutes"
 	}
 	m, err := d.c.Templates.Render(name, data)
 	if err != nil {
