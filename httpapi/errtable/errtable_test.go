@@ -158,6 +158,8 @@ var absent = map[string]struct {
 	"domain/mfa.ErrAlreadyConfirmed": {mfa.ErrAlreadyConfirmed, "confirm checks the method is pending first (commands.ErrMFAMethodNotFound)"},
 	"domain/mfa.ErrInvalidChallenge": {mfa.ErrInvalidChallenge, "verify answers commands.ErrInvalidMFAToken for it"},
 	"domain/mfa.ErrCodeSpent":        {mfa.ErrCodeSpent, "verify answers commands.ErrInvalidSecondFactor for it, counted as a failure"},
+	"domain/mfa.ErrNoCode":           {mfa.ErrNoCode, "verify answers commands.ErrInvalidSecondFactor for it, counted as a failure"},
+	"domain/mfa.ErrAlreadyEnrolled":  {mfa.ErrAlreadyEnrolled, "the second-factor commands answer commands.ErrMFAAlreadyEnrolled for it"},
 }
 
 // exportedErrors lists "path.ErrName" for every exported package-level
