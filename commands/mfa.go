@@ -46,6 +46,8 @@ var (
 	ErrMFAEmailUnverified = errors.New("commands: the address must be verified to receive codes")
 	// ErrMFAAlreadyEnrolled: the email factor is on already.
 	ErrMFAAlreadyEnrolled = errors.New("commands: the email factor is on already")
+	// ErrInvalidPhone: not an E.164 number.
+	ErrInvalidPhone = errors.New("commands: the phone number must be in E.164 form (+ and 7 to 15 digits)")
 	// ErrMFACodeThrottled is matched by *MFACodeThrottledError.
 	ErrMFACodeThrottled = errors.New("commands: codes asked too often")
 )
@@ -87,10 +89,11 @@ func (e *MFARequiredError) Is(target error) bool {
 // The second-factor amr values (RFC 8176).
 const (
 	AMROTP = "otp"
+	AMRSMS = "sms"
 )
 
 // secondFactorAMR are the amr values that prove a second factor.
-var secondFactorAMR = []string{AMROTP, "sms", "hwk", "swk", "mfa"}
+var secondFactorAMR = []string{AMROTP, AMRSMS, "hwk", "swk", "mfa"}
 
 // DefaultMFAChallengeTTL is how long an mfa_token lasts.
 const DefaultMFAChallengeTTL = 5 * time.Minute

@@ -2,10 +2,14 @@ package commands
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
+	"regexp"
+	"slices"
 
 	"github.com/google/uuid"
 
+	"github.com/authledger/authledger/auth/mailtoken"
 	authmfa "github.com/authledger/authledger/auth/mfa"
 	"github.com/authledger/authledger/domain/mfa"
 	"github.com/authledger/authledger/domain/user"
@@ -252,7 +256,7 @@ func (s *SecondFactors) AddEmail(ctx context.Context, userID uuid.UUID, st StepU
 // (at least once; a retried mail carries the same code, derived from the
 // code id). Rate limited per user (*MFACodeThrottledError).
 func (s *SecondFactors) SendCode(ctx context.Context, token, method string, meta Meta) error {
-	if method != mfa.KindEmail || s.Minter == nil {
+	if (method != mfa.KindEmail && method != mfa.KindSMS) || s.Minter == nil {
 		return ErrInvalidSecondFactor
 	}
 	tok, _, c, err := s.openChallenge(ctx, token, mfa.PurposeLogin)
@@ -271,7 +275,12 @@ func (s *SecondFactors) SendCode(ctx context.Context, token, method string, meta
 		return err
 	}
 	now := s.now()
-	_, err = s.Factors.Update(ctx, mfa.StreamName(u.ID()), meta, func(f *mfa.Factors) error { return f.SendCode(c, id, u.Email(), now) })
+	_, err = s.Factors.Update(ctx, mfa.StreamName(u.ID()), meta, func(f *mfa.Factors) error {
+		if method == mfa.KindSMS {
+			return f.SendSMSCode(c, id, now)
+		}
+		return f.SendCode(c, id, u.Email(), now)
+	})
 	switch {
 	case errors.Is(err, mfa.ErrInvalidChallenge):
 		return ErrInvalidMFAToken
@@ -279,4 +288,99 @@ func (s *SecondFactors) SendCode(ctx context.Context, token, method string, meta
 		return ErrInvalidSecondFactor
 	}
 	return mapFactorError(err)
+}
+
+// e164 is a phone number in E.164 form.
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+// PhoneEnrolment is a new number, pending until the code texted to it is
+// typed back (ConfirmPhone).
+type PhoneEnrolment struct {
+	MethodID uuid.UUID
+	Position eventstore.Position
+}
+
+// AddPhone records a number for SMS codes and texts it a confirmation
+// code (through the outbox), rate limited like login codes. Like AddTOTP,
+// a user with a factor needs a step-up.
+func (s *SecondFactors) AddPhone(ctx context.Context, userID uuid.UUID, phone string, st StepUp, meta Meta) (PhoneEnrolment, error) {
+	now := s.now()
+	if s.Minter == nil {
+		return PhoneEnrolment{}, ErrMFAMethodNotFound
+	}
+	if !e164.MatchString(phone) {
+		return PhoneEnrolment{}, ErrInvalidPhone
+	}
+	id, err := newID()
+	if err != nil {
+		return PhoneEnrolment{}, err
+	}
+	codeID, err := newID()
+	if err != nil {
+		return PhoneEnrolment{}, err
+	}
+	res, err := s.Factors.Update(ctx, mfa.StreamName(userID), meta, func(f *mfa.Factors) error {
+		if f.Enabled() && !s.fresh(st, now) {
+			return ErrStepUpRequired
+		}
+		return f.AddPhone(userID, id, codeID, phone, now)
+	})
+	if err != nil {
+		return PhoneEnrolment{}, mapFactorError(err)
+	}
+	return PhoneEnrolment{MethodID: id, Position: res.Position}, nil
+}
+
+// ConfirmPhone confirms userID's pending number methodID with the code
+// texted to it (five attempts). The user's first factor comes with its
+// backup codes, in the same append, as ConfirmTOTP.
+func (s *SecondFactors) ConfirmPhone(ctx context.Context, userID, methodID uuid.UUID, code string, meta Meta) (ConfirmedTOTP, error) {
+	now := s.now()
+	if s.Minter == nil {
+		return ConfirmedTOTP{}, ErrMFAMethodNotFound
+	}
+	f, err := s.Factors.Load(ctx, mfa.StreamName(userID))
+	if err != nil {
+		return ConfirmedTOTP{}, err
+	}
+	pending, err := f.PendingCode(methodID, now)
+	if errors.Is(err, mfa.ErrNoCode) {
+		return ConfirmedTOTP{}, ErrInvalidConfirmationCode
+	}
+	if err != nil {
+		return ConfirmedTOTP{}, mapFactorError(err)
+	}
+	want := s.Minter.Mint(mailtoken.MFACode, userID, pending.ID).Code()
+	if subtle.ConstantTimeCompare([]byte(want), []byte(code)) != 1 {
+		_, _ = s.Factors.Update(ctx, mfa.StreamName(userID), meta, func(f *mfa.Factors) error { return f.FailPendingCode(methodID, now) })
+		return ConfirmedTOTP{}, ErrInvalidConfirmationCode
+	}
+	var codes []string
+	res, err := s.Factors.Update(ctx, mfa.StreamName(userID), meta, func(f *mfa.Factors) error {
+		codes = nil
+		hadBackup := slices.ContainsFunc(f.Methods(), func(m mfa.Method) bool { return m.Kind == mfa.KindBackupCodes })
+		if err := f.ConfirmPhone(methodID, pending.ID, now); err != nil {
+			return err
+		}
+		if hadBackup {
+			return nil
+		}
+		var digests []string
+		var err error
+		if codes, digests, err = authmfa.NewBackupCodes(mfa.BackupCodeCount); err != nil {
+			return err
+		}
+		id, err := newID()
+		if err != nil {
+			return err
+		}
+		return f.GenerateBackupCodes(userID, id, digests, now)
+	})
+	if errors.Is(err, mfa.ErrNoCode) {
+		return ConfirmedTOTP{}, ErrInvalidConfirmationCode
+	}
+	if err != nil {
+		return ConfirmedTOTP{}, mapFactorError(err)
+	}
+	return ConfirmedTOTP{BackupCodes: codes, Position: res.Position}, nil
 }

@@ -66,6 +66,9 @@ func (h *LoginHandler) VerifySecondFactor(ctx context.Context, cmd VerifySecondF
 	}
 	var decide func(*mfa.Factors) error
 	amr := AMROTP
+	if cmd.Method == mfa.KindSMS {
+		amr = AMRSMS
+	}
 	switch {
 	case cmd.Method == mfa.KindTOTP:
 		methods := f.TOTPMethods(true)
@@ -79,9 +82,9 @@ func (h *LoginHandler) VerifySecondFactor(ctx context.Context, cmd VerifySecondF
 		if step != 0 {
 			decide = func(f *mfa.Factors) error { return f.CompleteWithTOTP(c, id, step, now) }
 		}
-	case cmd.Method == mfa.KindEmail && c.Purpose == mfa.PurposeLogin && s.Minter != nil:
+	case (cmd.Method == mfa.KindEmail || cmd.Method == mfa.KindSMS) && c.Purpose == mfa.PurposeLogin && s.Minter != nil:
 		code, err := f.LiveCode(c, now)
-		if err == nil {
+		if err == nil && code.Channel == cmd.Method {
 			want := s.Minter.Mint(mailtoken.MFACode, u.ID(), code.ID).Code()
 			if subtle.ConstantTimeCompare([]byte(want), []byte(cmd.Code)) == 1 {
 				decide = func(f *mfa.Factors) error { return f.CompleteWithCode(c, code.ID, now) }

@@ -192,6 +192,8 @@ var InternalOnly = map[string]string{
 	mfa.EventChallengeCompleted:          "the single use of an mfa_token and of its code; the session's start is the public event",
 	mfa.EventEmailAdded:                  "second-factor bookkeeping (an id); kept internal until a consumer needs factor states",
 	mfa.EventCodeSent:                    "a mailed code's id and the address (personal data); the outbox's input",
+	mfa.EventPhoneAdded:                  "the number (personal data) of an SMS factor",
+	mfa.EventPhoneConfirmed:              "second-factor bookkeeping (an id)",
 	mfa.EventCodeFailed:                  "the mailed code's attempt count; the failed login is user.login_failed.v1",
 }
 

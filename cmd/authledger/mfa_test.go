@@ -6,16 +6,19 @@ import (
 	"encoding/base64"
 	"image/png"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	authmfa "github.com/authledger/authledger/auth/mfa"
+	"github.com/authledger/authledger/reactors/outbox"
 )
 
 // totpCode is what an authenticator app shows for secret at now+ahead
@@ -471,5 +474,153 @@ func TestEmailCodesThroughTheRealServerAndSMTP(t *testing.T) {
 	e.clock.Advance(10 * time.Minute)
 	if status, body := e.verify(tok, "email", code); status != http.StatusUnauthorized {
 		t.Fatalf("an expired code: %d %v", status, body)
+	}
+}
+
+// fakeTwilio speaks Twilio's Messages API on a real socket (127.0.0.1):
+// a third party the tests cannot run. fail answers every message with
+// that status.
+type fakeTwilio struct {
+	mu       sync.Mutex
+	fail     int
+	attempts int
+	bodies   map[string][]string // by To
+}
+
+func (f *fakeTwilio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	user, pass, _ := r.BasicAuth()
+	if r.Method != http.MethodPost || r.URL.Path != "/2010-04-01/Accounts/AC1/Messages.json" || user != "AC1" || pass != "sms-secret" || r.ParseForm() != nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"code":20003,"message":"Authenticate","status":401}`))
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.attempts++
+	if f.fail != 0 {
+		w.WriteHeader(f.fail)
+		_, _ = w.Write([]byte(`{"code":20500,"message":"An internal server error has occurred","status":500}`))
+		return
+	}
+	if f.bodies == nil {
+		f.bodies = map[string][]string{}
+	}
+	to := r.PostForm.Get("To")
+	f.bodies[to] = append(f.bodies[to], r.PostForm.Get("Body"))
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write([]byte(`{"sid":"SM1","status":"queued"}`))
+}
+
+// codeTo waits for the nth text to number and returns its code.
+func (f *fakeTwilio) codeTo(t *testing.T, number string, n int) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.mu.Lock()
+		bodies := slices.Clone(f.bodies[number])
+		f.mu.Unlock()
+		if len(bodies) >= n {
+			s := signInCode.FindStringSubmatch(bodies[n-1])
+			if s == nil {
+				t.Fatalf("text without a code: %q", bodies[n-1])
+			}
+			return s[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no text %d to %s", n, number)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// SMS codes through the real server, the outbox and a Twilio-shaped
+// provider on a socket: a number is confirmed by the code texted to it
+// (first backup codes with it); a login asks for a code by SMS and
+// completes with amr pwd+sms. When the provider fails, the text is
+// retried, then dead-lettered, and the login still answers.
+func TestSMSCodesThroughTheRealServerAndAProvider(t *testing.T) {
+	t.Parallel()
+	fake := &fakeTwilio{}
+	provider := httptest.NewServer(fake)
+	t.Cleanup(provider.Close)
+	e := startAccount(t, map[string]string{"AUTHLEDGER_SMS_URL": provider.URL, "AUTHLEDGER_SMS_ACCOUNT_SID": "AC1",
+		"AUTHLEDGER_SMS_AUTH_TOKEN": "sms-secret", "AUTHLEDGER_SMS_FROM": "+15550001111"})
+	e.register("sam@example.com")
+	_, first := e.login("sam@example.com", accountPassword)
+	tok := first["access_token"].(string)
+	if status, _, body := e.call("POST", "/v1/me/mfa/sms", tok, map[string]string{"phone": "0123"}); status != http.StatusBadRequest || slugOf(body) != "invalid-input" {
+		t.Fatalf("a malformed number: %d %v", status, body)
+	}
+	const number = "+447700900123"
+	status, _, added := e.call("POST", "/v1/me/mfa/sms", tok, map[string]string{"phone": number})
+	if status != http.StatusCreated || added["confirmed"] != false {
+		t.Fatalf("add number: %d %v", status, added)
+	}
+	code := fake.codeTo(t, number, 1)
+	methodID := added["method_id"].(string)
+	if status, _, body := e.call("POST", "/v1/me/mfa/sms/confirm", tok, map[string]string{"method_id": methodID, "code": "99999x"}); status != http.StatusBadRequest || slugOf(body) != "invalid-confirmation-code" {
+		t.Fatalf("wrong confirmation: %d %v", status, body)
+	}
+	status, _, confirmed := e.call("POST", "/v1/me/mfa/sms/confirm", tok, map[string]string{"method_id": methodID, "code": code})
+	if status != http.StatusOK || len(toStrings(confirmed["backup_codes"])) != 10 {
+		t.Fatalf("confirm: %d %v", status, confirmed)
+	}
+	status, _, list := e.call("GET", "/v1/me/mfa", tok, nil)
+	if status != http.StatusOK || !strings.Contains(jsonString(list), `"phone":"`+number+`"`) {
+		t.Fatalf("list: %d %v", status, list)
+	}
+
+	e.clock.Advance(31 * time.Second)
+	status, _, body := e.call("POST", "/v1/auth/login", "", map[string]string{"email": "sam@example.com", "password": accountPassword})
+	if status != http.StatusUnauthorized || !slices.Equal(toStrings(body["methods"]), []string{"backup_codes", "sms"}) {
+		t.Fatalf("login: %d %v", status, body)
+	}
+	mfaTok := body["mfa_token"].(string)
+	if status, _, body := e.call("POST", "/v1/auth/mfa/send", "", map[string]string{"mfa_token": mfaTok, "method": "sms"}); status != http.StatusAccepted {
+		t.Fatalf("send: %d %v", status, body)
+	}
+	code = fake.codeTo(t, number, 2)
+	if status, body := e.verify(mfaTok, "email", code); status != http.StatusUnauthorized || slugOf(body) != "invalid-mfa-code" {
+		t.Fatalf("an SMS code as an email one: %d %v", status, body)
+	}
+	status, done := e.verify(mfaTok, "sms", code)
+	if status != http.StatusOK || !slices.Equal(amrOf(t, done["access_token"].(string)), []string{"pwd", "sms"}) {
+		t.Fatalf("verify: %d %v", status, done)
+	}
+
+	// The provider fails: retried (three attempts), dead-lettered; the
+	// login is not held up by it.
+	fake.mu.Lock()
+	fake.fail, fake.attempts = http.StatusInternalServerError, 0
+	fake.mu.Unlock()
+	e.clock.Advance(31 * time.Second)
+	mfaTok = e.mfaLogin("sam@example.com", "mfa-required")
+	if status, _, body := e.call("POST", "/v1/auth/mfa/send", "", map[string]string{"mfa_token": mfaTok, "method": "sms"}); status != http.StatusAccepted {
+		t.Fatalf("send while the provider fails: %d %v", status, body)
+	}
+	pool, err := pgxpool.New(t.Context(), e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	var sum outbox.Summary
+	for {
+		if sum, err = outbox.Summarize(t.Context(), pool); err != nil {
+			t.Fatal(err)
+		}
+		if sum.Dead == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fake.mu.Lock()
+	attempts := fake.attempts
+	fake.mu.Unlock()
+	if sum.Dead != 1 || sum.DeadLetters[0].Attempts != 3 || attempts != 3 {
+		t.Fatalf("outbox %+v, %d attempts at the provider", sum, attempts)
+	}
+	if status, body := e.login("sam@example.com", accountPassword); status != http.StatusUnauthorized || slugOf(body) != "mfa-required" {
+		t.Fatalf("login while texts are dead-lettered: %d %v", status, body)
 	}
 }

@@ -20,6 +20,8 @@ const (
 	EventEmailAdded           = "mfa.email_added.v1"
 	EventCodeSent             = "mfa.code_sent.v1"
 	EventCodeFailed           = "mfa.code_failed.v1"
+	EventPhoneAdded           = "mfa.phone_added.v1"
+	EventPhoneConfirmed       = "mfa.phone_confirmed.v1"
 )
 
 // TOTPAdded records an authenticator app being set up: pending until a
@@ -110,9 +112,31 @@ type CodeSent struct {
 	ChallengeID uuid.UUID `json:"challenge_id"`
 	MethodID    uuid.UUID `json:"method_id"`
 	CodeID      uuid.UUID `json:"code_id"`
-	Email       string    `json:"email"`
-	SentAt      time.Time `json:"sent_at"`
-	ExpiresAt   time.Time `json:"expires_at"`
+	Email       string    `json:"email,omitempty"`
+	// Phone is the number of an SMS code (Channel KindSMS); ChallengeID
+	// is uuid.Nil for the code that confirms a new number.
+	Phone     string    `json:"phone,omitempty"`
+	Channel   string    `json:"channel,omitempty"` // "" is KindEmail
+	SentAt    time.Time `json:"sent_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// PhoneAdded records a number for SMS codes, pending until the code
+// sent to it is typed back (TOTPConfirmed's counterpart is
+// PhoneConfirmed).
+type PhoneAdded struct {
+	UserID   uuid.UUID `json:"user_id"`
+	MethodID uuid.UUID `json:"method_id"`
+	Phone    string    `json:"phone"`
+	AddedAt  time.Time `json:"added_at"`
+}
+
+// PhoneConfirmed confirms a number with the code sent to it.
+type PhoneConfirmed struct {
+	UserID      uuid.UUID `json:"user_id"`
+	MethodID    uuid.UUID `json:"method_id"`
+	CodeID      uuid.UUID `json:"code_id"`
+	ConfirmedAt time.Time `json:"confirmed_at"`
 }
 
 // CodeFailed counts a wrong attempt at a mailed code; MaxCodeAttempts of
@@ -151,10 +175,16 @@ func (CodeSent) EventName() string { return EventCodeSent }
 // EventName implements events.Event.
 func (CodeFailed) EventName() string { return EventCodeFailed }
 
+// EventName implements events.Event.
+func (PhoneAdded) EventName() string { return EventPhoneAdded }
+
+// EventName implements events.Event.
+func (PhoneConfirmed) EventName() string { return EventPhoneConfirmed }
+
 // AllEvents lists one zero value of every event type of this package.
 func AllEvents() []events.Event {
 	return []events.Event{TOTPAdded{}, TOTPConfirmed{}, BackupCodesGenerated{}, MethodRemoved{}, ChallengeIssued{}, ChallengeCompleted{},
-		EmailAdded{}, CodeSent{}, CodeFailed{}}
+		EmailAdded{}, CodeSent{}, CodeFailed{}, PhoneAdded{}, PhoneConfirmed{}}
 }
 
 // RegisterEvents adds the second-factor events to r.

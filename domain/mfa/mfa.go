@@ -35,7 +35,11 @@ const (
 	KindTOTP        = "totp"
 	KindBackupCodes = "backup_codes"
 	KindEmail       = "email"
+	KindSMS         = "sms"
 )
+
+// MaxPhones bounds the numbers of a user, pending ones included.
+const MaxPhones = 3
 
 // The mailed codes' rules.
 const (
@@ -106,6 +110,7 @@ func (e *CodeThrottledError) Error() string {
 type Code struct {
 	ID        uuid.UUID
 	MethodID  uuid.UUID
+	Channel   string // KindEmail or KindSMS
 	ExpiresAt time.Time
 	Failures  int
 }
@@ -121,6 +126,11 @@ type Method struct {
 	LastUsedAt time.Time
 	// Remaining counts the unused backup codes (KindBackupCodes).
 	Remaining int
+	// Phone is the number of a KindSMS method.
+	Phone string
+
+	// pending is the code that confirms a new number.
+	pending *Code
 
 	lastStep int64
 	digests  []string
@@ -174,7 +184,7 @@ func (f *Factors) Methods() []Method {
 	out := make([]Method, 0, len(f.methods))
 	for _, m := range f.methods {
 		c := *m
-		c.digests, c.used = nil, nil
+		c.digests, c.used, c.pending = nil, nil, nil
 		out = append(out, c)
 	}
 	return out
@@ -387,17 +397,93 @@ func (f *Factors) EmailMethod() uuid.UUID {
 // user asked for one less than CodeInterval ago or MaxCodesPerWindow in
 // CodeWindow (*CodeThrottledError).
 func (f *Factors) SendCode(c Challenge, id uuid.UUID, email string, now time.Time) error {
+	return f.sendCode(c, KindEmail, id, email, now)
+}
+
+// SendSMSCode is SendCode to the user's confirmed number.
+func (f *Factors) SendSMSCode(c Challenge, id uuid.UUID, now time.Time) error {
+	return f.sendCode(c, KindSMS, id, "", now)
+}
+
+func (f *Factors) sendCode(c Challenge, channel string, id uuid.UUID, email string, now time.Time) error {
 	if err := f.open(c, now); err != nil {
 		return err
 	}
-	method := f.EmailMethod()
-	if c.Purpose != PurposeLogin || method == uuid.Nil {
+	var m *Method
+	for _, x := range f.methods {
+		if x.Kind == channel && x.Confirmed && m == nil {
+			m = x
+		}
+	}
+	if c.Purpose != PurposeLogin || m == nil {
 		return ErrNotFound
 	}
 	if wait := f.codeWait(now); wait > 0 {
 		return &CodeThrottledError{RetryAfter: wait}
 	}
-	f.record(CodeSent{UserID: f.userID, ChallengeID: c.ID, MethodID: method, CodeID: id, Email: email, SentAt: now.UTC(), ExpiresAt: now.Add(CodeTTL).UTC()})
+	e := CodeSent{UserID: f.userID, ChallengeID: c.ID, MethodID: m.ID, CodeID: id, Email: email, SentAt: now.UTC(), ExpiresAt: now.Add(CodeTTL).UTC()}
+	if channel == KindSMS {
+		e.Channel, e.Phone, e.Email = KindSMS, m.Phone, ""
+	}
+	f.record(e)
+	return nil
+}
+
+// AddPhone records a pending number (method id) and the code (code id)
+// that confirms it, under the same rate limit as login codes.
+func (f *Factors) AddPhone(userID, id, codeID uuid.UUID, phone string, now time.Time) error {
+	n := 0
+	for _, m := range f.methods {
+		if m.Kind == KindSMS {
+			n++
+			if m.Phone == phone {
+				return ErrAlreadyEnrolled
+			}
+		}
+	}
+	if n >= MaxPhones {
+		return ErrTooMany
+	}
+	if wait := f.codeWait(now); wait > 0 {
+		return &CodeThrottledError{RetryAfter: wait}
+	}
+	f.record(PhoneAdded{UserID: userID, MethodID: id, Phone: phone, AddedAt: now.UTC()})
+	f.record(CodeSent{UserID: userID, MethodID: id, CodeID: codeID, Phone: phone, Channel: KindSMS, SentAt: now.UTC(), ExpiresAt: now.Add(CodeTTL).UTC()})
+	return nil
+}
+
+// PendingCode is the live code confirming number id, or ErrNoCode.
+func (f *Factors) PendingCode(id uuid.UUID, now time.Time) (Code, error) {
+	m := f.method(id)
+	if m == nil || m.Kind != KindSMS || m.Confirmed {
+		return Code{}, ErrNotFound
+	}
+	if m.pending == nil || !now.Before(m.pending.ExpiresAt) || m.pending.Failures >= MaxCodeAttempts {
+		return Code{}, ErrNoCode
+	}
+	return *m.pending, nil
+}
+
+// ConfirmPhone confirms number id with its live code codeID.
+func (f *Factors) ConfirmPhone(id, codeID uuid.UUID, now time.Time) error {
+	code, err := f.PendingCode(id, now)
+	if err != nil {
+		return err
+	}
+	if code.ID != codeID {
+		return ErrNoCode
+	}
+	f.record(PhoneConfirmed{UserID: f.userID, MethodID: id, CodeID: codeID, ConfirmedAt: now.UTC()})
+	return nil
+}
+
+// FailPendingCode counts a wrong attempt at number id's confirmation.
+func (f *Factors) FailPendingCode(id uuid.UUID, now time.Time) error {
+	code, err := f.PendingCode(id, now)
+	if err != nil {
+		return err
+	}
+	f.record(CodeFailed{UserID: f.userID, CodeID: code.ID, FailedAt: now.UTC()})
 	return nil
 }
 
@@ -455,7 +541,7 @@ func (f *Factors) CompleteWithCode(c Challenge, id uuid.UUID, now time.Time) err
 	if err != nil || code.ID != id {
 		return ErrNoCode
 	}
-	f.record(ChallengeCompleted{UserID: f.userID, ChallengeID: c.ID, MethodID: code.MethodID, Kind: KindEmail, CodeID: &id, CompletedAt: now.UTC()})
+	f.record(ChallengeCompleted{UserID: f.userID, ChallengeID: c.ID, MethodID: code.MethodID, Kind: code.Channel, CodeID: &id, CompletedAt: now.UTC()})
 	return nil
 }
 
@@ -526,20 +612,41 @@ func (f *Factors) apply(e events.Event) error {
 	case EmailAdded:
 		f.userID = e.UserID
 		f.methods = append(f.methods, &Method{ID: e.MethodID, Kind: KindEmail, Confirmed: true, AddedAt: e.AddedAt, ConfirmedAt: e.AddedAt})
+	case PhoneAdded:
+		f.userID = e.UserID
+		f.methods = append(f.methods, &Method{ID: e.MethodID, Kind: KindSMS, AddedAt: e.AddedAt, Phone: e.Phone})
+	case PhoneConfirmed:
+		if m := f.method(e.MethodID); m != nil {
+			m.Confirmed, m.ConfirmedAt, m.pending = true, e.ConfirmedAt, nil
+		}
 	case CodeSent:
 		f.sent = append(f.sent, e.SentAt)
 		if len(f.sent) > MaxCodesPerWindow {
 			f.sent = f.sent[1:]
 		}
+		channel := e.Channel
+		if channel == "" {
+			channel = KindEmail
+		}
+		if e.ChallengeID == uuid.Nil {
+			if m := f.method(e.MethodID); m != nil {
+				m.pending = &Code{ID: e.CodeID, MethodID: e.MethodID, Channel: channel, ExpiresAt: e.ExpiresAt}
+			}
+		}
 		for _, c := range f.challenges {
 			if c.ID == e.ChallengeID {
-				c.code = &Code{ID: e.CodeID, MethodID: e.MethodID, ExpiresAt: e.ExpiresAt}
+				c.code = &Code{ID: e.CodeID, MethodID: e.MethodID, Channel: channel, ExpiresAt: e.ExpiresAt}
 				if e.ExpiresAt.After(c.ExpiresAt) {
 					c.ExpiresAt = e.ExpiresAt
 				}
 			}
 		}
 	case CodeFailed:
+		for _, m := range f.methods {
+			if m.pending != nil && m.pending.ID == e.CodeID {
+				m.pending.Failures++
+			}
+		}
 		for _, c := range f.challenges {
 			if c.ID == e.ChallengeID && c.code != nil && c.code.ID == e.CodeID {
 				c.code.Failures++

@@ -80,6 +80,7 @@ func Table() httpapi.ErrorTable {
 			"This change needs a recent login with a second factor; log in again with your code.")},
 		{Err: commands.ErrMFAMethodNotFound, Problem: problem.NotFound("No such second factor.")},
 		{Err: commands.ErrMFATooMany, Problem: problem.Conflict("too-many-authenticators", "Remove an authenticator app before adding another.")},
+		{Err: commands.ErrInvalidPhone, Problem: problem.Invalid("The phone number is invalid.", problem.FieldError{Field: "phone", Message: "must be in E.164 form: + and 7 to 15 digits"})},
 		{Err: commands.ErrMFAEmailUnverified, Problem: problem.Conflict("email-unverified", "Verify your email address before it can receive sign-in codes.")},
 		{Err: commands.ErrMFAAlreadyEnrolled, Problem: problem.Conflict("already-enrolled", "Sign-in codes by email are on already.")},
 		{Err: commands.ErrMFACodeThrottled, Problem: problem.RateLimited("rate-limited", 30*time.Second, "A code was sent a moment ago; retry later."), Details: codeWait},

@@ -101,6 +101,7 @@ var mapped = map[string]struct {
 	"commands.ErrMFATooMany":              {commands.ErrMFATooMany, answer{409, "too-many-authenticators"}},
 	"commands.ErrMFANoPrimaryFactor":      {commands.ErrMFANoPrimaryFactor, answer{409, "no-second-factor"}},
 	"commands.ErrMFAEmailUnverified":      {commands.ErrMFAEmailUnverified, answer{409, "email-unverified"}},
+	"commands.ErrInvalidPhone":            {commands.ErrInvalidPhone, answer{400, "invalid-input"}},
 	"commands.ErrMFAAlreadyEnrolled":      {commands.ErrMFAAlreadyEnrolled, answer{409, "already-enrolled"}},
 	"commands.ErrMFACodeThrottled":        {commands.ErrMFACodeThrottled, answer{429, "rate-limited"}},
 }

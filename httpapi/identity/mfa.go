@@ -26,6 +26,8 @@ func (h *handlers) mountMFA(rg *gin.RouterGroup) {
 	rg.POST("/v1/me/mfa/totp", h.d.authenticated(access.AccountWrite, h.addTOTP)...)
 	rg.POST("/v1/me/mfa/totp/confirm", h.d.authenticated(access.AccountWrite, h.confirmTOTP)...)
 	rg.POST("/v1/me/mfa/email", h.d.authenticated(access.AccountWrite, h.addEmail)...)
+	rg.POST("/v1/me/mfa/sms", h.d.authenticated(access.AccountWrite, h.addPhone)...)
+	rg.POST("/v1/me/mfa/sms/confirm", h.d.authenticated(access.AccountWrite, h.confirmPhone)...)
 	rg.POST("/v1/me/mfa/backup-codes", h.d.authenticated(access.AccountWrite, h.regenerateBackupCodes)...)
 	rg.DELETE("/v1/me/mfa/:id", h.d.authenticated(access.AccountWrite, h.removeMFA)...)
 }
@@ -121,6 +123,9 @@ func (h *handlers) listMFA(c *gin.Context) {
 		}
 		if m.Kind == mfa.KindBackupCodes {
 			item["remaining"] = m.Remaining
+		}
+		if m.Kind == mfa.KindSMS {
+			item["phone"] = m.Phone
 		}
 		out = append(out, item)
 	}
@@ -237,4 +242,58 @@ func (h *handlers) addEmail(c *gin.Context) {
 	}
 	httpapi.SetConsistencyToken(c, pos)
 	c.JSON(http.StatusCreated, gin.H{"method_id": id, "type": mfa.KindEmail, "confirmed": true})
+}
+
+func (h *handlers) addPhone(c *gin.Context) {
+	p, err := httpapi.Caller(c)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	var body struct {
+		Phone string `json:"phone"`
+	}
+	if !bind(c, &body) {
+		return
+	}
+	// Per number as well as per user: one number may be typed into many
+	// accounts (the account level of the rate limit, keyed by an HMAC).
+	if !h.d.RateLimit.Account(c, "sms:"+body.Phone, false) {
+		return
+	}
+	e, err := h.d.MFA.AddPhone(c.Request.Context(), p.UserID, body.Phone, stepUp(p), callerMeta(c, p))
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	httpapi.SetConsistencyToken(c, e.Position)
+	c.JSON(http.StatusCreated, gin.H{"method_id": e.MethodID, "type": mfa.KindSMS, "confirmed": false})
+}
+
+func (h *handlers) confirmPhone(c *gin.Context) {
+	p, err := httpapi.Caller(c)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	var body struct {
+		MethodID string `json:"method_id"`
+		Code     string `json:"code"`
+	}
+	if !bind(c, &body) {
+		return
+	}
+	id, err := uuid.Parse(body.MethodID)
+	if err != nil {
+		httpapi.WriteError(c, commands.ErrMFAMethodNotFound)
+		return
+	}
+	r, err := h.d.MFA.ConfirmPhone(c.Request.Context(), p.UserID, id, body.Code, callerMeta(c, p))
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
+	httpapi.SetConsistencyToken(c, r.Position)
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"method_id": id, "confirmed": true, "backup_codes": nonEmpty(r.BackupCodes)})
 }

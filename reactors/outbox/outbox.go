@@ -60,6 +60,9 @@ const (
 	KindEmailChanged = "email_changed"
 	// KindMFACode mails a second factor's code (its id in token_id).
 	KindMFACode = "mfa_code"
+	// KindMFASMS texts a second factor's code; the row's email column
+	// holds the number (the recipient).
+	KindMFASMS = "mfa_sms"
 )
 
 // Row states.
@@ -173,6 +176,9 @@ func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
 		r = row{kind: KindEmailChanged, userID: e.UserID, email: &e.OldEmail, reason: &e.Email, at: e.ChangedAt}
 	case mfa.CodeSent:
 		r = row{kind: KindMFACode, userID: e.UserID, tokenID: &e.CodeID, email: &e.Email, expires: &e.ExpiresAt, at: e.SentAt}
+		if e.Channel == mfa.KindSMS {
+			r.kind, r.email = KindMFASMS, &e.Phone
+		}
 	default:
 		return nil
 	}
