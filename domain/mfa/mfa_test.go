@@ -214,3 +214,122 @@ func TestEveryEventRoundTripsUnderItsName(t *testing.T) {
 		}
 	}
 }
+
+func emailFactor(id uuid.UUID) mfa.EmailAdded {
+	return mfa.EmailAdded{UserID: userID, MethodID: id, AddedAt: t0}
+}
+
+// A mailed code belongs to its challenge: the newest one only, five
+// wrong attempts void it, it expires after CodeTTL, and codes are rate
+// limited per user.
+func TestMailedCodesAreSupersededVoidedAndRateLimited(t *testing.T) {
+	t.Parallel()
+	email, c := uuid.New(), uuid.New()
+	f := given(t, emailFactor(email), challenge(c, mfa.PurposeLogin))
+	ch, _ := f.OpenChallenge(c, "d-"+c.String(), t0)
+	if _, err := f.LiveCode(ch, t0); !errors.Is(err, mfa.ErrNoCode) {
+		t.Fatalf("a code before any was sent: %v", err)
+	}
+	first, second := uuid.New(), uuid.New()
+	if err := f.SendCode(ch, first, "a@example.com", t0); err != nil {
+		t.Fatal(err)
+	}
+	var throttled *mfa.CodeThrottledError
+	if err := f.SendCode(ch, second, "a@example.com", t0.Add(10*time.Second)); !errors.As(err, &throttled) || throttled.RetryAfter != 20*time.Second {
+		t.Fatalf("a second code at once: %v", err)
+	}
+	at := t0.Add(mfa.CodeInterval)
+	if err := f.SendCode(ch, second, "a@example.com", at); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.CompleteWithCode(ch, first, at); !errors.Is(err, mfa.ErrNoCode) {
+		t.Fatalf("a superseded code: %v", err)
+	}
+	for range mfa.MaxCodeAttempts {
+		if err := f.FailCode(ch, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.CompleteWithCode(ch, second, at); !errors.Is(err, mfa.ErrNoCode) {
+		t.Fatalf("a code after five failures: %v", err)
+	}
+	// Folded from the log, the same.
+	g := given(t, append([]events.Event{emailFactor(email), challenge(c, mfa.PurposeLogin)}, f.Changes()...)...)
+	if _, err := g.LiveCode(ch, at); !errors.Is(err, mfa.ErrNoCode) {
+		t.Fatalf("folded: %v", err)
+	}
+	// Sending extends the challenge to the code's life.
+	third := uuid.New()
+	at2 := at.Add(mfa.CodeInterval)
+	if err := g.SendCode(ch, third, "a@example.com", at2); err != nil {
+		t.Fatal(err)
+	}
+	late := at2.Add(mfa.CodeTTL - time.Second)
+	if err := g.CompleteWithCode(ch, third, late); err != nil {
+		t.Fatalf("within the code's life: %v", err)
+	}
+}
+
+func TestAtMostFiveCodesAnHour(t *testing.T) {
+	t.Parallel()
+	email := uuid.New()
+	history := []events.Event{emailFactor(email)}
+	var ids []uuid.UUID
+	for range mfa.MaxCodesPerWindow + 1 {
+		id := uuid.New()
+		ids = append(ids, id)
+		history = append(history, challenge(id, mfa.PurposeLogin))
+	}
+	f := given(t, history...)
+	for i := range mfa.MaxCodesPerWindow {
+		ch, _ := f.OpenChallenge(ids[i], "d-"+ids[i].String(), t0)
+		if err := f.SendCode(ch, uuid.New(), "a@example.com", t0.Add(time.Duration(i)*45*time.Second)); err != nil {
+			t.Fatalf("code %d: %v", i, err)
+		}
+	}
+	last := ids[mfa.MaxCodesPerWindow]
+	ch, _ := f.OpenChallenge(last, "d-"+last.String(), t0)
+	var throttled *mfa.CodeThrottledError
+	if err := f.SendCode(ch, uuid.New(), "a@example.com", t0.Add(4*time.Minute)); !errors.As(err, &throttled) || throttled.RetryAfter != 56*time.Minute {
+		t.Fatalf("a sixth code within the hour: %v", err)
+	}
+}
+
+func TestANumberIsConfirmedByItsOwnCode(t *testing.T) {
+	t.Parallel()
+	f := given(t)
+	phone, code := uuid.New(), uuid.New()
+	if err := f.AddPhone(userID, phone, code, "+447700900123", t0); err != nil {
+		t.Fatal(err)
+	}
+	if f.Enabled() {
+		t.Fatal("a pending number enables the second factor")
+	}
+	if err := f.ConfirmPhone(phone, uuid.New(), t0); !errors.Is(err, mfa.ErrNoCode) {
+		t.Fatalf("another code: %v", err)
+	}
+	if err := f.ConfirmPhone(phone, code, t0.Add(mfa.CodeTTL)); !errors.Is(err, mfa.ErrNoCode) {
+		t.Fatalf("an expired code: %v", err)
+	}
+	if err := f.ConfirmPhone(phone, code, t0); err != nil {
+		t.Fatal(err)
+	}
+	if !f.Enabled() || !slicesEqual(f.ConfirmedKinds(), []string{mfa.KindSMS}) {
+		t.Fatalf("kinds %v", f.ConfirmedKinds())
+	}
+	if err := f.AddPhone(userID, uuid.New(), uuid.New(), "+447700900123", t0.Add(time.Hour)); !errors.Is(err, mfa.ErrAlreadyEnrolled) {
+		t.Fatalf("the same number twice: %v", err)
+	}
+}
+
+func slicesEqual(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
