@@ -624,3 +624,50 @@ func TestSMSCodesThroughTheRealServerAndAProvider(t *testing.T) {
 		t.Fatalf("login while texts are dead-lettered: %d %v", status, body)
 	}
 }
+
+// Racing requests with one mfa_token and one code: exactly one login
+// completes (the completion is one append at the loaded revision); the
+// others are refused, none with a server error.
+func TestRacingVerifiesCompleteOneLogin(t *testing.T) {
+	t.Parallel()
+	e := startAccount(t, map[string]string{"AUTHLEDGER_LOCKOUT_MAX_FAILURES": "20", "AUTHLEDGER_LOCKOUT_ACCOUNT_MAX_FAILURES": "40"})
+	e.register("rae@example.com")
+	_, first := e.login("rae@example.com", accountPassword)
+	secret, _, _ := e.enrolTOTP(first["access_token"].(string))
+	tok := e.mfaLogin("rae@example.com", "mfa-required")
+	code := totpCode(t, secret, 1)
+	const n = 8
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			status, _ := e.verify(tok, "totp", code)
+			statuses <- status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	ok, refused := 0, 0
+	for s := range statuses {
+		switch s {
+		case http.StatusOK:
+			ok++
+		case http.StatusUnauthorized:
+			refused++
+		default:
+			t.Errorf("status %d", s)
+		}
+	}
+	if ok != 1 || refused != n-1 {
+		t.Fatalf("%d logins completed, %d refused; want 1 and %d", ok, refused, n-1)
+	}
+	var sessions int
+	pool, err := pgxpool.New(t.Context(), e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE type = 'mfa.challenge_completed.v1'`).Scan(&sessions); err != nil || sessions != 1 {
+		t.Fatalf("%d completions (%v)", sessions, err)
+	}
+}
