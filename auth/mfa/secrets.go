@@ -22,7 +22,7 @@ const SecretsTable = "mfa_secrets"
 
 // secretsPurpose is the HKDF info of the table's key. Changing it makes
 // every stored secret unreadable.
-const secretsPurpose = "mfa secrets v1"
+const secretsPurpose = "mfa secrets v1" //nolint:gosec // a derivation label, not a credential
 
 var (
 	// ErrSecretNotFound: no secret is stored for the method.
