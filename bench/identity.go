@@ -18,11 +18,13 @@ import (
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/keys/pgstore"
 	"github.com/authledger/authledger/auth/mailtoken"
+	authmfa "github.com/authledger/authledger/auth/mfa"
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
 	"github.com/authledger/authledger/bench/identitybench"
 	"github.com/authledger/authledger/bench/loadgen"
 	"github.com/authledger/authledger/commands"
+	"github.com/authledger/authledger/domain/mfa"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signingkey"
 	"github.com/authledger/authledger/domain/user"
@@ -67,10 +69,14 @@ type identityRig struct {
 	// section's enumeration timing).
 	reset  *commands.RequestPasswordResetHandler
 	resend *commands.RequestEmailVerificationHandler
-	users  []uuid.UUID
-	emails []string
-	claims []*session.Claims // each user's, as a login copies them into its session
-	policy session.Policy
+	// mfa and secrets are the second factors (the account section's
+	// TOTP login rows).
+	mfa     *commands.SecondFactors
+	secrets *authmfa.Secrets
+	users   []uuid.UUID
+	emails  []string
+	claims  []*session.Claims // each user's, as a login copies them into its session
+	policy  session.Policy
 	// What the external section builds its own handlers from.
 	reg            *events.Registry
 	issuer         *token.Issuer
@@ -80,7 +86,7 @@ type identityRig struct {
 
 func newIdentityRig(ctx context.Context, store *pg.Store) (*identityRig, error) {
 	reg := events.NewRegistry()
-	for _, r := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents} {
+	for _, r := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, mfa.RegisterEvents} {
 		if err := r(reg); err != nil {
 			return nil, err
 		}
@@ -123,8 +129,18 @@ func newIdentityRig(ctx context.Context, store *pg.Store) (*identityRig, error) 
 	if err != nil {
 		return nil, err
 	}
+	// Second factors on, as serve has them: a password login reads the
+	// user's second-factor stream too.
+	secrets, err := authmfa.NewSecrets(store.Pool(), master)
+	if err != nil {
+		return nil, err
+	}
+	if err := secrets.Setup(ctx); err != nil {
+		return nil, err
+	}
 	ih, err := commands.NewIdentityHandlers(store, reg, commands.IdentityConfig{
 		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey[:], Minter: minter,
+		MFA: &commands.SecondFactors{Secrets: secrets, Issuer: "authledger-bench"},
 	})
 	if err != nil {
 		return nil, err
@@ -139,6 +155,8 @@ func newIdentityRig(ctx context.Context, store *pg.Store) (*identityRig, error) 
 		policy:   ih.Login.SessionPolicy,
 		reset:    ih.RequestReset,
 		resend:   ih.ResendVerification,
+		mfa:      ih.MFA,
+		secrets:  secrets,
 
 		reg:            reg,
 		issuer:         issuer,

@@ -8,6 +8,7 @@ import (
 	"github.com/authledger/authledger/auth/mailtoken"
 	"github.com/authledger/authledger/auth/password"
 	"github.com/authledger/authledger/auth/token"
+	"github.com/authledger/authledger/domain/mfa"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signin"
@@ -60,6 +61,9 @@ type IdentityConfig struct {
 	// UpstreamProvision creates a user at the first upstream sign-in of a
 	// verified address no account holds (AUTHLEDGER_OIDC_PROVISION).
 	UpstreamProvision bool
+	// MFA, when set, turns on second factors (docs/adr/0032): its Secrets
+	// are required; Factors, Users and Now are filled in here.
+	MFA *SecondFactors
 }
 
 // IdentityHandlers are the identity commands, wired to one store.
@@ -87,6 +91,8 @@ type IdentityHandlers struct {
 	ResetPassword      *ResetPasswordHandler
 	ChangePassword     *ChangePasswordHandler
 	UpdateProfile      *UpdateProfileHandler
+	// MFA are the second-factor commands (nil without IdentityConfig.MFA).
+	MFA *SecondFactors
 
 	Users        *Repository[*user.User]
 	Reservations *Repository[*user.EmailReservation]
@@ -166,6 +172,24 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 		return nil, err
 	}
 	login.RequireVerifiedEmail = cfg.RequireVerifiedEmail
+	if cfg.MFA != nil {
+		if cfg.MFA.Secrets == nil {
+			return nil, errors.New("commands: second factors need a secret store")
+		}
+		factors, err := NewRepository(store, registry, mfa.FromHistory)
+		if err != nil {
+			return nil, err
+		}
+		m := *cfg.MFA
+		m.Factors, m.Users = factors, users
+		if m.Minter == nil {
+			m.Minter = cfg.Minter
+		}
+		if m.Now == nil {
+			m.Now = cfg.Now
+		}
+		login.MFA = &m
+	}
 	register := &RegisterHandler{Reservations: reservations, Users: users, Hasher: cfg.Hasher,
 		Policy: cfg.PasswordPolicy, ReservationKey: cfg.ReservationKey, Minter: cfg.Minter,
 		EnumerationSafe: cfg.RequireVerifiedEmail, Now: cfg.Now}
@@ -183,6 +207,7 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 		Reservations:       reservations,
 		Sessions:           sessions,
 		ExternalIdentities: identities,
+		MFA:                login.MFA,
 	}
 	if cfg.Minter == nil {
 		return ih, nil

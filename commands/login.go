@@ -144,6 +144,10 @@ type LoginHandler struct {
 	// after the same work (the clean-up step of the move to external
 	// login: nothing is deleted, and turning it off again restores them).
 	LocalPasswordsOff bool
+	// MFA, when set, stops a correct password of a user with a second
+	// factor (or a role that requires one) at an mfa_token
+	// (*MFARequiredError); VerifySecondFactor completes it.
+	MFA *SecondFactors
 
 	// external, when set (IdentityConfig.External), sends every login to
 	// the external auth API instead of the local password hashes.
@@ -249,9 +253,24 @@ func (h *LoginHandler) localHandle(ctx context.Context, cmd Login, now time.Time
 		h.failureLog().record(ctx, u.ID(), attempt, now, h.Throttle, cmd.Meta)
 		return LoginResult{}, ErrInvalidCredentials
 	}
-	h.afterSuccess(ctx, u, attempt, cmd, now)
+	purpose, kinds := "", []string(nil)
+	if h.MFA != nil {
+		if purpose, kinds, err = h.MFA.required(ctx, u, now); err != nil {
+			return LoginResult{}, err
+		}
+	}
+	// Failures are cleared only once every factor checked out: a correct
+	// password must not reset the count of wrong second factors.
+	h.afterSuccess(ctx, u, attempt, cmd, now, purpose == "")
 	if h.RequireVerifiedEmail && !u.EmailVerified() {
 		return LoginResult{}, ErrEmailNotVerified
+	}
+	if purpose != "" {
+		// Asked before a challenge is opened, as startSession would.
+		if err := u.CanLogIn(); err != nil {
+			return LoginResult{}, err
+		}
+		return LoginResult{}, h.MFA.challenge(ctx, u, cmd.Meta, purpose, kinds, session.MethodPassword, []string{session.AMRPassword})
 	}
 	return h.startSession(ctx, u, cmd.Meta, now, session.MethodPassword)
 }
@@ -295,16 +314,17 @@ func (h *LoginHandler) knownDevice(ctx context.Context, userID uuid.UUID, raw st
 	return dt.SessionID().String(), nil
 }
 
-// afterSuccess clears the source's failures and upgrades an outdated hash,
-// in one append. Best effort: neither must fail the login.
-func (h *LoginHandler) afterSuccess(ctx context.Context, u *user.User, a user.LoginAttempt, cmd Login, now time.Time) {
+// afterSuccess clears the source's failures (when forget) and upgrades an
+// outdated hash, in one append. Best effort: neither must fail the login.
+func (h *LoginHandler) afterSuccess(ctx context.Context, u *user.User, a user.LoginAttempt, cmd Login, now time.Time, forget bool) {
 	rehash := ""
 	if h.Hasher.NeedsRehash(u.PasswordHash()) {
 		if hash, err := h.Hasher.Hash(ctx, cmd.Password); err == nil {
 			rehash = hash
 		}
 	}
-	if rehash == "" && !u.HasLoginFailuresPending(h.failureLog().pending(u.ID(), u.Version()), a) {
+	forget = forget && u.HasLoginFailuresPending(h.failureLog().pending(u.ID(), u.Version()), a)
+	if rehash == "" && !forget {
 		return
 	}
 	// The clearing must follow the failures it clears in the stream.
@@ -314,6 +334,9 @@ func (h *LoginHandler) afterSuccess(ctx context.Context, u *user.User, a user.Lo
 			if err := u.Rehash(rehash, now); err != nil {
 				return err
 			}
+		}
+		if !forget {
+			return nil
 		}
 		return u.RecordLoginSuccess(a, now)
 	})

@@ -31,8 +31,8 @@ type Account struct {
 	// at most an hour), then dead-lettered.
 	OutboxMaxAttempts int
 	OutboxBackoff     time.Duration
-	// The SMS sender (Twilio's Messages API): used by nothing yet; set
-	// when SMSAccountSID is.
+	// The SMS sender (Twilio's Messages API) of the second factors' codes;
+	// set when SMSAccountSID is.
 	SMSURL        string
 	SMSAccountSID string
 	SMSAuthToken  string
@@ -99,7 +99,7 @@ var accountVars = []Var{
 	{
 		Name:        "AUTHLEDGER_SMS_ACCOUNT_SID",
 		DefaultDoc:  "(none: no SMS sender)",
-		Description: "Account sid of the SMS provider (HTTP basic auth user; the path's account). Nothing sends SMS yet: the sender is built and checked for the second factors to come.",
+		Description: "Account sid of the SMS provider (HTTP basic auth user; the path's account). The second factors' SMS codes go through it; without it they are dead-lettered.",
 		set:         func(c *Config, v string) error { c.Account.SMSAccountSID = v; return nil },
 	},
 	{

@@ -76,6 +76,8 @@ type Config struct {
 	Identity Identity
 	// Account is outgoing mail and account security.
 	Account Account
+	// MFA is second factors.
+	MFA MFA
 	// RateLimit is every request rate limit (docs/adr/0026).
 	RateLimit RateLimit
 	// Stream is the analytics stream to NATS JetStream.
@@ -977,6 +979,7 @@ func (c Config) Validate() error {
 	c.RateLimit.validate(bad)
 	c.Stream.validate(bad)
 	c.Account.validate(bad)
+	c.MFA.validate(bad)
 	c.Tasks.validate(bad)
 	c.External.validate(bad, &errs)
 	c.OIDC.validate(bad, &errs)

@@ -36,6 +36,27 @@ func WriteError(c *gin.Context, err error) {
 	}
 }
 
+// WriteErrorMembers is WriteError with extension members added to the
+// problem document (RFC 9457 section 3.2), such as the mfa_token of an
+// mfa-required answer. A member never replaces a standard one.
+func WriteErrorMembers(c *gin.Context, err error, members map[string]any) {
+	pe := errorTable(c).Problem(err)
+	doc := pe.Document(instance(c))
+	body := map[string]any{}
+	if b, merr := json.Marshal(doc); merr == nil {
+		_ = json.Unmarshal(b, &body)
+	}
+	for k, v := range members {
+		if _, taken := body[k]; !taken {
+			body[k] = v
+		}
+	}
+	writeProblem(c, pe, body)
+	if err != nil {
+		_ = c.Error(err)
+	}
+}
+
 // OutageRetryAfter is the Retry-After of an answer to a request that failed
 // because a dependency is down.
 const OutageRetryAfter = time.Second

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"time"
+
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
@@ -36,6 +38,11 @@ type Principal struct {
 	// person or a service account, SessionID is uuid.Nil, and Permissions
 	// are the owner's now intersected with the key's scopes.
 	APIKeyID uuid.UUID
+	// AMR and AuthTime are the access token's amr and auth_time claims:
+	// how and when its session logged in, what the step-up checks read
+	// (empty and zero for an API key).
+	AMR      []string
+	AuthTime time.Time
 }
 
 // Actor is p as the actor of the events its requests append.

@@ -34,6 +34,7 @@ import (
 	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/apikey"
 	"github.com/authledger/authledger/domain/auditarchive"
+	"github.com/authledger/authledger/domain/mfa"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signin"
@@ -185,6 +186,17 @@ var InternalOnly = map[string]string{
 	user.EventEmailChanged:               "the old and new addresses (personal data)",
 	user.EventPasswordResetRequested:     "a mailed link's token id and digest (of a secret)",
 	user.EventRegistrationAttempted:      "the enumeration-safe mode's notice to an address's owner (personal data)",
+	mfa.EventTOTPAdded:                   "second-factor bookkeeping (an id); kept internal until a consumer needs factor states",
+	mfa.EventTOTPConfirmed:               "second-factor bookkeeping (an id and a spent time step)",
+	mfa.EventBackupCodesGenerated:        "carries the digests of the backup codes (of secrets)",
+	mfa.EventMethodRemoved:               "second-factor bookkeeping (an id); the audit trail has it",
+	mfa.EventChallengeIssued:             "an mfa_token's digest (of a secret); the login it leads to publishes the session's start",
+	mfa.EventChallengeCompleted:          "the single use of an mfa_token and of its code; the session's start is the public event",
+	mfa.EventEmailAdded:                  "second-factor bookkeeping (an id); kept internal until a consumer needs factor states",
+	mfa.EventCodeSent:                    "a mailed code's id and the address (personal data); the outbox's input",
+	mfa.EventPhoneAdded:                  "the number (personal data) of an SMS factor",
+	mfa.EventPhoneConfirmed:              "second-factor bookkeeping (an id)",
+	mfa.EventCodeFailed:                  "the mailed code's attempt count; the failed login is user.login_failed.v1",
 }
 
 // RegisterEvents registers every domain package's events into r: the
@@ -195,6 +207,7 @@ func RegisterEvents(r *events.Registry) error {
 		user.RegisterEvents, session.RegisterEvents, task.RegisterEvents,
 		signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents,
 		access.RegisterEvents, apikey.RegisterEvents, auditarchive.RegisterEvents,
+		mfa.RegisterEvents,
 	} {
 		if err := f(r); err != nil {
 			return err

@@ -19,6 +19,7 @@ import (
 	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/auth/keys/pgstore"
 	"github.com/authledger/authledger/auth/mailtoken"
+	authmfa "github.com/authledger/authledger/auth/mfa"
 	"github.com/authledger/authledger/auth/password"
 	authrollout "github.com/authledger/authledger/auth/rollout"
 	"github.com/authledger/authledger/auth/token"
@@ -27,6 +28,7 @@ import (
 	"github.com/authledger/authledger/domain/access"
 	apikeydomain "github.com/authledger/authledger/domain/apikey"
 	"github.com/authledger/authledger/domain/auditarchive"
+	"github.com/authledger/authledger/domain/mfa"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signin"
@@ -143,7 +145,7 @@ func loadMasterKey(cfg config.Config, log *slog.Logger) (*keys.MasterKey, error)
 // newRegistry knows every event the identity commands load.
 func newRegistry() (*events.Registry, error) {
 	reg := events.NewRegistry()
-	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents, access.RegisterEvents, apikeydomain.RegisterEvents, auditarchive.RegisterEvents} {
+	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents, access.RegisterEvents, apikeydomain.RegisterEvents, auditarchive.RegisterEvents, mfa.RegisterEvents} {
 		if err := f(reg); err != nil {
 			return nil, err
 		}
@@ -273,11 +275,22 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		return nil, fmt.Errorf("AUTHLEDGER_SESSION_*: %w", err)
 	}
 
+	// TOTP secrets are sealed in their own table, created here: no
+	// projection owns it (the log cannot rebuild it).
+	secrets, err := authmfa.NewSecrets(db, master)
+	if err != nil {
+		return nil, err
+	}
+	if err := secrets.Setup(ctx); err != nil {
+		return nil, err
+	}
 	ic := commands.IdentityConfig{
 		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey, PasswordPolicy: passwordPolicy(cfg),
 		Minter: minter, RequireVerifiedEmail: cfg.Account.RequireVerifiedEmail, Now: h.clock, Logger: log,
 		Throttle: throttle, SessionPolicy: sp, KnownDeviceTTL: cfg.Identity.KnownDeviceTTL,
 		LocalPasswordsOff: !cfg.External.LocalPasswords, UpstreamProvision: cfg.OIDC.Provision,
+		MFA: &commands.SecondFactors{Secrets: secrets, Issuer: cfg.MFA.Issuer, ChallengeTTL: cfg.MFA.ChallengeTTL,
+			RequiredRoles: cfg.MFA.RequiredRoles, StepUpMaxAge: cfg.MFA.StepUpMaxAge},
 	}
 	// The rollout stream decides each login's path once it has an event;
 	// AUTHLEDGER_USE_EXTERNAL_AUTH until then, and off whatever it says.
@@ -377,6 +390,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 				ResetPassword: ih.ResetPassword, ChangePassword: ih.ChangePassword, UpdateProfile: ih.UpdateProfile,
 				EnumerationSafe: cfg.Account.RequireVerifiedEmail,
 			},
+			MFA: ih.MFA,
 		},
 	}, nil
 }

@@ -47,8 +47,8 @@ func newMailSender(cfg config.Config, log *slog.Logger, h hooks) (mail.Sender, e
 }
 
 // newSMSSender is the Twilio-shaped sender of AUTHLEDGER_SMS_*, nil when
-// none is configured. Nothing sends SMS yet (the second factors will):
-// it is built so that a broken configuration fails at start-up.
+// none is configured (SMS codes are then dead-lettered). It sends the
+// second factors' codes; a broken configuration fails at start-up.
 func newSMSSender(cfg config.Config) (sms.Sender, error) {
 	a := cfg.Account
 	if a.SMSAccountSID == "" {
@@ -72,11 +72,12 @@ func newDeliverer(cfg config.Config, db *pgxpool.Pool, ident *identityCore, log 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := newSMSSender(cfg); err != nil {
+	texts, err := newSMSSender(cfg)
+	if err != nil {
 		return nil, err
 	}
 	return outbox.NewDeliverer(outbox.DeliveryConfig{
-		Pool: db, Users: ident.users, Mail: sender, Minter: ident.minter, Templates: templates, PublicURL: cfg.PublicURL,
+		Pool: db, Users: ident.users, Mail: sender, SMS: texts, Minter: ident.minter, Templates: templates, PublicURL: cfg.PublicURL,
 		MaxAttempts: cfg.Account.OutboxMaxAttempts, Backoff: cfg.Account.OutboxBackoff, Poll: h.outboxPoll, Now: h.clock, Logger: log,
 	})
 }

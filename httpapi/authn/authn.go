@@ -274,7 +274,7 @@ func Middleware(v *token.Verifier, rev *Revocations, opts ...Option) gin.Handler
 				return
 			}
 		}
-		p := httpapi.Principal{UserID: cl.UserID, SessionID: cl.SessionID, Roles: cl.Roles}
+		p := httpapi.Principal{UserID: cl.UserID, SessionID: cl.SessionID, Roles: cl.Roles, AMR: cl.AMR, AuthTime: cl.AuthTime}
 		if !o.resolve(c, &p) {
 			return
 		}

@@ -66,6 +66,25 @@ func Table() httpapi.ErrorTable {
 			"An account with this address exists: send its password to link the provider to it.")},
 		{Err: user.ErrLastSignInMethod, Problem: problem.Conflict("last-sign-in-method", "This is the account's last way to sign in; set a password or link another provider first.")},
 		{Err: user.ErrNotLinked, Problem: problem.NotFound("The account is not linked to this provider.")},
+		// Second factors (docs/adr/0032). The two challenges are answered
+		// only after a correct first factor.
+		{Err: commands.ErrMFARequired, Problem: problem.Unauthenticated("mfa-required",
+			"A second factor is required: send the mfa_token with a code to POST /v1/auth/mfa/verify.")},
+		{Err: commands.ErrMFAEnrollmentRequired, Problem: problem.Unauthenticated("mfa-enrollment-required",
+			"Your role requires a second factor: set one up with the mfa_token (POST /v1/auth/mfa/totp), then verify its first code.")},
+		{Err: commands.ErrInvalidMFAToken, Problem: problem.Unauthenticated("invalid-mfa-token", "The mfa_token is invalid, expired or already used; log in again.")},
+		{Err: commands.ErrInvalidSecondFactor, Problem: problem.Unauthenticated("invalid-mfa-code", "The code is incorrect or was already used.")},
+		{Err: commands.ErrInvalidConfirmationCode, Problem: &problem.Error{Kind: problem.KindInvalidInput, Slug: "invalid-confirmation-code",
+			Detail: "The code does not match the new authenticator app; check the phone's clock and try the next code."}},
+		{Err: commands.ErrStepUpRequired, Problem: problem.Unauthenticated("step-up-required",
+			"This change needs a recent login with a second factor; log in again with your code.")},
+		{Err: commands.ErrMFAMethodNotFound, Problem: problem.NotFound("No such second factor.")},
+		{Err: commands.ErrMFATooMany, Problem: problem.Conflict("too-many-authenticators", "Remove an authenticator app before adding another.")},
+		{Err: commands.ErrInvalidPhone, Problem: problem.Invalid("The phone number is invalid.", problem.FieldError{Field: "phone", Message: "must be in E.164 form: + and 7 to 15 digits"})},
+		{Err: commands.ErrMFAEmailUnverified, Problem: problem.Conflict("email-unverified", "Verify your email address before it can receive sign-in codes.")},
+		{Err: commands.ErrMFAAlreadyEnrolled, Problem: problem.Conflict("already-enrolled", "Sign-in codes by email are on already.")},
+		{Err: commands.ErrMFACodeThrottled, Problem: problem.RateLimited("rate-limited", 30*time.Second, "A code was sent a moment ago; retry later."), Details: codeWait},
+		{Err: commands.ErrMFANoPrimaryFactor, Problem: problem.Conflict("no-second-factor", "Backup codes need a confirmed authenticator app first.")},
 		// Only administrators name users by id.
 		{Err: commands.ErrUserNotFound, Problem: problem.NotFound("No such user.")},
 		// No such session, or another user's: not told apart.
@@ -119,6 +138,14 @@ func Table() httpapi.ErrorTable {
 // throttleWait answers with the throttle's own wait.
 func throttleWait(err error, p *problem.Error) {
 	var t *user.ThrottledError
+	if errors.As(err, &t) && t.RetryAfter > 0 {
+		p.RetryAfter = t.RetryAfter
+	}
+}
+
+// codeWait answers with the wait before the next mailed code.
+func codeWait(err error, p *problem.Error) {
+	var t *commands.MFACodeThrottledError
 	if errors.As(err, &t) && t.RetryAfter > 0 {
 		p.RetryAfter = t.RetryAfter
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/authledger/authledger/domain/access"
 	"github.com/authledger/authledger/domain/apikey"
 	"github.com/authledger/authledger/domain/auditarchive"
+	"github.com/authledger/authledger/domain/mfa"
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/session"
 	"github.com/authledger/authledger/domain/signin"
@@ -90,6 +91,20 @@ var mapped = map[string]struct {
 	"eventstore.ErrWrongExpectedVersion":      {eventstore.ErrWrongExpectedVersion, answer{409, "conflict"}},
 	"outage.ErrUnavailable":                   {outage.ErrUnavailable, answer{503, "unavailable"}},
 	"outage.ErrStorageFull":                   {outage.ErrStorageFull, answer{507, "storage-full"}},
+
+	"commands.ErrMFARequired":             {commands.ErrMFARequired, answer{401, "mfa-required"}},
+	"commands.ErrMFAEnrollmentRequired":   {commands.ErrMFAEnrollmentRequired, answer{401, "mfa-enrollment-required"}},
+	"commands.ErrInvalidMFAToken":         {commands.ErrInvalidMFAToken, answer{401, "invalid-mfa-token"}},
+	"commands.ErrInvalidSecondFactor":     {commands.ErrInvalidSecondFactor, answer{401, "invalid-mfa-code"}},
+	"commands.ErrInvalidConfirmationCode": {commands.ErrInvalidConfirmationCode, answer{400, "invalid-confirmation-code"}},
+	"commands.ErrStepUpRequired":          {commands.ErrStepUpRequired, answer{401, "step-up-required"}},
+	"commands.ErrMFAMethodNotFound":       {commands.ErrMFAMethodNotFound, answer{404, "not-found"}},
+	"commands.ErrMFATooMany":              {commands.ErrMFATooMany, answer{409, "too-many-authenticators"}},
+	"commands.ErrMFANoPrimaryFactor":      {commands.ErrMFANoPrimaryFactor, answer{409, "no-second-factor"}},
+	"commands.ErrMFAEmailUnverified":      {commands.ErrMFAEmailUnverified, answer{409, "email-unverified"}},
+	"commands.ErrInvalidPhone":            {commands.ErrInvalidPhone, answer{400, "invalid-input"}},
+	"commands.ErrMFAAlreadyEnrolled":      {commands.ErrMFAAlreadyEnrolled, answer{409, "already-enrolled"}},
+	"commands.ErrMFACodeThrottled":        {commands.ErrMFACodeThrottled, answer{429, "rate-limited"}},
 }
 
 // absent are the exported errors that are deliberately not in the table,
@@ -139,6 +154,15 @@ var absent = map[string]struct {
 	"eventstore.ErrStreamNotFound":        {eventstore.ErrStreamNotFound, "commands fold a missing stream to an empty aggregate"},
 	"eventstore.ErrStreamDeleted":         {eventstore.ErrStreamDeleted, "nothing deletes the streams commands write"},
 	"eventstore.ErrRetryInNewTransaction": {eventstore.ErrRetryInNewTransaction, "the store retries it itself"},
+
+	"domain/mfa.ErrNotFound":         {mfa.ErrNotFound, "the second-factor commands answer commands.ErrMFAMethodNotFound for it"},
+	"domain/mfa.ErrTooMany":          {mfa.ErrTooMany, "the second-factor commands answer commands.ErrMFATooMany for it"},
+	"domain/mfa.ErrNoPrimaryFactor":  {mfa.ErrNoPrimaryFactor, "the second-factor commands answer commands.ErrMFANoPrimaryFactor for it"},
+	"domain/mfa.ErrAlreadyConfirmed": {mfa.ErrAlreadyConfirmed, "confirm checks the method is pending first (commands.ErrMFAMethodNotFound)"},
+	"domain/mfa.ErrInvalidChallenge": {mfa.ErrInvalidChallenge, "verify answers commands.ErrInvalidMFAToken for it"},
+	"domain/mfa.ErrCodeSpent":        {mfa.ErrCodeSpent, "verify answers commands.ErrInvalidSecondFactor for it, counted as a failure"},
+	"domain/mfa.ErrNoCode":           {mfa.ErrNoCode, "verify answers commands.ErrInvalidSecondFactor for it, counted as a failure"},
+	"domain/mfa.ErrAlreadyEnrolled":  {mfa.ErrAlreadyEnrolled, "the second-factor commands answer commands.ErrMFAAlreadyEnrolled for it"},
 }
 
 // exportedErrors lists "path.ErrName" for every exported package-level

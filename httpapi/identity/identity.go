@@ -49,6 +49,9 @@ type Deps struct {
 	// Account, when set, serves email verification, password reset and
 	// change, and PATCH /v1/me (account.go).
 	Account *AccountDeps
+	// MFA, when set, serves the second-factor routes (mfa.go); the login
+	// handler must carry the same commands (LoginHandler.MFA).
+	MFA *commands.SecondFactors
 }
 
 // Validate reports every missing dependency at once.
@@ -85,6 +88,9 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 	rg.DELETE("/v1/auth/sessions/:id", d.authenticated(access.AccountSessionsRevoke, h.deleteSession)...)
 	if d.Account != nil {
 		h.mountAccount(rg)
+	}
+	if d.MFA != nil {
+		h.mountMFA(rg)
 	}
 	if d.Rollout != nil && d.RolloutState != nil {
 		rg.GET("/v1/admin/rollout", d.authenticated(access.RolloutRead, h.getRollout)...)
@@ -153,6 +159,13 @@ func (h *handlers) tokenResponse(c *gin.Context, r commands.LoginResult) {
 // WriteTokenResponse answers with a session's tokens: the one
 // TokenResponse of every login (password, external, upstream).
 func WriteTokenResponse(c *gin.Context, publicURL string, r commands.LoginResult) {
+	WriteTokenResponseWith(c, publicURL, r, nil)
+}
+
+// WriteTokenResponseWith is WriteTokenResponse with extra members (the
+// backup codes of a login that set up its first factor); a nil value is
+// left out.
+func WriteTokenResponseWith(c *gin.Context, publicURL string, r commands.LoginResult, extra gin.H) {
 	httpapi.SetConsistencyToken(c, r.Position)
 	c.Header("Cache-Control", "no-store")
 	body := gin.H{
@@ -162,6 +175,11 @@ func WriteTokenResponse(c *gin.Context, publicURL string, r commands.LoginResult
 		"refresh_token": r.RefreshToken,
 		"session_id":    r.SessionID,
 		"user":          gin.H{"id": r.User.ID, "email": r.User.Email, "display_name": r.User.DisplayName},
+	}
+	for k, v := range extra {
+		if v != nil {
+			body[k] = v
+		}
 	}
 	if r.DeviceToken != "" {
 		body["device_token"] = r.DeviceToken
@@ -210,7 +228,7 @@ func (h *handlers) login(c *gin.Context) {
 	// response.
 	r, err := h.d.Login.Handle(c.Request.Context(), commands.Login{Email: body.Email, Password: body.Password, DeviceToken: device, Meta: anonymous(c)})
 	if err != nil {
-		httpapi.WriteError(c, err)
+		writeLoginError(c, err)
 		return
 	}
 	h.tokenResponse(c, r)

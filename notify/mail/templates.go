@@ -23,10 +23,11 @@ const (
 	TemplatePasswordChanged       = "password_changed"
 	TemplateRegistrationAttempted = "registration_attempted"
 	TemplateEmailChanged          = "email_changed"
+	TemplateMFACode               = "mfa_code"
 )
 
 // TemplateNames lists every message.
-var TemplateNames = []string{TemplateVerifyEmail, TemplateChangeEmail, TemplatePasswordReset, TemplatePasswordChanged, TemplateRegistrationAttempted, TemplateEmailChanged}
+var TemplateNames = []string{TemplateVerifyEmail, TemplateChangeEmail, TemplatePasswordReset, TemplatePasswordChanged, TemplateRegistrationAttempted, TemplateEmailChanged, TemplateMFACode}
 
 //go:embed templates/*
 var embedded embed.FS
@@ -48,6 +49,8 @@ type Data struct {
 	Reason string
 	// NewEmail is the address an account moved to (to its old one).
 	NewEmail string
+	// Code is a second factor's 6-digit code.
+	Code string
 }
 
 // Templates are the parsed messages.

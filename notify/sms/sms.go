@@ -1,8 +1,8 @@
 // Package sms sends text messages: a Sender port and one adapter speaking
 // Twilio's Messages API (POST /2010-04-01/Accounts/{sid}/Messages.json,
 // form-encoded To, From and Body, HTTP basic auth with the account sid
-// and auth token). Nothing sends SMS yet; the second-factor codes of
-// multi-factor login will, through the outgoing-message reactor.
+// and auth token). The second factors' codes go through it, from the
+// outgoing-message reactor (reactors/outbox).
 package sms
 
 import (

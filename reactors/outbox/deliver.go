@@ -16,13 +16,17 @@ import (
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/notify/mail"
+	"github.com/authledger/authledger/notify/sms"
 )
 
 // DeliveryConfig configures the deliverer.
 type DeliveryConfig struct {
-	Pool   *pgxpool.Pool
-	Users  *commands.Repository[*user.User]
-	Mail   mail.Sender
+	Pool  *pgxpool.Pool
+	Users *commands.Repository[*user.User]
+	Mail  mail.Sender
+	// SMS sends the second factors' text messages; nil dead-letters them
+	// (no AUTHLEDGER_SMS_* configured).
+	SMS    sms.Sender
 	Minter *mailtoken.Minter
 	// Templates render the messages.
 	Templates *mail.Templates
@@ -165,6 +169,18 @@ func (d *Deliverer) send(ctx context.Context, l leased, now time.Time) error {
 	if !u.Registered() {
 		return &mail.PermanentError{Err: errors.New("outbox: no such user")}
 	}
+	if l.kind == KindMFASMS {
+		if d.c.SMS == nil {
+			return &mail.PermanentError{Err: errors.New("outbox: no SMS sender is configured (AUTHLEDGER_SMS_*)")}
+		}
+		code := d.c.Minter.Mint(mailtoken.MFACode, l.userID, *l.tokenID).Code()
+		err := d.c.SMS.Send(ctx, *l.email, "Your sign-in code is "+code+". It expires in 10 minutes. Do not share it.")
+		var refused *sms.APIError
+		if errors.As(err, &refused) && refused.Permanent() {
+			return &mail.PermanentError{Err: err} // a number the provider refuses: no retry helps
+		}
+		return err
+	}
 	data := mail.Data{DisplayName: u.DisplayName(), Email: u.Email(), PublicURL: d.c.PublicURL}
 	name := l.kind
 	switch l.kind {
@@ -182,6 +198,10 @@ func (d *Deliverer) send(ctx context.Context, l leased, now time.Time) error {
 		data.Reason = *l.reason
 	case KindEmailChanged:
 		data.Email, data.NewEmail = *l.email, *l.reason
+	case KindMFACode:
+		// Derived again from the code id: in no event and no table.
+		data.Code = d.c.Minter.Mint(mailtoken.MFACode, l.userID, *l.tokenID).Code()
+		data.Email, data.ExpiresIn = *l.email, "10 minutes"
 	}
 	m, err := d.c.Templates.Render(name, data)
 	if err != nil {

@@ -36,6 +36,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/authledger/authledger/domain/mfa"
 	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
@@ -57,6 +58,11 @@ const (
 	KindRegistrationAttempted = "registration_attempted"
 	// KindEmailChanged tells the old address that the account moved.
 	KindEmailChanged = "email_changed"
+	// KindMFACode mails a second factor's code (its id in token_id).
+	KindMFACode = "mfa_code"
+	// KindMFASMS texts a second factor's code; the row's email column
+	// holds the number (the recipient).
+	KindMFASMS = "mfa_sms"
 )
 
 // Row states.
@@ -74,13 +80,13 @@ const DefaultMaxAge = 24 * time.Hour
 
 // Filter selects the events that make messages.
 var Filter = eventstore.Filter{EventTypes: []string{user.EventEmailVerificationRequested, user.EventPasswordResetRequested,
-	user.EventPasswordChanged, user.EventRegistrationAttempted, user.EventEmailChanged}}
+	user.EventPasswordChanged, user.EventRegistrationAttempted, user.EventEmailChanged, mfa.EventCodeSent}}
 
 // New returns the policy. now is the clock judging an event's age (nil:
 // time.Now); maxAge 0 means DefaultMaxAge.
 func New(now func() time.Time, maxAge time.Duration) projector.Projection {
 	reg := events.NewRegistry()
-	if err := user.RegisterEvents(reg); err != nil {
+	if err := errors.Join(user.RegisterEvents(reg), mfa.RegisterEvents(reg)); err != nil {
 		panic(err) // constant tables: a clash is a programming error every test hits
 	}
 	if now == nil {
@@ -168,6 +174,11 @@ func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
 	case user.EmailChanged:
 		// To the old address (email), naming the new one (reason).
 		r = row{kind: KindEmailChanged, userID: e.UserID, email: &e.OldEmail, reason: &e.Email, at: e.ChangedAt}
+	case mfa.CodeSent:
+		r = row{kind: KindMFACode, userID: e.UserID, tokenID: &e.CodeID, email: &e.Email, expires: &e.ExpiresAt, at: e.SentAt}
+		if e.Channel == mfa.KindSMS {
+			r.kind, r.email = KindMFASMS, &e.Phone
+		}
 	default:
 		return nil
 	}

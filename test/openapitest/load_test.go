@@ -255,7 +255,9 @@ func TestEveryOperationDocumentsTheSharedAnswers(t *testing.T) {
 			}
 			authenticated := op.Security == nil || len(*op.Security) > 0
 			if authenticated {
-				refers(http.StatusUnauthorized, "Unauthenticated")
+				// StepUpUnauthenticated is Unauthenticated and step-up-required
+				// (the second-factor changes, ADR 0032).
+				refers(http.StatusUnauthorized, "Unauthenticated", "StepUpUnauthenticated")
 				refers(http.StatusTooManyRequests, "UserRateLimited")
 			}
 			if authenticated || strings.HasPrefix(path, "/v1/") {
