@@ -34,9 +34,10 @@ func (c *Console) csrf(ctx *gin.Context) {
 	}
 	if err := crossOrigin.Check(ctx.Request); err != nil || token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(st.CSRF)) != 1 {
 		ctx.Abort()
-		c.renderStatus(ctx, http.StatusForbidden, "error", page{
+		const refused = http.StatusForbidden
+		c.renderStatus(ctx, refused, "error", page{
 			Title: "Request refused",
-			Error: &problem{Status: http.StatusForbidden, Detail: "This form has expired or did not come from this site. Reload the page and send it again."},
+			Error: &problem{Status: refused, Detail: "This form has expired or did not come from this site. Reload the page and send it again."},
 		})
 		return
 	}

@@ -42,11 +42,14 @@ func mountConsole(a *app, cfg config.Config, ident *identityCore, tasks *taskCor
 	return c, nil
 }
 
-// corsMiddleware answers the browsers of the configured origins: bearer
-// tokens only (no credentials mode, so no cookie of ours ever goes
-// cross-origin), the API's own request and answer headers.
+// corsMiddleware answers the browsers of the configured origins on the
+// API's paths: bearer tokens only (no credentials mode, so no cookie of
+// ours ever goes cross-origin), the API's own request and answer
+// headers. The console's pages are left alone: its forms carry an Origin
+// the CORS check would refuse, and cross-origin use of them is exactly
+// what the console's CSRF check refuses.
 func corsMiddleware(origins []string) gin.HandlerFunc {
-	return cors.New(cors.Config{
+	handle := cors.New(cors.Config{
 		AllowOrigins:     origins,
 		AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete},
 		AllowHeaders:     []string{"Authorization", "Content-Type", "X-Consistency-Token", "X-Request-ID", "Idempotency-Key"},
@@ -54,4 +57,12 @@ func corsMiddleware(origins []string) gin.HandlerFunc {
 		AllowCredentials: false,
 		MaxAge:           10 * time.Minute,
 	})
+	return func(c *gin.Context) {
+		p := c.Request.URL.Path
+		if strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/.well-known/") || strings.HasPrefix(p, "/oauth2/") {
+			handle(c)
+			return
+		}
+		c.Next()
+	}
 }

@@ -41,8 +41,10 @@ type consoleCodec interface {
 	CookieName() string
 }
 
-// consoleAside sends the console's pages to raw and everything else to
-// validated: the pages are HTML of their own, not API operations.
+// consoleAside sends the console's pages and CORS preflights to raw and
+// everything else to validated: the pages are HTML of their own, and a
+// preflight (AUTHLEDGER_CORS_ORIGINS) is the browser's question about an
+// operation, not one.
 func consoleAside(a *app, validated, raw http.Handler) http.Handler {
 	prefixes := map[string]bool{}
 	for route := range a.consoleRoutes {
@@ -52,7 +54,7 @@ func consoleAside(a *app, validated, raw http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seg, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-		if prefixes["/"+seg] {
+		if prefixes["/"+seg] || r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			raw.ServeHTTP(w, r)
 			return
 		}
