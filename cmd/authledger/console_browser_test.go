@@ -21,8 +21,8 @@ import (
 	"time"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
-	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
@@ -599,7 +599,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	// Sessions: sign the API's session out from the console.
 	b.open("/sessions")
 	b.accessible("sessions")
-	b.run(chromedp.Click(chromedp.CSS(`tr[data-session="`+apiSession+`"] button`)))
+	b.run(chromedp.Click(chromedp.CSS(`tr[data-session="` + apiSession + `"] button`)))
 	b.waitFor(`!!document.querySelector(".notice") && !document.querySelector('tr[data-session="`+apiSession+`"]')`, 10*time.Second)
 	rejectedWithin(t, r, "signed out from the console", apiAccess, 5*time.Second)
 
