@@ -73,7 +73,7 @@ func (c *Console) startSession(ctx *gin.Context, r reply, done string) {
 	// (login CSRF) is worth nothing after it.
 	c.writeState(ctx, c.signedInState(randomToken(), t))
 	if t.Device != "" {
-		http.SetCookie(ctx.Writer, &http.Cookie{
+		http.SetCookie(ctx.Writer, &http.Cookie{ //nolint:gosec // Secure follows AUTHLEDGER_PUBLIC_URL (https); HttpOnly and SameSite=Strict always
 			Name: deviceCookie, Value: t.Device, Path: "/signin", MaxAge: int((90 * 24 * time.Hour).Seconds()),
 			HttpOnly: true, Secure: c.cfg.Secure, SameSite: http.SameSiteStrictMode,
 		})

@@ -141,7 +141,7 @@ func (c *Console) writeState(ctx *gin.Context, st state) {
 		c.cfg.Logger.Error("console: seal the session cookie", "err", err)
 		return
 	}
-	http.SetCookie(ctx.Writer, &http.Cookie{
+	http.SetCookie(ctx.Writer, &http.Cookie{ //nolint:gosec // Secure follows AUTHLEDGER_PUBLIC_URL (https); HttpOnly and SameSite=Strict always
 		Name: c.cookies.name, Value: v, Path: "/", MaxAge: int(c.cfg.SessionMaxAge.Seconds()),
 		HttpOnly: true, Secure: c.cfg.Secure, SameSite: http.SameSiteStrictMode,
 	})

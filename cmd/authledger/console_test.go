@@ -45,7 +45,16 @@ func newConsoleClient(t *testing.T, base string) *consoleClient {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-func (c *consoleClient) do(method, path string, form url.Values, hdr ...string) (*http.Response, string) {
+// consoleAnswer is an answer read whole (status, header, cookies).
+type consoleAnswer struct {
+	StatusCode int
+	Header     http.Header
+	cookies    []*http.Cookie
+}
+
+func (a consoleAnswer) Cookies() []*http.Cookie { return a.cookies }
+
+func (c *consoleClient) do(method, path string, form url.Values, hdr ...string) (consoleAnswer, string) {
 	c.t.Helper()
 	var body io.Reader
 	if form != nil {
@@ -67,7 +76,7 @@ func (c *consoleClient) do(method, path string, form url.Values, hdr ...string) 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return consoleAnswer{StatusCode: resp.StatusCode, Header: resp.Header, cookies: resp.Cookies()}, string(b)
 }
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([A-Z2-7]+)"`)
@@ -272,7 +281,7 @@ func TestConsoleConfiguration(t *testing.T) {
 	if !found {
 		t.Errorf("no Secure __Host- session cookie over https: %v", resp.Header.Values("Set-Cookie"))
 	}
-	preflight := func(origin string) *http.Response {
+	preflight := func(origin string) consoleAnswer {
 		resp, _ := c.do("OPTIONS", "/v1/tasks", nil, "Origin", origin, "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "authorization")
 		return resp
 	}
