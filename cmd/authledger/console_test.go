@@ -231,6 +231,12 @@ func TestConsoleSessionCookieAndCSRF(t *testing.T) {
 		t.Errorf("sign-in errors differ:\n%s\n%s", a, b)
 	}
 
+	// Export: the API's stream, as a download.
+	if resp, body := c.do("POST", "/history/export", url.Values{"csrf": {newToken}, "format": {"csv"}}); resp.StatusCode != http.StatusOK ||
+		!strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") || !strings.Contains(body, "task_id") {
+		t.Errorf("export: %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+
 	// Sign out with the token ends the log's session.
 	if resp, _ := c.do("POST", "/signout", url.Values{"csrf": {newToken}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-out: %d", resp.StatusCode)
