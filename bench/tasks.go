@@ -255,7 +255,7 @@ func Tasks(ctx context.Context, w io.Writer, cfg TasksConfig) error {
 	fmt.Fprintf(w, "\nHistory and export: one user with %d tasks seeded into the read models (tasksbench.Seed). "+
 		"Export rows: ops and ops/s count rows; p50/p99 are the time of one whole export.\n", cfg.HistoryTasks)
 	fmt.Fprintf(w, "Console history page (the first of %d tasks, 20 rows): %s of HTML, %s of static files without cache (%s); the page's time is the server's, "+
-		"from the request to its last byte, with its three in-process API calls (profile, count, page).\n",
+		"from the request to its last byte, with its in-process API calls (the profile, the page of the history, whose total is the badge's count).\n",
 		cfg.HistoryTasks, kib(int(weight.html)), kib(int(weight.assets)), strings.Join(weight.assetNames, ", "))
 	return nil
 }

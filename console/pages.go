@@ -285,7 +285,13 @@ func (c *Console) historyPage(r *Request) {
 		c.renderFragment(r.Ctx, "history", "results", p)
 		return
 	}
-	if !c.header(r, &p) {
+	// Unfiltered, the page's total is the badge's count: one count of
+	// the history, not two.
+	count := -1
+	if !v.Filtered && p.Error == nil {
+		count = v.Total
+	}
+	if !c.headerCounted(r, &p, count) {
 		return
 	}
 	c.render(r.Ctx, "history", p)

@@ -160,7 +160,11 @@ func (c *Console) renderTemplate(ctx *gin.Context, status int, name, block strin
 // header fills the header's name and badge for a full page: the profile's
 // display name and the count of the user's tasks. A failure leaves them
 // empty and is the page's error unless it has one.
-func (c *Console) header(r *Request, p *page) bool {
+func (c *Console) header(r *Request, p *page) bool { return c.headerCounted(r, p, -1) }
+
+// headerCounted is header with the badge's count already known (the
+// unfiltered history page counts it anyway); -1 asks the API.
+func (c *Console) headerCounted(r *Request, p *page, count int) bool {
 	var me profile
 	if _, err := c.callJSON(r.Ctx, http.MethodGet, "/v1/me", nil, &me, readAfter(r.Ctx)...); err != nil {
 		if c.sessionOver(r, err) {
@@ -170,11 +174,15 @@ func (c *Console) header(r *Request, p *page) bool {
 		return true
 	}
 	p.Name = me.DisplayName
-	var count struct {
+	if count >= 0 {
+		p.Badge = count
+		return true
+	}
+	var counted struct {
 		Total int `json:"total"`
 	}
-	if _, err := c.callJSON(r.Ctx, http.MethodGet, "/v1/history?page_size=1", nil, &count, readAfter(r.Ctx)...); err == nil {
-		p.Badge = count.Total
+	if _, err := c.callJSON(r.Ctx, http.MethodGet, "/v1/history?page_size=1", nil, &counted, readAfter(r.Ctx)...); err == nil {
+		p.Badge = counted.Total
 	}
 	return true
 }
