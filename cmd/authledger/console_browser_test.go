@@ -352,6 +352,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		"AUTHLEDGER_UPLOAD_RATE_LIMIT_BURST":  "100",
 		"AUTHLEDGER_TASK_MAX_ACTIVE":          "100",
 		"AUTHLEDGER_ACCOUNT_RATE_LIMIT_BURST": "100",
+		"AUTHLEDGER_UPLOAD_MAX_FILES":         "2",
 	})
 	defer func() {
 		if t.Failed() {
@@ -409,13 +410,17 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Errorf("a token is readable by the page: %s", stored)
 	}
 
-	// Upload: a file of a type the API does not take is refused before
-	// sending; then a real PNG, which completes with its OCR text.
+	// Upload: a file of a type the API does not take, and more files
+	// than AUTHLEDGER_UPLOAD_MAX_FILES, are refused before sending; then a
+	// real PNG with a PDF beside it, one task that completes with the
+	// PNG's OCR text.
 	dir := t.TempDir()
 	textFile := filepath.Join(dir, "notes.txt")
 	pngFile := filepath.Join(dir, "invoice.png")
+	pdfFile := filepath.Join(dir, "cover.pdf")
 	pngBytes := testimage.TextPNG(t, "INVOICE 1234")
-	if err := errors.Join(os.WriteFile(textFile, []byte("plain text"), 0o600), os.WriteFile(pngFile, pngBytes, 0o600)); err != nil {
+	if err := errors.Join(os.WriteFile(textFile, []byte("plain text"), 0o600), os.WriteFile(pngFile, pngBytes, 0o600),
+		os.WriteFile(pdfFile, []byte(minimalPDF), 0o600)); err != nil {
 		t.Fatal(err)
 	}
 	b.run(chromedp.Click(chromedp.CSS(`nav a[href="/upload"]`)), chromedp.WaitVisible(chromedp.CSS("#upload-form")))
@@ -425,8 +430,13 @@ func TestConsoleInABrowser(t *testing.T) {
 	if got := b.text("#upload-errors"); !strings.Contains(got, "notes.txt") || !strings.Contains(got, "not accepted") {
 		t.Errorf("type error before sending: %q", got)
 	}
-	b.run(chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{pngFile}))
-	b.waitFor(`document.getElementById("upload-errors").hidden && !document.getElementById("upload-submit").disabled`, 5*time.Second)
+	b.run(chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{pngFile, pdfFile, textFile}))
+	b.waitFor(`!document.getElementById("upload-errors").hidden && document.getElementById("upload-submit").disabled`, 5*time.Second)
+	if got := b.text("#upload-errors"); !strings.Contains(got, "At most 2 files") {
+		t.Errorf("count error before sending: %q", got)
+	}
+	b.run(chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{pngFile, pdfFile}))
+	b.waitFor(`document.getElementById("upload-errors").hidden && !document.getElementById("upload-submit").disabled && document.querySelectorAll("#selected li").length === 2`, 5*time.Second)
 	b.run(chromedp.Click(chromedp.CSS("#upload-submit")))
 	b.waitFor(`location.pathname.startsWith("/history/") && !!document.getElementById("task-status")`, 30*time.Second)
 	taskURL := b.location()
@@ -497,14 +507,14 @@ func TestConsoleInABrowser(t *testing.T) {
 	b.open("/history")
 	b.run(chromedp.Click(chromedp.CSS("#sort-created")))
 	b.waitFor(`document.querySelector("th[aria-sort=ascending]") !== null`, 10*time.Second)
-	if got := b.text("#results tbody tr:first-child .task-link"); got != "invoice.png" {
+	if got := b.text("#results tbody tr:first-child .task-link"); got != "invoice.png, cover.pdf" {
 		t.Errorf("oldest first starts with %q", got)
 	}
 
 	// File name search, then clear filters.
 	b.run(chromedp.SendKeys(chromedp.CSS("#f-q"), "invoice"), chromedp.Click(chromedp.CSS("#apply-filters")))
 	b.waitFor(`document.querySelectorAll("#results tbody tr").length === 1`, 10*time.Second)
-	if got := b.text("#results tbody .task-link"); got != "invoice.png" {
+	if got := b.text("#results tbody .task-link"); got != "invoice.png, cover.pdf" {
 		t.Errorf("search for invoice found %q", got)
 	}
 	if !strings.Contains(b.location(), "q=invoice") {
@@ -522,8 +532,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	b.run(chromedp.Click(chromedp.CSS("#sort-created")))
 	b.waitFor(`document.querySelector("th[aria-sort=ascending]") !== null`, 10*time.Second)
 	names := value(b, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#results .task-link")].map(a => a.textContent)`))
-	if len(names) == 0 || names[0] != "invoice.png" || !strings.Contains(b.location(), "status=completed") {
-		t.Errorf("completed tasks, oldest first: %v at %s, want invoice.png first", names, b.location())
+	if len(names) == 0 || names[0] != "invoice.png, cover.pdf" || !strings.Contains(b.location(), "status=completed") {
+		t.Errorf("completed tasks, oldest first: %v at %s, want the PNG's task first", names, b.location())
 	}
 	b.run(chromedp.SetValue(chromedp.CSS("#f-status"), "failed"), chromedp.Click(chromedp.CSS("#apply-filters")))
 	b.waitFor(`!!document.getElementById("empty")`, 10*time.Second)
@@ -609,7 +619,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	b.waitFor(`location.pathname === "/history" && !!document.querySelector(".notice")`, 10*time.Second)
 	b.open("/history?status=deleted")
 	b.waitFor(`document.querySelectorAll("#results tbody tr").length === 1`, 10*time.Second)
-	if got := b.text("#results tbody .task-link"); got != "invoice.png" {
+	if got := b.text("#results tbody .task-link"); got != "invoice.png, cover.pdf" {
 		t.Errorf("deleted tasks: %q", got)
 	}
 
