@@ -430,6 +430,16 @@ func TestConsoleInABrowser(t *testing.T) {
 	if got := b.text("#upload-errors"); !strings.Contains(got, "notes.txt") || !strings.Contains(got, "not accepted") {
 		t.Errorf("type error before sending: %q", got)
 	}
+	// Drag and drop: a file dropped on the zone is the selection.
+	dropped := value(b, chromedp.Evaluate[string](`(() => {
+		const dt = new DataTransfer();
+		dt.items.add(new File(["%PDF-1.4\n%%EOF\n"], "dropped.pdf", {type: "application/pdf"}));
+		document.getElementById("dropzone").dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+		return document.getElementById("selected").textContent + "|" + document.getElementById("files").files.length;
+	})()`))
+	if !strings.HasPrefix(dropped, "dropped.pdf") || !strings.HasSuffix(dropped, "|1") {
+		t.Errorf("a dropped file is not the selection: %q", dropped)
+	}
 	b.run(chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{pngFile, pdfFile, textFile}))
 	b.waitFor(`!document.getElementById("upload-errors").hidden && document.getElementById("upload-submit").disabled`, 5*time.Second)
 	if got := b.text("#upload-errors"); !strings.Contains(got, "At most 2 files") {
