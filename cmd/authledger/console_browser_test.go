@@ -633,6 +633,22 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Errorf("deleted tasks: %q", got)
 	}
 
+	// Retry: a PNG whose header reads but whose pixels do not fails its
+	// first attempt; Retry queues it again, and it fails its second.
+	_, _, tok = r.call("POST", "/v1/auth/login", "", map[string]string{"email": email, "password": password})
+	status, _, created = r.upload(tok["access_token"].(string), "broken.png", brokenPNG(t))
+	if status != http.StatusAccepted {
+		t.Fatalf("broken upload: %d %v", status, created)
+	}
+	b.open("/history/" + created["task_id"].(string))
+	b.waitFor(`document.getElementById("task-status") && document.getElementById("task-status").textContent === "Failed" && !!document.getElementById("retry-task")`, 2*time.Minute)
+	if got := b.text("#task-error"); !strings.Contains(got, "failed") {
+		t.Errorf("the failure says %q", got)
+	}
+	b.run(chromedp.Click(chromedp.CSS("#retry-task")))
+	b.waitFor(`location.search.includes("done=retried") && !!document.querySelector(".notice")`, 10*time.Second)
+	b.waitFor(`document.getElementById("task-status").textContent === "Failed" && document.querySelector(".facts").textContent.includes("2 of 3")`, 2*time.Minute)
+
 	// Sign out: back to the sign-in page, the session over in the log.
 	_, lastRefresh, _, _, _ := r.console.Open(b.cookie(r.console.CookieName()).Value)
 	b.run(chromedp.Click(chromedp.CSS(".usermenu summary")), chromedp.Click(chromedp.CSS("#signout")))
@@ -654,4 +670,21 @@ func TestConsoleInABrowser(t *testing.T) {
 	for _, p := range b.problems {
 		t.Errorf("the browser reported: %s", p)
 	}
+}
+
+// brokenPNG is a PNG whose header (signature, IHDR) is sound, so the
+// upload takes it, and whose image data is not, so the OCR fails.
+func brokenPNG(t *testing.T) []byte {
+	t.Helper()
+	png := testimage.TextPNG(t, "BROKEN")
+	i := bytes.Index(png, []byte("IDAT"))
+	if i < 4 {
+		t.Fatal("no IDAT chunk")
+	}
+	n := int(png[i-4])<<24 | int(png[i-3])<<16 | int(png[i-2])<<8 | int(png[i-1])
+	out := bytes.Clone(png)
+	for j := i + 4; j < i+4+n; j++ {
+		out[j] = 0xff
+	}
+	return out
 }
