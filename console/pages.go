@@ -417,15 +417,10 @@ func (c *Console) commandFailed(r *Request, id string, err error) {
 	}
 	c.fail(r, &p, err)
 	p.Retry = "" // a POST is not repeated by a link
-	status := http.StatusConflict
-	var pr *problem
-	if errors.As(err, &pr) && pr.Status != 0 {
-		status = pr.Status
-	}
 	if !c.header(r, &p) {
 		return
 	}
-	c.renderStatus(r.Ctx, status, "task", p)
+	c.renderStatus(r.Ctx, statusOf(err), "task", p)
 }
 
 func (c *Console) retry(r *Request) {
@@ -468,6 +463,16 @@ func (c *Console) download(r *Request) {
 		c.fail(r, &p, err)
 		c.renderStatus(r.Ctx, http.StatusServiceUnavailable, "error", p)
 	}
+}
+
+// statusOf is the status a page drawing err answers with: the API's,
+// or 503 when the API could not be asked.
+func statusOf(err error) int {
+	var pr *problem
+	if errors.As(err, &pr) && pr.Status >= 400 {
+		return pr.Status
+	}
+	return http.StatusServiceUnavailable
 }
 
 // ---- upload ----
@@ -521,6 +526,9 @@ func (c *Console) upload(r *Request) {
 			c.cfg.API.ServeHTTP(w, req)
 			rep = reply{status: w.status, header: w.header, body: w.body.Bytes()}
 		}
+	}
+	if err == nil && rep.status == 0 {
+		err = errors.New("console: the upload answered nothing")
 	}
 	if err != nil {
 		if c.sessionOver(r, err) {
@@ -590,7 +598,7 @@ func (c *Console) updateProfile(r *Request) {
 		if !c.header(r, &p) {
 			return
 		}
-		c.renderStatus(r.Ctx, rep.status, "profile", p)
+		c.renderStatus(r.Ctx, statusOf(err), "profile", p)
 		return
 	}
 	afterCommand(r.Ctx, rep, "/profile", "saved")
@@ -644,7 +652,7 @@ func (c *Console) revokeSession(r *Request) {
 		if !c.header(r, &p) {
 			return
 		}
-		c.renderStatus(r.Ctx, rep.status, "sessions", p)
+		c.renderStatus(r.Ctx, statusOf(err), "sessions", p)
 		return
 	}
 	afterCommand(r.Ctx, rep, "/sessions", "revoked")
