@@ -496,7 +496,12 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 
 	b.open("/history")
-	b.waitFor(`document.querySelectorAll("#results tbody tr").length === 20`, 10*time.Second)
+	// Live status: the results poll while a task is queued or processing
+	// and stop once every task has ended (the worker takes the PDFs in
+	// moments); a click while a poll swaps the results could land on the
+	// old ones, so the paging and sorting below start after it.
+	b.waitFor(`document.querySelectorAll("#results tbody tr").length === 20 && !document.querySelector("#results[hx-trigger]") &&
+		[...document.querySelectorAll("#results tbody tr")].every(r => r.dataset.status === "completed")`, 2*time.Minute)
 	if got := b.text("#page-of"); got != "Page 1 of 2" {
 		t.Errorf("pager: %q", got)
 	}
@@ -636,11 +641,12 @@ func TestConsoleInABrowser(t *testing.T) {
 	// Retry: a PNG whose header reads but whose pixels do not fails its
 	// first attempt; Retry queues it again, and it fails its second.
 	_, _, tok = r.call("POST", "/v1/auth/login", "", map[string]string{"email": email, "password": password})
-	status, _, created = r.upload(tok["access_token"].(string), "broken.png", brokenPNG(t))
+	status, hdr, created := r.upload(tok["access_token"].(string), "broken.png", brokenPNG(t))
 	if status != http.StatusAccepted {
 		t.Fatalf("broken upload: %d %v", status, created)
 	}
-	b.open("/history/" + created["task_id"].(string))
+	// Read after the upload, as the console's own upload does.
+	b.open("/history/" + created["task_id"].(string) + "?ct=" + hdr.Get("X-Consistency-Token"))
 	b.waitFor(`document.getElementById("task-status") && document.getElementById("task-status").textContent === "Failed" && !!document.getElementById("retry-task")`, 2*time.Minute)
 	if got := b.text("#task-error"); !strings.Contains(got, "failed") {
 		t.Errorf("the failure says %q", got)
