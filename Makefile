@@ -3,7 +3,9 @@
 # test` a private redis-server (scripts/redis.sh) and nats-server
 # (scripts/nats.sh); both make sure
 # tesseract, the OCR engine of the task worker, is installed
-# (scripts/tesseract.sh; `make run` skips it with AUTHLEDGER_WORKERS=0).
+# (scripts/tesseract.sh; `make run` skips it with AUTHLEDGER_WORKERS=0);
+# `make test` also Debian's chromium, the browser of the console's
+# browser tests (scripts/chromium.sh).
 GO ?= go
 DATA_DIR ?= .data
 # Pinned: builds with Go 1.26 and understands its syntax. `make lint`
@@ -43,6 +45,7 @@ NATS_FOR_TESTS = $$(if [ -z "$$AUTHLEDGER_TEST_NATS_URL" ]; then echo scripts/na
 
 test:
 	@scripts/tesseract.sh
+	@scripts/chromium.sh >/dev/null
 	@if [ -n "$$DATABASE_URL" ]; then \
 		$(REDIS_FOR_TESTS) $(NATS_FOR_TESTS) $(GO) test -race -count=1 ./...; \
 	else \

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
@@ -193,6 +194,14 @@ func Tasks(ctx context.Context, w io.Writer, cfg TasksConfig) error {
 			tasksRow{name: "GET /v1/history, filters/page 50", c: hc, r: filtered, cells: p99Goal(filtered, historyP99Goal)})
 	}
 
+	// The console's history page over the same history (ADR 0036): the
+	// page a signed-in browser gets first, whole.
+	consoleRows, weight, err := consoleHistory(ctx, svc, cfg, "historian@bench.example", []int{1, c})
+	if err != nil {
+		return err
+	}
+	rows = append(rows, consoleRows...)
+
 	// Exports of the whole history, one at a time; every export must
 	// hold every row.
 	for _, format := range []string{"csv", "json"} {
@@ -245,6 +254,9 @@ func Tasks(ctx context.Context, w io.Writer, cfg TasksConfig) error {
 	}
 	fmt.Fprintf(w, "\nHistory and export: one user with %d tasks seeded into the read models (tasksbench.Seed). "+
 		"Export rows: ops and ops/s count rows; p50/p99 are the time of one whole export.\n", cfg.HistoryTasks)
+	fmt.Fprintf(w, "Console history page (the first of %d tasks, 20 rows): %s of HTML, %s of static files without cache (%s); the page's time is the server's, "+
+		"from the request to its last byte, with its in-process API calls (the profile, the page of the history, whose total is the badge's count).\n",
+		cfg.HistoryTasks, kib(int(weight.html)), kib(int(weight.assets)), strings.Join(weight.assetNames, ", "))
 	return nil
 }
 

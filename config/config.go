@@ -87,6 +87,11 @@ type Config struct {
 	External ExternalAuth
 	// OIDC is sign-in with upstream providers.
 	OIDC OIDC
+	// Console serves the web console at / (docs/console.md).
+	Console bool
+	// CORSOrigins are the origins of single-page apps hosted elsewhere
+	// that call the API with bearer tokens (none: no CORS headers).
+	CORSOrigins []string
 }
 
 // Tasks is the configuration of uploads, quotas, processing and retention.
@@ -337,6 +342,33 @@ var table = []Var{
 		Default:     "65536",
 		Description: "Largest request body of every other route but the upload (bytes; POST /v1/history/export among them); larger answers 413 too-large without being read.",
 		set:         integer64(func(c *Config) *int64 { return &c.HTTP.JSONMaxBytes }),
+	},
+	{
+		Name:        "AUTHLEDGER_CONSOLE",
+		Default:     "true",
+		Description: "Serve the web console at / (sign-in, upload, task history; docs/console.md). Its cookies are Secure when AUTHLEDGER_PUBLIC_URL is https.",
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("not a boolean")
+			}
+			c.Console = b
+			return nil
+		},
+	},
+	{
+		Name:        "AUTHLEDGER_CORS_ORIGINS",
+		DefaultDoc:  "(none)",
+		Description: "Comma-separated origins (https://app.example) of single-page apps hosted elsewhere that call the API with bearer tokens; they get CORS headers (no cookies). None: no CORS.",
+		set: func(c *Config, v string) error {
+			c.CORSOrigins = nil
+			for o := range strings.SplitSeq(v, ",") {
+				if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+					c.CORSOrigins = append(c.CORSOrigins, o)
+				}
+			}
+			return nil
+		},
 	},
 	{
 		Name:        "AUTHLEDGER_TRUSTED_PROXIES",
@@ -931,6 +963,11 @@ func (c Config) Validate() error {
 		bad("AUTHLEDGER_LISTEN", "%q has no valid port", c.Listen)
 	} else if host != "" && strings.ContainsAny(host, " /") {
 		bad("AUTHLEDGER_LISTEN", "%q has no valid host", c.Listen)
+	}
+	for _, o := range c.CORSOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil || o == "*" {
+			bad("AUTHLEDGER_CORS_ORIGINS", "%q must be an origin: scheme://host[:port], nothing after it", o)
+		}
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		bad("AUTHLEDGER_PUBLIC_URL", "%q must be an absolute http(s) URL without credentials, query or fragment", c.PublicURL)

@@ -214,3 +214,21 @@ func TestHTTPLimits(t *testing.T) {
 		}
 	}
 }
+
+func TestConsoleAndCORSOrigins(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(lookup(map[string]string{"DATABASE_URL": "postgres://db/a"}))
+	if err != nil || !c.Console || len(c.CORSOrigins) != 0 {
+		t.Fatalf("defaults: console %v, CORS %v, err %v", c.Console, c.CORSOrigins, err)
+	}
+	c, err = config.Load(lookup(map[string]string{"DATABASE_URL": "postgres://db/a", "AUTHLEDGER_CONSOLE": "false",
+		"AUTHLEDGER_CORS_ORIGINS": " https://app.example/ , http://localhost:5173"}))
+	if err != nil || c.Console || strings.Join(c.CORSOrigins, " ") != "https://app.example http://localhost:5173" {
+		t.Fatalf("set: console %v, CORS %v, err %v", c.Console, c.CORSOrigins, err)
+	}
+	for _, bad := range []string{"*", "app.example", "https://app.example/path", "ftp://app.example"} {
+		if _, err := config.Load(lookup(map[string]string{"DATABASE_URL": "postgres://db/a", "AUTHLEDGER_CORS_ORIGINS": bad})); err == nil || !strings.Contains(err.Error(), "AUTHLEDGER_CORS_ORIGINS") {
+			t.Errorf("origin %q: %v, want refused", bad, err)
+		}
+	}
+}

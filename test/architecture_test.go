@@ -89,6 +89,13 @@ var rules = []rule{
 		Forbidden: func(d string) bool { return under(d, project("readapi"), project("projections")) },
 	},
 	{
+		// ADR 0036: the console calls the API's routes in process and
+		// holds no rule of its own; no package of the project at all.
+		Name:      "the console imports no package of the project: it reaches everything through the API's routes",
+		Subject:   func(p string) bool { return under(p, project("console")) },
+		Forbidden: func(d string) bool { return under(d, module) && !under(d, project("console")) },
+	},
+	{
 		// ADR 0024: benchmarks live under bench/ and run as
 		// authledger-bench; a package named like one (tasksbench) counts
 		// wherever it is.

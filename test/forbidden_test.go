@@ -27,6 +27,9 @@ var forbiddenElsewhere = map[string]string{
 	// no account and no provisioning, a domain or tenant not allowed):
 	// a sign-in refused before there is a caller, not a route's permission.
 	"httpapi/errtable/errtable.go: problem.KindForbidden": "upstream-sign-in-refused (docs/adr/0027)",
+	// The console's CSRF check: a form that did not come from this site,
+	// refused before any caller or permission is looked at (ADR 0036).
+	"console/guard.go: http.StatusForbidden": "the console refuses a cross-site or token-less form post",
 }
 
 // No production code outside httpapi.Authorize answers 403: it neither

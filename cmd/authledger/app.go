@@ -28,6 +28,7 @@ import (
 	authrollout "github.com/authledger/authledger/auth/rollout"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
+	"github.com/authledger/authledger/console"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/eventstore/esdb"
@@ -66,6 +67,10 @@ type app struct {
 	handler http.Handler
 	// conns caps the server's open connections (AUTHLEDGER_MAX_CONNECTIONS).
 	conns *connlimit.Limiter
+	// console is the web console (nil with AUTHLEDGER_CONSOLE=false);
+	// consoleRoutes are the routes it registered ("GET /history").
+	console       *console.Console
+	consoleRoutes map[string]bool
 
 	// tasks run beside the HTTP server until shutdown (projection runner,
 	// workers). A task that fails is logged and reported, not fatal: a
@@ -100,6 +105,9 @@ type hooks struct {
 	mailOut io.Writer
 	// auditClock is the clock audit retention cuts by (nil: time.Now).
 	auditClock func() time.Time
+	// consoleAPI wraps the API handler the console calls in process
+	// (nil: the engine as it is).
+	consoleAPI func(http.Handler) http.Handler
 }
 
 // newApp connects, migrates and wires everything; it listens on nothing.
@@ -319,6 +327,12 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 		return nil, err
 	}
 	a.handler = a.engine
+	if len(cfg.CORSOrigins) > 0 {
+		// Before the routes: engine middleware reaches only the routes
+		// registered after it (and the 404/405 answers, where preflights
+		// land).
+		a.engine.Use(corsMiddleware(cfg.CORSOrigins))
+	}
 	if err := identityhttp.Mount(&a.engine.RouterGroup, ident.deps); err != nil {
 		return nil, err
 	}
@@ -346,6 +360,21 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 	}
 	if err := oauth2.Mount(&a.engine.RouterGroup, ident.oauth2Deps()); err != nil {
 		return nil, err
+	}
+	if cfg.Console {
+		before := map[string]bool{}
+		for _, r := range a.engine.Routes() {
+			before[r.Method+" "+r.Path] = true
+		}
+		if a.console, err = mountConsole(a, cfg, ident, tasks, log, h); err != nil {
+			return nil, err
+		}
+		a.consoleRoutes = map[string]bool{}
+		for _, r := range a.engine.Routes() {
+			if k := r.Method + " " + r.Path; !before[k] {
+				a.consoleRoutes[k] = true
+			}
+		}
 	}
 	return a, nil
 }

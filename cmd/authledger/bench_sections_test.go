@@ -32,7 +32,7 @@ func TestBenchTasksSection(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"## Tasks and files", "no OCR worker", "concurrency", "p50", "p99", "vs baseline", "goal",
-		"≥ 50%", "p99 < 20.00 ms", "one user with 200 tasks"} {
+		"≥ 50%", "p99 < 20.00 ms", "one user with 200 tasks", "console GET /history (whole page)", "Console history page (the first of 200 tasks"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q", want)
 		}

@@ -31,6 +31,10 @@ type running struct {
 	routes gin.RoutesInfo
 	// stop shuts the service down (once; the test's cleanup calls it too).
 	stop func()
+	// console is the web console (nil with AUTHLEDGER_CONSOLE=false);
+	// consoleRoutes the routes it registered.
+	console       consoleCodec
+	consoleRoutes map[string]bool
 }
 
 // lockedBuffer collects the log, which background tasks write while the
@@ -79,13 +83,18 @@ func startServiceWith(t *testing.T, env map[string]string, h hooks) *running {
 		// Without SMTP, mail goes with the log, where a test can read it.
 		h.mailOut = logs
 	}
+	if h.consoleAPI == nil {
+		h.consoleAPI = func(api http.Handler) http.Handler { return openapitest.Handler(t, api) }
+	}
 	a, err := newAppWith(ctx, cfg, testLogger(logs), h)
 	if err != nil {
 		cancel()
 		t.Fatalf("newApp: %v", err)
 	}
-	// Every exchange of the test is checked against openapi.yaml.
-	a.handler = openapitest.Handler(t, a.handler)
+	// Every exchange of the test is checked against openapi.yaml: the
+	// API's, and the console's calls of the API in process; the console's
+	// pages are HTML of their own.
+	a.handler = consoleAside(a, openapitest.Handler(t, a.handler), a.handler)
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -105,7 +114,10 @@ func startServiceWith(t *testing.T, env map[string]string, h hooks) *running {
 		})
 	}
 	t.Cleanup(stop)
-	r := &running{t: t, base: "http://" + ln.Addr().String(), logs: logs, routes: a.engine.Routes(), stop: stop}
+	r := &running{t: t, base: "http://" + ln.Addr().String(), logs: logs, routes: a.engine.Routes(), stop: stop, consoleRoutes: a.consoleRoutes}
+	if a.console != nil {
+		r.console = a.console
+	}
 	// As an orchestrator would: traffic once every projection, policy and
 	// log follower runs.
 	r.waitReady(60 * time.Second)

@@ -59,6 +59,11 @@ const upstreamKeyPurpose = "upstream sign-in v1"
 // and not yet used, nothing else.
 const mailTokenKeyPurpose = "mail tokens v1" //nolint:gosec // a derivation label, not a credential
 
+// consoleKeyPurpose names the HKDF derivation of the key that seals the
+// web console's session cookies; changing it signs every console user
+// out, nothing else.
+const consoleKeyPurpose = "console cookie v1"
+
 // keyRingRefresh is how often each instance reloads the signing-key ring,
 // activating a rotated key whose overlap has passed and picking up keys
 // another process (`authledger keys rotate`) added.
@@ -91,6 +96,8 @@ type identityCore struct {
 	// flow cookies and derives its nonces and PKCE verifiers.
 	upstream    *commands.UpstreamSignInHandler
 	upstreamKey []byte
+	// consoleKey seals the web console's session cookies.
+	consoleKey []byte
 	// access is what each user may do now (roles and grants), fed by its
 	// local follower; the authentication middleware resolves each
 	// caller's permissions from it.
@@ -202,6 +209,10 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		return nil, err
 	}
 	mailKey, err := master.DeriveKey(mailTokenKeyPurpose)
+	if err != nil {
+		return nil, err
+	}
+	consoleKey, err := master.DeriveKey(consoleKeyPurpose)
 	if err != nil {
 		return nil, err
 	}
@@ -366,6 +377,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		rollout:         live,
 		upstream:        ih.Upstream,
 		upstreamKey:     upstreamKey,
+		consoleKey:      consoleKey,
 		access:          perms,
 		cutoffs:         cutoffs,
 		admin:           admin,

@@ -71,6 +71,11 @@ func routeLimits(cfg config.Config) httpapi.Limits {
 			"POST /v1/tasks":                   {MaxBody: httpapi.NoBodyLimit, Timeout: cfg.HTTP.UploadTimeout},
 			"GET /v1/tasks/:id/files/:file_id": stream,
 			"POST /v1/history/export":          stream,
+			// The console's upload streams its body to POST /v1/tasks
+			// unread (which bounds it); its download and export stream.
+			"POST /upload":                    {MaxBody: httpapi.NoBodyLimit, Timeout: cfg.HTTP.UploadTimeout},
+			"GET /history/:id/files/:file_id": stream,
+			"POST /history/export":            stream,
 		},
 	}
 }

@@ -293,7 +293,15 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 
 	registered := map[string]bool{}
 	var missing []string
+	if len(a.consoleRoutes) == 0 {
+		t.Error("the console registered no route")
+	}
 	for _, r := range a.engine.Routes() {
+		// The console's pages are HTML for a browser, not API
+		// operations (docs/console.md; TestConsoleRoutes walks them).
+		if a.consoleRoutes[r.Method+" "+r.Path] {
+			continue
+		}
 		registered[r.Method+" "+openapitest.OpenAPIPath(r.Path)] = true
 		if !spec.Describes(r.Method, r.Path) {
 			missing = append(missing, r.Method+" "+openapitest.OpenAPIPath(r.Path))
