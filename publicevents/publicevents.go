@@ -39,6 +39,7 @@ import (
 	"github.com/authledger/authledger/domain/signingkey"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/domain/webhook"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 )
@@ -183,6 +184,10 @@ var InternalOnly = map[string]string{
 	user.EventEmailChanged:               "the old and new addresses (personal data)",
 	user.EventPasswordResetRequested:     "a mailed link's token id and digest (of a secret)",
 	user.EventRegistrationAttempted:      "the enumeration-safe mode's notice to an address's owner (personal data)",
+	webhook.EventRegistered:              "webhook administration: the receiver's address (the audit trail has it)",
+	webhook.EventDisabled:                "webhook administration (the audit trail has it); the owner reads it from GET /v1/admin/webhooks/{id}",
+	webhook.EventEnabled:                 "webhook administration (the audit trail has it)",
+	webhook.EventDeleted:                 "webhook administration (the audit trail has it)",
 }
 
 // RegisterEvents registers every domain package's events into r: the
@@ -192,7 +197,7 @@ func RegisterEvents(r *events.Registry) error {
 	for _, f := range []func(*events.Registry) error{
 		user.RegisterEvents, session.RegisterEvents, task.RegisterEvents,
 		signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents,
-		access.RegisterEvents, apikey.RegisterEvents,
+		access.RegisterEvents, apikey.RegisterEvents, webhook.RegisterEvents,
 	} {
 		if err := f(r); err != nil {
 			return err
