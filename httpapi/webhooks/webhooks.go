@@ -208,6 +208,10 @@ func (h *handlers) resend(c *gin.Context) {
 		httpapi.WriteError(c, webhooks.ErrDeliveryNotFound)
 		return
 	}
+	if !v.Enabled {
+		httpapi.WriteError(c, webhooks.ErrEndpointDisabled)
+		return
+	}
 	if err := webhooks.Resend(c.Request.Context(), h.d.DB, v.ID, eventID, time.Now()); err != nil {
 		httpapi.WriteError(c, err)
 		return

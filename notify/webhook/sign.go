@@ -46,8 +46,10 @@ func NewSecrets(key []byte) (*Secrets, error) {
 	return &Secrets{key: append([]byte(nil), key...)}, nil
 }
 
-// Secret is an endpoint's signing key.
-type Secret [32]byte
+// Secret is an endpoint's signing key (32 bytes when derived here; a
+// receiver's parsed one may have 24 to 64, as the specification allows).
+// The zero value signs with an empty key: never use it.
+type Secret struct{ key string }
 
 // Derive is the secret of endpoint id at version.
 func (s *Secrets) Derive(id uuid.UUID, version int) Secret {
@@ -57,29 +59,26 @@ func (s *Secrets) Derive(id uuid.UUID, version int) Secret {
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], uint64(max(version, 0))) //nolint:gosec // max(...,0) is never negative
 	mac.Write(v[:])
-	var out Secret
-	copy(out[:], mac.Sum(nil))
-	return out
+	return Secret{key: string(mac.Sum(nil))}
 }
 
 // String is the secret as shown once to its owner: whsec_<base64>.
-func (s Secret) String() string { return SecretPrefix + base64.StdEncoding.EncodeToString(s[:]) }
+func (s Secret) String() string { return SecretPrefix + base64.StdEncoding.EncodeToString([]byte(s.key)) }
 
-// ParseSecret reads a whsec_ secret (what a receiver configures).
+// ParseSecret reads a whsec_ secret (what a receiver configures): 24 to
+// 64 bytes.
 func ParseSecret(s string) (Secret, error) {
-	var out Secret
 	b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, SecretPrefix))
-	if err != nil || len(b) != len(out) {
-		return out, errors.New("webhook: not a whsec_ secret of 32 bytes")
+	if err != nil || len(b) < 24 || len(b) > 64 {
+		return Secret{}, errors.New("webhook: not a whsec_ secret of 24 to 64 bytes")
 	}
-	copy(out[:], b)
-	return out, nil
+	return Secret{key: string(b)}, nil
 }
 
 // Sign is the webhook-signature value of one delivery: "v1," + the
 // base64 HMAC-SHA256 under the secret of "id.timestamp.body".
 func (s Secret) Sign(id string, at time.Time, body []byte) string {
-	mac := hmac.New(sha256.New, s[:])
+	mac := hmac.New(sha256.New, []byte(s.key))
 	mac.Write([]byte(id + "." + strconv.FormatInt(at.Unix(), 10) + "."))
 	mac.Write(body)
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))

@@ -260,31 +260,33 @@ func jitter(d time.Duration) time.Duration {
 // ErrDeliveryNotFound: no delivery of that event to that endpoint.
 var ErrDeliveryNotFound = errors.New("webhooks: no such delivery")
 
-// ErrEndpointDisabled: the endpoint is disabled; enable it to resend.
+// ErrEndpointDisabled: the endpoint is disabled; enable it to resend
+// (the caller checks, against the endpoint's stream).
 var ErrEndpointDisabled = errors.New("webhooks: the endpoint is disabled")
 
 // Resend makes one delivery due again now, its attempts counted anew and
 // its webhook-id unchanged (a receiver de-duplicating on it sees a
 // resend). A delivery in flight is left to finish.
 func Resend(ctx context.Context, q Querier, webhookID, eventID uuid.UUID, now time.Time) error {
-	var enabled bool
-	err := q.QueryRow(ctx, `SELECT e.enabled FROM `+DeliveriesTable+` d JOIN `+EndpointsTable+` e ON e.webhook_id = d.webhook_id
-WHERE d.webhook_id = $1 AND d.event_id = $2 AND NOT e.deleted`, webhookID, eventID).Scan(&enabled)
-	if errors.Is(err, pgx.ErrNoRows) || undefinedTable(err) {
+	tag, err := q.Exec(ctx, `UPDATE `+DeliveriesTable+` SET state = 'pending', attempts = 0, next_attempt_at = $3, lease_until = NULL
+WHERE webhook_id = $1 AND event_id = $2 AND (lease_until IS NULL OR lease_until < $3)`, webhookID, eventID, now.UTC())
+	if undefinedTable(err) {
 		return ErrDeliveryNotFound
 	}
 	if err != nil {
 		return fmt.Errorf("webhooks: resend: %w", err)
 	}
-	if !enabled {
-		return ErrEndpointDisabled
+	if tag.RowsAffected() == 1 {
+		return nil
 	}
-	_, err = q.Exec(ctx, `UPDATE `+DeliveriesTable+` SET state = 'pending', attempts = 0, next_attempt_at = $3, lease_until = NULL
-WHERE webhook_id = $1 AND event_id = $2 AND (lease_until IS NULL OR lease_until < $3)`, webhookID, eventID, now.UTC())
-	if err != nil {
+	var exists bool
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+DeliveriesTable+` WHERE webhook_id = $1 AND event_id = $2)`, webhookID, eventID).Scan(&exists); err != nil {
 		return fmt.Errorf("webhooks: resend: %w", err)
 	}
-	return nil
+	if !exists {
+		return ErrDeliveryNotFound
+	}
+	return nil // in flight now
 }
 
 // short cuts an error text for a table column.
