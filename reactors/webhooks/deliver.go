@@ -167,10 +167,12 @@ RETURNING d.webhook_id, d.event_id, d.payload, d.created_at, d.attempts, e.url, 
 		return 0, fmt.Errorf("webhooks: lease: %w", err)
 	}
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		errs  []error
-		slots = make(chan struct{}, d.c.Concurrency)
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		errs      []error
+		delivered []leased
+		statuses  []int
+		slots     = make(chan struct{}, d.c.Concurrency)
 	)
 	for _, l := range due {
 		slots <- struct{}{}
@@ -178,7 +180,13 @@ RETURNING d.webhook_id, d.event_id, d.payload, d.created_at, d.attempts, e.url, 
 			defer func() { <-slots }()
 			out := d.c.Client.Post(ctx, webhook.Delivery{URL: l.url, ID: l.eventID.String(), At: d.c.Now(),
 				Secret: d.c.Secrets.Derive(l.webhookID, l.secretVersion), Body: l.payload})
-			if err := d.settle(ctx, l, out); err != nil {
+			if out.Err == nil {
+				mu.Lock()
+				delivered, statuses = append(delivered, l), append(statuses, out.Status)
+				mu.Unlock()
+				return
+			}
+			if err := d.settleFailure(ctx, l, out); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -186,24 +194,41 @@ RETURNING d.webhook_id, d.event_id, d.payload, d.created_at, d.attempts, e.url, 
 		})
 	}
 	wg.Wait()
+	if err := d.settleDelivered(ctx, delivered, statuses); err != nil {
+		errs = append(errs, err)
+	}
 	return len(due), errors.Join(errs...)
 }
 
-// settle records an attempt's outcome on the row it leased, and disables
-// the endpoint when the delivery is the sign of a persistent failure.
-func (d *Deliverer) settle(ctx context.Context, l leased, out webhook.Outcome) error {
+// settleDelivered marks a round's successful deliveries in one statement:
+// one commit per round rather than per delivery. A process that dies
+// before it leaves them leased; they are posted again when the lease runs
+// out (at least once, with the same webhook-id).
+func (d *Deliverer) settleDelivered(ctx context.Context, done []leased, statuses []int) error {
+	if len(done) == 0 {
+		return nil
+	}
+	hooks, ids := make([]uuid.UUID, len(done)), make([]uuid.UUID, len(done))
+	for i, l := range done {
+		hooks[i], ids[i] = l.webhookID, l.eventID
+	}
+	_, err := d.c.Pool.Exec(ctx, `UPDATE `+DeliveriesTable+` d SET state = 'delivered', delivered_at = $1, lease_until = NULL, last_status = u.status, last_error = NULL
+FROM unnest($2::uuid[], $3::uuid[], $4::integer[]) AS u(webhook_id, event_id, status)
+WHERE d.webhook_id = u.webhook_id AND d.event_id = u.event_id`, d.c.Now().UTC(), hooks, ids, statuses)
+	if err != nil {
+		return fmt.Errorf("webhooks: settle %d deliveries: %w", len(done), err)
+	}
+	return nil
+}
+
+// settleFailure records a failed attempt on the row it leased: due
+// again after the schedule's next wait, or dead, and then the endpoint
+// disabled when the delivery is the sign of a persistent failure.
+func (d *Deliverer) settleFailure(ctx context.Context, l leased, out webhook.Outcome) error {
 	now := d.c.Now().UTC()
 	var status *int
 	if out.Status != 0 {
 		status = &out.Status
-	}
-	if out.Err == nil {
-		_, err := d.c.Pool.Exec(ctx, `UPDATE `+DeliveriesTable+` SET state = 'delivered', delivered_at = $3, lease_until = NULL, last_status = $4, last_error = NULL
-WHERE webhook_id = $1 AND event_id = $2`, l.webhookID, l.eventID, now, status)
-		if err != nil {
-			return fmt.Errorf("webhooks: settle %s: %w", l.eventID, err)
-		}
-		return nil
 	}
 	msg := short(out.Err.Error())
 	refused := webhook.Refused(out.Err)
