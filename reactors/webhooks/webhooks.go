@@ -146,8 +146,12 @@ func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
 	}
 	switch e := decoded.(type) {
 	case webhook.Registered:
+		// A replay folds the endpoint again from its registration, so that
+		// each event meets the endpoint as it was at that point of the log
+		// (not as it is now: a disabled spell would be delivered).
 		_, err = b.tx.Exec(ctx, `INSERT INTO `+b.endpoints+` (webhook_id, url, event_types, description, secret_version, registered_by, created_at, enabled)
-VALUES ($1, $2, $3, $4, $5, $6, $7, true) ON CONFLICT (webhook_id) DO NOTHING`,
+VALUES ($1, $2, $3, $4, $5, $6, $7, true)
+ON CONFLICT (webhook_id) DO UPDATE SET enabled = true, disabled_reason = NULL, disabled_at = NULL, deleted = false`,
 			e.WebhookID, e.URL, e.EventTypes, e.Description, e.SecretVersion, e.RegisteredBy, e.RegisteredAt)
 	case webhook.Disabled:
 		_, err = b.tx.Exec(ctx, `UPDATE `+b.endpoints+` SET enabled = false, disabled_reason = $2, disabled_at = $3 WHERE webhook_id = $1`,
