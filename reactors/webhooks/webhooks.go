@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
@@ -101,7 +102,11 @@ CREATE TABLE %[1]s (
 	enabled         boolean     NOT NULL,
 	disabled_reason text,
 	disabled_at     timestamptz,
-	deleted         boolean     NOT NULL DEFAULT false
+	deleted         boolean     NOT NULL DEFAULT false,
+	-- The log position of the registration: a replay of an event before it
+	-- finds the row already there, and must not deliver to it.
+	registered_commit  numeric(20) NOT NULL,
+	registered_prepare numeric(20) NOT NULL
 );
 CREATE TABLE %[2]s (
 	webhook_id      uuid        NOT NULL,
@@ -149,10 +154,12 @@ func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
 		// A replay folds the endpoint again from its registration, so that
 		// each event meets the endpoint as it was at that point of the log
 		// (not as it is now: a disabled spell would be delivered).
-		_, err = b.tx.Exec(ctx, `INSERT INTO `+b.endpoints+` (webhook_id, url, event_types, description, secret_version, registered_by, created_at, enabled)
-VALUES ($1, $2, $3, $4, $5, $6, $7, true)
+		_, err = b.tx.Exec(ctx, `INSERT INTO `+b.endpoints+` (webhook_id, url, event_types, description, secret_version, registered_by, created_at, enabled,
+	registered_commit, registered_prepare)
+VALUES ($1, $2, $3, $4, $5, $6, $7, true, $8, $9)
 ON CONFLICT (webhook_id) DO UPDATE SET enabled = true, disabled_reason = NULL, disabled_at = NULL, deleted = false`,
-			e.WebhookID, e.URL, e.EventTypes, e.Description, e.SecretVersion, e.RegisteredBy, e.RegisteredAt)
+			e.WebhookID, e.URL, e.EventTypes, e.Description, e.SecretVersion, e.RegisteredBy, e.RegisteredAt,
+			strconv.FormatUint(ev.Position.Commit, 10), strconv.FormatUint(ev.Position.Prepare, 10))
 	case webhook.Disabled:
 		_, err = b.tx.Exec(ctx, `UPDATE `+b.endpoints+` SET enabled = false, disabled_reason = $2, disabled_at = $3 WHERE webhook_id = $1`,
 			e.WebhookID, e.Reason, e.DisabledAt)
@@ -177,8 +184,10 @@ func (b *batch) deliver(ctx context.Context, ev eventstore.RecordedEvent) error 
 		return fmt.Errorf("webhooks: encode %s: %w", ev.ID, err)
 	}
 	_, err = b.tx.Exec(ctx, `INSERT INTO `+b.deliveries+` (webhook_id, event_id, event_type, payload, created_at, next_attempt_at)
-SELECT webhook_id, $1, $2, $3, $4, $4 FROM `+b.endpoints+` WHERE enabled AND $2 = ANY(event_types)
-ON CONFLICT (webhook_id, event_id) DO NOTHING`, ev.ID, out.Type(), payload, ev.RecordedAt.UTC())
+SELECT webhook_id, $1, $2, $3, $4, $4 FROM `+b.endpoints+`
+WHERE enabled AND $2 = ANY(event_types) AND (registered_commit, registered_prepare) < ($5::numeric, $6::numeric)
+ON CONFLICT (webhook_id, event_id) DO NOTHING`, ev.ID, out.Type(), payload, ev.RecordedAt.UTC(),
+		strconv.FormatUint(ev.Position.Commit, 10), strconv.FormatUint(ev.Position.Prepare, 10))
 	return err
 }
 
