@@ -33,9 +33,9 @@ import (
 	"github.com/authledger/authledger/projections/projector"
 	"github.com/authledger/authledger/reactors/blobrelease"
 	"github.com/authledger/authledger/reactors/outbox"
-	"github.com/authledger/authledger/reactors/webhooks"
 	"github.com/authledger/authledger/reactors/sessionclaims"
 	"github.com/authledger/authledger/reactors/sessionlimit"
+	"github.com/authledger/authledger/reactors/webhooks"
 	"github.com/authledger/authledger/stream"
 )
 

@@ -21,7 +21,9 @@ func TestEventsRoundTripUnderTheirOwnNames(t *testing.T) {
 }
 
 var rules = webhook.Rules{
-	Known:     func(t string) bool { return t == "authledger.user.registered.v1" || t == "authledger.session.started.v1" },
+	Known: func(t string) bool {
+		return t == "authledger.user.registered.v1" || t == "authledger.session.started.v1"
+	},
 	PlainHTTP: func(host string) bool { return host == "127.0.0.1" },
 }
 

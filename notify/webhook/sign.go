@@ -63,7 +63,9 @@ func (s *Secrets) Derive(id uuid.UUID, version int) Secret {
 }
 
 // String is the secret as shown once to its owner: whsec_<base64>.
-func (s Secret) String() string { return SecretPrefix + base64.StdEncoding.EncodeToString([]byte(s.key)) }
+func (s Secret) String() string {
+	return SecretPrefix + base64.StdEncoding.EncodeToString([]byte(s.key))
+}
 
 // ParseSecret reads a whsec_ secret (what a receiver configures): 24 to
 // 64 bytes.
