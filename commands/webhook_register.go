@@ -69,9 +69,12 @@ const (
 	WebhookDisable WebhookAction = iota + 1
 	WebhookEnable
 	WebhookDelete
+	// WebhookRotateSecret makes the next secret version current.
+	WebhookRotateSecret
 )
 
-// ChangeWebhook disables, enables or deletes endpoint ID. Automatic marks
+// ChangeWebhook disables, enables, deletes or rotates the secret of
+// endpoint ID. Automatic marks
 // a disabling by the deliverer (persistent failure), with Reason.
 type ChangeWebhook struct {
 	ID        uuid.UUID
@@ -88,8 +91,8 @@ type ChangeWebhookResult struct {
 	Position eventstore.Position
 }
 
-// ChangeWebhookHandler appends the endpoint's disabled, enabled or
-// deleted event.
+// ChangeWebhookHandler appends the endpoint's disabled, enabled, deleted
+// or secret_rotated event.
 type ChangeWebhookHandler struct {
 	Endpoints *Repository[*domain.Endpoint]
 	Now       func() time.Time
@@ -111,6 +114,8 @@ func (h *ChangeWebhookHandler) Handle(ctx context.Context, cmd ChangeWebhook) (C
 			err = e.Enable(now)
 		case WebhookDelete:
 			err = e.Delete(now)
+		case WebhookRotateSecret:
+			err = e.RotateSecret(now)
 		default:
 			err = fmt.Errorf("commands: unknown webhook action %d", cmd.Action)
 		}

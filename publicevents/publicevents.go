@@ -188,6 +188,7 @@ var InternalOnly = map[string]string{
 	webhook.EventDisabled:                "webhook administration (the audit trail has it); the owner reads it from GET /v1/admin/webhooks/{id}",
 	webhook.EventEnabled:                 "webhook administration (the audit trail has it)",
 	webhook.EventDeleted:                 "webhook administration (the audit trail has it)",
+	webhook.EventSecretRotated:           "webhook administration (the version of a derived secret; the audit trail has it)",
 }
 
 // RegisterEvents registers every domain package's events into r: the

@@ -108,7 +108,8 @@ func (r *running) deliveries(admin string, id uuid.UUID) []map[string]any {
 // A receiver that answers 500 and then 200 gets the event twice, with one
 // webhook-id, the second time delivered; every request's signature
 // verifies under the secret shown at registration, and the body is the
-// public CloudEvent. A resend posts it again with the same id. Only
+// public CloudEvent. A resend posts it again with the same id; after a
+// rotation it is signed under the new and the previous secret. Only
 // allowlisted hosts may be registered with http://; bad registrations
 // are 400 and other callers 403.
 func TestWebhookRetriedDeliveredOnceAndResent(t *testing.T) {
@@ -178,6 +179,41 @@ func TestWebhookRetriedDeliveredOnceAndResent(t *testing.T) {
 	if again := rc.requests()[2]; again.id != got[0].id || secret.Verify(again.id, again.timestamp, again.signature, again.body, time.Now(), 5*time.Minute) != nil {
 		t.Errorf("resend: %+v", again)
 	}
+	// A rotated secret: the answer shows the new one; deliveries carry a
+	// signature under each, the new one first.
+	status, hdr0, rotated := r.call("POST", "/v1/admin/webhooks/"+id.String()+"/rotate-secret", admin, nil)
+	if status != http.StatusOK || hdr0.Get("Cache-Control") != "no-store" || rotated["secret_version"] != 2.0 || rotated["secret"] == secretText {
+		t.Fatalf("rotate: %d %v", status, rotated)
+	}
+	newSecret, err := webhook.ParseSecret(rotated["secret"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The resend may reach the deliverer before the policy has folded the
+	// rotation: wait for the endpoint list to show it first.
+	waitFor(t, "rotation folded", func() (bool, string) {
+		_, _, list := r.call("GET", "/v1/admin/webhooks", admin, nil, "X-Consistency-Token", hdr0.Get("X-Consistency-Token"))
+		items, _ := list["items"].([]any)
+		return len(items) == 1 && items[0].(map[string]any)["secret_version"] == 2.0, jsonOf(list)
+	})
+	if status, _, body := r.call("POST", "/v1/admin/webhooks/"+id.String()+"/deliveries/"+got[0].id+"/resend", admin, nil); status != http.StatusAccepted {
+		t.Fatalf("resend: %d %v", status, body)
+	}
+	waitFor(t, "resent after the rotation", func() (bool, string) { return len(rc.requests()) == 4, "" })
+	signed := rc.requests()[3]
+	sigs := strings.Fields(signed.signature)
+	if len(sigs) != 2 {
+		t.Fatalf("signatures after a rotation: %q", signed.signature)
+	}
+	for name, c := range map[string]struct {
+		s   webhook.Secret
+		sig string
+	}{"new": {newSecret, sigs[0]}, "previous": {secret, sigs[1]}} {
+		if err := c.s.Verify(signed.id, signed.timestamp, c.sig, signed.body, time.Now(), 5*time.Minute); err != nil {
+			t.Errorf("the %s secret does not verify its signature: %v", name, err)
+		}
+	}
+
 	if status, _, _ := r.call("POST", "/v1/admin/webhooks/"+id.String()+"/deliveries/"+uuid.NewString()+"/resend", admin, nil); status != http.StatusNotFound {
 		t.Errorf("resend of no delivery: %d", status)
 	}

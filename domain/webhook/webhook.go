@@ -2,7 +2,8 @@
 // administrator registers to receive some public event types
 // (publicevents), signed with a secret shown once (Standard Webhooks),
 // which can be disabled (by an administrator, or by the deliverer after
-// persistent failure, with the reason), enabled again and deleted. One
+// persistent failure, with the reason), enabled again, given a new secret
+// version (rotated) and deleted. One
 // stream per endpoint ("webhook-<id>").
 //
 // No secret is in any event: the secret is derived from the master key,
@@ -52,6 +53,8 @@ const (
 	EventDisabled   = "webhook.disabled.v1"
 	EventEnabled    = "webhook.enabled.v1"
 	EventDeleted    = "webhook.deleted.v1"
+	// EventSecretRotated: a new secret version signs from then on.
+	EventSecretRotated = "webhook.secret_rotated.v1"
 )
 
 // Registered starts an endpoint's stream. EventTypes are public type
@@ -88,14 +91,29 @@ type Deleted struct {
 	DeletedAt time.Time `json:"deleted_at"`
 }
 
-func (Registered) EventName() string { return EventRegistered }
-func (Disabled) EventName() string   { return EventDisabled }
-func (Enabled) EventName() string    { return EventEnabled }
-func (Deleted) EventName() string    { return EventDeleted }
+// SecretRotated makes SecretVersion the endpoint's secret; the previous
+// version still signs too (a second signature) until PreviousValidUntil,
+// so that the receiver can switch without losing a delivery.
+type SecretRotated struct {
+	WebhookID          uuid.UUID `json:"webhook_id"`
+	SecretVersion      int       `json:"secret_version"`
+	PreviousValidUntil time.Time `json:"previous_valid_until"`
+	RotatedAt          time.Time `json:"rotated_at"`
+}
+
+// RotationOverlap is how long the previous secret keeps signing after a
+// rotation.
+const RotationOverlap = 24 * time.Hour
+
+func (Registered) EventName() string    { return EventRegistered }
+func (Disabled) EventName() string      { return EventDisabled }
+func (Enabled) EventName() string       { return EventEnabled }
+func (Deleted) EventName() string       { return EventDeleted }
+func (SecretRotated) EventName() string { return EventSecretRotated }
 
 // AllEvents lists one zero value of every event type of this package.
 func AllEvents() []events.Event {
-	return []events.Event{Registered{}, Disabled{}, Enabled{}, Deleted{}}
+	return []events.Event{Registered{}, Disabled{}, Enabled{}, Deleted{}, SecretRotated{}}
 }
 
 // RegisterEvents adds the webhook events to r.
@@ -103,17 +121,20 @@ func RegisterEvents(r *events.Registry) error { return r.Register(AllEvents()...
 
 // View is an endpoint as listed (never its secret).
 type View struct {
-	ID             uuid.UUID  `json:"id"`
-	URL            string     `json:"url"`
-	EventTypes     []string   `json:"event_types"`
-	Description    string     `json:"description"`
-	SecretVersion  int        `json:"-"`
-	RegisteredBy   uuid.UUID  `json:"registered_by"`
-	CreatedAt      time.Time  `json:"created_at"`
-	Enabled        bool       `json:"enabled"`
-	DisabledReason string     `json:"disabled_reason,omitempty"`
-	DisabledAt     *time.Time `json:"disabled_at,omitempty"`
-	Deleted        bool       `json:"-"`
+	ID            uuid.UUID `json:"id"`
+	URL           string    `json:"url"`
+	EventTypes    []string  `json:"event_types"`
+	Description   string    `json:"description"`
+	SecretVersion int       `json:"secret_version"`
+	// PreviousSecretValidUntil: after a rotation, the previous secret
+	// signs too until then.
+	PreviousSecretValidUntil *time.Time `json:"previous_secret_valid_until,omitempty"`
+	RegisteredBy             uuid.UUID  `json:"registered_by"`
+	CreatedAt                time.Time  `json:"created_at"`
+	Enabled                  bool       `json:"enabled"`
+	DisabledReason           string     `json:"disabled_reason,omitempty"`
+	DisabledAt               *time.Time `json:"disabled_at,omitempty"`
+	Deleted                  bool       `json:"-"`
 }
 
 // Spec is what an endpoint is registered with.
@@ -228,6 +249,17 @@ func (e *Endpoint) Delete(now time.Time) error {
 	return nil
 }
 
+// RotateSecret makes the next secret version current; the current one
+// keeps signing beside it for RotationOverlap.
+func (e *Endpoint) RotateSecret(now time.Time) error {
+	if !e.Exists() {
+		return ErrNotFound
+	}
+	now = now.UTC()
+	e.record(SecretRotated{WebhookID: e.view.ID, SecretVersion: e.view.SecretVersion + 1, PreviousValidUntil: now.Add(RotationOverlap), RotatedAt: now})
+	return nil
+}
+
 // Apply folds one event into v (the reactor keeps rows, not aggregates).
 func Apply(v *View, ev events.Event) error {
 	switch ev := ev.(type) {
@@ -241,6 +273,9 @@ func Apply(v *View, ev events.Event) error {
 		v.Enabled, v.DisabledReason, v.DisabledAt = true, "", nil
 	case Deleted:
 		v.Enabled, v.Deleted = false, true
+	case SecretRotated:
+		until := ev.PreviousValidUntil
+		v.SecretVersion, v.PreviousSecretValidUntil = ev.SecretVersion, &until
 	default:
 		return fmt.Errorf("webhook: unexpected event %T on an endpoint stream", ev)
 	}

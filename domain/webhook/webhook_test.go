@@ -124,3 +124,26 @@ func TestDisableEnableDelete(t *testing.T) {
 		t.Errorf("a long reason is %d bytes", len(r))
 	}
 }
+
+// A rotation makes the next version current and keeps the previous one
+// signing for RotationOverlap; a deleted endpoint cannot rotate.
+func TestRotateSecret(t *testing.T) {
+	t.Parallel()
+	e := registered(t)
+	if err := e.RotateSecret(t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.RotateSecret(t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	v := e.View()
+	if v.SecretVersion != 3 || v.PreviousSecretValidUntil == nil || !v.PreviousSecretValidUntil.Equal(t0.Add(time.Hour+webhook.RotationOverlap)) {
+		t.Fatalf("after two rotations: %+v", v)
+	}
+	if err := e.Delete(t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.RotateSecret(t0); err != webhook.ErrNotFound { //nolint:errorlint // the sentinel itself
+		t.Errorf("rotate a deleted endpoint: %v", err)
+	}
+}

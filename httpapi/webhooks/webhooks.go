@@ -1,6 +1,7 @@
 // Package webhooks serves the administration of webhook endpoints
 // (/v1/admin/webhooks): registration (the signing secret shown once),
-// listing, disabling, enabling and deleting, and each endpoint's
+// listing, disabling, enabling, deleting and rotating the secret (the
+// previous one signs beside the new for a day), and each endpoint's
 // deliveries, which can be sent again. Every route needs webhooks:manage.
 package webhooks
 
@@ -62,6 +63,7 @@ func Mount(v1 *gin.RouterGroup, d Deps) error {
 	v1.DELETE("/admin/webhooks/:id", need, h.change(commands.WebhookDelete))
 	v1.POST("/admin/webhooks/:id/disable", need, h.change(commands.WebhookDisable))
 	v1.POST("/admin/webhooks/:id/enable", need, h.change(commands.WebhookEnable))
+	v1.POST("/admin/webhooks/:id/rotate-secret", need, h.change(commands.WebhookRotateSecret))
 	v1.GET("/admin/webhooks/:id/deliveries", need, consistent, h.deliveries)
 	v1.POST("/admin/webhooks/:id/deliveries/:delivery_id/resend", need, h.resend)
 	return nil
@@ -160,11 +162,19 @@ func (h *handlers) change(action commands.WebhookAction) gin.HandlerFunc {
 			return
 		}
 		httpapi.SetConsistencyToken(c, res.Position)
-		if action == commands.WebhookDelete {
+		switch action {
+		case commands.WebhookDelete:
 			c.Status(http.StatusNoContent)
-			return
+		case commands.WebhookRotateSecret:
+			// The new secret, shown this once.
+			c.Header("Cache-Control", "no-store")
+			c.JSON(http.StatusOK, struct {
+				domain.View
+				Secret string `json:"secret"`
+			}{res.View, h.d.Secrets.Derive(res.View.ID, res.View.SecretVersion).String()})
+		default:
+			c.JSON(http.StatusOK, res.View)
 		}
-		c.JSON(http.StatusOK, res.View)
 	}
 }
 

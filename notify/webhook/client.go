@@ -226,7 +226,10 @@ type Delivery struct {
 	ID     string
 	At     time.Time
 	Secret Secret
-	Body   []byte
+	// Also are further secrets that sign the delivery beside Secret (the
+	// previous one, during a rotation): one signature each, space-separated.
+	Also []Secret
+	Body []byte
 }
 
 // Outcome is what a delivery attempt got: the status (0 when no answer
@@ -247,7 +250,11 @@ func (cl *Client) Post(ctx context.Context, d Delivery) Outcome {
 	req.Header.Set("User-Agent", cl.userAgent)
 	req.Header.Set(HeaderID, d.ID)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(d.At.Unix(), 10))
-	req.Header.Set(HeaderSignature, d.Secret.Sign(d.ID, d.At, d.Body))
+	sigs := []string{d.Secret.Sign(d.ID, d.At, d.Body)}
+	for _, s := range d.Also {
+		sigs = append(sigs, s.Sign(d.ID, d.At, d.Body))
+	}
+	req.Header.Set(HeaderSignature, strings.Join(sigs, " "))
 	resp, err := cl.http.Do(req)
 	if err != nil {
 		return Outcome{Err: err}

@@ -142,6 +142,8 @@ type leased struct {
 	attempts      int
 	url           string
 	secretVersion int
+	// previousUntil: the previous secret version signs too until then.
+	previousUntil *time.Time
 }
 
 // DeliverDue posts the deliveries due now (at most Batch, Concurrency at
@@ -154,13 +156,13 @@ WHERE e.webhook_id = d.webhook_id AND (d.webhook_id, d.event_id) IN (
 	SELECT x.webhook_id, x.event_id FROM `+DeliveriesTable+` x JOIN `+EndpointsTable+` y ON y.webhook_id = x.webhook_id
 	WHERE x.state = 'pending' AND x.next_attempt_at <= $1 AND (x.lease_until IS NULL OR x.lease_until < $1) AND y.enabled
 	ORDER BY x.next_attempt_at LIMIT $3 FOR UPDATE OF x SKIP LOCKED)
-RETURNING d.webhook_id, d.event_id, d.payload, d.created_at, d.attempts, e.url, e.secret_version`, now, now.Add(d.c.Lease), d.c.Batch)
+RETURNING d.webhook_id, d.event_id, d.payload, d.created_at, d.attempts, e.url, e.secret_version, e.previous_secret_until`, now, now.Add(d.c.Lease), d.c.Batch)
 	if err != nil {
 		return 0, fmt.Errorf("webhooks: lease: %w", err)
 	}
 	due, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (leased, error) {
 		var l leased
-		err := r.Scan(&l.webhookID, &l.eventID, &l.payload, &l.createdAt, &l.attempts, &l.url, &l.secretVersion)
+		err := r.Scan(&l.webhookID, &l.eventID, &l.payload, &l.createdAt, &l.attempts, &l.url, &l.secretVersion, &l.previousUntil)
 		return l, err
 	})
 	if err != nil {
@@ -178,8 +180,12 @@ RETURNING d.webhook_id, d.event_id, d.payload, d.created_at, d.attempts, e.url, 
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			out := d.c.Client.Post(ctx, webhook.Delivery{URL: l.url, ID: l.eventID.String(), At: d.c.Now(),
-				Secret: d.c.Secrets.Derive(l.webhookID, l.secretVersion), Body: l.payload})
+			at := d.c.Now()
+			delivery := webhook.Delivery{URL: l.url, ID: l.eventID.String(), At: at, Secret: d.c.Secrets.Derive(l.webhookID, l.secretVersion), Body: l.payload}
+			if l.previousUntil != nil && at.Before(*l.previousUntil) && l.secretVersion > 1 {
+				delivery.Also = []webhook.Secret{d.c.Secrets.Derive(l.webhookID, l.secretVersion-1)}
+			}
+			out := d.c.Client.Post(ctx, delivery)
 			if out.Err == nil {
 				mu.Lock()
 				delivered, statuses = append(delivered, l), append(statuses, out.Status)

@@ -126,7 +126,7 @@ func Summarize(ctx context.Context, q Querier) (Summary, error) {
 // to see it).
 func Endpoints(ctx context.Context, q Querier) ([]webhook.View, error) {
 	rows, err := q.Query(ctx, `SELECT webhook_id, url, event_types, description, secret_version, registered_by, created_at,
-	enabled, COALESCE(disabled_reason, ''), disabled_at FROM `+EndpointsTable+` WHERE NOT deleted ORDER BY created_at, webhook_id`)
+	enabled, COALESCE(disabled_reason, ''), disabled_at, previous_secret_until FROM `+EndpointsTable+` WHERE NOT deleted ORDER BY created_at, webhook_id`)
 	if undefinedTable(err) {
 		return []webhook.View{}, nil
 	}
@@ -136,7 +136,7 @@ func Endpoints(ctx context.Context, q Querier) ([]webhook.View, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (webhook.View, error) {
 		var v webhook.View
 		err := r.Scan(&v.ID, &v.URL, &v.EventTypes, &v.Description, &v.SecretVersion, &v.RegisteredBy, &v.CreatedAt,
-			&v.Enabled, &v.DisabledReason, &v.DisabledAt)
+			&v.Enabled, &v.DisabledReason, &v.DisabledAt, &v.PreviousSecretValidUntil)
 		return v, err
 	})
 }

@@ -97,6 +97,8 @@ CREATE TABLE %[1]s (
 	event_types     text[]      NOT NULL,
 	description     text        NOT NULL,
 	secret_version  integer     NOT NULL,
+	-- After a rotation, the previous version signs too until then.
+	previous_secret_until timestamptz,
 	registered_by   uuid        NOT NULL,
 	created_at      timestamptz NOT NULL,
 	enabled         boolean     NOT NULL,
@@ -157,7 +159,8 @@ func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
 		_, err = b.tx.Exec(ctx, `INSERT INTO `+b.endpoints+` (webhook_id, url, event_types, description, secret_version, registered_by, created_at, enabled,
 	registered_commit, registered_prepare)
 VALUES ($1, $2, $3, $4, $5, $6, $7, true, $8, $9)
-ON CONFLICT (webhook_id) DO UPDATE SET enabled = true, disabled_reason = NULL, disabled_at = NULL, deleted = false`,
+ON CONFLICT (webhook_id) DO UPDATE SET enabled = true, disabled_reason = NULL, disabled_at = NULL, deleted = false,
+	secret_version = EXCLUDED.secret_version, previous_secret_until = NULL`,
 			e.WebhookID, e.URL, e.EventTypes, e.Description, e.SecretVersion, e.RegisteredBy, e.RegisteredAt,
 			strconv.FormatUint(ev.Position.Commit, 10), strconv.FormatUint(ev.Position.Prepare, 10))
 	case webhook.Disabled:
@@ -168,6 +171,9 @@ ON CONFLICT (webhook_id) DO UPDATE SET enabled = true, disabled_reason = NULL, d
 			e.WebhookID)
 	case webhook.Deleted:
 		_, err = b.tx.Exec(ctx, `UPDATE `+b.endpoints+` SET enabled = false, deleted = true WHERE webhook_id = $1`, e.WebhookID)
+	case webhook.SecretRotated:
+		_, err = b.tx.Exec(ctx, `UPDATE `+b.endpoints+` SET secret_version = $2, previous_secret_until = $3 WHERE webhook_id = $1`,
+			e.WebhookID, e.SecretVersion, e.PreviousValidUntil)
 	}
 	return err
 }
