@@ -168,6 +168,9 @@ RETURNING d.webhook_id, d.event_id, d.payload, d.created_at, d.attempts, e.url, 
 	if err != nil {
 		return 0, fmt.Errorf("webhooks: lease: %w", err)
 	}
+	// Outcomes are recorded even when ctx ends meanwhile: a post that got
+	// its answer must not be posted again for want of an UPDATE.
+	settleCtx := context.WithoutCancel(ctx)
 	var (
 		wg        sync.WaitGroup
 		mu        sync.Mutex
@@ -186,13 +189,19 @@ RETURNING d.webhook_id, d.event_id, d.payload, d.created_at, d.attempts, e.url, 
 				delivery.Also = []webhook.Secret{d.c.Secrets.Derive(l.webhookID, l.secretVersion-1)}
 			}
 			out := d.c.Client.Post(ctx, delivery)
+			if out.Err != nil && ctx.Err() != nil {
+				// Shutting down: not the receiver's failure. Give the row back
+				// (its attempt uncounted) rather than leave it leased.
+				d.release(l)
+				return
+			}
 			if out.Err == nil {
 				mu.Lock()
 				delivered, statuses = append(delivered, l), append(statuses, out.Status)
 				mu.Unlock()
 				return
 			}
-			if err := d.settleFailure(ctx, l, out); err != nil {
+			if err := d.settleFailure(settleCtx, l, out); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -200,10 +209,21 @@ RETURNING d.webhook_id, d.event_id, d.payload, d.created_at, d.attempts, e.url, 
 		})
 	}
 	wg.Wait()
-	if err := d.settleDelivered(ctx, delivered, statuses); err != nil {
+	if err := d.settleDelivered(settleCtx, delivered, statuses); err != nil {
 		errs = append(errs, err)
 	}
 	return len(due), errors.Join(errs...)
+}
+
+// release gives back a row leased by a round that was stopped, its
+// attempt not counted, so that the next deliverer takes it at once.
+func (d *Deliverer) release(l leased) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := d.c.Pool.Exec(ctx, `UPDATE `+DeliveriesTable+` SET attempts = attempts - 1, lease_until = NULL
+WHERE webhook_id = $1 AND event_id = $2 AND state = 'pending'`, l.webhookID, l.eventID); err != nil {
+		d.c.Logger.Warn("webhooks: could not release a delivery; its lease will run out", slog.String("event_id", l.eventID.String()), slog.String("error", err.Error()))
+	}
 }
 
 // settleDelivered marks a round's successful deliveries in one statement:
