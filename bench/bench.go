@@ -43,6 +43,9 @@ type Config struct {
 	// StreamEvents is how many events the stream section appends for the
 	// publisher's catch-up row (default 20,000).
 	StreamEvents int
+	// WebhookDeliveries is how many events the webhooks section delivers
+	// (default 5,000).
+	WebhookDeliveries int
 	// TimingTries is how many refusals of each kind the login timing row
 	// of the external section makes (default 200).
 	TimingTries int
@@ -60,6 +63,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StreamEvents <= 0 {
 		c.StreamEvents = 20_000
+	}
+	if c.WebhookDeliveries <= 0 {
+		c.WebhookDeliveries = 5_000
 	}
 	if c.TimingTries <= 0 {
 		c.TimingTries = 200
@@ -111,8 +117,12 @@ func Run(ctx context.Context, w io.Writer, cfg Config) error {
 			if err := Account(ctx, w, store, cfg); err != nil {
 				return err
 			}
+		case "webhooks":
+			if err := Webhooks(ctx, w, store, cfg); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("bench: unknown section %q (eventstore, projections, identity, external, stream, account)", s)
+			return fmt.Errorf("bench: unknown section %q (eventstore, projections, identity, external, stream, account, webhooks)", s)
 		}
 	}
 	return nil

@@ -60,3 +60,27 @@ func TestStreamTable(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhooksTable runs a short webhooks section against a loopback
+// receiver: every row printed (the section itself fails unless every
+// delivery reached the receiver). It says nothing about speed.
+func TestWebhooksTable(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	err := bench.Run(t.Context(), &out, bench.Config{
+		DatabaseURL:       pgtest.BaseURL(t),
+		RowDuration:       300 * time.Millisecond,
+		WebhookDeliveries: 200,
+		Sections:          []string{"webhooks"},
+	})
+	if err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	got := out.String()
+	t.Log("\n" + got)
+	for _, want := range []string{"## Webhooks", "policy: delivery rows made from the log", "8 in flight", "1 in flight", "plain signed POST", "p99"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+}

@@ -82,7 +82,9 @@ type Config struct {
 	RateLimit RateLimit
 	// Stream is the analytics stream to NATS JetStream.
 	Stream Stream
-	Tasks  Tasks
+	// Webhooks is the delivery of webhooks.
+	Webhooks Webhooks
+	Tasks    Tasks
 	// External is login through the external auth API.
 	External ExternalAuth
 	// OIDC is sign-in with upstream providers.
@@ -606,6 +608,24 @@ var table = []Var{
 		set:         duration(func(c *Config) *time.Duration { return &c.Stream.DuplicateWindow }),
 	},
 	{
+		Name:        "AUTHLEDGER_WEBHOOK_ALLOW_HOSTS",
+		DefaultDoc:  "(none: public addresses only)",
+		Description: "Comma-separated host names, IPs and CIDRs that webhook deliveries may reach though they are private, loopback or link-local (checked after DNS resolution), and that endpoints may name with http:// (docs/webhooks.md). A name is trusted whatever it resolves to.",
+		set:         func(c *Config, v string) error { c.Webhooks.AllowHosts = v; return nil },
+	},
+	{
+		Name:        "AUTHLEDGER_WEBHOOK_RETRY_SCHEDULE",
+		Default:     "5s,5m,30m,2h,5h,10h,10h",
+		Description: "Waits before each retry of a failed webhook delivery (each jittered by ±20%); after the last the delivery is dead-lettered and, when nothing reached the endpoint meanwhile, the endpoint is disabled with the reason.",
+		set:         func(c *Config, v string) error { return c.Webhooks.setSchedule(v) },
+	},
+	{
+		Name:        "AUTHLEDGER_WEBHOOK_TIMEOUT",
+		Default:     "10s",
+		Description: "Bound on one webhook delivery attempt, from connecting to the receiver's answer (at most 1m).",
+		set:         duration(func(c *Config) *time.Duration { return &c.Webhooks.Timeout }),
+	},
+	{
 		Name:        "AUTHLEDGER_USE_EXTERNAL_AUTH",
 		Default:     ExternalAuthOff,
 		Description: "Where logins check passwords: off (the local hashes, whatever the rollout says), on (the external auth API, docs/external-auth.md) or staged (allowlisted addresses and a percentage of the others); on and staged hold until `authledger rollout set` or PUT /v1/admin/rollout records a mode, which then decides.",
@@ -1015,6 +1035,7 @@ func (c Config) Validate() error {
 	c.Identity.validate(bad)
 	c.RateLimit.validate(bad)
 	c.Stream.validate(bad)
+	c.Webhooks.validate(bad)
 	c.Account.validate(bad)
 	c.MFA.validate(bad)
 	c.Tasks.validate(bad)

@@ -41,6 +41,7 @@ import (
 	"github.com/authledger/authledger/domain/signingkey"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/domain/webhook"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 )
@@ -197,6 +198,11 @@ var InternalOnly = map[string]string{
 	mfa.EventPhoneAdded:                  "the number (personal data) of an SMS factor",
 	mfa.EventPhoneConfirmed:              "second-factor bookkeeping (an id)",
 	mfa.EventCodeFailed:                  "the mailed code's attempt count; the failed login is user.login_failed.v1",
+	webhook.EventRegistered:              "webhook administration: the receiver's address (the audit trail has it)",
+	webhook.EventDisabled:                "webhook administration (the audit trail has it); the owner reads it from GET /v1/admin/webhooks/{id}",
+	webhook.EventEnabled:                 "webhook administration (the audit trail has it)",
+	webhook.EventDeleted:                 "webhook administration (the audit trail has it)",
+	webhook.EventSecretRotated:           "webhook administration (the version of a derived secret; the audit trail has it)",
 }
 
 // RegisterEvents registers every domain package's events into r: the
@@ -207,7 +213,7 @@ func RegisterEvents(r *events.Registry) error {
 		user.RegisterEvents, session.RegisterEvents, task.RegisterEvents,
 		signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents,
 		access.RegisterEvents, apikey.RegisterEvents, auditarchive.RegisterEvents,
-		mfa.RegisterEvents,
+		mfa.RegisterEvents, webhook.RegisterEvents,
 	} {
 		if err := f(r); err != nil {
 			return err

@@ -4,7 +4,7 @@
 // (ADR 0024); the sections that measure the assembled service run the
 // server binary (`authledger serve`, -server) as a process of its own.
 //
-//	authledger-bench [-sections eventstore,projections,identity,external,account,upstream,tasks,limits,apikeys,stream] [flags]
+//	authledger-bench [-sections eventstore,projections,identity,external,account,upstream,tasks,limits,apikeys,stream,webhooks] [flags]
 //
 // Only DATABASE_URL is read from the environment: the PostgreSQL server in
 // which every section creates, and drops, scratch databases of its own.
@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 	fs := flag.NewFlagSet("authledger-bench", flag.ContinueOnError)
 	duration := fs.Duration("duration", 3*time.Second, "how long each throughput row runs")
 	writers := fs.String("writers", "1,8,32", "comma-separated writer counts of the append rows")
-	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run: eventstore, projections, identity, external, account, upstream, tasks, limits, apikeys, stream")
+	sections := fs.String("sections", "eventstore,projections", "comma-separated sections to run: eventstore, projections, identity, external, account, upstream, tasks, limits, apikeys, stream, webhooks")
 	server := fs.String("server", "", "upstream, tasks, limits and apikeys sections: the authledger binary to run as the server (default: the authledger beside this binary)")
 	slow := fs.Int("slow", 1000, "limits section: the slow connections of the held row (twice as many in the row after)")
 	redisURL := fs.String("redis", os.Getenv("AUTHLEDGER_TEST_REDIS_URL"), "limits section: the redis-server of the rate-limit row (default $AUTHLEDGER_TEST_REDIS_URL, which make bench sets; none: the memory row alone)")
@@ -66,7 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		fmt.Fprintln(w, "downloads, history, export), limits (serve under a 300 MB body and slow")
 		fmt.Fprintln(w, "connections: peak memory, health and logins answered), apikeys (serve:")
 		fmt.Fprintln(w, "GET /v1/me with a JWT and with an API key, introspections by a key), stream")
-		fmt.Fprintln(w, "(the analytics stream's publisher to JetStream beside the log's append rate, its lag).")
+		fmt.Fprintln(w, "(the analytics stream's publisher to JetStream beside the log's append rate, its lag),")
+		fmt.Fprintln(w, "webhooks (deliveries made from the log and posted, signed, to a loopback receiver).")
 		fmt.Fprintln(w, "Only DATABASE_URL is read from the environment.")
 		fmt.Fprintln(w, "\nflags:")
 		fs.PrintDefaults()
@@ -101,13 +102,13 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		}
 		cfg.Writers = append(cfg.Writers, n)
 	}
-	known := map[string]bool{"eventstore": true, "projections": true, "identity": true, "external": true, "account": true, "upstream": true, "tasks": true, "limits": true, "apikeys": true, "stream": true}
+	known := map[string]bool{"eventstore": true, "projections": true, "identity": true, "external": true, "account": true, "upstream": true, "tasks": true, "limits": true, "apikeys": true, "stream": true, "webhooks": true}
 	for s := range strings.SplitSeq(*sections, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
 		if !known[s] {
-			fmt.Fprintf(stderr, "authledger-bench: -sections: unknown section %q (eventstore, projections, identity, external, account, upstream, tasks, limits, apikeys, stream)\n", s)
+			fmt.Fprintf(stderr, "authledger-bench: -sections: unknown section %q (eventstore, projections, identity, external, account, upstream, tasks, limits, apikeys, stream, webhooks)\n", s)
 			return exitUsage
 		}
 		cfg.Sections = append(cfg.Sections, s)

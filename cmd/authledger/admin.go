@@ -35,6 +35,7 @@ import (
 	"github.com/authledger/authledger/reactors/outbox"
 	"github.com/authledger/authledger/reactors/sessionclaims"
 	"github.com/authledger/authledger/reactors/sessionlimit"
+	"github.com/authledger/authledger/reactors/webhooks"
 	"github.com/authledger/authledger/stream"
 )
 
@@ -171,7 +172,7 @@ func openAdmin(ctx context.Context, name string, withStore bool, getenv env, std
 type statusJSON struct {
 	Name string `json:"name"`
 	// Kind is read_model, policy (a durable reaction to the log, with a
-	// checkpoint), outbox (the outgoing messages) or follower (a per-process follower such as the
+	// checkpoint), outbox (the outgoing messages), webhooks (the webhook deliveries) or follower (a per-process follower such as the
 	// revocation feed, one entry per running instance).
 	Kind             string       `json:"kind"`
 	Instance         string       `json:"instance,omitempty"`
@@ -191,6 +192,9 @@ type statusJSON struct {
 	// Outbox is the outgoing messages by state and the dead letters
 	// (kind outbox).
 	Outbox *outbox.Summary `json:"outbox,omitempty"`
+	// Webhooks is the webhook deliveries by state and the dead letters
+	// (kind webhooks).
+	Webhooks *webhooks.Summary `json:"webhooks,omitempty"`
 }
 
 type rebuildJSON struct {
@@ -244,7 +248,7 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 	// The read models, and the policies the server runs beside them
 	// (status reads only their names and checkpoints).
 	policies := []projector.Projection{sessionclaims.New(nil, nil, nil), projector.Descriptor(blobrelease.Name, blobrelease.Filter),
-		projector.Descriptor(outbox.Name, outbox.Filter)}
+		projector.Descriptor(outbox.Name, outbox.Filter), webhooks.Descriptor()}
 	if c.cfg.Identity.MaxSessionsPerUser > 0 {
 		policies = append(policies, projector.Descriptor(sessionlimit.Name, sessionlimit.Filter))
 	}
@@ -269,8 +273,14 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 		fmt.Fprintf(stderr, "authledger projections status: %v\n", err)
 		return exitError
 	}
+	// The webhook deliveries by state, and their dead letters.
+	hooks, err := webhooks.Summarize(ctx, c.pool)
+	if err != nil {
+		fmt.Fprintf(stderr, "authledger projections status: %v\n", err)
+		return exitError
+	}
 	if *asJSON {
-		out := make([]statusJSON, 0, len(st)+len(followers)+1)
+		out := make([]statusJSON, 0, len(st)+len(followers)+2)
 		for i, s := range st {
 			j := toStatusJSON(s)
 			j.Kind = "read_model"
@@ -285,6 +295,7 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 				Position: f.Position.String(), LagSeconds: f.LagSeconds, Retries: f.Retries, LastError: f.LastError, UpdatedAt: &u})
 		}
 		out = append(out, statusJSON{Name: outbox.Name + "_messages", Kind: "outbox", State: outboxState(box), Outbox: &box})
+		out = append(out, statusJSON{Name: webhooks.DeliveriesTable, Kind: "webhooks", State: webhooksState(hooks), Webhooks: &hooks})
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
@@ -296,7 +307,33 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 	printStatusTable(stdout, st, time.Now())
 	printFollowersTable(stdout, followers, time.Now())
 	printOutbox(stdout, box)
+	printWebhooks(stdout, hooks)
 	return exitOK
+}
+
+// webhooksState is "dead-letters" while any delivery is dead, "retrying"
+// while one that failed waits for its next attempt, else "ok".
+func webhooksState(s webhooks.Summary) string {
+	switch {
+	case s.Dead > 0:
+		return "dead-letters"
+	case s.Retrying > 0:
+		return "retrying"
+	}
+	return "ok"
+}
+
+// printWebhooks writes the webhook deliveries by state, then each dead
+// letter.
+func printWebhooks(w io.Writer, s webhooks.Summary) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "WEBHOOKS\tSTATE\tPENDING\tRETRYING\tDELIVERED\tDEAD\tDISABLED ENDPOINTS")
+	fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", webhooks.DeliveriesTable, webhooksState(s), s.Pending, s.Retrying, s.Delivered, s.Dead, s.DisabledEndpoints)
+	_ = tw.Flush()
+	for _, d := range s.DeadLetters {
+		fmt.Fprintf(w, "\ndead webhook delivery %s (%s, endpoint %s) after %d attempts: %s\n", d.EventID, d.EventType, d.WebhookID, d.Attempts, d.LastError)
+	}
 }
 
 // outboxState is "dead-letters" while any message is dead, "retrying"

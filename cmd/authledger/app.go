@@ -41,6 +41,7 @@ import (
 	"github.com/authledger/authledger/httpapi/errtable"
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
 	"github.com/authledger/authledger/httpapi/oauth2"
+	webhookshttp "github.com/authledger/authledger/httpapi/webhooks"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections"
 	"github.com/authledger/authledger/projections/projector"
@@ -100,6 +101,9 @@ type hooks struct {
 	clock func() time.Time
 	// outboxPoll is how often the outbox looks for due messages (0: 1s).
 	outboxPoll time.Duration
+	// webhookPoll is how often the webhook deliverer looks for due
+	// deliveries (0: 1s).
+	webhookPoll time.Duration
 	// mailOut receives the mail without AUTHLEDGER_SMTP_URL (nil: the
 	// process's standard output).
 	mailOut io.Writer
@@ -224,8 +228,16 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 		return nil, err
 	}
 	a.background("outbox", deliverer.Run)
+	// Webhooks: the policy that makes deliveries of the public events,
+	// and the deliverer (every instance runs one; leases share the rows).
+	hooksCore, err := wireWebhooks(cfg, a.store, a.db, ident.webhookKey, log, h)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() error { hooksCore.client.Close(); return nil })
+	a.background("webhooks", hooksCore.deliverer.Run)
 	policies := append([]projector.Projection{sessionclaims.New(ident.claimsSync, ident.deps.Revoke, nil), release,
-		outbox.New(h.clock, 0)}, externalPolicies...)
+		outbox.New(h.clock, 0), hooksCore.policy}, externalPolicies...)
 	if cfg.Identity.MaxSessionsPerUser > 0 {
 		limit, err := sessionlimit.New(sessionlimit.Config{
 			Pool: a.db, Waiter: projector.NewWaiter(a.db, nil, 0), Revoke: ident.deps.Revoke, Registry: ident.registry,
@@ -356,6 +368,10 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 		a.background("bootstrap-admin", bootstrapAdmin(ident.bootstrap, email, log))
 	}
 	if err := apikeys.Mount(v1, ident.keyDeps()); err != nil {
+		return nil, err
+	}
+	hooksCore.deps.Waiter = waiter
+	if err := webhookshttp.Mount(v1, hooksCore.deps); err != nil {
 		return nil, err
 	}
 	if err := oauth2.Mount(&a.engine.RouterGroup, ident.oauth2Deps()); err != nil {

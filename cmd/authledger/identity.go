@@ -34,6 +34,7 @@ import (
 	"github.com/authledger/authledger/domain/signin"
 	"github.com/authledger/authledger/domain/signingkey"
 	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/domain/webhook"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi/authn"
@@ -117,6 +118,8 @@ type identityCore struct {
 	// streams it renders messages from.
 	minter *mailtoken.Minter
 	users  *commands.Repository[*user.User]
+	// webhookKey derives the webhook endpoints' signing secrets.
+	webhookKey []byte
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -152,7 +155,7 @@ func loadMasterKey(cfg config.Config, log *slog.Logger) (*keys.MasterKey, error)
 // newRegistry knows every event the identity commands load.
 func newRegistry() (*events.Registry, error) {
 	reg := events.NewRegistry()
-	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents, access.RegisterEvents, apikeydomain.RegisterEvents, auditarchive.RegisterEvents, mfa.RegisterEvents} {
+	for _, f := range []func(*events.Registry) error{user.RegisterEvents, session.RegisterEvents, signingkey.RegisterEvents, rollout.RegisterEvents, signin.RegisterEvents, access.RegisterEvents, apikeydomain.RegisterEvents, auditarchive.RegisterEvents, mfa.RegisterEvents, webhook.RegisterEvents} {
 		if err := f(reg); err != nil {
 			return nil, err
 		}
@@ -217,6 +220,10 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		return nil, err
 	}
 	minter, err := mailtoken.NewMinter(mailKey)
+	if err != nil {
+		return nil, err
+	}
+	webhookKey, err := master.DeriveKey(webhookSecretKeyPurpose)
 	if err != nil {
 		return nil, err
 	}
@@ -385,6 +392,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		apiKeys:         keyCore,
 		verifier:        verifier,
 		minter:          minter,
+		webhookKey:      webhookKey,
 		users:           ih.Users,
 		deps: identityhttp.Deps{
 			Register:   ih.Register,

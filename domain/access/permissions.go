@@ -52,6 +52,7 @@ const (
 	ServiceAccountsRead   Permission = "service_accounts:read"
 	ServiceAccountsWrite  Permission = "service_accounts:write"
 	TokensIntrospect      Permission = "tokens:introspect"
+	WebhooksManage        Permission = "webhooks:manage"
 )
 
 // Described is one row of Table.
@@ -85,6 +86,7 @@ var table = []Described{
 	{ServiceAccountsRead, "List service accounts and their API keys."},
 	{ServiceAccountsWrite, "Create service accounts (with roles one holds all of) and create and revoke their API keys."},
 	{TokensIntrospect, "Introspect (RFC 7662) and revoke (RFC 7009) any access token, refresh token or API key: for services that accept our tokens."},
+	{WebhooksManage, "Register, list, disable, enable and delete webhook endpoints, and read and resend their deliveries."},
 }
 
 // Table returns every permission with its description.

@@ -26,9 +26,11 @@ import (
 	"github.com/authledger/authledger/domain/rollout"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/domain/webhook"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/problem"
 	"github.com/authledger/authledger/projections/userviews"
+	"github.com/authledger/authledger/reactors/webhooks"
 )
 
 // QuotaRetryAfter is the Retry-After of a task-quota answer: a task stops
@@ -125,6 +127,11 @@ func Table() httpapi.ErrorTable {
 		{Err: apikey.ErrNotFound, Problem: problem.NotFound("No such API key.")},
 		{Err: apikey.ErrServiceAccountNotFound, Problem: problem.NotFound("No such service account.")},
 		{Err: apikey.ErrInvalid, Problem: problem.Unauthenticated("invalid-token", "The access token is invalid or expired.")},
+
+		// Webhooks.
+		{Err: webhook.ErrNotFound, Problem: problem.NotFound("No such webhook endpoint.")},
+		{Err: webhooks.ErrDeliveryNotFound, Problem: problem.NotFound("No such delivery.")},
+		{Err: webhooks.ErrEndpointDisabled, Problem: problem.Conflict("webhook-disabled", "The endpoint is disabled; enable it before resending.")},
 
 		// Access tokens (the authentication middleware).
 		{Err: token.ErrInvalidToken, Problem: problem.Unauthenticated("invalid-token", "The access token is invalid or expired.")},

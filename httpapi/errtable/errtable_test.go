@@ -29,12 +29,14 @@ import (
 	"github.com/authledger/authledger/domain/signingkey"
 	"github.com/authledger/authledger/domain/task"
 	"github.com/authledger/authledger/domain/user"
+	"github.com/authledger/authledger/domain/webhook"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/httpapi"
 	"github.com/authledger/authledger/httpapi/errtable"
 	"github.com/authledger/authledger/httpapi/problem"
 	"github.com/authledger/authledger/outage"
 	"github.com/authledger/authledger/projections/userviews"
+	"github.com/authledger/authledger/reactors/webhooks"
 )
 
 const module = "github.com/authledger/authledger"
@@ -81,6 +83,9 @@ var mapped = map[string]struct {
 	"domain/apikey.ErrNotFound":               {apikey.ErrNotFound, answer{404, "not-found"}},
 	"domain/apikey.ErrServiceAccountNotFound": {apikey.ErrServiceAccountNotFound, answer{404, "not-found"}},
 	"domain/apikey.ErrInvalid":                {apikey.ErrInvalid, answer{401, "invalid-token"}},
+	"domain/webhook.ErrNotFound":              {webhook.ErrNotFound, answer{404, "not-found"}},
+	"reactors/webhooks.ErrDeliveryNotFound":   {webhooks.ErrDeliveryNotFound, answer{404, "not-found"}},
+	"reactors/webhooks.ErrEndpointDisabled":   {webhooks.ErrEndpointDisabled, answer{409, "webhook-disabled"}},
 	"auth/password.ErrPolicy":                 {password.ErrPolicy, answer{400, "invalid-input"}},
 	"domain/task.ErrNotFound":                 {task.ErrNotFound, answer{404, "not-found"}},
 	"domain/task.ErrNotRetryable":             {task.ErrNotRetryable, answer{409, "not-retryable"}},
