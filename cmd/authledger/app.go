@@ -20,10 +20,12 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authledger/authledger"
 	authaccess "github.com/authledger/authledger/auth/access"
+	"github.com/authledger/authledger/auth/datakeys"
 	"github.com/authledger/authledger/auth/apikey"
 	authrollout "github.com/authledger/authledger/auth/rollout"
 	"github.com/authledger/authledger/commands"
@@ -39,6 +41,7 @@ import (
 	"github.com/authledger/authledger/httpapi/errtable"
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
 	"github.com/authledger/authledger/httpapi/oauth2"
+	privacyhttp "github.com/authledger/authledger/httpapi/privacy"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections"
 	"github.com/authledger/authledger/projections/projector"
@@ -58,6 +61,8 @@ type app struct {
 	// postgres store the log lives in the same database behind its own pool.
 	db     *pgxpool.Pool
 	store  eventstore.Store
+	// dataKeys seal the personal data in store's events (erasure destroys one).
+	dataKeys *datakeys.Keyring
 	engine *gin.Engine
 	// handler is what serve answers with: the engine, unless a test wraps
 	// it (cmd/authledger's tests check every exchange against
@@ -129,10 +134,17 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 	}
 	a.closers = append(a.closers, func() error { a.db.Close(); return nil })
 
-	a.store, err = openEventStore(startCtx, cfg)
+	// The master key first: serve creates the development key file when
+	// none is configured, and the store seals under keys it protects.
+	master, err := loadMasterKey(cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	sealedLog, err := openEventStore(startCtx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.store, a.dataKeys = sealedLog, sealedLog.keys
 	a.closers = append(a.closers, a.store.Close)
 
 	registry := httpapi.NewRegistry()
@@ -147,7 +159,7 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 	// Identity: keys, tokens, passwords, the command handlers, and the
 	// revocation set fed by the log (so that a logout bites on every
 	// instance).
-	ident, err := wireIdentity(startCtx, cfg, a.store, a.db, log, h)
+	ident, err := wireIdentity(startCtx, cfg, master, a.store, a.db, log, h)
 	if err != nil {
 		return nil, err
 	}
@@ -331,6 +343,14 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 	if err := apikeys.Mount(v1, ident.keyDeps()); err != nil {
 		return nil, err
 	}
+	// The data subject's rights (ADR 0034): export, erasure, consent.
+	erase := ident.erase
+	erase.Keys, erase.Quotas, erase.DeleteTask = a.dataKeys, tasks.handlers.Delete.Quotas, tasks.handlers.Delete
+	if err := privacyhttp.Mount(v1, privacyhttp.Deps{Pool: a.db, Blobs: tasks.blobs, Erase: &erase, AcceptTerms: ident.acceptTerms,
+		TermsVersion: cfg.Account.TermsVersion, Opener: sealedLog.Store,
+		APIKeys: func(owner uuid.UUID) any { return ident.apiKeys.keys.Owned(owner) }}); err != nil {
+		return nil, err
+	}
 	if err := oauth2.Mount(&a.engine.RouterGroup, ident.oauth2Deps()); err != nil {
 		return nil, err
 	}
@@ -360,10 +380,10 @@ func openReadModelPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, 
 	return pool, nil
 }
 
-// openEventStore opens the configured store and proves it reachable, so a
+// openLogStore opens the configured store and proves it reachable, so a
 // wrong ESDB_URL fails start-up with a message naming it rather than the
 // first request.
-func openEventStore(ctx context.Context, cfg config.Config) (eventstore.Store, error) {
+func openLogStore(ctx context.Context, cfg config.Config) (eventstore.Store, error) {
 	var (
 		s   eventstore.Store
 		err error
