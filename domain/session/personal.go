@@ -17,3 +17,6 @@ func (e Refreshed) PersonalData() (uuid.UUID, []string) {
 	return e.Terms.UserID, []string{"ip", "user_agent", "claims"}
 }
 func (e ClaimsUpdated) PersonalData() (uuid.UUID, []string) { return e.UserID, []string{"claims"} }
+func (e ReuseDetected) PersonalData() (uuid.UUID, []string) {
+	return e.UserID, []string{"ip", "user_agent"}
+}

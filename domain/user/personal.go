@@ -26,3 +26,9 @@ func (e LoginFailed) PersonalData() (uuid.UUID, []string) { return e.UserID, []s
 func (e LoginFailuresCleared) PersonalData() (uuid.UUID, []string) {
 	return e.UserID, []string{"source"}
 }
+
+// The reservation events carry no personal data in their data (the
+// stream name holds the address's HMAC), but name the user whose request
+// it was: the metadata's IP and user agent are sealed under their key.
+func (e EmailReserved) PersonalData() (uuid.UUID, []string) { return e.UserID, nil }
+func (e EmailReleased) PersonalData() (uuid.UUID, []string) { return e.UserID, nil }

@@ -39,7 +39,7 @@ import (
 )
 
 // Version is the envelope format's "enc" value.
-const Version = "v1"
+const Version = events.SealedVersion
 
 // Keys are the data keys (auth/datakeys.Keyring).
 type Keys interface {
@@ -124,6 +124,9 @@ func (s *Store) seal(ctx context.Context, ev eventstore.EventData) (eventstore.E
 		}
 	}
 	if metaSubject == uuid.Nil {
+		metaSubject = namedUser(ev.Data)
+	}
+	if metaSubject == uuid.Nil {
 		return ev, nil
 	}
 	md, err := s.sealMembers(ctx, ev.Metadata, metaSubject, "metadata.", metadataMembers, true)
@@ -182,6 +185,23 @@ func (s *Store) sealMembers(ctx context.Context, doc json.RawMessage, subject uu
 		return doc, nil
 	}
 	return json.Marshal(obj)
+}
+
+// namedUser is the user an event's data names (user_id, else owner_id):
+// whose request an anonymous one was (a login, a refresh), so that its
+// metadata is sealed under their key.
+func namedUser(data json.RawMessage) uuid.UUID {
+	var named struct {
+		UserID  uuid.UUID `json:"user_id"`
+		OwnerID uuid.UUID `json:"owner_id"`
+	}
+	if json.Unmarshal(data, &named) != nil {
+		return uuid.Nil
+	}
+	if named.UserID != uuid.Nil {
+		return named.UserID
+	}
+	return named.OwnerID
 }
 
 func isEmpty(v json.RawMessage) bool {
@@ -250,12 +270,11 @@ func (s *Store) openMembers(ctx context.Context, doc json.RawMessage, prefix str
 }
 
 func asEnvelope(v json.RawMessage) (envelope, bool) {
-	v = bytes.TrimSpace(v)
-	if len(v) == 0 || v[0] != '{' || !bytes.Contains(v, []byte(`"enc"`)) {
+	if !events.IsSealed(v) {
 		return envelope{}, false
 	}
 	var env envelope
-	if err := json.Unmarshal(v, &env); err != nil || env.Enc != Version || env.Kid == "" || env.CT == "" {
+	if err := json.Unmarshal(bytes.TrimSpace(v), &env); err != nil {
 		return envelope{}, false
 	}
 	return env, true
