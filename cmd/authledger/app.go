@@ -25,8 +25,8 @@ import (
 
 	"github.com/authledger/authledger"
 	authaccess "github.com/authledger/authledger/auth/access"
-	"github.com/authledger/authledger/auth/datakeys"
 	"github.com/authledger/authledger/auth/apikey"
+	"github.com/authledger/authledger/auth/datakeys"
 	authrollout "github.com/authledger/authledger/auth/rollout"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
@@ -59,11 +59,11 @@ type app struct {
 
 	// db is the PostgreSQL pool of the read models (and readiness); with the
 	// postgres store the log lives in the same database behind its own pool.
-	db     *pgxpool.Pool
-	store  eventstore.Store
+	db    *pgxpool.Pool
+	store eventstore.Store
 	// dataKeys seal the personal data in store's events (erasure destroys one).
 	dataKeys *datakeys.Keyring
-	engine *gin.Engine
+	engine   *gin.Engine
 	// handler is what serve answers with: the engine, unless a test wraps
 	// it (cmd/authledger's tests check every exchange against
 	// openapi.yaml).

@@ -72,4 +72,3 @@ func openEventStore(ctx context.Context, cfg config.Config) (*sealedStore, error
 	}
 	return &sealedStore{Store: s, keys: ring, pool: pool}, nil
 }
-
