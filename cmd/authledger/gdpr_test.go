@@ -200,6 +200,18 @@ func TestExportThenEraseLeavesNoPlaintext(t *testing.T) {
 		t.Errorf("the archive's file is not the upload (%d bytes, members %d)", len(gotFile), len(members))
 	}
 
+	// An administrator's export of someone else reads their files: each
+	// live task's read is recorded in the log, as the task API records it.
+	admin, _ := r.loginAs("root-" + tag + "@example.com")
+	waitStatus(t, r, "GET", "/v1/admin/users/"+userID, admin, http.StatusOK)
+	if status, _, b := r.download("/v1/admin/users/"+userID+"/export", admin); status != http.StatusOK || !bytes.Contains(unzip(t, b)["tasks.json"], []byte(ocrWord)) {
+		t.Fatalf("admin export before erasure: %d", status)
+	}
+	var viewed int
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE type = 'task.viewed.v1' AND data->>'task_id' = $1 AND (data->>'as_admin')::boolean`, taskID).Scan(&viewed); err != nil || viewed != 1 {
+		t.Fatalf("recorded admin reads of the task: %d %v", viewed, err)
+	}
+
 	// Erasure needs the password.
 	if status, _, body := r.call("DELETE", "/v1/me", access, map[string]string{"password": "not it at all"}); status != http.StatusBadRequest {
 		t.Fatalf("erase with a wrong password: %d %v", status, body)
@@ -217,8 +229,6 @@ func TestExportThenEraseLeavesNoPlaintext(t *testing.T) {
 	waitRejected(t, r, access)
 
 	// An administrator sees the account erased.
-	admin, _ := r.loginAs("root-" + tag + "@example.com")
-	waitStatus(t, r, "GET", "/v1/admin/users/"+userID, admin, http.StatusOK)
 	status, _, prof := r.call("GET", "/v1/admin/users/"+userID, admin, nil, "X-Consistency-Token", erasedAt)
 	if status != http.StatusOK || prof["email"] != "" || prof["display_name"] != "" {
 		t.Fatalf("the erased profile: %d %v", status, prof)

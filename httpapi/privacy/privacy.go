@@ -57,14 +57,19 @@ type Deps struct {
 	// APIKeys lists the metadata of a user's API keys (never a secret).
 	APIKeys func(owner uuid.UUID) any
 	Opener  Opener
-	Now     func() time.Time
+	// AuthorizeRead records an administrator's read of another user's task
+	// in the log (commands.AuthorizeTaskReadHandler with asAdmin, as
+	// readapi's GET /v1/tasks/{id} does): an export by an administrator
+	// records one for every live task it includes.
+	AuthorizeRead func(c *gin.Context, taskID uuid.UUID, asAdmin bool) error
+	Now           func() time.Time
 }
 
 // Validate reports every missing dependency at once.
 func (d Deps) Validate() error {
 	var errs []error
-	if d.Pool == nil || d.Blobs == nil || d.Erase == nil || d.AcceptTerms == nil || d.APIKeys == nil || d.Opener == nil {
-		errs = append(errs, errors.New("httpapi/privacy: Pool, Blobs, Erase, AcceptTerms, APIKeys and Opener are required"))
+	if d.Pool == nil || d.Blobs == nil || d.Erase == nil || d.AcceptTerms == nil || d.APIKeys == nil || d.Opener == nil || d.AuthorizeRead == nil {
+		errs = append(errs, errors.New("httpapi/privacy: Pool, Blobs, Erase, AcceptTerms, APIKeys, Opener and AuthorizeRead are required"))
 	}
 	return errors.Join(errs...)
 }
@@ -201,21 +206,32 @@ func (h *handlers) exportMine(c *gin.Context) {
 		httpapi.WriteError(c, err)
 		return
 	}
-	h.export(c, p.UserID)
+	h.export(c, p.UserID, nil)
 }
 
 func (h *handlers) exportUser(c *gin.Context) {
+	p, err := httpapi.Caller(c)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
 	id, ok := userParam(c)
 	if !ok {
 		return
 	}
-	h.export(c, id)
+	var recordRead func(uuid.UUID) error
+	if id != p.UserID {
+		recordRead = func(task uuid.UUID) error { return h.d.AuthorizeRead(c, task, true) }
+	}
+	h.export(c, id, recordRead)
 }
 
 // export gathers every member but the files first, so that a failure
 // answers a problem; the files are streamed after (a blob that went
-// missing meanwhile is listed in files_missing.json instead).
-func (h *handlers) export(c *gin.Context, id uuid.UUID) {
+// missing meanwhile is listed in files_missing.json instead). recordRead,
+// when set, records each live task read on the user's behalf before it
+// is included.
+func (h *handlers) export(c *gin.Context, id uuid.UUID, recordRead func(uuid.UUID) error) {
 	ctx := c.Request.Context()
 	profile, err := userviews.GetProfile(ctx, h.d.Pool, id)
 	if errors.Is(err, userviews.ErrNotFound) {
@@ -226,7 +242,7 @@ func (h *handlers) export(c *gin.Context, id uuid.UUID) {
 		httpapi.WriteError(c, err)
 		return
 	}
-	a, err := h.gather(ctx, id, profile)
+	a, err := h.gather(ctx, id, profile, recordRead)
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -269,7 +285,7 @@ type profileJSON struct {
 	Consents        []userviews.ConsentRow `json:"consents"`
 }
 
-func (h *handlers) gather(ctx context.Context, id uuid.UUID, p userviews.Profile) (*archive, error) {
+func (h *handlers) gather(ctx context.Context, id uuid.UUID, p userviews.Profile, recordRead func(uuid.UUID) error) (*archive, error) {
 	priv, err := userviews.GetPrivacy(ctx, h.d.Pool, id)
 	if err != nil {
 		return nil, err
@@ -315,6 +331,11 @@ func (h *handlers) gather(ctx context.Context, id uuid.UUID, p userviews.Profile
 		}
 		if look != taskviews.Found {
 			continue
+		}
+		if recordRead != nil {
+			if err := recordRead(t.TaskID); err != nil {
+				return nil, err
+			}
 		}
 		for _, f := range t.Files {
 			a.files = append(a.files, archivedFile{path: filePath(t.TaskID, f), sha256: f.SHA256})
