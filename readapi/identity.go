@@ -31,6 +31,10 @@ type MeResponse struct {
 	// LastTokenRefresh is the last renewal of the user's provider tokens;
 	// null before the first (or for an account never linked).
 	LastTokenRefresh *time.Time `json:"last_token_refresh"`
+	// ErasedAt is when the account was erased (ADR 0034): the address and
+	// name are then empty. Null for an account that was not. It is read
+	// from user_privacy, which X-Consistency-Token does not wait for.
+	ErasedAt *time.Time `json:"erased_at"`
 }
 
 func (h *handlers) me(c *gin.Context) {
@@ -94,9 +98,14 @@ func (h *handlers) profile(c *gin.Context, id uuid.UUID) {
 		httpapi.WriteError(c, err)
 		return
 	}
+	priv, err := userviews.GetPrivacy(c.Request.Context(), h.d.Pool, id)
+	if err != nil {
+		httpapi.WriteError(c, err)
+		return
+	}
 	me := MeResponse{
 		ID: prof.UserID, Email: prof.Email, EmailVerified: verified, DisplayName: prof.DisplayName, Roles: prof.Roles,
-		CreatedAt: prof.CreatedAt.UTC(), LastLoginAt: utcPtr(prof.LastLoginAt),
+		CreatedAt: prof.CreatedAt.UTC(), LastLoginAt: utcPtr(prof.LastLoginAt), ErasedAt: utcPtr(priv.ErasedAt),
 	}
 	if linked {
 		me.ExternalUserID, me.ProviderEmail = &link.ExternalUserID, &link.ProviderEmail

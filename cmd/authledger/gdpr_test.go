@@ -233,6 +233,12 @@ func TestExportThenEraseLeavesNoPlaintext(t *testing.T) {
 	if status != http.StatusOK || prof["email"] != "" || prof["display_name"] != "" {
 		t.Fatalf("the erased profile: %d %v", status, prof)
 	}
+	for deadline := time.Now().Add(10 * time.Second); prof["erased_at"] == nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the erased profile has no erased_at: %v", prof)
+		}
+		_, _, prof = r.call("GET", "/v1/admin/users/"+userID, admin, nil)
+	}
 	status, _, archive = r.download("/v1/admin/users/"+userID+"/export", admin)
 	if status != http.StatusOK {
 		t.Fatalf("admin export: %d %s", status, archive)
