@@ -348,6 +348,9 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 	erase.Keys, erase.Quotas, erase.DeleteTask = a.dataKeys, tasks.handlers.Delete.Quotas, tasks.handlers.Delete
 	if err := privacyhttp.Mount(v1, privacyhttp.Deps{Pool: a.db, Blobs: tasks.blobs, Erase: &erase, AcceptTerms: ident.acceptTerms,
 		TermsVersion: cfg.Account.TermsVersion, Opener: sealedLog.Store, AuthorizeRead: tasks.authorizeRead,
+		Consistent: func(projections ...string) gin.HandlerFunc {
+			return readapi.Consistency(waiter, cfg.ConsistencyWait, projections...)
+		},
 		APIKeys: func(owner uuid.UUID) any { return ident.apiKeys.keys.Owned(owner) }}); err != nil {
 		return nil, err
 	}

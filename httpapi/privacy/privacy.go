@@ -62,14 +62,17 @@ type Deps struct {
 	// readapi's GET /v1/tasks/{id} does): an export by an administrator
 	// records one for every live task it includes.
 	AuthorizeRead func(c *gin.Context, taskID uuid.UUID, asAdmin bool) error
-	Now           func() time.Time
+	// Consistent is the read-your-writes middleware over the named
+	// projections (readapi.Consistency with the server's waiter).
+	Consistent func(projections ...string) gin.HandlerFunc
+	Now        func() time.Time
 }
 
 // Validate reports every missing dependency at once.
 func (d Deps) Validate() error {
 	var errs []error
-	if d.Pool == nil || d.Blobs == nil || d.Erase == nil || d.AcceptTerms == nil || d.APIKeys == nil || d.Opener == nil || d.AuthorizeRead == nil {
-		errs = append(errs, errors.New("httpapi/privacy: Pool, Blobs, Erase, AcceptTerms, APIKeys, Opener and AuthorizeRead are required"))
+	if d.Pool == nil || d.Blobs == nil || d.Erase == nil || d.AcceptTerms == nil || d.APIKeys == nil || d.Opener == nil || d.AuthorizeRead == nil || d.Consistent == nil {
+		errs = append(errs, errors.New("httpapi/privacy: Pool, Blobs, Erase, AcceptTerms, APIKeys, Opener, AuthorizeRead and Consistent are required"))
 	}
 	return errors.Join(errs...)
 }
@@ -84,11 +87,14 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 		d.Now = time.Now
 	}
 	h := &handlers{d: d}
-	rg.GET("/me/export", httpapi.Require(access.AccountRead), h.exportMine)
-	rg.GET("/admin/users/:id/export", httpapi.Require(access.UsersExport), h.exportUser)
+	// The export waits (X-Consistency-Token) for every read model it reads.
+	exported := d.Consistent(userviews.ProfilesName, userviews.SessionsName, userviews.ExternalIdentitiesName,
+		userviews.PrivacyName, taskviews.Name, audit.Name)
+	rg.GET("/me/export", httpapi.Require(access.AccountRead), exported, h.exportMine)
+	rg.GET("/admin/users/:id/export", httpapi.Require(access.UsersExport), exported, h.exportUser)
 	rg.DELETE("/me", httpapi.Require(access.AccountWrite), h.eraseMine)
 	rg.DELETE("/admin/users/:id", httpapi.Require(access.UsersErase), h.eraseUser)
-	rg.GET("/me/consents", httpapi.Require(access.AccountRead), h.consents)
+	rg.GET("/me/consents", httpapi.Require(access.AccountRead), d.Consistent(userviews.PrivacyName), h.consents)
 	rg.POST("/me/consents", httpapi.Require(access.AccountWrite), h.accept)
 	return nil
 }
