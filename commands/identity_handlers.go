@@ -52,6 +52,9 @@ type IdentityConfig struct {
 	// addresses and makes registration enumeration-safe
 	// (AUTHLEDGER_REQUIRE_VERIFIED_EMAIL).
 	RequireVerifiedEmail bool
+	// TermsVersion (AUTHLEDGER_TERMS_VERSION) is the terms version
+	// registrations accept and password logins require ("" for none).
+	TermsVersion string
 	// Now is the clock of the account-security commands (token expiry);
 	// nil means time.Now.
 	Now func() time.Time
@@ -190,9 +193,10 @@ func NewIdentityHandlers(store eventstore.Store, registry *events.Registry, cfg 
 		}
 		login.MFA = &m
 	}
+	login.TermsVersion = cfg.TermsVersion
 	register := &RegisterHandler{Reservations: reservations, Users: users, Hasher: cfg.Hasher,
 		Policy: cfg.PasswordPolicy, ReservationKey: cfg.ReservationKey, Minter: cfg.Minter,
-		EnumerationSafe: cfg.RequireVerifiedEmail, Now: cfg.Now}
+		EnumerationSafe: cfg.RequireVerifiedEmail, TermsVersion: cfg.TermsVersion, Now: cfg.Now}
 	ih := &IdentityHandlers{
 		Upstream:           &UpstreamSignInHandler{Login: login, Identities: identities, Flows: flows, Codes: codes, Provision: cfg.UpstreamProvision},
 		Register:           register,

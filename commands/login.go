@@ -41,7 +41,10 @@ type Login struct {
 	// SecondFactor is a second factor's code, for LoginHandler.SecondFactor
 	// (nothing reads it until multi-factor login exists).
 	SecondFactor string
-	Meta         Meta
+	// AcceptTerms, when it names LoginHandler.TermsVersion, accepts that
+	// version of the terms at this login (user.terms_accepted.v1).
+	AcceptTerms string
+	Meta        Meta
 }
 
 // LoginResult carries the tokens and who they are for. RefreshToken and
@@ -148,6 +151,10 @@ type LoginHandler struct {
 	// factor (or a role that requires one) at an mfa_token
 	// (*MFARequiredError); VerifySecondFactor completes it.
 	MFA *SecondFactors
+	// TermsVersion (AUTHLEDGER_TERMS_VERSION), when set, refuses a
+	// password login of a user who has not accepted it
+	// (*TermsRequiredError) unless the login accepts it (Login.AcceptTerms).
+	TermsVersion string
 
 	// external, when set (IdentityConfig.External), sends every login to
 	// the external auth API instead of the local password hashes.
@@ -264,6 +271,9 @@ func (h *LoginHandler) localHandle(ctx context.Context, cmd Login, now time.Time
 	h.afterSuccess(ctx, u, attempt, cmd, now, purpose == "")
 	if h.RequireVerifiedEmail && !u.EmailVerified() {
 		return LoginResult{}, ErrEmailNotVerified
+	}
+	if err := h.terms(ctx, u, cmd, now); err != nil {
+		return LoginResult{}, err
 	}
 	if purpose != "" {
 		// Asked before a challenge is opened, as startSession would.
@@ -457,4 +467,35 @@ func (s *strangers) failed(key string, a user.LoginAttempt, now time.Time) {
 		s.table.Add(key, t)
 	}
 	t.Observe(user.LoginFailed{FailedAt: now.UTC(), Source: a.Source, Device: a.Device})
+}
+
+// ErrTermsAcceptanceRequired is what *TermsRequiredError is.
+var ErrTermsAcceptanceRequired = errors.New("commands: the current terms of service must be accepted")
+
+// TermsRequiredError refuses a login (after the password checked out, so
+// it tells nothing to whoever lacks it) of a user who has not accepted
+// the current terms Version.
+type TermsRequiredError struct{ Version string }
+
+func (e *TermsRequiredError) Error() string {
+	return "commands: terms of service version " + e.Version + " must be accepted"
+}
+
+// Is makes the error ErrTermsAcceptanceRequired.
+func (e *TermsRequiredError) Is(target error) bool { return target == ErrTermsAcceptanceRequired }
+
+// terms holds a login to the current terms: nil when none are configured
+// or the user accepted them, the acceptance appended when the login
+// accepts them, else *TermsRequiredError.
+func (h *LoginHandler) terms(ctx context.Context, u *user.User, cmd Login, now time.Time) error {
+	if h.TermsVersion == "" || u.TermsVersion() == h.TermsVersion {
+		return nil
+	}
+	if cmd.AcceptTerms != h.TermsVersion {
+		return &TermsRequiredError{Version: h.TermsVersion}
+	}
+	_, err := h.Users.Update(ctx, user.StreamName(u.ID()), cmd.Meta, func(u *user.User) error {
+		return u.AcceptTerms(h.TermsVersion, now)
+	})
+	return err
 }

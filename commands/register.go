@@ -23,7 +23,10 @@ type Register struct {
 	Email       string
 	Password    string
 	DisplayName string
-	Meta        Meta
+	// TermsVersion is the version of the terms the user accepts; it must
+	// be RegisterHandler.TermsVersion when that is set.
+	TermsVersion string
+	Meta         Meta
 }
 
 // RegisterResult is the account id and the log position of the last append.
@@ -57,6 +60,10 @@ type RegisterHandler struct {
 	// address like a new one and records RegistrationAttempted on its
 	// owner's stream instead, which has the owner mailed.
 	EnumerationSafe bool
+	// TermsVersion (AUTHLEDGER_TERMS_VERSION), when set, is the version
+	// a registration must accept; it is recorded in the same append
+	// (user.terms_accepted.v1).
+	TermsVersion string
 }
 
 // Handle validates every field at once (errors.Join of
@@ -75,7 +82,11 @@ func (h *RegisterHandler) Handle(ctx context.Context, cmd Register) (RegisterRes
 	} else {
 		pwErr = h.Policy.Check(cmd.Password, "")
 	}
-	if err := errors.Join(emailErr, nameErr, pwErr); err != nil {
+	var termsErr error
+	if h.TermsVersion != "" && cmd.TermsVersion != h.TermsVersion {
+		termsErr = &user.InvalidInputError{Field: "terms_version", Message: "must be the current terms version, " + h.TermsVersion}
+	}
+	if err := errors.Join(emailErr, nameErr, pwErr, termsErr); err != nil {
 		return RegisterResult{}, err
 	}
 	id := cmd.UserID
@@ -121,6 +132,11 @@ func (h *RegisterHandler) Handle(ctx context.Context, cmd Register) (RegisterRes
 	u, err := user.Register(id, email, cmd.DisplayName, hash, now)
 	if err != nil {
 		return RegisterResult{}, err
+	}
+	if h.TermsVersion != "" {
+		if err := u.AcceptTerms(h.TermsVersion, now); err != nil {
+			return RegisterResult{}, err
+		}
 	}
 	if h.Minter != nil {
 		tid, digest, err := newMailToken(h.Minter, mailtoken.EmailVerification, id)

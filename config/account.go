@@ -3,6 +3,7 @@ package config
 import (
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -37,6 +38,9 @@ type Account struct {
 	SMSAccountSID string
 	SMSAuthToken  string
 	SMSFrom       string
+	// TermsVersion is the version of the terms of service users must
+	// have accepted ("" requires none; ADR 0034).
+	TermsVersion string
 }
 
 // accountVars are the variables of Account, in the table after the
@@ -114,9 +118,18 @@ var accountVars = []Var{
 		Description: "Sending number (E.164) or messaging service sid of the SMS provider.",
 		set:         func(c *Config, v string) error { c.Account.SMSFrom = v; return nil },
 	},
+	{
+		Name:        "AUTHLEDGER_TERMS_VERSION",
+		DefaultDoc:  "(none: no terms to accept)",
+		Description: "Current version of the terms of service (1 to 64 characters). Registration must accept it (terms_version); a password login of a user who has not answers 403 terms-acceptance-required until the login sends accept_terms or the user accepts it with POST /v1/me/consents (docs/gdpr.md).",
+		set:         func(c *Config, v string) error { c.Account.TermsVersion = v; return nil },
+	},
 }
 
 func (a Account) validate(bad func(name, format string, args ...any)) {
+	if v := a.TermsVersion; len(v) > 64 || strings.TrimSpace(v) != v {
+		bad("AUTHLEDGER_TERMS_VERSION", "must be at most 64 characters without leading or trailing spaces")
+	}
 	if a.SMTPURL != "" {
 		if u, err := url.Parse(a.SMTPURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
 			bad("AUTHLEDGER_SMTP_URL", "must be smtp://host[:port] (STARTTLS) or smtps://host[:port] (implicit TLS)")

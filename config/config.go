@@ -389,7 +389,7 @@ var table = []Var{
 	{
 		Name:        "AUTHLEDGER_MASTER_KEY",
 		DefaultDoc:  "(none)",
-		Description: "Base64 of 32 random bytes (`openssl rand -base64 32`): encrypts signing keys at rest and derives the email-reservation key and the audit chain and head keys (`authledger audit`). Secret; keep it stable, and keep it out of the database.",
+		Description: "Base64 of 32 random bytes (`openssl rand -base64 32`): encrypts signing keys and the users' data keys (docs/gdpr.md) at rest and derives the email-reservation key and the audit chain and head keys (`authledger audit`). Secret; keep it stable, and keep it out of the database.",
 		set:         func(c *Config, v string) error { c.Identity.MasterKey = v; return nil },
 	},
 	{

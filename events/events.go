@@ -191,6 +191,9 @@ func (r *Registry) Decode(name string, data json.RawMessage) (Event, error) {
 		base = t.Elem()
 	}
 	v := reflect.New(base)
+	// A personal value still sealed (not opened by eventstore/sealed)
+	// reads as null, as an erased one does (ADR 0034).
+	data = withSealedAsNull(data)
 	// goccy/go-json, a drop-in for encoding/json: decoding is most of an
 	// aggregate load's CPU, and encoding/json scans the input twice
 	// (validate, then decode).

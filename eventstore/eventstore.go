@@ -81,6 +81,26 @@ type RecordedEvent struct {
 	Data       json.RawMessage
 	Metadata   json.RawMessage
 	RecordedAt time.Time
+	// Logged is set by a reader that opened personal data sealed in Data
+	// or Metadata (eventstore/sealed): it holds both as the log stores
+	// them. Nil when Data and Metadata are the log's bytes. Whatever must
+	// see the log's own bytes (the audit trail's chain) reads AsLogged.
+	Logged *LoggedBytes
+}
+
+// LoggedBytes are an event's data and metadata as the log stores them.
+type LoggedBytes struct {
+	Data     json.RawMessage
+	Metadata json.RawMessage
+}
+
+// AsLogged returns e with Data and Metadata as the log stores them
+// (sealed personal data still sealed).
+func (e RecordedEvent) AsLogged() RecordedEvent {
+	if e.Logged != nil {
+		e.Data, e.Metadata, e.Logged = e.Logged.Data, e.Logged.Metadata, nil
+	}
+	return e
 }
 
 // AppendResult tells where an append landed.

@@ -23,7 +23,7 @@ import (
 // still names its tables (for Status and Names) but applies nothing.
 func Builtin(auditKey []byte) []projector.Projection {
 	return []projector.Projection{audit.New(auditKey), userviews.NewProfiles(), userviews.NewSessions(), taskviews.New(),
-		userviews.NewExternalIdentities(), userviews.NewAccountStates(), userviews.NewEmailVerifications()}
+		userviews.NewExternalIdentities(), userviews.NewAccountStates(), userviews.NewEmailVerifications(), userviews.NewPrivacy()}
 }
 
 // Config is projector.Config; Projections defaults to Builtin(nil), whose

@@ -71,6 +71,10 @@ var published = map[string]mapping{
 		r := e.(user.PasswordChanged)
 		return r.UserID.String(), UserPasswordChanged{UserID: r.UserID.String(), ChangedAt: r.ChangedAt}
 	},
+	user.EventErased: func(e events.Event) (string, any) {
+		r := e.(user.Erased)
+		return r.UserID.String(), UserErased{UserID: r.UserID.String(), ErasedAt: r.ErasedAt}
+	},
 	user.EventLoginFailed: func(e events.Event) (string, any) {
 		r := e.(user.LoginFailed)
 		m := r.Method
@@ -203,6 +207,7 @@ var InternalOnly = map[string]string{
 	webhook.EventEnabled:                 "webhook administration (the audit trail has it)",
 	webhook.EventDeleted:                 "webhook administration (the audit trail has it)",
 	webhook.EventSecretRotated:           "webhook administration (the version of a derived secret; the audit trail has it)",
+	user.EventTermsAccepted:              "a user's consent to a version of the terms: account state the API serves (GET /v1/me/consents)",
 }
 
 // RegisterEvents registers every domain package's events into r: the
@@ -317,6 +322,13 @@ type UserRegistered struct {
 type UserPasswordChanged struct {
 	UserID    string    `json:"user_id"`
 	ChangedAt time.Time `json:"changed_at"`
+}
+
+// UserErased is the data of authledger.user.erased.v1: the user's
+// account was erased (ADR 0034); a consumer deletes what it keeps of them.
+type UserErased struct {
+	UserID   string    `json:"user_id"`
+	ErasedAt time.Time `json:"erased_at"`
 }
 
 // UserLoginFailed is the data of authledger.user.login_failed.v1 (a wrong

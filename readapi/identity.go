@@ -35,6 +35,10 @@ type MeResponse struct {
 	// LastTokenRefresh is the last renewal of the user's provider tokens;
 	// null before the first (or for an account never linked).
 	LastTokenRefresh *time.Time `json:"last_token_refresh"`
+	// ErasedAt is when the account was erased (ADR 0034): the address and
+	// name are then empty. Null for an account that was not. It is read
+	// from user_privacy, which X-Consistency-Token does not wait for.
+	ErasedAt *time.Time `json:"erased_at"`
 }
 
 func (h *handlers) me(c *gin.Context) {
@@ -112,7 +116,7 @@ func (h *handlers) profileAt(c *gin.Context, id uuid.UUID, raw string) {
 		return
 	}
 	var me MeResponse
-	projs := []projector.Projection{userviews.NewProfiles(), userviews.NewExternalIdentities(), userviews.NewEmailVerifications()}
+	projs := []projector.Projection{userviews.NewProfiles(), userviews.NewExternalIdentities(), userviews.NewEmailVerifications(), userviews.NewPrivacy()}
 	_, err = timetravel.Fold(c.Request.Context(), h.d.Pool, h.d.Log, projs, at.UTC(), userviews.AboutUser(id), func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		me, err = readProfile(c, tx, id)
@@ -142,9 +146,13 @@ func readProfile(c *gin.Context, q userviews.Querier, id uuid.UUID) (MeResponse,
 	if err != nil {
 		return MeResponse{}, err
 	}
+	priv, err := userviews.GetPrivacy(ctx, q, id)
+	if err != nil {
+		return MeResponse{}, err
+	}
 	me := MeResponse{
 		ID: prof.UserID, Email: prof.Email, EmailVerified: verified, DisplayName: prof.DisplayName, Roles: prof.Roles,
-		CreatedAt: prof.CreatedAt.UTC(), LastLoginAt: utcPtr(prof.LastLoginAt),
+		CreatedAt: prof.CreatedAt.UTC(), LastLoginAt: utcPtr(prof.LastLoginAt), ErasedAt: utcPtr(priv.ErasedAt),
 	}
 	if linked {
 		me.ExternalUserID, me.ProviderEmail = &link.ExternalUserID, &link.ProviderEmail

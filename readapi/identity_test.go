@@ -55,7 +55,7 @@ func newIdentityServer(t *testing.T, startRunner bool) *idServer {
 
 	profiles, sessProj := userviews.NewProfiles(), userviews.NewSessions()
 	// /v1/me reads the external identities too.
-	r, err := projector.NewRunner(env.Config(profiles, sessProj, userviews.NewExternalIdentities(), userviews.NewEmailVerifications()))
+	r, err := projector.NewRunner(env.Config(profiles, sessProj, userviews.NewExternalIdentities(), userviews.NewEmailVerifications(), userviews.NewPrivacy()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestIdentityReadEndpoints(t *testing.T) {
 	var me map[string]any
 	r.json(t, &me)
 	if me["id"] != aliceID || me["email"] != "alice@example.com" || me["display_name"] != "Alice" ||
-		len(me) != 10 || me["email_verified"] != false || me["created_at"] == nil || me["last_login_at"] == nil {
+		len(me) != 11 || me["email_verified"] != false || me["created_at"] == nil || me["last_login_at"] == nil {
 		t.Fatalf("me = %v", me)
 	}
 	if roles, _ := me["roles"].([]any); len(roles) != 1 || roles[0] != user.DefaultRole {

@@ -170,7 +170,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	}
 	runner, err := projector.NewRunner(projector.Config{Store: cfg.Store, Pool: cfg.Pool, Logger: cfg.Logger,
 		// /v1/me joins the external identities to the profile.
-		Projections: []projector.Projection{profiles, sessions, userviews.NewExternalIdentities(), userviews.NewEmailVerifications()},
+		Projections: []projector.Projection{profiles, sessions, userviews.NewExternalIdentities(), userviews.NewEmailVerifications(), userviews.NewPrivacy()},
 		Followers: []projector.Follower{{Name: authn.FeedName, Filter: rev.Filter(), Handle: rev.Apply},
 			{Name: authaccess.FollowerName, Filter: perms.Filter(), Handle: perms.Apply}}})
 	if err != nil {

@@ -78,7 +78,7 @@ func runProjectionsRequeue(ctx context.Context, args []string, getenv env, stdou
 		fmt.Fprintln(stderr, "authledger projections requeue: give -all or event ids, not both, not neither")
 		return exitUsage
 	}
-	c, code := openAdmin(ctx, "projections requeue", false, getenv, stderr)
+	c, code := openAdmin(ctx, "projections requeue", noLog, getenv, stderr)
 	if c == nil {
 		return code
 	}
@@ -141,10 +141,24 @@ func (c *adminConn) close() {
 	}
 }
 
-// openAdmin loads the configuration and opens the pool (and the store when
-// withStore), bounded by AUTHLEDGER_STARTUP_TIMEOUT. It prints what went
+// logAccess is how an admin command reads the log.
+type logAccess int
+
+const (
+	// noLog: the command reads no event.
+	noLog logAccess = iota
+	// logAsStored: the log's own bytes, personal data still sealed (no
+	// master key needed): for positions, counts and the audit chain.
+	logAsStored
+	// logOpened: through eventstore/sealed (the master key needed), for
+	// whatever decodes personal data (a rebuild).
+	logOpened
+)
+
+// openAdmin loads the configuration and opens the pool (and the store as
+// log says), bounded by AUTHLEDGER_STARTUP_TIMEOUT. It prints what went
 // wrong and returns the exit code when it fails.
-func openAdmin(ctx context.Context, name string, withStore bool, getenv env, stderr io.Writer) (*adminConn, int) {
+func openAdmin(ctx context.Context, name string, log logAccess, getenv env, stderr io.Writer) (*adminConn, int) {
 	cfg, ok := loadConfig(name, getenv, stderr)
 	if !ok {
 		return nil, exitUsage
@@ -157,13 +171,24 @@ func openAdmin(ctx context.Context, name string, withStore bool, getenv env, std
 		fmt.Fprintf(stderr, "authledger %s: %v\n", name, err)
 		return nil, exitError
 	}
-	if withStore {
-		if c.store, err = openEventStore(startCtx, cfg); err != nil {
-			c.close()
-			fmt.Fprintf(stderr, "authledger %s: %v\n", name, err)
-			return nil, exitError
+	var store eventstore.Store
+	switch log {
+	case logAsStored:
+		store, err = openLogStore(startCtx, cfg)
+	case logOpened:
+		// Not assigned to the interface while nil: a failed open must
+		// leave c.store nil.
+		var s *sealedStore
+		if s, err = openEventStore(startCtx, cfg); err == nil {
+			store = s
 		}
 	}
+	if err != nil {
+		c.close()
+		fmt.Fprintf(stderr, "authledger %s: %v\n", name, err)
+		return nil, exitError
+	}
+	c.store = store
 	return c, exitOK
 }
 
@@ -240,7 +265,7 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv env, stdout
 	if done, code := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
-	c, code := openAdmin(ctx, "projections status", true, getenv, stderr)
+	c, code := openAdmin(ctx, "projections status", logAsStored, getenv, stderr)
 	if c == nil {
 		return code
 	}
@@ -461,7 +486,7 @@ func runProjectionsRebuild(ctx context.Context, args []string, getenv env, stdou
 		fmt.Fprintf(stderr, "authledger projections rebuild: unknown projection %q (known: %s)\n", name, strings.Join(known, ", "))
 		return exitUsage
 	}
-	c, code := openAdmin(ctx, "projections rebuild", true, getenv, stderr)
+	c, code := openAdmin(ctx, "projections rebuild", logOpened, getenv, stderr)
 	if c == nil {
 		return code
 	}

@@ -20,11 +20,13 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authledger/authledger"
 	authaccess "github.com/authledger/authledger/auth/access"
 	"github.com/authledger/authledger/auth/apikey"
+	"github.com/authledger/authledger/auth/datakeys"
 	authrollout "github.com/authledger/authledger/auth/rollout"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
@@ -41,6 +43,7 @@ import (
 	"github.com/authledger/authledger/httpapi/errtable"
 	identityhttp "github.com/authledger/authledger/httpapi/identity"
 	"github.com/authledger/authledger/httpapi/oauth2"
+	privacyhttp "github.com/authledger/authledger/httpapi/privacy"
 	webhookshttp "github.com/authledger/authledger/httpapi/webhooks"
 	"github.com/authledger/authledger/migrations"
 	"github.com/authledger/authledger/projections"
@@ -59,9 +62,11 @@ type app struct {
 
 	// db is the PostgreSQL pool of the read models (and readiness); with the
 	// postgres store the log lives in the same database behind its own pool.
-	db     *pgxpool.Pool
-	store  eventstore.Store
-	engine *gin.Engine
+	db    *pgxpool.Pool
+	store eventstore.Store
+	// dataKeys seal the personal data in store's events (erasure destroys one).
+	dataKeys *datakeys.Keyring
+	engine   *gin.Engine
 	// handler is what serve answers with: the engine, unless a test wraps
 	// it (cmd/authledger's tests check every exchange against
 	// openapi.yaml).
@@ -144,10 +149,17 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 	}
 	a.closers = append(a.closers, func() error { a.db.Close(); return nil })
 
-	a.store, err = openEventStore(startCtx, cfg)
+	// The master key first: serve creates the development key file when
+	// none is configured, and the store seals under keys it protects.
+	master, err := loadMasterKey(cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	sealedLog, err := openEventStore(startCtx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.store, a.dataKeys = sealedLog, sealedLog.keys
 	a.closers = append(a.closers, a.store.Close)
 
 	registry := httpapi.NewRegistry()
@@ -162,7 +174,7 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 	// Identity: keys, tokens, passwords, the command handlers, and the
 	// revocation set fed by the log (so that a logout bites on every
 	// instance).
-	ident, err := wireIdentity(startCtx, cfg, a.store, a.db, log, h)
+	ident, err := wireIdentity(startCtx, cfg, master, a.store, a.db, log, h)
 	if err != nil {
 		return nil, err
 	}
@@ -374,6 +386,17 @@ func newAppWith(ctx context.Context, cfg config.Config, log *slog.Logger, h hook
 	if err := webhookshttp.Mount(v1, hooksCore.deps); err != nil {
 		return nil, err
 	}
+	// The data subject's rights (ADR 0034): export, erasure, consent.
+	erase := ident.erase
+	erase.Keys, erase.Quotas, erase.DeleteTask = a.dataKeys, tasks.handlers.Delete.Quotas, tasks.handlers.Delete
+	if err := privacyhttp.Mount(v1, privacyhttp.Deps{Pool: a.db, Blobs: tasks.blobs, Erase: &erase, AcceptTerms: ident.acceptTerms,
+		TermsVersion: cfg.Account.TermsVersion, Opener: sealedLog.Store, AuthorizeRead: tasks.authorizeRead,
+		Consistent: func(projections ...string) gin.HandlerFunc {
+			return readapi.Consistency(waiter, cfg.ConsistencyWait, projections...)
+		},
+		APIKeys: func(owner uuid.UUID) any { return ident.apiKeys.keys.Owned(owner) }}); err != nil {
+		return nil, err
+	}
 	if err := oauth2.Mount(&a.engine.RouterGroup, ident.oauth2Deps()); err != nil {
 		return nil, err
 	}
@@ -418,10 +441,10 @@ func openReadModelPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, 
 	return pool, nil
 }
 
-// openEventStore opens the configured store and proves it reachable, so a
+// openLogStore opens the configured store and proves it reachable, so a
 // wrong ESDB_URL fails start-up with a message naming it rather than the
 // first request.
-func openEventStore(ctx context.Context, cfg config.Config) (eventstore.Store, error) {
+func openLogStore(ctx context.Context, cfg config.Config) (eventstore.Store, error) {
 	var (
 		s   eventstore.Store
 		err error

@@ -112,7 +112,7 @@ func verifyLog(ctx context.Context, fs *flag.FlagSet, f auditFlags, args []strin
 }
 
 func verifyWith(ctx context.Context, name string, f auditFlags, getenv env, stderr io.Writer) (audit.Report, *audit.Head, auditKeys, int) {
-	c, code := openAdmin(ctx, name, true, getenv, stderr)
+	c, code := openAdmin(ctx, name, logAsStored, getenv, stderr)
 	if c == nil {
 		return audit.Report{}, nil, auditKeys{}, code
 	}

@@ -106,7 +106,7 @@ func runAuditTail(ctx context.Context, args []string, getenv env, stdout, stderr
 		fmt.Fprintln(stderr, "authledger audit tail: -n must not be negative")
 		return exitUsage
 	}
-	c, code := openAdmin(ctx, "audit tail", false, getenv, stderr)
+	c, code := openAdmin(ctx, "audit tail", noLog, getenv, stderr)
 	if c == nil {
 		return code
 	}
@@ -201,7 +201,7 @@ func runAuditExport(ctx context.Context, args []string, getenv env, stdout, stde
 		fmt.Fprintf(stderr, "authledger audit export: the chain is broken at %s; nothing exported\n", rep.Broken)
 		return exitError
 	}
-	c, code := openAdmin(ctx, "audit export", true, getenv, stderr)
+	c, code := openAdmin(ctx, "audit export", logAsStored, getenv, stderr)
 	if c == nil {
 		return code
 	}
@@ -306,7 +306,7 @@ type exportBreakJSON struct {
 // the log recorded (its digest, and its last link being that archiving's
 // anchor, which the database check recomputed from the log).
 func checkArchives(ctx context.Context, files []string, pin string, getenv env, stdout, stderr io.Writer) int {
-	c, code := openAdmin(ctx, "audit verify", true, getenv, stderr)
+	c, code := openAdmin(ctx, "audit verify", logAsStored, getenv, stderr)
 	if c == nil {
 		return code
 	}
@@ -446,7 +446,7 @@ func runAuditArchive(ctx context.Context, args []string, getenv env, stdout, std
 	if done, code := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
-	c, code := openAdmin(ctx, "audit archive", true, getenv, stderr)
+	c, code := openAdmin(ctx, "audit archive", logAsStored, getenv, stderr)
 	if c == nil {
 		return code
 	}

@@ -120,6 +120,10 @@ type identityCore struct {
 	users  *commands.Repository[*user.User]
 	// webhookKey derives the webhook endpoints' signing secrets.
 	webhookKey []byte
+	// erase is the erasure command but for its task side and data keys
+	// (app completes it); acceptTerms records consent (ADR 0034).
+	erase       commands.EraseUserHandler
+	acceptTerms *commands.AcceptTermsHandler
 }
 
 // loadMasterKey returns the configured master key, or creates (or reuses)
@@ -198,11 +202,7 @@ func newKeyManager(cfg config.Config, store eventstore.Store, db *pgxpool.Pool, 
 
 // wireIdentity builds the identity core; the returned Deps are complete
 // but for nothing: Mount them on the engine.
-func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store, db *pgxpool.Pool, log *slog.Logger, h hooks) (*identityCore, error) {
-	master, err := loadMasterKey(cfg, log)
-	if err != nil {
-		return nil, err
-	}
+func wireIdentity(ctx context.Context, cfg config.Config, master *keys.MasterKey, store eventstore.Store, db *pgxpool.Pool, log *slog.Logger, h hooks) (*identityCore, error) {
 	reservationKey, err := master.DeriveKey(reservationKeyPurpose)
 	if err != nil {
 		return nil, err
@@ -304,7 +304,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	}
 	ic := commands.IdentityConfig{
 		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey, PasswordPolicy: passwordPolicy(cfg),
-		Minter: minter, RequireVerifiedEmail: cfg.Account.RequireVerifiedEmail, Now: h.clock, Logger: log,
+		Minter: minter, RequireVerifiedEmail: cfg.Account.RequireVerifiedEmail, TermsVersion: cfg.Account.TermsVersion, Now: h.clock, Logger: log,
 		Throttle: throttle, SessionPolicy: sp, KnownDeviceTTL: cfg.Identity.KnownDeviceTTL,
 		LocalPasswordsOff: !cfg.External.LocalPasswords, UpstreamProvision: cfg.OIDC.Provision,
 		MFA: &commands.SecondFactors{Secrets: secrets, Issuer: cfg.MFA.Issuer, ChallengeTTL: cfg.MFA.ChallengeTTL,
@@ -394,6 +394,9 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 		minter:          minter,
 		webhookKey:      webhookKey,
 		users:           ih.Users,
+		erase: commands.EraseUserHandler{Users: ih.Users, Reservations: ih.Reservations, ReservationKey: reservationKey,
+			Hasher: hasher, Revoke: admin.RevokeSessions, Now: h.clock},
+		acceptTerms: &commands.AcceptTermsHandler{Users: ih.Users, Current: cfg.Account.TermsVersion, Now: h.clock},
 		deps: identityhttp.Deps{
 			Register:   ih.Register,
 			Login:      ih.Login,

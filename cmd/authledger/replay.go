@@ -78,7 +78,7 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 	if len(names) == 0 {
 		names = known
 	}
-	c, code := openAdmin(ctx, "replay", true, getenv, stderr)
+	c, code := openAdmin(ctx, "replay", logOpened, getenv, stderr)
 	if c == nil {
 		return code
 	}

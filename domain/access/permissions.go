@@ -53,6 +53,8 @@ const (
 	ServiceAccountsWrite  Permission = "service_accounts:write"
 	TokensIntrospect      Permission = "tokens:introspect"
 	WebhooksManage        Permission = "webhooks:manage"
+	UsersExport           Permission = "users:export"
+	UsersErase            Permission = "users:erase"
 )
 
 // Described is one row of Table.
@@ -85,6 +87,8 @@ var table = []Described{
 	{AccountAPIKeys, "Create, list and revoke one's own API keys (each holding some of one's own permissions)."},
 	{ServiceAccountsRead, "List service accounts and their API keys."},
 	{ServiceAccountsWrite, "Create service accounts (with roles one holds all of) and create and revoke their API keys."},
+	{UsersExport, "Export any user's data (profile, sessions, identities, API keys, tasks with their files, audit trail, consents) as one archive."},
+	{UsersErase, "Erase any user's account for good (crypto-shredding: the personal data in the log can no longer be read)."},
 	{TokensIntrospect, "Introspect (RFC 7662) and revoke (RFC 7009) any access token, refresh token or API key: for services that accept our tokens."},
 	{WebhooksManage, "Register, list, disable, enable and delete webhook endpoints, and read and resend their deliveries."},
 }

@@ -131,7 +131,11 @@ type ClaimsUpdated struct {
 // presented: it was stolen or replayed (RFC 9700 section 4.14). It is
 // always appended together with Revoked.
 type ReuseDetected struct {
-	SessionID       uuid.UUID `json:"session_id"`
+	SessionID uuid.UUID `json:"session_id"`
+	// UserID is the session's user, named so that the event's IP and user
+	// agent are sealed under their key (ADR 0034); absent in events
+	// recorded before, whose IP and user agent stay in clear.
+	UserID          uuid.UUID `json:"user_id,omitempty"`
 	PresentedDigest Digest    `json:"presented_digest"`
 	// Generation of the presented token (0 is the token issued at start).
 	Generation int       `json:"generation"`

@@ -372,7 +372,7 @@ func (s *Session) Refresh(rp RefreshParams, now time.Time, p Policy) error {
 		return ErrHistoryNeeded
 	}
 	if gen, ok := s.issued(rp.Presented); ok {
-		s.record(ReuseDetected{SessionID: s.id, PresentedDigest: rp.Presented, Generation: gen, DetectedAt: now, IP: rp.IP, UserAgent: ua})
+		s.record(ReuseDetected{SessionID: s.id, UserID: s.userID, PresentedDigest: rp.Presented, Generation: gen, DetectedAt: now, IP: rp.IP, UserAgent: ua})
 		s.record(Revoked{SessionID: s.id, UserID: s.userID, Reason: ReasonReuseDetected, RevokedAt: now})
 		return ErrReuseDetected
 	}

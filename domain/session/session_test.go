@@ -129,7 +129,7 @@ func TestRefresh(t *testing.T) {
 			name: "rotated token is reuse and revokes", history: []events.Event{refreshed(1, at(time.Minute))},
 			presented: tok(0), next: tok(9), now: at(2 * time.Minute), policy: policy, err: session.ErrReuseDetected,
 			want: []events.Event{
-				session.ReuseDetected{SessionID: sessionID, PresentedDigest: tok(0), Generation: 0, DetectedAt: at(2 * time.Minute)},
+				session.ReuseDetected{SessionID: sessionID, UserID: userID, PresentedDigest: tok(0), Generation: 0, DetectedAt: at(2 * time.Minute)},
 				revoked(session.ReasonReuseDetected, at(2*time.Minute)),
 			},
 		},
@@ -147,7 +147,7 @@ func TestRefresh(t *testing.T) {
 			name: "previous token after grace is reuse", history: []events.Event{refreshed(1, at(time.Minute))},
 			presented: tok(0), next: tok(2), now: at(time.Minute + 11*time.Second), policy: grace, err: session.ErrReuseDetected,
 			want: []events.Event{
-				session.ReuseDetected{SessionID: sessionID, PresentedDigest: tok(0), DetectedAt: at(time.Minute + 11*time.Second)},
+				session.ReuseDetected{SessionID: sessionID, UserID: userID, PresentedDigest: tok(0), DetectedAt: at(time.Minute + 11*time.Second)},
 				revoked(session.ReasonReuseDetected, at(time.Minute+11*time.Second)),
 			},
 		},
@@ -159,7 +159,7 @@ func TestRefresh(t *testing.T) {
 			}()},
 			presented: tok(0), next: tok(3), now: at(time.Minute + 2*time.Second), policy: grace, err: session.ErrReuseDetected,
 			want: []events.Event{
-				session.ReuseDetected{SessionID: sessionID, PresentedDigest: tok(0), DetectedAt: at(time.Minute + 2*time.Second)},
+				session.ReuseDetected{SessionID: sessionID, UserID: userID, PresentedDigest: tok(0), DetectedAt: at(time.Minute + 2*time.Second)},
 				revoked(session.ReasonReuseDetected, at(time.Minute+2*time.Second)),
 			},
 		},
@@ -171,7 +171,7 @@ func TestRefresh(t *testing.T) {
 			}()},
 			presented: tok(1), next: tok(3), now: at(time.Minute + 2*time.Second), policy: grace, err: session.ErrReuseDetected,
 			want: []events.Event{
-				session.ReuseDetected{SessionID: sessionID, PresentedDigest: tok(1), Generation: 1, DetectedAt: at(time.Minute + 2*time.Second)},
+				session.ReuseDetected{SessionID: sessionID, UserID: userID, PresentedDigest: tok(1), Generation: 1, DetectedAt: at(time.Minute + 2*time.Second)},
 				revoked(session.ReasonReuseDetected, at(time.Minute+2*time.Second)),
 			},
 		},

@@ -70,6 +70,8 @@ func (u *User) Disabled() bool { return u.disabled }
 // verified, so that it tells nothing to someone without the password.
 func (u *User) CanLogIn() error {
 	switch {
+	case u.erased:
+		return ErrErased
 	case u.disabled:
 		return ErrAccountDisabled
 	case u.lockedByAdmin:

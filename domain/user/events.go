@@ -212,6 +212,7 @@ func AllEvents() []events.Event {
 		ExternalIdentityUnlinked{}, ExternalSignedIn{}, ExternalIdentityReleased{}, ExternalSignInRefused{},
 		LockedByAdmin{}, Disabled{}, Enabled{},
 		EmailVerificationRequested{}, EmailVerified{}, EmailChanged{}, PasswordResetRequested{}, RegistrationAttempted{},
+		Erased{}, TermsAccepted{},
 	}
 }
 

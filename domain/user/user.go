@@ -72,6 +72,10 @@ type User struct {
 	// lockedByAdmin and disabled refuse logins (admin.go).
 	lockedByAdmin bool
 	disabled      bool
+	// erased, termsVersion and consents: erasure.go.
+	erased       bool
+	termsVersion string
+	consents     []Consent
 	// external are the linked identities, by provider.
 	external map[string]ExternalIdentity
 
@@ -497,6 +501,8 @@ func (u *User) apply(e events.Event) error {
 	case ExternalIdentityUnlinked:
 		delete(u.external, e.Provider)
 	case ExternalSignedIn:
+	case Erased, TermsAccepted:
+		u.applyErasure(e)
 	default:
 		return fmt.Errorf("user: unexpected event %T on a user stream", e)
 	}

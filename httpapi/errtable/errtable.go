@@ -16,6 +16,7 @@ package errtable
 
 import (
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/authledger/authledger/auth/password"
@@ -51,6 +52,11 @@ func Table() httpapi.ErrorTable {
 		{Err: commands.ErrConflict, Problem: problem.Conflict("", "The resource kept changing while the request ran; nothing was written. Retry the request.")},
 		// One answer for an unknown email and a wrong password.
 		{Err: commands.ErrInvalidCredentials, Problem: problem.Unauthenticated("invalid-credentials", "The email or password is incorrect.")},
+		// After the password checked out (ADR 0034): the detail names the
+		// version to send back as accept_terms.
+		{Err: commands.ErrTermsAcceptanceRequired, Problem: &problem.Error{Kind: problem.KindForbidden, Slug: "terms-acceptance-required",
+			Detail: "The terms of service changed; accept the current version to continue."}, Details: termsVersion},
+		{Err: user.ErrErased, Problem: problem.NotFound("No such user.")},
 		{Err: commands.ErrInvalidToken, Problem: problem.Unauthenticated("invalid-token", "The refresh token is invalid, expired or revoked.")},
 		// Before the user and input rules: a provider's unusable answer
 		// (an address the domain refuses) wraps their errors, and is the
@@ -143,6 +149,14 @@ func Table() httpapi.ErrorTable {
 }
 
 // throttleWait answers with the throttle's own wait.
+// termsVersion names the version to accept in the detail.
+func termsVersion(err error, p *problem.Error) {
+	var t *commands.TermsRequiredError
+	if errors.As(err, &t) {
+		p.Detail = "The terms of service changed; accept version " + strconv.Quote(t.Version) + " (accept_terms at login, or POST /v1/me/consents) to continue."
+	}
+}
+
 func throttleWait(err error, p *problem.Error) {
 	var t *user.ThrottledError
 	if errors.As(err, &t) && t.RetryAfter > 0 {

@@ -62,6 +62,8 @@ var mapped = map[string]struct {
 	"domain/user.ErrInvalidToken":             {user.ErrInvalidToken, answer{400, "invalid-mail-token"}},
 	"commands.ErrSessionNotFound":             {commands.ErrSessionNotFound, answer{404, "not-found"}},
 	"commands.ErrUserNotFound":                {commands.ErrUserNotFound, answer{404, "not-found"}},
+	"commands.ErrTermsAcceptanceRequired":     {commands.ErrTermsAcceptanceRequired, answer{403, "terms-acceptance-required"}},
+	"domain/user.ErrErased":                   {user.ErrErased, answer{404, "not-found"}},
 	"commands.ErrAuthProviderUnavailable":     {commands.ErrAuthProviderUnavailable, answer{503, "auth-provider-unavailable"}},
 	"commands.ErrUpstreamRefused":             {commands.ErrUpstreamRefused, answer{403, "upstream-sign-in-refused"}},
 	"commands.ErrUpstreamFlowInvalid":         {commands.ErrUpstreamFlowInvalid, answer{400, "upstream-flow-invalid"}},

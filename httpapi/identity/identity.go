@@ -133,11 +133,15 @@ func (h *handlers) register(c *gin.Context) {
 		Email       string `json:"email"`
 		Password    string `json:"password"`
 		DisplayName string `json:"display_name"`
+		// TermsVersion accepts that version of the terms (required when
+		// AUTHLEDGER_TERMS_VERSION is set).
+		TermsVersion string `json:"terms_version"`
 	}
 	if !bind(c, &body) {
 		return
 	}
-	res, err := h.d.Register.Handle(c.Request.Context(), commands.Register{Email: body.Email, Password: body.Password, DisplayName: body.DisplayName, Meta: anonymous(c)})
+	res, err := h.d.Register.Handle(c.Request.Context(), commands.Register{Email: body.Email, Password: body.Password, DisplayName: body.DisplayName,
+		TermsVersion: body.TermsVersion, Meta: anonymous(c)})
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -212,6 +216,9 @@ func (h *handlers) login(c *gin.Context) {
 		Email       string `json:"email"`
 		Password    string `json:"password"`
 		DeviceToken string `json:"device_token"`
+		// AcceptTerms accepts that version of the terms at this login
+		// (after a 403 terms-acceptance-required).
+		AcceptTerms string `json:"accept_terms"`
 	}
 	if !bind(c, &body) {
 		return
@@ -226,7 +233,8 @@ func (h *handlers) login(c *gin.Context) {
 	// A throttled login is answered at once (429 with the wait), never by
 	// holding the request: a waiting attacker costs nothing but this
 	// response.
-	r, err := h.d.Login.Handle(c.Request.Context(), commands.Login{Email: body.Email, Password: body.Password, DeviceToken: device, Meta: anonymous(c)})
+	r, err := h.d.Login.Handle(c.Request.Context(), commands.Login{Email: body.Email, Password: body.Password, DeviceToken: device,
+		AcceptTerms: body.AcceptTerms, Meta: anonymous(c)})
 	if err != nil {
 		writeLoginError(c, err)
 		return

@@ -400,7 +400,14 @@ type Row struct {
 // that is missing or malformed leaves the fields empty (the trail records
 // every event rather than stopping on one); a missing occurred-at takes the
 // recorded-at time.
+//
+// The row records the event as the log holds it (ev.AsLogged): personal
+// data sealed in the log (eventstore/sealed) stays sealed in the trail, a
+// sealed client IP or user agent being recorded as its envelope's JSON
+// text, so an erasure leaves the chain intact and the trail unreadable
+// where the log is.
 func RowFromEvent(ev eventstore.RecordedEvent) Row {
+	ev = ev.AsLogged()
 	var md metadata
 	_ = fastjson.Unmarshal(ev.Metadata, &md)
 	occurred, _ := time.Parse(time.RFC3339Nano, md.OccurredAt)
@@ -416,8 +423,8 @@ func RowFromEvent(ev eventstore.RecordedEvent) Row {
 		ActorID:       md.Actor.ID,
 		CorrelationID: md.CorrelationID,
 		CausationID:   md.CausationID,
-		ClientIP:      md.ClientIP,
-		UserAgent:     md.UserAgent,
+		ClientIP:      string(md.ClientIP),
+		UserAgent:     string(md.UserAgent),
 		Summary:       Summarize(ev.Data),
 		EventDigest:   EventDigest(ev),
 	}
@@ -439,6 +446,7 @@ func RowFromEvent(ev eventstore.RecordedEvent) Row {
 // bytes; either is the same at every read). The lengths keep one field's
 // bytes from being read as another's.
 func EventDigest(ev eventstore.RecordedEvent) []byte {
+	ev = ev.AsLogged()
 	const prefix = "authledger event digest v1"
 	pos := ev.Position.String()
 	// One buffer, hashed at once: nine fields, each with its 8-byte length.
@@ -478,8 +486,32 @@ type metadata struct {
 		Kind string `json:"kind"`
 		ID   string `json:"id"`
 	} `json:"actor"`
-	ClientIP  string `json:"client_ip"`
-	UserAgent string `json:"user_agent"`
+	ClientIP  metaText `json:"client_ip"`
+	UserAgent metaText `json:"user_agent"`
+}
+
+// metaText is a metadata text member: a string, or, when sealed
+// (eventstore/sealed), the envelope object kept as its JSON text.
+type metaText string
+
+func (t *metaText) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '{' {
+		var compacted bytes.Buffer
+		if err := json.Compact(&compacted, b); err != nil {
+			return err
+		}
+		*t = metaText(compacted.String())
+		return nil
+	}
+	var s *string
+	if err := fastjson.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	if s != nil {
+		*t = metaText(*s)
+	}
+	return nil
 }
 
 var _ = events.Metadata{} // metadata mirrors its JSON names

@@ -110,6 +110,11 @@ func Status(ctx context.Context, pool *pgxpool.Pool, store eventstore.Store, ps 
 func lag(ctx context.Context, store eventstore.Store, f eventstore.Filter, s *ProjectionStatus) error {
 	if c, ok := store.(EventCounter); ok {
 		n, err := c.CountAfter(ctx, s.Position, f)
+		// A decorator (eventstore/sealed) over a store that cannot count
+		// says so; read instead.
+		if errors.Is(err, errors.ErrUnsupported) {
+			return lagByReading(ctx, store, f, s)
+		}
 		if err != nil {
 			return fmt.Errorf("projections: lag of %s: %w", s.Name, err)
 		}
@@ -123,6 +128,10 @@ func lag(ctx context.Context, store eventstore.Store, f eventstore.Filter, s *Pr
 		}
 		return nil
 	}
+	return lagByReading(ctx, store, f, s)
+}
+
+func lagByReading(ctx context.Context, store eventstore.Store, f eventstore.Filter, s *ProjectionStatus) error {
 	evs, err := store.ReadAll(ctx, eventstore.ReadAllOptions{After: s.Position, Limit: LagCap + 1, Filter: f})
 	if err != nil {
 		return fmt.Errorf("projections: lag of %s: %w", s.Name, err)

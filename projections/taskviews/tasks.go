@@ -46,6 +46,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authledger/authledger/domain/task"
+	"github.com/authledger/authledger/domain/user"
 	"github.com/authledger/authledger/events"
 	"github.com/authledger/authledger/eventstore"
 	"github.com/authledger/authledger/projections/projector"
@@ -99,7 +100,9 @@ type Projection struct {
 // New returns the tasks projection.
 func New() *Projection {
 	reg := events.NewRegistry()
-	if err := task.RegisterEvents(reg); err != nil {
+	// user.erased.v1 too: an erasure blanks the owner's file names and
+	// results (ADR 0034).
+	if err := errors.Join(task.RegisterEvents(reg), reg.Register(user.Erased{})); err != nil {
 		// The task events are a constant table: two types under one name
 		// is a programming error, caught by every test.
 		panic(err)
@@ -115,9 +118,11 @@ var (
 // Name implements projector.Projection.
 func (*Projection) Name() string { return Name }
 
-// Filter implements projector.Projection: the task streams' events.
+// Filter implements projector.Projection: the task streams' events, and
+// the user streams' for erasures (the other user events decode as
+// unknown and change nothing).
 func (*Projection) Filter() eventstore.Filter {
-	return eventstore.Filter{StreamPrefixes: []string{task.StreamPrefix}}
+	return eventstore.Filter{StreamPrefixes: []string{task.StreamPrefix, user.StreamPrefix}}
 }
 
 // Tables implements projector.Projection.
@@ -321,6 +326,8 @@ func (b *batch) Apply(ctx context.Context, ev eventstore.RecordedEvent) error {
 			err = b.removed(ctx, e.TaskID, at(e.DeletedAt, ev), StatusDeleted)
 		case task.Expired:
 			err = b.removed(ctx, e.TaskID, at(e.ExpiredAt, ev), StatusExpired)
+		case user.Erased:
+			err = b.erased(ctx, e.UserID)
 		}
 	}
 	if err != nil {
@@ -606,6 +613,21 @@ func (b *batch) cancelled(ctx context.Context, ev eventstore.RecordedEvent, e ta
 
 // removed ends a task for good (deleted or expired): it leaves the live
 // tables, and its files with it; history keeps the row.
+// erased blanks what the owner's tasks hold of their personal data (file
+// names, OCR text and the search text made of both); the counts stay.
+func (b *batch) erased(ctx context.Context, owner uuid.UUID) error {
+	for _, stmt := range []string{
+		`UPDATE ` + b.tasks + ` SET result = NULL, search = '' WHERE owner_id = $1`,
+		`UPDATE ` + b.files + ` SET name = '' WHERE owner_id = $1`,
+		`UPDATE ` + b.history + ` SET file_names = '{}', search = '' WHERE owner_id = $1`,
+	} {
+		if _, err := b.tx.Exec(ctx, stmt, owner); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (b *batch) removed(ctx context.Context, id uuid.UUID, when time.Time, status string) error {
 	if _, err := b.transition(ctx, id, status, statsDelta{}); err != nil {
 		return err

@@ -52,7 +52,7 @@ func (*ExternalIdentities) Name() string { return ExternalIdentitiesName }
 
 // Filter implements projector.Projection: the links and the renewals.
 func (*ExternalIdentities) Filter() eventstore.Filter {
-	return eventstore.Filter{EventTypes: []string{user.EventExternalIdentityLinked, user.EventExternalIdentityUnlinked, session.EventExternalTokensRefreshed}}
+	return eventstore.Filter{EventTypes: []string{user.EventExternalIdentityLinked, user.EventExternalIdentityUnlinked, session.EventExternalTokensRefreshed, user.EventErased}}
 }
 
 // Tables implements projector.Projection.
@@ -116,6 +116,8 @@ func (b *externalBatch) Apply(ctx context.Context, rec eventstore.RecordedEvent)
 		// stands.
 		b.queue(`DELETE FROM `+b.table+` WHERE user_id = $1 AND provider = $2 AND external_user_id = $3`,
 			e.UserID, e.Provider, e.ExternalUserID)
+	case user.Erased:
+		b.queue(`DELETE FROM `+b.table+` WHERE user_id = $1`, e.UserID)
 	case session.ExternalTokensRefreshed:
 		// An external session's user is linked before the session starts,
 		// so the row is there; GREATEST keeps a replay from moving time

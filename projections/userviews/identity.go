@@ -184,7 +184,7 @@ func (*Profiles) Filter() eventstore.Filter {
 	return eventstore.Filter{EventTypes: []string{
 		user.EventRegistered, user.EventPasswordChanged, user.EventLoginFailed, user.EventLocked,
 		user.EventUnlocked, user.EventRoleGranted, user.EventRoleRevoked, user.EventDisplayNameChanged,
-		user.EventEmailChanged, session.EventStarted,
+		user.EventEmailChanged, session.EventStarted, user.EventErased,
 	}}
 }
 
@@ -276,6 +276,10 @@ func (b *profilesBatch) Apply(ctx context.Context, rec eventstore.RecordedEvent)
 		b.queue(`UPDATE `+tbl+` SET display_name = $2 WHERE user_id = $1`, e.UserID, e.DisplayName)
 	case user.EmailChanged:
 		b.queue(`UPDATE `+tbl+` SET email = $2 WHERE user_id = $1`, e.UserID, e.Email)
+	case user.Erased:
+		// The profile stays, without address or name (ADR 0034); the
+		// erasure time is in user_privacy.
+		b.queue(`UPDATE `+tbl+` SET email = '', display_name = '' WHERE user_id = $1`, e.UserID)
 	}
 	return nil
 }
@@ -303,7 +307,7 @@ func (*Sessions) Name() string { return SessionsName }
 func (*Sessions) Filter() eventstore.Filter {
 	return eventstore.Filter{EventTypes: []string{
 		session.EventStarted, session.EventRefreshed, session.EventReuseDetected, session.EventRevoked,
-		session.EventRevokedBefore,
+		session.EventRevokedBefore, user.EventErased,
 	}}
 }
 
@@ -411,6 +415,9 @@ func (b *sessionsBatch) Apply(ctx context.Context, rec eventstore.RecordedEvent)
 		default:
 			b.queue(`UPDATE `+tbl+set, e.Before.UTC(), e.RevokedAt.UTC())
 		}
+	case user.Erased:
+		// Where the user's sessions came from is personal data.
+		b.queue(`UPDATE `+tbl+` SET ip = '', user_agent = '' WHERE user_id = $1`, e.UserID)
 	}
 	return nil
 }

@@ -144,3 +144,26 @@ func GetSession(ctx context.Context, q Querier, sessionID uuid.UUID) (Session, e
 	}
 	return s, nil
 }
+
+// ListAllSessions returns every session of userID, ended ones included,
+// newest login first (the data export, ADR 0034).
+func ListAllSessions(ctx context.Context, q Querier, userID uuid.UUID) ([]Session, error) {
+	rows, err := q.Query(ctx, `SELECT `+sessionColumns+` FROM `+TableSessions+` WHERE user_id = $1
+		ORDER BY started_at DESC, session_id DESC`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("identity: list sessions: %w", err)
+	}
+	defer rows.Close()
+	out := []Session{}
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("identity: list sessions: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("identity: list sessions: %w", err)
+	}
+	return out, nil
+}

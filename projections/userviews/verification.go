@@ -38,7 +38,7 @@ func (*EmailVerifications) Name() string { return EmailVerificationsName }
 
 // Filter implements projector.Projection.
 func (*EmailVerifications) Filter() eventstore.Filter {
-	return eventstore.Filter{EventTypes: []string{user.EventEmailVerified, user.EventEmailChanged}}
+	return eventstore.Filter{EventTypes: []string{user.EventEmailVerified, user.EventEmailChanged, user.EventErased}}
 }
 
 // Tables implements projector.Projection.
@@ -82,6 +82,8 @@ func (b *verificationsBatch) Apply(ctx context.Context, rec eventstore.RecordedE
 		b.queue(upsert, e.UserID, e.Email, e.VerifiedAt.UTC())
 	case user.EmailChanged:
 		b.queue(upsert, e.UserID, e.Email, e.ChangedAt.UTC())
+	case user.Erased:
+		b.queue(`DELETE FROM `+b.table+` WHERE user_id = $1`, e.UserID)
 	}
 	return nil
 }

@@ -122,5 +122,11 @@ func Produce(t testing.TB, ctx context.Context, store eventstore.Store, pool *pg
 	must(err)
 	_, err = th.Expire.Handle(ctx, commands.ExpireTask{TaskID: create(1), CreatedBefore: time.Now().Add(time.Hour), Meta: meta})
 	must(err)
+	// Another user, erased (user.erased.v1; the erasure's other steps,
+	// the data key and the files, are not the log's).
+	other, err := s.Register.Handle(ctx, commands.Register{Email: "other-" + p.Email, Password: p.Password, DisplayName: "Other", Meta: meta})
+	must(err)
+	_, err = s.Users.Update(ctx, user.StreamName(other.UserID), meta, func(u *user.User) error { return u.Erase(other.UserID, false, time.Now()) })
+	must(err)
 	return p
 }
