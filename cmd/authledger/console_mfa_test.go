@@ -164,3 +164,35 @@ func TestConsoleSignInSetsUpARequiredSecondFactor(t *testing.T) {
 		t.Fatalf("history: %d", resp.StatusCode)
 	}
 }
+
+// The API's lockout holds on the console's second step: past
+// AUTHLEDGER_LOCKOUT_MAX_FAILURES wrong codes, even the right code is
+// refused (429, with the API's words) and no session starts.
+func TestConsoleSecondStepKeepsTheLockout(t *testing.T) {
+	t.Parallel()
+	r := startService(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "AUTHLEDGER_RATE_LIMIT_PER_SECOND": "0",
+		"AUTHLEDGER_LOCKOUT_MAX_FAILURES": "3", "AUTHLEDGER_LOCKOUT_DURATION": "1m", "AUTHLEDGER_LOCKOUT_MAX_DURATION": "10m"})
+	tok, _ := r.loginAs("lou@example.com")
+	secret, _, _ := (&accountEnv{running: r}).enrolTOTP(tok)
+	c := newConsoleClient(t, r.base)
+	token := c.csrf("/signin")
+	if resp, body := c.do("POST", "/signin", url.Values{"csrf": {token}, "email": {"lou@example.com"}, "password": {"a long enough secret"}}); resp.Header.Get("Location") != "/signin/mfa" {
+		t.Fatalf("password step: %d %s", resp.StatusCode, body)
+	}
+	wrong := wrongTOTPCode(t, secret)
+	for i := range 3 {
+		if resp, _ := c.do("POST", "/signin/mfa", url.Values{"csrf": {token}, "method": {"totp"}, "code": {wrong}}); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong code %d: %d", i, resp.StatusCode)
+		}
+	}
+	resp, body := c.do("POST", "/signin/mfa", url.Values{"csrf": {token}, "method": {"totp"}, "code": {totpCode(t, secret, 1)}})
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, `id="problem"`) || !strings.Contains(body, `id="mfa-form"`) {
+		t.Fatalf("right code past the lockout: %d %s", resp.StatusCode, body)
+	}
+	if access, _, found := sessionOf(t, r, resp); found && access != "" {
+		t.Fatal("a locked-out second step started a session")
+	}
+	if resp, _ := c.do("GET", "/history", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("history past the lockout: %d", resp.StatusCode)
+	}
+}
