@@ -117,6 +117,7 @@ var builtinNav = []NavItem{
 	{Path: "/profile", Label: "Profile", UserMenu: true},
 	{Path: "/sessions", Label: "Sessions", UserMenu: true},
 	{Path: "/stats", Label: "Stats", UserMenu: true},
+	{Path: "/security", Label: "Security", UserMenu: true},
 }
 
 // New builds the console.
@@ -183,6 +184,9 @@ func (c *Console) Mount(r gin.IRouter) {
 	g.GET("/sessions", c.signedIn(c.sessionsPage))
 	g.POST("/sessions/:id/revoke", c.csrf, c.signedIn(c.revokeSession))
 	g.GET("/stats", c.signedIn(c.statsPage))
+	g.GET("/security", c.signedIn(c.securityPage))
+	g.POST("/security/totp", c.csrf, c.signedIn(c.addTOTP))
+	g.POST("/security/totp/confirm", c.csrf, c.signedIn(c.confirmTOTP))
 }
 
 // Handler is a page of another feature, called with the signed-in user's

@@ -16,7 +16,8 @@ import (
 // The console's second step in chromium: a user with an authenticator
 // app (set up through the API, codes computed as the app would) signs in
 // with the password, is refused a wrong code on the second step's page
-// with a clear message, and gets in with the right one; an admin whose
+// with a clear message, and gets in with the right one (the Security
+// page then lists the app); an admin whose
 // role requires a second factor sets up an app on the console's page (QR
 // code) and is shown the first backup codes. axe-core checks each new
 // page; no page reports a console error or a CSP violation, and the
@@ -67,6 +68,12 @@ func TestConsoleSecondFactorInABrowser(t *testing.T) {
 	if loc := b.location(); !strings.Contains(loc, "/history") {
 		t.Errorf("after the second step: %s", loc)
 	}
+	// The Security page in the user menu lists the app.
+	b.run(chromedp.Click(chromedp.CSS("details.usermenu summary")), chromedp.Click(chromedp.CSS(`a[href="/security"]`)), chromedp.WaitVisible(chromedp.CSS("#mfa-methods")))
+	if got := b.text("#mfa-methods tbody"); !strings.Contains(got, "Authenticator app") {
+		t.Errorf("security page lists %q", got)
+	}
+	b.accessible("security")
 
 	// The admin: registered, and given the role by a reactor a little
 	// later.

@@ -196,3 +196,47 @@ func TestConsoleSecondStepKeepsTheLockout(t *testing.T) {
 		t.Fatalf("history past the lockout: %d", resp.StatusCode)
 	}
 }
+
+// The Security page: a user without a second factor adds an
+// authenticator app from the console (QR code and key), a wrong first
+// code is refused on the page, the right one confirms it and shows the
+// first backup codes once; the page then lists the app, and the next
+// console sign-in asks for its code.
+func TestConsoleSecurityPageAddsAnAuthenticatorApp(t *testing.T) {
+	t.Parallel()
+	r := startService(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "AUTHLEDGER_RATE_LIMIT_PER_SECOND": "0"})
+	c := newConsoleClient(t, r.base)
+	token := c.csrf("/register")
+	if resp, body := c.do("POST", "/register", url.Values{"csrf": {token}, "email": {"sam@example.com"}, "password": {"a long enough secret"}, "display_name": {"Sam"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("register: %d %s", resp.StatusCode, body)
+	}
+	token = c.csrf("/security")
+	resp, body := c.do("GET", "/security", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="no-mfa"`) || !strings.Contains(body, `href="/security"`) {
+		t.Fatalf("security page: %d %s", resp.StatusCode, body)
+	}
+	resp, body = c.do("POST", "/security/totp", url.Values{"csrf": {token}})
+	m := regexp.MustCompile(`<code id="totp-secret">([A-Z2-7]+)</code>`).FindStringSubmatch(body)
+	id := regexp.MustCompile(`name="method_id" value="([0-9a-f-]{36})"`).FindStringSubmatch(body)
+	if resp.StatusCode != http.StatusOK || m == nil || id == nil || !strings.Contains(body, `src="data:image/png;base64,`) {
+		t.Fatalf("add an app: %d %s", resp.StatusCode, body)
+	}
+	resp, body = c.do("POST", "/security/totp/confirm", url.Values{"csrf": {token}, "method_id": {id[1]}, "code": {wrongTOTPCode(t, m[1])}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `id="problem"`) || !strings.Contains(body, `id="confirm-totp"`) {
+		t.Fatalf("wrong first code: %d %s", resp.StatusCode, body)
+	}
+	resp, body = c.do("POST", "/security/totp/confirm", url.Values{"csrf": {token}, "method_id": {id[1]}, "code": {totpCode(t, m[1], 0)}})
+	if resp.StatusCode != http.StatusOK || len(backupCodeItem.FindAllString(body, -1)) != 10 || !strings.Contains(body, "Authenticator app") || !strings.Contains(body, "Active") {
+		t.Fatalf("confirm: %d %s", resp.StatusCode, body)
+	}
+	if _, body := c.do("GET", "/security", nil); backupCodeItem.MatchString(body) {
+		t.Error("the backup codes are shown twice")
+	}
+	if resp, _ := c.do("POST", "/signout", url.Values{"csrf": {token}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d", resp.StatusCode)
+	}
+	token = c.csrf("/signin")
+	if resp, body := c.do("POST", "/signin", url.Values{"csrf": {token}, "email": {"sam@example.com"}, "password": {"a long enough secret"}}); resp.Header.Get("Location") != "/signin/mfa" {
+		t.Fatalf("sign-in after adding the app: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+}
