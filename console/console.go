@@ -117,6 +117,7 @@ var builtinNav = []NavItem{
 	{Path: "/profile", Label: "Profile", UserMenu: true},
 	{Path: "/sessions", Label: "Sessions", UserMenu: true},
 	{Path: "/stats", Label: "Stats", UserMenu: true},
+	{Path: "/security", Label: "Security", UserMenu: true},
 }
 
 // New builds the console.
@@ -162,6 +163,10 @@ func (c *Console) Mount(r gin.IRouter) {
 	g.GET("/", c.home)
 	g.GET("/signin", c.signInPage)
 	g.POST("/signin", c.csrf, c.signIn)
+	g.GET("/signin/mfa", c.secondStepPage)
+	g.POST("/signin/mfa", c.csrf, c.verifySecondStep)
+	g.POST("/signin/mfa/send", c.csrf, c.sendSecondStepCode)
+	g.POST("/signin/mfa/totp", c.csrf, c.enrolSecondStep)
 	g.GET("/register", c.registerPage)
 	g.POST("/register", c.csrf, c.register)
 	g.POST("/signout", c.csrf, c.signOut)
@@ -179,6 +184,9 @@ func (c *Console) Mount(r gin.IRouter) {
 	g.GET("/sessions", c.signedIn(c.sessionsPage))
 	g.POST("/sessions/:id/revoke", c.csrf, c.signedIn(c.revokeSession))
 	g.GET("/stats", c.signedIn(c.statsPage))
+	g.GET("/security", c.signedIn(c.securityPage))
+	g.POST("/security/totp", c.csrf, c.signedIn(c.addTOTP))
+	g.POST("/security/totp/confirm", c.csrf, c.signedIn(c.confirmTOTP))
 }
 
 // Handler is a page of another feature, called with the signed-in user's

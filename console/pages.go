@@ -54,6 +54,9 @@ func (c *Console) signIn(ctx *gin.Context) {
 		return
 	}
 	if r.status != http.StatusOK {
+		if c.holdSecondStep(ctx, r) {
+			return
+		}
 		p.Error = r.problem()
 		c.renderStatus(ctx, r.status, "signin", p)
 		return
@@ -64,10 +67,19 @@ func (c *Console) signIn(ctx *gin.Context) {
 // startSession keeps a login's tokens in the cookie and goes to the
 // history, reading after the login's write.
 func (c *Console) startSession(ctx *gin.Context, r reply, done string) {
+	if c.keepSession(ctx, r) {
+		ctx.Redirect(http.StatusSeeOther, afterSignIn(r, done))
+	}
+}
+
+// keepSession keeps a login's tokens in the cookie (and the device
+// token in its own); false when the answer could not be read, and the
+// page says so.
+func (c *Console) keepSession(ctx *gin.Context, r reply) bool {
 	var t tokens
 	if err := r.decode(&t); err != nil {
 		c.renderStatus(ctx, http.StatusBadGateway, "signin", page{Title: "Sign in", Error: &problem{}, Retry: "/signin"})
-		return
+		return false
 	}
 	// A new session gets a new CSRF token: one known before sign-in
 	// (login CSRF) is worth nothing after it.
@@ -78,6 +90,12 @@ func (c *Console) startSession(ctx *gin.Context, r reply, done string) {
 			HttpOnly: true, Secure: c.cfg.Secure, SameSite: http.SameSiteStrictMode,
 		})
 	}
+	return true
+}
+
+// afterSignIn is the history's address after a login, reading after
+// its write.
+func afterSignIn(r reply, done string) string {
 	q := url.Values{}
 	if ct := r.header.Get("X-Consistency-Token"); consistencyToken.MatchString(ct) {
 		q.Set("ct", ct)
@@ -89,7 +107,7 @@ func (c *Console) startSession(ctx *gin.Context, r reply, done string) {
 	if len(q) > 0 {
 		target += "?" + q.Encode()
 	}
-	ctx.Redirect(http.StatusSeeOther, target)
+	return target
 }
 
 func (c *Console) registerPage(ctx *gin.Context) {

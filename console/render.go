@@ -20,7 +20,7 @@ import (
 var assets embed.FS
 
 // pageNames are the templates under templates/ besides the layout.
-var pageNames = []string{"signin", "register", "history", "task", "upload", "profile", "sessions", "stats", "error", "extension"}
+var pageNames = []string{"signin", "register", "history", "task", "upload", "profile", "sessions", "stats", "error", "extension", "mfa", "security"}
 
 var funcs = template.FuncMap{
 	"when": func(s string) string {
@@ -104,6 +104,8 @@ type page struct {
 	Stats    *statsView
 	Upload   *uploadView
 	Extra    template.HTML
+	MFA      *mfaView
+	Security *securityView
 }
 
 // notices are the fixed messages a redirect's done parameter names (no
@@ -118,6 +120,8 @@ var notices = map[string]string{
 	"registered": "Welcome! Your account is ready.",
 	"verify":     "Check your mailbox: a link was sent to confirm the address, then sign in.",
 	"expired":    "Your session ended; please sign in again.",
+	"mfaadded":   "The authenticator app is set up.",
+	"mfaexpired": "Your sign-in took too long or was already used; please sign in again.",
 }
 
 // render writes the page (200).

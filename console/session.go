@@ -42,6 +42,16 @@ type state struct {
 	// Expires is the access token's expiry (Unix seconds), from the
 	// token response's expires_in: read without parsing the JWT.
 	Expires int64 `json:"e,omitempty"`
+	// MFA is the API's mfa_token of a sign-in stopped at its first
+	// factor: kept here, sealed and HttpOnly, for the second step's page,
+	// never in a form field a script could read. MFAMethods are the
+	// methods it allows (comma-joined, so that a state stays comparable),
+	// MFAEnrol says it only sets up a first factor, MFAExpires is its
+	// expiry (Unix seconds).
+	MFA        string `json:"m,omitempty"`
+	MFAMethods string `json:"mm,omitempty"`
+	MFAEnrol   bool   `json:"me,omitempty"`
+	MFAExpires int64  `json:"mx,omitempty"`
 }
 
 func (s state) signedIn() bool { return s.Refresh != "" }
