@@ -54,8 +54,13 @@ type Config struct {
 	// Nav are pages added by other features (MFA, identities, admin):
 	// each is a link in the header or the user menu. Their routes are
 	// registered with Console.Handle.
-	Nav    []NavItem
-	Logger *slog.Logger
+	Nav []NavItem
+	// TermsVersion is AUTHLEDGER_TERMS_VERSION: when set, registering
+	// asks the visitor to accept it, and a sign-in the API refuses with
+	// terms-acceptance-required asks again (ADR 0034). The API decides;
+	// the console only shows the box.
+	TermsVersion string
+	Logger       *slog.Logger
 	// Now is the clock the cookie's access-token expiry is read by (nil:
 	// time.Now).
 	Now func() time.Time

@@ -39,10 +39,17 @@ func (c *Console) signInPage(ctx *gin.Context) {
 	c.render(ctx, "signin", page{Title: "Sign in", Form: map[string]string{}})
 }
 
+// termsRequired is the API's answer to a right password of a user who
+// has not accepted the current terms.
+const termsRequired = problemBase + "terms-acceptance-required"
+
 func (c *Console) signIn(ctx *gin.Context) {
 	email, password := ctx.PostForm("email"), ctx.PostForm("password")
 	p := page{Title: "Sign in", Form: map[string]string{"email": email}}
 	body := map[string]string{"email": email, "password": password}
+	if v := ctx.PostForm("accept_terms"); v != "" {
+		body["accept_terms"] = v
+	}
 	if d, err := ctx.Cookie(deviceCookie); err == nil && d != "" {
 		body["device_token"] = d
 	}
@@ -58,6 +65,10 @@ func (c *Console) signIn(ctx *gin.Context) {
 			return
 		}
 		p.Error = r.problem()
+		if p.Error.Type == termsRequired && c.cfg.TermsVersion != "" {
+			// The password was right: the form asks again with the box.
+			p.Form["terms"] = c.cfg.TermsVersion
+		}
 		c.renderStatus(ctx, r.status, "signin", p)
 		return
 	}
@@ -115,13 +126,17 @@ func (c *Console) registerPage(ctx *gin.Context) {
 		ctx.Redirect(http.StatusSeeOther, "/history")
 		return
 	}
-	c.render(ctx, "register", page{Title: "Create an account", Form: map[string]string{}})
+	c.render(ctx, "register", page{Title: "Create an account", Form: map[string]string{"terms": c.cfg.TermsVersion}})
 }
 
 func (c *Console) register(ctx *gin.Context) {
 	email, password, name := ctx.PostForm("email"), ctx.PostForm("password"), ctx.PostForm("display_name")
-	p := page{Title: "Create an account", Form: map[string]string{"email": email, "display_name": name}}
-	r, err := c.anonymous(ctx, http.MethodPost, "/v1/auth/register", map[string]string{"email": email, "password": password, "display_name": name})
+	p := page{Title: "Create an account", Form: map[string]string{"email": email, "display_name": name, "terms": c.cfg.TermsVersion}}
+	body := map[string]string{"email": email, "password": password, "display_name": name}
+	if v := ctx.PostForm("terms_version"); v != "" {
+		body["terms_version"] = v
+	}
+	r, err := c.anonymous(ctx, http.MethodPost, "/v1/auth/register", body)
 	if err != nil {
 		p.Error, p.Retry = &problem{}, "/register"
 		c.renderStatus(ctx, http.StatusServiceUnavailable, "register", p)

@@ -33,7 +33,8 @@ func mountConsole(a *app, cfg config.Config, ident *identityCore, tasks *taskCor
 			MaxFileBytes: cfg.Tasks.MaxFileBytes, MaxRequestBytes: cfg.Tasks.MaxRequestBytes,
 			MaxFiles: cfg.Tasks.MaxFiles, Types: tasks.types.List(),
 		},
-		Logger: log,
+		TermsVersion: cfg.Account.TermsVersion,
+		Logger:       log,
 	})
 	if err != nil {
 		return nil, err
