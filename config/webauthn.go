@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -56,9 +57,17 @@ func (w WebAuthn) Resolved(publicURL string) WebAuthn {
 	return w
 }
 
+// Enabled reports whether passkeys can work: WebAuthn needs a domain as
+// the relying party id, never an IP address (a deployment reached by IP
+// has passkeys off until AUTHLEDGER_WEBAUTHN_RP_ID names its domain).
+func (w WebAuthn) Enabled() bool { return w.RPID != "" && net.ParseIP(w.RPID) == nil }
+
 func (w WebAuthn) validate(publicURL string, bad func(name, format string, args ...any)) {
 	r := w.Resolved(publicURL)
-	if r.RPID == "" || strings.ContainsAny(r.RPID, ":/ ") {
+	if w.RPID == "" && !r.Enabled() {
+		return // passkeys off: AUTHLEDGER_PUBLIC_URL names an IP address
+	}
+	if !r.Enabled() || strings.ContainsAny(r.RPID, ":/ ") {
 		bad("AUTHLEDGER_WEBAUTHN_RP_ID", "must be a host name (no scheme, port or path)")
 	}
 	for _, o := range r.Origins {

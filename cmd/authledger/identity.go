@@ -305,13 +305,18 @@ func wireIdentity(ctx context.Context, cfg config.Config, store eventstore.Store
 	}
 	// Passkey ceremonies keep their challenges (digests) in a table
 	// created here, like the secrets (docs/adr/0037).
-	wa := cfg.WebAuthn.Resolved(cfg.PublicURL)
-	passkeys, err := passkey.New(db, passkey.Config{RPID: wa.RPID, DisplayName: cfg.MFA.Issuer, Origins: wa.Origins, Now: h.clock})
-	if err != nil {
-		return nil, err
-	}
-	if err := passkeys.Setup(ctx); err != nil {
-		return nil, err
+	var passkeys commands.PasskeyCeremonies
+	if wa := cfg.WebAuthn.Resolved(cfg.PublicURL); wa.Enabled() {
+		rp, err := passkey.New(db, passkey.Config{RPID: wa.RPID, DisplayName: cfg.MFA.Issuer, Origins: wa.Origins, Now: h.clock})
+		if err != nil {
+			return nil, err
+		}
+		if err := rp.Setup(ctx); err != nil {
+			return nil, err
+		}
+		passkeys = rp
+	} else {
+		log.Info("passkeys off: AUTHLEDGER_PUBLIC_URL names no domain; set AUTHLEDGER_WEBAUTHN_RP_ID")
 	}
 	ic := commands.IdentityConfig{
 		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey, PasswordPolicy: passwordPolicy(cfg),
