@@ -132,7 +132,7 @@ type SecondFactors struct {
 	// Passkeys runs the WebAuthn ceremonies (docs/adr/0037); nil turns
 	// passkeys off.
 	Passkeys PasskeyCeremonies
-	Now    func() time.Time
+	Now      func() time.Time
 }
 
 func (s *SecondFactors) now() time.Time { return nowOf(s.Now) }

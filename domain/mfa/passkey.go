@@ -24,8 +24,8 @@ var ErrSignCountRegressed = errors.New("mfa: passkey signature counter went back
 
 // Event names of passkeys. Data in the log: never change one.
 const (
-	EventPasskeyAdded    = "mfa.passkey_added.v1"
-	EventPasskeySignedIn = "mfa.passkey_signed_in.v1"
+	EventPasskeyAdded    = "mfa.passkey_added.v1"     //nolint:gosec // an event name, not a credential
+	EventPasskeySignedIn = "mfa.passkey_signed_in.v1" //nolint:gosec // an event name, not a credential
 )
 
 // PasskeyAdded records a WebAuthn credential as a second factor (and a
