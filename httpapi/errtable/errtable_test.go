@@ -105,14 +105,17 @@ var mapped = map[string]struct {
 	"commands.ErrStepUpRequired":          {commands.ErrStepUpRequired, answer{401, "step-up-required"}},
 	"commands.ErrMFAMethodNotFound":       {commands.ErrMFAMethodNotFound, answer{404, "not-found"}},
 	"commands.ErrMFATooMany":              {commands.ErrMFATooMany, answer{409, "too-many-authenticators"}},
-	"commands.ErrInvalidPasskey":          {commands.ErrInvalidPasskey, answer{400, "invalid-passkey"}},
-	"commands.ErrPasskeyLogin":            {commands.ErrPasskeyLogin, answer{401, "invalid-passkey-login"}},
-	"commands.ErrPasskeysOff":             {commands.ErrPasskeysOff, answer{404, "not-found"}},
-	"commands.ErrMFANoPrimaryFactor":      {commands.ErrMFANoPrimaryFactor, answer{409, "no-second-factor"}},
-	"commands.ErrMFAEmailUnverified":      {commands.ErrMFAEmailUnverified, answer{409, "email-unverified"}},
-	"commands.ErrInvalidPhone":            {commands.ErrInvalidPhone, answer{400, "invalid-input"}},
-	"commands.ErrMFAAlreadyEnrolled":      {commands.ErrMFAAlreadyEnrolled, answer{409, "already-enrolled"}},
-	"commands.ErrMFACodeThrottled":        {commands.ErrMFACodeThrottled, answer{429, "rate-limited"}},
+
+	// Passkeys (docs/adr/0037).
+	"commands.ErrInvalidPasskey": {commands.ErrInvalidPasskey, answer{400, "invalid-passkey"}},
+	"commands.ErrPasskeyLogin":   {commands.ErrPasskeyLogin, answer{401, "invalid-passkey-login"}},
+	"commands.ErrPasskeysOff":    {commands.ErrPasskeysOff, answer{404, "not-found"}},
+
+	"commands.ErrMFANoPrimaryFactor": {commands.ErrMFANoPrimaryFactor, answer{409, "no-second-factor"}},
+	"commands.ErrMFAEmailUnverified": {commands.ErrMFAEmailUnverified, answer{409, "email-unverified"}},
+	"commands.ErrInvalidPhone":       {commands.ErrInvalidPhone, answer{400, "invalid-input"}},
+	"commands.ErrMFAAlreadyEnrolled": {commands.ErrMFAAlreadyEnrolled, answer{409, "already-enrolled"}},
+	"commands.ErrMFACodeThrottled":   {commands.ErrMFACodeThrottled, answer{429, "rate-limited"}},
 }
 
 // absent are the exported errors that are deliberately not in the table,
@@ -163,15 +166,18 @@ var absent = map[string]struct {
 	"eventstore.ErrStreamDeleted":         {eventstore.ErrStreamDeleted, "nothing deletes the streams commands write"},
 	"eventstore.ErrRetryInNewTransaction": {eventstore.ErrRetryInNewTransaction, "the store retries it itself"},
 
-	"domain/mfa.ErrNotFound":           {mfa.ErrNotFound, "the second-factor commands answer commands.ErrMFAMethodNotFound for it"},
-	"domain/mfa.ErrTooMany":            {mfa.ErrTooMany, "the second-factor commands answer commands.ErrMFATooMany for it"},
-	"domain/mfa.ErrNoPrimaryFactor":    {mfa.ErrNoPrimaryFactor, "the second-factor commands answer commands.ErrMFANoPrimaryFactor for it"},
-	"domain/mfa.ErrAlreadyConfirmed":   {mfa.ErrAlreadyConfirmed, "confirm checks the method is pending first (commands.ErrMFAMethodNotFound)"},
-	"domain/mfa.ErrInvalidChallenge":   {mfa.ErrInvalidChallenge, "verify answers commands.ErrInvalidMFAToken for it"},
-	"domain/mfa.ErrCodeSpent":          {mfa.ErrCodeSpent, "verify answers commands.ErrInvalidSecondFactor for it, counted as a failure"},
-	"domain/mfa.ErrNoCode":             {mfa.ErrNoCode, "verify answers commands.ErrInvalidSecondFactor for it, counted as a failure"},
-	"domain/mfa.ErrSignCountRegressed": {mfa.ErrSignCountRegressed, "a cloned passkey: verify answers commands.ErrInvalidSecondFactor, the passwordless login commands.ErrPasskeyLogin"},
-	"domain/mfa.ErrAlreadyEnrolled":    {mfa.ErrAlreadyEnrolled, "the second-factor commands answer commands.ErrMFAAlreadyEnrolled for it"},
+	"domain/mfa.ErrNotFound":         {mfa.ErrNotFound, "the second-factor commands answer commands.ErrMFAMethodNotFound for it"},
+	"domain/mfa.ErrTooMany":          {mfa.ErrTooMany, "the second-factor commands answer commands.ErrMFATooMany for it"},
+	"domain/mfa.ErrNoPrimaryFactor":  {mfa.ErrNoPrimaryFactor, "the second-factor commands answer commands.ErrMFANoPrimaryFactor for it"},
+	"domain/mfa.ErrAlreadyConfirmed": {mfa.ErrAlreadyConfirmed, "confirm checks the method is pending first (commands.ErrMFAMethodNotFound)"},
+	"domain/mfa.ErrInvalidChallenge": {mfa.ErrInvalidChallenge, "verify answers commands.ErrInvalidMFAToken for it"},
+	"domain/mfa.ErrCodeSpent":        {mfa.ErrCodeSpent, "verify answers commands.ErrInvalidSecondFactor for it, counted as a failure"},
+	"domain/mfa.ErrNoCode":           {mfa.ErrNoCode, "verify answers commands.ErrInvalidSecondFactor for it, counted as a failure"},
+
+	// A cloned passkey (docs/adr/0037).
+	"domain/mfa.ErrSignCountRegressed": {mfa.ErrSignCountRegressed, "verify answers commands.ErrInvalidSecondFactor, the passwordless login commands.ErrPasskeyLogin"},
+
+	"domain/mfa.ErrAlreadyEnrolled": {mfa.ErrAlreadyEnrolled, "the second-factor commands answer commands.ErrMFAAlreadyEnrolled for it"},
 }
 
 // exportedErrors lists "path.ErrName" for every exported package-level
