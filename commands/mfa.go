@@ -129,7 +129,10 @@ type SecondFactors struct {
 	// Minter derives the mailed codes (purpose mailtoken.MFACode); nil
 	// turns the email factor off. Filled in from IdentityConfig.Minter.
 	Minter *mailtoken.Minter
-	Now    func() time.Time
+	// Passkeys runs the WebAuthn ceremonies (docs/adr/0037); nil turns
+	// passkeys off.
+	Passkeys PasskeyCeremonies
+	Now      func() time.Time
 }
 
 func (s *SecondFactors) now() time.Time { return nowOf(s.Now) }

@@ -22,7 +22,10 @@ type VerifySecondFactor struct {
 	Token  string
 	Method string
 	Code   string
-	Meta   Meta
+	// Credential is the assertion (PublicKeyCredential JSON) of method
+	// mfa.KindWebAuthn, answering BeginPasskeySecondFactor.
+	Credential []byte
+	Meta       Meta
 }
 
 // MethodBackupCode is the verify request's name of a backup code.
@@ -66,8 +69,11 @@ func (h *LoginHandler) VerifySecondFactor(ctx context.Context, cmd VerifySecondF
 	}
 	var decide func(*mfa.Factors) error
 	amr := AMROTP
-	if cmd.Method == mfa.KindSMS {
+	switch cmd.Method {
+	case mfa.KindSMS:
 		amr = AMRSMS
+	case mfa.KindWebAuthn:
+		amr = AMRHardwareKey
 	}
 	switch {
 	case cmd.Method == mfa.KindTOTP:
@@ -93,6 +99,10 @@ func (h *LoginHandler) VerifySecondFactor(ctx context.Context, cmd VerifySecondF
 				// the login throttle's.
 				_, _ = s.Factors.Update(ctx, mfa.StreamName(u.ID()), cmd.Meta, func(f *mfa.Factors) error { return f.FailCode(c, now) })
 			}
+		}
+	case cmd.Method == mfa.KindWebAuthn:
+		if decide, err = s.matchPasskey(ctx, u, f, c, cmd.Credential); err != nil {
+			return VerifiedLogin{}, err
 		}
 	case cmd.Method == MethodBackupCode && c.Purpose == mfa.PurposeLogin:
 		if i := f.BackupCodeIndex(authmfa.BackupCodeDigest(cmd.Code)); i >= 0 {
@@ -123,7 +133,8 @@ func (h *LoginHandler) VerifySecondFactor(ctx context.Context, cmd VerifySecondF
 		switch {
 		case errors.Is(err, mfa.ErrInvalidChallenge):
 			return VerifiedLogin{}, ErrInvalidMFAToken // spent by a racing request
-		case errors.Is(err, mfa.ErrCodeSpent), errors.Is(err, mfa.ErrNotFound), errors.Is(err, mfa.ErrNoCode):
+		case errors.Is(err, mfa.ErrCodeSpent), errors.Is(err, mfa.ErrNotFound), errors.Is(err, mfa.ErrNoCode),
+			errors.Is(err, mfa.ErrSignCountRegressed):
 			decide = nil // a replayed code: a failure like a wrong one
 		case err != nil:
 			return VerifiedLogin{}, err

@@ -78,6 +78,8 @@ type Config struct {
 	Account Account
 	// MFA is second factors.
 	MFA MFA
+	// WebAuthn is passkeys.
+	WebAuthn WebAuthn
 	// RateLimit is every request rate limit (docs/adr/0026).
 	RateLimit RateLimit
 	// Stream is the analytics stream to NATS JetStream.
@@ -1038,6 +1040,7 @@ func (c Config) Validate() error {
 	c.Webhooks.validate(bad)
 	c.Account.validate(bad)
 	c.MFA.validate(bad)
+	c.WebAuthn.validate(c.PublicURL, bad)
 	c.Tasks.validate(bad)
 	c.External.validate(bad, &errs)
 	c.OIDC.validate(bad, &errs)

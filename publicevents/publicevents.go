@@ -202,6 +202,8 @@ var InternalOnly = map[string]string{
 	mfa.EventPhoneAdded:                  "the number (personal data) of an SMS factor",
 	mfa.EventPhoneConfirmed:              "second-factor bookkeeping (an id)",
 	mfa.EventCodeFailed:                  "the mailed code's attempt count; the failed login is user.login_failed.v1",
+	mfa.EventPasskeyAdded:                "second-factor bookkeeping: a credential id, public key and counter; kept internal until a consumer needs factor states",
+	mfa.EventPasskeySignedIn:             "a passkey's signature counter (clone detection); the session's start is the public event",
 	webhook.EventRegistered:              "webhook administration: the receiver's address (the audit trail has it)",
 	webhook.EventDisabled:                "webhook administration (the audit trail has it); the owner reads it from GET /v1/admin/webhooks/{id}",
 	webhook.EventEnabled:                 "webhook administration (the audit trail has it)",

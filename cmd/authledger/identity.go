@@ -20,6 +20,7 @@ import (
 	"github.com/authledger/authledger/auth/keys/pgstore"
 	"github.com/authledger/authledger/auth/mailtoken"
 	authmfa "github.com/authledger/authledger/auth/mfa"
+	"github.com/authledger/authledger/auth/passkey"
 	"github.com/authledger/authledger/auth/password"
 	authrollout "github.com/authledger/authledger/auth/rollout"
 	"github.com/authledger/authledger/auth/token"
@@ -302,13 +303,28 @@ func wireIdentity(ctx context.Context, cfg config.Config, master *keys.MasterKey
 	if err := secrets.Setup(ctx); err != nil {
 		return nil, err
 	}
+	// Passkey ceremonies keep their challenges (digests) in a table
+	// created here, like the secrets (docs/adr/0037).
+	var passkeys commands.PasskeyCeremonies
+	if wa := cfg.WebAuthn.Resolved(cfg.PublicURL); wa.Enabled() {
+		rp, err := passkey.New(db, passkey.Config{RPID: wa.RPID, DisplayName: cfg.MFA.Issuer, Origins: wa.Origins, Now: h.clock})
+		if err != nil {
+			return nil, err
+		}
+		if err := rp.Setup(ctx); err != nil {
+			return nil, err
+		}
+		passkeys = rp
+	} else {
+		log.Info("passkeys off: AUTHLEDGER_PUBLIC_URL names no domain; set AUTHLEDGER_WEBAUTHN_RP_ID")
+	}
 	ic := commands.IdentityConfig{
 		Hasher: hasher, Issuer: issuer, ReservationKey: reservationKey, PasswordPolicy: passwordPolicy(cfg),
 		Minter: minter, RequireVerifiedEmail: cfg.Account.RequireVerifiedEmail, TermsVersion: cfg.Account.TermsVersion, Now: h.clock, Logger: log,
 		Throttle: throttle, SessionPolicy: sp, KnownDeviceTTL: cfg.Identity.KnownDeviceTTL,
 		LocalPasswordsOff: !cfg.External.LocalPasswords, UpstreamProvision: cfg.OIDC.Provision,
 		MFA: &commands.SecondFactors{Secrets: secrets, Issuer: cfg.MFA.Issuer, ChallengeTTL: cfg.MFA.ChallengeTTL,
-			RequiredRoles: cfg.MFA.RequiredRoles, StepUpMaxAge: cfg.MFA.StepUpMaxAge},
+			RequiredRoles: cfg.MFA.RequiredRoles, StepUpMaxAge: cfg.MFA.StepUpMaxAge, Passkeys: passkeys},
 	}
 	// The rollout stream decides each login's path once it has an event;
 	// AUTHLEDGER_USE_EXTERNAL_AUTH until then, and off whatever it says.

@@ -89,8 +89,10 @@ type ChallengeCompleted struct {
 	Step        *int64    `json:"step,omitempty"`
 	CodeIndex   *int      `json:"code_index,omitempty"`
 	// CodeID is the emailed code that completed it (KindEmail).
-	CodeID      *uuid.UUID `json:"code_id,omitempty"`
-	CompletedAt time.Time  `json:"completed_at"`
+	CodeID *uuid.UUID `json:"code_id,omitempty"`
+	// SignCount is the passkey's signature counter (KindWebAuthn).
+	SignCount   *uint32   `json:"sign_count,omitempty"`
+	CompletedAt time.Time `json:"completed_at"`
 }
 
 // EmailAdded records the account's (verified) address as a second
@@ -184,7 +186,7 @@ func (PhoneConfirmed) EventName() string { return EventPhoneConfirmed }
 // AllEvents lists one zero value of every event type of this package.
 func AllEvents() []events.Event {
 	return []events.Event{TOTPAdded{}, TOTPConfirmed{}, BackupCodesGenerated{}, MethodRemoved{}, ChallengeIssued{}, ChallengeCompleted{},
-		EmailAdded{}, CodeSent{}, CodeFailed{}, PhoneAdded{}, PhoneConfirmed{}}
+		EmailAdded{}, CodeSent{}, CodeFailed{}, PhoneAdded{}, PhoneConfirmed{}, PasskeyAdded{}, PasskeySignedIn{}}
 }
 
 // RegisterEvents adds the second-factor events to r.

@@ -128,6 +128,10 @@ type Method struct {
 	Remaining int
 	// Phone is the number of a KindSMS method.
 	Phone string
+	// Name is the label a user gave a KindWebAuthn method.
+	Name string
+
+	passkey *Passkey
 
 	// pending is the code that confirms a new number.
 	pending *Code
@@ -184,7 +188,7 @@ func (f *Factors) Methods() []Method {
 	out := make([]Method, 0, len(f.methods))
 	for _, m := range f.methods {
 		c := *m
-		c.digests, c.used, c.pending = nil, nil, nil
+		c.digests, c.used, c.pending, c.passkey = nil, nil, nil, nil
 		out = append(out, c)
 	}
 	return out
@@ -652,8 +656,15 @@ func (f *Factors) apply(e events.Event) error {
 				c.code.Failures++
 			}
 		}
+	case PasskeyAdded:
+		f.applyPasskey(e)
+	case PasskeySignedIn:
+		f.advanceCounter(e.MethodID, e.SignCount, e.SignedInAt)
 	case ChallengeCompleted:
 		f.challenges = slices.DeleteFunc(f.challenges, func(c *Challenge) bool { return c.ID == e.ChallengeID })
+		if e.SignCount != nil {
+			f.advanceCounter(e.MethodID, *e.SignCount, e.CompletedAt)
+		}
 		m := f.method(e.MethodID)
 		if m == nil {
 			break

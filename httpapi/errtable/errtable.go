@@ -93,6 +93,12 @@ func Table() httpapi.ErrorTable {
 		{Err: commands.ErrMFAAlreadyEnrolled, Problem: problem.Conflict("already-enrolled", "Sign-in codes by email are on already.")},
 		{Err: commands.ErrMFACodeThrottled, Problem: problem.RateLimited("rate-limited", 30*time.Second, "A code was sent a moment ago; retry later."), Details: codeWait},
 		{Err: commands.ErrMFANoPrimaryFactor, Problem: problem.Conflict("no-second-factor", "Backup codes need a confirmed authenticator app first.")},
+		// Passkeys (docs/adr/0037).
+		{Err: commands.ErrInvalidPasskey, Problem: &problem.Error{Kind: problem.KindInvalidInput, Slug: "invalid-passkey",
+			Detail: "The passkey's answer does not verify, or its registration expired or was already finished; begin again."}},
+		{Err: commands.ErrPasskeyLogin, Problem: problem.Unauthenticated("invalid-passkey-login",
+			"The passkey sign-in does not verify, expired or was already used; begin again.")},
+		{Err: commands.ErrPasskeysOff, Problem: problem.NotFound("Passkeys are not configured on this server.")},
 		// Only administrators name users by id.
 		{Err: commands.ErrUserNotFound, Problem: problem.NotFound("No such user.")},
 		// No such session, or another user's: not told apart.

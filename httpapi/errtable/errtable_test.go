@@ -112,6 +112,11 @@ var mapped = map[string]struct {
 	"commands.ErrInvalidPhone":            {commands.ErrInvalidPhone, answer{400, "invalid-input"}},
 	"commands.ErrMFAAlreadyEnrolled":      {commands.ErrMFAAlreadyEnrolled, answer{409, "already-enrolled"}},
 	"commands.ErrMFACodeThrottled":        {commands.ErrMFACodeThrottled, answer{429, "rate-limited"}},
+
+	// Passkeys (docs/adr/0037).
+	"commands.ErrInvalidPasskey": {commands.ErrInvalidPasskey, answer{400, "invalid-passkey"}},
+	"commands.ErrPasskeyLogin":   {commands.ErrPasskeyLogin, answer{401, "invalid-passkey-login"}},
+	"commands.ErrPasskeysOff":    {commands.ErrPasskeysOff, answer{404, "not-found"}},
 }
 
 // absent are the exported errors that are deliberately not in the table,
@@ -170,6 +175,9 @@ var absent = map[string]struct {
 	"domain/mfa.ErrCodeSpent":        {mfa.ErrCodeSpent, "verify answers commands.ErrInvalidSecondFactor for it, counted as a failure"},
 	"domain/mfa.ErrNoCode":           {mfa.ErrNoCode, "verify answers commands.ErrInvalidSecondFactor for it, counted as a failure"},
 	"domain/mfa.ErrAlreadyEnrolled":  {mfa.ErrAlreadyEnrolled, "the second-factor commands answer commands.ErrMFAAlreadyEnrolled for it"},
+
+	// A cloned passkey (docs/adr/0037).
+	"domain/mfa.ErrSignCountRegressed": {mfa.ErrSignCountRegressed, "verify answers commands.ErrInvalidSecondFactor, the passwordless login commands.ErrPasskeyLogin"},
 }
 
 // exportedErrors lists "path.ErrName" for every exported package-level

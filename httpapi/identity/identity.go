@@ -91,6 +91,7 @@ func Mount(rg *gin.RouterGroup, d Deps) error {
 	}
 	if d.MFA != nil {
 		h.mountMFA(rg)
+		h.mountPasskeys(rg)
 	}
 	if d.Rollout != nil && d.RolloutState != nil {
 		rg.GET("/v1/admin/rollout", d.authenticated(access.RolloutRead, h.getRollout)...)

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -53,12 +54,14 @@ func (h *handlers) verifyMFA(c *gin.Context) {
 		MFAToken string `json:"mfa_token"`
 		Method   string `json:"method"`
 		Code     string `json:"code"`
+		// Credential is the passkey's assertion (method webauthn).
+		Credential json.RawMessage `json:"credential"`
 	}
 	if !bind(c, &body) {
 		return
 	}
 	r, err := h.d.Login.VerifySecondFactor(c.Request.Context(), commands.VerifySecondFactor{
-		Token: body.MFAToken, Method: body.Method, Code: body.Code, Meta: anonymous(c)})
+		Token: body.MFAToken, Method: body.Method, Code: body.Code, Credential: body.Credential, Meta: anonymous(c)})
 	if err != nil {
 		httpapi.WriteError(c, err)
 		return
@@ -126,6 +129,9 @@ func (h *handlers) listMFA(c *gin.Context) {
 		}
 		if m.Kind == mfa.KindSMS {
 			item["phone"] = m.Phone
+		}
+		if m.Kind == mfa.KindWebAuthn {
+			item["name"] = m.Name
 		}
 		out = append(out, item)
 	}
