@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -25,10 +26,10 @@ func (h *handlers) mountMFA(rg *gin.RouterGroup) {
 	rg.POST("/v1/auth/mfa/send", rl, h.sendCode)
 	rg.GET("/v1/me/mfa", h.d.authenticated(access.AccountRead, h.listMFA)...)
 	rg.POST("/v1/me/mfa/totp", h.d.authenticated(access.AccountWrite, h.addTOTP)...)
-	rg.POST("/v1/me/mfa/totp/confirm", h.d.authenticated(access.AccountWrite, h.confirmTOTP)...)
+	rg.POST("/v1/me/mfa/totp/confirm", h.d.authenticated(access.AccountWrite, h.confirmMethod(h.d.MFA.ConfirmTOTP))...)
 	rg.POST("/v1/me/mfa/email", h.d.authenticated(access.AccountWrite, h.addEmail)...)
 	rg.POST("/v1/me/mfa/sms", h.d.authenticated(access.AccountWrite, h.addPhone)...)
-	rg.POST("/v1/me/mfa/sms/confirm", h.d.authenticated(access.AccountWrite, h.confirmPhone)...)
+	rg.POST("/v1/me/mfa/sms/confirm", h.d.authenticated(access.AccountWrite, h.confirmMethod(h.d.MFA.ConfirmPhone))...)
 	rg.POST("/v1/me/mfa/backup-codes", h.d.authenticated(access.AccountWrite, h.regenerateBackupCodes)...)
 	rg.DELETE("/v1/me/mfa/:id", h.d.authenticated(access.AccountWrite, h.removeMFA)...)
 }
@@ -154,32 +155,38 @@ func (h *handlers) addTOTP(c *gin.Context) {
 	c.JSON(http.StatusCreated, enrolmentBody(e))
 }
 
-func (h *handlers) confirmTOTP(c *gin.Context) {
-	p, err := httpapi.Caller(c)
-	if err != nil {
-		httpapi.WriteError(c, err)
-		return
+// confirmMethod answers the confirmations of a new method by its first
+// code: an authenticator app's (ConfirmTOTP) or a number's texted code
+// (ConfirmPhone). Both answer the first backup codes when the method is
+// the user's first.
+func (h *handlers) confirmMethod(confirm func(ctx context.Context, userID, methodID uuid.UUID, code string, meta commands.Meta) (commands.ConfirmedTOTP, error)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p, err := httpapi.Caller(c)
+		if err != nil {
+			httpapi.WriteError(c, err)
+			return
+		}
+		var body struct {
+			MethodID string `json:"method_id"`
+			Code     string `json:"code"`
+		}
+		if !bind(c, &body) {
+			return
+		}
+		id, err := uuid.Parse(body.MethodID)
+		if err != nil {
+			httpapi.WriteError(c, commands.ErrMFAMethodNotFound)
+			return
+		}
+		r, err := confirm(c.Request.Context(), p.UserID, id, body.Code, callerMeta(c, p))
+		if err != nil {
+			httpapi.WriteError(c, err)
+			return
+		}
+		httpapi.SetConsistencyToken(c, r.Position)
+		c.Header("Cache-Control", "no-store")
+		c.JSON(http.StatusOK, gin.H{"method_id": id, "confirmed": true, "backup_codes": nonEmpty(r.BackupCodes)})
 	}
-	var body struct {
-		MethodID string `json:"method_id"`
-		Code     string `json:"code"`
-	}
-	if !bind(c, &body) {
-		return
-	}
-	id, err := uuid.Parse(body.MethodID)
-	if err != nil {
-		httpapi.WriteError(c, commands.ErrMFAMethodNotFound)
-		return
-	}
-	r, err := h.d.MFA.ConfirmTOTP(c.Request.Context(), p.UserID, id, body.Code, callerMeta(c, p))
-	if err != nil {
-		httpapi.WriteError(c, err)
-		return
-	}
-	httpapi.SetConsistencyToken(c, r.Position)
-	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, gin.H{"method_id": id, "confirmed": true, "backup_codes": nonEmpty(r.BackupCodes)})
 }
 
 func (h *handlers) regenerateBackupCodes(c *gin.Context) {
@@ -274,32 +281,4 @@ func (h *handlers) addPhone(c *gin.Context) {
 	}
 	httpapi.SetConsistencyToken(c, e.Position)
 	c.JSON(http.StatusCreated, gin.H{"method_id": e.MethodID, "type": mfa.KindSMS, "confirmed": false})
-}
-
-func (h *handlers) confirmPhone(c *gin.Context) {
-	p, err := httpapi.Caller(c)
-	if err != nil {
-		httpapi.WriteError(c, err)
-		return
-	}
-	var body struct {
-		MethodID string `json:"method_id"`
-		Code     string `json:"code"`
-	}
-	if !bind(c, &body) {
-		return
-	}
-	id, err := uuid.Parse(body.MethodID)
-	if err != nil {
-		httpapi.WriteError(c, commands.ErrMFAMethodNotFound)
-		return
-	}
-	r, err := h.d.MFA.ConfirmPhone(c.Request.Context(), p.UserID, id, body.Code, callerMeta(c, p))
-	if err != nil {
-		httpapi.WriteError(c, err)
-		return
-	}
-	httpapi.SetConsistencyToken(c, r.Position)
-	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, gin.H{"method_id": id, "confirmed": true, "backup_codes": nonEmpty(r.BackupCodes)})
 }
