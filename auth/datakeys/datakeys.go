@@ -98,14 +98,9 @@ func New(cfg Config) (*Keyring, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	k, err := cfg.MasterKey.DeriveKey(purpose)
+	wrap, err := cfg.MasterKey.DeriveAEAD(purpose)
 	if err != nil {
 		return nil, fmt.Errorf("datakeys: %w", err)
-	}
-	defer clear(k)
-	wrap, err := newAEAD(k)
-	if err != nil {
-		return nil, err
 	}
 	return &Keyring{pool: cfg.Pool, wrap: wrap, masterID: cfg.MasterKey.ID(), cacheFor: cfg.CacheFor,
 		now: cfg.Now, cache: map[uuid.UUID]cached{}}, nil

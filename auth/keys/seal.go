@@ -71,6 +71,28 @@ func (m *MasterKey) DeriveKey(purpose string) ([]byte, error) {
 	return k, nil
 }
 
+// DeriveAEAD returns AES-256-GCM under DeriveKey(purpose): the one way
+// a store seals rows under the master key (the vault, the second
+// factors' secrets, the users' data keys), so none builds its own cipher
+// from a derived key. The derived bytes are cleared once the cipher holds
+// them.
+func (m *MasterKey) DeriveAEAD(purpose string) (cipher.AEAD, error) {
+	k, err := m.DeriveKey(purpose)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(k)
+	block, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	return aead, nil
+}
+
 // ID identifies the master key without revealing it (16 hex digits of an
 // HMAC under it). Sealed keys record it, so opening with the wrong master
 // key fails with a clear ErrWrongMasterKey instead of an opaque GCM error.

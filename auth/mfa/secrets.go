@@ -2,7 +2,6 @@ package mfa
 
 import (
 	"context"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"errors"
@@ -52,16 +51,7 @@ func NewSecrets(pool *pgxpool.Pool, master *keys.MasterKey, old ...*keys.MasterK
 	}
 	s := &Secrets{pool: pool, sealers: map[string]sealer{}}
 	for i, mk := range append([]*keys.MasterKey{master}, old...) {
-		k, err := mk.DeriveKey(secretsPurpose)
-		if err != nil {
-			return nil, fmt.Errorf("mfa: %w", err)
-		}
-		block, err := aes.NewCipher(k)
-		clear(k)
-		if err != nil {
-			return nil, fmt.Errorf("mfa: %w", err)
-		}
-		aead, err := cipher.NewGCM(block)
+		aead, err := mk.DeriveAEAD(secretsPurpose)
 		if err != nil {
 			return nil, fmt.Errorf("mfa: %w", err)
 		}

@@ -14,7 +14,6 @@ package vault
 
 import (
 	"context"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/json"
@@ -124,16 +123,7 @@ func newSealer(mk *keys.MasterKey) (sealer, error) {
 	if mk == nil {
 		return sealer{}, errors.New("vault: nil master key")
 	}
-	k, err := mk.DeriveKey(purpose)
-	if err != nil {
-		return sealer{}, fmt.Errorf("vault: %w", err)
-	}
-	defer clear(k)
-	block, err := aes.NewCipher(k)
-	if err != nil {
-		return sealer{}, fmt.Errorf("vault: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := mk.DeriveAEAD(purpose)
 	if err != nil {
 		return sealer{}, fmt.Errorf("vault: %w", err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/authledger/authledger/auth/keys"
 	"github.com/authledger/authledger/commands"
 	"github.com/authledger/authledger/config"
 	"github.com/authledger/authledger/domain/auditarchive"
@@ -50,6 +51,13 @@ func exportSigner(cfg config.Config) (*audit.ExportSigner, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newExportSigner(master)
+}
+
+// newExportSigner is the signer of audit exports and archives: an
+// Ed25519 key derived from the master key, the same for serve's
+// retention and the CLI.
+func newExportSigner(master *keys.MasterKey) (*audit.ExportSigner, error) {
 	seed, err := master.DeriveKey(auditExportKeyPurpose)
 	if err != nil {
 		return nil, err

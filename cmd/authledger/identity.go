@@ -232,11 +232,7 @@ func wireIdentity(ctx context.Context, cfg config.Config, master *keys.MasterKey
 	if err != nil {
 		return nil, err
 	}
-	exportSeed, err := master.DeriveKey(auditExportKeyPurpose)
-	if err != nil {
-		return nil, err
-	}
-	auditExport, err := audit.NewExportSigner(exportSeed)
+	auditExport, err := newExportSigner(master)
 	if err != nil {
 		return nil, err
 	}
